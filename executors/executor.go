@@ -1,0 +1,111 @@
+package executors
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path"
+	"time"
+
+	"github.com/skiffml/skiff/engine/spec"
+)
+
+// Executor runs executions. All methods are safe for concurrent use.
+type Executor interface {
+	// Name is the executor's kind as pipelines name it ("local", "sim", ...).
+	Name() string
+	// Root is the execution's work dir as the step sees it; the engine
+	// resolves path placeholders under it (InputPath, OutputPath).
+	Root(id string) string
+	// Start validates spec and begins the execution. A bad spec is rejected
+	// with an error before anything starts, and report is never called.
+	// Otherwise Start returns nil at once (the execution may first wait for
+	// node resources) and report is called with Started, then exactly once
+	// with Exited. report must not block for long.
+	Start(ctx context.Context, s *Spec, report func(Event)) error
+	// Cancel stops the execution (SIGTERM or equivalent, a grace period,
+	// then a kill). Its Exited event then carries TaskCanceled. Cancelling
+	// an unknown or finished execution is not an error.
+	Cancel(ctx context.Context, id string) error
+	// Logs returns the execution's combined stdout and stderr. With follow,
+	// the reader keeps returning output until the execution exits.
+	Logs(ctx context.Context, id string, follow bool) (io.ReadCloser, error)
+	// Running lists the executions this executor still runs.
+	Running(ctx context.Context) ([]string, error)
+}
+
+// Spec is a fully resolved execution: every placeholder in Command, Args
+// and Env has been replaced.
+type Spec struct {
+	ID        string // ExecutionID(RunID, TaskIndex, Attempt)
+	RunID     string
+	Task      string
+	TaskIndex int
+	Attempt   int // 1 for the first attempt
+
+	Image      string
+	Command    []string
+	Args       []string
+	Env        []spec.EnvVar
+	WorkingDir string // "" = the execution's root
+
+	Inputs  []ArtifactInput // artifacts to materialise before start
+	Outputs []OutputSpec    // what to collect after a zero exit
+
+	Resources spec.Resources
+	Timeout   time.Duration // 0 = none
+}
+
+// ArtifactInput is an input artifact to materialise at InputPath(root, Name).
+type ArtifactInput struct {
+	Name string
+	Ref  spec.ArtifactRef
+}
+
+// OutputSpec is an output to collect from OutputPath(root, Name): for a
+// parameter, the file's content parsed by Type; for an artifact, the file
+// or directory stored in the blob store.
+type OutputSpec struct {
+	Name string
+	Type spec.Type
+}
+
+// EventKind says what happened to an execution.
+type EventKind uint8
+
+const (
+	EventStarted EventKind = iota + 1
+	EventExited
+)
+
+// Event is reported by an executor about one execution.
+type Event struct {
+	ID   string
+	Kind EventKind
+	Time time.Time
+
+	// Exited only:
+	State    spec.TaskState        // TaskSucceeded, TaskFailed or TaskCanceled
+	ExitCode int                   // -1 when there was no exit code
+	Reason   string                // why it failed: "exit code 3", "timed out after 10s", "OOMKilled", ...
+	Outputs  map[string]spec.Value // collected outputs, on success
+	Logs     *spec.ArtifactRef     // the captured stdout+stderr, stored in the blob store
+}
+
+// ExecutionID is the deterministic id of one attempt of one task.
+func ExecutionID(runID string, taskIndex, attempt int) string {
+	return fmt.Sprintf("%s-%d-%d", runID, taskIndex, attempt)
+}
+
+// Layout of an execution's root, as the step sees it.
+const (
+	InputsDir  = "inputs"
+	OutputsDir = "outputs"
+	TmpDir     = "tmp"
+)
+
+// InputPath is where input artifact name is materialised under root.
+func InputPath(root, name string) string { return path.Join(root, InputsDir, name) }
+
+// OutputPath is where the step writes output name under root.
+func OutputPath(root, name string) string { return path.Join(root, OutputsDir, name) }
