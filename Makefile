@@ -1,0 +1,41 @@
+# Skiff — `make` alone prints this help.
+GO      ?= go
+PKGS    ?= ./...
+BIN     ?= bin/skiff
+FUZZTIME ?= 20s
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build the skiff binary into bin/skiff.
+	$(GO) build -o $(BIN) ./cmd/skiff
+
+.PHONY: test
+test: ## Run every test with the race detector (what CI runs).
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+.PHONY: check
+check: ## go vet, gofmt and the import rules.
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) test -count=1 -run 'TestImports' ./scheduler/
+
+.PHONY: bench
+bench: ## Run the Go benchmarks (store, scheduler, engine).
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME (default 20s).
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+.PHONY: demo
+demo: build ## Build skiff and run the Iris example in a scratch data dir.
+	$(BIN) run --data-dir .demo-data examples/iris/pipeline.yaml

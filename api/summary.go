@@ -1,0 +1,88 @@
+package api
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/skiffml/skiff/engine/spec"
+	"github.com/skiffml/skiff/store"
+)
+
+// RunSummary is a run as `skiff run -o json` and `skiff runs get -o json`
+// print it. Field names are snake_case, as KFP's API writes them.
+type RunSummary struct {
+	RunID        string                     `json:"run_id"`
+	Name         string                     `json:"display_name"`
+	Pipeline     string                     `json:"pipeline"`
+	State        string                     `json:"state"`
+	Error        string                     `json:"error,omitempty"`
+	CreatedAt    string                     `json:"created_at"`
+	StartedAt    string                     `json:"started_at,omitempty"`
+	FinishedAt   string                     `json:"finished_at,omitempty"`
+	DurationSecs float64                    `json:"duration_seconds,omitempty"`
+	Parameters   map[string]json.RawMessage `json:"parameters,omitempty"`
+	Tasks        []TaskSummary              `json:"tasks"`
+	Outputs      map[string]json.RawMessage `json:"outputs,omitempty"`
+}
+
+// TaskSummary is one task of a RunSummary.
+type TaskSummary struct {
+	Name         string                     `json:"name"`
+	State        string                     `json:"state"`
+	Attempts     int                        `json:"attempts"`
+	Error        string                     `json:"error,omitempty"`
+	StartedAt    string                     `json:"started_at,omitempty"`
+	FinishedAt   string                     `json:"finished_at,omitempty"`
+	DurationSecs float64                    `json:"duration_seconds,omitempty"`
+	Outputs      map[string]json.RawMessage `json:"outputs,omitempty"`
+}
+
+// Summarize builds the summary of a stored run and its tasks.
+func Summarize(r store.Run, tasks []store.Task) RunSummary {
+	s := RunSummary{
+		RunID: r.ID, Name: r.Name, Pipeline: r.PipelineName, State: r.State.String(), Error: r.Error,
+		CreatedAt: timeText(r.CreatedAt), StartedAt: timeText(r.StartedAt), FinishedAt: timeText(r.FinishedAt),
+		DurationSecs: duration(r.StartedAt, r.FinishedAt), Parameters: r.Params,
+		Tasks: make([]TaskSummary, 0, len(tasks)), Outputs: values(r.Outputs),
+	}
+	for _, t := range tasks {
+		s.Tasks = append(s.Tasks, TaskSummary{
+			Name: t.Name, State: t.State.String(), Attempts: len(t.Attempts), Error: t.Error,
+			StartedAt: timeText(t.StartedAt), FinishedAt: timeText(t.FinishedAt),
+			DurationSecs: duration(t.StartedAt, t.FinishedAt), Outputs: values(t.Outputs),
+		})
+	}
+	return s
+}
+
+// values renders outputs: a parameter as its JSON value, an artifact as
+// {"digest":..., "size":..., "type":...}.
+func values(m map[string]spec.Value) map[string]json.RawMessage {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]json.RawMessage, len(m))
+	for k, v := range m {
+		if v.Artifact != nil {
+			b, _ := json.Marshal(v.Artifact)
+			out[k] = b
+		} else {
+			out[k] = v.Param
+		}
+	}
+	return out
+}
+
+func timeText(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func duration(from, to time.Time) float64 {
+	if from.IsZero() || to.IsZero() {
+		return 0
+	}
+	return to.Sub(from).Seconds()
+}

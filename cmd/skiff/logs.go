@@ -1,0 +1,77 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/skiffml/skiff/executors"
+)
+
+func logsCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "logs",
+		Usage:     "print the output (stdout and stderr) of a task",
+		ArgsUsage: "RUN TASK",
+		Description: `Prints what the task's last attempt wrote to stdout and stderr, as kept in
+the data dir. RUN may be a unique prefix of a run id.`,
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "attempt", Usage: "which attempt (1 is the first; default the last)"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 2 {
+				return usageError("logs: expected RUN and TASK")
+			}
+			n, err := openNode(c, nodeOptions{wait: time.Second})
+			if err != nil {
+				return err
+			}
+			defer n.close()
+			r, err := findRun(n, c.Args().Get(0))
+			if err != nil {
+				return err
+			}
+			tasks, err := n.store.Tasks(r.ID)
+			if err != nil {
+				return err
+			}
+			name := c.Args().Get(1)
+			for _, t := range tasks {
+				if t.Name != name && strconv.Itoa(t.Index) != name {
+					continue
+				}
+				if len(t.Attempts) == 0 {
+					return usageError("task %s has not run (%s)", t.Name, t.State)
+				}
+				a := t.Attempts[len(t.Attempts)-1]
+				if k := c.Int("attempt"); k != 0 {
+					if k < 1 || k > len(t.Attempts) {
+						return usageError("--attempt: task %s has attempts 1..%d", t.Name, len(t.Attempts))
+					}
+					a = t.Attempts[k-1]
+				}
+				var rc io.ReadCloser
+				if a.Logs != nil {
+					rc, err = n.blobs.Open(c.Context, a.Logs.Digest)
+				} else {
+					rc, err = n.local.Logs(c.Context, a.ExecutionID, false)
+				}
+				if errors.Is(err, executors.ErrUnknownExecution) {
+					return fmt.Errorf("no logs kept for task %s attempt %d", t.Name, a.N)
+				}
+				if err != nil {
+					return err
+				}
+				defer rc.Close()
+				_, err = io.Copy(os.Stdout, rc)
+				return err
+			}
+			return usageError("run %s has no task %q", r.ID, name)
+		},
+	}
+}

@@ -1,0 +1,65 @@
+// Command skiff runs machine-learning pipelines: on an embedded single node
+// (skiff run), and later as a replicated service (skiff server).
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Exit codes, as kubectl and argo users expect them.
+const (
+	exitOK       = 0
+	exitRunFail  = 1 // the run failed or was cancelled
+	exitBadInput = 2 // bad usage or bad input
+)
+
+func main() {
+	app := newApp()
+	if err := app.Run(os.Args); err != nil {
+		var ec cli.ExitCoder
+		if errors.As(err, &ec) {
+			if msg := err.Error(); msg != "" {
+				fmt.Fprintln(os.Stderr, "skiff:", msg)
+			}
+			os.Exit(ec.ExitCode())
+		}
+		fmt.Fprintln(os.Stderr, "skiff:", err)
+		os.Exit(exitRunFail)
+	}
+}
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:  "skiff",
+		Usage: "run machine-learning pipelines on one machine or a cluster",
+		Description: `Skiff runs pipelines — DAGs of steps with typed parameters and artifacts —
+on an embedded single node whose every state change is kept in a Raft log
+and a bbolt database under the data dir, so a crashed run can be resumed.
+
+Start with:  skiff run examples/iris/pipeline.yaml`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{
+				Name:    "data-dir",
+				Usage:   "where the embedded node keeps its state, artifacts and work dirs",
+				Value:   defaultDataDir(),
+				EnvVars: []string{"SKIFF_DATA_DIR"},
+			},
+			&cli.BoolFlag{Name: "debug", Usage: "log engine internals to standard error"},
+		},
+		Commands: []*cli.Command{
+			runCommand(),
+			runsCommand(),
+			logsCommand(),
+		},
+		ExitErrHandler: func(*cli.Context, error) {}, // main prints errors and picks the exit code
+	}
+}
+
+// usageError marks bad usage or bad input (exit code 2).
+func usageError(format string, args ...any) error {
+	return cli.Exit(fmt.Sprintf(format, args...), exitBadInput)
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/skiffml/skiff/engine"
+	"github.com/skiffml/skiff/executors/local"
+	"github.com/skiffml/skiff/executors/sim"
+	"github.com/skiffml/skiff/store"
+	"github.com/skiffml/skiff/store/blob"
+)
+
+func defaultDataDir() string {
+	if home, err := os.UserHomeDir(); err == nil && home != "" {
+		return filepath.Join(home, ".skiff")
+	}
+	return ".skiff"
+}
+
+// node is the embedded single node: store, blobs, executors and engine.
+type node struct {
+	dir    string
+	store  *store.Store
+	blobs  *blob.Store
+	local  *local.Executor
+	engine *engine.Engine
+	log    *slog.Logger
+}
+
+type nodeOptions struct {
+	defaultExecutor string
+	onUpdate        func([]engine.Update)
+	// wait is how long to wait for another skiff holding the data dir.
+	wait time.Duration
+}
+
+func logger(c *cli.Context) *slog.Logger {
+	if c.Bool("debug") {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// openNode opens the data dir. When another skiff process holds it, it
+// says so on standard error and waits up to opts.wait.
+func openNode(c *cli.Context, opts nodeOptions) (*node, error) {
+	dir, err := filepath.Abs(c.String("data-dir"))
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	log := logger(c)
+	n := &node{dir: dir, log: log}
+
+	scfg := store.DefaultConfig(filepath.Join(dir, "store"))
+	scfg.Logger = log
+	st, err := store.Open(c.Context, scfg)
+	if errors.Is(err, store.ErrLocked) && opts.wait > 0 {
+		fmt.Fprintf(os.Stderr, "skiff: data dir %s is in use by another skiff process; waiting up to %s for it (use --data-dir for a separate one)\n", dir, opts.wait)
+		scfg.LockTimeout = opts.wait
+		st, err = store.Open(c.Context, scfg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	n.store = st
+	if n.blobs, err = blob.Open(filepath.Join(dir, "blobs")); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("open blob store: %w", err)
+	}
+	lcfg := local.DefaultConfig(filepath.Join(dir, "work"), n.blobs)
+	lcfg.Logger = log
+	if n.local, err = local.New(lcfg); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("local executor: %w", err)
+	}
+	ecfg := engine.DefaultConfig(st, n.local, sim.New(sim.Config{}))
+	ecfg.DefaultExecutor = opts.defaultExecutor
+	ecfg.Logger = log
+	ecfg.OnUpdate = opts.onUpdate
+	if n.engine, err = engine.New(ecfg); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// start runs the engine loop until ctx ends; the returned func waits for it.
+func (n *node) start(ctx context.Context) func() error {
+	done := make(chan error, 1)
+	go func() { done <- n.engine.Run(ctx) }()
+	return func() error { return <-done }
+}
+
+func (n *node) close() error { return n.store.Close() }

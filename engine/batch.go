@@ -1,0 +1,121 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/skiffml/skiff/engine/spec"
+	"github.com/skiffml/skiff/executors"
+	"github.com/skiffml/skiff/store"
+)
+
+// batch collects what one loop turn changes: the commands proposed as one
+// store entry, and the side effects allowed once that entry is committed.
+type batch struct {
+	cmds        []store.Command
+	byRun       map[string]int // run id -> index of its TransitionTasks in cmds
+	transitions int
+	effects     []effect
+	updates     []Update
+	finals      []string
+}
+
+// effect is a side effect held back until its commit: start or stop one
+// execution.
+type effect struct {
+	id    string
+	start *execRef
+	stop  *execRef
+	spec  *executors.Spec
+	// cmd and item locate the transition that must not have been rejected
+	// for the effect to happen.
+	cmd, item int
+}
+
+func newBatch() *batch { return &batch{byRun: map[string]int{}} }
+
+func (b *batch) transition(r *activeRun, t store.Transition) {
+	i, ok := b.byRun[r.id]
+	if !ok {
+		i = len(b.cmds)
+		b.byRun[r.id] = i
+		b.cmds = append(b.cmds, &store.TransitionTasks{RunID: r.id})
+	}
+	tt := b.cmds[i].(*store.TransitionTasks)
+	tt.Items = append(tt.Items, t)
+	b.transitions++
+}
+
+func (b *batch) cmdOf(r *activeRun) int { return b.byRun[r.id] }
+
+func (b *batch) lastItem(r *activeRun) int {
+	return len(b.cmds[b.byRun[r.id]].(*store.TransitionTasks).Items) - 1
+}
+
+func (b *batch) runState(r *activeRun, to spec.RunState, reason string, outs map[string]spec.Value, now time.Time) {
+	b.cmds = append(b.cmds, store.SetRunState{RunID: r.id, From: r.state, To: to, Time: now, Error: reason, Outputs: outs})
+}
+
+func (b *batch) update(u Update) { b.updates = append(b.updates, u) }
+
+// flush commits the batch as one store entry, then performs its effects.
+func (e *Engine) flush(ctx context.Context, b *batch) error {
+	if len(b.cmds) > 0 {
+		cmds := make([]store.Command, len(b.cmds))
+		for i, c := range b.cmds {
+			if tt, ok := c.(*store.TransitionTasks); ok {
+				cmds[i] = *tt
+			} else {
+				cmds[i] = c
+			}
+		}
+		start := time.Now()
+		res, err := e.cfg.Store.Apply(context.WithoutCancel(ctx), cmds...)
+		if err != nil {
+			return fmt.Errorf("commit %d commands: %w", len(cmds), err)
+		}
+		e.m.commitSeconds.Observe(time.Since(start).Seconds())
+		e.m.transitions.Add(float64(b.transitions))
+		rejected := map[[2]int]bool{}
+		for _, rj := range res.Rejected {
+			rejected[[2]int{rj.Cmd, rj.Item}] = true
+			e.log.Error("store rejected a change", "command", rj.Cmd, "item", rj.Item, "reason", rj.Reason)
+		}
+		if len(rejected) > 0 {
+			kept := b.effects[:0]
+			for _, ef := range b.effects {
+				if ef.start != nil && rejected[[2]int{ef.cmd, ef.item}] {
+					delete(e.inflight, ef.id)
+					continue
+				}
+				kept = append(kept, ef)
+			}
+			b.effects = kept
+		}
+	}
+	for _, ef := range b.effects {
+		switch {
+		case ef.start != nil:
+			if err := ef.start.exec.Start(ctx, ef.spec, e.report); err != nil {
+				e.m.executorErrors.Inc()
+				e.post(startFailed{id: ef.id, reason: err.Error()})
+			}
+		case ef.stop != nil:
+			x, id := ef.stop.exec, ef.id
+			go func() {
+				if err := x.Cancel(context.WithoutCancel(ctx), id); err != nil {
+					e.log.Warn("cancel execution", "execution", id, "err", err)
+				}
+			}()
+		}
+	}
+	if e.cfg.OnUpdate != nil && len(b.updates) > 0 {
+		e.cfg.OnUpdate(b.updates)
+	}
+	for _, id := range b.finals {
+		delete(e.active, id)
+		e.notifyFinal(id)
+	}
+	return nil
+}

@@ -1,0 +1,354 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/skiffml/skiff/engine/spec"
+	"github.com/skiffml/skiff/executors"
+	"github.com/skiffml/skiff/store"
+)
+
+// Config configures an Engine.
+type Config struct {
+	Store     *store.Store
+	Executors []executors.Executor
+	// DefaultExecutor runs tasks whose plan names none; "" = the first of
+	// Executors.
+	DefaultExecutor string
+	Logger          *slog.Logger
+	Registerer      prometheus.Registerer // nil = no metrics
+	Clock           func() time.Time      // nil = time.Now
+	// MaxBatch caps the task transitions proposed in one store entry.
+	MaxBatch int
+	// OnUpdate, when set, is called from the loop after each commit with
+	// the changes it made durable. It must return quickly.
+	OnUpdate func([]Update)
+}
+
+// DefaultConfig returns a Config with the defaults filled in.
+func DefaultConfig(st *store.Store, execs ...executors.Executor) Config {
+	return Config{Store: st, Executors: execs, MaxBatch: 8192}
+}
+
+// Validate reports the first problem with c.
+func (c Config) Validate() error {
+	if c.Store == nil {
+		return errors.New("engine: Config.Store is required")
+	}
+	if len(c.Executors) == 0 {
+		return errors.New("engine: Config.Executors needs at least one executor")
+	}
+	seen := map[string]bool{}
+	for _, x := range c.Executors {
+		if seen[x.Name()] {
+			return fmt.Errorf("engine: two executors named %q", x.Name())
+		}
+		seen[x.Name()] = true
+	}
+	if c.DefaultExecutor != "" && !seen[c.DefaultExecutor] {
+		return fmt.Errorf("engine: default executor %q: %w", c.DefaultExecutor, ErrUnknownExecutor)
+	}
+	if c.MaxBatch < 0 {
+		return errors.New("engine: Config.MaxBatch must not be negative")
+	}
+	return nil
+}
+
+// Update is one durable change, reported to Config.OnUpdate.
+type Update struct {
+	RunID string
+	// Task is the task's index, or -1 for a change of the run's state.
+	Task      int
+	Name      string // task name, or the pipeline name for run updates
+	TaskState spec.TaskState
+	RunState  spec.RunState
+	Attempt   int
+	Reason    string
+	Time      time.Time
+}
+
+// Engine runs pipelines. Create it with New, start its loop with Run.
+type Engine struct {
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+	execs   map[string]executors.Executor
+	defExec string
+	m       *metrics
+
+	mu      sync.Mutex
+	inbox   []any
+	waiters map[string][]chan struct{}
+	wake    chan struct{}
+	stopped chan struct{}
+	err     error
+
+	// Owned by the loop goroutine.
+	active   map[string]*activeRun
+	inflight map[string]*execRef
+}
+
+// New returns an engine; call Run to start its loop.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.MaxBatch == 0 {
+		cfg.MaxBatch = 8192
+	}
+	e := &Engine{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		now:      cfg.Clock,
+		execs:    map[string]executors.Executor{},
+		defExec:  cfg.DefaultExecutor,
+		waiters:  map[string][]chan struct{}{},
+		wake:     make(chan struct{}, 1),
+		stopped:  make(chan struct{}),
+		active:   map[string]*activeRun{},
+		inflight: map[string]*execRef{},
+	}
+	for _, x := range cfg.Executors {
+		e.execs[x.Name()] = x
+	}
+	if e.defExec == "" {
+		e.defExec = cfg.Executors[0].Name()
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	e.m = m
+	return e, nil
+}
+
+// SubmitOptions are the optional parts of a submission.
+type SubmitOptions struct {
+	// RequestID makes the submission idempotent: a second submission with
+	// the same id returns the first run's id.
+	RequestID string
+	// Name is the run's display name; "" = the pipeline's name.
+	Name string
+	// PipelineDir is the directory of the pipeline file on the submitting
+	// machine ({{pipeline.dir}}).
+	PipelineDir string
+	// Executor overrides the engine's default executor for this run.
+	Executor string
+}
+
+// Submit validates params against plan, stores a new run and hands it to
+// the loop. It returns once the run is durable. plan must be finalized.
+func (e *Engine) Submit(ctx context.Context, plan *spec.Plan, params map[string]json.RawMessage, opts SubmitOptions) (string, error) {
+	if err := plan.CheckParams(params); err != nil {
+		return "", err
+	}
+	if opts.Executor != "" {
+		if _, ok := e.execs[opts.Executor]; !ok {
+			return "", fmt.Errorf("executor %q: %w (have %s)", opts.Executor, ErrUnknownExecutor, e.executorNames())
+		}
+	}
+	def := opts.Executor
+	if def == "" {
+		def = e.defExec
+	}
+	for i := range plan.Tasks {
+		name := plan.ExecutorName(&plan.Tasks[i], def)
+		if _, ok := e.execs[name]; !ok {
+			return "", fmt.Errorf("tasks[%d].executor: %q: %w (have %s)", i, name, ErrUnknownExecutor, e.executorNames())
+		}
+	}
+	if opts.RequestID != "" {
+		if r, err := e.cfg.Store.RunByRequestID(opts.RequestID); err == nil {
+			return r.ID, nil
+		}
+	}
+	planJSON, err := json.Marshal(plan)
+	if err != nil {
+		return "", fmt.Errorf("encode plan: %w", err)
+	}
+	name := opts.Name
+	if name == "" {
+		name = plan.Name
+	}
+	names := make([]string, len(plan.Tasks))
+	for i := range plan.Tasks {
+		names[i] = plan.Tasks[i].Name
+	}
+	run := store.Run{
+		ID:              newRunID(),
+		RequestID:       opts.RequestID,
+		PipelineName:    plan.Name,
+		Name:            name,
+		Plan:            planJSON,
+		Params:          params,
+		DefaultExecutor: def,
+		PipelineDir:     opts.PipelineDir,
+		State:           spec.RunPending,
+		CreatedAt:       e.now().UTC(),
+		TaskCount:       len(plan.Tasks),
+	}
+	res, err := e.cfg.Store.Apply(ctx, store.CreateRun{Run: run, TaskNames: names})
+	if err != nil {
+		return "", fmt.Errorf("store run: %w", err)
+	}
+	if len(res.Rejected) > 0 {
+		if opts.RequestID != "" {
+			if r, err := e.cfg.Store.RunByRequestID(opts.RequestID); err == nil {
+				return r.ID, nil
+			}
+		}
+		return "", fmt.Errorf("store run: %s", res.Rejected[0].Reason)
+	}
+	e.post(activate{runID: run.ID})
+	return run.ID, nil
+}
+
+// Resume hands unfinished runs to the loop: those named, or every
+// unfinished run when none is named. It returns the ids resumed.
+func (e *Engine) Resume(ctx context.Context, ids ...string) ([]string, error) {
+	var out []string
+	if len(ids) == 0 {
+		runs, err := e.cfg.Store.UnfinishedRuns()
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range runs {
+			out = append(out, r.ID)
+		}
+		sort.Strings(out)
+	} else {
+		for _, id := range ids {
+			r, err := e.cfg.Store.FindRun(id)
+			if err != nil {
+				return nil, fmt.Errorf("run %q: %w", id, err)
+			}
+			if r.State.Final() {
+				return nil, fmt.Errorf("run %s is %s: %w", r.ID, r.State, ErrRunFinished)
+			}
+			out = append(out, r.ID)
+		}
+	}
+	for _, id := range out {
+		e.post(activate{runID: id})
+	}
+	return out, nil
+}
+
+// Cancel requests the cancellation of a run: running executions are
+// stopped, nothing new starts, and the run ends CANCELED.
+func (e *Engine) Cancel(ctx context.Context, runID string) error {
+	r, err := e.cfg.Store.GetRun(runID)
+	if err != nil {
+		return err
+	}
+	if r.State.Final() {
+		return fmt.Errorf("run %s is %s: %w", runID, r.State, ErrRunFinished)
+	}
+	res, err := e.cfg.Store.Apply(ctx, store.RequestCancel{RunID: runID, Time: e.now().UTC()})
+	if err != nil {
+		return err
+	}
+	if len(res.Rejected) > 0 {
+		return fmt.Errorf("cancel run %s: %s", runID, res.Rejected[0].Reason)
+	}
+	e.post(cancelRun{runID: runID})
+	return nil
+}
+
+// Wait blocks until the run is final, ctx ends or the engine stops, and
+// returns the run as stored.
+func (e *Engine) Wait(ctx context.Context, runID string) (store.Run, error) {
+	ch := make(chan struct{})
+	e.mu.Lock()
+	e.waiters[runID] = append(e.waiters[runID], ch)
+	e.mu.Unlock()
+	r, err := e.cfg.Store.GetRun(runID)
+	if err != nil || r.State.Final() {
+		return r, err
+	}
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		return r, ctx.Err()
+	case <-e.stopped:
+		return r, e.stopErr()
+	}
+	return e.cfg.Store.GetRun(runID)
+}
+
+// Executor returns the executor named name, if the engine has it.
+func (e *Engine) Executor(name string) (executors.Executor, bool) {
+	x, ok := e.execs[name]
+	return x, ok
+}
+
+func (e *Engine) executorNames() string {
+	names := make([]string, 0, len(e.execs))
+	for n := range e.execs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return fmt.Sprint(names)
+}
+
+func (e *Engine) stopErr() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.err != nil {
+		return e.err
+	}
+	return ErrStopped
+}
+
+// post hands a message to the loop; it never blocks.
+func (e *Engine) post(m any) {
+	e.mu.Lock()
+	e.inbox = append(e.inbox, m)
+	e.mu.Unlock()
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Engine) report(ev executors.Event) { e.post(ev) }
+
+func (e *Engine) notifyFinal(runID string) {
+	e.mu.Lock()
+	chs := e.waiters[runID]
+	delete(e.waiters, runID)
+	e.mu.Unlock()
+	for _, ch := range chs {
+		close(ch)
+	}
+}
+
+// newRunID returns a random UUID (version 4), as KFP run ids are.
+func newRunID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}

@@ -1,0 +1,13 @@
+package engine
+
+import "errors"
+
+var (
+	// ErrUnknownExecutor is returned when a task names an executor the
+	// engine does not have.
+	ErrUnknownExecutor = errors.New("unknown executor")
+	// ErrStopped is returned by calls made after the engine's loop ended.
+	ErrStopped = errors.New("engine stopped")
+	// ErrRunFinished is returned when cancelling a run that already ended.
+	ErrRunFinished = errors.New("run already finished")
+)

@@ -1,0 +1,347 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/skiffml/skiff/engine/spec"
+	"github.com/skiffml/skiff/executors"
+	"github.com/skiffml/skiff/scheduler"
+	"github.com/skiffml/skiff/store"
+)
+
+// Messages the loop handles.
+type (
+	activate  struct{ runID string }
+	cancelRun struct{ runID string }
+	// startFailed is posted when an executor rejects a spec after the
+	// attempt was committed as RUNNING.
+	startFailed struct {
+		id     string
+		reason string
+	}
+)
+
+// activeRun is the loop's view of one unfinished run.
+type activeRun struct {
+	id       string
+	rec      store.Run
+	plan     *spec.Plan
+	sched    *scheduler.Run
+	state    spec.RunState
+	attempts []int // current attempt number per task
+	final    bool
+}
+
+// execRef ties a live execution to its run, task and attempt.
+type execRef struct {
+	run     *activeRun
+	task    int
+	attempt int
+	exec    executors.Executor
+}
+
+// Run is the reconcile loop. It returns when ctx ends (executions keep
+// running and are picked up again by Resume) or when the store fails.
+func (e *Engine) Run(ctx context.Context) error {
+	defer close(e.stopped)
+	for {
+		msgs := e.take()
+		if len(msgs) == 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-e.wake:
+				continue
+			}
+		}
+		e.m.queueDepth.Set(float64(len(msgs)))
+		for len(msgs) > 0 {
+			b := newBatch()
+			n := 0
+			for n < len(msgs) && b.transitions < e.cfg.MaxBatch {
+				e.handle(ctx, msgs[n], b)
+				n++
+			}
+			msgs = msgs[n:]
+			if err := e.flush(ctx, b); err != nil {
+				e.mu.Lock()
+				e.err = err
+				e.mu.Unlock()
+				e.log.Error("engine stopped: store failed", "err", err)
+				return err
+			}
+		}
+	}
+}
+
+func (e *Engine) take() []any {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	msgs := e.inbox
+	e.inbox = nil
+	return msgs
+}
+
+func (e *Engine) handle(ctx context.Context, m any, b *batch) {
+	switch m := m.(type) {
+	case activate:
+		e.activate(ctx, m.runID, b)
+	case cancelRun:
+		if r := e.active[m.runID]; r != nil && !r.final {
+			if r.state != spec.RunCanceling {
+				r.state = spec.RunCanceling
+				b.update(Update{RunID: r.id, Task: -1, Name: r.plan.Name, RunState: r.state, Time: e.now().UTC()})
+			}
+			e.decide(r, r.sched.Cancel(), b)
+		}
+	case executors.Event:
+		e.onEvent(m, b)
+	case startFailed:
+		e.onEvent(executors.Event{ID: m.id, Kind: executors.EventExited, Time: e.now(),
+			State: spec.TaskFailed, ExitCode: -1, Reason: m.reason}, b)
+	default:
+		e.log.Error("engine: unknown message", "type", fmt.Sprintf("%T", m))
+	}
+}
+
+// activate loads a run from the store and starts or resumes it.
+func (e *Engine) activate(ctx context.Context, runID string, b *batch) {
+	if _, ok := e.active[runID]; ok {
+		return
+	}
+	rec, err := e.cfg.Store.GetRun(runID)
+	if err != nil {
+		e.log.Error("activate run", "run", runID, "err", err)
+		return
+	}
+	if rec.State.Final() {
+		e.notifyFinal(runID)
+		return
+	}
+	r, err := e.rebuild(rec)
+	if err != nil {
+		// A run whose plan no longer loads cannot go on: fail it.
+		e.log.Error("resume run", "run", runID, "err", err)
+		b.runState(&activeRun{id: runID, state: rec.State}, spec.RunFailed, err.Error(), nil, e.now().UTC())
+		b.finals = append(b.finals, runID)
+		return
+	}
+	e.active[runID] = r
+	now := e.now().UTC()
+	if r.state == spec.RunPending {
+		b.runState(r, spec.RunRunning, "", nil, now)
+		b.update(Update{RunID: r.id, Task: -1, Name: r.plan.Name, RunState: spec.RunRunning, Time: now})
+		r.state = spec.RunRunning
+	}
+	tasks, err := e.cfg.Store.Tasks(runID)
+	if err != nil {
+		e.log.Error("load tasks", "run", runID, "err", err)
+		return
+	}
+	for _, t := range tasks {
+		if t.State != spec.TaskRunning {
+			continue
+		}
+		// The engine died while this attempt ran: whatever it did is
+		// lost. Make sure nothing of it lingers, then try again.
+		old := executors.ExecutionID(runID, t.Index, r.attempts[t.Index])
+		if x, ok := e.execs[r.executorName(t.Index)]; ok {
+			if k, ok := x.(leftoverKiller); ok {
+				if err := k.KillLeftover(old); err != nil {
+					e.log.Warn("kill leftover execution", "execution", old, "err", err)
+				}
+			}
+		}
+		inputs, err := r.sched.Inputs(t.Index)
+		if err != nil {
+			e.failTask(r, t.Index, spec.TaskRunning, r.attempts[t.Index], fmt.Sprintf("resume: %v", err), b)
+			continue
+		}
+		e.startAttempt(r, t.Index, spec.TaskRunning, inputs,
+			fmt.Sprintf("lost: the engine stopped while attempt %d was running", r.attempts[t.Index]), b)
+	}
+	e.decide(r, r.sched.Start(), b)
+	if rec.CancelRequested {
+		e.decide(r, r.sched.Cancel(), b)
+	}
+}
+
+// rebuild makes the loop's view of a stored run.
+func (e *Engine) rebuild(rec store.Run) (*activeRun, error) {
+	var plan spec.Plan
+	if err := json.Unmarshal(rec.Plan, &plan); err != nil {
+		return nil, fmt.Errorf("decode stored plan: %w", err)
+	}
+	if err := plan.Finalize(); err != nil {
+		return nil, fmt.Errorf("stored plan: %w", err)
+	}
+	tasks, err := e.cfg.Store.Tasks(rec.ID)
+	if err != nil {
+		return nil, err
+	}
+	if len(tasks) != len(plan.Tasks) {
+		return nil, fmt.Errorf("stored run has %d tasks, its plan %d", len(tasks), len(plan.Tasks))
+	}
+	r := &activeRun{
+		id:       rec.ID,
+		rec:      rec,
+		plan:     &plan,
+		sched:    scheduler.New(&plan, rec.Params),
+		state:    rec.State,
+		attempts: make([]int, len(plan.Tasks)),
+	}
+	if rec.CancelRequested && !rec.State.Final() {
+		r.state = spec.RunCanceling
+	}
+	for _, t := range tasks {
+		r.attempts[t.Index] = len(t.Attempts)
+		if t.State != spec.TaskPending {
+			r.sched.Restore(t.Index, t.State, t.Outputs)
+		}
+	}
+	return r, nil
+}
+
+func (r *activeRun) executorName(task int) string {
+	return r.plan.ExecutorName(&r.plan.Tasks[task], r.rec.DefaultExecutor)
+}
+
+// decide turns scheduler decisions into batched transitions and effects.
+func (e *Engine) decide(r *activeRun, decs []scheduler.Decision, b *batch) {
+	now := e.now().UTC()
+	for _, d := range decs {
+		e.m.decisions.Inc()
+		switch d.Action {
+		case scheduler.ActStart:
+			e.startAttempt(r, d.Task, spec.TaskPending, d.Inputs, "", b)
+		case scheduler.ActSkip, scheduler.ActCancel:
+			to := spec.TaskSkipped
+			if d.Action == scheduler.ActCancel {
+				to = spec.TaskCanceled
+			}
+			b.transition(r, store.Transition{Task: d.Task, Attempt: r.attempts[d.Task], From: spec.TaskPending, To: to, Time: now, Error: d.Reason})
+			b.update(Update{RunID: r.id, Task: d.Task, Name: r.plan.Tasks[d.Task].Name, TaskState: to, Attempt: r.attempts[d.Task], Reason: d.Reason, Time: now})
+		case scheduler.ActFail:
+			// The task cannot start (e.g. an upstream output is missing):
+			// record one attempt that failed before it ran.
+			e.failTask(r, d.Task, spec.TaskPending, r.attempts[d.Task], d.Reason, b)
+		case scheduler.ActStop:
+			id := executors.ExecutionID(r.id, d.Task, r.attempts[d.Task])
+			if ref := e.inflight[id]; ref != nil {
+				b.effects = append(b.effects, effect{stop: ref, id: id})
+			}
+		case scheduler.ActDone:
+			var outs map[string]spec.Value
+			if d.RunState == spec.RunSucceeded {
+				outs = r.sched.Outputs()
+			}
+			reason := ""
+			if d.RunState == spec.RunFailed {
+				reason = r.failureSummary()
+			}
+			b.runState(r, d.RunState, reason, outs, now)
+			b.update(Update{RunID: r.id, Task: -1, Name: r.plan.Name, RunState: d.RunState, Reason: reason, Time: now})
+			r.state = d.RunState
+			r.final = true
+			b.finals = append(b.finals, r.id)
+		}
+	}
+}
+
+// startAttempt records a new attempt of task (from PENDING, or from
+// RUNNING when the previous attempt was lost) and queues its start.
+func (e *Engine) startAttempt(r *activeRun, task int, from spec.TaskState, inputs map[string]spec.Value, lostReason string, b *batch) {
+	now := e.now().UTC()
+	attempt := r.attempts[task] + 1
+	r.attempts[task] = attempt
+	id := executors.ExecutionID(r.id, task, attempt)
+	name := r.executorName(task)
+	x, ok := e.execs[name]
+	tr := store.Transition{Task: task, Attempt: attempt, From: from, To: spec.TaskRunning, Time: now,
+		ExecutionID: id, Executor: name, Error: lostReason}
+	b.transition(r, tr)
+	b.update(Update{RunID: r.id, Task: task, Name: r.plan.Tasks[task].Name, TaskState: spec.TaskRunning, Attempt: attempt, Reason: lostReason, Time: now})
+	if !ok {
+		e.finishAttempt(r, task, attempt, spec.TaskFailed, fmt.Sprintf("executor %q: %v", name, ErrUnknownExecutor), nil, nil, b)
+		return
+	}
+	s, err := e.buildSpec(r, task, attempt, id, x, inputs)
+	if err != nil {
+		e.finishAttempt(r, task, attempt, spec.TaskFailed, err.Error(), nil, nil, b)
+		return
+	}
+	ref := &execRef{run: r, task: task, attempt: attempt, exec: x}
+	e.inflight[id] = ref
+	b.effects = append(b.effects, effect{start: ref, id: id, spec: s, cmd: b.cmdOf(r), item: b.lastItem(r)})
+}
+
+// failTask records a failed attempt for a task that could not run.
+func (e *Engine) failTask(r *activeRun, task int, from spec.TaskState, attempt int, reason string, b *batch) {
+	if from == spec.TaskPending {
+		e.startAttemptNoExec(r, task, b)
+		attempt = r.attempts[task]
+	}
+	e.finishAttempt(r, task, attempt, spec.TaskFailed, reason, nil, nil, b)
+}
+
+func (e *Engine) startAttemptNoExec(r *activeRun, task int, b *batch) {
+	now := e.now().UTC()
+	r.attempts[task]++
+	a := r.attempts[task]
+	b.transition(r, store.Transition{Task: task, Attempt: a, From: spec.TaskPending, To: spec.TaskRunning, Time: now,
+		ExecutionID: executors.ExecutionID(r.id, task, a), Executor: r.executorName(task)})
+}
+
+// finishAttempt records the end of a running attempt and feeds the
+// scheduler.
+func (e *Engine) finishAttempt(r *activeRun, task, attempt int, state spec.TaskState, reason string, outs map[string]spec.Value, logs *spec.ArtifactRef, b *batch) {
+	now := e.now().UTC()
+	b.transition(r, store.Transition{Task: task, Attempt: attempt, From: spec.TaskRunning, To: state, Time: now,
+		Outputs: outs, Error: reason, Logs: logs})
+	b.update(Update{RunID: r.id, Task: task, Name: r.plan.Tasks[task].Name, TaskState: state, Attempt: attempt, Reason: reason, Time: now})
+	e.m.executions.WithLabelValues(state.String()).Inc()
+	e.decide(r, r.sched.Finished(task, state, outs), b)
+}
+
+func (e *Engine) onEvent(ev executors.Event, b *batch) {
+	ref := e.inflight[ev.ID]
+	if ref == nil {
+		return // an event of an attempt we no longer follow
+	}
+	switch ev.Kind {
+	case executors.EventStarted:
+		e.m.started.Inc()
+	case executors.EventExited:
+		delete(e.inflight, ev.ID)
+		if ref.run.final {
+			return
+		}
+		st := ev.State
+		if st != spec.TaskSucceeded && st != spec.TaskCanceled {
+			st = spec.TaskFailed
+		}
+		e.finishAttempt(ref.run, ref.task, ref.attempt, st, ev.Reason, ev.Outputs, ev.Logs, b)
+	}
+}
+
+// failureSummary names the tasks that failed, for the run's error.
+func (r *activeRun) failureSummary() string {
+	var names []string
+	for i := range r.plan.Tasks {
+		if r.sched.State(i) == spec.TaskFailed {
+			names = append(names, r.plan.Tasks[i].Name)
+		}
+	}
+	switch len(names) {
+	case 0:
+		return ""
+	case 1:
+		return fmt.Sprintf("task %s failed", names[0])
+	}
+	if len(names) > 5 {
+		return fmt.Sprintf("%d tasks failed, first %v", len(names), names[:5])
+	}
+	return fmt.Sprintf("tasks %v failed", names)
+}

@@ -1,0 +1,358 @@
+package spec
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// ParseSkiff compiles a Skiff YAML pipeline (docs/pipeline-format.md) into
+// a finalized plan. Decoding is strict: an unknown field, a value of the
+// wrong YAML type or a failed Finalize check is a *ValidationError naming
+// the field path of every problem.
+func ParseSkiff(data []byte) (*Plan, error) {
+	j, err := yaml.YAMLToJSONStrict(data)
+	if err != nil {
+		msg := strings.TrimPrefix(err.Error(), "error converting YAML to JSON: ")
+		return nil, &ValidationError{Errors: []FieldError{{Msg: "invalid YAML: " + msg}}}
+	}
+	dec := json.NewDecoder(bytes.NewReader(j))
+	dec.UseNumber()
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		return nil, &ValidationError{Errors: []FieldError{{Msg: "invalid YAML: " + err.Error()}}}
+	}
+	if doc == nil {
+		return nil, &ValidationError{Errors: []FieldError{{Msg: "the document is empty"}}}
+	}
+	var d skiffDecoder
+	p := d.plan(doc)
+	if err := d.errs.err(); err != nil {
+		return nil, err
+	}
+	if err := p.Finalize(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// skiffDecoder walks the YAML document (as decoded JSON) and collects
+// every error with its path.
+type skiffDecoder struct{ errs errList }
+
+var (
+	planFields   = []string{"name", "description", "executor", "parameters", "tasks", "outputs"}
+	paramFields  = []string{"type", "default", "description"}
+	taskFields   = []string{"name", "description", "executor", "image", "command", "args", "env", "workingDir", "inputs", "outputs", "after", "resources", "retry", "cache", "timeout"}
+	inputFields  = []string{"type", "value", "param", "from"}
+	outputFields = []string{"type"}
+	resFields    = []string{"cpu", "memory", "gpu"}
+	retryFields  = []string{"limit", "backoff", "factor", "maxBackoff"}
+	cacheFields  = []string{"enabled", "maxStaleness", "key"}
+)
+
+func (d *skiffDecoder) plan(doc any) *Plan {
+	m := d.object("", doc, planFields)
+	if m == nil {
+		return nil
+	}
+	p := &Plan{
+		Name:        d.str("name", m["name"]),
+		Description: d.str("description", m["description"]),
+		Executor:    d.str("executor", m["executor"]),
+	}
+	pm := d.object("parameters", m["parameters"], nil)
+	for _, name := range sortedKeys(pm) {
+		p.Params = append(p.Params, d.param(key("parameters", name), name, pm[name]))
+	}
+	if m["tasks"] == nil {
+		d.errs.add("tasks", "required: a list of tasks")
+	} else if ts, ok := m["tasks"].([]any); !ok {
+		d.errs.add("tasks", "expected a list of tasks, got "+describe(m["tasks"]))
+	} else {
+		p.Tasks = make([]Task, len(ts))
+		for i, tv := range ts {
+			p.Tasks[i] = d.task(fmt.Sprintf("tasks[%d]", i), tv)
+		}
+	}
+	om := d.object("outputs", m["outputs"], nil)
+	for _, name := range sortedKeys(om) {
+		path := key("outputs", name)
+		p.Outputs = append(p.Outputs, PlanOutput{Name: name, From: d.ref(path, om[name])})
+	}
+	return p
+}
+
+func (d *skiffDecoder) param(path, name string, v any) Param {
+	prm := Param{Name: name}
+	if s, ok := v.(string); ok { // short form: `k: int`
+		prm.Type = Type(s)
+		return prm
+	}
+	m := d.object(path, v, paramFields)
+	if m == nil {
+		return prm
+	}
+	prm.Type = Type(d.str(path+".type", m["type"]))
+	prm.Description = d.str(path+".description", m["description"])
+	if m["default"] != nil {
+		prm.Default = d.raw(m["default"])
+	}
+	return prm
+}
+
+func (d *skiffDecoder) task(path string, v any) Task {
+	var t Task
+	m := d.object(path, v, taskFields)
+	if m == nil {
+		return t
+	}
+	t.Name = d.str(path+".name", m["name"])
+	t.Description = d.str(path+".description", m["description"])
+	t.Executor = d.str(path+".executor", m["executor"])
+	t.Image = d.str(path+".image", m["image"])
+	t.Command = d.strList(path+".command", m["command"])
+	t.Args = d.strList(path+".args", m["args"])
+	t.WorkingDir = d.str(path+".workingDir", m["workingDir"])
+	t.After = d.strList(path+".after", m["after"])
+	env := d.object(path+".env", m["env"], nil)
+	for _, k := range sortedKeys(env) {
+		t.Env = append(t.Env, EnvVar{Name: k, Value: d.str(key(path+".env", k), env[k])})
+	}
+	ins := d.object(path+".inputs", m["inputs"], nil)
+	for _, k := range sortedKeys(ins) {
+		t.Inputs = append(t.Inputs, d.input(key(path+".inputs", k), k, ins[k]))
+	}
+	outs := d.object(path+".outputs", m["outputs"], nil)
+	for _, k := range sortedKeys(outs) {
+		op := key(path+".outputs", k)
+		o := Output{Name: k}
+		if s, ok := outs[k].(string); ok {
+			o.Type = Type(s)
+		} else if om := d.object(op, outs[k], outputFields); om != nil {
+			o.Type = Type(d.str(op+".type", om["type"]))
+		}
+		t.Outputs = append(t.Outputs, o)
+	}
+	t.Resources = d.resources(path+".resources", m["resources"])
+	t.Retry = d.retry(path+".retry", m["retry"])
+	t.Cache = d.cache(path+".cache", m["cache"])
+	t.Timeout = d.duration(path+".timeout", m["timeout"])
+	return t
+}
+
+func (d *skiffDecoder) input(path, name string, v any) Input {
+	in := Input{Name: name}
+	m := d.object(path, v, inputFields)
+	if m == nil {
+		if v == nil {
+			d.errs.add(path, "expected an object with type and one of value, param or from")
+		}
+		return in
+	}
+	in.Type = Type(d.str(path+".type", m["type"]))
+	in.Param = d.str(path+".param", m["param"])
+	if fv, ok := m["from"]; ok && fv != nil {
+		r := d.ref(path+".from", fv)
+		in.From = &r
+	}
+	if vv, ok := m["value"]; ok {
+		in.Value = d.raw(vv)
+	}
+	return in
+}
+
+// ref reads "TASK.OUTPUT".
+func (d *skiffDecoder) ref(path string, v any) Ref {
+	s := d.str(path, v)
+	task, out, ok := strings.Cut(s, ".")
+	if s != "" && (!ok || task == "" || out == "") {
+		d.errs.add(path, fmt.Sprintf("expected TASK.OUTPUT, got %s", quote(s)))
+	} else if s == "" && v == nil {
+		d.errs.add(path, "expected TASK.OUTPUT")
+	}
+	return Ref{Task: task, Output: out}
+}
+
+func (d *skiffDecoder) resources(path string, v any) Resources {
+	var r Resources
+	m := d.object(path, v, resFields)
+	if m == nil {
+		return r
+	}
+	if c := m["cpu"]; c != nil {
+		n, err := parseCPU(c)
+		if err != nil {
+			d.errs.add(path+".cpu", err.Error())
+		}
+		r.MilliCPU = n
+	}
+	if mem := m["memory"]; mem != nil {
+		n, err := parseMemory(mem)
+		if err != nil {
+			d.errs.add(path+".memory", err.Error())
+		}
+		r.MemoryBytes = n
+	}
+	r.GPU = d.int(path+".gpu", m["gpu"])
+	return r
+}
+
+func (d *skiffDecoder) retry(path string, v any) *Retry {
+	m := d.object(path, v, retryFields)
+	if m == nil {
+		return nil
+	}
+	return &Retry{
+		Limit:      d.int(path+".limit", m["limit"]),
+		Backoff:    d.duration(path+".backoff", m["backoff"]),
+		Factor:     d.float(path+".factor", m["factor"]),
+		MaxBackoff: d.duration(path+".maxBackoff", m["maxBackoff"]),
+	}
+}
+
+func (d *skiffDecoder) cache(path string, v any) *Cache {
+	if b, ok := v.(bool); ok { // short form: `cache: true`
+		return &Cache{Enabled: b}
+	}
+	m := d.object(path, v, cacheFields)
+	if m == nil {
+		return nil
+	}
+	c := &Cache{Enabled: true, MaxStaleness: d.duration(path+".maxStaleness", m["maxStaleness"]), Key: d.str(path+".key", m["key"])}
+	if e, ok := m["enabled"]; ok && e != nil {
+		c.Enabled = d.bool(path+".enabled", e)
+	}
+	return c
+}
+
+// object checks that v is a mapping whose keys are all in fields (any key
+// when fields is nil). A null v is an absent field: nil, no error.
+func (d *skiffDecoder) object(path string, v any, fields []string) map[string]any {
+	if v == nil {
+		return nil
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		d.errs.add(path, "expected a mapping, got "+describe(v))
+		return nil
+	}
+	if fields != nil {
+		for _, k := range sortedKeys(m) {
+			if !slices.Contains(fields, k) {
+				d.errs.add(key(path, k), "unknown field; known fields: "+strings.Join(fields, ", "))
+			}
+		}
+	}
+	return m
+}
+
+func (d *skiffDecoder) str(path string, v any) string {
+	if v == nil {
+		return ""
+	}
+	s, ok := v.(string)
+	if !ok {
+		hint := ""
+		switch v.(type) {
+		case json.Number, bool:
+			hint = " (quote it to make it text)"
+		}
+		d.errs.add(path, "expected a string, got "+describe(v)+hint)
+	}
+	return s
+}
+
+func (d *skiffDecoder) strList(path string, v any) []string {
+	if v == nil {
+		return nil
+	}
+	l, ok := v.([]any)
+	if !ok {
+		d.errs.add(path, "expected a list of strings, got "+describe(v))
+		return nil
+	}
+	if len(l) == 0 {
+		return nil
+	}
+	out := make([]string, len(l))
+	for i, e := range l {
+		if e == nil {
+			d.errs.add(fmt.Sprintf("%s[%d]", path, i), "expected a string, got null")
+			continue
+		}
+		out[i] = d.str(fmt.Sprintf("%s[%d]", path, i), e)
+	}
+	return out
+}
+
+func (d *skiffDecoder) int(path string, v any) int {
+	if v == nil {
+		return 0
+	}
+	n, ok := v.(json.Number)
+	if !ok {
+		d.errs.add(path, "expected an integer, got "+describe(v))
+		return 0
+	}
+	i, err := jsonInt(n)
+	if err != nil || i > math.MaxInt32 || i < math.MinInt32 {
+		d.errs.add(path, "expected an integer, got "+string(n))
+		return 0
+	}
+	return int(i)
+}
+
+func (d *skiffDecoder) float(path string, v any) float64 {
+	if v == nil {
+		return 0
+	}
+	n, ok := v.(json.Number)
+	if !ok {
+		d.errs.add(path, "expected a number, got "+describe(v))
+		return 0
+	}
+	f, err := n.Float64()
+	if err != nil {
+		d.errs.add(path, "expected a number, got "+string(n))
+	}
+	return f
+}
+
+func (d *skiffDecoder) bool(path string, v any) bool {
+	b, ok := v.(bool)
+	if !ok {
+		d.errs.add(path, "expected true or false, got "+describe(v))
+	}
+	return b
+}
+
+func (d *skiffDecoder) duration(path string, v any) Duration {
+	if v == nil {
+		return 0
+	}
+	var dur Duration
+	switch v.(type) {
+	case string, json.Number:
+		if err := dur.UnmarshalJSON(d.raw(v)); err != nil {
+			d.errs.add(path, err.Error())
+		}
+	default:
+		d.errs.add(path, "expected a duration like 30s or 5m, got "+describe(v))
+	}
+	return dur
+}
+
+// raw re-encodes a decoded value as compact JSON (numbers keep their text).
+func (d *skiffDecoder) raw(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil { // cannot happen for decoded JSON
+		return json.RawMessage("null")
+	}
+	return b
+}

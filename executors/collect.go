@@ -1,0 +1,189 @@
+package executors
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/skiffml/skiff/engine/spec"
+	"github.com/skiffml/skiff/store/blob"
+)
+
+// MaxParamBytes is the largest parameter output file CollectOutputs reads.
+// Parameters travel inline through the replicated store; anything larger
+// belongs in an artifact.
+const MaxParamBytes = 1 << 20
+
+// PrepareRoot creates the layout of an execution's root on the host:
+// inputs/, outputs/ and tmp/ (and hostRoot itself).
+func PrepareRoot(hostRoot string) error {
+	for _, d := range []string{InputsDir, OutputsDir, TmpDir} {
+		if err := os.MkdirAll(filepath.Join(hostRoot, d), 0o755); err != nil {
+			return fmt.Errorf("prepare root: %w", err)
+		}
+	}
+	return nil
+}
+
+// MaterializeInputs writes every input artifact at InputPath(hostRoot, name).
+// Errors name the input.
+func MaterializeInputs(ctx context.Context, hostRoot string, ins []ArtifactInput, blobs *blob.Store) error {
+	for _, in := range ins {
+		if !filepath.IsLocal(in.Name) {
+			return fmt.Errorf("input %q: name must be a relative path inside inputs/", in.Name)
+		}
+		if err := blobs.Materialize(ctx, in.Ref, InputPath(hostRoot, in.Name)); err != nil {
+			return fmt.Errorf("input %q: %w", in.Name, err)
+		}
+	}
+	return nil
+}
+
+// CollectOutputs reads every output from OutputPath(hostRoot, name) after a
+// step exited 0. A parameter's file is parsed by ParseParam; an artifact (a
+// file or a directory) is stored in blobs and its ref carries the output's
+// Type. A missing file, a parse failure or a store failure is an error
+// naming the output, e.g. `output "accuracy": expected float, got "abc"`.
+func CollectOutputs(ctx context.Context, hostRoot string, outs []OutputSpec, blobs *blob.Store) (map[string]spec.Value, error) {
+	vals := make(map[string]spec.Value, len(outs))
+	for _, out := range outs {
+		v, err := collectOne(ctx, hostRoot, out, blobs)
+		if err != nil {
+			return nil, fmt.Errorf("output %q: %w", out.Name, err)
+		}
+		vals[out.Name] = v
+	}
+	return vals, nil
+}
+
+func collectOne(ctx context.Context, hostRoot string, out OutputSpec, blobs *blob.Store) (spec.Value, error) {
+	if !filepath.IsLocal(out.Name) {
+		return spec.Value{}, errors.New("name must be a relative path inside outputs/")
+	}
+	p := OutputPath(hostRoot, out.Name)
+	switch out.Type.Kind() {
+	case spec.KindParameter:
+		data, err := readParamFile(p)
+		if err != nil {
+			return spec.Value{}, err
+		}
+		raw, err := ParseParam(out.Type, data)
+		if err != nil {
+			return spec.Value{}, err
+		}
+		return spec.Value{Param: raw}, nil
+	case spec.KindArtifact:
+		ref, err := blobs.PutPath(ctx, p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return spec.Value{}, fmt.Errorf("missing: the step wrote nothing at %s/%s", OutputsDir, out.Name)
+		}
+		if err != nil {
+			return spec.Value{}, err
+		}
+		ref.Type = out.Type
+		return spec.Value{Artifact: &ref}, nil
+	default:
+		return spec.Value{}, fmt.Errorf("unknown type %q", out.Type)
+	}
+}
+
+func readParamFile(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("missing: the step wrote no file at %s/%s", OutputsDir, filepath.Base(p))
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
+		return nil, errors.New("a parameter must be a regular file")
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxParamBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxParamBytes {
+		return nil, fmt.Errorf("parameter file larger than %d bytes; use an artifact", MaxParamBytes)
+	}
+	return data, nil
+}
+
+// ParseParam turns the content of a parameter output file into the JSON
+// value of type t:
+//
+//   - string: the raw text, with ONE trailing newline ("\n" or "\r\n")
+//     removed, as `echo` writes it; anything else is kept. It must be UTF-8.
+//   - int: a JSON integer (no fraction or exponent) that fits in int64.
+//   - float: any JSON number.
+//   - bool: true or false.
+//   - list / object: a JSON array / object.
+//
+// Whitespace around JSON values is allowed. The result is compact JSON.
+func ParseParam(t spec.Type, data []byte) (json.RawMessage, error) {
+	if t == spec.TypeString {
+		s := data
+		if bytes.HasSuffix(s, []byte("\r\n")) {
+			s = s[:len(s)-2]
+		} else if bytes.HasSuffix(s, []byte("\n")) {
+			s = s[:len(s)-1]
+		}
+		if !utf8.Valid(s) {
+			return nil, errors.New("expected string, got bytes that are not UTF-8")
+		}
+		return json.Marshal(string(s))
+	}
+	if t.Kind() != spec.KindParameter {
+		return nil, fmt.Errorf("%q is not a parameter type", t)
+	}
+	v := bytes.TrimSpace(data)
+	if !json.Valid(v) {
+		return nil, badParam(t, data)
+	}
+	var kind spec.Type
+	switch c := v[0]; {
+	case c == '[':
+		kind = spec.TypeList
+	case c == '{':
+		kind = spec.TypeObject
+	case c == 't' || c == 'f':
+		kind = spec.TypeBool
+	case c == '-' || (c >= '0' && c <= '9'):
+		kind = spec.TypeFloat
+	default: // a JSON string or null
+		return nil, badParam(t, data)
+	}
+	switch {
+	case kind == t:
+	case t == spec.TypeInt && kind == spec.TypeFloat:
+		n, err := strconv.ParseInt(string(v), 10, 64)
+		if err != nil {
+			return nil, badParam(t, data)
+		}
+		return json.RawMessage(strconv.FormatInt(n, 10)), nil
+	default:
+		return nil, badParam(t, data)
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, v); err != nil {
+		return nil, badParam(t, data)
+	}
+	return buf.Bytes(), nil
+}
+
+func badParam(t spec.Type, data []byte) error {
+	const max = 64
+	got := string(data)
+	if len(data) > max {
+		got = string(data[:max]) + "..."
+	}
+	return fmt.Errorf("expected %s, got %q", t, got)
+}

@@ -1,0 +1,259 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/skiffml/skiff/engine/spec"
+	"github.com/skiffml/skiff/executors"
+)
+
+var _ executors.Executor = (*Executor)(nil)
+
+// Executor runs each execution as a local process group.
+type Executor struct {
+	cfg   Config
+	log   *slog.Logger
+	slots *slots
+	cap   spec.Resources // the node's whole capacity
+
+	mu   sync.Mutex
+	live map[string]*execution // waiting or running
+}
+
+// New checks cfg, fills its defaults (capacity, GPUs, grace period) and
+// creates WorkDir.
+func New(cfg Config) (*Executor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = timeNow
+	}
+	if cfg.GracePeriod == 0 {
+		cfg.GracePeriod = DefaultGracePeriod
+	}
+	if cfg.MilliCPU == 0 {
+		cfg.MilliCPU = int64(runtime.NumCPU()) * 1000
+	}
+	if cfg.MemoryBytes == 0 {
+		mem, err := totalMemory()
+		if err != nil {
+			cfg.Logger.Warn("local executor: unknown node memory; not limiting", "err", err)
+			mem = math.MaxInt64
+		}
+		cfg.MemoryBytes = mem
+	}
+	if cfg.GPUs == nil {
+		gpus, err := DetectGPUs(context.Background())
+		if err != nil {
+			cfg.Logger.Warn("local executor: GPU detection failed; no GPUs", "err", err)
+		}
+		cfg.GPUs = []string{}
+		for _, g := range gpus {
+			cfg.GPUs = append(cfg.GPUs, strconv.Itoa(g.Index))
+		}
+	}
+	abs, err := filepath.Abs(cfg.WorkDir)
+	if err != nil {
+		return nil, fmt.Errorf("local: work dir: %w", err)
+	}
+	cfg.WorkDir = abs
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return nil, fmt.Errorf("local: work dir: %w", err)
+	}
+	return &Executor{
+		cfg:   cfg,
+		log:   cfg.Logger,
+		slots: newSlots(cfg.MilliCPU, cfg.MemoryBytes, cfg.GPUs),
+		cap:   spec.Resources{MilliCPU: cfg.MilliCPU, MemoryBytes: cfg.MemoryBytes, GPU: len(cfg.GPUs)},
+		live:  map[string]*execution{},
+	}, nil
+}
+
+// Name is "local".
+func (e *Executor) Name() string { return "local" }
+
+// Root is WorkDir/id, an absolute host path.
+func (e *Executor) Root(id string) string { return filepath.Join(e.cfg.WorkDir, id) }
+
+// Capacity is the node's whole capacity as the executor hands it out.
+func (e *Executor) Capacity() spec.Resources { return e.cap }
+
+// Start validates s, queues it for node resources and returns. The rest
+// (waiting, preparing the root, running, collecting) happens in the
+// background and is told through report.
+func (e *Executor) Start(ctx context.Context, s *executors.Spec, report func(executors.Event)) error {
+	if err := e.validate(s); err != nil {
+		return fmt.Errorf("local: start %q: %w", specID(s), err)
+	}
+	if report == nil {
+		return fmt.Errorf("local: start %q: nil report func", s.ID)
+	}
+	x := &execution{
+		e:      e,
+		spec:   cloneSpec(s),
+		root:   e.Root(s.ID),
+		report: report,
+		cancel: make(chan struct{}),
+		exited: make(chan struct{}),
+	}
+	e.mu.Lock()
+	if _, ok := e.live[s.ID]; ok {
+		e.mu.Unlock()
+		return fmt.Errorf("local: start %q: %w", s.ID, ErrAlreadyRunning)
+	}
+	e.live[s.ID] = x
+	x.waiter = e.slots.enqueue(s.Resources) // under e.mu: FIFO in Start order
+	e.mu.Unlock()
+	go x.run()
+	return nil
+}
+
+func specID(s *executors.Spec) string {
+	if s == nil {
+		return ""
+	}
+	return s.ID
+}
+
+func (e *Executor) validate(s *executors.Spec) error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", executors.ErrBadSpec, fmt.Sprintf(format, a...))
+	}
+	switch {
+	case s == nil:
+		return bad("nil spec")
+	case s.ID == "" || s.ID == "." || s.ID == ".." || strings.ContainsAny(s.ID, `/\`+"\x00"):
+		return bad("id: %q is not usable as a directory name", s.ID)
+	case len(s.Command) == 0 || s.Command[0] == "":
+		return bad("command: must not be empty")
+	case s.Timeout < 0:
+		return bad("timeout: must not be negative, got %s", s.Timeout)
+	}
+	r := s.Resources
+	switch {
+	case r.MilliCPU < 0 || r.MemoryBytes < 0 || r.GPU < 0:
+		return bad("resources: must not be negative, got %+v", r)
+	case r.MilliCPU > e.cap.MilliCPU:
+		return bad("resources.milliCPU: asks %dm, more than the node's whole capacity %dm", r.MilliCPU, e.cap.MilliCPU)
+	case r.MemoryBytes > e.cap.MemoryBytes:
+		return bad("resources.memoryBytes: asks %d, more than the node's whole capacity %d", r.MemoryBytes, e.cap.MemoryBytes)
+	case r.GPU > e.cap.GPU:
+		return bad("resources.gpu: asks %d, more than the node's whole capacity %d", r.GPU, e.cap.GPU)
+	}
+	for i, in := range s.Inputs {
+		if !filepath.IsLocal(in.Name) {
+			return bad("inputs[%d].name: %q must be a relative path", i, in.Name)
+		}
+	}
+	for i, out := range s.Outputs {
+		if !filepath.IsLocal(out.Name) {
+			return bad("outputs[%d].name: %q must be a relative path", i, out.Name)
+		}
+		if !out.Type.Valid() {
+			return bad("outputs[%d].type: unknown type %q", i, out.Type)
+		}
+	}
+	for i, ev := range s.Env {
+		if ev.Name == "" || strings.ContainsAny(ev.Name, "=\x00") {
+			return bad("env[%d].name: %q is not a variable name", i, ev.Name)
+		}
+	}
+	return nil
+}
+
+func cloneSpec(s *executors.Spec) *executors.Spec {
+	c := *s
+	c.Command = slices.Clone(s.Command)
+	c.Args = slices.Clone(s.Args)
+	c.Env = slices.Clone(s.Env)
+	c.Inputs = slices.Clone(s.Inputs)
+	c.Outputs = slices.Clone(s.Outputs)
+	return &c
+}
+
+// Cancel stops execution id: a waiting one ends without starting; a running
+// one gets SIGTERM, the grace period, then SIGKILL. Its Exited event carries
+// TaskCanceled. An unknown or finished id is not an error.
+func (e *Executor) Cancel(ctx context.Context, id string) error {
+	e.mu.Lock()
+	x := e.live[id]
+	e.mu.Unlock()
+	if x != nil {
+		x.cancelOnce.Do(func() { close(x.cancel) })
+	}
+	return nil
+}
+
+// Running lists the executions waiting for resources or running, sorted.
+func (e *Executor) Running(ctx context.Context) ([]string, error) {
+	e.mu.Lock()
+	ids := make([]string, 0, len(e.live))
+	for id := range e.live {
+		ids = append(ids, id)
+	}
+	e.mu.Unlock()
+	slices.Sort(ids)
+	return ids, nil
+}
+
+func (e *Executor) lookup(id string) *execution {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.live[id]
+}
+
+func (e *Executor) forget(x *execution) {
+	e.mu.Lock()
+	if e.live[x.spec.ID] == x {
+		delete(e.live, x.spec.ID)
+	}
+	e.mu.Unlock()
+}
+
+// KillLeftover kills the process group recorded in execution id's pid file,
+// if that group still exists: used after an engine crash, for executions
+// this process did not start. The pid file records the leader's start time
+// too, so a recycled pid belonging to another process is left alone. It
+// returns ErrNoPIDFile when there is no pid file; nil when the group is gone
+// or was killed.
+func (e *Executor) KillLeftover(id string) error {
+	if x := e.lookup(id); x != nil {
+		return fmt.Errorf("local: kill leftover %q: %w (use Cancel)", id, ErrAlreadyRunning)
+	}
+	return e.killLeftover(id)
+}
+
+func (e *Executor) killLeftover(id string) error {
+	pidFile := filepath.Join(e.Root(id), pidFileName)
+	pid, start, err := readPIDFile(pidFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("local: kill leftover %q: %w", id, ErrNoPIDFile)
+	}
+	if err != nil {
+		return fmt.Errorf("local: kill leftover %q: %w", id, err)
+	}
+	if now, err := procStartTime(pid); err == nil && start != "" && now != start {
+		e.log.Info("local executor: leftover pid was recycled; not killing", "id", id, "pid", pid)
+		return os.Remove(pidFile)
+	}
+	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("local: kill leftover %q: process group %d: %w", id, pid, err)
+	}
+	return os.Remove(pidFile)
+}

@@ -1,0 +1,379 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/skiffml/skiff/engine/spec"
+	"github.com/skiffml/skiff/executors"
+)
+
+var timeNow = time.Now
+
+const (
+	logsDir     = "logs"
+	logFileName = "output.log"
+	pidFileName = "pid"
+)
+
+// execution is one Start: waiting for slots, then running, then reported.
+type execution struct {
+	e      *Executor
+	spec   *executors.Spec
+	root   string
+	report func(executors.Event)
+	waiter *waiter
+
+	cancelOnce sync.Once
+	cancel     chan struct{} // closed by Cancel
+	exited     chan struct{} // closed once the process is gone and the log closed
+}
+
+// outcome is how an execution ended, before it is reported.
+type outcome struct {
+	state    spec.TaskState
+	exitCode int
+	reason   string
+	outputs  map[string]spec.Value
+}
+
+func failed(reason string) outcome {
+	return outcome{state: spec.TaskFailed, exitCode: -1, reason: reason}
+}
+
+func (x *execution) logPath() string { return filepath.Join(x.root, logsDir, logFileName) }
+
+// run is the execution's whole background life; it reports Exited exactly
+// once, on every path.
+func (x *execution) run() {
+	select {
+	case <-x.waiter.ready:
+	case <-x.cancel:
+		if x.e.slots.cancel(x.waiter) {
+			close(x.exited)
+			x.finish(outcome{state: spec.TaskCanceled, exitCode: -1, reason: "canceled"}, false)
+			return
+		}
+		// Granted at the same moment: run the cancel path below, which
+		// sees x.cancel closed before starting anything.
+	}
+	out, started := x.runGranted()
+	// Resources go back after Exited is reported, so the events of steps
+	// sharing them never overlap.
+	defer x.e.slots.release(x.waiter)
+	x.finish(out, started)
+}
+
+// runGranted prepares the root, runs the process and collects outputs,
+// holding the node resources.
+func (x *execution) runGranted() (outcome, bool) {
+	defer func() {
+		select {
+		case <-x.exited:
+		default:
+			close(x.exited)
+		}
+	}()
+	select {
+	case <-x.cancel:
+		return outcome{state: spec.TaskCanceled, exitCode: -1, reason: "canceled"}, false
+	default:
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go func() {
+		select {
+		case <-x.cancel:
+			stop() // abort input materialisation or output collection
+		case <-ctx.Done():
+		}
+	}()
+	if err := x.prepare(ctx); err != nil {
+		if ctx.Err() != nil {
+			return outcome{state: spec.TaskCanceled, exitCode: -1, reason: "canceled"}, false
+		}
+		return failed(err.Error()), false
+	}
+	res, err := x.exec()
+	if err != nil {
+		return failed(err.Error()), false
+	}
+	close(x.exited)
+	if res.state != spec.TaskSucceeded {
+		return res, true
+	}
+	outs, err := executors.CollectOutputs(ctx, x.root, x.spec.Outputs, x.e.cfg.Blobs)
+	if err != nil {
+		if ctx.Err() != nil {
+			return outcome{state: spec.TaskCanceled, exitCode: 0, reason: "canceled"}, true
+		}
+		return outcome{state: spec.TaskFailed, exitCode: 0, reason: err.Error()}, true
+	}
+	res.outputs = outs
+	return res, true
+}
+
+// prepare empties the root (a leftover from an earlier try of the same id
+// must not leak outputs), lays it out and materialises inputs.
+func (x *execution) prepare(ctx context.Context) error {
+	if err := x.e.killLeftover(x.spec.ID); err != nil && !errors.Is(err, ErrNoPIDFile) {
+		x.e.log.Warn("local executor: leftover process", "id", x.spec.ID, "err", err)
+	}
+	if err := os.RemoveAll(x.root); err != nil {
+		return fmt.Errorf("preparing root: %w", err)
+	}
+	if err := executors.PrepareRoot(x.root); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(x.root, logsDir), 0o755); err != nil {
+		return fmt.Errorf("preparing root: %w", err)
+	}
+	if err := executors.MaterializeInputs(ctx, x.root, x.spec.Inputs, x.e.cfg.Blobs); err != nil {
+		return fmt.Errorf("materialising inputs: %w", err)
+	}
+	return nil
+}
+
+// exec starts the process, reports Started and waits for it, enforcing the
+// timeout and cancellation. An error means the process never started.
+func (x *execution) exec() (outcome, error) {
+	s := x.spec
+	logf, err := os.OpenFile(x.logPath(), os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o644)
+	if err != nil {
+		return outcome{}, fmt.Errorf("opening log: %w", err)
+	}
+	defer logf.Close()
+	env := x.environ()
+	bin, err := lookPath(s.Command[0], env)
+	if err != nil {
+		return outcome{}, fmt.Errorf("starting %q: %w", s.Command[0], err)
+	}
+	cmd := &exec.Cmd{
+		Path:        bin,
+		Args:        append(append([]string{s.Command[0]}, s.Command[1:]...), s.Args...),
+		Env:         env,
+		Dir:         x.workingDir(),
+		Stdout:      logf, // one *os.File for both: the child writes it directly
+		Stderr:      logf,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	if err := cmd.Start(); err != nil {
+		return outcome{}, fmt.Errorf("starting %q: %w", s.Command[0], err)
+	}
+	pid := cmd.Process.Pid
+	if err := writePIDFile(filepath.Join(x.root, pidFileName), pid); err != nil {
+		x.e.log.Warn("local executor: pid file", "id", s.ID, "err", err)
+	}
+	x.e.log.Debug("local executor: started", "id", s.ID, "pid", pid)
+	x.report(executors.Event{ID: s.ID, Kind: executors.EventStarted, Time: x.e.cfg.Clock()})
+
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- cmd.Wait() }()
+	var timeout <-chan time.Time
+	if s.Timeout > 0 {
+		t := time.NewTimer(s.Timeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+	var err2 error
+	var why outcome
+	select {
+	case err2 = <-waitErr:
+	case <-timeout:
+		why = failed("timed out after " + s.Timeout.String())
+		err2 = x.stopGroup(pid, waitErr)
+	case <-x.cancel:
+		why = outcome{state: spec.TaskCanceled, exitCode: -1, reason: "canceled"}
+		err2 = x.stopGroup(pid, waitErr)
+	}
+	// Whatever the leader left behind in its group goes too.
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	_ = os.Remove(filepath.Join(x.root, pidFileName))
+	res := exitOutcome(cmd.ProcessState, err2)
+	if why.state != 0 {
+		why.exitCode = res.exitCode
+		return why, nil
+	}
+	return res, nil
+}
+
+// stopGroup sends SIGTERM to the group, waits the grace period for the
+// leader to exit, then sends SIGKILL; it returns the leader's wait error.
+func (x *execution) stopGroup(pid int, waitErr <-chan error) error {
+	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	grace := time.NewTimer(x.e.cfg.GracePeriod)
+	defer grace.Stop()
+	select {
+	case err := <-waitErr:
+		return err
+	case <-grace.C:
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		return <-waitErr
+	}
+}
+
+func exitOutcome(ps *os.ProcessState, waitErr error) outcome {
+	if ps == nil {
+		return failed(fmt.Sprintf("wait: %v", waitErr))
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		sig := ws.Signal()
+		return failed(fmt.Sprintf("killed by signal %d (%v)", int(sig), sig))
+	}
+	if code := ps.ExitCode(); code != 0 {
+		return outcome{state: spec.TaskFailed, exitCode: code, reason: fmt.Sprintf("exit code %d", code)}
+	}
+	return outcome{state: spec.TaskSucceeded, exitCode: 0}
+}
+
+// finish stores the log, forgets the execution and reports Exited.
+func (x *execution) finish(out outcome, started bool) {
+	ev := executors.Event{
+		ID: x.spec.ID, Kind: executors.EventExited,
+		State: out.state, ExitCode: out.exitCode, Reason: out.reason, Outputs: out.outputs,
+	}
+	if started {
+		ref, err := x.e.cfg.Blobs.PutPath(context.Background(), x.logPath())
+		if err != nil {
+			x.e.log.Warn("local executor: storing log", "id", x.spec.ID, "err", err)
+		} else {
+			ev.Logs = &ref
+		}
+	}
+	x.e.forget(x)
+	ev.Time = x.e.cfg.Clock()
+	x.e.log.Debug("local executor: exited", "id", x.spec.ID, "state", out.state, "reason", out.reason)
+	x.report(ev)
+}
+
+func (x *execution) workingDir() string {
+	switch wd := x.spec.WorkingDir; {
+	case wd == "":
+		return x.root
+	case filepath.IsAbs(wd):
+		return wd
+	default:
+		return filepath.Join(x.root, wd)
+	}
+}
+
+// environ is the step's environment: a minimal inherited one, the spec's,
+// then Skiff's identity and GPU variables (which the spec cannot override).
+func (x *execution) environ() []string {
+	s := x.spec
+	vars := map[string]string{}
+	var order []string
+	set := func(k, v string) {
+		if _, ok := vars[k]; !ok {
+			order = append(order, k)
+		}
+		vars[k] = v
+	}
+	for _, k := range []string{"PATH", "HOME", "LANG", "USER", "LOGNAME"} {
+		if v, ok := os.LookupEnv(k); ok {
+			set(k, v)
+		}
+	}
+	if _, ok := vars["PATH"]; !ok {
+		set("PATH", "/usr/local/bin:/usr/bin:/bin")
+	}
+	set("TMPDIR", filepath.Join(x.root, executors.TmpDir))
+	for _, ev := range s.Env {
+		set(ev.Name, ev.Value)
+	}
+	set("SKIFF_RUN_ID", s.RunID)
+	set("SKIFF_TASK", s.Task)
+	set("SKIFF_TASK_INDEX", strconv.Itoa(s.TaskIndex))
+	set("SKIFF_ATTEMPT", strconv.Itoa(s.Attempt))
+	set("SKIFF_EXECUTION_ID", s.ID)
+	set("SKIFF_ROOT", x.root)
+	set("CUDA_VISIBLE_DEVICES", strings.Join(x.waiter.gpus, ","))
+	env := make([]string, 0, len(order))
+	for _, k := range order {
+		env = append(env, k+"="+vars[k])
+	}
+	return env
+}
+
+// lookPath resolves name like a shell would with the step's PATH (not the
+// engine's): names with a slash are used as they are.
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	path := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%w: not found in PATH %q", fs.ErrNotExist, path)
+}
+
+// writePIDFile records "pid starttime" atomically (temp file + rename).
+func writePIDFile(path string, pid int) error {
+	start, _ := procStartTime(pid)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(fmt.Sprintf("%d %s\n", pid, start)), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+func readPIDFile(path string) (pid int, start string, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, "", err
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0, "", fmt.Errorf("pid file %s: empty", path)
+	}
+	pid, err = strconv.Atoi(f[0])
+	if err != nil || pid <= 1 {
+		return 0, "", fmt.Errorf("pid file %s: bad pid %q", path, f[0])
+	}
+	if len(f) > 1 {
+		start = f[1]
+	}
+	return pid, start, nil
+}
+
+// procStartTime is field 22 of /proc/<pid>/stat (start time in clock ticks
+// since boot); it tells a process from a later one reusing its pid.
+func procStartTime(pid int) (string, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return "", err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')') // the command name may hold spaces
+	if i < 0 {
+		return "", errors.New("bad /proc stat")
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state); start time is field 22.
+	if len(f) < 20 {
+		return "", errors.New("bad /proc stat")
+	}
+	return f[19], nil
+}

@@ -1,0 +1,44 @@
+package scheduler
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const specPkg = "github.com/skiffml/skiff/engine/spec"
+
+// TestImports keeps the scheduler pure (make check runs it): the package
+// imports only the standard library and engine/spec, and everything it
+// depends on is the standard library, engine/spec or what engine/spec
+// itself depends on (its small parsing libraries).
+func TestImports(t *testing.T) {
+	t.Parallel()
+	goList := func(args ...string) []string {
+		t.Helper()
+		out, err := exec.Command("go", append([]string{"list"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list %v: %v\n%s", args, err, out)
+		}
+		return strings.Fields(string(out))
+	}
+	nonStd := "{{if not .Standard}}{{.ImportPath}}{{end}}"
+	allowed := map[string]bool{"github.com/skiffml/skiff/scheduler": true}
+	for _, p := range goList("-deps", "-f", nonStd, specPkg) {
+		allowed[p] = true
+	}
+	std := map[string]bool{}
+	for _, p := range goList("-deps", "-f", "{{if .Standard}}{{.ImportPath}}{{end}}", ".") {
+		std[p] = true
+	}
+	for _, p := range goList("-f", `{{join .Imports " "}}`, ".") {
+		if !std[p] && p != specPkg {
+			t.Errorf("scheduler imports %s: only the standard library and engine/spec are allowed", p)
+		}
+	}
+	for _, p := range goList("-deps", "-f", nonStd, ".") {
+		if !allowed[p] {
+			t.Errorf("scheduler depends on %s: only the standard library and engine/spec are allowed", p)
+		}
+	}
+}

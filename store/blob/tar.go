@@ -1,0 +1,165 @@
+package blob
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// epoch is the modification time of every entry of a directory's tar stream.
+var epoch = time.Unix(0, 0).UTC()
+
+// writeTar writes the deterministic tar stream of the directory root:
+// entries in lexical path order (filepath.WalkDir's order), names relative to
+// root with '/' separators and a trailing '/' for directories, zero times
+// and owners, and normalised modes. root itself is not an entry.
+func writeTar(ctx context.Context, w io.Writer, root string) error {
+	tw := tar.NewWriter(w)
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if p == root {
+			return nil
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		name := filepath.ToSlash(rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		hdr := &tar.Header{Name: name, ModTime: epoch, Format: tar.FormatPAX}
+		switch {
+		case info.IsDir():
+			hdr.Typeflag, hdr.Name, hdr.Mode = tar.TypeDir, name+"/", 0o755
+		case info.Mode().IsRegular():
+			hdr.Typeflag, hdr.Mode, hdr.Size = tar.TypeReg, 0o644, info.Size()
+			if info.Mode().Perm()&0o111 != 0 {
+				hdr.Mode = 0o755
+			}
+		default:
+			return fmt.Errorf("%s: %w: %s", p, ErrUnsupported, fileKind(info.Mode()))
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if hdr.Typeflag != tar.TypeReg {
+			return nil
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		// A file that grew or shrank since Lstat fails here: tar sizes are fixed.
+		if _, err := io.CopyN(tw, f, hdr.Size); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return tw.Close()
+}
+
+// untar unpacks the tar stream r into dst, which is created if missing.
+// Only regular files and directories are accepted; names must be local
+// (no absolute names, no ".." components). All writes go through an
+// os.Root, so even a symbolic link already inside dst cannot lead a write
+// outside it. Files are created exclusively: a duplicate entry is an error.
+func untar(ctx context.Context, r io.Reader, dst string) error {
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(dst)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	tr := tar.NewReader(r)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		name, err := entryName(hdr.Name)
+		if err != nil {
+			return err
+		}
+		switch hdr.Typeflag {
+		case tar.TypeDir:
+			if name == "." {
+				continue
+			}
+			if err := root.MkdirAll(name, 0o755); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			if err := writeEntry(root, name, hdr, tr); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("tar entry %q: %w: type %q", hdr.Name, ErrUnsupported, hdr.Typeflag)
+		}
+	}
+}
+
+// entryName checks a tar entry's name and returns it cleaned, in the host's
+// separator.
+func entryName(raw string) (string, error) {
+	name := strings.TrimSuffix(raw, "/")
+	if name == "" && raw != "" {
+		return ".", nil // "/" alone: the root; harmless for a directory
+	}
+	if name == "" || strings.HasPrefix(name, "/") || strings.Contains(name, "\\") ||
+		!filepath.IsLocal(filepath.FromSlash(name)) {
+		return "", fmt.Errorf("tar entry %q: %w: name escapes the destination", raw, ErrUnsupported)
+	}
+	for _, part := range strings.Split(name, "/") {
+		if part == ".." {
+			return "", fmt.Errorf("tar entry %q: %w: name escapes the destination", raw, ErrUnsupported)
+		}
+	}
+	return filepath.Clean(filepath.FromSlash(name)), nil
+}
+
+func writeEntry(root *os.Root, name string, hdr *tar.Header, r io.Reader) error {
+	if name == "." {
+		return fmt.Errorf("tar entry %q: %w: a file cannot be the destination", hdr.Name, ErrUnsupported)
+	}
+	if dir := filepath.Dir(name); dir != "." {
+		if err := root.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	mode := fs.FileMode(0o644)
+	if hdr.Mode&0o111 != 0 {
+		mode = 0o755
+	}
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, r)
+	return errors.Join(err, f.Close())
+}

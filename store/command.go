@@ -1,0 +1,155 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// CommandType identifies a command in the raft log. Numbers only grow: never
+// reuse or renumber one. The high bit (ignorableFlag) marks a command that
+// older binaries may skip instead of halting.
+type CommandType uint8
+
+// Command types. 0 is invalid.
+const (
+	TypeCreateRun       CommandType = 1
+	TypeTransitionTasks CommandType = 2
+	TypeSetRunState     CommandType = 3
+	TypeRequestCancel   CommandType = 4
+)
+
+// ignorableFlag on a type byte in the log means "skip if unknown".
+const ignorableFlag CommandType = 0x80
+
+// Command is one state change. Implementations are plain structs carrying
+// everything the FSM needs (IDs, times): the FSM adds nothing of its own.
+type Command interface {
+	Type() CommandType
+}
+
+// batchFormat is the first byte of every raft entry this package writes.
+const batchFormat byte = 1
+
+// commandDef is one row of the handler table.
+type commandDef struct {
+	name    string
+	version uint8 // current encoding version, written on encode
+	decode  func(version uint8, payload []byte) (Command, error)
+	apply   func(tx *bolt.Tx, cmd Command) ([]Rejection, error)
+}
+
+var registry = map[CommandType]*commandDef{}
+
+// registerJSON adds a command whose payload is its JSON encoding. It panics
+// on a duplicate number: that is a programming error.
+func registerJSON[T Command](typ CommandType, name string, version uint8, apply func(tx *bolt.Tx, c T) ([]Rejection, error)) {
+	if typ == 0 || typ&ignorableFlag != 0 {
+		panic(fmt.Sprintf("store: invalid command type %d for %s", typ, name))
+	}
+	if _, dup := registry[typ]; dup {
+		panic(fmt.Sprintf("store: command type %d registered twice (%s)", typ, name))
+	}
+	registry[typ] = &commandDef{
+		name:    name,
+		version: version,
+		decode: func(v uint8, payload []byte) (Command, error) {
+			if v == 0 || v > version {
+				return nil, fmt.Errorf("%w: %s version %d (this binary knows up to %d)", ErrUnknownCommand, name, v, version)
+			}
+			var c T
+			if err := json.Unmarshal(payload, &c); err != nil {
+				return nil, fmt.Errorf("decode %s: %w", name, err)
+			}
+			return c, nil
+		},
+		apply: func(tx *bolt.Tx, cmd Command) ([]Rejection, error) { return apply(tx, cmd.(T)) },
+	}
+}
+
+// commandName is the metrics label for a type.
+func commandName(t CommandType) string {
+	if d, ok := registry[t]; ok {
+		return d.name
+	}
+	return fmt.Sprintf("unknown_%d", t)
+}
+
+// encodeBatch encodes cmds as one raft entry: the format byte, then for each
+// command its type byte, version byte, uvarint payload length and payload.
+func encodeBatch(cmds []Command) ([]byte, error) {
+	buf := []byte{batchFormat}
+	for i, c := range cmds {
+		if c == nil {
+			return nil, fmt.Errorf("store: command %d is nil", i)
+		}
+		def, ok := registry[c.Type()]
+		if !ok {
+			return nil, fmt.Errorf("store: command %d (%T): %w %d", i, c, ErrUnknownCommand, c.Type())
+		}
+		payload, err := json.Marshal(c)
+		if err != nil {
+			return nil, fmt.Errorf("store: encode %s: %w", def.name, err)
+		}
+		buf = append(buf, byte(c.Type()), def.version)
+		buf = binary.AppendUvarint(buf, uint64(len(payload)))
+		buf = append(buf, payload...)
+	}
+	return buf, nil
+}
+
+// decodedCmd is a command read from the log; cmd is nil for an unknown
+// command marked ignorable.
+type decodedCmd struct {
+	typ CommandType
+	cmd Command
+}
+
+// decodeBatch is the inverse of encodeBatch. An unknown type that is not
+// marked ignorable, an unknown version, or a malformed entry is an error.
+func decodeBatch(data []byte) ([]decodedCmd, error) {
+	if len(data) == 0 || data[0] != batchFormat {
+		return nil, fmt.Errorf("%w: batch format byte %v", ErrUnknownCommand, data[:min(1, len(data))])
+	}
+	var out []decodedCmd
+	rest := data[1:]
+	for len(rest) > 0 {
+		if len(rest) < 3 {
+			return nil, fmt.Errorf("truncated command header at command %d", len(out))
+		}
+		typ, version := CommandType(rest[0]), rest[1]
+		n, w := binary.Uvarint(rest[2:])
+		if w <= 0 || uint64(len(rest)-2-w) < n {
+			return nil, fmt.Errorf("truncated command payload at command %d", len(out))
+		}
+		payload := rest[2+w : 2+w+int(n)]
+		rest = rest[2+w+int(n):]
+		def, ok := registry[typ&^ignorableFlag]
+		if !ok {
+			if typ&ignorableFlag != 0 {
+				out = append(out, decodedCmd{typ: typ})
+				continue
+			}
+			return nil, fmt.Errorf("%w %d at command %d", ErrUnknownCommand, typ, len(out))
+		}
+		c, err := def.decode(version, payload)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, decodedCmd{typ: typ &^ ignorableFlag, cmd: c})
+	}
+	return out, nil
+}
+
+// registeredTypes lists the known types in order (for tests and docs).
+func registeredTypes() []CommandType {
+	var ts []CommandType
+	for t := range registry {
+		ts = append(ts, t)
+	}
+	slices.Sort(ts)
+	return ts
+}

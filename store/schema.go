@@ -1,0 +1,86 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// All bbolt buckets of state.db. Add new ones here and to allBuckets; never
+// rename one (it is the on-disk format).
+var (
+	// bucketMeta holds keyAppliedIndex and keySchemaVersion.
+	bucketMeta = []byte("meta")
+	// bucketRuns: run ID -> JSON runRecord (Run without Plan).
+	bucketRuns = []byte("runs")
+	// bucketPlans: run ID -> the run's plan JSON (immutable, kept apart so
+	// run updates do not rewrite it).
+	bucketPlans = []byte("plans")
+	// bucketRunsByRequest: request ID -> run ID.
+	bucketRunsByRequest = []byte("runs_by_request")
+	// bucketRunsActive: run ID -> empty, for every run not in a final state.
+	bucketRunsActive = []byte("runs_active")
+	// bucketTasks: taskKey(run ID, index) -> JSON Task.
+	bucketTasks = []byte("tasks")
+)
+
+var allBuckets = [][]byte{bucketMeta, bucketRuns, bucketPlans, bucketRunsByRequest, bucketRunsActive, bucketTasks}
+
+var (
+	keyAppliedIndex  = []byte("applied_index")
+	keySchemaVersion = []byte("schema_version")
+)
+
+// schemaVersion is written on creation; Open refuses a newer one.
+const schemaVersion = 1
+
+// initSchemaTx creates every bucket and checks the schema version.
+func initSchemaTx(tx *bolt.Tx) error {
+	for _, name := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	meta := tx.Bucket(bucketMeta)
+	if v := meta.Get(keySchemaVersion); v != nil {
+		if got := binary.BigEndian.Uint64(v); got > schemaVersion {
+			return fmt.Errorf("state.db schema version %d is newer than this binary's %d", got, schemaVersion)
+		}
+		return nil
+	}
+	return meta.Put(keySchemaVersion, u64(schemaVersion))
+}
+
+func appliedIndexTx(tx *bolt.Tx) uint64 {
+	v := tx.Bucket(bucketMeta).Get(keyAppliedIndex)
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+func putAppliedIndexTx(tx *bolt.Tx, index uint64) error {
+	return tx.Bucket(bucketMeta).Put(keyAppliedIndex, u64(index))
+}
+
+func u64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
+
+// taskKey is runID, a 0 byte, then the task index as big-endian uint32, so a
+// run's tasks are contiguous and ordered by index.
+func taskKey(runID string, index int) []byte {
+	k := make([]byte, 0, len(runID)+5)
+	k = append(k, runID...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint32(k, uint32(index))
+}
+
+func taskPrefix(runID string) []byte {
+	k := make([]byte, 0, len(runID)+1)
+	k = append(k, runID...)
+	return append(k, 0)
+}

@@ -1,0 +1,215 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/skiffml/skiff/engine/spec"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Task is one task of a run.
+type Task struct {
+	RunID      string                `json:"run_id"`
+	Index      int                   `json:"index"`
+	Name       string                `json:"name"`
+	State      spec.TaskState        `json:"state"`
+	Attempts   []Attempt             `json:"attempts,omitempty"` // one per attempt, in order
+	Outputs    map[string]spec.Value `json:"outputs,omitempty"`
+	Error      string                `json:"error,omitempty"`
+	StartedAt  time.Time             `json:"started_at,omitzero"`
+	FinishedAt time.Time             `json:"finished_at,omitzero"`
+}
+
+// Attempt is one try of a task (an execution).
+type Attempt struct {
+	N           int               `json:"n"` // 1-based
+	ExecutionID string            `json:"execution_id,omitempty"`
+	Executor    string            `json:"executor,omitempty"`
+	State       spec.TaskState    `json:"state"` // RUNNING while live, then its final state
+	StartedAt   time.Time         `json:"started_at,omitzero"`
+	FinishedAt  time.Time         `json:"finished_at,omitzero"`
+	Error       string            `json:"error,omitempty"`
+	Logs        *spec.ArtifactRef `json:"logs,omitempty"`
+}
+
+// TransitionTasks applies a batch of task transitions to one run. Each item
+// is checked against the current state (including earlier items of the same
+// batch) and rejected alone when stale.
+type TransitionTasks struct {
+	RunID string       `json:"run_id"`
+	Items []Transition `json:"items"`
+}
+
+// Transition moves task Task of the run from From to To, for attempt
+// Attempt (1-based). Accepted moves:
+//
+//	PENDING -> RUNNING             Attempt == len(Attempts)+1: a new RUNNING attempt
+//	RUNNING -> RUNNING             Attempt == current+1: the current attempt ends
+//	                               FAILED with Error, a new one starts (recovery)
+//	RUNNING -> SUCCEEDED|FAILED|CANCELED
+//	                               Attempt == current: closes attempt and task
+//	PENDING -> SKIPPED|CANCELED    no attempt; Error holds the reason
+//
+// No attempt starts once the run's cancellation was requested or the run is
+// final.
+type Transition struct {
+	Task        int                   `json:"task"`
+	Attempt     int                   `json:"attempt,omitempty"`
+	From        spec.TaskState        `json:"from"`
+	To          spec.TaskState        `json:"to"`
+	Time        time.Time             `json:"time"`
+	ExecutionID string                `json:"execution_id,omitempty"`
+	Executor    string                `json:"executor,omitempty"`
+	Outputs     map[string]spec.Value `json:"outputs,omitempty"`
+	Error       string                `json:"error,omitempty"`
+	Logs        *spec.ArtifactRef     `json:"logs,omitempty"`
+}
+
+func (TransitionTasks) Type() CommandType { return TypeTransitionTasks }
+
+func init() {
+	registerJSON(TypeTransitionTasks, "transition_tasks", 1, applyTransitionTasks)
+}
+
+func applyTransitionTasks(tx *bolt.Tx, c TransitionTasks) ([]Rejection, error) {
+	run, err := getRunTx(tx, c.RunID, false)
+	if err != nil {
+		rej := make([]Rejection, len(c.Items))
+		for i := range c.Items {
+			rej[i] = Rejection{Item: i, Reason: fmt.Sprintf("transition task %d: %v", c.Items[i].Task, err)}
+		}
+		return rej, nil
+	}
+	noNewAttempts := run.CancelRequested || run.State.Final()
+	tasks := map[int]*Task{} // loaded tasks, written back once at the end
+	var rej []Rejection
+	for i, it := range c.Items {
+		t := tasks[it.Task]
+		if t == nil && it.Task >= 0 && it.Task < run.TaskCount {
+			loaded, err := getTaskTx(tx, c.RunID, it.Task)
+			if err != nil {
+				return nil, err // the record must exist: a corrupt store
+			}
+			t = &loaded
+			tasks[it.Task] = t
+		}
+		if t == nil {
+			rej = append(rej, Rejection{Item: i, Reason: fmt.Sprintf("run %q has no task %d", c.RunID, it.Task)})
+			continue
+		}
+		if reason := transitionTask(t, it, noNewAttempts); reason != "" {
+			rej = append(rej, Rejection{Item: i, Reason: fmt.Sprintf("run %q task %d (%s) %s -> %s attempt %d: %s",
+				c.RunID, it.Task, t.Name, it.From, it.To, it.Attempt, reason)})
+		}
+	}
+	idx := make([]int, 0, len(tasks))
+	for i := range tasks {
+		idx = append(idx, i)
+	}
+	slices.Sort(idx)
+	for _, i := range idx {
+		if err := putTaskTx(tx, tasks[i]); err != nil {
+			return nil, err
+		}
+	}
+	return rej, nil
+}
+
+// transitionTask applies it to t, or returns why not (leaving t unchanged).
+func transitionTask(t *Task, it Transition, noNewAttempts bool) string {
+	if t.State.Final() {
+		return fmt.Sprintf("task is already %s", t.State)
+	}
+	if t.State != it.From {
+		return fmt.Sprintf("stale: task is %s", t.State)
+	}
+	cur := len(t.Attempts)
+	switch {
+	case it.From == spec.TaskPending && it.To == spec.TaskRunning:
+		if noNewAttempts {
+			return "run is canceled or final: no new attempt"
+		}
+		if it.Attempt != cur+1 {
+			return fmt.Sprintf("stale attempt: next attempt is %d", cur+1)
+		}
+		if cur == 0 {
+			t.StartedAt = it.Time
+		}
+		t.Attempts = append(t.Attempts, newAttempt(it))
+		t.State = spec.TaskRunning
+	case it.From == spec.TaskRunning && it.To == spec.TaskRunning:
+		if noNewAttempts {
+			return "run is canceled or final: no new attempt"
+		}
+		if it.Attempt != cur+1 {
+			return fmt.Sprintf("stale attempt: a new attempt must be %d", cur+1)
+		}
+		last := &t.Attempts[cur-1]
+		last.State, last.FinishedAt, last.Error = spec.TaskFailed, it.Time, it.Error
+		t.Attempts = append(t.Attempts, newAttempt(it))
+	case it.From == spec.TaskRunning && (it.To == spec.TaskSucceeded || it.To == spec.TaskFailed || it.To == spec.TaskCanceled):
+		if it.Attempt != cur {
+			return fmt.Sprintf("stale attempt: current attempt is %d", cur)
+		}
+		last := &t.Attempts[cur-1]
+		last.State, last.FinishedAt, last.Error, last.Logs = it.To, it.Time, it.Error, it.Logs
+		t.State, t.FinishedAt, t.Error = it.To, it.Time, it.Error
+		if it.To == spec.TaskSucceeded {
+			t.Outputs = it.Outputs
+		}
+	case it.From == spec.TaskPending && (it.To == spec.TaskSkipped || it.To == spec.TaskCanceled):
+		t.State, t.FinishedAt, t.Error = it.To, it.Time, it.Error
+	default:
+		return "transition not allowed"
+	}
+	return ""
+}
+
+func newAttempt(it Transition) Attempt {
+	return Attempt{N: it.Attempt, ExecutionID: it.ExecutionID, Executor: it.Executor, State: spec.TaskRunning, StartedAt: it.Time}
+}
+
+func putTaskTx(tx *bolt.Tx, t *Task) error {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return fmt.Errorf("encode task %q/%d: %w", t.RunID, t.Index, err)
+	}
+	return tx.Bucket(bucketTasks).Put(taskKey(t.RunID, t.Index), b)
+}
+
+func getTaskTx(tx *bolt.Tx, runID string, index int) (Task, error) {
+	if index < 0 || index > 1<<31 {
+		return Task{}, fmt.Errorf("task %q/%d: %w", runID, index, ErrNotFound)
+	}
+	v := tx.Bucket(bucketTasks).Get(taskKey(runID, index))
+	if v == nil {
+		return Task{}, fmt.Errorf("task %q/%d: %w", runID, index, ErrNotFound)
+	}
+	var t Task
+	if err := json.Unmarshal(v, &t); err != nil {
+		return Task{}, fmt.Errorf("decode task %q/%d: %w", runID, index, err)
+	}
+	return t, nil
+}
+
+// tasksTx returns the run's tasks ordered by index.
+func tasksTx(tx *bolt.Tx, runID string) ([]Task, error) {
+	if tx.Bucket(bucketRuns).Get([]byte(runID)) == nil {
+		return nil, fmt.Errorf("tasks of run %q: %w", runID, ErrNotFound)
+	}
+	prefix := taskPrefix(runID)
+	c := tx.Bucket(bucketTasks).Cursor()
+	var out []Task
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		var t Task
+		if err := json.Unmarshal(v, &t); err != nil {
+			return nil, fmt.Errorf("decode task %q: %w", k, err)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
