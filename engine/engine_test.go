@@ -244,7 +244,7 @@ func TestEngine_BatchesTransitions(t *testing.T) {
 	b.WriteString("name: fan\nexecutor: sim\ntasks:\n  - name: root\n    command: [x]\n")
 	const width = 1000
 	for i := 0; i < width; i++ {
-		b.WriteString("  - name: t" + itoa(i) + "\n    command: [x]\n    after: [root]\n")
+		b.WriteString("  - name: t" + strconv.Itoa(i) + "\n    command: [x]\n    after: [root]\n")
 	}
 	before := h.store.AppliedIndex()
 	id := h.submit(mustPlan(t, b.String()), nil)

@@ -7,8 +7,6 @@ import (
 	"math"
 	"slices"
 	"strings"
-
-	"sigs.k8s.io/yaml"
 )
 
 // ParseSkiff compiles a Skiff YAML pipeline (docs/pipeline-format.md) into
@@ -16,10 +14,9 @@ import (
 // wrong YAML type or a failed Finalize check is a *ValidationError naming
 // the field path of every problem.
 func ParseSkiff(data []byte) (*Plan, error) {
-	j, err := yaml.YAMLToJSONStrict(data)
+	j, err := yamlToJSON(data)
 	if err != nil {
-		msg := strings.TrimPrefix(err.Error(), "error converting YAML to JSON: ")
-		return nil, &ValidationError{Errors: []FieldError{{Msg: "invalid YAML: " + msg}}}
+		return nil, &ValidationError{Errors: []FieldError{{Msg: "invalid YAML: " + err.Error()}}}
 	}
 	dec := json.NewDecoder(bytes.NewReader(j))
 	dec.UseNumber()

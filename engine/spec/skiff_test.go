@@ -150,7 +150,7 @@ func TestParseSkiff_Rejects(t *testing.T) {
 		{"no source", edit("{type: float, param: frac}", "{type: float}"), "tasks[0].inputs.frac: no source"},
 		{"several sources", edit("{type: float, param: frac}", "{type: float, param: frac, value: 1}"), "tasks[0].inputs.frac: several sources (value, param)"},
 		{"literal on artifact", edit("{type: Dataset, from: a.d}", "{type: Dataset, value: x}"), "tasks[1].inputs.d.value: a literal value cannot feed artifact input"},
-		{"literal wrong type", edit("{type: float, param: frac}", "{type: float, value: yes}"), "tasks[0].inputs.frac.value: expected float, got bool true"},
+		{"literal wrong type", edit("{type: float, param: frac}", "{type: float, value: true}"), "tasks[0].inputs.frac.value: expected float, got bool true"},
 		{"literal without type", edit("{type: float, param: frac}", "{value: 1}"), "tasks[0].inputs.frac.type: required with a literal value"},
 		{"unknown param", edit("param: frac}", "param: test_frac}"), `tasks[0].inputs.frac: unknown pipeline parameter "test_frac"`},
 		{"param type mismatch", edit("{type: float, param: frac}", "{type: int, param: frac}"), `tasks[0].inputs.frac: type mismatch: pipeline parameter "frac" is float, input is int`},
@@ -317,5 +317,39 @@ tasks:
 	_, err := ParseSkiff([]byte(src))
 	if err == nil || err.Error() != "tasks: cycle b -> c -> d -> b" {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestParseSkiff_YAML12Scalars(t *testing.T) {
+	p, err := ParseSkiff([]byte(`
+name: norway
+parameters:
+  n: {type: string, default: no}
+  y: {type: int, default: 0x10}
+tasks:
+  - name: a
+    command: [echo, "{{inputs.n}}"]
+    inputs: {n: {type: string, param: n}, on: {type: string, value: off}}
+`))
+	if err != nil {
+		t.Fatalf("YAML 1.2 keys n/y/on must stay strings: %v", err)
+	}
+	if got := string(p.Param("n").Default); got != `"no"` {
+		t.Errorf("default of n = %s, want \"no\"", got)
+	}
+	if got := string(p.Param("y").Default); got != `16` {
+		t.Errorf("default of y = %s, want 16", got)
+	}
+}
+
+func TestParseSkiff_RejectsSecondDocumentAndDuplicateKeys(t *testing.T) {
+	for name, doc := range map[string]string{
+		"two documents": "name: a\ntasks: [{name: t, command: [x]}]\n---\nname: b\n",
+		"duplicate key": "name: a\nname: b\ntasks: [{name: t, command: [x]}]\n",
+		"merge key":     "base: &b {x: 1}\nname: a\ntasks: [{<<: *b, name: t, command: [x]}]\n",
+	} {
+		if _, err := ParseSkiff([]byte(doc)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }
