@@ -89,7 +89,7 @@ type engine struct {
 	run     *Run
 	queue   []int // dispatched, not finished, in start order
 	trace   []string
-	outcome map[string]spec.TaskState      // default SUCCEEDED
+	outcome map[string]spec.TaskState        // default SUCCEEDED
 	outputs map[string]map[string]spec.Value // default paramOut
 	inputs  map[string]map[string]spec.Value // inputs of each started task
 }
