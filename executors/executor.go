@@ -109,3 +109,13 @@ func InputPath(root, name string) string { return path.Join(root, InputsDir, nam
 
 // OutputPath is where the step writes output name under root.
 func OutputPath(root, name string) string { return path.Join(root, OutputsDir, name) }
+
+// Adopter is implemented by executors whose executions outlive the engine
+// process that started them (containers, pods). After a restart the engine
+// offers each execution the store still records as running: Adopt
+// re-attaches to it and reports its end (collecting its outputs) exactly
+// once through report, returning true; it returns false when the executor
+// knows nothing of s.ID, and the engine then starts a new attempt.
+type Adopter interface {
+	Adopt(ctx context.Context, s *Spec, report func(Event)) (bool, error)
+}
