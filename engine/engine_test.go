@@ -12,6 +12,7 @@ import (
 
 	"github.com/skiffml/skiff/engine"
 	"github.com/skiffml/skiff/engine/spec"
+	"github.com/skiffml/skiff/executors"
 	"github.com/skiffml/skiff/executors/sim"
 	"github.com/skiffml/skiff/store"
 )
@@ -304,4 +305,102 @@ func waitFor(t testing.TB, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// adopter is a sim executor that can adopt: it reports every adopted
+// execution as succeeded at once.
+type adopter struct {
+	*sim.Executor
+	adopted []string
+}
+
+func (a *adopter) Adopt(_ context.Context, s *executors.Spec, report func(executors.Event)) (bool, error) {
+	a.adopted = append(a.adopted, s.ID)
+	outs := map[string]spec.Value{}
+	for _, o := range s.Outputs {
+		outs[o.Name] = spec.Value{Param: json.RawMessage(`1`)}
+	}
+	report(executors.Event{ID: s.ID, Kind: executors.EventExited, State: spec.TaskSucceeded, Outputs: outs})
+	return true, nil
+}
+
+func TestEngine_ResumeAdoptsWhenTheExecutorCan(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	h := newHarness(t, dir, sim.Config{Tasks: map[string]sim.Behavior{"b": {Duration: time.Hour}}})
+	id := h.submit(mustPlan(t, chainYAML), nil)
+	waitFor(t, func() bool { return h.tasks(id)["b"].State == spec.TaskRunning })
+	h.stop()
+
+	ad := &adopter{Executor: sim.New(sim.Config{})}
+	st := openStore(t, dir)
+	eng, err := engine.New(engine.DefaultConfig(st, ad))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(ctx) }()
+	defer func() { cancel(); <-done; st.Close() }()
+	if _, err := eng.Resume(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer wcancel()
+	r, err := eng.Wait(wctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.State != spec.RunSucceeded {
+		t.Fatalf("run = %s (%s)", r.State, r.Error)
+	}
+	ts, _ := st.Tasks(id)
+	if n := len(ts[1].Attempts); n != 1 {
+		t.Errorf("adopted task b has %d attempts, want 1 (adopted, not restarted)", n)
+	}
+	if len(ad.adopted) != 1 || ad.adopted[0] != executors.ExecutionID(id, 1, 1) {
+		t.Errorf("adopted %v, want the first attempt of b", ad.adopted)
+	}
+}
+
+func TestEngine_ResumeFinishesACancellationInterruptedByACrash(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	h := newHarness(t, dir, sim.Config{Tasks: map[string]sim.Behavior{"b": {Duration: time.Hour}}})
+	id := h.submit(mustPlan(t, chainYAML), nil)
+	waitFor(t, func() bool { return h.tasks(id)["b"].State == spec.TaskRunning })
+	h.stop()
+	// The cancel request was committed, then the engine died.
+	st := openStore(t, dir)
+	if _, err := st.Apply(context.Background(), store.RequestCancel{RunID: id, Time: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	h2 := newHarness(t, dir, sim.Config{})
+	if _, err := h2.eng.Resume(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r := h2.wait(id)
+	if r.State != spec.RunCanceled {
+		t.Fatalf("run = %s, want CANCELED", r.State)
+	}
+	ts := h2.tasks(id)
+	if ts["b"].State != spec.TaskCanceled || len(ts["b"].Attempts) != 1 {
+		t.Errorf("task b = %s with %d attempts, want CANCELED with 1 (no new attempt after cancel)", ts["b"].State, len(ts["b"].Attempts))
+	}
+	if ts["c"].State != spec.TaskCanceled {
+		t.Errorf("task c = %s, want CANCELED", ts["c"].State)
+	}
+}
+
+func openStore(t testing.TB, dir string) *store.Store {
+	t.Helper()
+	scfg := store.DefaultConfig(filepath.Join(dir, "store"))
+	scfg.NoSync = true
+	st, err := store.Open(context.Background(), scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }

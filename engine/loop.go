@@ -120,7 +120,7 @@ func (e *Engine) activate(ctx context.Context, runID string, b *batch) {
 		e.notifyFinal(runID)
 		return
 	}
-	r, err := e.rebuild(rec)
+	r, tasks, err := e.rebuild(rec)
 	if err != nil {
 		// A run whose plan no longer loads cannot go on: fail it.
 		e.log.Error("resume run", "run", runID, "err", err)
@@ -135,54 +135,86 @@ func (e *Engine) activate(ctx context.Context, runID string, b *batch) {
 		b.update(Update{RunID: r.id, Task: -1, Name: r.plan.Name, RunState: spec.RunRunning, Time: now})
 		r.state = spec.RunRunning
 	}
-	tasks, err := e.cfg.Store.Tasks(runID)
-	if err != nil {
-		e.log.Error("load tasks", "run", runID, "err", err)
-		return
-	}
-	for _, t := range tasks {
-		if t.State != spec.TaskRunning {
-			continue
-		}
-		// The engine died while this attempt ran: whatever it did is
-		// lost. Make sure nothing of it lingers, then try again.
-		old := executors.ExecutionID(runID, t.Index, r.attempts[t.Index])
-		if x, ok := e.execs[r.executorName(t.Index)]; ok {
-			if k, ok := x.(leftoverKiller); ok {
-				if err := k.KillLeftover(old); err != nil {
-					e.log.Warn("kill leftover execution", "execution", old, "err", err)
-				}
-			}
-		}
-		inputs, err := r.sched.Inputs(t.Index)
-		if err != nil {
-			e.failTask(r, t.Index, spec.TaskRunning, r.attempts[t.Index], fmt.Sprintf("resume: %v", err), b)
-			continue
-		}
-		e.startAttempt(r, t.Index, spec.TaskRunning, inputs,
-			fmt.Sprintf("lost: the engine stopped while attempt %d was running", r.attempts[t.Index]), b)
-	}
-	e.decide(r, r.sched.Start(), b)
+	// Pending tasks first: start what is ready (or cancel everything when
+	// a cancellation was requested before the engine stopped).
 	if rec.CancelRequested {
 		e.decide(r, r.sched.Cancel(), b)
+	} else {
+		e.decide(r, r.sched.Start(), b)
+	}
+	for _, t := range tasks {
+		if t.State == spec.TaskRunning {
+			e.recoverRunning(ctx, r, t.Index, rec.CancelRequested, b)
+		}
+	}
+}
+
+// recoverRunning settles a task the store records as RUNNING when its run
+// is (re)activated: the engine that started it is gone. An executor that
+// can adopt the execution re-attaches to it; otherwise whatever the attempt
+// did is lost, its leftovers are killed, and a new attempt starts (or, on a
+// run being cancelled, the attempt ends CANCELED).
+func (e *Engine) recoverRunning(ctx context.Context, r *activeRun, task int, canceling bool, b *batch) {
+	cur := r.attempts[task]
+	id := executors.ExecutionID(r.id, task, cur)
+	x, ok := e.execs[r.executorName(task)]
+	if !ok {
+		e.finishAttempt(r, task, cur, spec.TaskFailed, fmt.Sprintf("executor %q: %v", r.executorName(task), ErrUnknownExecutor), nil, nil, b)
+		return
+	}
+	if canceling {
+		e.killLeftover(x, id)
+		e.finishAttempt(r, task, cur, spec.TaskCanceled, "canceled: the engine stopped while the run was being cancelled", nil, nil, b)
+		return
+	}
+	inputs, err := r.sched.Inputs(task)
+	if err != nil {
+		e.finishAttempt(r, task, cur, spec.TaskFailed, fmt.Sprintf("resume: %v", err), nil, nil, b)
+		return
+	}
+	if ad, ok := x.(executors.Adopter); ok {
+		if s, err := e.buildSpec(r, task, cur, id, x, inputs); err == nil {
+			ref := &execRef{run: r, task: task, attempt: cur, exec: x}
+			e.inflight[id] = ref
+			adopted, err := ad.Adopt(ctx, s, e.report)
+			if err != nil {
+				e.log.Warn("adopt execution", "execution", id, "err", err)
+			}
+			if adopted {
+				e.log.Info("adopted execution", "execution", id)
+				return
+			}
+			delete(e.inflight, id)
+		}
+	}
+	e.killLeftover(x, id)
+	e.startAttempt(r, task, spec.TaskRunning, inputs,
+		fmt.Sprintf("lost: the engine stopped while attempt %d was running", cur), b)
+}
+
+func (e *Engine) killLeftover(x executors.Executor, id string) {
+	if k, ok := x.(leftoverKiller); ok {
+		if err := k.KillLeftover(id); err != nil {
+			e.log.Debug("kill leftover execution", "execution", id, "err", err)
+		}
 	}
 }
 
 // rebuild makes the loop's view of a stored run.
-func (e *Engine) rebuild(rec store.Run) (*activeRun, error) {
+func (e *Engine) rebuild(rec store.Run) (*activeRun, []store.Task, error) {
 	var plan spec.Plan
 	if err := json.Unmarshal(rec.Plan, &plan); err != nil {
-		return nil, fmt.Errorf("decode stored plan: %w", err)
+		return nil, nil, fmt.Errorf("decode stored plan: %w", err)
 	}
 	if err := plan.Finalize(); err != nil {
-		return nil, fmt.Errorf("stored plan: %w", err)
+		return nil, nil, fmt.Errorf("stored plan: %w", err)
 	}
 	tasks, err := e.cfg.Store.Tasks(rec.ID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(tasks) != len(plan.Tasks) {
-		return nil, fmt.Errorf("stored run has %d tasks, its plan %d", len(tasks), len(plan.Tasks))
+		return nil, nil, fmt.Errorf("stored run has %d tasks, its plan %d", len(tasks), len(plan.Tasks))
 	}
 	r := &activeRun{
 		id:       rec.ID,
@@ -201,7 +233,7 @@ func (e *Engine) rebuild(rec store.Run) (*activeRun, error) {
 			r.sched.Restore(t.Index, t.State, t.Outputs)
 		}
 	}
-	return r, nil
+	return r, tasks, nil
 }
 
 func (r *activeRun) executorName(task int) string {
@@ -226,7 +258,7 @@ func (e *Engine) decide(r *activeRun, decs []scheduler.Decision, b *batch) {
 		case scheduler.ActFail:
 			// The task cannot start (e.g. an upstream output is missing):
 			// record one attempt that failed before it ran.
-			e.failTask(r, d.Task, spec.TaskPending, r.attempts[d.Task], d.Reason, b)
+			e.failBeforeStart(r, d.Task, d.Reason, b)
 		case scheduler.ActStop:
 			id := executors.ExecutionID(r.id, d.Task, r.attempts[d.Task])
 			if ref := e.inflight[id]; ref != nil {
@@ -277,21 +309,15 @@ func (e *Engine) startAttempt(r *activeRun, task int, from spec.TaskState, input
 	b.effects = append(b.effects, effect{start: ref, id: id, spec: s, cmd: b.cmdOf(r), item: b.lastItem(r)})
 }
 
-// failTask records a failed attempt for a task that could not run.
-func (e *Engine) failTask(r *activeRun, task int, from spec.TaskState, attempt int, reason string, b *batch) {
-	if from == spec.TaskPending {
-		e.startAttemptNoExec(r, task, b)
-		attempt = r.attempts[task]
-	}
-	e.finishAttempt(r, task, attempt, spec.TaskFailed, reason, nil, nil, b)
-}
-
-func (e *Engine) startAttemptNoExec(r *activeRun, task int, b *batch) {
+// failBeforeStart records one attempt, failed before it ran, for a
+// PENDING task that cannot start.
+func (e *Engine) failBeforeStart(r *activeRun, task int, reason string, b *batch) {
 	now := e.now().UTC()
 	r.attempts[task]++
 	a := r.attempts[task]
 	b.transition(r, store.Transition{Task: task, Attempt: a, From: spec.TaskPending, To: spec.TaskRunning, Time: now,
 		ExecutionID: executors.ExecutionID(r.id, task, a), Executor: r.executorName(task)})
+	e.finishAttempt(r, task, a, spec.TaskFailed, reason, nil, nil, b)
 }
 
 // finishAttempt records the end of a running attempt and feeds the
