@@ -176,5 +176,33 @@ func loadPipeline(file string, raw []string) (*spec.Plan, map[string]json.RawMes
 	if err != nil {
 		return nil, nil, usageError("%s: %v", file, err)
 	}
+	if w := reservedFieldsWarning(plan); w != "" {
+		fmt.Fprintln(os.Stderr, "skiff: note:", w)
+	}
 	return plan, params, nil
+}
+
+// reservedFieldsWarning names the tasks whose retry or cache settings this
+// version parses but does not apply yet, so they are not silently ignored.
+func reservedFieldsWarning(p *spec.Plan) string {
+	var retry, cache []string
+	for _, t := range p.Tasks {
+		if t.Retry != nil {
+			retry = append(retry, t.Name)
+		}
+		if t.Cache != nil && t.Cache.Enabled {
+			cache = append(cache, t.Name)
+		}
+	}
+	var parts []string
+	if len(retry) > 0 {
+		parts = append(parts, fmt.Sprintf("retry is not applied yet (tasks %s)", strings.Join(retry, ", ")))
+	}
+	if len(cache) > 0 {
+		parts = append(parts, fmt.Sprintf("caching is not applied yet (tasks %s)", strings.Join(cache, ", ")))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return strings.Join(parts, "; ") + ": the format reserves these fields and every task runs once"
 }
