@@ -49,6 +49,7 @@ func progressMode(flag, output string) (progressKind, error) {
 type progress struct {
 	w    io.Writer
 	kind progressKind
+	plan *spec.Plan // when known, its tasks are shown PENDING from the start
 
 	mu      sync.Mutex
 	queue   []engine.Update
@@ -79,8 +80,8 @@ type taskView struct {
 	reason  string
 }
 
-func newProgress(w io.Writer, kind progressKind, _ *spec.Plan) *progress {
-	return &progress{w: w, kind: kind, wake: make(chan struct{}, 1), done: make(chan struct{}),
+func newProgress(w io.Writer, kind progressKind, plan *spec.Plan) *progress {
+	return &progress{w: w, kind: kind, plan: plan, wake: make(chan struct{}, 1), done: make(chan struct{}),
 		stopped: make(chan struct{}), runs: map[string]*runView{}, maxRow: 25}
 }
 
@@ -98,8 +99,17 @@ func (p *progress) updates(us []engine.Update) {
 	}
 }
 
-func (p *progress) begin(string) {
+func (p *progress) begin(runID string) {
 	p.start = time.Now()
+	if p.plan != nil && runID != "" {
+		rv := &runView{id: runID, name: p.plan.Name, tasks: map[string]*taskView{}}
+		for _, t := range p.plan.Tasks {
+			rv.tasks[t.Name] = &taskView{name: t.Name, state: spec.TaskPending}
+			rv.order = append(rv.order, t.Name)
+		}
+		p.runs[runID] = rv
+		p.order = append(p.order, runID)
+	}
 	go p.loop()
 }
 

@@ -221,6 +221,12 @@ func printRunResult(c *cli.Context, n *node, runID, format string) error {
 		return usageError("--output: %q is not one of table, json, name", format)
 	}
 	if c.Command.Name == "run" && r.State != spec.RunSucceeded {
+		for _, t := range tasks {
+			if t.State == spec.TaskFailed {
+				fmt.Fprintf(os.Stderr, "skiff: see what %s printed: skiff logs %s %s\n", t.Name, short(r.ID), t.Name)
+				break
+			}
+		}
 		return cli.Exit("", exitRunFail)
 	}
 	return nil
