@@ -25,8 +25,13 @@ const MaxParamBytes = 1 << 20
 // PrepareRoot creates the layout of an execution's root on the host:
 // inputs/, outputs/ and tmp/ (and hostRoot itself).
 func PrepareRoot(hostRoot string) error {
+	if err := os.MkdirAll(hostRoot, 0o755); err != nil {
+		return fmt.Errorf("prepare root: %w", err)
+	}
+	// Plain Mkdir: MkdirAll would stat each path first, and this runs once
+	// per execution.
 	for _, d := range []string{InputsDir, OutputsDir, TmpDir} {
-		if err := os.MkdirAll(filepath.Join(hostRoot, d), 0o755); err != nil {
+		if err := os.Mkdir(filepath.Join(hostRoot, d), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("prepare root: %w", err)
 		}
 	}

@@ -135,7 +135,7 @@ func (x *execution) prepare(ctx context.Context) error {
 	if err := executors.PrepareRoot(x.root); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Join(x.root, logsDir), 0o755); err != nil {
+	if err := os.Mkdir(filepath.Join(x.root, logsDir), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("preparing root: %w", err)
 	}
 	if err := executors.MaterializeInputs(ctx, x.root, x.spec.Inputs, x.e.cfg.Blobs); err != nil {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -96,7 +97,7 @@ func (s *Store) put(ctx context.Context, r io.Reader) (ref spec.ArtifactRef, err
 			os.Remove(tmp.Name())
 		}
 	}()
-	enc, err := zstd.NewWriter(tmp, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
+	enc, err := getEncoder(tmp)
 	if err != nil {
 		return ref, err
 	}
@@ -104,9 +105,12 @@ func (s *Store) put(ctx context.Context, r io.Reader) (ref spec.ArtifactRef, err
 	n, err := io.Copy(io.MultiWriter(enc, h), ctxReader{ctx, r})
 	if err != nil {
 		enc.Close()
+		encoders.Put(enc)
 		return ref, err
 	}
-	if err := enc.Close(); err != nil {
+	err = enc.Close()
+	encoders.Put(enc)
+	if err != nil {
 		return ref, err
 	}
 	if err := tmp.Sync(); err != nil {
@@ -133,6 +137,18 @@ func (s *Store) put(ctx context.Context, r io.Reader) (ref spec.ArtifactRef, err
 		return ref, err
 	}
 	return ref, nil
+}
+
+// encoders keeps zstd encoders for reuse: making one allocates several
+// MiB, which dominated the cost of storing small blobs such as step logs.
+var encoders sync.Pool
+
+func getEncoder(w io.Writer) (*zstd.Encoder, error) {
+	if enc, ok := encoders.Get().(*zstd.Encoder); ok {
+		enc.Reset(w)
+		return enc, nil
+	}
+	return zstd.NewWriter(w, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
 }
 
 func syncDir(dir string) error {
