@@ -31,6 +31,11 @@ type Run struct {
 	CancelRequested bool                       `json:"cancel_requested,omitempty"`
 	Outputs         map[string]spec.Value      `json:"outputs,omitempty"`
 	TaskCount       int                        `json:"task_count"`
+	// Namespace and ExperimentID come from the RunMeta reserved under
+	// RequestID (server mode); "" for runs of the embedded node.
+	Namespace    string `json:"namespace,omitempty"`
+	ExperimentID string `json:"experiment_id,omitempty"`
+	Archived     bool   `json:"archived,omitempty"`
 }
 
 // CreateRun creates Run and one PENDING task per name (task i is named
@@ -96,6 +101,7 @@ func applyCreateRun(tx *bolt.Tx, c CreateRun) ([]Rejection, error) {
 		}
 	}
 	r.TaskCount = len(c.TaskNames)
+	applyRunMetaTx(tx, &r)
 	if len(r.Plan) > 0 {
 		if err := tx.Bucket(bucketPlans).Put([]byte(r.ID), r.Plan); err != nil {
 			return nil, err

@@ -25,7 +25,32 @@ var (
 	bucketTasks = []byte("tasks")
 )
 
-var allBuckets = [][]byte{bucketMeta, bucketRuns, bucketPlans, bucketRunsByRequest, bucketRunsActive, bucketTasks}
+// Server-mode buckets (api): experiments, tokens, namespaces, run metadata,
+// pipelines and recurring runs.
+var (
+	// bucketExperiments: experiment ID -> JSON Experiment.
+	bucketExperiments = []byte("experiments")
+	// bucketExperimentsByName: nsKey(namespace, name) -> experiment ID.
+	bucketExperimentsByName = []byte("experiments_by_name")
+	// bucketTokens: token ID -> JSON Token (secret hashed).
+	bucketTokens = []byte("tokens")
+	// bucketNamespaces: namespace -> JSON NamespacePolicy.
+	bucketNamespaces = []byte("namespaces")
+	// bucketRunMeta: request ID -> JSON RunMeta.
+	bucketRunMeta = []byte("run_meta")
+	// bucketPipelines: pipeline ID -> JSON Pipeline.
+	bucketPipelines = []byte("pipelines")
+	// bucketPipelinesByName: nsKey(namespace, name) -> pipeline ID.
+	bucketPipelinesByName = []byte("pipelines_by_name")
+	// bucketPipelineVersions: version ID -> JSON PipelineVersion.
+	bucketPipelineVersions = []byte("pipeline_versions")
+	// bucketRecurringRuns: recurring run ID -> JSON RecurringRun.
+	bucketRecurringRuns = []byte("recurring_runs")
+)
+
+var allBuckets = [][]byte{bucketMeta, bucketRuns, bucketPlans, bucketRunsByRequest, bucketRunsActive, bucketTasks,
+	bucketExperiments, bucketExperimentsByName, bucketTokens, bucketNamespaces, bucketRunMeta,
+	bucketPipelines, bucketPipelinesByName, bucketPipelineVersions, bucketRecurringRuns}
 
 var (
 	keyAppliedIndex  = []byte("applied_index")

@@ -1,0 +1,122 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Token is an API bearer token. Only a hash of its secret is stored: the
+// secret itself is shown once, when the token is created.
+type Token struct {
+	ID          string    `json:"id"`
+	Namespace   string    `json:"namespace"` // "*" = every namespace
+	Role        string    `json:"role"`      // viewer, editor or admin
+	Hash        string    `json:"hash"`      // hex SHA-256 of the secret
+	Description string    `json:"description,omitempty"`
+	CreatedAt   time.Time `json:"created_at,omitzero"`
+}
+
+// CreateToken stores a token. It is rejected if the ID exists.
+type CreateToken struct {
+	Token Token `json:"token"`
+}
+
+// DeleteToken revokes a token.
+type DeleteToken struct {
+	ID string `json:"id"`
+}
+
+// NamespacePolicy is what a namespace may do beyond the defaults.
+type NamespacePolicy struct {
+	Namespace string `json:"namespace"`
+	// AllowedExecutors lists executors enabled for the namespace on top of
+	// the server's defaults (the local process executor is off by default).
+	AllowedExecutors []string `json:"allowed_executors,omitempty"`
+}
+
+// SetNamespacePolicy replaces a namespace's policy.
+type SetNamespacePolicy struct {
+	Policy NamespacePolicy `json:"policy"`
+}
+
+func (CreateToken) Type() CommandType        { return TypeCreateToken }
+func (DeleteToken) Type() CommandType        { return TypeDeleteToken }
+func (SetNamespacePolicy) Type() CommandType { return TypeSetNamespacePolicy }
+
+func init() {
+	registerJSON(TypeCreateToken, "create_token", 1, applyCreateToken)
+	registerJSON(TypeDeleteToken, "delete_token", 1, applyDeleteToken)
+	registerJSON(TypeSetNamespacePolicy, "set_namespace_policy", 1, applySetNamespacePolicy)
+}
+
+func applyCreateToken(tx *bolt.Tx, c CreateToken) ([]Rejection, error) {
+	t := c.Token
+	switch {
+	case t.ID == "" || t.Namespace == "" || t.Hash == "":
+		return reject("create token: id, namespace and hash are required"), nil
+	case !slices.Contains([]string{"viewer", "editor", "admin"}, t.Role):
+		return reject("create token %q: unknown role %q", t.ID, t.Role), nil
+	case tx.Bucket(bucketTokens).Get([]byte(t.ID)) != nil:
+		return reject("create token %q: id already exists", t.ID), nil
+	}
+	return nil, putJSON(tx, bucketTokens, t.ID, &t)
+}
+
+func applyDeleteToken(tx *bolt.Tx, c DeleteToken) ([]Rejection, error) {
+	if tx.Bucket(bucketTokens).Get([]byte(c.ID)) == nil {
+		return reject("delete token %q: %v", c.ID, ErrNotFound), nil
+	}
+	return nil, tx.Bucket(bucketTokens).Delete([]byte(c.ID))
+}
+
+func applySetNamespacePolicy(tx *bolt.Tx, c SetNamespacePolicy) ([]Rejection, error) {
+	if c.Policy.Namespace == "" {
+		return reject("set namespace policy: empty namespace"), nil
+	}
+	return nil, putJSON(tx, bucketNamespaces, c.Policy.Namespace, &c.Policy)
+}
+
+// GetToken returns one token record (ErrNotFound).
+func (s *Store) GetToken(id string) (Token, error) {
+	var t Token
+	err := s.fsm.view(func(tx *bolt.Tx) error {
+		if err := getJSON(tx, bucketTokens, id, &t); err != nil {
+			return fmt.Errorf("token %q: %w", id, err)
+		}
+		return nil
+	})
+	return t, err
+}
+
+// ListTokens returns every token record in ID order.
+func (s *Store) ListTokens() ([]Token, error) {
+	var out []Token
+	err := s.fsm.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketTokens).ForEach(func(_, v []byte) error {
+			var t Token
+			if err := json.Unmarshal(v, &t); err != nil {
+				return err
+			}
+			out = append(out, t)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// GetNamespacePolicy returns the namespace's policy; a namespace never
+// configured has the zero policy (and no error).
+func (s *Store) GetNamespacePolicy(ns string) (NamespacePolicy, error) {
+	p := NamespacePolicy{Namespace: ns}
+	err := s.fsm.view(func(tx *bolt.Tx) error {
+		if err := getJSON(tx, bucketNamespaces, ns, &p); err != nil && err != ErrNotFound {
+			return err
+		}
+		return nil
+	})
+	return p, err
+}
