@@ -41,8 +41,19 @@ func Open(dir string) (*Store, error) {
 			return nil, fmt.Errorf("blob: open %s: %w", dir, err)
 		}
 	}
-	return &Store{dir: abs}, nil
+	st := &Store{dir: abs}
+	// The empty blob is always present, so empty files (most step logs)
+	// are stored without any I/O.
+	if !st.Has(emptyDigest) {
+		if _, err := st.put(context.Background(), strings.NewReader("")); err != nil {
+			return nil, fmt.Errorf("blob: open %s: %w", dir, err)
+		}
+	}
+	return st, nil
 }
+
+// emptyDigest is the digest of zero bytes.
+const emptyDigest = digestPrefix + "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 // Dir returns the store's root directory.
 func (s *Store) Dir() string { return s.dir }
@@ -169,6 +180,8 @@ func (s *Store) PutPath(ctx context.Context, path string) (spec.ArtifactRef, err
 		return spec.ArtifactRef{}, fmt.Errorf("blob: put %s: %w", path, err)
 	}
 	switch {
+	case fi.Mode().IsRegular() && fi.Size() == 0:
+		return spec.ArtifactRef{Digest: emptyDigest}, nil
 	case fi.Mode().IsRegular():
 		f, err := os.Open(path)
 		if err != nil {

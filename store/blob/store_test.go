@@ -365,3 +365,31 @@ func TestStore_ContextCanceled(t *testing.T) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 }
+
+func TestPutPath_EmptyFileNeedsNoWrite(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(p, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := s.PutPath(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sha256.Sum256(nil)
+	if ref.Digest != "sha256:"+hex.EncodeToString(want[:]) || ref.Size != 0 {
+		t.Fatalf("ref = %+v", ref)
+	}
+	rc, err := s.Open(context.Background(), ref.Digest)
+	if err != nil {
+		t.Fatalf("open the empty blob: %v", err)
+	}
+	b, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || len(b) != 0 {
+		t.Fatalf("read %q, %v", b, err)
+	}
+}
