@@ -1,0 +1,266 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/skiffml/skiff/engine"
+	"github.com/skiffml/skiff/executors"
+	"github.com/skiffml/skiff/store"
+	"github.com/skiffml/skiff/store/blob"
+)
+
+// Config configures a Server.
+type Config struct {
+	Store  *store.Store
+	Engine *engine.Engine
+	Blobs  *blob.Store // nil = no artifact downloads or stored logs
+	// DefaultExecutor is the engine's default executor (used to tell which
+	// executor a task without one runs on).
+	DefaultExecutor string
+	// DisabledExecutors are off for every namespace unless its policy
+	// allows them (server mode: "local", which runs commands on the host).
+	DisabledExecutors []string
+	// NoAuth accepts every request as an admin of every namespace (a
+	// workstation server bound to loopback).
+	NoAuth bool
+	// Registerer receives the API's metrics; Gatherer serves /metrics.
+	// Either may be nil.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	Logger     *slog.Logger
+	Clock      func() time.Time
+	// Version is reported by healthz.
+	Version string
+}
+
+// Validate reports the first problem with c.
+func (c Config) Validate() error {
+	switch {
+	case c.Store == nil:
+		return errors.New("api: Config.Store is required")
+	case c.Engine == nil:
+		return errors.New("api: Config.Engine is required")
+	}
+	return nil
+}
+
+// Server serves the REST API. Create it with New; it is an http.Handler.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	mux    *http.ServeMux
+	m      *apiMetrics
+	events *Events
+	ready  atomic.Bool
+}
+
+// New returns a server. Events, when non-nil, is the run-change feed
+// (wire Events.Publish into engine.Config.OnUpdate).
+func New(cfg Config, events *Events) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if events == nil {
+		events = NewEvents()
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Clock, mux: http.NewServeMux(), events: events}
+	m, err := newAPIMetrics(cfg.Registerer, cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	s.m = m
+	s.routes()
+	return s, nil
+}
+
+// SetReady marks the server ready (/readyz): call it once unfinished runs
+// have been resumed.
+func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// handlerFunc is an authenticated route's handler.
+type handlerFunc func(w http.ResponseWriter, r *http.Request, p *principal) error
+
+// handle registers an authenticated route needing role.
+func (s *Server) handle(pattern string, role Role, h handlerFunc) {
+	s.mux.Handle(pattern, s.instrument(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.authenticate(r)
+		if err == nil {
+			err = p.require(role)
+		}
+		if err == nil {
+			err = h(w, r, p)
+		}
+		if err != nil {
+			ae := toAPIError(err)
+			if ae.Code == codeInternal {
+				s.log.Error("api: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			}
+			writeError(w, ae)
+		}
+	})))
+}
+
+func (s *Server) routes() {
+	s.mux.Handle("GET /healthz", s.instrument("GET /healthz", http.HandlerFunc(s.healthz)))
+	s.mux.Handle("GET /readyz", s.instrument("GET /readyz", http.HandlerFunc(s.readyz)))
+	s.mux.Handle("GET /apis/v2beta1/healthz", s.instrument("GET /apis/v2beta1/healthz", http.HandlerFunc(s.healthz)))
+	if s.cfg.Gatherer != nil {
+		s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
+	}
+
+	const v2 = "/apis/v2beta1"
+	s.handle("POST "+v2+"/experiments", RoleEditor, s.createExperiment)
+	s.handle("GET "+v2+"/experiments", RoleViewer, s.listExperiments)
+	s.handle("GET "+v2+"/experiments/{id}", RoleViewer, s.getExperiment)
+	s.handle("POST "+v2+"/experiments/{action}", RoleEditor, s.experimentAction) // {id}:archive, {id}:unarchive
+	s.handle("DELETE "+v2+"/experiments/{id}", RoleEditor, s.deleteExperiment)
+
+	s.handle("POST "+v2+"/runs", RoleEditor, s.createRun)
+	s.handle("GET "+v2+"/runs", RoleViewer, s.listRuns)
+	s.handle("GET "+v2+"/runs/{id}", RoleViewer, s.getRun)
+	s.handle("POST "+v2+"/runs/{action}", RoleEditor, s.runAction) // {id}:terminate, :archive, :unarchive, :retry
+	s.handle("DELETE "+v2+"/runs/{id}", RoleEditor, s.deleteRun)
+
+	const sk = "/apis/skiff/v1"
+	s.handle("GET "+sk+"/events", RoleViewer, s.streamEvents)
+	s.handle("GET "+sk+"/runs/{id}/tasks/{task}/logs", RoleViewer, s.taskLogs)
+	s.handle("GET "+sk+"/artifacts/{digest}", RoleViewer, s.downloadArtifact)
+	s.handle("GET "+sk+"/namespaces/{namespace}/policy", RoleViewer, s.getPolicy)
+	s.handle("PUT "+sk+"/namespaces/{namespace}/policy", RoleAdmin, s.putPolicy)
+	s.handle("GET "+sk+"/whoami", RoleViewer, s.whoami)
+	s.moreRoutes()
+
+	s.mux.Handle("/", s.instrument("other", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, apiErr(codeNotFound, "no route for %s %s", r.Method, r.URL.Path))
+	})))
+}
+
+// moreRoutes is extended by later route files (pipelines, recurring runs).
+var extraRoutes []func(s *Server)
+
+func (s *Server) moreRoutes() {
+	for _, f := range extraRoutes {
+		f(s)
+	}
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, Healthz{TagName: s.cfg.Version, MultiUser: !s.cfg.NoAuth})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	if !s.ready.Load() {
+		writeError(w, apiErr(codeUnavailable, "not ready: resuming unfinished runs"))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ready": true, "applied_index": fmt.Sprint(s.cfg.Store.AppliedIndex())})
+}
+
+func (s *Server) whoami(w http.ResponseWriter, _ *http.Request, p *principal) error {
+	writeJSON(w, http.StatusOK, map[string]string{"namespace": p.namespace, "role": p.role.String(), "token_id": p.tokenID})
+	return nil
+}
+
+// executorAllowed reports whether namespace ns may use executor name.
+func (s *Server) executorAllowed(ns, name string) (bool, error) {
+	if !slices.Contains(s.cfg.DisabledExecutors, name) {
+		return true, nil
+	}
+	pol, err := s.cfg.Store.GetNamespacePolicy(ns)
+	if err != nil {
+		return false, err
+	}
+	return slices.Contains(pol.AllowedExecutors, name), nil
+}
+
+// NamespacePolicy is the body of the namespace policy routes.
+type NamespacePolicy struct {
+	Namespace        string   `json:"namespace,omitempty"`
+	AllowedExecutors []string `json:"allowed_executors"`
+}
+
+func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request, p *principal) error {
+	ns, err := p.namespaceFor(r.PathValue("namespace"))
+	if err != nil {
+		return err
+	}
+	pol, err := s.cfg.Store.GetNamespacePolicy(ns)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, NamespacePolicy{Namespace: ns, AllowedExecutors: pol.AllowedExecutors})
+	return nil
+}
+
+func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request, p *principal) error {
+	ns, err := p.namespaceFor(r.PathValue("namespace"))
+	if err != nil {
+		return err
+	}
+	var body NamespacePolicy
+	if err := decodeJSON(r.Body, &body); err != nil {
+		return err
+	}
+	if body.Namespace != "" && body.Namespace != ns {
+		return badRequest("namespace: %q does not match the path's %q", body.Namespace, ns)
+	}
+	for i, x := range body.AllowedExecutors {
+		if _, ok := s.cfg.Engine.Executor(x); !ok {
+			return badRequest("allowed_executors[%d]: %q: %v", i, x, engine.ErrUnknownExecutor)
+		}
+	}
+	pol := store.NamespacePolicy{Namespace: ns, AllowedExecutors: body.AllowedExecutors}
+	if err := s.apply(r.Context(), store.SetNamespacePolicy{Policy: pol}); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, NamespacePolicy{Namespace: ns, AllowedExecutors: pol.AllowedExecutors})
+	return nil
+}
+
+// apply proposes one command; a rejection becomes a FailedPrecondition.
+func (s *Server) apply(ctx context.Context, c store.Command) error {
+	res, err := s.cfg.Store.Apply(ctx, c)
+	if err != nil {
+		return err
+	}
+	if len(res.Rejected) > 0 {
+		return apiErr(codeFailedPrecondition, "%s", res.Rejected[0].Reason)
+	}
+	return nil
+}
+
+// logsOf opens an attempt's logs: the stored blob, else the executor's.
+func (s *Server) logsOf(ctx context.Context, a store.Attempt, follow bool) (io.ReadCloser, error) {
+	if a.Logs != nil && s.cfg.Blobs != nil {
+		return s.cfg.Blobs.Open(ctx, a.Logs.Digest)
+	}
+	x, ok := s.cfg.Engine.Executor(a.Executor)
+	if !ok {
+		return nil, apiErr(codeNotFound, "no logs kept for execution %s", a.ExecutionID)
+	}
+	rc, err := x.Logs(ctx, a.ExecutionID, follow)
+	if errors.Is(err, executors.ErrUnknownExecution) {
+		return nil, apiErr(codeNotFound, "no logs kept for execution %s", a.ExecutionID)
+	}
+	return rc, err
+}
