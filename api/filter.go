@@ -259,7 +259,7 @@ func compare(field, operand filterValue) int {
 	return strings.Compare(field.s, operand.s)
 }
 
-func strField(s string) filterValue    { return filterValue{kind: 's', s: s} }
+func strField(s string) filterValue     { return filterValue{kind: 's', s: s} }
 func timeField(t time.Time) filterValue { return filterValue{kind: 't', t: t} }
 
 // listQuery is the parsed page_size, page_token, sort_by and filter.
