@@ -181,6 +181,7 @@ func TestFSM_TransitionInvariants(t *testing.T) {
 		defer f.close()
 		f.mustAccept(rt, newRun("r", nTasks))
 		final := map[int]string{}
+		atCancel := map[int]int{} // attempts per task when cancel was seen
 		lastApplied := f.applied.Load()
 		steps := rapid.IntRange(1, 40).Draw(rt, "steps")
 		for s := 0; s < steps; s++ {
@@ -216,8 +217,18 @@ func TestFSM_TransitionInvariants(t *testing.T) {
 				if tk.State.Final() {
 					final[i] = enc
 				}
-				if cancel && tk.State == spec.TaskPending && len(tk.Attempts) > 0 {
-					rt.Fatalf("task %d pending with attempts", i)
+				// A PENDING task may have attempts (it waits for a retry),
+				// but none of them is live.
+				if n := len(tk.Attempts); tk.State == spec.TaskPending && n > 0 && tk.Attempts[n-1].State == spec.TaskRunning {
+					rt.Fatalf("task %d pending with a live attempt", i)
+				}
+				// Once cancellation is requested, no attempt starts.
+				if cancel {
+					if n, ok := atCancel[i]; !ok {
+						atCancel[i] = len(tk.Attempts)
+					} else if len(tk.Attempts) > n {
+						rt.Fatalf("task %d started attempt %d after cancel", i, len(tk.Attempts))
+					}
 				}
 			}
 		}

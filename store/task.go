@@ -50,6 +50,8 @@ type TransitionTasks struct {
 //	PENDING -> RUNNING             Attempt == len(Attempts)+1: a new RUNNING attempt
 //	RUNNING -> RUNNING             Attempt == current+1: the current attempt ends
 //	                               FAILED with Error, a new one starts (recovery)
+//	RUNNING -> PENDING             Attempt == current: the attempt ends FAILED with
+//	                               Error and Logs, and the task waits for a retry
 //	RUNNING -> SUCCEEDED|FAILED|CANCELED
 //	                               Attempt == current: closes attempt and task
 //	PENDING -> SKIPPED|CANCELED    no attempt; Error holds the reason
@@ -151,6 +153,13 @@ func transitionTask(t *Task, it Transition, noNewAttempts bool) string {
 		last := &t.Attempts[cur-1]
 		last.State, last.FinishedAt, last.Error = spec.TaskFailed, it.Time, it.Error
 		t.Attempts = append(t.Attempts, newAttempt(it))
+	case it.From == spec.TaskRunning && it.To == spec.TaskPending:
+		if it.Attempt != cur {
+			return fmt.Sprintf("stale attempt: current attempt is %d", cur)
+		}
+		last := &t.Attempts[cur-1]
+		last.State, last.FinishedAt, last.Error, last.Logs = spec.TaskFailed, it.Time, it.Error, it.Logs
+		t.State, t.Error = spec.TaskPending, it.Error
 	case it.From == spec.TaskRunning && (it.To == spec.TaskSucceeded || it.To == spec.TaskFailed || it.To == spec.TaskCanceled):
 		if it.Attempt != cur {
 			return fmt.Sprintf("stale attempt: current attempt is %d", cur)

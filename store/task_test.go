@@ -68,6 +68,15 @@ func TestTransitionTasks_Rules(t *testing.T) {
 				}
 			}},
 		{name: "attempt 2 succeeds", setup: []Transition{tr(0, 1, pend, runn), tr(0, 2, runn, runn)}, item: tr(0, 2, runn, succ), state: succ, attempts: []spec.TaskState{fail, succ}},
+		{name: "running to pending fails the attempt and waits for a retry", setup: []Transition{tr(0, 1, pend, runn)}, item: withErr(tr(0, 1, runn, pend), "exit code 1"),
+			state: pend, attempts: []spec.TaskState{fail},
+			check: func(t *testing.T, tk Task) {
+				if tk.Attempts[0].Error != "exit code 1" || tk.Attempts[0].FinishedAt.IsZero() || !tk.FinishedAt.IsZero() {
+					t.Errorf("task %+v", tk)
+				}
+			}},
+		{name: "retry starts attempt 2 after a wait", setup: []Transition{tr(0, 1, pend, runn), tr(0, 1, runn, pend)}, item: tr(0, 2, pend, runn),
+			state: runn, attempts: []spec.TaskState{fail, runn}},
 		{name: "pending to skipped", item: withErr(tr(0, 0, pend, skip), "condition false"), state: skip,
 			check: func(t *testing.T, tk Task) {
 				if tk.Error != "condition false" || tk.FinishedAt.IsZero() {
@@ -90,7 +99,7 @@ func TestTransitionTasks_Rules(t *testing.T) {
 		{name: "final task ignores late report", setup: []Transition{tr(0, 1, pend, runn), tr(0, 1, runn, succ)}, item: tr(0, 1, runn, fail), reject: "already SUCCEEDED", state: succ, attempts: []spec.TaskState{succ}},
 		{name: "skipped task cannot start", setup: []Transition{tr(0, 0, pend, skip)}, item: tr(0, 1, pend, runn), reject: "already SKIPPED", state: skip},
 		{name: "running to skipped", setup: []Transition{tr(0, 1, pend, runn)}, item: tr(0, 1, runn, skip), reject: "not allowed", state: runn, attempts: []spec.TaskState{runn}},
-		{name: "running to pending", setup: []Transition{tr(0, 1, pend, runn)}, item: tr(0, 1, runn, pend), reject: "not allowed", state: runn, attempts: []spec.TaskState{runn}},
+		{name: "running to pending with a stale attempt", setup: []Transition{tr(0, 1, pend, runn)}, item: tr(0, 2, runn, pend), reject: "current attempt is 1", state: runn, attempts: []spec.TaskState{runn}},
 		{name: "pending to succeeded", item: tr(0, 1, pend, succ), reject: "not allowed", state: pend},
 		{name: "pending to failed", item: tr(0, 1, pend, fail), reject: "not allowed", state: pend},
 		{name: "pending to pending", item: tr(0, 0, pend, pend), reject: "not allowed", state: pend},
