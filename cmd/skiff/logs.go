@@ -22,10 +22,17 @@ func logsCommand() *cli.Command {
 the data dir. RUN may be a unique prefix of a run id.`,
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "attempt", Usage: "which attempt (1 is the first; default the last)"},
+			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "with --server: keep printing until the task ends"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 2 {
 				return usageError("logs: expected RUN and TASK")
+			}
+			if cl, err := newClientFrom(c); err != nil || cl != nil {
+				if err != nil {
+					return err
+				}
+				return clientLogs(c, cl, c.Args().Get(0), c.Args().Get(1))
 			}
 			n, err := openNode(c, nodeOptions{wait: time.Second})
 			if err != nil {

@@ -41,7 +41,7 @@ on an embedded single node whose every state change is kept in a Raft log
 and a bbolt database under the data dir, so a crashed run can be resumed.
 
 Start with:  skiff run examples/iris/pipeline.yaml`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{
 				Name:    "data-dir",
 				Usage:   "where the embedded node keeps its state, artifacts and work dirs",
@@ -49,11 +49,14 @@ Start with:  skiff run examples/iris/pipeline.yaml`,
 				EnvVars: []string{"SKIFF_DATA_DIR"},
 			},
 			&cli.BoolFlag{Name: "debug", Usage: "log engine internals to standard error"},
-		},
+		}, clientFlags()...),
 		Commands: []*cli.Command{
 			runCommand(),
 			runsCommand(),
 			logsCommand(),
+			serverCommand(),
+			tokenCommand(),
+			experimentCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints errors and picks the exit code
 	}

@@ -42,6 +42,7 @@ Examples:
 			&cli.StringFlag{Name: "executor", Usage: "default executor for tasks that name none: local or sim"},
 			&cli.StringFlag{Name: "name", Usage: "display name of the run (default: the pipeline's name)"},
 			&cli.StringFlag{Name: "request-id", Usage: "idempotency key: a second run with the same key returns the first run"},
+			&cli.StringFlag{Name: "experiment", Usage: "with --server: the experiment `ID` to run in (default: the namespace's Default)"},
 			&cli.DurationFlag{Name: "wait-lock", Value: 10 * time.Minute, Usage: "how long to wait when another skiff process uses the data dir"},
 		},
 		Action: runAction,
@@ -60,6 +61,12 @@ func runAction(c *cli.Context) error {
 	mode, err := progressMode(c.String("progress"), out)
 	if err != nil {
 		return err
+	}
+	if cl, err := newClientFrom(c); err != nil || cl != nil {
+		if err != nil {
+			return err
+		}
+		return clientRun(c, cl, file)
 	}
 	plan, params, err := loadPipeline(file, c.StringSlice("param"))
 	if err != nil {

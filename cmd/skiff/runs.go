@@ -30,8 +30,16 @@ func runsCommand() *cli.Command {
 			{
 				Name:  "list",
 				Usage: "list runs, newest first",
-				Flags: []cli.Flag{outputFlag()},
+				Flags: []cli.Flag{outputFlag(),
+					&cli.StringFlag{Name: "experiment", Usage: "with --server: only this experiment's runs"},
+					&cli.StringFlag{Name: "namespace", Usage: "with --server: the namespace (default: the token's)"}},
 				Action: func(c *cli.Context) error {
+					if cl, err := newClientFrom(c); err != nil || cl != nil {
+						if err != nil {
+							return err
+						}
+						return clientRunsList(c, cl)
+					}
 					n, err := openNode(c, nodeOptions{wait: time.Second})
 					if err != nil {
 						return err
@@ -53,6 +61,12 @@ func runsCommand() *cli.Command {
 					if c.NArg() != 1 {
 						return usageError("runs get: expected one RUN id")
 					}
+					if cl, err := newClientFrom(c); err != nil || cl != nil {
+						if err != nil {
+							return err
+						}
+						return clientRunsGet(c, cl, c.Args().First())
+					}
 					n, err := openNode(c, nodeOptions{wait: time.Second})
 					if err != nil {
 						return err
@@ -64,6 +78,19 @@ func runsCommand() *cli.Command {
 					}
 					return printRunResult(c, n, r.ID, c.String("output"))
 				},
+			},
+			{
+				Name:      "wait",
+				Usage:     "with --server: wait for a run to end (exit 1 unless it SUCCEEDED)",
+				ArgsUsage: "RUN",
+				Flags:     []cli.Flag{outputFlag()},
+				Action:    serverRunAction("wait", clientRunsWait),
+			},
+			{
+				Name:      "cancel",
+				Usage:     "with --server: terminate a run",
+				ArgsUsage: "RUN",
+				Action:    serverRunAction("cancel", clientRunsCancel),
 			},
 			{
 				Name:      "resume",
@@ -267,4 +294,21 @@ func writeJSON(v any) error {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// serverRunAction runs fn on the one RUN argument; it needs --server.
+func serverRunAction(name string, fn func(*cli.Context, *api.Client, string) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if c.NArg() != 1 {
+			return usageError("runs %s: expected one RUN id", name)
+		}
+		cl, err := newClientFrom(c)
+		if err != nil {
+			return err
+		}
+		if cl == nil {
+			return usageError("runs %s: needs --server URL (or SKIFF_SERVER); on the embedded node, Ctrl-C on 'skiff run' cancels", name)
+		}
+		return fn(c, cl, c.Args().First())
+	}
 }

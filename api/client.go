@@ -1,0 +1,230 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Client talks to a Skiff server (the CLI's --server mode).
+type Client struct {
+	BaseURL string // e.g. http://127.0.0.1:8888
+	Token   string // bearer token; "" sends none
+	HTTP    *http.Client
+}
+
+// NewClient returns a client for base with token.
+func NewClient(base, token string) *Client {
+	return &Client{BaseURL: strings.TrimRight(base, "/"), Token: token, HTTP: &http.Client{}}
+}
+
+func (c *Client) request(ctx context.Context, method, path string, in any, hdr map[string]string) (*http.Response, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	res, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if res.StatusCode/100 != 2 {
+		defer res.Body.Close()
+		data, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+		e := &Error{Status: res.StatusCode}
+		if json.Unmarshal(data, e) != nil || e.Message == "" {
+			e.Message = fmt.Sprintf("%s %s: %s", method, path, strings.TrimSpace(string(data)))
+		}
+		return nil, e
+	}
+	return res, nil
+}
+
+func (c *Client) call(ctx context.Context, method, path string, in, out any, hdr map[string]string) error {
+	res, err := c.request(ctx, method, path, in, hdr)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if out == nil {
+		_, _ = io.Copy(io.Discard, res.Body)
+		return nil
+	}
+	return json.NewDecoder(res.Body).Decode(out)
+}
+
+const v2 = "/apis/v2beta1"
+
+// CreateRun submits a run; requestID ("" = none) makes it idempotent.
+func (c *Client) CreateRun(ctx context.Context, run Run, requestID string) (Run, error) {
+	var out Run
+	var hdr map[string]string
+	if requestID != "" {
+		hdr = map[string]string{RequestIDHeader: requestID}
+	}
+	return out, c.call(ctx, "POST", v2+"/runs", run, &out, hdr)
+}
+
+// GetRun returns a run with its task details.
+func (c *Client) GetRun(ctx context.Context, id string) (Run, error) {
+	var out Run
+	return out, c.call(ctx, "GET", v2+"/runs/"+url.PathEscape(id), nil, &out, nil)
+}
+
+// ListOptions are the list parameters.
+type ListOptions struct {
+	PageSize     int
+	PageToken    string
+	SortBy       string
+	Filter       string
+	Namespace    string
+	ExperimentID string
+}
+
+func (o ListOptions) query() string {
+	q := url.Values{}
+	if o.PageSize > 0 {
+		q.Set("page_size", fmt.Sprint(o.PageSize))
+	}
+	for k, v := range map[string]string{"page_token": o.PageToken, "sort_by": o.SortBy, "filter": o.Filter, "namespace": o.Namespace, "experiment_id": o.ExperimentID} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if len(q) == 0 {
+		return ""
+	}
+	return "?" + q.Encode()
+}
+
+// ListRuns returns one page of runs.
+func (c *Client) ListRuns(ctx context.Context, o ListOptions) (ListRunsResponse, error) {
+	var out ListRunsResponse
+	return out, c.call(ctx, "GET", v2+"/runs"+o.query(), nil, &out, nil)
+}
+
+// TerminateRun cancels a run.
+func (c *Client) TerminateRun(ctx context.Context, id string) error {
+	return c.call(ctx, "POST", v2+"/runs/"+url.PathEscape(id)+":terminate", nil, nil, nil)
+}
+
+// CreateExperiment creates an experiment.
+func (c *Client) CreateExperiment(ctx context.Context, e Experiment) (Experiment, error) {
+	var out Experiment
+	return out, c.call(ctx, "POST", v2+"/experiments", e, &out, nil)
+}
+
+// ListExperiments returns one page of experiments.
+func (c *Client) ListExperiments(ctx context.Context, o ListOptions) (ListExperimentsResponse, error) {
+	var out ListExperimentsResponse
+	return out, c.call(ctx, "GET", v2+"/experiments"+o.query(), nil, &out, nil)
+}
+
+// TaskLogs opens a task's logs (by name or index); follow streams them
+// until the execution ends.
+func (c *Client) TaskLogs(ctx context.Context, runID, task string, attempt int, follow bool) (io.ReadCloser, error) {
+	q := url.Values{}
+	if attempt > 0 {
+		q.Set("attempt", fmt.Sprint(attempt))
+	}
+	if follow {
+		q.Set("follow", "true")
+	}
+	path := "/apis/skiff/v1/runs/" + url.PathEscape(runID) + "/tasks/" + url.PathEscape(task) + "/logs"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	res, err := c.request(ctx, "GET", path, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return res.Body, nil
+}
+
+// NamespacePolicy returns a namespace's policy.
+func (c *Client) NamespacePolicy(ctx context.Context, ns string) (NamespacePolicy, error) {
+	var out NamespacePolicy
+	return out, c.call(ctx, "GET", "/apis/skiff/v1/namespaces/"+url.PathEscape(ns)+"/policy", nil, &out, nil)
+}
+
+// SetNamespacePolicy replaces a namespace's allowed executors (admin).
+func (c *Client) SetNamespacePolicy(ctx context.Context, ns string, allowed []string) (NamespacePolicy, error) {
+	var out NamespacePolicy
+	in := NamespacePolicy{AllowedExecutors: allowed}
+	if in.AllowedExecutors == nil {
+		in.AllowedExecutors = []string{}
+	}
+	return out, c.call(ctx, "PUT", "/apis/skiff/v1/namespaces/"+url.PathEscape(ns)+"/policy", in, &out, nil)
+}
+
+// Watch streams run changes (all visible runs, or runID's) to fn until ctx
+// ends, fn returns false, or the stream breaks.
+func (c *Client) Watch(ctx context.Context, runID string, fn func(Event) bool) error {
+	path := "/apis/skiff/v1/events"
+	if runID != "" {
+		path += "?run_id=" + url.QueryEscape(runID)
+	}
+	res, err := c.request(ctx, "GET", path, nil, nil)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var ev Event
+		if json.Unmarshal([]byte(data), &ev) == nil && !fn(ev) {
+			return nil
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return sc.Err()
+}
+
+// WaitRun polls until the run is final (as kfp's wait_for_run_completion
+// does) and returns it.
+func (c *Client) WaitRun(ctx context.Context, id string, every time.Duration) (Run, error) {
+	for {
+		r, err := c.GetRun(ctx, id)
+		if err != nil {
+			return r, err
+		}
+		switch r.State {
+		case "SUCCEEDED", "FAILED", "CANCELED", "SKIPPED":
+			return r, nil
+		}
+		select {
+		case <-ctx.Done():
+			return r, ctx.Err()
+		case <-time.After(every):
+		}
+	}
+}

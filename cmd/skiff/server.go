@@ -1,0 +1,308 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/urfave/cli/v2"
+
+	"github.com/skiffml/skiff/api"
+	"github.com/skiffml/skiff/engine"
+	"github.com/skiffml/skiff/executors/local"
+	"github.com/skiffml/skiff/executors/sim"
+	"github.com/skiffml/skiff/store"
+	"github.com/skiffml/skiff/store/blob"
+)
+
+func serverCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "server",
+		Usage: "serve the KFP-compatible REST API over the node in --data-dir",
+		Description: `Serves Kubeflow Pipelines' v2beta1 REST API (so kfp.Client() works by
+changing the host) plus Skiff's extras (logs, artifacts, an event stream,
+/metrics, /healthz, /readyz) over the single node in --data-dir. Runs left
+unfinished by a previous server are resumed at start.
+
+Every request needs a bearer token ('skiff token create', while the server
+is stopped, or through the API with an admin token), unless --no-auth,
+which only binds to a loopback address. The local process executor runs
+commands on this host, so it is off for every namespace until an admin
+enables it: 'skiff server policy --namespace N --allow-executor local'.
+
+SIGINT/SIGTERM stop accepting requests, finish those in flight and stop the
+engine; unfinished runs continue at the next start.
+
+Examples:
+  skiff token create --namespace team-a --role editor
+  skiff server --listen :8888 --tls-cert cert.pem --tls-key key.pem
+  skiff server --no-auth`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8888", Usage: "`ADDR` to listen on", EnvVars: []string{"SKIFF_LISTEN"}},
+			&cli.StringFlag{Name: "tls-cert", Usage: "TLS certificate `FILE` (PEM); with --tls-key serves HTTPS"},
+			&cli.StringFlag{Name: "tls-key", Usage: "TLS private key `FILE` (PEM)"},
+			&cli.BoolFlag{Name: "no-auth", Usage: "accept requests without a token (binds to loopback addresses only)"},
+			&cli.StringFlag{Name: "default-executor", Value: "local", Usage: "executor for tasks that name none: local or sim"},
+			&cli.DurationFlag{Name: "shutdown-grace", Value: 10 * time.Second, Usage: "how long to let in-flight requests finish on shutdown"},
+		},
+		Action: serverAction,
+		Subcommands: []*cli.Command{
+			{
+				Name:  "policy",
+				Usage: "show or change a namespace's policy (which extra executors it may use)",
+				Description: `With the server stopped, edits the data dir directly; with --server, asks
+the server (an admin token is needed). --allow-executor replaces the list;
+--allow-executor "" clears it.`,
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "namespace", Required: true, Usage: "the `NAMESPACE`"},
+					&cli.StringSliceFlag{Name: "allow-executor", Usage: "executor `NAME` to enable (repeatable)"},
+				},
+				Action: policyAction,
+			},
+		},
+	}
+}
+
+// checkListen refuses a non-loopback address without authentication.
+func checkListen(addr string, noAuth bool) error {
+	if !noAuth {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return usageError("--listen %q: %v", addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return usageError("--no-auth binds to loopback addresses only (127.0.0.1:PORT, [::1]:PORT or localhost:PORT), not %q: create tokens with 'skiff token create' to serve other hosts", addr)
+	}
+	return nil
+}
+
+// serverNode is the node a server runs: openNode's parts with metrics on
+// reg and updates fed to the event stream.
+func openServerNode(c *cli.Context, reg prometheus.Registerer, onUpdate func([]engine.Update)) (*node, error) {
+	dir, err := filepath.Abs(c.String("data-dir"))
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	log := serverLogger(c)
+	n := &node{dir: dir, log: log}
+	scfg := store.DefaultConfig(filepath.Join(dir, "store"))
+	scfg.Logger, scfg.Registerer = log, reg
+	if n.store, err = store.Open(c.Context, scfg); err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return nil, fmt.Errorf("data dir %s is in use by another skiff process: %w", dir, err)
+		}
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	fail := func(err error) (*node, error) { n.store.Close(); return nil, err }
+	if n.blobs, err = blob.Open(filepath.Join(dir, "blobs")); err != nil {
+		return fail(fmt.Errorf("open blob store: %w", err))
+	}
+	lcfg := local.DefaultConfig(filepath.Join(dir, "work"), n.blobs)
+	lcfg.Logger = log
+	if n.local, err = local.New(lcfg); err != nil {
+		return fail(fmt.Errorf("local executor: %w", err))
+	}
+	ecfg := engine.DefaultConfig(n.store, n.local, sim.New(sim.Config{}))
+	ecfg.DefaultExecutor = c.String("default-executor")
+	ecfg.Logger, ecfg.Registerer, ecfg.OnUpdate = log, reg, onUpdate
+	if n.engine, err = engine.New(ecfg); err != nil {
+		if errors.Is(err, engine.ErrUnknownExecutor) {
+			return fail(usageError("--default-executor: %v", err))
+		}
+		return fail(err)
+	}
+	return n, nil
+}
+
+// serverVersion is what healthz reports as tag_name.
+const serverVersion = "dev"
+
+func serverLogger(c *cli.Context) *slog.Logger {
+	if c.Bool("debug") {
+		return logger(c)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+func serverAction(c *cli.Context) error {
+	addr := c.String("listen")
+	if err := checkListen(addr, c.Bool("no-auth")); err != nil {
+		return err
+	}
+	cert, key := c.String("tls-cert"), c.String("tls-key")
+	if (cert == "") != (key == "") {
+		return usageError("--tls-cert and --tls-key go together")
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	events := api.NewEvents()
+	n, err := openServerNode(c, reg, events.Publish)
+	if err != nil {
+		return err
+	}
+	defer n.close()
+	srv, err := api.New(api.Config{
+		Store: n.store, Engine: n.engine, Blobs: n.blobs,
+		DefaultExecutor: c.String("default-executor"), DisabledExecutors: []string{"local"},
+		NoAuth: c.Bool("no-auth"), Registerer: reg, Gatherer: reg, Logger: n.log, Version: serverVersion,
+	}, events)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	engCtx, stopEngine := context.WithCancel(context.Background())
+	defer stopEngine()
+	wait := n.start(engCtx)
+	resumed, err := n.engine.Resume(c.Context)
+	if err != nil {
+		stopEngine()
+		_ = wait()
+		return fmt.Errorf("resume unfinished runs: %w", err)
+	}
+	srv.SetReady(true)
+
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	scheme := "http"
+	if cert != "" {
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return usageError("TLS: %v", err)
+		}
+		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, hs.TLSConfig)
+		scheme = "https"
+	}
+	fmt.Fprintf(os.Stderr, "skiff server: listening on %s://%s (data dir %s; %d unfinished run(s) resumed)\n", scheme, ln.Addr(), n.dir, len(resumed))
+	if c.Bool("no-auth") {
+		fmt.Fprintln(os.Stderr, "skiff server: --no-auth: every request is an admin of every namespace")
+	}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	select {
+	case err = <-served:
+	case <-ctx.Done():
+		fmt.Fprintln(os.Stderr, "skiff server: shutting down (unfinished runs continue at the next start)")
+		sctx, cancel := context.WithTimeout(context.Background(), c.Duration("shutdown-grace"))
+		err = hs.Shutdown(sctx)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			_ = hs.Close()
+			err = nil
+		}
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	stopEngine()
+	if werr := wait(); werr != nil && err == nil && !errors.Is(werr, context.Canceled) {
+		err = werr
+	}
+	return err
+}
+
+func policyAction(c *cli.Context) error {
+	ns := c.String("namespace")
+	if cl, err := newClientFrom(c); err != nil {
+		return err
+	} else if cl != nil {
+		var pol api.NamespacePolicy
+		if c.IsSet("allow-executor") {
+			pol, err = cl.SetNamespacePolicy(c.Context, ns, nonEmpty(c.StringSlice("allow-executor")))
+		} else {
+			pol, err = cl.NamespacePolicy(c.Context, ns)
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Printf("namespace %s: extra executors allowed: %s\n", ns, listOrNone(pol.AllowedExecutors))
+		return nil
+	}
+	st, dir, err := openStoreOnly(c)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	pol, err := st.GetNamespacePolicy(ns)
+	if err != nil {
+		return err
+	}
+	if c.IsSet("allow-executor") {
+		pol.AllowedExecutors = nonEmpty(c.StringSlice("allow-executor"))
+		for _, x := range pol.AllowedExecutors {
+			if x != "local" && x != sim.Name {
+				return usageError("--allow-executor %q: unknown executor (local, sim)", x)
+			}
+		}
+		res, err := st.Apply(c.Context, store.SetNamespacePolicy{Policy: pol})
+		if err != nil {
+			return err
+		}
+		if len(res.Rejected) > 0 {
+			return usageError("%s", res.Rejected[0].Reason)
+		}
+	}
+	fmt.Printf("namespace %s (data dir %s): extra executors allowed: %s\n", ns, dir, listOrNone(pol.AllowedExecutors))
+	return nil
+}
+
+func nonEmpty(xs []string) []string {
+	var out []string
+	for _, x := range xs {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func listOrNone(xs []string) string {
+	if len(xs) == 0 {
+		return "none"
+	}
+	return strings.Join(xs, ", ")
+}
+
+// openStoreOnly opens the data dir's store (the server must be stopped).
+func openStoreOnly(c *cli.Context) (*store.Store, string, error) {
+	dir, err := filepath.Abs(c.String("data-dir"))
+	if err != nil {
+		return nil, "", err
+	}
+	scfg := store.DefaultConfig(filepath.Join(dir, "store"))
+	scfg.Logger = logger(c)
+	scfg.LockTimeout = 2 * time.Second
+	st, err := store.Open(c.Context, scfg)
+	if errors.Is(err, store.ErrLocked) {
+		return nil, dir, usageError("data dir %s is in use (is 'skiff server' running?): stop it, or use --server URL with an admin token", dir)
+	}
+	if err != nil {
+		return nil, dir, fmt.Errorf("open store: %w", err)
+	}
+	return st, dir, nil
+}
