@@ -148,11 +148,11 @@ func TestRuns_ListPagingSortFilter(t *testing.T) {
 		t.Fatalf("runs in experiment: %d", byExp.TotalSize)
 	}
 	filters := map[string]int{
-		`{"predicates":[{"operation":1,"key":"display_name","stringValue":"run-3"}]}`:                      1,
-		`{"predicates":[{"operation":"EQUALS","key":"display_name","string_value":"run-3"}]}`:             1,
-		`{"predicates":[{"operation":"NOT_EQUALS","key":"name","string_value":"run-3"}]}`:                 4,
-		`{"predicates":[{"operation":"IN","key":"run_id","string_values":{"values":["` + ids[0] + `"]}}]}`: 1,
-		`{"predicates":[{"operation":"IS_SUBSTRING","key":"display_name","string_value":"run-"}]}`:         5,
+		`{"predicates":[{"operation":1,"key":"display_name","stringValue":"run-3"}]}`:                               1,
+		`{"predicates":[{"operation":"EQUALS","key":"display_name","string_value":"run-3"}]}`:                       1,
+		`{"predicates":[{"operation":"NOT_EQUALS","key":"name","string_value":"run-3"}]}`:                           4,
+		`{"predicates":[{"operation":"IN","key":"run_id","string_values":{"values":["` + ids[0] + `"]}}]}`:          1,
+		`{"predicates":[{"operation":"IS_SUBSTRING","key":"display_name","string_value":"run-"}]}`:                  5,
 		`{"predicates":[{"operation":"GREATER_THAN","key":"created_at","timestamp_value":"2000-01-01T00:00:00Z"}]}`: 5,
 	}
 	for f, want := range filters {
