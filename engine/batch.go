@@ -97,7 +97,8 @@ func (e *Engine) flush(ctx context.Context, b *batch) error {
 	for _, ef := range b.effects {
 		switch {
 		case ef.start != nil:
-			if err := ef.start.exec.Start(ctx, ef.spec, e.report); err != nil {
+			// The execution must not end with the loop's context.
+			if err := ef.start.exec.Start(context.WithoutCancel(ctx), ef.spec, e.report); err != nil {
 				e.m.executorErrors.Inc()
 				e.post(startFailed{id: ef.id, reason: err.Error()})
 			}

@@ -383,7 +383,8 @@ func TestEngine_ResumeFinishesACancellationInterruptedByACrash(t *testing.T) {
 	}
 	r := h2.wait(id)
 	if r.State != spec.RunCanceled {
-		t.Fatalf("run = %s, want CANCELED", r.State)
+		tks, _ := h2.store.Tasks(id)
+		t.Fatalf("run = %s, want CANCELED; tasks %+v", r.State, tks)
 	}
 	ts := h2.tasks(id)
 	if ts["b"].State != spec.TaskCanceled || len(ts["b"].Attempts) != 1 {

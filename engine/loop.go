@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/skiffml/skiff/engine/spec"
 	"github.com/skiffml/skiff/executors"
@@ -21,6 +22,11 @@ type (
 		id     string
 		reason string
 	}
+	// retryDue is posted when a failed task's backoff has passed.
+	retryDue struct {
+		runID         string
+		task, attempt int
+	}
 )
 
 // activeRun is the loop's view of one unfinished run.
@@ -32,6 +38,12 @@ type activeRun struct {
 	state    spec.RunState
 	attempts []int // current attempt number per task
 	final    bool
+	// waiting holds the retry timers of tasks between attempts; the
+	// scheduler counts them as running.
+	waiting map[int]*time.Timer
+	// lastEnd is when a task's latest attempt ended, for tasks that were
+	// waiting for a retry when the run was rebuilt.
+	lastEnd map[int]time.Time
 }
 
 // execRef ties a live execution to its run, task and attempt.
@@ -47,6 +59,11 @@ type execRef struct {
 func (e *Engine) Run(ctx context.Context) error {
 	defer close(e.stopped)
 	for {
+		if ctx.Err() != nil {
+			// Stopping: whatever arrived now is left to the next engine,
+			// which rebuilds it from the store.
+			return nil
+		}
 		msgs := e.take()
 		if len(msgs) == 0 {
 			select {
@@ -98,6 +115,8 @@ func (e *Engine) handle(ctx context.Context, m any, b *batch) {
 		}
 	case executors.Event:
 		e.onEvent(m, b)
+	case retryDue:
+		e.onRetryDue(m, b)
 	case startFailed:
 		e.onEvent(executors.Event{ID: m.id, Kind: executors.EventExited, Time: e.now(),
 			State: spec.TaskFailed, ExitCode: -1, Reason: m.reason}, b)
@@ -223,12 +242,17 @@ func (e *Engine) rebuild(rec store.Run) (*activeRun, []store.Task, error) {
 		sched:    scheduler.New(&plan, rec.Params),
 		state:    rec.State,
 		attempts: make([]int, len(plan.Tasks)),
+		waiting:  map[int]*time.Timer{},
+		lastEnd:  map[int]time.Time{},
 	}
 	if rec.CancelRequested && !rec.State.Final() {
 		r.state = spec.RunCanceling
 	}
 	for _, t := range tasks {
 		r.attempts[t.Index] = len(t.Attempts)
+		if n := len(t.Attempts); t.State == spec.TaskPending && n > 0 {
+			r.lastEnd[t.Index] = t.Attempts[n-1].FinishedAt
+		}
 		if t.State != spec.TaskPending {
 			r.sched.Restore(t.Index, t.State, t.Outputs)
 		}
@@ -247,6 +271,16 @@ func (e *Engine) decide(r *activeRun, decs []scheduler.Decision, b *batch) {
 		e.m.decisions.Inc()
 		switch d.Action {
 		case scheduler.ActStart:
+			if end, ok := r.lastEnd[d.Task]; ok {
+				// It was waiting for a retry when the run was rebuilt:
+				// keep to its backoff.
+				delete(r.lastEnd, d.Task)
+				delay, _ := scheduler.RetryDelay(r.plan.Tasks[d.Task].Retry, r.attempts[d.Task])
+				if wait := end.Add(delay).Sub(e.now()); wait > 0 {
+					e.waitRetry(r, d.Task, wait)
+					continue
+				}
+			}
 			e.startAttempt(r, d.Task, spec.TaskPending, d.Inputs, "", b)
 		case scheduler.ActSkip, scheduler.ActCancel:
 			to := spec.TaskSkipped
@@ -260,6 +294,15 @@ func (e *Engine) decide(r *activeRun, decs []scheduler.Decision, b *batch) {
 			// record one attempt that failed before it ran.
 			e.failBeforeStart(r, d.Task, d.Reason, b)
 		case scheduler.ActStop:
+			if tm, ok := r.waiting[d.Task]; ok {
+				// Between attempts: nothing runs, the retry just never comes.
+				tm.Stop()
+				delete(r.waiting, d.Task)
+				b.transition(r, store.Transition{Task: d.Task, Attempt: r.attempts[d.Task], From: spec.TaskPending, To: spec.TaskCanceled, Time: now, Error: "run canceled"})
+				b.update(Update{RunID: r.id, Task: d.Task, Name: r.plan.Tasks[d.Task].Name, TaskState: spec.TaskCanceled, Attempt: r.attempts[d.Task], Reason: "run canceled", Time: now})
+				e.decide(r, r.sched.Finished(d.Task, spec.TaskCanceled, nil), b)
+				continue
+			}
 			id := executors.ExecutionID(r.id, d.Task, r.attempts[d.Task])
 			if ref := e.inflight[id]; ref != nil {
 				b.effects = append(b.effects, effect{stop: ref, id: id})
@@ -348,6 +391,9 @@ func (e *Engine) onEvent(ev executors.Event, b *batch) {
 		if st != spec.TaskSucceeded && st != spec.TaskCanceled {
 			st = spec.TaskFailed
 		}
+		if st == spec.TaskFailed && e.retry(ref, ev, b) {
+			return
+		}
 		e.finishAttempt(ref.run, ref.task, ref.attempt, st, ev.Reason, ev.Outputs, ev.Logs, b)
 	}
 }
@@ -370,4 +416,47 @@ func (r *activeRun) failureSummary() string {
 		return fmt.Sprintf("%d tasks failed, first %v", len(names), names[:5])
 	}
 	return fmt.Sprintf("tasks %v failed", names)
+}
+
+// retry ends a failed attempt and schedules the next one when the task's
+// retry policy allows; it reports whether it did.
+func (e *Engine) retry(ref *execRef, ev executors.Event, b *batch) bool {
+	r, task := ref.run, ref.task
+	if r.state == spec.RunCanceling {
+		return false
+	}
+	delay, ok := scheduler.RetryDelay(r.plan.Tasks[task].Retry, ref.attempt)
+	if !ok {
+		return false
+	}
+	now := e.now().UTC()
+	b.transition(r, store.Transition{Task: task, Attempt: ref.attempt, From: spec.TaskRunning, To: spec.TaskPending, Time: now, Error: ev.Reason, Logs: ev.Logs})
+	b.update(Update{RunID: r.id, Task: task, Name: r.plan.Tasks[task].Name, TaskState: spec.TaskPending, Attempt: ref.attempt,
+		Reason: fmt.Sprintf("attempt %d failed (%s); retrying in %s", ref.attempt, ev.Reason, delay.Round(time.Millisecond)), Time: now})
+	e.m.executions.WithLabelValues("RETRIED").Inc()
+	e.waitRetry(r, task, delay)
+	return true
+}
+
+// waitRetry arms the timer that starts task's next attempt after delay.
+func (e *Engine) waitRetry(r *activeRun, task int, delay time.Duration) {
+	msg := retryDue{runID: r.id, task: task, attempt: r.attempts[task]}
+	r.waiting[task] = time.AfterFunc(delay, func() { e.post(msg) })
+}
+
+func (e *Engine) onRetryDue(m retryDue, b *batch) {
+	r := e.active[m.runID]
+	if r == nil || r.final || r.attempts[m.task] != m.attempt {
+		return
+	}
+	if _, ok := r.waiting[m.task]; !ok {
+		return // cancelled meanwhile
+	}
+	delete(r.waiting, m.task)
+	inputs, err := r.sched.Inputs(m.task)
+	if err != nil {
+		e.failBeforeStart(r, m.task, fmt.Sprintf("retry: %v", err), b)
+		return
+	}
+	e.startAttempt(r, m.task, spec.TaskPending, inputs, "", b)
 }

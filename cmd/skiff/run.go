@@ -39,7 +39,7 @@ Examples:
 			&cli.StringSliceFlag{Name: "param", Aliases: []string{"p"}, Usage: "pipeline parameter `name=value` (repeatable)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "final summary format: table or json (json goes alone to standard output)"},
 			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress view: auto, tty (redrawn in place), plain (timestamped lines), json (JSON lines), none"},
-			&cli.StringFlag{Name: "executor", Usage: "default executor for tasks that name none: local or sim"},
+			&cli.StringFlag{Name: "executor", Usage: "default executor for tasks that name none: local, docker (needs a Docker engine; steps name an image) or sim"},
 			&cli.StringFlag{Name: "name", Usage: "display name of the run (default: the pipeline's name)"},
 			&cli.StringFlag{Name: "request-id", Usage: "idempotency key: a second run with the same key returns the first run"},
 			&cli.StringFlag{Name: "experiment", Usage: "with --server: the experiment `ID` to run in (default: the namespace's Default)"},
@@ -189,27 +189,17 @@ func loadPipeline(file string, raw []string) (*spec.Plan, map[string]json.RawMes
 	return plan, params, nil
 }
 
-// reservedFieldsWarning names the tasks whose retry or cache settings this
-// version parses but does not apply yet, so they are not silently ignored.
+// reservedFieldsWarning names the tasks whose cache settings this version
+// parses but does not apply yet, so they are not silently ignored.
 func reservedFieldsWarning(p *spec.Plan) string {
-	var retry, cache []string
+	var cache []string
 	for _, t := range p.Tasks {
-		if t.Retry != nil {
-			retry = append(retry, t.Name)
-		}
 		if t.Cache != nil && t.Cache.Enabled {
 			cache = append(cache, t.Name)
 		}
 	}
-	var parts []string
-	if len(retry) > 0 {
-		parts = append(parts, fmt.Sprintf("retry is not applied yet (tasks %s)", strings.Join(retry, ", ")))
-	}
-	if len(cache) > 0 {
-		parts = append(parts, fmt.Sprintf("caching is not applied yet (tasks %s)", strings.Join(cache, ", ")))
-	}
-	if len(parts) == 0 {
+	if len(cache) == 0 {
 		return ""
 	}
-	return strings.Join(parts, "; ") + ": the format reserves these fields and every task runs once"
+	return fmt.Sprintf("caching is not applied yet (tasks %s): the format reserves the cache field and these tasks always run", strings.Join(cache, ", "))
 }

@@ -14,7 +14,7 @@ func TestReservedFieldsWarning_NamesTasks(t *testing.T) {
 		{Name: "c", Cache: &spec.Cache{Enabled: false}},
 	}}
 	w := reservedFieldsWarning(p)
-	if !strings.Contains(w, "retry is not applied yet (tasks a)") || !strings.Contains(w, "caching is not applied yet (tasks b)") {
+	if strings.Contains(w, "retry") || !strings.Contains(w, "caching is not applied yet (tasks b)") {
 		t.Errorf("warning = %q", w)
 	}
 	if reservedFieldsWarning(&spec.Plan{Tasks: []spec.Task{{Name: "x"}}}) != "" {
