@@ -8,9 +8,12 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/docker/docker/client"
 	"github.com/urfave/cli/v2"
 
 	"github.com/skiffml/skiff/executors"
+	"github.com/skiffml/skiff/executors/docker"
+	"github.com/skiffml/skiff/store"
 )
 
 func logsCommand() *cli.Command {
@@ -34,7 +37,11 @@ the data dir. RUN may be a unique prefix of a run id.`,
 				}
 				return clientLogs(c, cl, c.Args().Get(0), c.Args().Get(1))
 			}
+			follow := c.Bool("follow")
 			n, err := openNode(c, nodeOptions{wait: time.Second})
+			if errors.Is(err, store.ErrLocked) && follow {
+				return followDockerTask(c, c.Args().Get(0), c.Args().Get(1), err)
+			}
 			if err != nil {
 				return err
 			}
@@ -63,10 +70,13 @@ the data dir. RUN may be a unique prefix of a run id.`,
 					a = t.Attempts[k-1]
 				}
 				var rc io.ReadCloser
-				if a.Logs != nil {
+				switch {
+				case a.Logs != nil:
 					rc, err = n.blobs.Open(c.Context, a.Logs.Digest)
-				} else {
-					rc, err = n.local.Logs(c.Context, a.ExecutionID, false)
+				case a.Executor == "docker" && n.docker != nil:
+					rc, err = n.docker.Logs(c.Context, a.ExecutionID, follow)
+				default:
+					rc, err = n.local.Logs(c.Context, a.ExecutionID, follow)
 				}
 				if errors.Is(err, executors.ErrUnknownExecution) {
 					return fmt.Errorf("no logs kept for task %s attempt %d", t.Name, a.N)
@@ -81,4 +91,24 @@ the data dir. RUN may be a unique prefix of a run id.`,
 			return usageError("run %s has no task %q", r.ID, name)
 		},
 	}
+}
+
+// followDockerTask follows a docker task's log from the Docker engine when
+// another skiff process holds the data dir (and runs the pipeline).
+func followDockerTask(c *cli.Context, run, task string, lockErr error) error {
+	dcli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return fmt.Errorf("%w (and no Docker engine to follow from: %v)", lockErr, err)
+	}
+	defer dcli.Close()
+	rc, err := docker.TaskLogs(c.Context, dcli, run, task, true)
+	if errors.Is(err, executors.ErrUnknownExecution) {
+		return fmt.Errorf("%w; -f can follow only docker tasks while the run holds the data dir, and run %s has no container for task %s", lockErr, run, task)
+	}
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = io.Copy(os.Stdout, rc)
+	return err
 }

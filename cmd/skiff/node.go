@@ -13,6 +13,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/skiffml/skiff/engine"
+	"github.com/skiffml/skiff/executors"
+	"github.com/skiffml/skiff/executors/docker"
 	"github.com/skiffml/skiff/executors/local"
 	"github.com/skiffml/skiff/executors/sim"
 	"github.com/skiffml/skiff/store"
@@ -32,6 +34,7 @@ type node struct {
 	store  *store.Store
 	blobs  *blob.Store
 	local  *local.Executor
+	docker *docker.Executor // nil when no Docker engine answered
 	engine *engine.Engine
 	log    *slog.Logger
 }
@@ -85,7 +88,16 @@ func openNode(c *cli.Context, opts nodeOptions) (*node, error) {
 		st.Close()
 		return nil, fmt.Errorf("local executor: %w", err)
 	}
-	ecfg := engine.DefaultConfig(st, n.local, sim.New(sim.Config{}))
+	execs := []executors.Executor{n.local, sim.New(sim.Config{})}
+	if n.docker, err = openDocker(c.Context, dir, n.blobs, log); err == nil {
+		execs = append(execs, n.docker)
+	} else if opts.defaultExecutor == "docker" {
+		st.Close()
+		return nil, fmt.Errorf("--executor docker: %w", err)
+	} else {
+		log.Debug("docker executor not available", "err", err)
+	}
+	ecfg := engine.DefaultConfig(st, execs...)
 	ecfg.DefaultExecutor = opts.defaultExecutor
 	ecfg.Logger = log
 	ecfg.OnUpdate = opts.onUpdate
@@ -94,6 +106,27 @@ func openNode(c *cli.Context, opts nodeOptions) (*node, error) {
 		return nil, err
 	}
 	return n, nil
+}
+
+// dockerPingTimeout bounds how long startup waits for a Docker engine.
+const dockerPingTimeout = time.Second
+
+// openDocker makes the docker executor when a Docker engine answers within
+// dockerPingTimeout. SKIFF_DOCKER_PULL_POLICY (IfNotPresent, Always,
+// Never) sets its pull policy.
+func openDocker(ctx context.Context, dir string, blobs *blob.Store, log *slog.Logger) (*docker.Executor, error) {
+	cfg := docker.DefaultConfig(filepath.Join(dir, "docker"), blobs)
+	cfg.Logger = log
+	if p := os.Getenv("SKIFF_DOCKER_PULL_POLICY"); p != "" {
+		pp, err := docker.ParsePullPolicy(p)
+		if err != nil {
+			return nil, fmt.Errorf("SKIFF_DOCKER_PULL_POLICY: %w", err)
+		}
+		cfg.PullPolicy = pp
+	}
+	ctx, cancel := context.WithTimeout(ctx, dockerPingTimeout)
+	defer cancel()
+	return docker.New(ctx, cfg)
 }
 
 // start runs the engine loop until ctx ends; the returned func waits for it.
