@@ -77,6 +77,8 @@ type Update struct {
 	Attempt   int
 	Reason    string
 	Time      time.Time
+	// Cached is set when a task SUCCEEDED from the cache, without running.
+	Cached bool
 }
 
 // Engine runs pipelines. Create it with New, start its loop with Run.
@@ -98,6 +100,7 @@ type Engine struct {
 	// Owned by the loop goroutine.
 	active   map[string]*activeRun
 	inflight map[string]*execRef
+	flights  map[string]*flight // by cache key
 }
 
 // New returns an engine; call Run to start its loop.
@@ -125,6 +128,7 @@ func New(cfg Config) (*Engine, error) {
 		stopped:  make(chan struct{}),
 		active:   map[string]*activeRun{},
 		inflight: map[string]*execRef{},
+		flights:  map[string]*flight{},
 	}
 	for _, x := range cfg.Executors {
 		e.execs[x.Name()] = x
@@ -152,6 +156,9 @@ type SubmitOptions struct {
 	PipelineDir string
 	// Executor overrides the engine's default executor for this run.
 	Executor string
+	// NoCache turns caching off for every task of the run: none reads the
+	// cache (successful results are still recorded for later runs).
+	NoCache bool
 }
 
 // Submit validates params against plan, stores a new run and hands it to
@@ -201,6 +208,7 @@ func (e *Engine) Submit(ctx context.Context, plan *spec.Plan, params map[string]
 		Params:          params,
 		DefaultExecutor: def,
 		PipelineDir:     opts.PipelineDir,
+		NoCache:         opts.NoCache,
 		State:           spec.RunPending,
 		CreatedAt:       e.now().UTC(),
 		TaskCount:       len(plan.Tasks),

@@ -405,3 +405,7 @@ func openStore(t testing.TB, dir string) *store.Store {
 	}
 	return st
 }
+
+type jsonRaw = json.RawMessage
+
+func replaceAll(s, old, new string) string { return strings.ReplaceAll(s, old, new) }

@@ -44,6 +44,11 @@ type activeRun struct {
 	// lastEnd is when a task's latest attempt ended, for tasks that were
 	// waiting for a retry when the run was rebuilt.
 	lastEnd map[int]time.Time
+	// cacheKeys holds the cache key of tasks that run with caching on, so
+	// their success is recorded under it; cacheWait the key of tasks
+	// waiting for an identical execution in flight.
+	cacheKeys map[int]string
+	cacheWait map[int]string
 }
 
 // execRef ties a live execution to its run, task and attempt.
@@ -236,20 +241,25 @@ func (e *Engine) rebuild(rec store.Run) (*activeRun, []store.Task, error) {
 		return nil, nil, fmt.Errorf("stored run has %d tasks, its plan %d", len(tasks), len(plan.Tasks))
 	}
 	r := &activeRun{
-		id:       rec.ID,
-		rec:      rec,
-		plan:     &plan,
-		sched:    scheduler.New(&plan, rec.Params),
-		state:    rec.State,
-		attempts: make([]int, len(plan.Tasks)),
-		waiting:  map[int]*time.Timer{},
-		lastEnd:  map[int]time.Time{},
+		id:        rec.ID,
+		rec:       rec,
+		plan:      &plan,
+		sched:     scheduler.New(&plan, rec.Params),
+		state:     rec.State,
+		attempts:  make([]int, len(plan.Tasks)),
+		waiting:   map[int]*time.Timer{},
+		lastEnd:   map[int]time.Time{},
+		cacheKeys: map[int]string{},
+		cacheWait: map[int]string{},
 	}
 	if rec.CancelRequested && !rec.State.Final() {
 		r.state = spec.RunCanceling
 	}
 	for _, t := range tasks {
 		r.attempts[t.Index] = len(t.Attempts)
+		if t.CacheKey != "" && !t.Cached() {
+			r.cacheKeys[t.Index] = t.CacheKey
+		}
 		if n := len(t.Attempts); t.State == spec.TaskPending && n > 0 {
 			r.lastEnd[t.Index] = t.Attempts[n-1].FinishedAt
 		}
@@ -281,6 +291,14 @@ func (e *Engine) decide(r *activeRun, decs []scheduler.Decision, b *batch) {
 					continue
 				}
 			}
+			if r.cacheApplies(d.Task) {
+				key := CacheKey(&r.plan.Tasks[d.Task], d.Inputs)
+				if r.attempts[d.Task] == 0 {
+					e.startCached(r, d.Task, key, d.Inputs, b)
+					continue
+				}
+				r.cacheKeys[d.Task] = key
+			}
 			e.startAttempt(r, d.Task, spec.TaskPending, d.Inputs, "", b)
 		case scheduler.ActSkip, scheduler.ActCancel:
 			to := spec.TaskSkipped
@@ -294,6 +312,14 @@ func (e *Engine) decide(r *activeRun, decs []scheduler.Decision, b *batch) {
 			// record one attempt that failed before it ran.
 			e.failBeforeStart(r, d.Task, d.Reason, b)
 		case scheduler.ActStop:
+			if _, ok := r.cacheWait[d.Task]; ok {
+				// Waiting for an identical execution: it never runs.
+				delete(r.cacheWait, d.Task)
+				b.transition(r, store.Transition{Task: d.Task, From: spec.TaskPending, To: spec.TaskCanceled, Time: now, Error: "run canceled"})
+				b.update(Update{RunID: r.id, Task: d.Task, Name: r.plan.Tasks[d.Task].Name, TaskState: spec.TaskCanceled, Reason: "run canceled", Time: now})
+				e.decide(r, r.sched.Finished(d.Task, spec.TaskCanceled, nil), b)
+				continue
+			}
 			if tm, ok := r.waiting[d.Task]; ok {
 				// Between attempts: nothing runs, the retry just never comes.
 				tm.Stop()
@@ -335,7 +361,7 @@ func (e *Engine) startAttempt(r *activeRun, task int, from spec.TaskState, input
 	name := r.executorName(task)
 	x, ok := e.execs[name]
 	tr := store.Transition{Task: task, Attempt: attempt, From: from, To: spec.TaskRunning, Time: now,
-		ExecutionID: id, Executor: name, Error: lostReason}
+		ExecutionID: id, Executor: name, Error: lostReason, CacheKey: r.cacheKeys[task]}
 	b.transition(r, tr)
 	b.update(Update{RunID: r.id, Task: task, Name: r.plan.Tasks[task].Name, TaskState: spec.TaskRunning, Attempt: attempt, Reason: lostReason, Time: now})
 	if !ok {
@@ -367,11 +393,19 @@ func (e *Engine) failBeforeStart(r *activeRun, task int, reason string, b *batch
 // scheduler.
 func (e *Engine) finishAttempt(r *activeRun, task, attempt int, state spec.TaskState, reason string, outs map[string]spec.Value, logs *spec.ArtifactRef, b *batch) {
 	now := e.now().UTC()
-	b.transition(r, store.Transition{Task: task, Attempt: attempt, From: spec.TaskRunning, To: state, Time: now,
-		Outputs: outs, Error: reason, Logs: logs})
+	key := r.cacheKeys[task]
+	tr := store.Transition{Task: task, Attempt: attempt, From: spec.TaskRunning, To: state, Time: now,
+		Outputs: outs, Error: reason, Logs: logs}
+	if state == spec.TaskSucceeded {
+		tr.CacheKey = key // a failed execution is never cached
+	}
+	b.transition(r, tr)
 	b.update(Update{RunID: r.id, Task: task, Name: r.plan.Tasks[task].Name, TaskState: state, Attempt: attempt, Reason: reason, Time: now})
 	e.m.executions.WithLabelValues(state.String()).Inc()
 	e.decide(r, r.sched.Finished(task, state, outs), b)
+	if key != "" {
+		e.landFlight(key, state, executors.ExecutionID(r.id, task, attempt), outs, b)
+	}
 }
 
 func (e *Engine) onEvent(ev executors.Event, b *batch) {

@@ -10,6 +10,7 @@ type metrics struct {
 	executions     *prometheus.CounterVec
 	queueDepth     prometheus.Gauge
 	commitSeconds  prometheus.Histogram
+	cache          *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -29,11 +30,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "skiff_engine_commit_seconds", Help: "Time to commit one loop turn's batch.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
+		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "skiff_engine_cache_lookups_total", Help: "Cache lookups by result: hit, miss, or wait (an identical execution was in flight)."}, []string{"result"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.decisions, m.transitions, m.started, m.executorErrors, m.executions, m.queueDepth, m.commitSeconds} {
+	for _, c := range []prometheus.Collector{m.decisions, m.transitions, m.started, m.executorErrors, m.executions, m.queueDepth, m.commitSeconds, m.cache} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

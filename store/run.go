@@ -23,6 +23,7 @@ type Run struct {
 	Params          map[string]json.RawMessage `json:"params,omitempty"`
 	DefaultExecutor string                     `json:"default_executor,omitempty"`
 	PipelineDir     string                     `json:"pipeline_dir,omitempty"` // where the pipeline file was read from (placeholders)
+	NoCache         bool                       `json:"no_cache,omitempty"`     // the run-level switch: no task of this run reads the cache
 	State           spec.RunState              `json:"state"`
 	CreatedAt       time.Time                  `json:"created_at,omitzero"`
 	StartedAt       time.Time                  `json:"started_at,omitzero"`

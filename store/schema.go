@@ -48,7 +48,14 @@ var (
 	bucketRecurringRuns = []byte("recurring_runs")
 )
 
-var allBuckets = [][]byte{bucketMeta, bucketRuns, bucketPlans, bucketRunsByRequest, bucketRunsActive, bucketTasks,
+// Engine buckets added after the first release.
+var (
+	// bucketCache: cache key -> JSON CacheEntry (the latest successful
+	// execution with that key).
+	bucketCache = []byte("cache")
+)
+
+var allBuckets = [][]byte{bucketCache, bucketMeta, bucketRuns, bucketPlans, bucketRunsByRequest, bucketRunsActive, bucketTasks,
 	bucketExperiments, bucketExperimentsByName, bucketTokens, bucketNamespaces, bucketRunMeta,
 	bucketPipelines, bucketPipelinesByName, bucketPipelineVersions, bucketRecurringRuns}
 

@@ -22,7 +22,14 @@ type Task struct {
 	Error      string                `json:"error,omitempty"`
 	StartedAt  time.Time             `json:"started_at,omitzero"`
 	FinishedAt time.Time             `json:"finished_at,omitzero"`
+	// CacheKey is the task's cache key when caching applied to it.
+	CacheKey string `json:"cache_key,omitempty"`
+	// CachedFrom is the execution whose outputs a cache hit reused.
+	CachedFrom string `json:"cached_from,omitempty"`
 }
+
+// Cached reports whether the task was satisfied from the cache.
+func (t Task) Cached() bool { return t.CachedFrom != "" }
 
 // Attempt is one try of a task (an execution).
 type Attempt struct {
@@ -55,6 +62,11 @@ type TransitionTasks struct {
 //	RUNNING -> SUCCEEDED|FAILED|CANCELED
 //	                               Attempt == current: closes attempt and task
 //	PENDING -> SKIPPED|CANCELED    no attempt; Error holds the reason
+//	PENDING -> SUCCEEDED           a cache hit: CachedFrom names the execution
+//	                               whose Outputs are reused; no attempt
+//
+// A RUNNING -> SUCCEEDED move with a CacheKey also records the outputs in
+// the cache under that key.
 //
 // No attempt starts once the run's cancellation was requested or the run is
 // final.
@@ -69,6 +81,8 @@ type Transition struct {
 	Outputs     map[string]spec.Value `json:"outputs,omitempty"`
 	Error       string                `json:"error,omitempty"`
 	Logs        *spec.ArtifactRef     `json:"logs,omitempty"`
+	CacheKey    string                `json:"cache_key,omitempty"`
+	CachedFrom  string                `json:"cached_from,omitempty"`
 }
 
 func (TransitionTasks) Type() CommandType { return TypeTransitionTasks }
@@ -106,6 +120,14 @@ func applyTransitionTasks(tx *bolt.Tx, c TransitionTasks) ([]Rejection, error) {
 		if reason := transitionTask(t, it, noNewAttempts); reason != "" {
 			rej = append(rej, Rejection{Item: i, Reason: fmt.Sprintf("run %q task %d (%s) %s -> %s attempt %d: %s",
 				c.RunID, it.Task, t.Name, it.From, it.To, it.Attempt, reason)})
+			continue
+		}
+		if it.CacheKey != "" && it.From == spec.TaskRunning && it.To == spec.TaskSucceeded {
+			e := CacheEntry{Key: it.CacheKey, RunID: c.RunID, Task: it.Task, ExecutionID: t.Attempts[len(t.Attempts)-1].ExecutionID,
+				Outputs: it.Outputs, Time: it.Time}
+			if err := putCacheEntryTx(tx, e); err != nil {
+				return nil, err
+			}
 		}
 	}
 	idx := make([]int, 0, len(tasks))
@@ -143,6 +165,9 @@ func transitionTask(t *Task, it Transition, noNewAttempts bool) string {
 		}
 		t.Attempts = append(t.Attempts, newAttempt(it))
 		t.State = spec.TaskRunning
+		if it.CacheKey != "" {
+			t.CacheKey = it.CacheKey
+		}
 	case it.From == spec.TaskRunning && it.To == spec.TaskRunning:
 		if noNewAttempts {
 			return "run is canceled or final: no new attempt"
@@ -170,6 +195,15 @@ func transitionTask(t *Task, it Transition, noNewAttempts bool) string {
 		if it.To == spec.TaskSucceeded {
 			t.Outputs = it.Outputs
 		}
+	case it.From == spec.TaskPending && it.To == spec.TaskSucceeded:
+		if it.CachedFrom == "" {
+			return "transition not allowed: only a cache hit (cached_from) succeeds without an attempt"
+		}
+		if noNewAttempts {
+			return "run is canceled or final: no cache hit"
+		}
+		t.State, t.StartedAt, t.FinishedAt, t.Outputs = spec.TaskSucceeded, it.Time, it.Time, it.Outputs
+		t.CachedFrom, t.CacheKey, t.Error = it.CachedFrom, it.CacheKey, ""
 	case it.From == spec.TaskPending && (it.To == spec.TaskSkipped || it.To == spec.TaskCanceled):
 		t.State, t.FinishedAt, t.Error = it.To, it.Time, it.Error
 	default:

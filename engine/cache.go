@@ -1,0 +1,147 @@
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"sort"
+
+	"github.com/skiffml/skiff/engine/spec"
+	"github.com/skiffml/skiff/store"
+)
+
+// cacheKeyVersion changes when the key's encoding does, so old entries are
+// never matched by a different meaning.
+const cacheKeyVersion = 1
+
+// cacheKeyDoc is the canonical document a cache key hashes: what the step
+// runs (image, command, args, env, as written, before placeholders), the
+// resolved input values (parameter JSON, artifact digests) and the outputs
+// it must produce.
+type cacheKeyDoc struct {
+	Version int             `json:"v"`
+	Image   string          `json:"image,omitempty"`
+	Command []string        `json:"command,omitempty"`
+	Args    []string        `json:"args,omitempty"`
+	Env     []spec.EnvVar   `json:"env,omitempty"`
+	Workdir string          `json:"workingDir,omitempty"`
+	Inputs  []cacheKeyInput `json:"inputs,omitempty"`
+	Outputs []spec.Output   `json:"outputs,omitempty"`
+	Custom  string          `json:"custom,omitempty"`
+}
+
+type cacheKeyInput struct {
+	Name   string          `json:"name"`
+	Param  json.RawMessage `json:"param,omitempty"`
+	Digest string          `json:"digest,omitempty"`
+}
+
+// CacheKey returns the content-addressed cache key of task t run with
+// inputs: "sha256:<hex>". A custom key (cache.key) replaces the computed
+// document, so two tasks with the same custom key share results.
+func CacheKey(t *spec.Task, inputs map[string]spec.Value) string {
+	doc := cacheKeyDoc{Version: cacheKeyVersion}
+	if t.Cache != nil && t.Cache.Key != "" {
+		doc.Custom = t.Cache.Key
+	} else {
+		doc.Image, doc.Command, doc.Args, doc.Env, doc.Workdir = t.Image, t.Command, t.Args, t.Env, t.WorkingDir
+		doc.Outputs = t.Outputs
+		names := make([]string, 0, len(inputs))
+		for n := range inputs {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			v := inputs[n]
+			in := cacheKeyInput{Name: n, Param: v.Param}
+			if v.Artifact != nil {
+				in.Param, in.Digest = nil, v.Artifact.Digest
+			}
+			doc.Inputs = append(doc.Inputs, in)
+		}
+	}
+	b, _ := json.Marshal(doc) // plain data: cannot fail
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// flight is an execution whose result other tasks with the same cache key
+// wait for, rather than running the same thing twice at once.
+type flight struct {
+	followers []follower
+}
+
+type follower struct {
+	run  *activeRun
+	task int
+}
+
+// startCached starts a PENDING task that caching applies to: a fresh cache
+// hit reuses recorded outputs; an identical execution in flight is waited
+// for; otherwise the task runs and leads a new flight.
+func (e *Engine) startCached(r *activeRun, task int, key string, inputs map[string]spec.Value, b *batch) {
+	t := &r.plan.Tasks[task]
+	entry, err := e.cfg.Store.CacheLookup(key)
+	switch {
+	case err == nil && (t.Cache.MaxStaleness == 0 || e.now().Sub(entry.Time) <= t.Cache.MaxStaleness.D()):
+		e.m.cache.WithLabelValues("hit").Inc()
+		e.cacheHit(r, task, key, entry.ExecutionID, entry.Outputs, b)
+		return
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		e.log.Warn("cache lookup", "task", t.Name, "err", err)
+	}
+	if f := e.flights[key]; f != nil {
+		e.m.cache.WithLabelValues("wait").Inc()
+		f.followers = append(f.followers, follower{run: r, task: task})
+		r.cacheWait[task] = key
+		return
+	}
+	e.m.cache.WithLabelValues("miss").Inc()
+	e.flights[key] = &flight{}
+	r.cacheKeys[task] = key
+	e.startAttempt(r, task, spec.TaskPending, inputs, "", b)
+}
+
+// cacheHit records task as SUCCEEDED with the outputs of execution from.
+func (e *Engine) cacheHit(r *activeRun, task int, key, from string, outs map[string]spec.Value, b *batch) {
+	now := e.now().UTC()
+	b.transition(r, store.Transition{Task: task, From: spec.TaskPending, To: spec.TaskSucceeded, Time: now,
+		Outputs: outs, CacheKey: key, CachedFrom: from})
+	b.update(Update{RunID: r.id, Task: task, Name: r.plan.Tasks[task].Name, TaskState: spec.TaskSucceeded,
+		Cached: true, Reason: "cached from " + from, Time: now})
+	e.decide(r, r.sched.Finished(task, spec.TaskSucceeded, outs), b)
+}
+
+// landFlight resolves the tasks waiting on key once its leader ended: on
+// success they reuse its outputs; otherwise each tries for itself.
+func (e *Engine) landFlight(key string, state spec.TaskState, from string, outs map[string]spec.Value, b *batch) {
+	f := e.flights[key]
+	if f == nil {
+		return
+	}
+	delete(e.flights, key)
+	for _, fl := range f.followers {
+		if fl.run.final || fl.run.cacheWait[fl.task] != key {
+			continue
+		}
+		delete(fl.run.cacheWait, fl.task)
+		if state == spec.TaskSucceeded {
+			e.m.cache.WithLabelValues("hit").Inc()
+			e.cacheHit(fl.run, fl.task, key, from, outs, b)
+			continue
+		}
+		inputs, err := fl.run.sched.Inputs(fl.task)
+		if err != nil {
+			e.failBeforeStart(fl.run, fl.task, err.Error(), b)
+			continue
+		}
+		e.startCached(fl.run, fl.task, key, inputs, b)
+	}
+}
+
+// cacheApplies reports whether caching is on for task in run r.
+func (r *activeRun) cacheApplies(task int) bool {
+	c := r.plan.Tasks[task].Cache
+	return c != nil && c.Enabled && !r.rec.NoCache
+}

@@ -1,0 +1,177 @@
+package engine_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/skiffml/skiff/engine"
+	"github.com/skiffml/skiff/engine/spec"
+	"github.com/skiffml/skiff/executors/sim"
+)
+
+const cachedYAML = `
+name: cached
+executor: sim
+parameters:
+  lr: {type: float, default: 0.1}
+tasks:
+  - name: prep
+    command: [prep]
+    inputs: {lr: {type: float, param: lr}}
+    outputs: {data: Dataset, rows: int}
+    cache: {enabled: true, maxStaleness: STALE}
+  - name: train
+    command: [train]
+    inputs: {data: {type: Dataset, from: prep.data}}
+    outputs: {acc: float}
+    cache: true
+`
+
+func cachedPlan(t *testing.T, stale string) *spec.Plan {
+	return mustPlan(t, replaceAll(cachedYAML, "STALE", stale))
+}
+
+func TestEngine_CacheHitReusesOutputsWithoutRunning(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, t.TempDir(), sim.Config{})
+	first := h.submit(cachedPlan(t, "24h"), nil)
+	if r := h.wait(first); r.State != spec.RunSucceeded {
+		t.Fatalf("first run %s", r.State)
+	}
+	second := h.submit(cachedPlan(t, "24h"), nil)
+	if r := h.wait(second); r.State != spec.RunSucceeded {
+		t.Fatalf("second run %s", r.State)
+	}
+	a, b := h.tasks(first), h.tasks(second)
+	for _, name := range []string{"prep", "train"} {
+		if b[name].CachedFrom != a[name].Attempts[0].ExecutionID || len(b[name].Attempts) != 0 {
+			t.Errorf("%s: cached from %q with %d attempts; want cached from %s with none",
+				name, b[name].CachedFrom, len(b[name].Attempts), a[name].Attempts[0].ExecutionID)
+		}
+		if a[name].Outputs["acc"].Param != nil && string(a[name].Outputs["acc"].Param) != string(b[name].Outputs["acc"].Param) {
+			t.Errorf("%s: outputs differ", name)
+		}
+	}
+	if a["prep"].Outputs["data"].Artifact.Digest != b["prep"].Outputs["data"].Artifact.Digest {
+		t.Errorf("cache hit did not reuse the artifact digest")
+	}
+
+	// A different parameter value is a different key.
+	third, err := h.eng.Submit(context.Background(), cachedPlan(t, "24h"), map[string]jsonRaw{"lr": jsonRaw(`0.2`)}, engine.SubmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.wait(third)
+	if c := h.tasks(third)["prep"]; c.Cached() || len(c.Attempts) != 1 {
+		t.Errorf("prep with another lr: cached=%v attempts=%d, want a fresh run", c.Cached(), len(c.Attempts))
+	}
+
+	// The run-level switch turns the cache off.
+	fourth, err := h.eng.Submit(context.Background(), cachedPlan(t, "24h"), nil, engine.SubmitOptions{NoCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.wait(fourth)
+	if c := h.tasks(fourth)["prep"]; c.Cached() || len(c.Attempts) != 1 {
+		t.Errorf("NoCache run: prep cached=%v attempts=%d", c.Cached(), len(c.Attempts))
+	}
+}
+
+func TestEngine_CacheRespectsMaxStaleness(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, t.TempDir(), sim.Config{})
+	h.wait(h.submit(cachedPlan(t, "1ns"), nil))
+	time.Sleep(time.Millisecond) // let the entry age past 1ns
+	second := h.submit(cachedPlan(t, "1ns"), nil)
+	h.wait(second)
+	ts := h.tasks(second)
+	if ts["prep"].Cached() {
+		t.Errorf("prep reused an entry older than its maxStaleness")
+	}
+}
+
+func TestEngine_FailedExecutionsAreNeverCached(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, t.TempDir(), sim.Config{Tasks: map[string]sim.Behavior{"prep": {Fail: true}}})
+	first := h.submit(cachedPlan(t, "24h"), nil)
+	if r := h.wait(first); r.State != spec.RunFailed {
+		t.Fatalf("first run %s", r.State)
+	}
+	second := h.submit(cachedPlan(t, "24h"), nil)
+	h.wait(second)
+	if p := h.tasks(second)["prep"]; p.Cached() || len(p.Attempts) != 1 {
+		t.Errorf("prep after a failure: cached=%v attempts=%d, want it run again", p.Cached(), len(p.Attempts))
+	}
+}
+
+func TestEngine_IdenticalTasksInFlightRunOnce(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, t.TempDir(), sim.Config{Default: sim.Behavior{Duration: 50 * time.Millisecond}})
+	id := h.submit(mustPlan(t, `
+name: twins
+executor: sim
+tasks:
+  - name: left
+    command: [download, big.csv]
+    outputs: {data: Dataset}
+    cache: true
+  - name: right
+    command: [download, big.csv]
+    outputs: {data: Dataset}
+    cache: true
+`), nil)
+	if r := h.wait(id); r.State != spec.RunSucceeded {
+		t.Fatalf("run %s", r.State)
+	}
+	ts := h.tasks(id)
+	ran := len(ts["left"].Attempts) + len(ts["right"].Attempts)
+	if ran != 1 {
+		t.Fatalf("identical tasks executed %d times, want 1", ran)
+	}
+	cached := ts["left"]
+	if !cached.Cached() {
+		cached = ts["right"]
+	}
+	if !cached.Cached() || ts["left"].Outputs["data"].Artifact.Digest != ts["right"].Outputs["data"].Artifact.Digest {
+		t.Errorf("the waiting twin did not reuse the other's outputs: %+v", ts)
+	}
+}
+
+func TestCacheKey_CoversWhatTheStepRuns(t *testing.T) {
+	t.Parallel()
+	base := spec.Task{Name: "a", Image: "img", Command: []string{"run"}, Outputs: []spec.Output{{Name: "o", Type: spec.TypeInt}}}
+	in := map[string]spec.Value{"x": {Param: jsonRaw(`1`)}}
+	k := engine.CacheKey(&base, in)
+	variants := map[string]func(t *spec.Task, in map[string]spec.Value){
+		"image":         func(t *spec.Task, _ map[string]spec.Value) { t.Image = "other" },
+		"command":       func(t *spec.Task, _ map[string]spec.Value) { t.Command = []string{"run2"} },
+		"args":          func(t *spec.Task, _ map[string]spec.Value) { t.Args = []string{"-v"} },
+		"env":           func(t *spec.Task, _ map[string]spec.Value) { t.Env = []spec.EnvVar{{Name: "A", Value: "1"}} },
+		"input value":   func(_ *spec.Task, in map[string]spec.Value) { in["x"] = spec.Value{Param: jsonRaw(`2`)} },
+		"artifact":      func(_ *spec.Task, in map[string]spec.Value) { in["x"] = spec.Value{Artifact: &spec.ArtifactRef{Digest: "sha256:00"}} },
+		"output type":   func(t *spec.Task, _ map[string]spec.Value) { t.Outputs = []spec.Output{{Name: "o", Type: spec.TypeFloat}} },
+		"output name":   func(t *spec.Task, _ map[string]spec.Value) { t.Outputs = []spec.Output{{Name: "p", Type: spec.TypeInt}} },
+		"another input": func(_ *spec.Task, in map[string]spec.Value) { in["y"] = spec.Value{Param: jsonRaw(`1`)} },
+	}
+	for name, change := range variants {
+		tk := base
+		vals := map[string]spec.Value{"x": in["x"]}
+		change(&tk, vals)
+		if engine.CacheKey(&tk, vals) == k {
+			t.Errorf("changing the %s keeps the cache key", name)
+		}
+	}
+	renamed := base
+	renamed.Name = "b"
+	if engine.CacheKey(&renamed, in) != k {
+		t.Error("the task's name changed the key; identical steps must share results")
+	}
+	custom := base
+	custom.Cache = &spec.Cache{Enabled: true, Key: "mine"}
+	other := custom
+	other.Command = []string{"different"}
+	if engine.CacheKey(&custom, in) != engine.CacheKey(&other, nil) {
+		t.Error("a custom key does not replace the computed one")
+	}
+}
