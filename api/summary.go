@@ -30,6 +30,8 @@ type TaskSummary struct {
 	Name         string                     `json:"name"`
 	State        string                     `json:"state"`
 	Attempts     int                        `json:"attempts"`
+	Cached       bool                       `json:"cached"`
+	CachedFrom   string                     `json:"cached_from,omitempty"`
 	Error        string                     `json:"error,omitempty"`
 	StartedAt    string                     `json:"started_at,omitempty"`
 	FinishedAt   string                     `json:"finished_at,omitempty"`
@@ -48,6 +50,7 @@ func Summarize(r store.Run, tasks []store.Task) RunSummary {
 	for _, t := range tasks {
 		s.Tasks = append(s.Tasks, TaskSummary{
 			Name: t.Name, State: t.State.String(), Attempts: len(t.Attempts), Error: t.Error,
+			Cached: t.Cached(), CachedFrom: t.CachedFrom,
 			StartedAt: timeText(t.StartedAt), FinishedAt: timeText(t.FinishedAt),
 			DurationSecs: duration(t.StartedAt, t.FinishedAt), Outputs: values(t.Outputs),
 		})

@@ -65,6 +65,7 @@ type summary struct {
 		Name     string `json:"name"`
 		State    string `json:"state"`
 		Attempts int    `json:"attempts"`
+		Cached   bool   `json:"cached"`
 		Error    string `json:"error"`
 	} `json:"tasks"`
 }

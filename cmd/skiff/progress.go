@@ -73,6 +73,7 @@ type runView struct {
 }
 
 type taskView struct {
+	cached  bool
 	name    string
 	state   spec.TaskState
 	attempt int
@@ -175,7 +176,7 @@ func (p *progress) apply(u engine.Update) {
 		rv.tasks[u.Name] = tv
 		rv.order = append(rv.order, u.Name)
 	}
-	tv.state, tv.attempt, tv.since, tv.reason = u.TaskState, u.Attempt, u.Time, u.Reason
+	tv.state, tv.attempt, tv.since, tv.reason, tv.cached = u.TaskState, u.Attempt, u.Time, u.Reason, u.Cached
 }
 
 func (p *progress) plainLine(u engine.Update) {
@@ -188,7 +189,11 @@ func (p *progress) plainLine(u engine.Update) {
 		fmt.Fprintln(p.w, line)
 		return
 	}
-	line := fmt.Sprintf("%s  %-24s %s", ts, u.Name, u.TaskState)
+	state := u.TaskState.String()
+	if u.Cached {
+		state += " (cached)"
+	}
+	line := fmt.Sprintf("%s  %-24s %s", ts, u.Name, state)
 	if u.Attempt > 1 {
 		line += fmt.Sprintf(" (attempt %d)", u.Attempt)
 	}
@@ -204,6 +209,9 @@ func (p *progress) jsonLine(u engine.Update) {
 		rec["run_state"] = u.RunState.String()
 	} else {
 		rec["task"], rec["state"], rec["attempt"] = u.Name, u.TaskState.String(), u.Attempt
+		if u.Cached {
+			rec["cached"] = true
+		}
 	}
 	if u.Reason != "" {
 		rec["reason"] = u.Reason
@@ -240,7 +248,14 @@ func (p *progress) redraw() {
 		}
 		for _, n := range names {
 			tv := rv.tasks[n]
-			line := fmt.Sprintf("  %s %-28s %-9s", stateMark[tv.state], trim(tv.name, 28), tv.state)
+			mark, state := stateMark[tv.state], tv.state.String()
+			switch {
+			case tv.cached:
+				mark, state = "≡", "CACHED"
+			case tv.state == spec.TaskPending && tv.attempt > 0:
+				mark, state = "↻", "RETRYING"
+			}
+			line := fmt.Sprintf("  %s %-28s %-9s", mark, trim(tv.name, 28), state)
 			if tv.attempt > 1 {
 				line += fmt.Sprintf(" attempt %d", tv.attempt)
 			}

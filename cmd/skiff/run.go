@@ -42,6 +42,7 @@ Examples:
 			&cli.StringFlag{Name: "executor", Usage: "default executor for tasks that name none: local, docker (needs a Docker engine; steps name an image) or sim"},
 			&cli.StringFlag{Name: "name", Usage: "display name of the run (default: the pipeline's name)"},
 			&cli.StringFlag{Name: "request-id", Usage: "idempotency key: a second run with the same key returns the first run"},
+			&cli.BoolFlag{Name: "no-cache", Usage: "run every task, even those whose results are cached (results are still recorded)"},
 			&cli.StringFlag{Name: "experiment", Usage: "with --server: the experiment `ID` to run in (default: the namespace's Default)"},
 			&cli.DurationFlag{Name: "wait-lock", Value: 10 * time.Minute, Usage: "how long to wait when another skiff process uses the data dir"},
 		},
@@ -95,7 +96,7 @@ func runAction(c *cli.Context) error {
 	wait := n.start(ctx)
 
 	runID, err := n.engine.Submit(c.Context, plan, params, engine.SubmitOptions{
-		RequestID: c.String("request-id"), Name: c.String("name"), PipelineDir: dir, Executor: c.String("executor"),
+		RequestID: c.String("request-id"), Name: c.String("name"), PipelineDir: dir, Executor: c.String("executor"), NoCache: c.Bool("no-cache"),
 	})
 	if err != nil {
 		stop()
@@ -183,23 +184,5 @@ func loadPipeline(file string, raw []string) (*spec.Plan, map[string]json.RawMes
 	if err != nil {
 		return nil, nil, usageError("%s: %v", file, err)
 	}
-	if w := reservedFieldsWarning(plan); w != "" {
-		fmt.Fprintln(os.Stderr, "skiff: note:", w)
-	}
 	return plan, params, nil
-}
-
-// reservedFieldsWarning names the tasks whose cache settings this version
-// parses but does not apply yet, so they are not silently ignored.
-func reservedFieldsWarning(p *spec.Plan) string {
-	var cache []string
-	for _, t := range p.Tasks {
-		if t.Cache != nil && t.Cache.Enabled {
-			cache = append(cache, t.Name)
-		}
-	}
-	if len(cache) == 0 {
-		return ""
-	}
-	return fmt.Sprintf("caching is not applied yet (tasks %s): the format reserves the cache field and these tasks always run", strings.Join(cache, ", "))
 }

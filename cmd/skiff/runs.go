@@ -271,7 +271,11 @@ func printRunTable(r store.Run, tasks []store.Task) {
 		if !t.StartedAt.IsZero() && !t.FinishedAt.IsZero() {
 			d = t.FinishedAt.Sub(t.StartedAt).Round(time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", t.Name, t.State, len(t.Attempts), d, oneLine(t.Error))
+		state, detail := t.State.String(), oneLine(t.Error)
+		if t.Cached() {
+			state, detail = "CACHED", "outputs of "+t.CachedFrom
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", t.Name, state, len(t.Attempts), d, detail)
 	}
 	tw.Flush()
 	if len(r.Outputs) > 0 {
@@ -284,8 +288,8 @@ func printRunTable(r store.Run, tasks []store.Task) {
 
 func oneLine(s string) string {
 	s = strings.ReplaceAll(s, "\n", " ")
-	if len(s) > 80 {
-		s = s[:77] + "..."
+	if len(s) > 120 {
+		s = s[:117] + "..."
 	}
 	return s
 }
