@@ -21,8 +21,8 @@ import (
 )
 
 // dockerPipeline returns examples/hello made to run in the busybox test
-// image (hello pins `executor: local`; the copy leaves the executor to
-// --executor and names an image on each task).
+// image: the copy names an image on each task and leaves the executor to
+// --executor.
 func dockerPipeline(t *testing.T, dir string) string {
 	t.Helper()
 	b, err := os.ReadFile("../../examples/hello/pipeline.yaml")
