@@ -25,7 +25,7 @@ func logsCommand() *cli.Command {
 the data dir. RUN may be a unique prefix of a run id.`,
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "attempt", Usage: "which attempt (1 is the first; default the last)"},
-			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "with --server: keep printing until the task ends"},
+			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep printing until the task ends"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 2 {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/skiffml/skiff/api"
 	"github.com/skiffml/skiff/engine"
+	"github.com/skiffml/skiff/executors"
 	"github.com/skiffml/skiff/executors/local"
 	"github.com/skiffml/skiff/executors/sim"
 	"github.com/skiffml/skiff/store"
@@ -54,7 +55,7 @@ Examples:
 			&cli.StringFlag{Name: "tls-cert", Usage: "TLS certificate `FILE` (PEM); with --tls-key serves HTTPS"},
 			&cli.StringFlag{Name: "tls-key", Usage: "TLS private key `FILE` (PEM)"},
 			&cli.BoolFlag{Name: "no-auth", Usage: "accept requests without a token (binds to loopback addresses only)"},
-			&cli.StringFlag{Name: "default-executor", Value: "local", Usage: "executor for tasks that name none: local or sim"},
+			&cli.StringFlag{Name: "default-executor", Value: "local", Usage: "executor for tasks that name none: local, docker or sim"},
 			&cli.DurationFlag{Name: "shutdown-grace", Value: 10 * time.Second, Usage: "how long to let in-flight requests finish on shutdown"},
 		},
 		Action: serverAction,
@@ -123,7 +124,13 @@ func openServerNode(c *cli.Context, reg prometheus.Registerer, onUpdate func([]e
 	if n.local, err = local.New(lcfg); err != nil {
 		return fail(fmt.Errorf("local executor: %w", err))
 	}
-	ecfg := engine.DefaultConfig(n.store, n.local, sim.New(sim.Config{}))
+	execs := []executors.Executor{n.local, sim.New(sim.Config{})}
+	if n.docker, err = openDocker(c.Context, dir, n.blobs, log); err == nil {
+		execs = append(execs, n.docker)
+	} else {
+		log.Info("docker executor not available", "err", err)
+	}
+	ecfg := engine.DefaultConfig(n.store, execs...)
 	ecfg.DefaultExecutor = c.String("default-executor")
 	ecfg.Logger, ecfg.Registerer, ecfg.OnUpdate = log, reg, onUpdate
 	if n.engine, err = engine.New(ecfg); err != nil {
@@ -255,8 +262,8 @@ func policyAction(c *cli.Context) error {
 	if c.IsSet("allow-executor") {
 		pol.AllowedExecutors = nonEmpty(c.StringSlice("allow-executor"))
 		for _, x := range pol.AllowedExecutors {
-			if x != "local" && x != sim.Name {
-				return usageError("--allow-executor %q: unknown executor (local, sim)", x)
+			if x != "local" && x != "docker" && x != sim.Name {
+				return usageError("--allow-executor %q: unknown executor (local, docker, sim)", x)
 			}
 		}
 		res, err := st.Apply(c.Context, store.SetNamespacePolicy{Policy: pol})
