@@ -3,8 +3,15 @@ package bench
 import (
 	"context"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/skiffml/skiff/engine/spec"
+	"github.com/skiffml/skiff/executors"
+	"github.com/skiffml/skiff/executors/local"
+	"github.com/skiffml/skiff/store/blob"
 )
 
 // TestWorkloads_RunAtTinySize proves every workload runs end to end; it
@@ -79,6 +86,40 @@ func BenchmarkProcessStart(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		if err := exec.Command("/bin/true").Run(); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLocalExecutorAlone starts /bin/true through the local executor,
+// one after another, without the engine or the store: with
+// BenchmarkProcessStart it splits a step's cost into process start, the
+// executor's work (work dir, logs, outputs) and the engine's (the rest of
+// BenchmarkProcChain1000 per task).
+func BenchmarkLocalExecutorAlone(b *testing.B) {
+	dir := b.TempDir()
+	blobs, err := blob.Open(filepath.Join(dir, "blobs"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := local.DefaultConfig(filepath.Join(dir, "work"), blobs)
+	cfg.GPUs = []string{}
+	x, err := local.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan executors.Event, 1)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s := &executors.Spec{ID: "bench-" + strconv.Itoa(i), RunID: "bench", Task: "t", Attempt: 1, Command: []string{"/bin/true"}}
+		if err := x.Start(context.Background(), s, func(ev executors.Event) {
+			if ev.Kind == executors.EventExited {
+				done <- ev
+			}
+		}); err != nil {
+			b.Fatal(err)
+		}
+		if ev := <-done; ev.State != spec.TaskSucceeded {
+			b.Fatalf("exited %s: %s", ev.State, ev.Reason)
 		}
 	}
 }
