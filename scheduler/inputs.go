@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"github.com/skiffml/skiff/engine/spec"
@@ -33,6 +34,8 @@ func (r *Run) resolve(t *spec.Task) (map[string]spec.Value, string) {
 				return nil, fmt.Sprintf("input %q: pipeline parameter %q has no value", in.Name, in.Param)
 			}
 			v = spec.Value{Param: raw}
+		case in.UpstreamStatus:
+			v = spec.Value{Param: r.upstreamStatus(t)}
 		case in.Value != nil:
 			v = spec.Value{Param: in.Value}
 		default:
@@ -62,4 +65,36 @@ func (r *Run) upstream(in *spec.Input) (spec.Value, string) {
 		}
 	}
 	return v, ""
+}
+
+// upstreamStatus is the final status of t's dependencies, as an exit
+// handler receives it: {"state": SUCCEEDED|FAILED|CANCELED, "error": ...,
+// "tasks": {name: state}}. The state is FAILED when any dependency failed,
+// else CANCELED when one was canceled, else SUCCEEDED (skipped ones count
+// as done).
+func (r *Run) upstreamStatus(t *spec.Task) json.RawMessage {
+	st := struct {
+		State string            `json:"state"`
+		Error string            `json:"error,omitempty"`
+		Tasks map[string]string `json:"tasks"`
+	}{State: spec.TaskSucceeded.String(), Tasks: map[string]string{}}
+	failed, canceled := "", false
+	for _, d := range t.Deps {
+		s := r.state[d]
+		st.Tasks[r.plan.Tasks[d].Name] = s.String()
+		switch {
+		case s == spec.TaskFailed && failed == "":
+			failed = r.plan.Tasks[d].Name
+		case s == spec.TaskCanceled:
+			canceled = true
+		}
+	}
+	switch {
+	case failed != "":
+		st.State, st.Error = spec.TaskFailed.String(), fmt.Sprintf("task %s failed", failed)
+	case canceled:
+		st.State = spec.TaskCanceled.String()
+	}
+	b, _ := json.Marshal(st)
+	return b
 }

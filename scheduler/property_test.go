@@ -33,6 +33,20 @@ func (m *model) depsSucceeded(i int) bool {
 	return true
 }
 
+// mayRun: the task's dependencies allow it to start (all succeeded; or,
+// for a task that ignores upstream failures, all final).
+func (m *model) mayRun(i int) bool {
+	if !m.plan.Tasks[i].IgnoreUpstreamFailure {
+		return m.depsSucceeded(i)
+	}
+	for _, d := range m.plan.Tasks[i].Deps {
+		if !m.state[d].Final() {
+			return false
+		}
+	}
+	return true
+}
+
 func (m *model) final(i int, s spec.TaskState) {
 	m.state[i] = s
 	m.finals[i]++
@@ -53,8 +67,11 @@ func (m *model) apply(ds []Decision) {
 			if m.canceled {
 				t.Fatalf("start %d after Cancel", i)
 			}
-			if m.state[i] != spec.TaskPending || !m.depsSucceeded(i) {
-				t.Fatalf("start %d: state %s, deps succeeded %v", i, m.state[i], m.depsSucceeded(i))
+			if m.state[i] != spec.TaskPending || !m.mayRun(i) {
+				t.Fatalf("start %d: state %s, may run %v", i, m.state[i], m.mayRun(i))
+			}
+			if m.plan.Tasks[i].When == "false" {
+				t.Fatalf("start %d whose condition is false", i)
 			}
 			for _, in := range m.plan.Tasks[i].Inputs {
 				if want := m.outputs[in.From.TaskIndex]["out"]; !reflect.DeepEqual(d.Inputs[in.Name], want) {
@@ -68,12 +85,16 @@ func (m *model) apply(ds []Decision) {
 			for _, dep := range m.plan.Tasks[i].Deps {
 				blocked = blocked || (m.state[dep].Final() && m.state[dep] != spec.TaskSucceeded)
 			}
-			if m.state[i] != spec.TaskPending || !blocked {
-				t.Fatalf("skip %d: state %s, blocked %v", i, m.state[i], blocked)
+			if m.plan.Tasks[i].IgnoreUpstreamFailure {
+				blocked = false // never skipped for its upstream
+			}
+			condFalse := m.plan.Tasks[i].When == "false" && m.mayRun(i)
+			if m.state[i] != spec.TaskPending || !(blocked || condFalse) {
+				t.Fatalf("skip %d: state %s, blocked %v, condition false %v", i, m.state[i], blocked, condFalse)
 			}
 			m.final(i, spec.TaskSkipped)
 		case ActFail:
-			if m.state[i] != spec.TaskPending || !m.depsSucceeded(i) || len(m.plan.Tasks[i].Inputs) == 0 {
+			if m.state[i] != spec.TaskPending || !m.mayRun(i) || len(m.plan.Tasks[i].Inputs) == 0 {
 				t.Fatalf("fail %d: %s", i, d.Reason)
 			}
 			m.final(i, spec.TaskFailed)
@@ -132,6 +153,12 @@ func randomPlan(t *rapid.T) *spec.Plan {
 			if len(tk.After) > 0 && rapid.Bool().Draw(t, "input") {
 				tk.Inputs = []spec.Input{fromIn("in", spec.TypeString, tk.After[0], "out")}
 			}
+			tk.IgnoreUpstreamFailure = len(tk.After) > 0 && rapid.IntRange(0, 3).Draw(t, "iuf") == 0
+		}
+		if c := rapid.IntRange(0, 7).Draw(t, "when"); c == 0 {
+			tk.When = "false"
+		} else if c == 1 {
+			tk.When = "true"
 		}
 		p.Tasks[i] = tk
 	}

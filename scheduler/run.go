@@ -84,7 +84,7 @@ func (r *Run) Start() []Decision {
 		}
 	}
 	for i, s := range r.state {
-		if s == spec.TaskPending && r.remaining[i] == 0 {
+		if s == spec.TaskPending && (r.remaining[i] == 0 || r.plan.Tasks[i].IgnoreUpstreamFailure && r.depsFinal(i)) {
 			ds = r.ready(ds, i)
 		}
 	}
@@ -125,7 +125,10 @@ func (r *Run) Finished(task int, state spec.TaskState, outputs map[string]spec.V
 	if state == spec.TaskSucceeded {
 		for _, s := range r.g.successors(task) {
 			r.remaining[s]--
-			if r.remaining[s] == 0 && r.state[s] == spec.TaskPending && !r.canceled {
+			if r.state[s] != spec.TaskPending || r.canceled {
+				continue
+			}
+			if r.remaining[s] == 0 || r.plan.Tasks[s].IgnoreUpstreamFailure && r.depsFinal(int(s)) {
 				ds = r.ready(ds, int(s))
 			}
 		}
@@ -206,13 +209,38 @@ func (r *Run) ready(ds []Decision, i int) []Decision {
 		ds = append(ds, Decision{Action: ActFail, Task: i, Reason: reason})
 		return r.cascade(ds, i)
 	}
+	if t := &r.plan.Tasks[i]; t.When != "" {
+		ok, err := spec.EvalCondition(t, inputs)
+		if err != nil {
+			r.set(i, spec.TaskFailed)
+			ds = append(ds, Decision{Action: ActFail, Task: i, Reason: fmt.Sprintf("when %q: %v", t.When, err)})
+			return r.cascade(ds, i)
+		}
+		if !ok {
+			r.set(i, spec.TaskSkipped)
+			ds = append(ds, Decision{Action: ActSkip, Task: i, Reason: fmt.Sprintf("condition is false: %s", t.When)})
+			return r.cascade(ds, i)
+		}
+	}
 	r.set(i, spec.TaskRunning)
 	return append(ds, Decision{Action: ActStart, Task: i, Inputs: inputs})
+}
+
+// depsFinal reports whether every dependency of task i is final: when a
+// task that ignores upstream failures may run.
+func (r *Run) depsFinal(i int) bool {
+	for _, d := range r.plan.Tasks[i].Deps {
+		if !r.state[d].Final() {
+			return false
+		}
+	}
+	return true
 }
 
 // cascade skips every PENDING task below task i, which ended without
 // success. Each skip names its direct upstream task.
 func (r *Run) cascade(ds []Decision, i int) []Decision {
+	var later []int32
 	r.stack = append(r.stack[:0], int32(i))
 	for len(r.stack) > 0 {
 		u := int(r.stack[len(r.stack)-1])
@@ -222,12 +250,23 @@ func (r *Run) cascade(ds []Decision, i int) []Decision {
 			if r.state[s] != spec.TaskPending {
 				continue
 			}
+			if r.plan.Tasks[s].IgnoreUpstreamFailure {
+				// It runs whatever happened upstream, once all is
+				// final; ready may cascade itself, so after this one.
+				later = append(later, s)
+				continue
+			}
 			if reason == "" {
 				reason = skipReason(r.plan.Tasks[u].Name, r.state[u])
 			}
 			r.set(int(s), spec.TaskSkipped)
 			ds = append(ds, Decision{Action: ActSkip, Task: int(s), Reason: reason})
 			r.stack = append(r.stack, s)
+		}
+	}
+	for _, s := range later {
+		if r.state[s] == spec.TaskPending && !r.canceled && r.depsFinal(int(s)) {
+			ds = r.ready(ds, int(s))
 		}
 	}
 	return ds

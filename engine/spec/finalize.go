@@ -262,6 +262,11 @@ func (f *finalizer) checkTask(i int) {
 	f.checkEnv(path, t)
 	f.checkTemplates(path, t)
 	f.checkPolicies(path, t)
+	if t.When != "" {
+		if err := CompileCondition(t.When); err != nil {
+			f.errs.add(path+".when", err.Error())
+		}
+	}
 }
 
 // checkInput checks one input and returns it with its type inferred and its
@@ -277,6 +282,9 @@ func (f *finalizer) checkInput(ip string, ti int, in Input) (Input, int, bool) {
 	if in.From != nil {
 		srcs = append(srcs, "from")
 	}
+	if in.UpstreamStatus {
+		srcs = append(srcs, "upstreamStatus")
+	}
 	switch {
 	case len(srcs) == 0:
 		f.errs.add(ip, "no source: set one of value, param or from")
@@ -289,6 +297,15 @@ func (f *finalizer) checkInput(ip string, ti int, in Input) (Input, int, bool) {
 		return in, -1, false
 	}
 	switch {
+	case in.UpstreamStatus:
+		if in.Type == "" {
+			in.Type = TypeObject
+		}
+		if in.Type != TypeObject {
+			f.errs.add(ip+".type", fmt.Sprintf("an upstreamStatus input is an object, not %s", in.Type))
+			return in, -1, false
+		}
+		return in, -1, true
 	case in.Value != nil:
 		if in.Type == "" {
 			f.errs.add(ip+".type", "required with a literal value")

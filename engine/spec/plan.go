@@ -47,6 +47,12 @@ type Task struct {
 	Retry       *Retry    `json:"retry,omitempty"`
 	Cache       *Cache    `json:"cache,omitempty"`
 	Timeout     Duration  `json:"timeout,omitempty"` // 0 = none
+	// When is a CEL condition over the task's inputs (see EvalCondition);
+	// false skips the task. "" = always run.
+	When string `json:"when,omitempty"`
+	// IgnoreUpstreamFailure runs the task once every dependency is final,
+	// whatever its state (KFP's ignore_upstream_failure; exit handlers).
+	IgnoreUpstreamFailure bool `json:"ignoreUpstreamFailure,omitempty"`
 
 	// Deps are the indices (into Plan.Tasks) of every task this one waits
 	// for, implicit (From references) and explicit (After), sorted and
@@ -61,14 +67,17 @@ type EnvVar struct {
 }
 
 // Input is one typed input of a task. Exactly one source is set: a literal
-// Value (parameters only), a pipeline parameter (Param), or another task's
-// output (From).
+// Value (parameters only), a pipeline parameter (Param), another task's
+// output (From), or UpstreamStatus: the final status of the task's
+// dependencies, an object {state, error, tasks} (for exit handlers).
 type Input struct {
 	Name  string          `json:"name"`
 	Type  Type            `json:"type"`
 	Value json.RawMessage `json:"value,omitempty"`
 	Param string          `json:"param,omitempty"`
 	From  *Ref            `json:"from,omitempty"`
+	// UpstreamStatus: see Input.
+	UpstreamStatus bool `json:"upstreamStatus,omitempty"`
 }
 
 // Ref names an output of another task.

@@ -45,8 +45,8 @@ type skiffDecoder struct{ errs errList }
 var (
 	planFields   = []string{"name", "description", "executor", "parameters", "tasks", "outputs"}
 	paramFields  = []string{"type", "default", "description"}
-	taskFields   = []string{"name", "description", "executor", "image", "command", "args", "env", "workingDir", "inputs", "outputs", "after", "resources", "retry", "cache", "timeout"}
-	inputFields  = []string{"type", "value", "param", "from"}
+	taskFields   = []string{"name", "description", "executor", "image", "command", "args", "env", "workingDir", "inputs", "outputs", "after", "resources", "retry", "cache", "timeout", "when", "ignoreUpstreamFailure"}
+	inputFields  = []string{"type", "value", "param", "from", "upstreamStatus"}
 	outputFields = []string{"type"}
 	resFields    = []string{"cpu", "memory", "gpu"}
 	retryFields  = []string{"limit", "backoff", "factor", "maxBackoff"}
@@ -140,6 +140,10 @@ func (d *skiffDecoder) task(path string, v any) Task {
 	t.Retry = d.retry(path+".retry", m["retry"])
 	t.Cache = d.cache(path+".cache", m["cache"])
 	t.Timeout = d.duration(path+".timeout", m["timeout"])
+	t.When = d.str(path+".when", m["when"])
+	if v, ok := m["ignoreUpstreamFailure"]; ok {
+		t.IgnoreUpstreamFailure = d.bool(path+".ignoreUpstreamFailure", v)
+	}
 	return t
 }
 
@@ -160,6 +164,9 @@ func (d *skiffDecoder) input(path, name string, v any) Input {
 	}
 	if vv, ok := m["value"]; ok {
 		in.Value = d.raw(vv)
+	}
+	if sv, ok := m["upstreamStatus"]; ok {
+		in.UpstreamStatus = d.bool(path+".upstreamStatus", sv)
 	}
 	return in
 }

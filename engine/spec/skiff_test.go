@@ -353,3 +353,41 @@ func TestParseSkiff_RejectsSecondDocumentAndDuplicateKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSkiff_ConditionsAndExitHandlers(t *testing.T) {
+	good := `
+name: gate
+tasks:
+  - name: eval
+    command: [x]
+    outputs: {acc: float}
+  - name: deploy
+    command: [x]
+    inputs: {acc: {from: eval.acc}}
+    when: inputs.acc >= 0.9
+  - name: cleanup
+    command: [x]
+    after: [eval, deploy]
+    ignoreUpstreamFailure: true
+    inputs: {status: {upstreamStatus: true}}
+`
+	p, err := ParseSkiff([]byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Tasks[1].When != "inputs.acc >= 0.9" || !p.Tasks[2].IgnoreUpstreamFailure || p.Tasks[2].Inputs[0].Type != TypeObject {
+		t.Errorf("plan = %+v", p.Tasks)
+	}
+	for name, tc := range map[string]struct{ from, to, want string }{
+		"invalid CEL":       {"when: inputs.acc >= 0.9", "when: inputs.acc >=", "tasks[1].when: invalid CEL"},
+		"not a bool":        {"when: inputs.acc >= 0.9", "when: '1 + 2'", "tasks[1].when: must be a bool"},
+		"status not object": {"{status: {upstreamStatus: true}}", "{status: {type: string, upstreamStatus: true}}", "tasks[2].inputs.status.type"},
+		"two sources":       {"{status: {upstreamStatus: true}}", "{status: {upstreamStatus: true, value: {}}}", "several sources"},
+		"iuf not a bool":    {"ignoreUpstreamFailure: true", "ignoreUpstreamFailure: yes", "tasks[2].ignoreUpstreamFailure"},
+	} {
+		_, err := ParseSkiff([]byte(strings.Replace(good, tc.from, tc.to, 1)))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want %q", name, err, tc.want)
+		}
+	}
+}
