@@ -144,14 +144,20 @@ func TestCacheKey_CoversWhatTheStepRuns(t *testing.T) {
 	in := map[string]spec.Value{"x": {Param: jsonRaw(`1`)}}
 	k := engine.CacheKey(&base, in)
 	variants := map[string]func(t *spec.Task, in map[string]spec.Value){
-		"image":         func(t *spec.Task, _ map[string]spec.Value) { t.Image = "other" },
-		"command":       func(t *spec.Task, _ map[string]spec.Value) { t.Command = []string{"run2"} },
-		"args":          func(t *spec.Task, _ map[string]spec.Value) { t.Args = []string{"-v"} },
-		"env":           func(t *spec.Task, _ map[string]spec.Value) { t.Env = []spec.EnvVar{{Name: "A", Value: "1"}} },
-		"input value":   func(_ *spec.Task, in map[string]spec.Value) { in["x"] = spec.Value{Param: jsonRaw(`2`)} },
-		"artifact":      func(_ *spec.Task, in map[string]spec.Value) { in["x"] = spec.Value{Artifact: &spec.ArtifactRef{Digest: "sha256:00"}} },
-		"output type":   func(t *spec.Task, _ map[string]spec.Value) { t.Outputs = []spec.Output{{Name: "o", Type: spec.TypeFloat}} },
-		"output name":   func(t *spec.Task, _ map[string]spec.Value) { t.Outputs = []spec.Output{{Name: "p", Type: spec.TypeInt}} },
+		"image":       func(t *spec.Task, _ map[string]spec.Value) { t.Image = "other" },
+		"command":     func(t *spec.Task, _ map[string]spec.Value) { t.Command = []string{"run2"} },
+		"args":        func(t *spec.Task, _ map[string]spec.Value) { t.Args = []string{"-v"} },
+		"env":         func(t *spec.Task, _ map[string]spec.Value) { t.Env = []spec.EnvVar{{Name: "A", Value: "1"}} },
+		"input value": func(_ *spec.Task, in map[string]spec.Value) { in["x"] = spec.Value{Param: jsonRaw(`2`)} },
+		"artifact": func(_ *spec.Task, in map[string]spec.Value) {
+			in["x"] = spec.Value{Artifact: &spec.ArtifactRef{Digest: "sha256:00"}}
+		},
+		"output type": func(t *spec.Task, _ map[string]spec.Value) {
+			t.Outputs = []spec.Output{{Name: "o", Type: spec.TypeFloat}}
+		},
+		"output name": func(t *spec.Task, _ map[string]spec.Value) {
+			t.Outputs = []spec.Output{{Name: "p", Type: spec.TypeInt}}
+		},
 		"another input": func(_ *spec.Task, in map[string]spec.Value) { in["y"] = spec.Value{Param: jsonRaw(`1`)} },
 	}
 	for name, change := range variants {
