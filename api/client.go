@@ -131,6 +131,11 @@ func (c *Client) TerminateRun(ctx context.Context, id string) error {
 	return c.call(ctx, "POST", v2+"/runs/"+url.PathEscape(id)+":terminate", nil, nil, nil)
 }
 
+// RetryRun restarts a FAILED or CANCELED run in place.
+func (c *Client) RetryRun(ctx context.Context, id string) error {
+	return c.call(ctx, "POST", v2+"/runs/"+url.PathEscape(id)+":retry", nil, nil, nil)
+}
+
 // CreateExperiment creates an experiment.
 func (c *Client) CreateExperiment(ctx context.Context, e Experiment) (Experiment, error) {
 	var out Experiment

@@ -92,7 +92,7 @@ func toAPIError(err error) *Error {
 		return apiErr(codeNotFound, "%v", err)
 	case errors.Is(err, engine.ErrUnknownExecutor):
 		return badRequest("%v", err)
-	case errors.Is(err, engine.ErrRunFinished):
+	case errors.Is(err, engine.ErrRunFinished), errors.Is(err, engine.ErrNotRetryable):
 		return apiErr(codeFailedPrecondition, "%v", err)
 	case errors.Is(err, store.ErrNotLeader), errors.Is(err, store.ErrClosed), errors.Is(err, engine.ErrStopped):
 		return apiErr(codeUnavailable, "%v", err)

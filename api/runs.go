@@ -365,7 +365,9 @@ func (s *Server) runAction(w http.ResponseWriter, r *http.Request, p *principal)
 			return err
 		}
 	case "retry":
-		return apiErr(codeUnimplemented, "retrying a run is not supported yet: it arrives with task retries (control flow); create a new run")
+		if err := s.cfg.Engine.Retry(r.Context(), run.ID); err != nil {
+			return err
+		}
 	default:
 		return apiErr(codeNotFound, "unknown run action %q (terminate, archive, unarchive, retry)", verb)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/skiffml/skiff/api"
+	"github.com/skiffml/skiff/executors/sim"
 )
 
 func TestRuns_IdempotentCreate(t *testing.T) {
@@ -195,7 +196,15 @@ func TestRuns_TerminateArchiveDelete(t *testing.T) {
 		t.Fatalf("archived filter %v", l)
 	}
 	h.must(200, "POST", "/apis/v2beta1/runs/"+id+":unarchive", h.admin, nil)
-	h.must(501, "POST", "/apis/v2beta1/runs/"+id+":retry", h.admin, nil)
+	// Retry restarts the canceled run in place; terminate it again.
+	h.must(200, "POST", "/apis/v2beta1/runs/"+id+":retry", h.admin, nil)
+	if r := h.must(200, "GET", "/apis/v2beta1/runs/"+id, h.admin, nil).m(t); r["state"] != "RUNNING" {
+		t.Fatalf("retried run is %v", r["state"])
+	}
+	h.must(200, "POST", "/apis/v2beta1/runs/"+id+":terminate", h.admin, nil)
+	if final := h.waitRun(id, h.admin); final["state"] != "CANCELED" {
+		t.Fatalf("terminated run is %v", final["state"])
+	}
 	h.must(404, "POST", "/apis/v2beta1/runs/"+id+":explode", h.admin, nil)
 	h.must(200, "DELETE", "/apis/v2beta1/runs/"+id, h.admin, nil)
 	h.must(404, "GET", "/apis/v2beta1/runs/"+id, h.admin, nil)
@@ -224,4 +233,33 @@ func TestExperiments_Lifecycle(t *testing.T) {
 	}
 	h.must(200, "DELETE", "/apis/v2beta1/experiments/"+id, h.admin, nil)
 	h.must(404, "GET", "/apis/v2beta1/experiments/"+id, h.admin, nil)
+}
+
+func TestRuns_RetryFailedRun(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{sim: sim.Config{Tasks: map[string]sim.Behavior{"shout": {Fail: true}}}})
+	id := h.must(200, "POST", "/apis/v2beta1/runs", h.admin, runBody(simPipeline, nil)).m(t)["run_id"].(string)
+	if final := h.waitRun(id, h.admin); final["state"] != "FAILED" {
+		t.Fatalf("run is %v, want FAILED", final["state"])
+	}
+	other := h.token("elsewhere", api.RoleEditor)
+	h.must(404, "POST", "/apis/v2beta1/runs/"+id+":retry", other, nil)
+	h.must(200, "POST", "/apis/v2beta1/runs/"+id+":retry", h.admin, nil)
+	final := h.waitRun(id, h.admin)
+	if final["state"] != "FAILED" {
+		t.Fatalf("retried run is %v, want FAILED again (shout always fails)", final["state"])
+	}
+	tasks, err := h.st.Tasks(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tasks[0].Attempts) != 1 || len(tasks[1].Attempts) != 2 {
+		t.Fatalf("greet ran %d times, shout %d: want 1 and 2", len(tasks[0].Attempts), len(tasks[1].Attempts))
+	}
+	// A succeeded run cannot be retried.
+	ok := h.must(200, "POST", "/apis/v2beta1/runs", h.admin, runBody(slowPipeline, nil)).m(t)["run_id"].(string)
+	if r := h.waitRun(ok, h.admin); r["state"] != "SUCCEEDED" {
+		t.Fatalf("run is %v", r["state"])
+	}
+	h.must(400, "POST", "/apis/v2beta1/runs/"+ok+":retry", h.admin, nil)
 }

@@ -230,6 +230,14 @@ func clientRunsCancel(c *cli.Context, cl *api.Client, id string) error {
 	return nil
 }
 
+func clientRunsRetry(c *cli.Context, cl *api.Client, id string) error {
+	if err := cl.RetryRun(c.Context, id); err != nil {
+		return clientErr(err)
+	}
+	fmt.Fprintf(os.Stderr, "run %s: retrying (follow it with 'skiff runs wait %s')\n", id, id)
+	return nil
+}
+
 func clientLogs(c *cli.Context, cl *api.Client, runID, task string) error {
 	rc, err := cl.TaskLogs(c.Context, runID, task, c.Int("attempt"), c.Bool("follow"))
 	if err != nil {

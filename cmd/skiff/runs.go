@@ -93,6 +93,22 @@ func runsCommand() *cli.Command {
 				Action:    serverRunAction("cancel", clientRunsCancel),
 			},
 			{
+				Name:      "retry",
+				Usage:     "restart a FAILED or CANCELED run in place: its failed, skipped and canceled tasks run again",
+				ArgsUsage: "RUN",
+				Description: `Retry restarts a run that ended FAILED or CANCELED, as KFP's retry does: the
+tasks that succeeded keep their outputs and do not run again; the failed,
+skipped and canceled ones go back to PENDING and run with their next attempt
+number (earlier attempts and their logs are kept). With --server the server
+runs it and the command returns at once (follow it with 'skiff runs wait');
+on the embedded node it follows the run to its end and exits 0 only if it
+SUCCEEDED.`,
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress view: auto, tty, plain, json, none"},
+				},
+				Action: retryAction,
+			},
+			{
 				Name:      "resume",
 				Usage:     "continue unfinished runs (all of them, or those named) after a crash",
 				ArgsUsage: "[RUN...]",
@@ -315,4 +331,58 @@ func serverRunAction(name string, fn func(*cli.Context, *api.Client, string) err
 		}
 		return fn(c, cl, c.Args().First())
 	}
+}
+
+func retryAction(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usageError("runs retry: expected one RUN id")
+	}
+	if cl, err := newClientFrom(c); err != nil || cl != nil {
+		if err != nil {
+			return err
+		}
+		return clientRunsRetry(c, cl, c.Args().First())
+	}
+	mode, err := progressMode(c.String("progress"), "table")
+	if err != nil {
+		return err
+	}
+	prog := newProgress(os.Stderr, mode, nil)
+	n, err := openNode(c, nodeOptions{onUpdate: prog.updates, wait: 10 * time.Minute})
+	if err != nil {
+		return err
+	}
+	defer n.close()
+	r, err := findRun(n, c.Args().First())
+	if err != nil {
+		return err
+	}
+	ctx, stop := context.WithCancel(c.Context)
+	defer stop()
+	wait := n.start(ctx)
+	if err := n.engine.Retry(c.Context, r.ID); err != nil {
+		stop()
+		_ = wait()
+		if errors.Is(err, engine.ErrNotRetryable) {
+			return usageError("%v", err)
+		}
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "retrying run %s\n", r.ID)
+	prog.begin("")
+	_, ferr := followRun(c.Context, n, r.ID)
+	prog.end()
+	stop()
+	if err := errors.Join(ferr, wait()); err != nil {
+		return err
+	}
+	final, err := n.store.GetRun(r.ID)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "run %s %s\n", final.ID, final.State)
+	if final.State != spec.RunSucceeded {
+		return cli.Exit("", exitRunFail)
+	}
+	return nil
 }
