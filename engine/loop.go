@@ -276,79 +276,95 @@ func (r *activeRun) executorName(task int) string {
 
 // decide turns scheduler decisions into batched transitions and effects.
 func (e *Engine) decide(r *activeRun, decs []scheduler.Decision, b *batch) {
-	now := e.now().UTC()
 	for _, d := range decs {
 		e.m.decisions.Inc()
 		switch d.Action {
 		case scheduler.ActStart:
-			if end, ok := r.lastEnd[d.Task]; ok {
-				// It was waiting for a retry when the run was rebuilt:
-				// keep to its backoff.
-				delete(r.lastEnd, d.Task)
-				delay, _ := scheduler.RetryDelay(r.plan.Tasks[d.Task].Retry, r.attempts[d.Task])
-				if wait := end.Add(delay).Sub(e.now()); wait > 0 {
-					e.waitRetry(r, d.Task, wait)
-					continue
-				}
-			}
-			if r.cacheApplies(d.Task) {
-				key := CacheKey(&r.plan.Tasks[d.Task], d.Inputs)
-				if r.attempts[d.Task] == 0 {
-					e.startCached(r, d.Task, key, d.Inputs, b)
-					continue
-				}
-				r.cacheKeys[d.Task] = key
-			}
-			e.startAttempt(r, d.Task, spec.TaskPending, d.Inputs, "", b)
-		case scheduler.ActSkip, scheduler.ActCancel:
-			to := spec.TaskSkipped
-			if d.Action == scheduler.ActCancel {
-				to = spec.TaskCanceled
-			}
-			b.transition(r, store.Transition{Task: d.Task, Attempt: r.attempts[d.Task], From: spec.TaskPending, To: to, Time: now, Error: d.Reason})
-			b.update(Update{RunID: r.id, Task: d.Task, Name: r.plan.Tasks[d.Task].Name, TaskState: to, Attempt: r.attempts[d.Task], Reason: d.Reason, Time: now})
+			e.dispatch(r, d.Task, d.Inputs, b)
+		case scheduler.ActSkip:
+			e.endPending(r, d.Task, spec.TaskSkipped, d.Reason, b)
+		case scheduler.ActCancel:
+			e.endPending(r, d.Task, spec.TaskCanceled, d.Reason, b)
 		case scheduler.ActFail:
 			// The task cannot start (e.g. an upstream output is missing):
 			// record one attempt that failed before it ran.
 			e.failBeforeStart(r, d.Task, d.Reason, b)
 		case scheduler.ActStop:
-			if _, ok := r.cacheWait[d.Task]; ok {
-				// Waiting for an identical execution: it never runs.
-				delete(r.cacheWait, d.Task)
-				b.transition(r, store.Transition{Task: d.Task, From: spec.TaskPending, To: spec.TaskCanceled, Time: now, Error: "run canceled"})
-				b.update(Update{RunID: r.id, Task: d.Task, Name: r.plan.Tasks[d.Task].Name, TaskState: spec.TaskCanceled, Reason: "run canceled", Time: now})
-				e.decide(r, r.sched.Finished(d.Task, spec.TaskCanceled, nil), b)
-				continue
-			}
-			if tm, ok := r.waiting[d.Task]; ok {
-				// Between attempts: nothing runs, the retry just never comes.
-				tm.Stop()
-				delete(r.waiting, d.Task)
-				b.transition(r, store.Transition{Task: d.Task, Attempt: r.attempts[d.Task], From: spec.TaskPending, To: spec.TaskCanceled, Time: now, Error: "run canceled"})
-				b.update(Update{RunID: r.id, Task: d.Task, Name: r.plan.Tasks[d.Task].Name, TaskState: spec.TaskCanceled, Attempt: r.attempts[d.Task], Reason: "run canceled", Time: now})
-				e.decide(r, r.sched.Finished(d.Task, spec.TaskCanceled, nil), b)
-				continue
-			}
-			id := executors.ExecutionID(r.id, d.Task, r.attempts[d.Task])
-			if ref := e.inflight[id]; ref != nil {
-				b.effects = append(b.effects, effect{stop: ref, id: id})
-			}
+			e.stop(r, d.Task, b)
 		case scheduler.ActDone:
-			var outs map[string]spec.Value
-			if d.RunState == spec.RunSucceeded {
-				outs = r.sched.Outputs()
-			}
-			reason := ""
-			if d.RunState == spec.RunFailed {
-				reason = r.failureSummary()
-			}
-			b.runState(r, d.RunState, reason, outs, now)
-			b.update(Update{RunID: r.id, Task: -1, Name: r.plan.Name, RunState: d.RunState, Reason: reason, Time: now})
-			r.state = d.RunState
-			r.final = true
-			b.finals = append(b.finals, r.id)
+			e.finishRun(r, d.RunState, b)
 		}
 	}
+}
+
+// dispatch starts a task the scheduler found ready: after the rest of its
+// retry backoff when it was waiting for one as the run was rebuilt, from
+// the cache when caching applies, else as a new attempt.
+func (e *Engine) dispatch(r *activeRun, task int, inputs map[string]spec.Value, b *batch) {
+	if end, ok := r.lastEnd[task]; ok {
+		delete(r.lastEnd, task)
+		delay, _ := scheduler.RetryDelay(r.plan.Tasks[task].Retry, r.attempts[task])
+		if wait := end.Add(delay).Sub(e.now()); wait > 0 {
+			e.waitRetry(r, task, wait)
+			return
+		}
+	}
+	if r.cacheApplies(task) {
+		key := CacheKey(&r.plan.Tasks[task], inputs)
+		if r.attempts[task] == 0 {
+			e.startCached(r, task, key, inputs, b)
+			return
+		}
+		r.cacheKeys[task] = key
+	}
+	e.startAttempt(r, task, spec.TaskPending, inputs, "", b)
+}
+
+// endPending records a PENDING task as skipped or cancelled.
+func (e *Engine) endPending(r *activeRun, task int, to spec.TaskState, reason string, b *batch) {
+	now := e.now().UTC()
+	b.transition(r, store.Transition{Task: task, Attempt: r.attempts[task], From: spec.TaskPending, To: to, Time: now, Error: reason})
+	b.update(Update{RunID: r.id, Task: task, Name: r.plan.Tasks[task].Name, TaskState: to, Attempt: r.attempts[task], Reason: reason, Time: now})
+}
+
+// stop ends a task the scheduler counts as running on a cancelled run: its
+// execution is stopped; a task that waits (for its retry backoff, or for an
+// identical execution in flight) never runs and ends CANCELED at once.
+func (e *Engine) stop(r *activeRun, task int, b *batch) {
+	_, cacheWait := r.cacheWait[task]
+	tm, retryWait := r.waiting[task]
+	if cacheWait || retryWait {
+		if retryWait {
+			tm.Stop()
+		}
+		delete(r.cacheWait, task)
+		delete(r.waiting, task)
+		e.endPending(r, task, spec.TaskCanceled, "run canceled", b)
+		e.decide(r, r.sched.Finished(task, spec.TaskCanceled, nil), b)
+		return
+	}
+	id := executors.ExecutionID(r.id, task, r.attempts[task])
+	if ref := e.inflight[id]; ref != nil {
+		b.effects = append(b.effects, effect{stop: ref, id: id})
+	}
+}
+
+// finishRun records the run's final state (with its outputs on success).
+func (e *Engine) finishRun(r *activeRun, state spec.RunState, b *batch) {
+	now := e.now().UTC()
+	var outs map[string]spec.Value
+	reason := ""
+	switch state {
+	case spec.RunSucceeded:
+		outs = r.sched.Outputs()
+	case spec.RunFailed:
+		reason = r.failureSummary()
+	}
+	b.runState(r, state, reason, outs, now)
+	b.update(Update{RunID: r.id, Task: -1, Name: r.plan.Name, RunState: state, Reason: reason, Time: now})
+	r.state = state
+	r.final = true
+	b.finals = append(b.finals, r.id)
 }
 
 // startAttempt records a new attempt of task (from PENDING, or from
