@@ -39,3 +39,12 @@ func TestSlots_FIFOWithoutStarvation(t *testing.T) {
 		t.Fatalf("not all returned: %+v", s)
 	}
 }
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
