@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"strconv"
-	"time"
 
 	"github.com/docker/docker/client"
 	"github.com/urfave/cli/v2"
@@ -38,7 +37,10 @@ the data dir. RUN may be a unique prefix of a run id.`,
 				return clientLogs(c, cl, c.Args().Get(0), c.Args().Get(1))
 			}
 			follow := c.Bool("follow")
-			n, err := openNode(c, nodeOptions{wait: time.Second})
+			n, cl, err := openForRead(c)
+			if cl != nil {
+				return clientLogs(c, cl, c.Args().Get(0), c.Args().Get(1))
+			}
 			if errors.Is(err, store.ErrLocked) && follow {
 				return followDockerTask(c, c.Args().Get(0), c.Args().Get(1), err)
 			}

@@ -37,6 +37,8 @@ type node struct {
 	docker *docker.Executor // nil when no Docker engine answered
 	engine *engine.Engine
 	log    *slog.Logger
+	// closers run (last first) before the store closes.
+	closers []func()
 }
 
 type nodeOptions struct {
@@ -105,6 +107,7 @@ func openNode(c *cli.Context, opts nodeOptions) (*node, error) {
 		st.Close()
 		return nil, err
 	}
+	n.serveSocket()
 	return n, nil
 }
 
@@ -136,4 +139,9 @@ func (n *node) start(ctx context.Context) func() error {
 	return func() error { return <-done }
 }
 
-func (n *node) close() error { return n.store.Close() }
+func (n *node) close() error {
+	for i := len(n.closers) - 1; i >= 0; i-- {
+		n.closers[i]()
+	}
+	return n.store.Close()
+}

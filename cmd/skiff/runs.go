@@ -40,7 +40,10 @@ func runsCommand() *cli.Command {
 						}
 						return clientRunsList(c, cl)
 					}
-					n, err := openNode(c, nodeOptions{wait: time.Second})
+					n, cl, err := openForRead(c)
+					if cl != nil {
+						return clientRunsList(c, cl)
+					}
 					if err != nil {
 						return err
 					}
@@ -67,7 +70,10 @@ func runsCommand() *cli.Command {
 						}
 						return clientRunsGet(c, cl, c.Args().First())
 					}
-					n, err := openNode(c, nodeOptions{wait: time.Second})
+					n, cl, err := openForRead(c)
+					if cl != nil {
+						return clientRunsGet(c, cl, c.Args().First())
+					}
 					if err != nil {
 						return err
 					}
