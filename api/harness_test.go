@@ -38,6 +38,7 @@ type harness struct {
 type harnessOpts struct {
 	noAuth bool
 	sim    sim.Config
+	clock  func() time.Time // the API's clock (recurring runs); nil = time.Now
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -72,7 +73,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	go func() { _ = eng.Run(ctx); close(done) }()
 	srv, err := api.New(api.Config{
 		Store: st, Engine: eng, Blobs: blobs, DefaultExecutor: sim.Name, DisabledExecutors: []string{"local"},
-		NoAuth: o.noAuth, Registerer: reg, Gatherer: reg, Version: "test",
+		NoAuth: o.noAuth, Registerer: reg, Gatherer: reg, Version: "test", Clock: o.clock,
 	}, events)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -64,6 +65,8 @@ type Server struct {
 	m      *apiMetrics
 	events *Events
 	ready  atomic.Bool
+	// schedMu serialises ScheduleRecurring.
+	schedMu sync.Mutex
 }
 
 // New returns a server. Events, when non-nil, is the run-change feed

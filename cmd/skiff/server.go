@@ -209,6 +209,9 @@ func serverAction(c *cli.Context) error {
 	if c.Bool("no-auth") {
 		fmt.Fprintln(os.Stderr, "skiff server: --no-auth: every request is an admin of every namespace")
 	}
+	schedCtx, stopSched := context.WithCancel(context.Background())
+	schedDone := make(chan struct{})
+	go func() { srv.RunScheduler(schedCtx, time.Second); close(schedDone) }() // recurring runs
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	select {
@@ -226,6 +229,8 @@ func serverAction(c *cli.Context) error {
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
+	stopSched()
+	<-schedDone
 	stopEngine()
 	if werr := wait(); werr != nil && err == nil && !errors.Is(werr, context.Canceled) {
 		err = werr
