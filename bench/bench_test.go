@@ -2,9 +2,11 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,7 +24,7 @@ func TestWorkloads_RunAtTinySize(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer n.Close()
-	for _, name := range []string{"chain-5", "fanout-5", "proc-chain-3", "proc-fanout-3"} {
+	for _, name := range []string{"chain-5", "fanout-5", "lattice-3x2", "cached-4", "proc-chain-3", "proc-fanout-3"} {
 		w, err := ParseWorkload(name)
 		if err != nil {
 			t.Fatal(err)
@@ -31,16 +33,121 @@ func TestWorkloads_RunAtTinySize(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if res.Workload != name || res.Tasks < w.N {
+		if res.Workload != name || res.Tasks < w.N || res.Entries == 0 || res.HeapPeak == 0 {
 			t.Errorf("%s: result %+v", name, res)
+		}
+		if res.Latency.Max < res.Latency.P99 || res.Latency.P99 < res.Latency.P50 {
+			t.Errorf("%s: latency %+v", name, res.Latency)
+		}
+		if want := map[bool]int{true: res.Tasks}[w.Shape == ShapeCached]; res.Cached != want {
+			t.Errorf("%s: %d cached tasks, want %d", name, res.Cached, want)
 		}
 	}
 }
 
+func TestParseWorkload(t *testing.T) {
+	for name, want := range map[string]Workload{
+		"chain-3":          {Shape: ShapeChain, N: 3, Executor: "sim"},
+		"lattice-4x2":      {Shape: ShapeLattice, N: 8, W: 4, D: 2, Executor: "sim"},
+		"proc-fanout-7":    {Shape: ShapeFanout, N: 7, Executor: "local", Command: []string{"/bin/true"}},
+		"cached-2":         {Shape: ShapeCached, N: 2, Executor: "sim"},
+		"proc-lattice-2x2": {Shape: ShapeLattice, N: 4, W: 2, D: 2, Executor: "local", Command: []string{"/bin/true"}},
+	} {
+		w, err := ParseWorkload(name)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if w.Name() != name || w.Shape != want.Shape || w.N != want.N || w.W != want.W || w.D != want.D || w.Executor != want.Executor || len(w.Command) != len(want.Command) {
+			t.Errorf("%s: got %+v (%s), want %+v", name, w, w.Name(), want)
+		}
+		p, err := w.Plan()
+		if err != nil {
+			t.Errorf("%s: plan: %v", name, err)
+			continue
+		}
+		if tasks := w.N + map[bool]int{true: 1}[w.Shape == ShapeFanout || w.Shape == ShapeCached]; len(p.Tasks) != tasks {
+			t.Errorf("%s: %d tasks, want %d", name, len(p.Tasks), tasks)
+		}
+	}
+	p, _ := ParseWorkload("lattice-3x3")
+	plan, _ := p.Plan()
+	if deps := plan.Tasks[len(plan.Tasks)-1].Deps; len(deps) != 3 || deps[0] != 3 {
+		t.Errorf("lattice-3x3: last task's deps %v, want the 3 tasks of the middle layer", deps)
+	}
+}
+
 func TestParseWorkload_RejectsBadNames(t *testing.T) {
-	for _, name := range []string{"chain", "chain-0", "chain-x", "ring-5", "proc-"} {
+	for _, name := range []string{"chain", "chain-0", "chain-x", "ring-5", "proc-", "lattice-5", "lattice-0x3", "lattice-2xy"} {
 		if _, err := ParseWorkload(name); err == nil {
 			t.Errorf("ParseWorkload(%q) accepted", name)
+		}
+	}
+	_, err := ParseWorkload("parallelfor-10")
+	if err == nil || !strings.Contains(err.Error(), "needs ParallelFor (not yet in the plan model)") {
+		t.Errorf("parallelfor-10: %v", err)
+	}
+}
+
+func TestGoTaskfile(t *testing.T) {
+	for name, want := range map[string][]string{
+		"chain-3":          {"run: once", "  t2:\n    deps: [t1]\n", "  main:\n    deps: [t2]\n"},
+		"proc-fanout-2":    {"  root:\n    cmds: ['/bin/true']", "  leaves:\n    deps: [t0, t1]\n", "cmds: [{task: root}, {task: leaves}]"},
+		"lattice-2x2":      {"  l1-0:\n    deps: [layer0]\n", "  layer1:\n    deps: [l1-0, l1-1]\n", "  main:\n    deps: [layer1]\n"},
+		"proc-lattice-1x1": {"  l0-0:\n    cmds: ['/bin/true']\n"},
+	} {
+		w, err := ParseWorkload(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tf := string(GoTaskfile(w))
+		for _, s := range want {
+			if !strings.Contains(tf, s) {
+				t.Errorf("%s: Taskfile lacks %q:\n%s", name, s, tf)
+			}
+		}
+	}
+}
+
+func TestReport_JSONAndTable(t *testing.T) {
+	rep := &Report{Machine: DescribeMachine(), Durable: true, Runs: 3, Peers: []PeerStatus{{Peer: "go-task", Version: "v1"}}}
+	r := NewResult([]Result{
+		{Workload: "chain-2", Tasks: 2, Wall: 3 * time.Second, Entries: 4},
+		{Workload: "chain-2", Tasks: 2, Wall: time.Second, Entries: 4, HeapBase: 10, HeapPeak: 30},
+		{Workload: "chain-2", Tasks: 2, Wall: 2 * time.Second, Entries: 4},
+	})
+	if r.WallS != 2 || r.TasksPerSec != 1 || r.EntriesPerTask != 2 || r.FsyncsPerTask != 8 || len(r.WallRunsS) != 3 {
+		t.Errorf("median result %+v", r)
+	}
+	r.Peers = []PeerResult{NewPeerResult("go-task", 2, []time.Duration{4 * time.Second}, r.WallS), {Peer: "go-workflows", Error: "boom"}}
+	if r.Peers[0].SkiffSpeedup != 2 {
+		t.Errorf("speedup %v, want 2", r.Peers[0].SkiffSpeedup)
+	}
+	rep.Results = []WorkloadResult{r, {Workload: "fanout-1", Error: "failed"}}
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	json.Unmarshal(b, &m)
+	for _, k := range []string{"cores", "memory_bytes", "go_version", "os", "cpu_model"} {
+		if _, ok := m["machine"].(map[string]any)[k]; !ok {
+			t.Errorf("machine lacks %s: %s", k, b)
+		}
+	}
+	res := m["results"].([]any)[0].(map[string]any)
+	for _, k := range []string{"workload", "tasks", "wall_s", "tasks_per_sec", "latency_p50_ms", "latency_p99_ms", "heap_bytes_per_task", "entries_per_task", "peers"} {
+		if _, ok := res[k]; !ok {
+			t.Errorf("result lacks %s: %s", k, b)
+		}
+	}
+	var out strings.Builder
+	if err := rep.WriteTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"chain-2", "2.00x", "error: boom", "fanout-1", "error: failed"} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("table lacks %q:\n%s", s, out.String())
 		}
 	}
 }

@@ -4,25 +4,45 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/skiffml/skiff/engine"
 	"github.com/skiffml/skiff/engine/spec"
+	"github.com/skiffml/skiff/executors"
 	"github.com/skiffml/skiff/executors/local"
 	"github.com/skiffml/skiff/executors/sim"
 	"github.com/skiffml/skiff/store"
 	"github.com/skiffml/skiff/store/blob"
 )
 
+// FsyncsPerEntry is the estimated number of fsyncs one store entry costs
+// with syncs on. Each entry is one raft-boltdb transaction (the raft log)
+// and one state.db transaction (the FSM applying it), and a bbolt commit
+// calls fdatasync twice: once for the data pages, once for the meta page.
+// The engine proposes one entry at a time and waits for it, so raft seldom
+// batches entries into one log write; snapshots (every 4096 entries) and
+// file growth add a few more. The figure is therefore entries × 4.
+const FsyncsPerEntry = 4
+
 // Node is a real embedded node (store with its Raft log, blobs, local and
 // sim executors, engine) over a data dir, for benchmarks.
 type Node struct {
 	Store  *store.Store
 	Engine *engine.Engine
-	stop   context.CancelFunc
-	done   chan error
+	// Progress, when set, receives a line every second while a run lasts
+	// longer than a second.
+	Progress io.Writer
+
+	rec  *recorder
+	stop context.CancelFunc
+	done chan error
 }
 
 // Options tune a benchmark node.
@@ -50,13 +70,16 @@ func OpenNode(ctx context.Context, dir string, opts Options) (*Node, error) {
 		st.Close()
 		return nil, err
 	}
-	eng, err := engine.New(engine.DefaultConfig(st, sim.New(sim.Config{}), lx))
+	rec := &recorder{}
+	ecfg := engine.DefaultConfig(st, &timedExecutor{sim.New(sim.Config{}), rec}, &timedExecutor{lx, rec})
+	ecfg.OnUpdate = rec.onUpdate
+	eng, err := engine.New(ecfg)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
 	runCtx, stop := context.WithCancel(context.Background())
-	n := &Node{Store: st, Engine: eng, stop: stop, done: make(chan error, 1)}
+	n := &Node{Store: st, Engine: eng, rec: rec, stop: stop, done: make(chan error, 1)}
 	go func() { n.done <- eng.Run(runCtx) }()
 	return n, nil
 }
@@ -75,34 +98,293 @@ func (n *Node) Close() error {
 type Result struct {
 	Workload string
 	Tasks    int
-	Wall     time.Duration
-	Entries  uint64 // store entries committed for the run
+	Wall     time.Duration // submission to the run's final state durable
+	Entries  uint64        // store entries committed for the run
+	Cached   int           // tasks that SUCCEEDED from the cache
+	// Latency is the scheduling latency from ready to dispatched, over
+	// every task (see recorder).
+	Latency Latency
+	// HeapBase is the heap in use before the run; HeapPeak the highest
+	// sampled while it ran.
+	HeapBase, HeapPeak uint64
+}
+
+// Latency summarises per-task scheduling latencies.
+type Latency struct {
+	P50, P99, Max time.Duration
 }
 
 // TasksPerSec is the throughput of the run.
 func (r Result) TasksPerSec() float64 { return float64(r.Tasks) / r.Wall.Seconds() }
 
+// EntriesPerTask is the store entries committed per task.
+func (r Result) EntriesPerTask() float64 { return float64(r.Entries) / float64(r.Tasks) }
+
+// FsyncsPerTask is the estimated fsyncs per task (see FsyncsPerEntry).
+func (r Result) FsyncsPerTask() float64 { return r.EntriesPerTask() * FsyncsPerEntry }
+
+// HeapBytesPerTask is the heap the run added at its peak, per task.
+func (r Result) HeapBytesPerTask() float64 {
+	if r.HeapPeak < r.HeapBase {
+		return 0
+	}
+	return float64(r.HeapPeak-r.HeapBase) / float64(r.Tasks)
+}
+
 // Run submits the workload and waits for its end; wall time runs from
-// submission to the run's final state being durable.
+// submission to the run's final state being durable. A workload with a
+// warm-up (cached-N) is run once first, unmeasured.
 func (n *Node) Run(ctx context.Context, w Workload) (Result, error) {
 	p, err := w.Plan()
 	if err != nil {
 		return Result{}, err
 	}
+	if w.Warmup() {
+		if _, err := n.run(ctx, w, p, false); err != nil {
+			return Result{}, fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	return n.run(ctx, w, p, true)
+}
+
+func (n *Node) run(ctx context.Context, w Workload, p *spec.Plan, measured bool) (Result, error) {
 	runtime.GC()
+	heap := newHeapSampler()
+	n.rec.reset(len(p.Tasks))
 	before := n.Store.AppliedIndex()
 	start := time.Now()
+	stopProgress := n.progress(w.Name(), len(p.Tasks), start, measured)
+	defer stopProgress()
 	id, err := n.Engine.Submit(ctx, p, map[string]json.RawMessage{}, engine.SubmitOptions{})
 	if err != nil {
+		heap.stop()
 		return Result{}, err
 	}
+	n.rec.submitted.Store(time.Now().UnixNano())
 	r, err := n.Engine.Wait(ctx, id)
+	wall := time.Since(start)
+	peak := heap.stop()
 	if err != nil {
 		return Result{}, err
 	}
-	wall := time.Since(start)
 	if r.State != spec.RunSucceeded {
 		return Result{}, fmt.Errorf("%s: run %s ended %s: %s", w.Name(), id, r.State, r.Error)
 	}
-	return Result{Workload: w.Name(), Tasks: len(p.Tasks), Wall: wall, Entries: n.Store.AppliedIndex() - before}, nil
+	return Result{
+		Workload: w.Name(),
+		Tasks:    len(p.Tasks),
+		Wall:     wall,
+		Entries:  n.Store.AppliedIndex() - before,
+		Cached:   int(n.rec.cached.Load()),
+		Latency:  n.rec.latency(p),
+		HeapBase: heap.base,
+		HeapPeak: peak,
+	}, nil
+}
+
+// progress prints a line to n.Progress every second until the returned
+// func is called.
+func (n *Node) progress(name string, total int, start time.Time, measured bool) func() {
+	if n.Progress == nil {
+		return func() {}
+	}
+	label := name
+	if !measured {
+		label += " (warm-up)"
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				fmt.Fprintf(n.Progress, "  %s: %d/%d tasks done, %.0fs\n", label, n.rec.finished.Load(), total, time.Since(start).Seconds())
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// recorder timestamps each task of the current run, by the wall clock of
+// this process, to measure the scheduling latency from ready to
+// dispatched:
+//
+//   - a task is done when its executor reports it exited, or, for a task
+//     that never reaches an executor (a cache hit), when the engine
+//     reports its SUCCEEDED update (after the commit);
+//   - a task is ready when the last of its dependencies is done; a task
+//     without dependencies is ready when Submit returns (the run durable);
+//   - a task is dispatched when the engine calls its executor's Start,
+//     after the entry that records it RUNNING is durable, or, for a cache
+//     hit, when its SUCCEEDED update is reported.
+//
+// The latency thus covers the engine's own path: the event reaching the
+// loop, the scheduler's decision, the store entry with its fsyncs, and
+// the call to the executor. (The engine's OnUpdate times alone would not
+// do: a dependency's SUCCEEDED and its dependants' RUNNING are committed
+// in the same entry, so they always carry the same time.)
+type recorder struct {
+	submitted atomic.Int64
+	finished  atomic.Int64 // tasks in a final state
+	cached    atomic.Int64
+	mu        sync.RWMutex // guards the slices' identity, not their slots
+	done      []atomic.Int64
+	disp      []atomic.Int64
+}
+
+func (r *recorder) reset(tasks int) {
+	r.mu.Lock()
+	r.done = make([]atomic.Int64, tasks)
+	r.disp = make([]atomic.Int64, tasks)
+	r.mu.Unlock()
+	r.submitted.Store(0)
+	r.finished.Store(0)
+	r.cached.Store(0)
+}
+
+// mark sets slot i of s to now unless it is set already.
+func (r *recorder) mark(s func() []atomic.Int64, i int) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if sl := s(); i >= 0 && i < len(sl) {
+		sl[i].CompareAndSwap(0, time.Now().UnixNano())
+	}
+}
+
+func (r *recorder) dispatched(task int) { r.mark(func() []atomic.Int64 { return r.disp }, task) }
+func (r *recorder) exited(task int)     { r.mark(func() []atomic.Int64 { return r.done }, task) }
+
+func (r *recorder) onUpdate(us []engine.Update) {
+	for _, u := range us {
+		if u.Task < 0 || !u.TaskState.Final() {
+			continue
+		}
+		r.finished.Add(1)
+		if u.Cached {
+			r.cached.Add(1)
+			r.dispatched(u.Task)
+			r.exited(u.Task)
+		}
+	}
+}
+
+func (r *recorder) latency(p *spec.Plan) Latency {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	sub := r.submitted.Load()
+	lat := make([]time.Duration, 0, len(p.Tasks))
+	for i := range p.Tasks {
+		ready := sub
+		for _, d := range p.Tasks[i].Deps {
+			ready = max(ready, r.done[d].Load())
+		}
+		disp := r.disp[i].Load()
+		if disp == 0 {
+			continue // never dispatched (cannot happen in a run that succeeded)
+		}
+		// A root may be dispatched before Submit returns: latency 0.
+		lat = append(lat, time.Duration(max(0, disp-ready)))
+	}
+	if len(lat) == 0 {
+		return Latency{}
+	}
+	slices.Sort(lat)
+	return Latency{P50: quantile(lat, 0.50), P99: quantile(lat, 0.99), Max: lat[len(lat)-1]}
+}
+
+// quantile returns the nearest-rank q-quantile of sorted.
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	i := int(q*float64(len(sorted))+0.5) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+// timedExecutor tells the recorder when the engine starts an execution
+// and when the executor reports its exit.
+type timedExecutor struct {
+	executors.Executor
+	rec *recorder
+}
+
+func (x *timedExecutor) Start(ctx context.Context, s *executors.Spec, report func(executors.Event)) error {
+	x.rec.dispatched(s.TaskIndex)
+	task := s.TaskIndex
+	return x.Executor.Start(ctx, s, func(ev executors.Event) {
+		if ev.Kind == executors.EventExited {
+			x.rec.exited(task)
+		}
+		report(ev)
+	})
+}
+
+// heapSampler samples the heap in use (runtime.MemStats.HeapInuse, read
+// through runtime/metrics, which does not stop the world) every 5 ms.
+type heapSampler struct {
+	base uint64
+	peak atomic.Uint64
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+func newHeapSampler() *heapSampler {
+	h := &heapSampler{done: make(chan struct{})}
+	h.base = heapInuse()
+	h.peak.Store(h.base)
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-h.done:
+				return
+			case <-t.C:
+				h.sample()
+			}
+		}
+	}()
+	return h
+}
+
+func (h *heapSampler) sample() {
+	v := heapInuse()
+	for {
+		p := h.peak.Load()
+		if v <= p || h.peak.CompareAndSwap(p, v) {
+			return
+		}
+	}
+}
+
+// stop ends sampling and returns the peak.
+func (h *heapSampler) stop() uint64 {
+	close(h.done)
+	h.wg.Wait()
+	h.sample()
+	return h.peak.Load()
+}
+
+var heapMetrics = []string{"/memory/classes/heap/objects:bytes", "/memory/classes/heap/unused:bytes"}
+
+// heapInuse is MemStats.HeapInuse: live and dead objects plus the unused
+// space of in-use spans.
+func heapInuse() uint64 {
+	s := make([]metrics.Sample, len(heapMetrics))
+	for i, name := range heapMetrics {
+		s[i].Name = name
+	}
+	metrics.Read(s)
+	var sum uint64
+	for _, x := range s {
+		if x.Value.Kind() == metrics.KindUint64 {
+			sum += x.Value.Uint64()
+		}
+	}
+	return sum
 }

@@ -1,0 +1,170 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+// DefaultWorkloads run when none are named: a small-to-medium set that
+// finishes in well under a minute on a 2-core machine.
+var DefaultWorkloads = []string{
+	"chain-1000", "fanout-10000", "lattice-50x20", "cached-1000",
+	"proc-chain-200", "proc-fanout-200",
+}
+
+// TargetWorkloads are the sizes the issue's targets name; `make bench`
+// runs them.
+var TargetWorkloads = []string{
+	"fanout-10000", "chain-1000", "lattice-100x10", "cached-10000",
+	"proc-chain-1000", "proc-fanout-1000",
+}
+
+// Config is one `skiff bench` invocation.
+type Config struct {
+	Workloads []string // names for ParseWorkload; nil = DefaultWorkloads
+	Runs      int      // measured runs per workload (the median is reported); 0 = 1
+	Peers     []Peer
+	DataDir   string // the node's data dir; "" = a temp dir, removed after
+	// NoSync turns fsyncs off (never for reported figures).
+	NoSync bool
+	// PeerTimeout bounds one peer run; 0 = 5 minutes.
+	PeerTimeout time.Duration
+	// Progress receives progress lines (stderr); nil = none.
+	Progress io.Writer
+}
+
+// Run measures every workload on one real node, then on each peer, and
+// returns the report. A workload or peer that fails is reported as such;
+// Run fails only when the node cannot be opened or a workload name is bad.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	names := cfg.Workloads
+	if len(names) == 0 {
+		names = DefaultWorkloads
+	}
+	var ws []Workload
+	for _, n := range names {
+		w, err := ParseWorkload(n)
+		if err != nil {
+			return nil, err
+		}
+		ws = append(ws, w)
+	}
+	runs := max(cfg.Runs, 1)
+	progress := cfg.Progress
+	if progress == nil {
+		progress = io.Discard
+	}
+	dir := cfg.DataDir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "skiff-bench-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	rep := &Report{
+		Date:    time.Now().UTC().Format(time.RFC3339),
+		Machine: DescribeMachine(),
+		Durable: !cfg.NoSync,
+		Runs:    runs,
+	}
+	n, err := OpenNode(ctx, dir, Options{NoSync: cfg.NoSync})
+	if err != nil {
+		return nil, fmt.Errorf("open node in %s: %w", dir, err)
+	}
+	n.Progress = cfg.Progress
+	for _, w := range ws {
+		fmt.Fprintf(progress, "skiff %s ...\n", w.Name())
+		var rs []Result
+		var rerr error
+		for i := 0; i < runs && rerr == nil; i++ {
+			var r Result
+			if r, rerr = n.Run(ctx, w); rerr == nil {
+				rs = append(rs, r)
+			}
+		}
+		res := NewResult(rs)
+		res.Workload = w.Name()
+		if rerr != nil {
+			res = WorkloadResult{Workload: w.Name(), Error: rerr.Error()}
+		}
+		rep.Results = append(rep.Results, res)
+	}
+	if err := n.Close(); err != nil {
+		return nil, err
+	}
+	if len(cfg.Peers) > 0 {
+		runPeers(ctx, cfg, ws, runs, dir, rep, progress)
+	}
+	return rep, nil
+}
+
+func runPeers(ctx context.Context, cfg Config, ws []Workload, runs int, dir string, rep *Report, progress io.Writer) {
+	timeout := cfg.PeerTimeout
+	if timeout == 0 {
+		timeout = 5 * time.Minute
+	}
+	cache, cerr := PeerCacheDir()
+	for _, p := range cfg.Peers {
+		st := PeerStatus{Peer: p.Name()}
+		if cerr != nil {
+			st.Error = cerr.Error()
+		} else {
+			fmt.Fprintf(progress, "installing %s (first use only) ...\n", p.Name())
+			st.Version, st.Error = errString(p.Install(ctx, cache, io.Discard))
+		}
+		rep.Peers = append(rep.Peers, st)
+		for i, w := range ws {
+			res := &rep.Results[i]
+			pr := PeerResult{Peer: p.Name()}
+			switch {
+			case st.Error != "":
+				pr.Error = "not installed: " + st.Error
+			case p.Unsupported(w) != "":
+				pr.Skipped = p.Unsupported(w)
+			default:
+				fmt.Fprintf(progress, "%s %s ...\n", p.Name(), w.Name())
+				pr = runPeer(ctx, p, w, runs, dir, timeout, res.WallS)
+			}
+			res.Peers = append(res.Peers, pr)
+		}
+	}
+}
+
+func runPeer(ctx context.Context, p Peer, w Workload, runs int, dir string, timeout time.Duration, skiffWallS float64) PeerResult {
+	tasks := 0
+	if pl, err := w.Plan(); err == nil {
+		tasks = len(pl.Tasks)
+	}
+	var walls []time.Duration
+	for i := 0; i < runs; i++ {
+		d, err := os.MkdirTemp(dir, "peer-")
+		if err != nil {
+			return PeerResult{Peer: p.Name(), Error: err.Error()}
+		}
+		rctx, cancel := context.WithTimeout(ctx, timeout)
+		wall, err := p.Run(rctx, w, d)
+		timedOut := rctx.Err() != nil
+		cancel()
+		os.RemoveAll(d)
+		if timedOut {
+			return PeerResult{Peer: p.Name(), Error: fmt.Sprintf("timed out after %s (over %.0fx Skiff's wall time)", timeout, timeout.Seconds()/max(skiffWallS, 1e-9))}
+		}
+		if err != nil {
+			return PeerResult{Peer: p.Name(), Error: err.Error()}
+		}
+		walls = append(walls, wall)
+	}
+	return NewPeerResult(p.Name(), tasks, walls, skiffWallS)
+}
+
+func errString(v string, err error) (string, string) {
+	if err != nil {
+		return v, err.Error()
+	}
+	return v, ""
+}

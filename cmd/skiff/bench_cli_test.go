@@ -1,0 +1,53 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// TestBench_JSON runs two tiny workloads without fsyncs; it asserts the
+// shape of the report, no timings.
+func TestBench_JSON(t *testing.T) {
+	r := skiff(t, t.TempDir(), "bench", "chain-3", "cached-2", "--no-sync", "--output", "json", "--data-dir", t.TempDir())
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	var rep struct {
+		Machine struct {
+			Cores int `json:"cores"`
+		} `json:"machine"`
+		Durable bool `json:"durable"`
+		Results []struct {
+			Workload    string  `json:"workload"`
+			Tasks       int     `json:"tasks"`
+			TasksPerSec float64 `json:"tasks_per_sec"`
+			Cached      int     `json:"cached_tasks"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, r.stdout)
+	}
+	if rep.Machine.Cores < 1 || rep.Durable || len(rep.Results) != 2 ||
+		rep.Results[0].Workload != "chain-3" || rep.Results[0].Tasks != 3 || rep.Results[0].TasksPerSec <= 0 ||
+		rep.Results[1].Workload != "cached-2" || rep.Results[1].Cached != 3 {
+		t.Errorf("report:\n%s", r.stdout)
+	}
+	if !strings.Contains(r.stderr, "skiff chain-3") {
+		t.Errorf("no progress on stderr:\n%s", r.stderr)
+	}
+}
+
+func TestBench_BadInput(t *testing.T) {
+	for args, want := range map[string]string{
+		"parallelfor-10":     "needs ParallelFor (not yet in the plan model)",
+		"ring-3":             "unknown shape",
+		"chain-3 --peers xx": "unknown peer",
+		"chain-3 --output x": "--output",
+	} {
+		r := skiff(t, t.TempDir(), append([]string{"bench"}, strings.Fields(args)...)...)
+		if r.code != exitBadInput || !strings.Contains(r.stderr, want) {
+			t.Errorf("bench %s: exit %d, stderr %q; want exit %d and %q", args, r.code, r.stderr, exitBadInput, want)
+		}
+	}
+}
