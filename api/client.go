@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strings"
@@ -47,6 +48,12 @@ func (c *Client) request(ctx context.Context, method, path string, in any, hdr m
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
+	return c.send(req)
+}
+
+// send does req and turns a non-2xx answer into an *Error.
+func (c *Client) send(req *http.Request) (*http.Response, error) {
+	method, path := req.Method, req.URL.Path
 	res, err := c.HTTP.Do(req)
 	if err != nil {
 		return nil, err
@@ -134,6 +141,69 @@ func (c *Client) TerminateRun(ctx context.Context, id string) error {
 // RetryRun restarts a FAILED or CANCELED run in place.
 func (c *Client) RetryRun(ctx context.Context, id string) error {
 	return c.call(ctx, "POST", v2+"/runs/"+url.PathEscape(id)+":retry", nil, nil, nil)
+}
+
+// UploadPipeline uploads a pipeline file as a new pipeline named name (KFP's
+// multipart upload); its first version gets the same name.
+func (c *Client) UploadPipeline(ctx context.Context, name, description, namespace, filename string, data []byte) (Pipeline, error) {
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, err := mw.CreateFormFile("uploadfile", filename)
+	if err != nil {
+		return Pipeline{}, err
+	}
+	if _, err := fw.Write(data); err != nil {
+		return Pipeline{}, err
+	}
+	if err := mw.Close(); err != nil {
+		return Pipeline{}, err
+	}
+	q := url.Values{}
+	for k, v := range map[string]string{"name": name, "description": description, "namespace": namespace} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, "POST", c.BaseURL+v2+"/pipelines/upload?"+q.Encode(), &body)
+	if err != nil {
+		return Pipeline{}, err
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	res, err := c.send(req)
+	if err != nil {
+		return Pipeline{}, err
+	}
+	defer res.Body.Close()
+	var out Pipeline
+	return out, json.NewDecoder(res.Body).Decode(&out)
+}
+
+// ListPipelines returns one page of pipelines.
+func (c *Client) ListPipelines(ctx context.Context, o ListOptions) (ListPipelinesResponse, error) {
+	var out ListPipelinesResponse
+	return out, c.call(ctx, "GET", v2+"/pipelines"+o.query(), nil, &out, nil)
+}
+
+// GetPipeline returns a pipeline by id.
+func (c *Client) GetPipeline(ctx context.Context, id string) (Pipeline, error) {
+	var out Pipeline
+	return out, c.call(ctx, "GET", v2+"/pipelines/"+url.PathEscape(id), nil, &out, nil)
+}
+
+// PipelineByName returns the namespace's pipeline named name ("" = the
+// token's namespace).
+func (c *Client) PipelineByName(ctx context.Context, namespace, name string) (Pipeline, error) {
+	var out Pipeline
+	return out, c.call(ctx, "GET", v2+"/pipelines/names/"+url.PathEscape(name)+ListOptions{Namespace: namespace}.query(), nil, &out, nil)
+}
+
+// ListPipelineVersions returns one page of a pipeline's versions.
+func (c *Client) ListPipelineVersions(ctx context.Context, pipelineID string, o ListOptions) (ListPipelineVersionsResponse, error) {
+	var out ListPipelineVersionsResponse
+	return out, c.call(ctx, "GET", v2+"/pipelines/"+url.PathEscape(pipelineID)+"/versions"+o.query(), nil, &out, nil)
 }
 
 // CreateExperiment creates an experiment.

@@ -57,6 +57,7 @@ Start with:  skiff run examples/iris/pipeline.yaml`,
 			serverCommand(),
 			tokenCommand(),
 			experimentCommand(),
+			pipelineCommand(),
 			benchCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints errors and picks the exit code
