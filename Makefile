@@ -24,8 +24,16 @@ check: ## go vet, gofmt and the import rules.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) test -count=1 -run 'TestImports' ./scheduler/
 
+BENCH_WORKLOADS ?= fanout-10000 chain-1000 lattice-100x10 cached-10000 proc-chain-1000 proc-fanout-1000
+BENCH_PEERS     ?= all
+BENCH_FLAGS     ?= --peer-timeout 3m
+
 .PHONY: bench
-bench: ## Run the Go benchmarks (store, scheduler, engine).
+bench: build ## skiff bench with peers (durable); writes bench/results.json.
+	$(BIN) bench --peers $(BENCH_PEERS) --save bench/results.json $(BENCH_FLAGS) $(BENCH_WORKLOADS)
+
+.PHONY: gobench
+gobench: ## Run the Go benchmarks (store, scheduler, engine).
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
 .PHONY: fuzz

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -34,6 +35,8 @@ See bench/README.md.`,
 			&cli.IntFlag{Name: "runs", Value: 1, Usage: "measured runs per workload; the median run is reported"},
 			&cli.StringFlag{Name: "peers", Value: "none", Usage: "peers to measure too: none, all, or a list (" + strings.Join(bench.PeerNames, ",") + ")"},
 			&cli.StringFlag{Name: "data-dir", Usage: "the benchmark node's data dir (default: a temp dir, removed after)"},
+			&cli.StringFlag{Name: "save", Usage: "also write the JSON report to this file"},
+			&cli.DurationFlag{Name: "peer-timeout", Value: 5 * time.Minute, Usage: "give up on one peer run after this long"},
 			&cli.BoolFlag{Name: "no-sync", Usage: "turn fsyncs off (figures are then not durable ones)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress on standard error"},
 		},
@@ -64,6 +67,8 @@ func benchAction(c *cli.Context) error {
 		Peers:     peers,
 		DataDir:   c.String("data-dir"),
 		NoSync:    c.Bool("no-sync"),
+
+		PeerTimeout: c.Duration("peer-timeout"),
 	}
 	if !c.Bool("quiet") {
 		cfg.Progress = os.Stderr
@@ -71,6 +76,15 @@ func benchAction(c *cli.Context) error {
 	rep, err := bench.Run(c.Context, cfg)
 	if err != nil {
 		return err
+	}
+	if path := c.String("save"); path != "" {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
 	}
 	if out == "json" {
 		enc := json.NewEncoder(os.Stdout)
