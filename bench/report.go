@@ -33,6 +33,9 @@ type Machine struct {
 	Arch        string `json:"arch"`
 	CPUModel    string `json:"cpu_model"`
 	Kernel      string `json:"kernel,omitempty"`
+	// LoadAvg is the 1-minute load average when the bench started: other
+	// work on the machine skews the figures.
+	LoadAvg float64 `json:"load_avg_1m"`
 }
 
 // WorkloadResult is Skiff's figures for one workload, and the peers'.
@@ -156,6 +159,11 @@ func DescribeMachine() Machine {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			m.LoadAvg, _ = strconv.ParseFloat(f[0], 64)
+		}
+	}
 	if m.CPUModel == "" {
 		m.CPUModel = "unknown"
 	}
@@ -164,8 +172,8 @@ func DescribeMachine() Machine {
 
 // String is the machine in one line.
 func (m Machine) String() string {
-	return fmt.Sprintf("%d cores (%s), %.1f GiB memory, %s %s/%s", m.Cores, m.CPUModel,
-		float64(m.MemoryBytes)/(1<<30), m.GoVersion, m.OS, m.Arch)
+	return fmt.Sprintf("%d cores (%s), %.1f GiB memory, %s %s/%s, load %.2f at start", m.Cores, m.CPUModel,
+		float64(m.MemoryBytes)/(1<<30), m.GoVersion, m.OS, m.Arch, m.LoadAvg)
 }
 
 // WriteTable prints the report as aligned columns: one row per workload,
