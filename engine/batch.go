@@ -86,7 +86,11 @@ func (e *Engine) flush(ctx context.Context, b *batch) error {
 			kept := b.effects[:0]
 			for _, ef := range b.effects {
 				if ef.start != nil && rejected[[2]int{ef.cmd, ef.item}] {
+					// The attempt was not recorded: it does not exist.
 					delete(e.inflight, ef.id)
+					if ref := ef.start; ref.run.attempts[ref.task] == ref.attempt {
+						ref.run.attempts[ref.task] = ref.attempt - 1
+					}
 					continue
 				}
 				kept = append(kept, ef)

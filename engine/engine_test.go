@@ -409,3 +409,29 @@ func openStore(t testing.TB, dir string) *store.Store {
 type jsonRaw = json.RawMessage
 
 func replaceAll(s, old, new string) string { return strings.ReplaceAll(s, old, new) }
+
+// TestEngine_CancelRightAfterResume: a cancel committed while the resumed
+// run's new attempt is being decided must still end the run (the refused
+// attempt is settled from the store).
+func TestEngine_CancelRightAfterResume(t *testing.T) {
+	t.Parallel()
+	for i := 0; i < 3; i++ {
+		dir := t.TempDir()
+		h := newHarness(t, dir, sim.Config{Tasks: map[string]sim.Behavior{"b": {Duration: time.Hour}}})
+		id := h.submit(mustPlan(t, chainYAML), nil)
+		waitFor(t, func() bool { return h.tasks(id)["b"].State == spec.TaskRunning })
+		h.stop()
+
+		h2 := newHarness(t, dir, sim.Config{Tasks: map[string]sim.Behavior{"b": {Duration: time.Hour}}})
+		if _, err := h2.eng.Resume(context.Background(), id); err != nil {
+			t.Fatal(err)
+		}
+		if err := h2.eng.Cancel(context.Background(), id); err != nil && !errors.Is(err, engine.ErrRunFinished) {
+			t.Fatal(err)
+		}
+		if r := h2.wait(id); r.State != spec.RunCanceled {
+			t.Fatalf("run = %s, want CANCELED", r.State)
+		}
+		h2.stop()
+	}
+}

@@ -346,6 +346,20 @@ func (e *Engine) stop(r *activeRun, task int, b *batch) {
 	id := executors.ExecutionID(r.id, task, r.attempts[task])
 	if ref := e.inflight[id]; ref != nil {
 		b.effects = append(b.effects, effect{stop: ref, id: id})
+		return
+	}
+	// Nothing runs it: its start was refused (a cancel committed between
+	// the decision and its entry) or its attempt was lost. End it here, as
+	// the store has it.
+	t, err := e.cfg.Store.Task(r.id, task)
+	switch {
+	case err != nil:
+		e.log.Error("stop task", "run", r.id, "task", task, "err", err)
+	case t.State == spec.TaskRunning:
+		e.finishAttempt(r, task, len(t.Attempts), spec.TaskCanceled, "canceled", nil, nil, b)
+	case t.State == spec.TaskPending:
+		e.endPending(r, task, spec.TaskCanceled, "run canceled", b)
+		e.decide(r, r.sched.Finished(task, spec.TaskCanceled, nil), b)
 	}
 }
 

@@ -87,14 +87,14 @@ func runsCommand() *cli.Command {
 			},
 			{
 				Name:      "wait",
-				Usage:     "with --server: wait for a run to end (exit 1 unless it SUCCEEDED)",
+				Usage:     "wait for a run to end (exit 1 unless it SUCCEEDED)",
 				ArgsUsage: "RUN",
 				Flags:     []cli.Flag{outputFlag()},
 				Action:    serverRunAction("wait", clientRunsWait),
 			},
 			{
 				Name:      "cancel",
-				Usage:     "with --server: terminate a run",
+				Usage:     "cancel a run: its steps are stopped and it ends CANCELED",
 				ArgsUsage: "RUN",
 				Action:    serverRunAction("cancel", clientRunsCancel),
 			},
@@ -333,7 +333,7 @@ func serverRunAction(name string, fn func(*cli.Context, *api.Client, string) err
 			return err
 		}
 		if cl == nil {
-			return usageError("runs %s: needs --server URL (or SKIFF_SERVER); on the embedded node, Ctrl-C on 'skiff run' cancels", name)
+			return embeddedRunAction(c, name, fn)
 		}
 		return fn(c, cl, c.Args().First())
 	}

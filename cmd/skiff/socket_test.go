@@ -71,3 +71,37 @@ tasks:
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestCLI_CancelAndWaitWithoutServer: runs cancel and runs wait work on the
+// embedded node, through the skiff process that runs the run.
+func TestCLI_CancelAndWaitWithoutServer(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := writeFile(t, dir, "p.yaml", "name: sleeper\ntasks:\n  - name: nap\n    command: [/bin/sleep, '60']\n")
+	data := filepath.Join(dir, "data")
+	run := exec.Command(skiffBin, "--data-dir", data, "run", p, "--progress", "none")
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	for end := time.Now().Add(30 * time.Second); id == ""; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			run.Process.Kill()
+			t.Fatal("the run never listed")
+		}
+		if r := skiff(t, data, "runs", "list", "-o", "name"); r.code == 0 {
+			id = strings.TrimSpace(r.stdout)
+		}
+	}
+	if r := skiff(t, data, "runs", "cancel", id); r.code != 0 {
+		t.Fatalf("runs cancel: exit %d\n%s", r.code, r.stderr)
+	}
+	err := run.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Errorf("skiff run after a cancel: %v, want exit 1", err)
+	}
+	w := skiff(t, data, "runs", "wait", id)
+	if w.code != 1 || !strings.Contains(w.stderr, "CANCELED") {
+		t.Errorf("runs wait on the cancelled run: exit %d, %q", w.code, w.stderr)
+	}
+}
