@@ -233,12 +233,18 @@ func (e *Engine) rebuild(rec store.Run) (*activeRun, []store.Task, error) {
 	if err := plan.Finalize(); err != nil {
 		return nil, nil, fmt.Errorf("stored plan: %w", err)
 	}
-	tasks, err := e.cfg.Store.Tasks(rec.ID)
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(tasks) != len(plan.Tasks) {
-		return nil, nil, fmt.Errorf("stored run has %d tasks, its plan %d", len(tasks), len(plan.Tasks))
+	var tasks []store.Task
+	if rec.State != spec.RunPending || rec.TaskCount != len(plan.Tasks) {
+		// A PENDING run was never activated: CreateRun made every task
+		// PENDING with no attempt, and only an active run changes them,
+		// so a new run skips reading them back.
+		var err error
+		if tasks, err = e.cfg.Store.Tasks(rec.ID); err != nil {
+			return nil, nil, err
+		}
+		if len(tasks) != len(plan.Tasks) {
+			return nil, nil, fmt.Errorf("stored run has %d tasks, its plan %d", len(tasks), len(plan.Tasks))
+		}
 	}
 	r := &activeRun{
 		id:        rec.ID,
