@@ -139,7 +139,7 @@ func (e *Executor) Start(ctx context.Context, s *executors.Spec, report func(exe
 }
 
 func (e *Executor) newExecution(s *executors.Spec, report func(executors.Event)) *execution {
-	c := cloneSpec(s)
+	c := s.Clone()
 	if c.Image == "" {
 		c.Image = e.cfg.DefaultImage
 	}
@@ -167,59 +167,23 @@ func specID(s *executors.Spec) string {
 }
 
 func (e *Executor) validate(s *executors.Spec) error {
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf("%w: %s", executors.ErrBadSpec, fmt.Sprintf(format, a...))
+	if err := executors.CheckSpec(s); err != nil {
+		return err
 	}
+	bad := executors.BadSpec
 	switch {
-	case s == nil:
-		return bad("nil spec")
 	case !validID.MatchString(s.ID):
 		return bad("id: %q is not usable in a container name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)", s.ID)
 	case s.Image == "" && e.cfg.DefaultImage == "":
 		return bad("image: empty, and the docker executor has no default image")
-	case s.Timeout < 0:
-		return bad("timeout: must not be negative, got %s", s.Timeout)
 	case len(s.Command) > 0 && s.Command[0] == "":
 		return bad("command[0]: must not be empty")
 	case s.WorkingDir != "" && strings.ContainsRune(s.WorkingDir, 0):
 		return bad("workingDir: %q", s.WorkingDir)
-	}
-	r := s.Resources
-	switch {
-	case r.MilliCPU < 0 || r.MemoryBytes < 0 || r.GPU < 0:
-		return bad("resources: must not be negative, got %+v", r)
-	case r.MemoryBytes > 0 && r.MemoryBytes < minMemory:
-		return bad("resources.memoryBytes: %d is below Docker's minimum of %d (6 MiB)", r.MemoryBytes, minMemory)
-	}
-	for i, in := range s.Inputs {
-		if !filepath.IsLocal(in.Name) {
-			return bad("inputs[%d].name: %q must be a relative path", i, in.Name)
-		}
-	}
-	for i, out := range s.Outputs {
-		if !filepath.IsLocal(out.Name) {
-			return bad("outputs[%d].name: %q must be a relative path", i, out.Name)
-		}
-		if !out.Type.Valid() {
-			return bad("outputs[%d].type: unknown type %q", i, out.Type)
-		}
-	}
-	for i, ev := range s.Env {
-		if ev.Name == "" || strings.ContainsAny(ev.Name, "=\x00") {
-			return bad("env[%d].name: %q is not a variable name", i, ev.Name)
-		}
+	case s.Resources.MemoryBytes > 0 && s.Resources.MemoryBytes < minMemory:
+		return bad("resources.memoryBytes: %d is below Docker's minimum of %d (6 MiB)", s.Resources.MemoryBytes, minMemory)
 	}
 	return nil
-}
-
-func cloneSpec(s *executors.Spec) *executors.Spec {
-	c := *s
-	c.Command = slices.Clone(s.Command)
-	c.Args = slices.Clone(s.Args)
-	c.Env = slices.Clone(s.Env)
-	c.Inputs = slices.Clone(s.Inputs)
-	c.Outputs = slices.Clone(s.Outputs)
-	return &c
 }
 
 // Cancel stops execution id: its container gets SIGTERM, the grace period,

@@ -106,7 +106,7 @@ func (e *Executor) Start(ctx context.Context, s *executors.Spec, report func(exe
 	}
 	x := &execution{
 		e:      e,
-		spec:   cloneSpec(s),
+		spec:   s.Clone(),
 		root:   e.Root(s.ID),
 		report: report,
 		cancel: make(chan struct{}),
@@ -132,23 +132,18 @@ func specID(s *executors.Spec) string {
 }
 
 func (e *Executor) validate(s *executors.Spec) error {
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf("%w: %s", executors.ErrBadSpec, fmt.Sprintf(format, a...))
+	if err := executors.CheckSpec(s); err != nil {
+		return err
 	}
+	bad := executors.BadSpec
 	switch {
-	case s == nil:
-		return bad("nil spec")
 	case s.ID == "" || s.ID == "." || s.ID == ".." || strings.ContainsAny(s.ID, `/\`+"\x00"):
 		return bad("id: %q is not usable as a directory name", s.ID)
 	case len(s.Command) == 0 || s.Command[0] == "":
 		return bad("command: must not be empty")
-	case s.Timeout < 0:
-		return bad("timeout: must not be negative, got %s", s.Timeout)
 	}
 	r := s.Resources
 	switch {
-	case r.MilliCPU < 0 || r.MemoryBytes < 0 || r.GPU < 0:
-		return bad("resources: must not be negative, got %+v", r)
 	case r.MilliCPU > e.cap.MilliCPU:
 		return bad("resources.milliCPU: asks %dm, more than the node's whole capacity %dm", r.MilliCPU, e.cap.MilliCPU)
 	case r.MemoryBytes > e.cap.MemoryBytes:
@@ -156,35 +151,7 @@ func (e *Executor) validate(s *executors.Spec) error {
 	case r.GPU > e.cap.GPU:
 		return bad("resources.gpu: asks %d, more than the node's whole capacity %d", r.GPU, e.cap.GPU)
 	}
-	for i, in := range s.Inputs {
-		if !filepath.IsLocal(in.Name) {
-			return bad("inputs[%d].name: %q must be a relative path", i, in.Name)
-		}
-	}
-	for i, out := range s.Outputs {
-		if !filepath.IsLocal(out.Name) {
-			return bad("outputs[%d].name: %q must be a relative path", i, out.Name)
-		}
-		if !out.Type.Valid() {
-			return bad("outputs[%d].type: unknown type %q", i, out.Type)
-		}
-	}
-	for i, ev := range s.Env {
-		if ev.Name == "" || strings.ContainsAny(ev.Name, "=\x00") {
-			return bad("env[%d].name: %q is not a variable name", i, ev.Name)
-		}
-	}
 	return nil
-}
-
-func cloneSpec(s *executors.Spec) *executors.Spec {
-	c := *s
-	c.Command = slices.Clone(s.Command)
-	c.Args = slices.Clone(s.Args)
-	c.Env = slices.Clone(s.Env)
-	c.Inputs = slices.Clone(s.Inputs)
-	c.Outputs = slices.Clone(s.Outputs)
-	return &c
 }
 
 // Cancel stops execution id: a waiting one ends without starting; a running
