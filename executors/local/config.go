@@ -18,6 +18,10 @@ type Config struct {
 	MemoryBytes int64         // 0 = MemTotal from /proc/meminfo
 	GPUs        []string      // GPU ids to hand out; nil = detect with nvidia-smi; empty non-nil = none
 	GracePeriod time.Duration // SIGTERM -> SIGKILL; 0 = 10s
+	// MaxStarting bounds the executions that set up their work dir and
+	// start their process at the same moment (not how many run: resource
+	// requests decide that); 0 = 4 per CPU.
+	MaxStarting int
 	Clock       func() time.Time
 }
 

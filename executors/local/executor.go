@@ -30,6 +30,11 @@ type Executor struct {
 
 	mu   sync.Mutex
 	live map[string]*execution // waiting or running
+
+	// starting bounds the executions setting up and starting at once
+	// (work dir, fork, exec): hundreds of them at a time only starve the
+	// engine's goroutines of the CPU they need to commit results.
+	starting chan struct{}
 }
 
 // New checks cfg, fills its defaults (capacity, GPUs, grace period) and
@@ -43,6 +48,9 @@ func New(cfg Config) (*Executor, error) {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = timeNow
+	}
+	if cfg.MaxStarting <= 0 {
+		cfg.MaxStarting = 4 * runtime.NumCPU()
 	}
 	if cfg.GracePeriod == 0 {
 		cfg.GracePeriod = DefaultGracePeriod
@@ -82,6 +90,8 @@ func New(cfg Config) (*Executor, error) {
 		slots: newSlots(cfg.MilliCPU, cfg.MemoryBytes, cfg.GPUs),
 		cap:   spec.Resources{MilliCPU: cfg.MilliCPU, MemoryBytes: cfg.MemoryBytes, GPU: len(cfg.GPUs)},
 		live:  map[string]*execution{},
+
+		starting: make(chan struct{}, cfg.MaxStarting),
 	}, nil
 }
 

@@ -37,7 +37,12 @@ type execution struct {
 	cancelOnce sync.Once
 	cancel     chan struct{} // closed by Cancel
 	exited     chan struct{} // closed once the process is gone and the log closed
+
+	startOnce sync.Once // gives back the executor's starting slot
 }
+
+// started gives back the starting slot taken in runGranted, once.
+func (x *execution) started() { x.startOnce.Do(func() { <-x.e.starting }) }
 
 // outcome is how an execution ended, before it is reported.
 type outcome struct {
@@ -88,6 +93,12 @@ func (x *execution) runGranted() (outcome, bool) {
 	case <-x.cancel:
 		return outcome{state: spec.TaskCanceled, exitCode: -1, reason: "canceled"}, false
 	default:
+	}
+	select {
+	case x.e.starting <- struct{}{}:
+		defer x.started()
+	case <-x.cancel:
+		return outcome{state: spec.TaskCanceled, exitCode: -1, reason: "canceled"}, false
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -176,6 +187,7 @@ func (x *execution) exec() (outcome, error) {
 	}
 	x.e.log.Debug("local executor: started", "id", s.ID, "pid", pid)
 	x.report(executors.Event{ID: s.ID, Kind: executors.EventStarted, Time: x.e.cfg.Clock()})
+	x.started()
 
 	waitErr := make(chan error, 1)
 	go func() { waitErr <- cmd.Wait() }()
