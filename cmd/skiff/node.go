@@ -86,6 +86,10 @@ func openNode(c *cli.Context, opts nodeOptions) (*node, error) {
 	}
 	lcfg := local.DefaultConfig(filepath.Join(dir, "work"), n.blobs)
 	lcfg.Logger = log
+	if lcfg.GPUs, err = configuredGPUs(); err != nil {
+		st.Close()
+		return nil, err
+	}
 	if n.local, err = local.New(lcfg); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("local executor: %w", err)

@@ -121,6 +121,9 @@ func openServerNode(c *cli.Context, reg prometheus.Registerer, onUpdate func([]e
 	}
 	lcfg := local.DefaultConfig(filepath.Join(dir, "work"), n.blobs)
 	lcfg.Logger = log
+	if lcfg.GPUs, err = configuredGPUs(); err != nil {
+		return fail(err)
+	}
 	if n.local, err = local.New(lcfg); err != nil {
 		return fail(fmt.Errorf("local executor: %w", err))
 	}
