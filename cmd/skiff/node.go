@@ -143,6 +143,16 @@ func (n *node) start(ctx context.Context) func() error {
 	return func() error { return <-done }
 }
 
+// withEngine runs the engine loop while fn runs, then stops it; it returns
+// fn's error joined with the loop's.
+func (n *node) withEngine(ctx context.Context, fn func() error) error {
+	ctx, stop := context.WithCancel(ctx)
+	wait := n.start(ctx)
+	err := fn()
+	stop()
+	return errors.Join(err, wait())
+}
+
 func (n *node) close() error {
 	for i := len(n.closers) - 1; i >= 0; i-- {
 		n.closers[i]()

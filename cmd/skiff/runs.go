@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -150,40 +149,36 @@ func resumeAction(c *cli.Context) error {
 		}
 		ids = append(ids, r.ID)
 	}
-	ctx, stop := context.WithCancel(c.Context)
-	defer stop()
-	wait := n.start(ctx)
-	resumed, err := n.engine.Resume(c.Context, ids...)
-	if err != nil {
-		stop()
-		_ = wait()
-		if errors.Is(err, engine.ErrRunFinished) {
-			return usageError("%v", err)
+	var resumed []string
+	err = n.withEngine(c.Context, func() error {
+		var err error
+		if resumed, err = n.engine.Resume(c.Context, ids...); err != nil {
+			return err
 		}
+		if len(resumed) == 0 {
+			return nil
+		}
+		fmt.Fprintf(os.Stderr, "resuming %d run(s): %s\n", len(resumed), strings.Join(resumed, ", "))
+		prog.begin("")
+		defer prog.end()
+		for _, id := range resumed {
+			if _, err := followRun(c.Context, n, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, engine.ErrRunFinished) {
+		return usageError("%v", err)
+	}
+	if err != nil {
 		return err
 	}
 	if len(resumed) == 0 {
-		stop()
-		_ = wait()
 		fmt.Fprintln(os.Stderr, "skiff: no unfinished runs")
 		return nil
 	}
-	fmt.Fprintf(os.Stderr, "resuming %d run(s): %s\n", len(resumed), strings.Join(resumed, ", "))
-	prog.begin("")
 	failed := 0
-	for _, id := range resumed {
-		if _, err := followRun(c.Context, n, id); err != nil {
-			prog.end()
-			stop()
-			_ = wait()
-			return err
-		}
-	}
-	prog.end()
-	stop()
-	if err := wait(); err != nil {
-		return err
-	}
 	for _, id := range resumed {
 		r, err := n.store.GetRun(id)
 		if err != nil {
@@ -363,23 +358,20 @@ func retryAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := context.WithCancel(c.Context)
-	defer stop()
-	wait := n.start(ctx)
-	if err := n.engine.Retry(c.Context, r.ID); err != nil {
-		stop()
-		_ = wait()
-		if errors.Is(err, engine.ErrNotRetryable) {
-			return usageError("%v", err)
+	err = n.withEngine(c.Context, func() error {
+		if err := n.engine.Retry(c.Context, r.ID); err != nil {
+			return err
 		}
+		fmt.Fprintf(os.Stderr, "retrying run %s\n", r.ID)
+		prog.begin("")
+		defer prog.end()
+		_, err := followRun(c.Context, n, r.ID)
 		return err
+	})
+	if errors.Is(err, engine.ErrNotRetryable) {
+		return usageError("%v", err)
 	}
-	fmt.Fprintf(os.Stderr, "retrying run %s\n", r.ID)
-	prog.begin("")
-	_, ferr := followRun(c.Context, n, r.ID)
-	prog.end()
-	stop()
-	if err := errors.Join(ferr, wait()); err != nil {
+	if err != nil {
 		return err
 	}
 	final, err := n.store.GetRun(r.ID)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -35,28 +34,19 @@ func embeddedRunAction(c *cli.Context, name string, fn func(*cli.Context, *api.C
 		}
 		// Cancel: record it, then let an engine carry it out (stop what
 		// may linger, cancel the rest) and follow it to CANCELED.
-		ctx, stop := context.WithCancel(c.Context)
-		defer stop()
-		wait := n.start(ctx)
-		// Record the cancel before the run is activated, so that nothing
-		// of it starts again.
-		if err := n.engine.Cancel(c.Context, r.ID); err != nil && !errors.Is(err, engine.ErrRunFinished) {
-			stop()
-			_ = wait()
+		err := n.engine.Cancel(c.Context, r.ID) // before activation: nothing of it starts again
+		if err != nil && !errors.Is(err, engine.ErrRunFinished) {
 			return err
 		}
-		if _, err := n.engine.Resume(c.Context, r.ID); err != nil {
-			stop()
-			_ = wait()
+		err = n.withEngine(c.Context, func() error {
+			if _, err := n.engine.Resume(c.Context, r.ID); err != nil {
+				return err
+			}
+			var err error
+			r, err = n.engine.Wait(c.Context, r.ID)
 			return err
-		}
-		if r, err = n.engine.Wait(c.Context, r.ID); err != nil {
-			stop()
-			_ = wait()
-			return err
-		}
-		stop()
-		if err := wait(); err != nil {
+		})
+		if err != nil {
 			return err
 		}
 		fmt.Fprintf(os.Stderr, "run %s %s\n", r.ID, r.State)

@@ -143,31 +143,18 @@ func parseParamText(t Type, s string) (json.RawMessage, error) {
 // *ValidationError naming `parameters.NAME` for an unknown name, a missing
 // required parameter or a bad value.
 func (p *Plan) ResolveParams(given map[string]string) (map[string]json.RawMessage, error) {
-	var errs errList
-	vals := make(map[string]json.RawMessage, len(p.Params))
-	for _, name := range sortedKeys(given) {
-		prm := p.Param(name)
-		if prm == nil {
-			errs.add(key("parameters", name), p.unknownParamMsg())
-			continue
-		}
-		v, err := parseParamText(prm.Type, given[name])
-		if err != nil {
-			errs.add(key("parameters", name), err.Error())
-			continue
-		}
-		vals[name] = v
-	}
-	p.applyDefaults(vals, &errs)
-	if err := errs.err(); err != nil {
-		return nil, err
-	}
-	return vals, nil
+	return resolveParams(p, given, parseParamText)
 }
 
 // ResolveParamValues is ResolveParams for values already in JSON: it checks
 // each against its parameter's type, normalises it and applies defaults.
 func (p *Plan) ResolveParamValues(given map[string]json.RawMessage) (map[string]json.RawMessage, error) {
+	return resolveParams(p, given, normValue)
+}
+
+// resolveParams parses each given value by its parameter's type with parse,
+// then applies defaults.
+func resolveParams[V any](p *Plan, given map[string]V, parse func(Type, V) (json.RawMessage, error)) (map[string]json.RawMessage, error) {
 	var errs errList
 	vals := make(map[string]json.RawMessage, len(p.Params))
 	for _, name := range sortedKeys(given) {
@@ -176,7 +163,7 @@ func (p *Plan) ResolveParamValues(given map[string]json.RawMessage) (map[string]
 			errs.add(key("parameters", name), p.unknownParamMsg())
 			continue
 		}
-		v, err := normValue(prm.Type, given[name])
+		v, err := parse(prm.Type, given[name])
 		if err != nil {
 			errs.add(key("parameters", name), err.Error())
 			continue
