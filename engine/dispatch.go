@@ -17,6 +17,9 @@ type leftoverKiller interface {
 // spec for executor x.
 func (e *Engine) buildSpec(r *activeRun, task, attempt int, id string, x executors.Executor, inputs map[string]spec.Value) (*executors.Spec, error) {
 	t := &r.plan.Tasks[task]
+	if t.Protocol == spec.ProtocolKFP {
+		return e.buildKFPSpec(r, task, attempt, id, x, inputs)
+	}
 	root := x.Root(id)
 	env := &spec.PlaceholderEnv{
 		Inputs:       make(map[string]string, len(t.Inputs)),

@@ -19,6 +19,9 @@ type Plan struct {
 	Outputs     []PlanOutput `json:"outputs,omitempty"`
 }
 
+// ProtocolKFP is Task.Protocol for steps compiled from KFP IR.
+const ProtocolKFP = "kfp"
+
 // PlanVersion is the version of the Plan JSON this binary writes.
 const PlanVersion = 1
 
@@ -54,10 +57,48 @@ type Task struct {
 	// whatever its state (KFP's ignore_upstream_failure; exit handlers).
 	IgnoreUpstreamFailure bool `json:"ignoreUpstreamFailure,omitempty"`
 
+	// Body makes the task a group: instead of running a command it runs a
+	// sub-DAG in its place (a sub-pipeline, a condition branch, an exit
+	// handler's group, a loop body). The body's Params are bound by name
+	// from the task's Inputs (and, in a loop, the item); a body parameter
+	// with neither takes its default. The group ends when every task of
+	// its body is final: SUCCEEDED when none failed or was canceled. Its
+	// outputs are the body's Outputs; Finalize fills Task.Outputs from
+	// them (a loop's are lists, ordered by iteration). A group sets no
+	// command, image, env, retry, cache or resources.
+	Body *Plan `json:"body,omitempty"`
+	// ParallelFor runs Body once per item of a list (Body is required).
+	ParallelFor *Loop `json:"parallelFor,omitempty"`
+
+	// Protocol is how the step talks to the engine: "" is Skiff's own
+	// (placeholders of placeholder.go, one file per output under outputs/);
+	// ProtocolKFP is the kfp launcher's (ExecutorInput JSON, KFP
+	// placeholders, ExecutorOutput), described by the opaque KFP field,
+	// which package engine/spec/kfp writes and reads. With ProtocolKFP,
+	// Command and Args hold KFP placeholders and are not checked as Skiff
+	// templates.
+	Protocol string          `json:"protocol,omitempty"`
+	KFP      json.RawMessage `json:"kfp,omitempty"`
+
 	// Deps are the indices (into Plan.Tasks) of every task this one waits
 	// for, implicit (From references) and explicit (After), sorted and
 	// unique. Filled by Finalize.
 	Deps []int `json:"deps,omitempty"`
+}
+
+// Loop is a ParallelFor: the group's body runs once per item of Items.
+type Loop struct {
+	// Items is the list iterated over: a literal list (Value), a pipeline
+	// (or body) parameter, or another task's output; a list of artifacts
+	// (an artifact list output) iterates over artifacts. Its Name is
+	// ignored and its Type is list (or an artifact list type).
+	Items Input `json:"items"`
+	// ItemParam names the body parameter that receives each item. Its
+	// type is the items' element type (any parameter type for a list of
+	// JSON values; the artifact type for artifact lists).
+	ItemParam string `json:"itemParam"`
+	// Parallelism is the most iterations active at once; 0 = no limit.
+	Parallelism int `json:"parallelism,omitempty"`
 }
 
 // EnvVar is one environment variable of a task.
@@ -78,6 +119,11 @@ type Input struct {
 	From  *Ref            `json:"from,omitempty"`
 	// UpstreamStatus: see Input.
 	UpstreamStatus bool `json:"upstreamStatus,omitempty"`
+	// Field selects a part of a parameter value from Param or From: a
+	// dot-separated path of object keys and list indices ("a", "cfg.lr",
+	// "xs.0"). The input's Type is the selected part's type (given, not
+	// inferred). A missing key fails the task.
+	Field string `json:"field,omitempty"`
 }
 
 // Ref names an output of another task.
@@ -119,11 +165,20 @@ type Cache struct {
 	Key          string   `json:"key,omitempty"`          // replaces the computed key
 }
 
-// PlanOutput exposes one task output as an output of the pipeline.
+// PlanOutput exposes one task output as an output of the pipeline (or of
+// a group's body). With OneOf set instead of From, the output is the first
+// of those task outputs that was produced (a condition's branches: KFP's
+// dsl.OneOf); From is then empty.
 type PlanOutput struct {
-	Name string `json:"name"`
-	From Ref    `json:"from"`
+	Name  string `json:"name"`
+	From  Ref    `json:"from"`
+	OneOf []Ref  `json:"oneOf,omitempty"`
+	// Type is the output's type. Finalize fills it from the source.
+	Type Type `json:"type,omitempty"`
 }
+
+// IsGroup reports whether the task runs a body instead of a command.
+func (t *Task) IsGroup() bool { return t.Body != nil }
 
 // TaskIndex returns the index of the task named name, or -1.
 func (p *Plan) TaskIndex(name string) int {

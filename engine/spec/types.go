@@ -7,6 +7,9 @@ type Kind uint8
 const (
 	KindParameter Kind = iota + 1
 	KindArtifact
+	// KindArtifactList is a list of artifacts of one type: a loop's fan-in
+	// of an artifact output.
+	KindArtifactList
 )
 
 func (k Kind) String() string {
@@ -15,6 +18,8 @@ func (k Kind) String() string {
 		return "parameter"
 	case KindArtifact:
 		return "artifact"
+	case KindArtifactList:
+		return "artifact list"
 	}
 	return "unknown"
 }
@@ -53,7 +58,33 @@ var typeKinds = map[Type]Kind{
 }
 
 // Kind returns the kind of t, or 0 when t is not a known type.
-func (t Type) Kind() Kind { return typeKinds[t] }
+func (t Type) Kind() Kind {
+	if k, ok := typeKinds[t]; ok {
+		return k
+	}
+	if e, ok := t.Elem(); ok && e.Kind() == KindArtifact {
+		return KindArtifactList
+	}
+	return 0
+}
+
+// ListOf is the type of a list of t: TypeList for a parameter type,
+// "list<T>" for an artifact type T.
+func ListOf(t Type) Type {
+	if t.Kind() == KindArtifact {
+		return "list<" + t + ">"
+	}
+	return TypeList
+}
+
+// Elem returns the element type of an artifact list type "list<T>".
+func (t Type) Elem() (Type, bool) {
+	s := string(t)
+	if len(s) > 6 && s[:5] == "list<" && s[len(s)-1] == '>' {
+		return Type(s[5 : len(s)-1]), true
+	}
+	return "", false
+}
 
 // Valid reports whether t is a known type.
 func (t Type) Valid() bool { return t.Kind() != 0 }
@@ -70,6 +101,11 @@ func Assignable(from, to Type) bool {
 	}
 	if from.Kind() == KindArtifact && to.Kind() == KindArtifact {
 		return from == TypeArtifact || to == TypeArtifact
+	}
+	if from.Kind() == KindArtifactList && to.Kind() == KindArtifactList {
+		fe, _ := from.Elem()
+		te, _ := to.Elem()
+		return Assignable(fe, te)
 	}
 	return false
 }

@@ -10,12 +10,24 @@ type ArtifactRef struct {
 	Dir    bool   `json:"dir,omitempty"` // a directory, stored as a tar stream
 }
 
-// Value is a resolved input or a produced output: a JSON parameter value or
-// an artifact reference, never both.
+// Value is a resolved input or a produced output: a JSON parameter value,
+// an artifact reference, or a list of artifacts (a loop's fan-in of an
+// artifact output, ordered by iteration) — exactly one of them. An empty
+// artifact list is a non-nil empty Artifacts.
 type Value struct {
-	Param    json.RawMessage `json:"param,omitempty"`
-	Artifact *ArtifactRef    `json:"artifact,omitempty"`
+	Param     json.RawMessage `json:"param,omitempty"`
+	Artifact  *ArtifactRef    `json:"artifact,omitempty"`
+	Artifacts []ArtifactRef   `json:"artifacts,omitempty"`
+	// List marks an artifact list even when Artifacts is empty (JSON drops
+	// an empty slice).
+	List bool `json:"list,omitempty"`
 }
 
-// IsArtifact reports whether v holds an artifact.
+// IsArtifact reports whether v holds an artifact (not a list).
 func (v Value) IsArtifact() bool { return v.Artifact != nil }
+
+// IsArtifactList reports whether v holds a list of artifacts.
+func (v Value) IsArtifactList() bool { return v.List || v.Artifacts != nil }
+
+// IsZero reports whether v holds nothing.
+func (v Value) IsZero() bool { return v.Param == nil && v.Artifact == nil && !v.IsArtifactList() }
