@@ -67,12 +67,17 @@ const (
 // that a plan that fails Finalize is left unchanged.
 type finalizer struct {
 	p      *Plan
-	errs   errList
+	prefix string         // path of this plan in the document: "" or "tasks[2]." for a body
+	errs   *errList       // shared with the enclosing plan's finalizer
+	subs   []*finalizer   // the bodies of group tasks, applied with this plan
 	index  map[string]int // task name -> first index
 	deps   [][]int
 	inputs [][]Input // per task: checked inputs, sorted, types inferred, refs indexed
 	params []Param   // defaults normalised
 	outs   []PlanOutput
+	gouts  map[int][]Output // outputs of group tasks, from their bodies
+	loops  []loopItems      // checked loop items
+	bodies []bodyOf         // checked bodies of group tasks
 }
 
 // Finalize validates p, from any compiler, and fills its computed fields:
@@ -82,20 +87,36 @@ type finalizer struct {
 // one *ValidationError whose paths follow the Skiff YAML document; p is
 // changed only when Finalize succeeds. Executor names are not checked here.
 func (p *Plan) Finalize() error {
-	f := &finalizer{p: p, index: make(map[string]int, len(p.Tasks))}
+	var errs errList
+	f := &finalizer{p: p, errs: &errs, index: make(map[string]int, len(p.Tasks))}
 	if p.Version < 0 || p.Version > PlanVersion {
-		f.errs.add("version", fmt.Sprintf("unsupported plan version %d (this binary reads up to %d)", p.Version, PlanVersion))
+		f.add("version", fmt.Sprintf("unsupported plan version %d (this binary reads up to %d)", p.Version, PlanVersion))
 	}
-	if !validName(p.Name) {
+	f.check()
+	if err := errs.err(); err != nil {
+		return err
+	}
+	f.apply()
+	return nil
+}
+
+func (f *finalizer) add(path, msg string) { f.errs.add(f.prefix+path, msg) }
+
+// check validates f.p (the root plan or a group's body).
+func (f *finalizer) check() {
+	p := f.p
+	if f.prefix != "" && p.Name == "" {
+		// A body is named after its group (apply fills it).
+	} else if !validName(p.Name) {
 		if p.Name == "" {
-			f.errs.add("name", "required")
+			f.add("name", "required")
 		} else {
-			f.errs.add("name", fmt.Sprintf("invalid name %s: %s", quote(p.Name), nameRule))
+			f.add("name", fmt.Sprintf("invalid name %s: %s", quote(p.Name), nameRule))
 		}
 	}
 	f.checkParams()
 	if len(p.Tasks) == 0 {
-		f.errs.add("tasks", "a pipeline needs at least one task")
+		f.add("tasks", "a pipeline needs at least one task")
 	}
 	for i := range p.Tasks {
 		t := &p.Tasks[i]
@@ -103,13 +124,13 @@ func (p *Plan) Finalize() error {
 		switch {
 		case !validName(t.Name):
 			if t.Name == "" {
-				f.errs.add(path+".name", "required")
+				f.add(path+".name", "required")
 			} else {
-				f.errs.add(path+".name", fmt.Sprintf("invalid name %s: %s", quote(t.Name), nameRule))
+				f.add(path+".name", fmt.Sprintf("invalid name %s: %s", quote(t.Name), nameRule))
 			}
 		default:
 			if j, dup := f.index[t.Name]; dup {
-				f.errs.add(path+".name", fmt.Sprintf("duplicate task name %s (also tasks[%d])", quote(t.Name), j))
+				f.add(path+".name", fmt.Sprintf("duplicate task name %s (also tasks[%d])", quote(t.Name), j))
 			} else {
 				f.index[t.Name] = i
 			}
@@ -117,20 +138,21 @@ func (p *Plan) Finalize() error {
 	}
 	f.deps = make([][]int, len(p.Tasks))
 	f.inputs = make([][]Input, len(p.Tasks))
+	f.gouts = make(map[int][]Output)
+	for i := range p.Tasks {
+		if t := &p.Tasks[i]; t.IsGroup() {
+			f.gouts[i] = groupOutputs(t)
+		}
+	}
 	for i := range p.Tasks {
 		f.checkTask(i)
 	}
 	f.checkOutputs()
-	if len(f.errs) == 0 {
+	if len(*f.errs) == 0 {
 		if cyc := findCycle(p.Tasks, f.deps); cyc != nil {
-			f.errs.add("tasks", "cycle "+strings.Join(cyc, " -> "))
+			f.add("tasks", "cycle "+strings.Join(cyc, " -> "))
 		}
 	}
-	if err := f.errs.err(); err != nil {
-		return err
-	}
-	f.apply()
-	return nil
 }
 
 func (f *finalizer) apply() {
@@ -140,10 +162,27 @@ func (f *finalizer) apply() {
 	}
 	p.Params = f.params
 	p.Outputs = f.outs
+	for _, sub := range f.subs {
+		sub.apply()
+	}
+	for _, b := range f.bodies {
+		p.Tasks[b.task].Body = b.body
+	}
+	for _, l := range f.loops {
+		loop := *p.Tasks[l.task].ParallelFor
+		loop.Items = l.items
+		p.Tasks[l.task].ParallelFor = &loop
+	}
 	for i := range p.Tasks {
 		t := &p.Tasks[i]
 		t.Inputs = f.inputs[i]
 		t.Deps = f.deps[i]
+		if t.IsGroup() {
+			t.Outputs = f.gouts[i]
+			if t.Body.Name == "" {
+				t.Body.Name = t.Name
+			}
+		}
 		slices.SortStableFunc(t.Outputs, func(a, b Output) int { return strings.Compare(a.Name, b.Name) })
 		slices.SortStableFunc(t.Env, func(a, b EnvVar) int { return strings.Compare(a.Name, b.Name) })
 	}
@@ -159,29 +198,36 @@ func (f *finalizer) checkParams() {
 		path := key("parameters", prm.Name)
 		f.params[i] = prm
 		if !validIdent(prm.Name) {
-			f.errs.add(path, fmt.Sprintf("invalid parameter name: %s", identRule))
+			f.add(path, fmt.Sprintf("invalid parameter name: %s", identRule))
 			continue
 		}
 		if seen[prm.Name] {
-			f.errs.add(path, "duplicate parameter name")
+			f.add(path, "duplicate parameter name")
 			continue
 		}
 		seen[prm.Name] = true
 		switch {
 		case prm.Type == "":
-			f.errs.add(path+".type", "required")
+			f.add(path+".type", "required")
 			continue
-		case prm.Type.Kind() == KindArtifact:
-			f.errs.add(path+".type", fmt.Sprintf("%s is an artifact type; pipeline parameters take %s", prm.Type, paramTypes))
+		case prm.Type.Kind() == KindArtifact || prm.Type.Kind() == KindArtifactList:
+			if f.prefix != "" && prm.Default == nil {
+				break // a body's parameter may carry an artifact from its group
+			}
+			if f.prefix != "" {
+				f.add(path+".default", "an artifact parameter takes no default")
+			} else {
+				f.add(path+".type", fmt.Sprintf("%s is an artifact type; pipeline parameters take %s", prm.Type, paramTypes))
+			}
 			continue
 		case !prm.Type.Valid():
-			f.errs.add(path+".type", fmt.Sprintf("unknown type %s; parameters take %s", quote(string(prm.Type)), paramTypes))
+			f.add(path+".type", fmt.Sprintf("unknown type %s; parameters take %s", quote(string(prm.Type)), paramTypes))
 			continue
 		}
 		if prm.Default != nil {
 			v, err := normValue(prm.Type, prm.Default)
 			if err != nil {
-				f.errs.add(path+".default", err.Error())
+				f.add(path+".default", err.Error())
 				continue
 			}
 			f.params[i].Default = v
@@ -197,21 +243,26 @@ const (
 func (f *finalizer) checkTask(i int) {
 	t := &f.p.Tasks[i]
 	path := fmt.Sprintf("tasks[%d]", i)
-	if len(t.Command) == 0 && t.Image == "" {
-		f.errs.add(path, "set command, image or both")
+	switch {
+	case t.IsGroup():
+		f.checkGroupFields(path, t)
+	case t.ParallelFor != nil:
+		f.add(path+".parallelFor", "a loop needs a body (tasks)")
+	case len(t.Command) == 0 && t.Image == "":
+		f.add(path, "set command, image or both")
 	}
 	outs := make(map[string]bool, len(t.Outputs))
 	for _, o := range t.Outputs {
 		op := key(path+".outputs", o.Name)
 		switch {
 		case !validIdent(o.Name):
-			f.errs.add(op, "invalid output name: "+identRule)
+			f.add(op, "invalid output name: "+identRule)
 		case outs[o.Name]:
-			f.errs.add(op, "duplicate output name")
+			f.add(op, "duplicate output name")
 		case o.Type == "":
-			f.errs.add(op, "type required")
+			f.add(op, "type required")
 		case !o.Type.Valid():
-			f.errs.add(op, fmt.Sprintf("unknown type %s; use one of %s, %s", quote(string(o.Type)), paramTypes, artifactTypes))
+			f.add(op, fmt.Sprintf("unknown type %s; use one of %s, %s", quote(string(o.Type)), paramTypes, artifactTypes))
 		}
 		outs[o.Name] = true
 	}
@@ -222,10 +273,10 @@ func (f *finalizer) checkTask(i int) {
 		ip := key(path+".inputs", in.Name)
 		switch {
 		case !validIdent(in.Name):
-			f.errs.add(ip, "invalid input name: "+identRule)
+			f.add(ip, "invalid input name: "+identRule)
 			continue
 		case seen[in.Name]:
-			f.errs.add(ip, "duplicate input name")
+			f.add(ip, "duplicate input name")
 			continue
 		}
 		seen[in.Name] = true
@@ -247,11 +298,16 @@ func (f *finalizer) checkTask(i int) {
 		k, ok := f.index[a]
 		switch {
 		case a == t.Name:
-			f.errs.add(ap, "a task cannot run after itself")
+			f.add(ap, "a task cannot run after itself")
 		case !ok:
-			f.errs.add(ap, "unknown task "+quote(a))
+			f.add(ap, "unknown task "+quote(a))
 		default:
 			deps = append(deps, k)
+		}
+	}
+	if t.ParallelFor != nil && t.IsGroup() {
+		if dep := f.checkLoop(path, i, t); dep >= 0 {
+			deps = append(deps, dep)
 		}
 	}
 	slices.Sort(deps)
@@ -259,12 +315,19 @@ func (f *finalizer) checkTask(i int) {
 	if len(deps) > 0 {
 		f.deps[i] = slices.Clip(deps)
 	}
+	if t.IsGroup() {
+		f.checkBody(path, i, t)
+	}
 	f.checkEnv(path, t)
-	f.checkTemplates(path, t)
+	if t.Protocol == "" {
+		f.checkTemplates(path, t)
+	} else if t.Protocol != ProtocolKFP {
+		f.add(path+".protocol", fmt.Sprintf("unknown protocol %s", quote(t.Protocol)))
+	}
 	f.checkPolicies(path, t)
 	if t.When != "" {
 		if err := CompileCondition(t.When); err != nil {
-			f.errs.add(path+".when", err.Error())
+			f.add(path+".when", err.Error())
 		}
 	}
 }
@@ -287,14 +350,29 @@ func (f *finalizer) checkInput(ip string, ti int, in Input) (Input, int, bool) {
 	}
 	switch {
 	case len(srcs) == 0:
-		f.errs.add(ip, "no source: set one of value, param or from")
+		f.add(ip, "no source: set one of value, param or from")
 		return in, -1, false
 	case len(srcs) > 1:
-		f.errs.add(ip, fmt.Sprintf("several sources (%s): set exactly one of value, param or from", strings.Join(srcs, ", ")))
+		f.add(ip, fmt.Sprintf("several sources (%s): set exactly one of value, param or from", strings.Join(srcs, ", ")))
 		return in, -1, false
 	case in.Type != "" && !in.Type.Valid():
-		f.errs.add(ip+".type", fmt.Sprintf("unknown type %s; use one of %s, %s", quote(string(in.Type)), paramTypes, artifactTypes))
+		f.add(ip+".type", fmt.Sprintf("unknown type %s; use one of %s, %s", quote(string(in.Type)), paramTypes, artifactTypes))
 		return in, -1, false
+	case in.Field != "" && in.Param == "" && in.From == nil:
+		f.add(ip+".field", "selects inside a param or from source only")
+		return in, -1, false
+	case in.Field != "" && in.Type == "":
+		f.add(ip+".type", "required with field")
+		return in, -1, false
+	case in.Field != "" && in.Type.Kind() != KindParameter:
+		f.add(ip+".field", fmt.Sprintf("selects a parameter value, not %s %s", in.Type.Kind(), in.Type))
+		return in, -1, false
+	}
+	if in.Field != "" {
+		if err := checkFieldPath(in.Field); err != nil {
+			f.add(ip+".field", err.Error())
+			return in, -1, false
+		}
 	}
 	switch {
 	case in.UpstreamStatus:
@@ -302,22 +380,22 @@ func (f *finalizer) checkInput(ip string, ti int, in Input) (Input, int, bool) {
 			in.Type = TypeObject
 		}
 		if in.Type != TypeObject {
-			f.errs.add(ip+".type", fmt.Sprintf("an upstreamStatus input is an object, not %s", in.Type))
+			f.add(ip+".type", fmt.Sprintf("an upstreamStatus input is an object, not %s", in.Type))
 			return in, -1, false
 		}
 		return in, -1, true
 	case in.Value != nil:
 		if in.Type == "" {
-			f.errs.add(ip+".type", "required with a literal value")
+			f.add(ip+".type", "required with a literal value")
 			return in, -1, false
 		}
 		if in.Type.Kind() == KindArtifact {
-			f.errs.add(ip+".value", fmt.Sprintf("a literal value cannot feed artifact input of type %s; use from", in.Type))
+			f.add(ip+".value", fmt.Sprintf("a literal value cannot feed artifact input of type %s; use from", in.Type))
 			return in, -1, false
 		}
 		v, err := normValue(in.Type, in.Value)
 		if err != nil {
-			f.errs.add(ip+".value", err.Error())
+			f.add(ip+".value", err.Error())
 			return in, -1, false
 		}
 		in.Value = v
@@ -325,7 +403,7 @@ func (f *finalizer) checkInput(ip string, ti int, in Input) (Input, int, bool) {
 	case in.Param != "":
 		prm := f.p.Param(in.Param)
 		if prm == nil {
-			f.errs.add(ip, "unknown pipeline parameter "+quote(in.Param))
+			f.add(ip, "unknown pipeline parameter "+quote(in.Param))
 			return in, -1, false
 		}
 		if in.Type == "" {
@@ -334,8 +412,15 @@ func (f *finalizer) checkInput(ip string, ti int, in Input) (Input, int, bool) {
 		if !prm.Type.Valid() {
 			return in, -1, false // reported at the parameter
 		}
+		if in.Field != "" {
+			if !selectable(prm.Type) {
+				f.add(ip+".field", fmt.Sprintf("pipeline parameter %s is %s: only object, list and string (JSON text) values have fields", quote(in.Param), prm.Type))
+				return in, -1, false
+			}
+			return in, -1, true
+		}
 		if !Assignable(prm.Type, in.Type) {
-			f.errs.add(ip, fmt.Sprintf("type mismatch: pipeline parameter %s is %s, input is %s", quote(in.Param), prm.Type, in.Type))
+			f.add(ip, fmt.Sprintf("type mismatch: pipeline parameter %s is %s, input is %s", quote(in.Param), prm.Type, in.Type))
 			return in, -1, false
 		}
 		return in, -1, true
@@ -344,15 +429,15 @@ func (f *finalizer) checkInput(ip string, ti int, in Input) (Input, int, bool) {
 	k, ok := f.index[ref.Task]
 	switch {
 	case ref.Task == f.p.Tasks[ti].Name:
-		f.errs.add(ip, fmt.Sprintf("from %s.%s: a task cannot take its own output", ref.Task, ref.Output))
+		f.add(ip, fmt.Sprintf("from %s.%s: a task cannot take its own output", ref.Task, ref.Output))
 		return in, -1, false
 	case !ok:
-		f.errs.add(ip, fmt.Sprintf("from %s.%s: unknown task %s", ref.Task, ref.Output, quote(ref.Task)))
+		f.add(ip, fmt.Sprintf("from %s.%s: unknown task %s", ref.Task, ref.Output, quote(ref.Task)))
 		return in, -1, false
 	}
-	out := f.p.Tasks[k].Output(ref.Output)
+	out := f.taskOutput(k, ref.Output)
 	if out == nil {
-		f.errs.add(ip, fmt.Sprintf("from %s.%s: task %s has no output %s", ref.Task, ref.Output, quote(ref.Task), quote(ref.Output)))
+		f.add(ip, fmt.Sprintf("from %s.%s: task %s has no output %s", ref.Task, ref.Output, quote(ref.Task), quote(ref.Output)))
 		return in, -1, false
 	}
 	if in.Type == "" {
@@ -361,8 +446,12 @@ func (f *finalizer) checkInput(ip string, ti int, in Input) (Input, int, bool) {
 	if !out.Type.Valid() {
 		return in, -1, false // reported at the output
 	}
-	if !Assignable(out.Type, in.Type) {
-		f.errs.add(ip, fmt.Sprintf("type mismatch: %s.%s is %s, input is %s", ref.Task, ref.Output, out.Type, in.Type))
+	if in.Field != "" && !selectable(out.Type) {
+		f.add(ip+".field", fmt.Sprintf("%s.%s is %s: only object, list and string (JSON text) values have fields", ref.Task, ref.Output, out.Type))
+		return in, -1, false
+	}
+	if in.Field == "" && !Assignable(out.Type, in.Type) {
+		f.add(ip, fmt.Sprintf("type mismatch: %s.%s is %s, input is %s", ref.Task, ref.Output, out.Type, in.Type))
 		return in, -1, false
 	}
 	ref.TaskIndex = k
@@ -376,9 +465,9 @@ func (f *finalizer) checkEnv(path string, t *Task) {
 		ep := key(path+".env", e.Name)
 		switch {
 		case !validEnvName(e.Name):
-			f.errs.add(ep, "invalid environment variable name")
+			f.add(ep, "invalid environment variable name")
 		case seen[e.Name]:
-			f.errs.add(ep, "duplicate environment variable")
+			f.add(ep, "duplicate environment variable")
 		}
 		seen[e.Name] = true
 	}
@@ -387,7 +476,7 @@ func (f *finalizer) checkEnv(path string, t *Task) {
 func (f *finalizer) checkTemplates(path string, t *Task) {
 	check := func(p, s string) {
 		if err := checkTemplate(s, t); err != nil {
-			f.errs.add(p, err.Error())
+			f.add(p, err.Error())
 		}
 	}
 	for j, s := range t.Command {
@@ -405,36 +494,36 @@ func (f *finalizer) checkTemplates(path string, t *Task) {
 func (f *finalizer) checkPolicies(path string, t *Task) {
 	r := t.Resources
 	if r.MilliCPU < 0 {
-		f.errs.add(path+".resources.cpu", "must not be negative")
+		f.add(path+".resources.cpu", "must not be negative")
 	}
 	if r.MemoryBytes < 0 {
-		f.errs.add(path+".resources.memory", "must not be negative")
+		f.add(path+".resources.memory", "must not be negative")
 	}
 	if r.GPU < 0 {
-		f.errs.add(path+".resources.gpu", "must not be negative")
+		f.add(path+".resources.gpu", "must not be negative")
 	}
 	if t.Timeout < 0 {
-		f.errs.add(path+".timeout", "must not be negative")
+		f.add(path+".timeout", "must not be negative")
 	}
 	if rt := t.Retry; rt != nil {
 		if rt.Limit < 0 {
-			f.errs.add(path+".retry.limit", "must not be negative")
+			f.add(path+".retry.limit", "must not be negative")
 		}
 		if rt.Backoff < 0 {
-			f.errs.add(path+".retry.backoff", "must not be negative")
+			f.add(path+".retry.backoff", "must not be negative")
 		}
 		if rt.MaxBackoff < 0 {
-			f.errs.add(path+".retry.maxBackoff", "must not be negative")
+			f.add(path+".retry.maxBackoff", "must not be negative")
 		}
 		if rt.Factor != 0 && !(rt.Factor >= 1) {
-			f.errs.add(path+".retry.factor", fmt.Sprintf("must be at least 1, got %g", rt.Factor))
+			f.add(path+".retry.factor", fmt.Sprintf("must be at least 1, got %g", rt.Factor))
 		}
 		if rt.MaxBackoff > 0 && rt.MaxBackoff < rt.Backoff {
-			f.errs.add(path+".retry.maxBackoff", fmt.Sprintf("%s is less than backoff %s", rt.MaxBackoff, rt.Backoff))
+			f.add(path+".retry.maxBackoff", fmt.Sprintf("%s is less than backoff %s", rt.MaxBackoff, rt.Backoff))
 		}
 	}
 	if c := t.Cache; c != nil && c.MaxStaleness < 0 {
-		f.errs.add(path+".cache.maxStaleness", "must not be negative")
+		f.add(path+".cache.maxStaleness", "must not be negative")
 	}
 }
 
@@ -448,26 +537,63 @@ func (f *finalizer) checkOutputs() {
 		op := key("outputs", o.Name)
 		switch {
 		case !validIdent(o.Name):
-			f.errs.add(op, "invalid output name: "+identRule)
+			f.add(op, "invalid output name: "+identRule)
 			continue
 		case seen[o.Name]:
-			f.errs.add(op, "duplicate output name")
+			f.add(op, "duplicate output name")
 			continue
 		}
 		seen[o.Name] = true
-		k, ok := f.index[o.From.Task]
-		if !ok {
-			f.errs.add(op, fmt.Sprintf("%s.%s: unknown task %s", o.From.Task, o.From.Output, quote(o.From.Task)))
-			continue
+		if len(o.OneOf) > 0 {
+			if o.From != (Ref{}) {
+				f.add(op, "set from or oneOf, not both")
+				continue
+			}
+			refs := make([]Ref, len(o.OneOf))
+			ok := true
+			for j, ref := range o.OneOf {
+				typ, good := f.checkOutputRef(fmt.Sprintf("%s.oneOf[%d]", op, j), &ref)
+				switch {
+				case !good:
+					ok = false
+				case j == 0:
+					o.Type = typ
+				case typ != o.Type:
+					f.add(fmt.Sprintf("%s.oneOf[%d]", op, j), fmt.Sprintf("type %s differs from oneOf[0]'s %s", typ, o.Type))
+					ok = false
+				}
+				refs[j] = ref
+			}
+			if !ok {
+				continue
+			}
+			o.OneOf = refs
+		} else {
+			typ, ok := f.checkOutputRef(op, &o.From)
+			if !ok {
+				continue
+			}
+			o.Type = typ
 		}
-		if p.Tasks[k].Output(o.From.Output) == nil {
-			f.errs.add(op, fmt.Sprintf("%s.%s: task %s has no output %s", o.From.Task, o.From.Output, quote(o.From.Task), quote(o.From.Output)))
-			continue
-		}
-		o.From.TaskIndex = k
 		f.outs = append(f.outs, o)
 	}
 	slices.SortStableFunc(f.outs, func(a, b PlanOutput) int { return strings.Compare(a.Name, b.Name) })
+}
+
+// checkOutputRef checks a reference to a task output and indexes it.
+func (f *finalizer) checkOutputRef(op string, ref *Ref) (Type, bool) {
+	k, ok := f.index[ref.Task]
+	if !ok {
+		f.add(op, fmt.Sprintf("%s.%s: unknown task %s", ref.Task, ref.Output, quote(ref.Task)))
+		return "", false
+	}
+	out := f.taskOutput(k, ref.Output)
+	if out == nil {
+		f.add(op, fmt.Sprintf("%s.%s: task %s has no output %s", ref.Task, ref.Output, quote(ref.Task), quote(ref.Output)))
+		return "", false
+	}
+	ref.TaskIndex = k
+	return out.Type, true
 }
 
 // findCycle returns the names of a dependency cycle, first name repeated

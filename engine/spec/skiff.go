@@ -32,6 +32,9 @@ func ParseSkiff(data []byte) (*Plan, error) {
 	if err := d.errs.err(); err != nil {
 		return nil, err
 	}
+	if p != nil {
+		liftPlan(p, false)
+	}
 	if err := p.Finalize(); err != nil {
 		return nil, err
 	}
@@ -45,8 +48,12 @@ type skiffDecoder struct{ errs errList }
 var (
 	planFields   = []string{"name", "description", "executor", "parameters", "tasks", "outputs"}
 	paramFields  = []string{"type", "default", "description"}
-	taskFields   = []string{"name", "description", "executor", "image", "command", "args", "env", "workingDir", "inputs", "outputs", "after", "resources", "retry", "cache", "timeout", "when", "ignoreUpstreamFailure"}
-	inputFields  = []string{"type", "value", "param", "from", "upstreamStatus"}
+	taskFields   = []string{"name", "description", "executor", "image", "command", "args", "env", "workingDir", "inputs", "outputs", "after", "resources", "retry", "cache", "timeout", "when", "ignoreUpstreamFailure",
+		"tasks", "parallelFor", "pipeline", "if", "elif", "else"}
+	inputFields  = []string{"type", "value", "param", "from", "upstreamStatus", "field"}
+	loopFields   = []string{"items", "as", "itemType", "parallelism"}
+	elifFields   = []string{"if", "tasks", "outputs"}
+	elseFields   = []string{"tasks", "outputs"}
 	outputFields = []string{"type"}
 	resFields    = []string{"cpu", "memory", "gpu"}
 	retryFields  = []string{"limit", "backoff", "factor", "maxBackoff"}
@@ -125,6 +132,10 @@ func (d *skiffDecoder) task(path string, v any) Task {
 	for _, k := range sortedKeys(ins) {
 		t.Inputs = append(t.Inputs, d.input(key(path+".inputs", k), k, ins[k]))
 	}
+	if d.isGroup(m) {
+		d.group(path, m, &t)
+		return t
+	}
 	outs := d.object(path+".outputs", m["outputs"], nil)
 	for _, k := range sortedKeys(outs) {
 		op := key(path+".outputs", k)
@@ -168,6 +179,7 @@ func (d *skiffDecoder) input(path, name string, v any) Input {
 	if sv, ok := m["upstreamStatus"]; ok {
 		in.UpstreamStatus = d.bool(path+".upstreamStatus", sv)
 	}
+	in.Field = d.str(path+".field", m["field"])
 	return in
 }
 
