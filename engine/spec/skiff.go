@@ -46,9 +46,9 @@ func ParseSkiff(data []byte) (*Plan, error) {
 type skiffDecoder struct{ errs errList }
 
 var (
-	planFields   = []string{"name", "description", "executor", "parameters", "tasks", "outputs"}
-	paramFields  = []string{"type", "default", "description"}
-	taskFields   = []string{"name", "description", "executor", "image", "command", "args", "env", "workingDir", "inputs", "outputs", "after", "resources", "retry", "cache", "timeout", "when", "ignoreUpstreamFailure",
+	planFields  = []string{"name", "description", "executor", "parameters", "tasks", "outputs"}
+	paramFields = []string{"type", "default", "description"}
+	taskFields  = []string{"name", "description", "executor", "image", "command", "args", "env", "workingDir", "inputs", "outputs", "after", "resources", "retry", "cache", "timeout", "when", "ignoreUpstreamFailure",
 		"tasks", "parallelFor", "pipeline", "if", "elif", "else"}
 	inputFields  = []string{"type", "value", "param", "from", "upstreamStatus", "field"}
 	loopFields   = []string{"items", "as", "itemType", "parallelism"}
