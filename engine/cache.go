@@ -81,7 +81,7 @@ type follower struct {
 // hit reuses recorded outputs; an identical execution in flight is waited
 // for; otherwise the task runs and leads a new flight.
 func (e *Engine) startCached(r *activeRun, task int, key string, inputs map[string]spec.Value, b *batch) {
-	t := &r.plan.Tasks[task]
+	t := r.sched.Task(task)
 	entry, err := e.cfg.Store.CacheLookup(key)
 	switch {
 	case err == nil && (t.Cache.MaxStaleness == 0 || e.now().Sub(entry.Time) <= t.Cache.MaxStaleness.D()):
@@ -108,7 +108,7 @@ func (e *Engine) cacheHit(r *activeRun, task int, key, from string, outs map[str
 	now := e.now().UTC()
 	b.transition(r, store.Transition{Task: task, From: spec.TaskPending, To: spec.TaskSucceeded, Time: now,
 		Outputs: outs, CacheKey: key, CachedFrom: from})
-	b.update(Update{RunID: r.id, Task: task, Name: r.plan.Tasks[task].Name, TaskState: spec.TaskSucceeded,
+	b.update(Update{RunID: r.id, Task: task, Name: r.sched.Name(task), TaskState: spec.TaskSucceeded,
 		Cached: true, Reason: "cached from " + from, Time: now})
 	e.decide(r, r.sched.Finished(task, spec.TaskSucceeded, outs), b)
 }
@@ -142,6 +142,6 @@ func (e *Engine) landFlight(key string, state spec.TaskState, from string, outs 
 
 // cacheApplies reports whether caching is on for task in run r.
 func (r *activeRun) cacheApplies(task int) bool {
-	c := r.plan.Tasks[task].Cache
+	c := r.sched.Task(task).Cache
 	return c != nil && c.Enabled && !r.rec.NoCache
 }

@@ -16,7 +16,7 @@ type leftoverKiller interface {
 // buildSpec resolves a task's placeholders and inputs into an execution
 // spec for executor x.
 func (e *Engine) buildSpec(r *activeRun, task, attempt int, id string, x executors.Executor, inputs map[string]spec.Value) (*executors.Spec, error) {
-	t := &r.plan.Tasks[task]
+	t := r.sched.Task(task)
 	if t.Protocol == spec.ProtocolKFP {
 		return e.buildKFPSpec(r, task, attempt, id, x, inputs)
 	}
@@ -33,7 +33,7 @@ func (e *Engine) buildSpec(r *activeRun, task, attempt int, id string, x executo
 		Attempt:      attempt,
 	}
 	s := &executors.Spec{
-		ID: id, RunID: r.id, Task: t.Name, TaskIndex: task, Attempt: attempt,
+		ID: id, RunID: r.id, Task: r.sched.Name(task), TaskIndex: task, Attempt: attempt,
 		Image: t.Image, Resources: t.Resources, Timeout: t.Timeout.D(),
 	}
 	for _, in := range t.Inputs {

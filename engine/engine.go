@@ -79,6 +79,31 @@ type Update struct {
 	Time      time.Time
 	// Cached is set when a task SUCCEEDED from the cache, without running.
 	Cached bool
+	// Expanded is, when a group starts, the number of tasks it added to
+	// the run (after the tasks it already had); they are PENDING.
+	Expanded int
+	// Group is set on updates of a group (a task with a body).
+	Group bool
+}
+
+// checkExecutors checks that every command step of p (and of its groups'
+// bodies) names a known executor.
+func (e *Engine) checkExecutors(root, p *spec.Plan, path, def string) error {
+	for i := range p.Tasks {
+		t := &p.Tasks[i]
+		tp := fmt.Sprintf("%stasks[%d]", path, i)
+		if t.IsGroup() {
+			if err := e.checkExecutors(root, t.Body, tp+".", def); err != nil {
+				return err
+			}
+			continue
+		}
+		name := root.ExecutorName(t, def)
+		if _, ok := e.execs[name]; !ok {
+			return fmt.Errorf("%s.executor: %q: %w (have %s)", tp, name, ErrUnknownExecutor, e.executorNames())
+		}
+	}
+	return nil
 }
 
 // Engine runs pipelines. Create it with New, start its loop with Run.
@@ -176,11 +201,8 @@ func (e *Engine) Submit(ctx context.Context, plan *spec.Plan, params map[string]
 	if def == "" {
 		def = e.defExec
 	}
-	for i := range plan.Tasks {
-		name := plan.ExecutorName(&plan.Tasks[i], def)
-		if _, ok := e.execs[name]; !ok {
-			return "", fmt.Errorf("tasks[%d].executor: %q: %w (have %s)", i, name, ErrUnknownExecutor, e.executorNames())
-		}
+	if err := e.checkExecutors(plan, plan, "", def); err != nil {
+		return "", err
 	}
 	if opts.RequestID != "" {
 		if r, err := e.cfg.Store.RunByRequestID(opts.RequestID); err == nil {

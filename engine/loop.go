@@ -167,7 +167,7 @@ func (e *Engine) activate(ctx context.Context, runID string, b *batch) {
 		e.decide(r, r.sched.Start(), b)
 	}
 	for _, t := range tasks {
-		if t.State == spec.TaskRunning {
+		if t.State == spec.TaskRunning && !r.sched.Task(t.Index).IsGroup() {
 			e.recoverRunning(ctx, r, t.Index, rec.CancelRequested, b)
 		}
 	}
@@ -234,7 +234,7 @@ func (e *Engine) rebuild(rec store.Run) (*activeRun, []store.Task, error) {
 		return nil, nil, fmt.Errorf("stored plan: %w", err)
 	}
 	var tasks []store.Task
-	if rec.State != spec.RunPending || rec.TaskCount != len(plan.Tasks) {
+	if rec.State != spec.RunPending || rec.TaskCount != len(plan.Tasks) || len(rec.Expansions) > 0 {
 		// A PENDING run was never activated: CreateRun made every task
 		// PENDING with no attempt, and only an active run changes them,
 		// so a new run skips reading them back.
@@ -242,17 +242,23 @@ func (e *Engine) rebuild(rec store.Run) (*activeRun, []store.Task, error) {
 		if tasks, err = e.cfg.Store.Tasks(rec.ID); err != nil {
 			return nil, nil, err
 		}
-		if len(tasks) != len(plan.Tasks) {
-			return nil, nil, fmt.Errorf("stored run has %d tasks, its plan %d", len(tasks), len(plan.Tasks))
+	}
+	sched := scheduler.New(&plan, rec.Params)
+	for _, x := range rec.Expansions {
+		if err := sched.RestoreExpansion(x.Task, x.Base, x.Count); err != nil {
+			return nil, nil, fmt.Errorf("stored run: %w", err)
 		}
+	}
+	if tasks != nil && len(tasks) != sched.Len() {
+		return nil, nil, fmt.Errorf("stored run has %d tasks, its plan and expansions %d", len(tasks), sched.Len())
 	}
 	r := &activeRun{
 		id:        rec.ID,
 		rec:       rec,
 		plan:      &plan,
-		sched:     scheduler.New(&plan, rec.Params),
+		sched:     sched,
 		state:     rec.State,
-		attempts:  make([]int, len(plan.Tasks)),
+		attempts:  make([]int, sched.Len()),
 		waiting:   map[int]*time.Timer{},
 		lastEnd:   map[int]time.Time{},
 		cacheKeys: map[int]string{},
@@ -277,7 +283,7 @@ func (e *Engine) rebuild(rec store.Run) (*activeRun, []store.Task, error) {
 }
 
 func (r *activeRun) executorName(task int) string {
-	return r.plan.ExecutorName(&r.plan.Tasks[task], r.rec.DefaultExecutor)
+	return r.plan.ExecutorName(r.sched.Task(task), r.rec.DefaultExecutor)
 }
 
 // decide turns scheduler decisions into batched transitions and effects.
@@ -292,9 +298,19 @@ func (e *Engine) decide(r *activeRun, decs []scheduler.Decision, b *batch) {
 		case scheduler.ActCancel:
 			e.endPending(r, d.Task, spec.TaskCanceled, d.Reason, b)
 		case scheduler.ActFail:
+			if r.sched.Task(d.Task).IsGroup() {
+				e.endPending(r, d.Task, spec.TaskFailed, d.Reason, b)
+				break
+			}
 			// The task cannot start (e.g. an upstream output is missing):
 			// record one attempt that failed before it ran.
 			e.failBeforeStart(r, d.Task, d.Reason, b)
+		case scheduler.ActExpand:
+			e.expand(r, d, b)
+		case scheduler.ActGroupDone:
+			now := e.now().UTC()
+			b.transition(r, store.Transition{Task: d.Task, From: spec.TaskRunning, To: d.State, Time: now, Outputs: d.Outputs, Error: d.Reason})
+			b.update(Update{RunID: r.id, Task: d.Task, Name: r.sched.Name(d.Task), TaskState: d.State, Reason: d.Reason, Time: now, Group: true})
 		case scheduler.ActStop:
 			e.stop(r, d.Task, b)
 		case scheduler.ActDone:
@@ -303,20 +319,40 @@ func (e *Engine) decide(r *activeRun, decs []scheduler.Decision, b *batch) {
 	}
 }
 
+// expand records a group's start and the tasks it adds.
+func (e *Engine) expand(r *activeRun, d scheduler.Decision, b *batch) {
+	now := e.now().UTC()
+	t := r.sched.Task(d.Task)
+	names := make([]string, len(t.Body.Tasks))
+	for j := range t.Body.Tasks {
+		names[j] = t.Body.Tasks[j].Name
+	}
+	x := &store.Expansion{Task: d.Task, Base: d.Base, Count: d.Count, Loop: t.ParallelFor != nil, Names: names}
+	b.transition(r, store.Transition{Task: d.Task, From: spec.TaskPending, To: spec.TaskRunning, Time: now, Expand: x})
+	if n := r.sched.Len(); n > len(r.attempts) {
+		r.attempts = append(r.attempts, make([]int, n-len(r.attempts))...)
+	}
+	reason := ""
+	if x.Loop {
+		reason = fmt.Sprintf("%d iterations", d.Count)
+	}
+	b.update(Update{RunID: r.id, Task: d.Task, Name: r.sched.Name(d.Task), TaskState: spec.TaskRunning, Reason: reason, Time: now, Expanded: d.Count * len(names), Group: true})
+}
+
 // dispatch starts a task the scheduler found ready: after the rest of its
 // retry backoff when it was waiting for one as the run was rebuilt, from
 // the cache when caching applies, else as a new attempt.
 func (e *Engine) dispatch(r *activeRun, task int, inputs map[string]spec.Value, b *batch) {
 	if end, ok := r.lastEnd[task]; ok {
 		delete(r.lastEnd, task)
-		delay, _ := scheduler.RetryDelay(r.plan.Tasks[task].Retry, r.attempts[task])
+		delay, _ := scheduler.RetryDelay(r.sched.Task(task).Retry, r.attempts[task])
 		if wait := end.Add(delay).Sub(e.now()); wait > 0 {
 			e.waitRetry(r, task, wait)
 			return
 		}
 	}
 	if r.cacheApplies(task) {
-		key := CacheKey(&r.plan.Tasks[task], inputs)
+		key := CacheKey(r.sched.Task(task), inputs)
 		if r.attempts[task] == 0 {
 			e.startCached(r, task, key, inputs, b)
 			return
@@ -330,7 +366,7 @@ func (e *Engine) dispatch(r *activeRun, task int, inputs map[string]spec.Value, 
 func (e *Engine) endPending(r *activeRun, task int, to spec.TaskState, reason string, b *batch) {
 	now := e.now().UTC()
 	b.transition(r, store.Transition{Task: task, Attempt: r.attempts[task], From: spec.TaskPending, To: to, Time: now, Error: reason})
-	b.update(Update{RunID: r.id, Task: task, Name: r.plan.Tasks[task].Name, TaskState: to, Attempt: r.attempts[task], Reason: reason, Time: now})
+	b.update(Update{RunID: r.id, Task: task, Name: r.sched.Name(task), TaskState: to, Attempt: r.attempts[task], Reason: reason, Time: now})
 }
 
 // stop ends a task the scheduler counts as running on a cancelled run: its
@@ -399,7 +435,7 @@ func (e *Engine) startAttempt(r *activeRun, task int, from spec.TaskState, input
 	tr := store.Transition{Task: task, Attempt: attempt, From: from, To: spec.TaskRunning, Time: now,
 		ExecutionID: id, Executor: name, Error: lostReason, CacheKey: r.cacheKeys[task]}
 	b.transition(r, tr)
-	b.update(Update{RunID: r.id, Task: task, Name: r.plan.Tasks[task].Name, TaskState: spec.TaskRunning, Attempt: attempt, Reason: lostReason, Time: now})
+	b.update(Update{RunID: r.id, Task: task, Name: r.sched.Name(task), TaskState: spec.TaskRunning, Attempt: attempt, Reason: lostReason, Time: now})
 	if !ok {
 		e.finishAttempt(r, task, attempt, spec.TaskFailed, fmt.Sprintf("executor %q: %v", name, ErrUnknownExecutor), nil, nil, b)
 		return
@@ -436,7 +472,7 @@ func (e *Engine) finishAttempt(r *activeRun, task, attempt int, state spec.TaskS
 		tr.CacheKey = key // a failed execution is never cached
 	}
 	b.transition(r, tr)
-	b.update(Update{RunID: r.id, Task: task, Name: r.plan.Tasks[task].Name, TaskState: state, Attempt: attempt, Reason: reason, Time: now})
+	b.update(Update{RunID: r.id, Task: task, Name: r.sched.Name(task), TaskState: state, Attempt: attempt, Reason: reason, Time: now})
 	e.m.executions.WithLabelValues(state.String()).Inc()
 	e.decide(r, r.sched.Finished(task, state, outs), b)
 	if key != "" {
@@ -471,9 +507,9 @@ func (e *Engine) onEvent(ev executors.Event, b *batch) {
 // failureSummary names the tasks that failed, for the run's error.
 func (r *activeRun) failureSummary() string {
 	var names []string
-	for i := range r.plan.Tasks {
-		if r.sched.State(i) == spec.TaskFailed {
-			names = append(names, r.plan.Tasks[i].Name)
+	for i := 0; i < r.sched.Len(); i++ {
+		if r.sched.State(i) == spec.TaskFailed && !r.sched.Task(i).IsGroup() {
+			names = append(names, r.sched.Name(i))
 		}
 	}
 	switch len(names) {
@@ -495,13 +531,13 @@ func (e *Engine) retry(ref *execRef, ev executors.Event, b *batch) bool {
 	if r.state == spec.RunCanceling {
 		return false
 	}
-	delay, ok := scheduler.RetryDelay(r.plan.Tasks[task].Retry, ref.attempt)
+	delay, ok := scheduler.RetryDelay(r.sched.Task(task).Retry, ref.attempt)
 	if !ok {
 		return false
 	}
 	now := e.now().UTC()
 	b.transition(r, store.Transition{Task: task, Attempt: ref.attempt, From: spec.TaskRunning, To: spec.TaskPending, Time: now, Error: ev.Reason, Logs: ev.Logs})
-	b.update(Update{RunID: r.id, Task: task, Name: r.plan.Tasks[task].Name, TaskState: spec.TaskPending, Attempt: ref.attempt,
+	b.update(Update{RunID: r.id, Task: task, Name: r.sched.Name(task), TaskState: spec.TaskPending, Attempt: ref.attempt,
 		Reason: fmt.Sprintf("attempt %d failed (%s); retrying in %s", ref.attempt, ev.Reason, delay.Round(time.Millisecond)), Time: now})
 	e.m.executions.WithLabelValues("RETRIED").Inc()
 	e.waitRetry(r, task, delay)

@@ -33,9 +33,17 @@ const (
 	// declared...). Task is FAILED without starting and Reason says why;
 	// its successors are skipped. Already applied inside the scheduler.
 	ActFail
+	// ActExpand: group Task starts: Count instances of its body (a loop's
+	// iterations; 1 otherwise) are added as tasks Base .. Base +
+	// Count*len(body)-1, all PENDING. The group counts as RUNNING. Record it
+	// before any decision about the new tasks.
+	ActExpand
+	// ActGroupDone: group Task ended in State (SUCCEEDED with Outputs,
+	// FAILED or CANCELED with Reason) once all its body's tasks were final.
+	ActGroupDone
 )
 
-var actionNames = [...]string{"", "start", "skip", "cancel", "stop", "done", "fail"}
+var actionNames = [...]string{"", "start", "skip", "cancel", "stop", "done", "fail", "expand", "group-done"}
 
 func (a Action) String() string {
 	if int(a) < len(actionNames) && a != 0 {
@@ -60,6 +68,12 @@ type Decision struct {
 	Reason string
 	// RunState (ActDone only) is the run's final state.
 	RunState spec.RunState
+	// Base and Count (ActExpand only): where the new tasks start and how
+	// many instances of the body there are.
+	Base, Count int
+	// State and Outputs (ActGroupDone only): how the group ended.
+	State   spec.TaskState
+	Outputs map[string]spec.Value
 }
 
 func (d Decision) String() string {
@@ -68,6 +82,10 @@ func (d Decision) String() string {
 		return fmt.Sprintf("done %s", d.RunState)
 	case ActStart, ActStop:
 		return fmt.Sprintf("%s %d", d.Action, d.Task)
+	case ActExpand:
+		return fmt.Sprintf("expand %d at %d x%d", d.Task, d.Base, d.Count)
+	case ActGroupDone:
+		return fmt.Sprintf("group-done %d %s", d.Task, d.State)
 	}
 	return fmt.Sprintf("%s %d (%s)", d.Action, d.Task, d.Reason)
 }

@@ -22,19 +22,22 @@ func (g *graph) successors(i int) []int32 { return g.succ[g.off[i]:g.off[i+1]] }
 // no cycle. It costs O(tasks + edges + inputs). New panics with the same
 // error; call Validate first where a bad plan must not crash the caller.
 func Validate(plan *spec.Plan) error {
-	_, err := buildGraph(plan)
-	return err
+	r := &Run{graphs: map[*spec.Plan]planGraph{}}
+	return r.addGraphs(plan, "plan")
 }
 
-func buildGraph(plan *spec.Plan) (graph, error) {
+func buildGraph(plan *spec.Plan, field string) (graph, error) {
 	if plan == nil {
-		return graph{}, &PlanError{Field: "plan", Msg: "nil"}
+		return graph{}, &PlanError{Field: field, Msg: "nil"}
 	}
 	n := len(plan.Tasks)
 	if n >= math.MaxInt32 {
-		return graph{}, &PlanError{Field: "tasks", Msg: fmt.Sprintf("%d tasks is too many", n)}
+		return graph{}, &PlanError{Field: field + ".tasks", Msg: fmt.Sprintf("%d tasks is too many", n)}
 	}
 	if err := checkRefs(plan); err != nil {
+		if pe, ok := err.(*PlanError); ok && field != "plan" {
+			pe.Field = field + "." + pe.Field
+		}
 		return graph{}, err
 	}
 	off := make([]int32, n+1)
@@ -91,8 +94,16 @@ func checkRefs(plan *spec.Plan) error {
 		}
 	}
 	for j := range plan.Outputs {
-		if err := checkRef(plan, &plan.Outputs[j].From, fmt.Sprintf("outputs[%d].from", j)); err != nil {
-			return err
+		o := &plan.Outputs[j]
+		if len(o.OneOf) == 0 {
+			if err := checkRef(plan, &o.From, fmt.Sprintf("outputs[%d].from", j)); err != nil {
+				return err
+			}
+		}
+		for k := range o.OneOf {
+			if err := checkRef(plan, &o.OneOf[k], fmt.Sprintf("outputs[%d].oneOf[%d]", j, k)); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

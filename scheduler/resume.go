@@ -10,15 +10,20 @@ import (
 // Start decision would carry them. The engine uses it to re-dispatch a task
 // that was running when a previous engine stopped.
 func (r *Run) Inputs(task int) (map[string]spec.Value, error) {
-	if task < 0 || task >= len(r.plan.Tasks) {
+	if task < 0 || task >= len(r.state) {
 		return nil, errors.New("no such task")
 	}
-	for _, d := range r.plan.Tasks[task].Deps {
-		if r.state[d] != spec.TaskSucceeded {
-			return nil, errors.New("upstream task " + r.plan.Tasks[d].Name + " is " + r.state[d].String())
+	t := r.Task(task)
+	var err error
+	r.forDeps(task, func(d int) {
+		if err == nil && r.state[d] != spec.TaskSucceeded && !t.IgnoreUpstreamFailure {
+			err = errors.New("upstream task " + r.Task(d).Name + " is " + r.state[d].String())
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
-	m, reason := r.resolve(&r.plan.Tasks[task])
+	m, reason := r.resolve(t, task)
 	if reason != "" {
 		return nil, errors.New(reason)
 	}

@@ -32,6 +32,9 @@ type Run struct {
 	CancelRequested bool                       `json:"cancel_requested,omitempty"`
 	Outputs         map[string]spec.Value      `json:"outputs,omitempty"`
 	TaskCount       int                        `json:"task_count"`
+	// Expansions are the groups started so far, in order: each added its
+	// tasks at the end of the run's task list (see Transition.Expand).
+	Expansions []Expansion `json:"expansions,omitempty"`
 	// Namespace and ExperimentID come from the RunMeta reserved under
 	// RequestID (server mode); "" for runs of the embedded node.
 	Namespace    string `json:"namespace,omitempty"`

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/skiffml/skiff/engine/spec"
@@ -62,6 +63,15 @@ type TransitionTasks struct {
 //	RUNNING -> SUCCEEDED|FAILED|CANCELED
 //	                               Attempt == current: closes attempt and task
 //	PENDING -> SKIPPED|CANCELED    no attempt; Error holds the reason
+//	PENDING -> FAILED              Attempt 0: a group that could not start
+//	                               (Error says why); no attempt
+//	PENDING -> RUNNING             with Expand: a group starts; no attempt;
+//	                               Expand.Count * len(Expand.Names) PENDING
+//	                               tasks are added at Expand.Base, which must
+//	                               be the run's task count
+//	RUNNING -> SUCCEEDED|FAILED|CANCELED
+//	                               Attempt 0 on a group: it ends (Outputs on
+//	                               success)
 //	PENDING -> SUCCEEDED           a cache hit: CachedFrom names the execution
 //	                               whose Outputs are reused; no attempt
 //
@@ -83,6 +93,27 @@ type Transition struct {
 	Logs        *spec.ArtifactRef     `json:"logs,omitempty"`
 	CacheKey    string                `json:"cache_key,omitempty"`
 	CachedFrom  string                `json:"cached_from,omitempty"`
+	Expand      *Expansion            `json:"expand,omitempty"`
+}
+
+// Expansion records the tasks a group added to its run: Count instances
+// (loop iterations; 1 for a sub-pipeline or condition group) of its body's
+// tasks Names, at indices Base + k*len(Names) + j. Task records are named
+// GROUP[k].NAME for a loop, GROUP.NAME otherwise.
+type Expansion struct {
+	Task  int      `json:"task"`
+	Base  int      `json:"base"`
+	Count int      `json:"count"`
+	Loop  bool     `json:"loop,omitempty"`
+	Names []string `json:"names"`
+}
+
+// ExpandedName is the name of body task name in instance k of group.
+func ExpandedName(group string, loop bool, k int, name string) string {
+	if loop {
+		return group + "[" + strconv.Itoa(k) + "]." + name
+	}
+	return group + "." + name
 }
 
 func (TransitionTasks) Type() CommandType { return TypeTransitionTasks }
@@ -103,6 +134,7 @@ func applyTransitionTasks(tx *bolt.Tx, c TransitionTasks) ([]Rejection, error) {
 	noNewAttempts := run.CancelRequested || run.State.Final()
 	tasks := map[int]*Task{} // loaded tasks, written back once at the end
 	var rej []Rejection
+	runChanged := false
 	for i, it := range c.Items {
 		t := tasks[it.Task]
 		if t == nil && it.Task >= 0 && it.Task < run.TaskCount {
@@ -117,10 +149,19 @@ func applyTransitionTasks(tx *bolt.Tx, c TransitionTasks) ([]Rejection, error) {
 			rej = append(rej, Rejection{Item: i, Reason: fmt.Sprintf("run %q has no task %d", c.RunID, it.Task)})
 			continue
 		}
-		if reason := transitionTask(t, it, noNewAttempts); reason != "" {
+		reason := ""
+		if it.Expand != nil {
+			reason = expandTask(&run, t, it, tasks, noNewAttempts)
+		} else {
+			reason = transitionTask(t, it, noNewAttempts)
+		}
+		if reason != "" {
 			rej = append(rej, Rejection{Item: i, Reason: fmt.Sprintf("run %q task %d (%s) %s -> %s attempt %d: %s",
 				c.RunID, it.Task, t.Name, it.From, it.To, it.Attempt, reason)})
 			continue
+		}
+		if it.Expand != nil {
+			runChanged = true
 		}
 		if it.CacheKey != "" && it.From == spec.TaskRunning && it.To == spec.TaskSucceeded {
 			e := CacheEntry{Key: it.CacheKey, RunID: c.RunID, Task: it.Task, ExecutionID: t.Attempts[len(t.Attempts)-1].ExecutionID,
@@ -140,7 +181,41 @@ func applyTransitionTasks(tx *bolt.Tx, c TransitionTasks) ([]Rejection, error) {
 			return nil, err
 		}
 	}
+	if runChanged {
+		if err := putRunTx(tx, &run); err != nil {
+			return nil, err
+		}
+	}
 	return rej, nil
+}
+
+// expandTask starts group t and adds its tasks to run (and to tasks, to be
+// written), or says why not.
+func expandTask(run *Run, t *Task, it Transition, tasks map[int]*Task, noNewAttempts bool) string {
+	x := it.Expand
+	switch {
+	case t.State != spec.TaskPending || it.From != spec.TaskPending || it.To != spec.TaskRunning:
+		return fmt.Sprintf("a group starts from PENDING to RUNNING (task is %s)", t.State)
+	case noNewAttempts:
+		return "run is canceled or final: no group starts"
+	case x.Task != it.Task:
+		return fmt.Sprintf("expansion names task %d", x.Task)
+	case x.Base != run.TaskCount:
+		return fmt.Sprintf("expansion base %d is not the run's task count %d", x.Base, run.TaskCount)
+	case x.Count < 0 || len(x.Names) == 0 || x.Count > (1<<31-1-run.TaskCount)/len(x.Names):
+		return fmt.Sprintf("expansion of %d instances of %d tasks is invalid", x.Count, len(x.Names))
+	}
+	t.State, t.StartedAt = spec.TaskRunning, it.Time
+	n := x.Count * len(x.Names)
+	for k := 0; k < x.Count; k++ {
+		for j, name := range x.Names {
+			i := x.Base + k*len(x.Names) + j
+			tasks[i] = &Task{RunID: run.ID, Index: i, Name: ExpandedName(t.Name, x.Loop, k, name), State: spec.TaskPending}
+		}
+	}
+	run.TaskCount += n
+	run.Expansions = append(run.Expansions, *x)
+	return ""
 }
 
 // transitionTask applies it to t, or returns why not (leaving t unchanged).
@@ -169,6 +244,9 @@ func transitionTask(t *Task, it Transition, noNewAttempts bool) string {
 			t.CacheKey = it.CacheKey
 		}
 	case it.From == spec.TaskRunning && it.To == spec.TaskRunning:
+		if cur == 0 {
+			return "a group has no attempts"
+		}
 		if noNewAttempts {
 			return "run is canceled or final: no new attempt"
 		}
@@ -179,14 +257,22 @@ func transitionTask(t *Task, it Transition, noNewAttempts bool) string {
 		last.State, last.FinishedAt, last.Error = spec.TaskFailed, it.Time, it.Error
 		t.Attempts = append(t.Attempts, newAttempt(it))
 	case it.From == spec.TaskRunning && it.To == spec.TaskPending:
-		if it.Attempt != cur {
+		if it.Attempt != cur || cur == 0 {
 			return fmt.Sprintf("stale attempt: current attempt is %d", cur)
 		}
 		last := &t.Attempts[cur-1]
 		last.State, last.FinishedAt, last.Error, last.Logs = spec.TaskFailed, it.Time, it.Error, it.Logs
 		t.State, t.Error = spec.TaskPending, it.Error
+	case it.From == spec.TaskRunning && it.Attempt == 0 && cur == 0 && (it.To == spec.TaskSucceeded || it.To == spec.TaskFailed || it.To == spec.TaskCanceled):
+		// A group ends.
+		t.State, t.FinishedAt, t.Error = it.To, it.Time, it.Error
+		if it.To == spec.TaskSucceeded {
+			t.Outputs = it.Outputs
+		}
+	case it.From == spec.TaskPending && it.To == spec.TaskFailed && it.Attempt == 0:
+		t.State, t.FinishedAt, t.Error = spec.TaskFailed, it.Time, it.Error
 	case it.From == spec.TaskRunning && (it.To == spec.TaskSucceeded || it.To == spec.TaskFailed || it.To == spec.TaskCanceled):
-		if it.Attempt != cur {
+		if it.Attempt != cur || cur == 0 {
 			return fmt.Sprintf("stale attempt: current attempt is %d", cur)
 		}
 		last := &t.Attempts[cur-1]
