@@ -50,6 +50,13 @@ func finalize(tb fataler, p *spec.Plan) *spec.Plan {
 				set[ref.TaskIndex] = true
 			}
 		}
+		if l := t.ParallelFor; l != nil && l.Items.From != nil {
+			l.Items.From.TaskIndex = idx(l.Items.From.Task)
+			set[l.Items.From.TaskIndex] = true
+		}
+		if t.Body != nil {
+			finalizeBody(tb, t.Body)
+		}
 		t.Deps = nil
 		for d := range set {
 			t.Deps = append(t.Deps, d)
@@ -57,13 +64,22 @@ func finalize(tb fataler, p *spec.Plan) *spec.Plan {
 		sort.Ints(t.Deps)
 	}
 	for j := range p.Outputs {
-		p.Outputs[j].From.TaskIndex = idx(p.Outputs[j].From.Task)
+		o := &p.Outputs[j]
+		if len(o.OneOf) == 0 {
+			o.From.TaskIndex = idx(o.From.Task)
+		}
+		for k := range o.OneOf {
+			o.OneOf[k].TaskIndex = idx(o.OneOf[k].Task)
+		}
 	}
 	if err := Validate(p); err != nil {
 		tb.Fatalf("finalize: %v", err)
 	}
 	return p
 }
+
+// finalizeBody is finalize for a group's body.
+func finalizeBody(tb fataler, b *spec.Plan) { finalize(tb, b) }
 
 func plan(tb testing.TB, tasks ...spec.Task) *spec.Plan {
 	tb.Helper()

@@ -114,13 +114,15 @@ func (r *Run) Start() []Decision {
 	}
 	var ds []Decision
 	ds = r.begin(ds)
-	for i, s := range r.state {
-		if s.Final() && s != spec.TaskSucceeded {
+	// Fresh reads: a group that starts grows r.state.
+	n := len(r.state)
+	for i := 0; i < n; i++ {
+		if s := r.state[i]; s.Final() && s != spec.TaskSucceeded {
 			ds = r.cascade(ds, i)
 		}
 	}
-	for i, s := range r.state {
-		if s == spec.TaskPending && r.activated(i) && (r.remaining[i] == 0 || r.Task(i).IgnoreUpstreamFailure && r.depsFinal(i)) {
+	for i := 0; i < n; i++ {
+		if r.state[i] == spec.TaskPending && r.activated(i) && (r.remaining[i] == 0 || r.Task(i).IgnoreUpstreamFailure && r.depsFinal(i)) {
 			ds = r.ready(ds, i)
 		}
 	}
