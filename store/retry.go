@@ -40,6 +40,10 @@ func applyRetryRun(tx *bolt.Tx, c RetryRun) ([]Rejection, error) {
 	if err != nil {
 		return nil, err
 	}
+	expanded := make(map[int]bool, len(r.Expansions))
+	for _, x := range r.Expansions {
+		expanded[x.Task] = true
+	}
 	for i := range tasks {
 		t := &tasks[i]
 		switch t.State {
@@ -48,6 +52,11 @@ func applyRetryRun(tx *bolt.Tx, c RetryRun) ([]Rejection, error) {
 			continue
 		}
 		t.State, t.Error, t.FinishedAt = spec.TaskPending, "", time.Time{}
+		if expanded[t.Index] {
+			// A group that started keeps its tasks: it runs on, and its
+			// own failed, skipped and canceled tasks run again.
+			t.State, t.Outputs = spec.TaskRunning, nil
+		}
 		if len(t.Attempts) == 0 {
 			t.StartedAt = time.Time{}
 		}
