@@ -14,6 +14,23 @@ import (
 // wrong YAML type or a failed Finalize check is a *ValidationError naming
 // the field path of every problem.
 func ParseSkiff(data []byte) (*Plan, error) {
+	return parseSkiff(data, &skiffDecoder{})
+}
+
+func parseSkiff(data []byte, d *skiffDecoder) (*Plan, error) {
+	p, err := decodeSkiff(data, d)
+	if err != nil {
+		return nil, err
+	}
+	liftPlan(p, false)
+	if err := p.Finalize(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// decodeSkiff decodes a document into a plan, not yet lifted or finalized.
+func decodeSkiff(data []byte, d *skiffDecoder) (*Plan, error) {
 	j, err := yamlToJSON(data)
 	if err != nil {
 		return nil, &ValidationError{Errors: []FieldError{{Msg: "invalid YAML: " + err.Error()}}}
@@ -27,15 +44,8 @@ func ParseSkiff(data []byte) (*Plan, error) {
 	if doc == nil {
 		return nil, &ValidationError{Errors: []FieldError{{Msg: "the document is empty"}}}
 	}
-	var d skiffDecoder
 	p := d.plan(doc)
 	if err := d.errs.err(); err != nil {
-		return nil, err
-	}
-	if p != nil {
-		liftPlan(p, false)
-	}
-	if err := p.Finalize(); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -43,7 +53,14 @@ func ParseSkiff(data []byte) (*Plan, error) {
 
 // skiffDecoder walks the YAML document (as decoded JSON) and collects
 // every error with its path.
-type skiffDecoder struct{ errs errList }
+type skiffDecoder struct {
+	errs errList
+	// file is the document's path when read by ParseSkiffFile (sub-pipeline
+	// files are read relative to it); open is the chain of files being
+	// read, to refuse an include cycle.
+	file string
+	open []string
+}
 
 var (
 	planFields  = []string{"name", "description", "executor", "parameters", "tasks", "outputs"}

@@ -3,6 +3,8 @@ package spec
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -23,8 +25,17 @@ func (d *skiffDecoder) isGroup(m map[string]any) bool {
 // group decodes a group task; command-step fields left in m are reported by
 // Finalize (they are decoded by task already).
 func (d *skiffDecoder) group(path string, m map[string]any, t *Task) {
-	if _, ok := m["pipeline"]; ok {
-		d.errs.add(path+".pipeline", "a pipeline file needs the including file's directory: use skiff run FILE (ParseSkiffFile)")
+	if pv, ok := m["pipeline"]; ok {
+		if _, inline := m["tasks"]; inline {
+			d.errs.add(path+".pipeline", "set pipeline (a file) or tasks, not both")
+			return
+		}
+		for _, k := range []string{"parallelFor", "if", "elif", "else", "outputs"} {
+			if _, ok := m[k]; ok {
+				d.errs.add(path+"."+k, "not with pipeline: a sub-pipeline's outputs are its file's outputs; wrap it in a group for loops and conditions")
+			}
+		}
+		t.Body = d.include(path+".pipeline", d.str(path+".pipeline", pv))
 		return
 	}
 	_, hasIf := m["if"]
@@ -295,4 +306,95 @@ func liftPlan(p *Plan, isBody bool) (needs []Input, after []string) {
 		}
 	}
 	return needs, after
+}
+
+// include reads a sub-pipeline file, relative to the including file.
+func (d *skiffDecoder) include(path, rel string) *Plan {
+	if rel == "" {
+		return nil
+	}
+	if d.file == "" {
+		d.errs.add(path, "a sub-pipeline file can only be read from a pipeline file (skiff run FILE)")
+		return nil
+	}
+	dir := filepath.Dir(d.file)
+	file := filepath.Join(dir, filepath.FromSlash(rel))
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		d.errs.add(path, err.Error())
+		return nil
+	}
+	if slices.Contains(d.open, abs) {
+		d.errs.add(path, fmt.Sprintf("%s includes itself (through %s)", quote(rel), strings.Join(d.open, " -> ")))
+		return nil
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		d.errs.add(path, fmt.Sprintf("read sub-pipeline: %v", err))
+		return nil
+	}
+	sub := &skiffDecoder{file: file, open: append(slices.Clone(d.open), abs)}
+	p, err := decodeSkiff(data, sub)
+	if err != nil {
+		d.errs.add(path, fmt.Sprintf("in %s: %v", rel, err))
+		return nil
+	}
+	// The sub-pipeline's default executor applies to its own tasks.
+	if p.Executor != "" {
+		setExecutor(p, p.Executor)
+		p.Executor = ""
+	}
+	// {{pipeline.dir}} in the sub-pipeline means its own directory.
+	if rd := filepath.ToSlash(filepath.Dir(rel)); rd != "." {
+		rewriteDir(p, rd)
+	}
+	return p
+}
+
+// rewriteDir makes {{pipeline.dir}} in p's templates point at sub, a
+// directory relative to the including pipeline's.
+func rewriteDir(p *Plan, sub string) {
+	fix := func(s string) string { return strings.ReplaceAll(s, "{{pipeline.dir}}", "{{pipeline.dir}}/"+sub) }
+	for i := range p.Tasks {
+		t := &p.Tasks[i]
+		for j := range t.Command {
+			t.Command[j] = fix(t.Command[j])
+		}
+		for j := range t.Args {
+			t.Args[j] = fix(t.Args[j])
+		}
+		for j := range t.Env {
+			t.Env[j].Value = fix(t.Env[j].Value)
+		}
+		t.WorkingDir = fix(t.WorkingDir)
+		if t.Body != nil {
+			rewriteDir(t.Body, sub)
+		}
+	}
+}
+
+// ParseSkiffFile reads and compiles a Skiff YAML pipeline file; a group's
+// `pipeline: FILE` (a sub-pipeline) is read relative to it.
+func ParseSkiffFile(file string) (*Plan, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(file)
+	if err != nil {
+		return nil, err
+	}
+	return parseSkiff(data, &skiffDecoder{file: file, open: []string{abs}})
+}
+
+func setExecutor(p *Plan, x string) {
+	for i := range p.Tasks {
+		t := &p.Tasks[i]
+		switch {
+		case t.Body != nil:
+			setExecutor(t.Body, x)
+		case t.Executor == "":
+			t.Executor = x
+		}
+	}
 }
