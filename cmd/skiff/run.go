@@ -165,7 +165,7 @@ func loadPipeline(file string, raw []string) (*spec.Plan, map[string]json.RawMes
 	if err != nil {
 		return nil, nil, usageError("%v", err)
 	}
-	plan, err := spec.ParseSkiff(data)
+	plan, err := spec.ParseSkiffData(data, file)
 	if err != nil {
 		return nil, nil, usageError("%s: %v", file, err)
 	}

@@ -380,6 +380,12 @@ func ParseSkiffFile(file string) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	return ParseSkiffData(data, file)
+}
+
+// ParseSkiffData compiles data, read from file: sub-pipeline files are read
+// relative to it.
+func ParseSkiffData(data []byte, file string) (*Plan, error) {
 	abs, err := filepath.Abs(file)
 	if err != nil {
 		return nil, err
