@@ -39,7 +39,7 @@ func TestPipelines_UploadVersionsAndRun(t *testing.T) {
 	if r := h.upload("/apis/v2beta1/pipelines/upload?display_name=bad", tok, "name: [\n"); r.status != 400 {
 		t.Fatalf("bad spec: %d", r.status)
 	}
-	if r := h.upload("/apis/v2beta1/pipelines/upload?display_name=ir", tok, "pipelineInfo: {name: x}\nroot: {}\n"); r.status != 400 || !strings.Contains(string(r.body), "KFP IR") {
+	if r := h.upload("/apis/v2beta1/pipelines/upload?display_name=ir", tok, "pipelineInfo: {name: x}\nroot: {}\n"); r.status != 400 || !strings.Contains(string(r.body), "root.dag") {
 		t.Fatalf("IR upload: %d %s", r.status, r.body)
 	}
 	if r := h.upload("/apis/v2beta1/pipelines/upload?display_name=big", tok, strings.Repeat("#", 5<<20)); r.status != http.StatusRequestEntityTooLarge {

@@ -10,10 +10,9 @@ import (
 	"strconv"
 	"strings"
 
-	yaml "go.yaml.in/yaml/v3"
-
 	"github.com/skiffml/skiff/engine"
 	"github.com/skiffml/skiff/engine/spec"
+	"github.com/skiffml/skiff/engine/spec/kfp"
 	"github.com/skiffml/skiff/store"
 )
 
@@ -22,24 +21,10 @@ import (
 // parameter request_id does the same.
 const RequestIDHeader = "Idempotency-Key"
 
-// errKFPIR is the answer to a KFP IR pipeline spec, until the KFP compiler
-// arrives.
-var errKFPIR = badRequest("pipeline_spec: this is a KFP IR PipelineSpec (pipelineInfo/deploymentSpec/root); " +
-	"KFP IR is not supported yet: it arrives with the KFP IR issue. Send a Skiff YAML pipeline (as a string or an object) for now")
-
-var irKeys = []string{"pipelineInfo", "deploymentSpec", "root", "components", "schemaVersion", "sdkVersion"}
-
-func isKFPIR(doc map[string]any) bool {
-	for _, k := range irKeys {
-		if _, ok := doc[k]; ok {
-			return true
-		}
-	}
-	return false
-}
-
-// parseRunSpec compiles a run's pipeline_spec: a Skiff YAML document as a
-// string or an object, or {pipeline_spec, platform_spec} around one.
+// parseRunSpec compiles a run's pipeline_spec: a Skiff YAML document or a
+// compiled KFP pipeline (IR), as a string or an object, or
+// {pipeline_spec, platform_spec} around one (a platform_spec only with
+// KFP IR).
 func parseRunSpec(raw json.RawMessage) (*spec.Plan, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
@@ -47,42 +32,75 @@ func parseRunSpec(raw json.RawMessage) (*spec.Plan, error) {
 	}
 	var text string
 	if json.Unmarshal(raw, &text) == nil {
-		var doc map[string]any
-		if yaml.Unmarshal([]byte(text), &doc) == nil && isKFPIR(doc) {
-			return nil, errKFPIR
-		}
-		return compileSkiff([]byte(text))
+		return compilePipeline(func() (*spec.Plan, error) {
+			plan, _, err := kfp.Load([]byte(text), "", kfp.Options{})
+			return plan, err
+		})
 	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &obj); err != nil {
-		return nil, badRequest("pipeline_spec: expected a Skiff YAML document as a string or an object")
+		return nil, badRequest("pipeline_spec: expected a Skiff YAML document or a KFP PipelineSpec, as a string or an object")
 	}
 	if inner, ok := obj["pipeline_spec"]; ok {
+		var platform json.RawMessage
 		for k, v := range obj {
 			switch {
 			case k == "pipeline_spec":
 			case k == "platform_spec" && (len(bytes.TrimSpace(v)) == 0 || bytes.Equal(v, []byte("null")) || bytes.Equal(v, []byte("{}"))):
 			case k == "platform_spec":
-				return nil, badRequest("pipeline_spec.platform_spec: not supported for Skiff YAML pipelines (Kubernetes platform specs arrive with the KFP IR issue)")
+				platform = v
 			default:
 				return nil, badRequest("pipeline_spec.%s: unknown field (expected pipeline_spec and platform_spec)", k)
 			}
+		}
+		var doc map[string]any
+		if platform != nil && (json.Unmarshal(inner, &doc) != nil || !kfp.IsIRDoc(doc)) {
+			return nil, badRequest("pipeline_spec.platform_spec: only a KFP PipelineSpec takes a platform_spec")
+		}
+		if platform != nil {
+			return compileKFP(inner, platform)
 		}
 		return parseRunSpec(inner)
 	}
 	var doc map[string]any
 	_ = json.Unmarshal(raw, &doc)
-	if isKFPIR(doc) {
-		return nil, errKFPIR
+	if kfp.IsIRDoc(doc) {
+		return compileKFP(raw, nil)
 	}
-	return compileSkiff(raw) // JSON is YAML
+	return compilePipeline(func() (*spec.Plan, error) { return spec.ParseSkiff(raw) }) // JSON is YAML
 }
 
-func compileSkiff(data []byte) (*spec.Plan, error) {
-	plan, err := spec.ParseSkiff(data)
+// compileKFP compiles a KFP PipelineSpec and optional PlatformSpec given
+// as JSON objects.
+func compileKFP(pipeline, platform json.RawMessage) (*spec.Plan, error) {
+	return compilePipeline(func() (*spec.Plan, error) {
+		var p, pl any
+		if err := json.Unmarshal(pipeline, &p); err != nil {
+			return nil, badRequest("pipeline_spec: %v", err)
+		}
+		if platform != nil {
+			if err := json.Unmarshal(platform, &pl); err != nil {
+				return nil, badRequest("platform_spec: %v", err)
+			}
+		}
+		doc, _, err := kfp.ParseValues(p, pl, kfp.Options{})
+		if err != nil {
+			return nil, err
+		}
+		plan, _, err := kfp.Compile(doc, kfp.Options{})
+		return plan, err
+	})
+}
+
+// compilePipeline runs a compiler and prefixes its errors with
+// pipeline_spec.
+func compilePipeline(compile func() (*spec.Plan, error)) (*spec.Plan, error) {
+	plan, err := compile()
 	if err != nil {
 		e := toAPIError(err)
-		e.Message = "pipeline_spec: " + e.Message
+		if !strings.HasPrefix(e.Message, "pipeline_spec") && !strings.HasPrefix(e.Message, "platform_spec") {
+			e.Message = "pipeline_spec: " + e.Message
+		}
 		return nil, e
 	}
 	return plan, nil

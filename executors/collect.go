@@ -59,7 +59,13 @@ func MaterializeInputs(ctx context.Context, hostRoot string, ins []ArtifactInput
 // naming the output, e.g. `output "accuracy": expected float, got "abc"`.
 func CollectOutputs(ctx context.Context, hostRoot string, outs []OutputSpec, blobs *blob.Store) (map[string]spec.Value, error) {
 	vals := make(map[string]spec.Value, len(outs))
+	eo := map[string]*executorOutput{}
 	for _, out := range outs {
+		if out.ExecutorOutput != "" {
+			if err := applyExecutorOutput(hostRoot, out, eo); err != nil {
+				return nil, fmt.Errorf("output %q: %w", out.Name, err)
+			}
+		}
 		v, err := collectOne(ctx, hostRoot, out, blobs)
 		if err != nil {
 			return nil, fmt.Errorf("output %q: %w", out.Name, err)
@@ -191,4 +197,86 @@ func badParam(t spec.Type, data []byte) error {
 		got = string(data[:max]) + "..."
 	}
 	return fmt.Errorf("expected %s, got %q", t, got)
+}
+
+// executorOutput is the part of a KFP ExecutorOutput file Skiff reads.
+type executorOutput struct {
+	ParameterValues map[string]json.RawMessage `json:"parameterValues"`
+	Artifacts       map[string]struct {
+		Artifacts []struct {
+			Metadata json.RawMessage `json:"metadata"`
+		} `json:"artifacts"`
+	} `json:"artifacts"`
+}
+
+// applyExecutorOutput writes what the ExecutorOutput file says of out at
+// the output's path, so that collectOne reads it: a parameter's value
+// (replacing the step's file), or an artifact's metadata when the step
+// wrote no file. Files are read once per CollectOutputs call (cache).
+func applyExecutorOutput(hostRoot string, out OutputSpec, cache map[string]*executorOutput) error {
+	if !filepath.IsLocal(out.ExecutorOutput) {
+		return fmt.Errorf("executor output file %q must be a relative path", out.ExecutorOutput)
+	}
+	eo, ok := cache[out.ExecutorOutput]
+	if !ok {
+		data, err := readParamFile(filepath.Join(hostRoot, out.ExecutorOutput))
+		if err == nil {
+			eo = &executorOutput{}
+			if err := json.Unmarshal(data, eo); err != nil {
+				return fmt.Errorf("executor output file: %w", err)
+			}
+		}
+		cache[out.ExecutorOutput] = eo // nil when the step wrote none
+	}
+	if eo == nil {
+		return nil
+	}
+	key := out.Key
+	if key == "" {
+		key = out.Name
+	}
+	p := OutputPath(hostRoot, out.Name)
+	switch out.Type.Kind() {
+	case spec.KindParameter:
+		v, ok := eo.ParameterValues[key]
+		if !ok {
+			return nil
+		}
+		text, err := paramFileText(out.Type, v)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(p, text, 0o644)
+	case spec.KindArtifact:
+		arts := eo.Artifacts[key].Artifacts
+		if len(arts) == 0 || len(arts[0].Metadata) == 0 {
+			return nil
+		}
+		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
+			return nil // the step wrote the artifact itself
+		}
+		return os.WriteFile(p, arts[0].Metadata, 0o644)
+	}
+	return nil
+}
+
+// paramFileText turns a JSON parameter value of an ExecutorOutput into the
+// text ParseParam reads for type t: a string's text, an integral number
+// (JSON numbers are doubles there: 3.0) for an int, the JSON otherwise.
+func paramFileText(t spec.Type, v json.RawMessage) ([]byte, error) {
+	switch t {
+	case spec.TypeString:
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			return nil, badParam(t, v)
+		}
+		return []byte(s + "\n"), nil // ParseParam drops one newline; keep a trailing one of s
+	case spec.TypeInt:
+		var f float64
+		if err := json.Unmarshal(v, &f); err != nil || f != float64(int64(f)) {
+			return nil, badParam(t, v)
+		}
+		return []byte(strconv.FormatInt(int64(f), 10)), nil
+	}
+	return v, nil
 }

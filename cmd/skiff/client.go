@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/skiffml/skiff/api"
+	"github.com/skiffml/skiff/engine/spec/kfp"
 )
 
 // clientFlags are the global flags that switch commands to a server.
@@ -47,7 +48,7 @@ func clientErr(err error) error {
 }
 
 func clientRun(c *cli.Context, cl *api.Client, file string) error {
-	plan, params, err := loadPipeline(file, c.StringSlice("param"))
+	plan, params, err := loadPipeline(file, c.StringSlice("param"), kfp.Options{})
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/skiffml/skiff/engine"
 	"github.com/skiffml/skiff/engine/spec"
+	"github.com/skiffml/skiff/engine/spec/kfp"
 )
 
 func runCommand() *cli.Command {
@@ -23,7 +24,8 @@ func runCommand() *cli.Command {
 		Name:      "run",
 		Usage:     "run a pipeline on the embedded node and follow it to the end",
 		ArgsUsage: "FILE",
-		Description: `Runs the Skiff YAML pipeline in FILE (see docs/pipeline-format.md) on the
+		Description: `Runs the pipeline in FILE — Skiff YAML (see docs/pipeline-format.md) or a
+pipeline compiled by the kfp SDK (see docs/kfp-compatibility.md) — on the
 embedded single node in --data-dir, shows its progress, and exits 0 only if
 the run SUCCEEDED (1 if it failed or was cancelled, 2 for bad input).
 
@@ -42,6 +44,7 @@ Examples:
 			&cli.StringFlag{Name: "executor", Usage: "default executor for tasks that name none: local, docker (needs a Docker engine; steps name an image) or sim"},
 			&cli.StringFlag{Name: "name", Usage: "display name of the run (default: the pipeline's name)"},
 			&cli.StringFlag{Name: "request-id", Usage: "idempotency key: a second run with the same key returns the first run"},
+			&cli.BoolFlag{Name: "lenient", Usage: "KFP IR: run without what Skiff does not support (unknown fields, Kubernetes platform settings), with a warning each, instead of rejecting the pipeline"},
 			&cli.BoolFlag{Name: "no-cache", Usage: "run every task, even those whose results are cached (results are still recorded)"},
 			&cli.StringFlag{Name: "experiment", Usage: "with --server: the experiment `ID` to run in (default: the namespace's Default)"},
 			&cli.DurationFlag{Name: "wait-lock", Value: 10 * time.Minute, Usage: "how long to wait when another skiff process uses the data dir"},
@@ -69,7 +72,7 @@ func runAction(c *cli.Context) error {
 		}
 		return clientRun(c, cl, file)
 	}
-	plan, params, err := loadPipeline(file, c.StringSlice("param"))
+	plan, params, err := loadPipeline(file, c.StringSlice("param"), kfp.Options{Lenient: c.Bool("lenient")})
 	if err != nil {
 		return err
 	}
@@ -159,13 +162,17 @@ func followRun(ctx context.Context, n *node, runID string) (finalRun, error) {
 
 type finalRun struct{ ID string }
 
-// loadPipeline reads and validates FILE and the -p parameters.
-func loadPipeline(file string, raw []string) (*spec.Plan, map[string]json.RawMessage, error) {
+// loadPipeline reads and validates FILE (Skiff YAML or a compiled KFP
+// pipeline) and the -p parameters.
+func loadPipeline(file string, raw []string, opts kfp.Options) (*spec.Plan, map[string]json.RawMessage, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, nil, usageError("%v", err)
 	}
-	plan, err := spec.ParseSkiffData(data, file)
+	plan, warns, err := kfp.Load(data, file, opts)
+	for _, w := range warns {
+		fmt.Fprintf(os.Stderr, "skiff: %s: warning: %s\n", file, w)
+	}
 	if err != nil {
 		return nil, nil, usageError("%s: %v", file, err)
 	}
