@@ -24,7 +24,7 @@ func TestWorkloads_RunAtTinySize(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer n.Close()
-	for _, name := range []string{"chain-5", "fanout-5", "lattice-3x2", "cached-4", "proc-chain-3", "proc-fanout-3"} {
+	for _, name := range []string{"chain-5", "fanout-5", "lattice-3x2", "cached-4", "parallelfor-6", "proc-chain-3", "proc-fanout-3", "proc-parallelfor-3"} {
 		w, err := ParseWorkload(name)
 		if err != nil {
 			t.Fatal(err)
@@ -83,9 +83,8 @@ func TestParseWorkload_RejectsBadNames(t *testing.T) {
 			t.Errorf("ParseWorkload(%q) accepted", name)
 		}
 	}
-	_, err := ParseWorkload("parallelfor-10")
-	if err == nil || !strings.Contains(err.Error(), "needs ParallelFor (not yet in the plan model)") {
-		t.Errorf("parallelfor-10: %v", err)
+	if _, err := ParseWorkload("parallelfor-0"); err == nil {
+		t.Errorf("parallelfor-0 accepted")
 	}
 }
 

@@ -104,9 +104,14 @@ type Result struct {
 	// Latency is the scheduling latency from ready to dispatched, over
 	// every task (see recorder).
 	Latency Latency
+	// FirstDispatch is the time from submission to the first execution
+	// started.
+	FirstDispatch time.Duration
 	// HeapBase is the heap in use before the run; HeapPeak the highest
 	// sampled while it ran.
 	HeapBase, HeapPeak uint64
+	// LiveBase and LivePeak: the same for the live heap (as of each GC).
+	LiveBase, LivePeak uint64
 }
 
 // Latency summarises per-task scheduling latencies.
@@ -122,6 +127,15 @@ func (r Result) EntriesPerTask() float64 { return float64(r.Entries) / float64(r
 
 // FsyncsPerTask is the estimated fsyncs per task (see FsyncsPerEntry).
 func (r Result) FsyncsPerTask() float64 { return r.EntriesPerTask() * FsyncsPerEntry }
+
+// LiveBytesPerTask is the live heap the run added at its peak, per task:
+// the memory the engine holds for it, without uncollected garbage.
+func (r Result) LiveBytesPerTask() float64 {
+	if r.LivePeak < r.LiveBase {
+		return 0
+	}
+	return float64(r.LivePeak-r.LiveBase) / float64(r.Tasks)
+}
 
 // HeapBytesPerTask is the heap the run added at its peak, per task.
 func (r Result) HeapBytesPerTask() float64 {
@@ -150,10 +164,10 @@ func (n *Node) Run(ctx context.Context, w Workload) (Result, error) {
 func (n *Node) run(ctx context.Context, w Workload, p *spec.Plan, measured bool) (Result, error) {
 	runtime.GC()
 	heap := newHeapSampler()
-	n.rec.reset(len(p.Tasks))
+	n.rec.reset(w.Tasks(p))
 	before := n.Store.AppliedIndex()
 	start := time.Now()
-	stopProgress := n.progress(w.Name(), len(p.Tasks), start, measured)
+	stopProgress := n.progress(w.Name(), w.Tasks(p), start, measured)
 	defer stopProgress()
 	id, err := n.Engine.Submit(ctx, p, map[string]json.RawMessage{}, engine.SubmitOptions{})
 	if err != nil {
@@ -171,14 +185,17 @@ func (n *Node) run(ctx context.Context, w Workload, p *spec.Plan, measured bool)
 		return Result{}, fmt.Errorf("%s: run %s ended %s: %s", w.Name(), id, r.State, r.Error)
 	}
 	return Result{
-		Workload: w.Name(),
-		Tasks:    len(p.Tasks),
-		Wall:     wall,
-		Entries:  n.Store.AppliedIndex() - before,
-		Cached:   int(n.rec.cached.Load()),
-		Latency:  n.rec.latency(p),
-		HeapBase: heap.base,
-		HeapPeak: peak,
+		Workload:      w.Name(),
+		Tasks:         w.Tasks(p),
+		Wall:          wall,
+		Entries:       n.Store.AppliedIndex() - before,
+		Cached:        int(n.rec.cached.Load()),
+		Latency:       n.rec.latency(p),
+		FirstDispatch: n.rec.firstDispatch(),
+		HeapBase:      heap.base,
+		HeapPeak:      peak,
+		LiveBase:      heap.liveBase,
+		LivePeak:      heap.livePeak.Load(),
 	}, nil
 }
 
@@ -278,12 +295,14 @@ func (r *recorder) latency(p *spec.Plan) Latency {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	sub := r.submitted.Load()
-	lat := make([]time.Duration, 0, len(p.Tasks))
-	for i := range p.Tasks {
+	lat := make([]time.Duration, 0, len(r.disp))
+	for i := range r.disp {
 		ready := sub
-		for _, d := range p.Tasks[i].Deps {
-			ready = max(ready, r.done[d].Load())
-		}
+		if i < len(p.Tasks) {
+			for _, d := range p.Tasks[i].Deps {
+				ready = max(ready, r.done[d].Load())
+			}
+		} // else a loop iteration's task: ready when its loop is, at submission
 		disp := r.disp[i].Load()
 		if disp == 0 {
 			continue // never dispatched (cannot happen in a run that succeeded)
@@ -296,6 +315,22 @@ func (r *recorder) latency(p *spec.Plan) Latency {
 	}
 	slices.Sort(lat)
 	return Latency{P50: quantile(lat, 0.50), P99: quantile(lat, 0.99), Max: lat[len(lat)-1]}
+}
+
+// firstDispatch is the time from submission to the first execution start.
+func (r *recorder) firstDispatch() time.Duration {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	sub, first := r.submitted.Load(), int64(0)
+	for i := range r.disp {
+		if d := r.disp[i].Load(); d != 0 && (first == 0 || d < first) {
+			first = d
+		}
+	}
+	if first == 0 {
+		return 0
+	}
+	return time.Duration(max(0, first-sub))
 }
 
 // quantile returns the nearest-rank q-quantile of sorted.
@@ -327,14 +362,20 @@ func (x *timedExecutor) Start(ctx context.Context, s *executors.Spec, report fun
 type heapSampler struct {
 	base uint64
 	peak atomic.Uint64
-	done chan struct{}
-	wg   sync.WaitGroup
+	// liveBase and livePeak: the live heap as of the last GC cycle
+	// (/gc/heap/live:bytes), without the garbage HeapInuse also counts.
+	liveBase uint64
+	livePeak atomic.Uint64
+	done     chan struct{}
+	wg       sync.WaitGroup
 }
 
 func newHeapSampler() *heapSampler {
 	h := &heapSampler{done: make(chan struct{})}
 	h.base = heapInuse()
 	h.peak.Store(h.base)
+	h.liveBase = heapLive()
+	h.livePeak.Store(h.liveBase)
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
@@ -353,13 +394,27 @@ func newHeapSampler() *heapSampler {
 }
 
 func (h *heapSampler) sample() {
-	v := heapInuse()
+	raise(&h.peak, heapInuse())
+	raise(&h.livePeak, heapLive())
+}
+
+func raise(x *atomic.Uint64, v uint64) {
 	for {
-		p := h.peak.Load()
-		if v <= p || h.peak.CompareAndSwap(p, v) {
+		p := x.Load()
+		if v <= p || x.CompareAndSwap(p, v) {
 			return
 		}
 	}
+}
+
+// heapLive is the heap found live by the last GC cycle.
+func heapLive() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() == metrics.KindUint64 {
+		return s[0].Value.Uint64()
+	}
+	return 0
 }
 
 // stop ends sampling and returns the peak.

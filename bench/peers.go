@@ -86,8 +86,8 @@ func PeerCacheDir() (string, error) {
 // peerShape is what peers support: the plain shapes, sim or proc.
 func peerShape(w Workload) string {
 	switch w.Shape {
-	case ShapeChain, ShapeFanout, ShapeLattice:
-		return ""
+	case ShapeChain, ShapeFanout, ShapeLattice, ShapeParallelFor:
+		return "" // a loop runs as the fan-out of the same size
 	case ShapeCached:
 		return "no comparable result cache"
 	}
@@ -189,7 +189,7 @@ func GoTaskfile(w Workload) []byte {
 			task(name(i), deps, cmd)
 		}
 		task("main", []string{name(w.N - 1)}, "")
-	case ShapeFanout:
+	case ShapeFanout, ShapeParallelFor:
 		task("root", nil, cmd)
 		leaves := make([]string, w.N)
 		for i := range leaves {
@@ -288,7 +288,11 @@ func moduleVersion(gomod, mod string) string {
 func (*goWorkflows) Unsupported(w Workload) string { return peerShape(w) }
 
 func (g *goWorkflows) Run(ctx context.Context, w Workload, dir string) (time.Duration, error) {
-	args := []string{"-dir", dir, "-shape", string(w.Shape)}
+	shape := w.Shape
+	if shape == ShapeParallelFor {
+		shape = ShapeFanout // the harness has no loops: the same fan-out
+	}
+	args := []string{"-dir", dir, "-shape", string(shape)}
 	if w.Shape == ShapeLattice {
 		args = append(args, "-w", strconv.Itoa(w.W), "-d", strconv.Itoa(w.D))
 	} else {

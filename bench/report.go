@@ -48,8 +48,10 @@ type WorkloadResult struct {
 	LatencyP50Ms     float64      `json:"latency_p50_ms"`
 	LatencyP99Ms     float64      `json:"latency_p99_ms"`
 	LatencyMaxMs     float64      `json:"latency_max_ms"`
+	FirstDispatchMs  float64      `json:"first_dispatch_ms"`
 	HeapPeakBytes    uint64       `json:"heap_peak_bytes"`
 	HeapBytesPerTask float64      `json:"heap_bytes_per_task"`
+	LiveBytesPerTask float64      `json:"heap_live_bytes_per_task"`
 	Entries          uint64       `json:"entries"`
 	EntriesPerTask   float64      `json:"entries_per_task"`
 	FsyncsPerTask    float64      `json:"fsyncs_per_task_est"`
@@ -97,8 +99,10 @@ func NewResult(runs []Result) WorkloadResult {
 		LatencyP50Ms:     ms(r.Latency.P50),
 		LatencyP99Ms:     ms(r.Latency.P99),
 		LatencyMaxMs:     ms(r.Latency.Max),
+		FirstDispatchMs:  ms(r.FirstDispatch),
 		HeapPeakBytes:    r.HeapPeak,
 		HeapBytesPerTask: r.HeapBytesPerTask(),
+		LiveBytesPerTask: r.LiveBytesPerTask(),
 		Entries:          r.Entries,
 		EntriesPerTask:   r.EntriesPerTask(),
 		FsyncsPerTask:    r.FsyncsPerTask(),
@@ -195,30 +199,30 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "WORKLOAD\tTASKS\tWALL s\tTASKS/s\tP50 ms\tP99 ms\tENTRIES/task\tFSYNCS/task\tHEAP peak MiB\tHEAP B/task\tvs SKIFF\t")
+	fmt.Fprintln(tw, "WORKLOAD\tTASKS\tWALL s\tTASKS/s\tP50 ms\tP99 ms\tENTRIES/task\tFSYNCS/task\tHEAP peak MiB\tHEAP B/task\tLIVE B/task\tvs SKIFF\t")
 	for _, x := range r.Results {
 		if x.Error != "" {
-			fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\t\t\t  error: %s\n", x.Workload, x.Error)
+			fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\t\t\t\t  error: %s\n", x.Workload, x.Error)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%.1f\t%.0f\t\t\n", x.Workload, x.Tasks, x.WallS, x.TasksPerSec,
-			x.LatencyP50Ms, x.LatencyP99Ms, x.EntriesPerTask, x.FsyncsPerTask, float64(x.HeapPeakBytes)/(1<<20), x.HeapBytesPerTask)
+		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%.1f\t%.0f\t%.0f\t\t\n", x.Workload, x.Tasks, x.WallS, x.TasksPerSec,
+			x.LatencyP50Ms, x.LatencyP99Ms, x.EntriesPerTask, x.FsyncsPerTask, float64(x.HeapPeakBytes)/(1<<20), x.HeapBytesPerTask, x.LiveBytesPerTask)
 		for _, p := range x.Peers {
 			label := "  " + p.Peer
 			switch {
 			case p.Skipped != "":
-				fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\t\t\t  skipped: %s\n", label, p.Skipped)
+				fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\t\t\t\t  skipped: %s\n", label, p.Skipped)
 			case p.Error != "":
-				fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\t\t\t  error: %s\n", label, p.Error)
+				fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\t\t\t\t  error: %s\n", label, p.Error)
 			default:
-				fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.0f\t\t\t\t\t\t\t%s\t\n", label, p.Tasks, p.WallS, p.TasksPerSec, speedup(p.SkiffSpeedup))
+				fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.0f\t\t\t\t\t\t\t\t%s\t\n", label, p.Tasks, p.WallS, p.TasksPerSec, speedup(p.SkiffSpeedup))
 			}
 		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintln(w, "\nvs SKIFF: the peer's wall time over Skiff's (above 1x, Skiff is faster). FSYNCS/task: entries × 4, an estimate.")
+	_, err := fmt.Fprintln(w, "\nvs SKIFF: the peer's wall time over Skiff's (above 1x, Skiff is faster). FSYNCS/task: entries × 4, an estimate.\nHEAP: heap in use, garbage included; LIVE: the live heap as of each GC cycle.")
 	return err
 }
 

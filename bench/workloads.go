@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -16,7 +17,7 @@ const (
 	ShapeFanout      Shape = "fanout"      // root -> N independent tasks
 	ShapeLattice     Shape = "lattice"     // D layers of W tasks, each after every task of the layer before
 	ShapeCached      Shape = "cached"      // a fan-out of N cached tasks, run twice; the second (fully cached) run is measured
-	ShapeParallelFor Shape = "parallelfor" // one ParallelFor over N items (needs ParallelFor in the plan model)
+	ShapeParallelFor Shape = "parallelfor" // one ParallelFor over a literal list of N items, one task per iteration
 )
 
 // Workload is a shape at a size, run on one executor.
@@ -49,8 +50,7 @@ var shapes = []shapeDef{
 	{shape: ShapeFanout, usage: "fanout-N", size: sizeN, tasks: fanoutTasks},
 	{shape: ShapeLattice, usage: "lattice-WxD", size: sizeWxD, tasks: latticeTasks},
 	{shape: ShapeCached, usage: "cached-N", size: sizeN, tasks: cachedTasks, warmup: true},
-	{shape: ShapeParallelFor, usage: "parallelfor-N", size: sizeN,
-		missing: "needs ParallelFor (not yet in the plan model)"},
+	{shape: ShapeParallelFor, usage: "parallelfor-N", size: sizeN, tasks: parallelForTasks},
 }
 
 func findShape(s Shape) *shapeDef {
@@ -203,6 +203,32 @@ func latticeTasks(w Workload, cmd []string) []spec.Task {
 		prev = layer
 	}
 	return ts
+}
+
+// parallelForTasks is one loop over the items 0..N-1 whose body is one
+// task taking the item as an argument.
+func parallelForTasks(w Workload, cmd []string) []spec.Task {
+	items := make([]int, w.N)
+	for i := range items {
+		items[i] = i
+	}
+	raw, _ := json.Marshal(items)
+	body := &spec.Plan{
+		Params: []spec.Param{{Name: "item", Type: spec.TypeInt}},
+		Tasks: []spec.Task{{Name: "t", Command: cmd, Args: []string{"{{inputs.item}}"},
+			Inputs: []spec.Input{{Name: "item", Param: "item"}}}},
+	}
+	return []spec.Task{{Name: "loop", Body: body,
+		ParallelFor: &spec.Loop{Items: spec.Input{Type: spec.TypeList, Value: raw}, ItemParam: "item"}}}
+}
+
+// Tasks is the number of tasks a run of the workload has once every group
+// started: a loop counts itself and its iterations.
+func (w Workload) Tasks(p *spec.Plan) int {
+	if w.Shape == ShapeParallelFor {
+		return w.N + 1
+	}
+	return len(p.Tasks)
 }
 
 // cachedTasks is a fan-out whose every task (the root too) is cached; each

@@ -19,6 +19,12 @@ type batch struct {
 	effects     []effect
 	updates     []Update
 	finals      []string
+	// ctx and err: a batch that grows past MaxBatch inside one message (a
+	// loop's thousands of starts) is committed part by part; err is the
+	// store failure of such a part.
+	ctx     context.Context
+	err     error
+	flushed bool // a part was committed already
 }
 
 // effect is a side effect held back until its commit: start or stop one
@@ -33,7 +39,38 @@ type effect struct {
 	cmd, item int
 }
 
-func newBatch() *batch { return &batch{byRun: map[string]int{}} }
+func newBatch(ctx context.Context) *batch { return &batch{byRun: map[string]int{}, ctx: ctx} }
+
+// reset empties b after its commit.
+func (b *batch) reset() {
+	b.cmds, b.transitions, b.effects, b.updates, b.finals = nil, 0, nil, nil, nil
+	clear(b.byRun)
+}
+
+// flushFull commits b now when it holds MaxBatch transitions: the store
+// entry stays bounded, and the first of a big loop's executions start
+// while the engine is still deciding the rest. Each part is a consistent
+// state: the scheduler resumes from any of them.
+// The first part is small (firstPart transitions), so that the first
+// executions start early.
+func (e *Engine) flushFull(b *batch) {
+	limit := e.cfg.MaxBatch
+	if !b.flushed {
+		limit = min(limit, firstPart)
+	}
+	if b.transitions < limit || b.err != nil {
+		return
+	}
+	if err := e.flush(b.ctx, b); err != nil {
+		b.err = err
+		return
+	}
+	b.reset()
+	b.flushed = true
+}
+
+// firstPart is the size of the first part of a batch committed in parts.
+const firstPart = 512
 
 func (b *batch) transition(r *activeRun, t store.Transition) {
 	i, ok := b.byRun[r.id]

@@ -247,7 +247,9 @@ func (e *Engine) Submit(ctx context.Context, plan *spec.Plan, params map[string]
 		}
 		return "", fmt.Errorf("store run: %s", res.Rejected[0].Reason)
 	}
-	e.post(activate{runID: run.ID})
+	// The loop takes the plan as given instead of decoding the stored copy
+	// again (the same plan: Finalize made it immutable).
+	e.post(activate{runID: run.ID, plan: plan})
 	return run.ID, nil
 }
 

@@ -14,7 +14,10 @@ import (
 
 // Messages the loop handles.
 type (
-	activate  struct{ runID string }
+	activate struct {
+		runID string
+		plan  *spec.Plan // the finalized plan when just submitted, else nil
+	}
 	cancelRun struct{ runID string }
 	// startFailed is posted when an executor rejects a spec after the
 	// attempt was committed as RUNNING.
@@ -22,6 +25,9 @@ type (
 		id     string
 		reason string
 	}
+	// continueRun is posted when a run's loops have iterations left to
+	// activate (scheduler.ActContinue).
+	continueRun struct{ runID string }
 	// retryDue is posted when a failed task's backoff has passed.
 	retryDue struct {
 		runID         string
@@ -80,14 +86,18 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		e.m.queueDepth.Set(float64(len(msgs)))
 		for len(msgs) > 0 {
-			b := newBatch()
+			b := newBatch(ctx)
 			n := 0
-			for n < len(msgs) && b.transitions < e.cfg.MaxBatch {
+			for n < len(msgs) && b.transitions < e.cfg.MaxBatch && b.err == nil {
 				e.handle(ctx, msgs[n], b)
 				n++
 			}
 			msgs = msgs[n:]
-			if err := e.flush(ctx, b); err != nil {
+			err := b.err
+			if err == nil {
+				err = e.flush(ctx, b)
+			}
+			if err != nil {
 				e.mu.Lock()
 				e.err = err
 				e.mu.Unlock()
@@ -109,7 +119,7 @@ func (e *Engine) take() []any {
 func (e *Engine) handle(ctx context.Context, m any, b *batch) {
 	switch m := m.(type) {
 	case activate:
-		e.activate(ctx, m.runID, b)
+		e.activate(ctx, m.runID, m.plan, b)
 	case cancelRun:
 		if r := e.active[m.runID]; r != nil && !r.final {
 			if r.state != spec.RunCanceling {
@@ -122,6 +132,10 @@ func (e *Engine) handle(ctx context.Context, m any, b *batch) {
 		e.onEvent(m, b)
 	case retryDue:
 		e.onRetryDue(m, b)
+	case continueRun:
+		if r := e.active[m.runID]; r != nil && !r.final {
+			e.decide(r, r.sched.Continue(), b)
+		}
 	case startFailed:
 		e.onEvent(executors.Event{ID: m.id, Kind: executors.EventExited, Time: e.now(),
 			State: spec.TaskFailed, ExitCode: -1, Reason: m.reason}, b)
@@ -131,7 +145,7 @@ func (e *Engine) handle(ctx context.Context, m any, b *batch) {
 }
 
 // activate loads a run from the store and starts or resumes it.
-func (e *Engine) activate(ctx context.Context, runID string, b *batch) {
+func (e *Engine) activate(ctx context.Context, runID string, plan *spec.Plan, b *batch) {
 	if _, ok := e.active[runID]; ok {
 		return
 	}
@@ -144,7 +158,7 @@ func (e *Engine) activate(ctx context.Context, runID string, b *batch) {
 		e.notifyFinal(runID)
 		return
 	}
-	r, tasks, err := e.rebuild(rec)
+	r, tasks, err := e.rebuild(rec, plan)
 	if err != nil {
 		// A run whose plan no longer loads cannot go on: fail it.
 		e.log.Error("resume run", "run", runID, "err", err)
@@ -225,13 +239,16 @@ func (e *Engine) killLeftover(x executors.Executor, id string) {
 }
 
 // rebuild makes the loop's view of a stored run.
-func (e *Engine) rebuild(rec store.Run) (*activeRun, []store.Task, error) {
-	var plan spec.Plan
-	if err := json.Unmarshal(rec.Plan, &plan); err != nil {
-		return nil, nil, fmt.Errorf("decode stored plan: %w", err)
-	}
-	if err := plan.Finalize(); err != nil {
-		return nil, nil, fmt.Errorf("stored plan: %w", err)
+func (e *Engine) rebuild(rec store.Run, given *spec.Plan) (*activeRun, []store.Task, error) {
+	plan := given
+	if plan == nil {
+		plan = new(spec.Plan)
+		if err := json.Unmarshal(rec.Plan, plan); err != nil {
+			return nil, nil, fmt.Errorf("decode stored plan: %w", err)
+		}
+		if err := plan.Finalize(); err != nil {
+			return nil, nil, fmt.Errorf("stored plan: %w", err)
+		}
 	}
 	var tasks []store.Task
 	if rec.State != spec.RunPending || rec.TaskCount != len(plan.Tasks) || len(rec.Expansions) > 0 {
@@ -243,7 +260,7 @@ func (e *Engine) rebuild(rec store.Run) (*activeRun, []store.Task, error) {
 			return nil, nil, err
 		}
 	}
-	sched := scheduler.New(&plan, rec.Params)
+	sched := scheduler.New(plan, rec.Params)
 	for _, x := range rec.Expansions {
 		if err := sched.RestoreExpansion(x.Task, x.Base, x.Count); err != nil {
 			return nil, nil, fmt.Errorf("stored run: %w", err)
@@ -255,7 +272,7 @@ func (e *Engine) rebuild(rec store.Run) (*activeRun, []store.Task, error) {
 	r := &activeRun{
 		id:        rec.ID,
 		rec:       rec,
-		plan:      &plan,
+		plan:      plan,
 		sched:     sched,
 		state:     rec.State,
 		attempts:  make([]int, sched.Len()),
@@ -315,7 +332,10 @@ func (e *Engine) decide(r *activeRun, decs []scheduler.Decision, b *batch) {
 			e.stop(r, d.Task, b)
 		case scheduler.ActDone:
 			e.finishRun(r, d.RunState, b)
+		case scheduler.ActContinue:
+			e.post(continueRun{runID: r.id})
 		}
+		e.flushFull(b)
 	}
 }
 

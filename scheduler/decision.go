@@ -41,9 +41,12 @@ const (
 	// ActGroupDone: group Task ended in State (SUCCEEDED with Outputs,
 	// FAILED or CANCELED with Reason) once all its body's tasks were final.
 	ActGroupDone
+	// ActContinue: loops have iterations left to activate; call Continue
+	// (after recording these decisions) to get them. Comes last.
+	ActContinue
 )
 
-var actionNames = [...]string{"", "start", "skip", "cancel", "stop", "done", "fail", "expand", "group-done"}
+var actionNames = [...]string{"", "start", "skip", "cancel", "stop", "done", "fail", "expand", "group-done", "continue"}
 
 func (a Action) String() string {
 	if int(a) < len(actionNames) && a != 0 {

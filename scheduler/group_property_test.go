@@ -24,6 +24,8 @@ type groupModel struct {
 	exps     [][3]int // task, base, count
 	canceled bool
 	dones    int
+	more     bool // ActContinue seen: call Continue
+	chunk    int
 }
 
 func (m *groupModel) grow(n int) {
@@ -111,6 +113,8 @@ func (m *groupModel) apply(ds []Decision) {
 			}
 		case ActDone:
 			m.dones++
+		case ActContinue:
+			m.more = true
 		default:
 			t.Fatalf("unknown decision %v", d)
 		}
@@ -162,6 +166,7 @@ func (m *groupModel) checkParallelism() {
 
 func (m *groupModel) restart() {
 	m.run = New(m.plan, nil)
+	m.run.chunk = m.chunk
 	for _, x := range m.exps {
 		if err := m.run.RestoreExpansion(x[0], x[1], x[2]); err != nil {
 			m.t.Fatalf("RestoreExpansion: %v", err)
@@ -173,7 +178,14 @@ func (m *groupModel) restart() {
 	if m.canceled {
 		m.apply(m.run.Cancel())
 	}
-	if ds := m.run.Start(); len(ds) != 0 {
+	ds := m.run.Start()
+	if m.more {
+		// Iterations left for Continue are activated by Start instead.
+		m.more = false
+		m.apply(ds)
+		return
+	}
+	if len(ds) != 0 {
 		m.t.Fatalf("Start after restart decided %v", ds)
 	}
 }
@@ -233,12 +245,20 @@ func TestRun_GroupProperties(t *testing.T) {
 			p.Tasks = append(p.Tasks, tk)
 		}
 		finalize(t, p)
-		m := &groupModel{t: t, plan: p, run: New(p, nil)}
+		m := &groupModel{t: t, plan: p, run: New(p, nil), chunk: rapid.IntRange(1, 8).Draw(t, "chunk")}
+		m.run.chunk = m.chunk
 		m.grow(n)
 		m.apply(m.run.Start())
 		restarts := 0
-		for len(m.running) > 0 {
-			switch op := rapid.IntRange(0, 24).Draw(t, "op"); {
+		for len(m.running) > 0 || m.more {
+			op := rapid.IntRange(0, 24).Draw(t, "op")
+			if len(m.running) == 0 {
+				op = 3 // only Continue can make progress
+			}
+			switch {
+			case op == 3 && m.more:
+				m.more = false
+				m.apply(m.run.Continue())
 			case op == 0 && !m.canceled:
 				m.canceled = true
 				m.apply(m.run.Cancel())

@@ -39,6 +39,46 @@ type Run struct {
 	stack     []int32 // scratch for skip cascades
 	finals    []int32 // tasks that became final, for their scope's bookkeeping
 	emptyDone []int   // restored empty loops whose end was not recorded
+	budget    int      // iterations this call may still activate
+	chunk     int      // ActivateChunk (tests make it small)
+	hungry    []*scope // loops with iterations left for Continue
+}
+
+// call starts a public call: it resets the activation budget.
+func (r *Run) call() { r.budget = r.chunk }
+
+// end finishes a public call: ActContinue when loops wait for Continue.
+func (r *Run) end(ds []Decision) []Decision {
+	ds = r.checkDone(ds)
+	if len(r.hungry) > 0 && !r.done && !r.canceled {
+		ds = append(ds, Decision{Action: ActContinue})
+	}
+	return ds
+}
+
+// Continue activates the loop iterations a previous call left for later
+// (it returned ActContinue), up to ActivateChunk of them, and returns the
+// decisions as any call does (ActContinue again when more wait).
+func (r *Run) Continue() []Decision {
+	if !r.started || r.done {
+		return nil
+	}
+	r.call()
+	var ds []Decision
+	waiting := r.hungry
+	r.hungry = nil
+	for x, s := range waiting {
+		s.hungry = false
+		if r.budget <= 0 {
+			for _, rest := range waiting[x:] {
+				rest.hungry = true
+			}
+			r.hungry = append(r.hungry, waiting[x:]...)
+			break
+		}
+		ds = r.activate(ds, s)
+	}
+	return r.end(r.settle(ds))
 }
 
 // planGraph is the dependency graph of one plan or body, shared by all its
@@ -55,7 +95,7 @@ type planGraph struct {
 // parameter; a missing one falls back to the parameter's default, and an
 // input that still has no value fails its task (ActFail).
 func New(plan *spec.Plan, params map[string]json.RawMessage) *Run {
-	r := &Run{plan: plan, params: params, graphs: map[*spec.Plan]planGraph{}}
+	r := &Run{plan: plan, params: params, graphs: map[*spec.Plan]planGraph{}, chunk: ActivateChunk}
 	if err := r.addGraphs(plan, "plan"); err != nil {
 		panic(err)
 	}
@@ -112,6 +152,7 @@ func (r *Run) Start() []Decision {
 	if r.started {
 		return nil
 	}
+	r.call()
 	var ds []Decision
 	ds = r.begin(ds)
 	// Fresh reads: a group that starts grows r.state.
@@ -137,7 +178,7 @@ func (r *Run) Start() []Decision {
 			ds = r.groupDone(ds, i, nil)
 		}
 	}
-	return r.checkDone(r.settle(ds))
+	return r.end(r.settle(ds))
 }
 
 // begin ends the Restore phase: it computes the remaining-deps counters and
@@ -217,9 +258,10 @@ func (r *Run) Finished(task int, state spec.TaskState, outputs map[string]spec.V
 	if !r.started || task < 0 || task >= len(r.state) || r.state[task] != spec.TaskRunning || !state.Final() || r.Task(task).IsGroup() {
 		return nil
 	}
+	r.call()
 	r.set(task, state)
 	r.outputs[task] = outputs
-	return r.checkDone(r.settle(r.after(nil, task, state)))
+	return r.end(r.settle(r.after(nil, task, state)))
 }
 
 // after moves the successors of task i, which just ended in state.
@@ -277,7 +319,8 @@ func (r *Run) Cancel() []Decision {
 			ds = r.groupDone(ds, i, nil)
 		}
 	}
-	return r.checkDone(r.settle(ds))
+	r.hungry = nil
+	return r.end(r.settle(ds))
 }
 
 // State returns the task's state as the scheduler sees it (a dispatched

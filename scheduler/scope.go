@@ -30,6 +30,7 @@ type scope struct {
 	resolved    bool                  // inputs and items known
 	broken      string                // why they are not, after a restart
 
+	hungry   bool    // in Run.hungry: instances wait for Continue
 	left     []int32 // per instance: tasks not final yet
 	next     int     // instances activated (always a prefix)
 	active   int     // activated instances not complete
@@ -188,9 +189,23 @@ func (r *Run) expand(ds []Decision, i int, inputs map[string]spec.Value) []Decis
 	return r.activate(ds, s)
 }
 
-// activate starts instances of s while its parallelism allows.
+// ActivateChunk is the most loop iterations one call activates; the rest
+// wait for Continue (ActContinue says so). It keeps a huge loop's
+// decisions, and the memory they hold, bounded per call.
+const ActivateChunk = 1024
+
+// activate starts instances of s while its parallelism (and this call's
+// budget) allows.
 func (r *Run) activate(ds []Decision, s *scope) []Decision {
 	for s.next < s.n && (s.parallelism <= 0 || s.active < s.parallelism) && !r.canceled {
+		if r.budget <= 0 {
+			if !s.hungry {
+				s.hungry = true
+				r.hungry = append(r.hungry, s)
+			}
+			return ds
+		}
+		r.budget--
 		k := s.next
 		s.next++
 		s.active++
