@@ -36,9 +36,9 @@ type Run struct {
 	canceled  bool // Cancel ran
 	done      bool // ActDone was returned
 	result    spec.RunState
-	stack     []int32 // scratch for skip cascades
-	finals    []int32 // tasks that became final, for their scope's bookkeeping
-	emptyDone []int   // restored empty loops whose end was not recorded
+	stack     []int32  // scratch for skip cascades
+	finals    []int32  // tasks that became final, for their scope's bookkeeping
+	emptyDone []int    // restored empty loops whose end was not recorded
 	budget    int      // iterations this call may still activate
 	chunk     int      // ActivateChunk (tests make it small)
 	hungry    []*scope // loops with iterations left for Continue
