@@ -31,6 +31,7 @@ type TaskSummary struct {
 	State        string                     `json:"state"`
 	Attempts     int                        `json:"attempts"`
 	Cached       bool                       `json:"cached"`
+	Group        bool                       `json:"group,omitempty"` // a loop, sub-pipeline or condition branch: runs its tasks
 	CachedFrom   string                     `json:"cached_from,omitempty"`
 	Error        string                     `json:"error,omitempty"`
 	StartedAt    string                     `json:"started_at,omitempty"`
@@ -47,9 +48,10 @@ func Summarize(r store.Run, tasks []store.Task) RunSummary {
 		DurationSecs: duration(r.StartedAt, r.FinishedAt), Parameters: r.Params,
 		Tasks: make([]TaskSummary, 0, len(tasks)), Outputs: values(r.Outputs),
 	}
-	for _, t := range tasks {
+	groups := store.Groups(r)
+	for _, t := range store.TreeOrder(r, tasks) {
 		s.Tasks = append(s.Tasks, TaskSummary{
-			Name: t.Name, State: t.State.String(), Attempts: len(t.Attempts), Error: t.Error,
+			Name: t.Name, State: t.State.String(), Attempts: len(t.Attempts), Error: t.Error, Group: groups[t.Index],
 			Cached: t.Cached(), CachedFrom: t.CachedFrom,
 			StartedAt: timeText(t.StartedAt), FinishedAt: timeText(t.FinishedAt),
 			DurationSecs: duration(t.StartedAt, t.FinishedAt), Outputs: values(t.Outputs),
@@ -66,10 +68,17 @@ func values(m map[string]spec.Value) map[string]json.RawMessage {
 	}
 	out := make(map[string]json.RawMessage, len(m))
 	for k, v := range m {
-		if v.Artifact != nil {
+		switch {
+		case v.Artifact != nil:
 			b, _ := json.Marshal(v.Artifact)
 			out[k] = b
-		} else {
+		case v.IsArtifactList():
+			b, _ := json.Marshal(v.Artifacts)
+			if v.Artifacts == nil {
+				b = []byte("[]")
+			}
+			out[k] = b
+		default:
 			out[k] = v.Param
 		}
 	}

@@ -29,12 +29,17 @@ type cacheKeyDoc struct {
 	Inputs  []cacheKeyInput `json:"inputs,omitempty"`
 	Outputs []spec.Output   `json:"outputs,omitempty"`
 	Custom  string          `json:"custom,omitempty"`
+	// KFP is a KFP step's container spec (Task.KFP), which its command
+	// holds only as placeholders.
+	KFP json.RawMessage `json:"kfp,omitempty"`
 }
 
 type cacheKeyInput struct {
 	Name   string          `json:"name"`
 	Param  json.RawMessage `json:"param,omitempty"`
 	Digest string          `json:"digest,omitempty"`
+	// Digests: an artifact list, in order.
+	Digests []string `json:"digests,omitempty"`
 }
 
 // CacheKey returns the content-addressed cache key of task t run with
@@ -46,7 +51,7 @@ func CacheKey(t *spec.Task, inputs map[string]spec.Value) string {
 		doc.Custom = t.Cache.Key
 	} else {
 		doc.Image, doc.Command, doc.Args, doc.Env, doc.Workdir = t.Image, t.Command, t.Args, t.Env, t.WorkingDir
-		doc.Outputs = t.Outputs
+		doc.Outputs, doc.KFP = t.Outputs, t.KFP
 		names := make([]string, 0, len(inputs))
 		for n := range inputs {
 			names = append(names, n)
@@ -57,6 +62,12 @@ func CacheKey(t *spec.Task, inputs map[string]spec.Value) string {
 			in := cacheKeyInput{Name: n, Param: v.Param}
 			if v.Artifact != nil {
 				in.Param, in.Digest = nil, v.Artifact.Digest
+			}
+			if v.IsArtifactList() {
+				in.Digests = make([]string, len(v.Artifacts))
+				for k, a := range v.Artifacts {
+					in.Digests[k] = a.Digest
+				}
 			}
 			doc.Inputs = append(doc.Inputs, in)
 		}

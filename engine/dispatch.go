@@ -2,6 +2,8 @@ package engine
 
 import (
 	"fmt"
+	"path"
+	"strconv"
 
 	"github.com/skiffml/skiff/engine/spec"
 	"github.com/skiffml/skiff/executors"
@@ -41,10 +43,18 @@ func (e *Engine) buildSpec(r *activeRun, task, attempt int, id string, x executo
 		if !ok {
 			return nil, fmt.Errorf("input %q has no value", in.Name)
 		}
-		if v.Artifact != nil {
+		switch {
+		case v.Artifact != nil:
 			env.Inputs[in.Name] = executors.InputPath(root, in.Name)
 			s.Inputs = append(s.Inputs, executors.ArtifactInput{Name: in.Name, Ref: *v.Artifact})
-		} else {
+		case v.IsArtifactList():
+			// A directory with one entry per artifact, in list order.
+			env.Inputs[in.Name] = executors.InputPath(root, in.Name)
+			s.Inputs = append(s.Inputs, executors.ArtifactInput{Name: in.Name, EmptyDir: true})
+			for k, a := range v.Artifacts {
+				s.Inputs = append(s.Inputs, executors.ArtifactInput{Name: path.Join(in.Name, strconv.Itoa(k)), Ref: a})
+			}
+		default:
 			env.Inputs[in.Name] = spec.ParamText(v.Param)
 		}
 	}

@@ -45,6 +45,12 @@ func MaterializeInputs(ctx context.Context, hostRoot string, ins []ArtifactInput
 		if !filepath.IsLocal(in.Name) {
 			return fmt.Errorf("input %q: name must be a relative path inside inputs/", in.Name)
 		}
+		if in.EmptyDir {
+			if err := os.MkdirAll(InputPath(hostRoot, in.Name), 0o755); err != nil {
+				return fmt.Errorf("input %q: %w", in.Name, err)
+			}
+			continue
+		}
 		if err := blobs.Materialize(ctx, in.Ref, InputPath(hostRoot, in.Name)); err != nil {
 			return fmt.Errorf("input %q: %w", in.Name, err)
 		}

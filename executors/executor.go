@@ -57,9 +57,14 @@ type Spec struct {
 }
 
 // ArtifactInput is an input artifact to materialise at InputPath(root, Name).
+// An artifact list (a loop's fan-in) is a directory Name holding one entry
+// per artifact, named by its position: Name/0, Name/1, ... (each its own
+// ArtifactInput); EmptyDir marks the list's directory itself, created
+// empty, so that an empty list is an empty directory.
 type ArtifactInput struct {
-	Name string
-	Ref  spec.ArtifactRef
+	Name     string
+	Ref      spec.ArtifactRef
+	EmptyDir bool
 }
 
 // OutputSpec is an output to collect from OutputPath(root, Name): for a

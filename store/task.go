@@ -342,3 +342,53 @@ func tasksTx(tx *bolt.Tx, runID string) ([]Task, error) {
 	}
 	return out, nil
 }
+
+// TreeOrder returns tasks (a run's, ordered by index) with each started
+// group's tasks right after the group, iteration by iteration, for
+// display.
+func TreeOrder(r Run, tasks []Task) []Task {
+	if len(r.Expansions) == 0 {
+		return tasks
+	}
+	byIndex := make(map[int]*Task, len(tasks))
+	for i := range tasks {
+		byIndex[tasks[i].Index] = &tasks[i]
+	}
+	children := make(map[int][]Expansion, len(r.Expansions))
+	inGroup := make(map[int]bool)
+	for _, x := range r.Expansions {
+		children[x.Task] = append(children[x.Task], x)
+		for i := x.Base; i < x.Base+x.Count*len(x.Names); i++ {
+			inGroup[i] = true
+		}
+	}
+	out := make([]Task, 0, len(tasks))
+	var emit func(i int)
+	emit = func(i int) {
+		t, ok := byIndex[i]
+		if !ok {
+			return
+		}
+		out = append(out, *t)
+		for _, x := range children[i] {
+			for j := x.Base; j < x.Base+x.Count*len(x.Names); j++ {
+				emit(j)
+			}
+		}
+	}
+	for _, t := range tasks {
+		if !inGroup[t.Index] {
+			emit(t.Index)
+		}
+	}
+	return out
+}
+
+// Groups returns the indices of the run's tasks that started as groups.
+func Groups(r Run) map[int]bool {
+	g := make(map[int]bool, len(r.Expansions))
+	for _, x := range r.Expansions {
+		g[x.Task] = true
+	}
+	return g
+}

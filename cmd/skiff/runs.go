@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -283,7 +284,8 @@ func printRunTable(r store.Run, tasks []store.Task) {
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nTASK\tSTATE\tATTEMPTS\tDURATION\tDETAIL")
-	for _, t := range tasks {
+	groups := store.Groups(r)
+	for _, t := range store.TreeOrder(r, tasks) {
 		d := "-"
 		if !t.StartedAt.IsZero() && !t.FinishedAt.IsZero() {
 			d = t.FinishedAt.Sub(t.StartedAt).Round(time.Millisecond).String()
@@ -292,7 +294,11 @@ func printRunTable(r store.Run, tasks []store.Task) {
 		if t.Cached() {
 			state, detail = "CACHED", "outputs of "+t.CachedFrom
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", t.Name, state, len(t.Attempts), d, detail)
+		attempts := strconv.Itoa(len(t.Attempts))
+		if groups[t.Index] {
+			attempts = "-" // a group runs its tasks, not a command
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.Name, state, attempts, d, detail)
 	}
 	tw.Flush()
 	if len(r.Outputs) > 0 {
