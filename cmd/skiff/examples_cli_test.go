@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -71,5 +72,41 @@ func TestCLI_IrisSweepPicksTheBestModel(t *testing.T) {
 	}
 	if !cached["load"] {
 		t.Errorf("load was not cached on the second run")
+	}
+}
+
+// TestCLI_LoopsExample runs examples/loops: a loop over an upstream list of
+// objects, a nested loop, fan-in, a sub-pipeline file in a loop and an
+// exit handler.
+func TestCLI_LoopsExample(t *testing.T) {
+	t.Parallel()
+	data := filepath.Join(t.TempDir(), "data")
+	p, _ := filepath.Abs("../../examples/loops/pipeline.yaml")
+	r := skiff(t, data, "run", p, "-p", `words=["a", "b", "c"]`, "-o", "json", "--progress", "none")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	s := parseSummary(t, r)
+	want := map[string]string{
+		"total":     "120",
+		"tags":      `[["shard 1 red","shard 1 green"],["shard 2 red","shard 2 green"],["shard 3 red","shard 3 green"]]`,
+		"greetings": `["A!","B!","C!"]`,
+	}
+	for k, v := range want {
+		var got any
+		if err := json.Unmarshal(s.Outputs[k], &got); err != nil {
+			t.Fatalf("output %s: %v", k, err)
+		}
+		b, _ := json.Marshal(got)
+		if string(b) != v {
+			t.Errorf("output %s = %s, want %s", k, b, v)
+		}
+	}
+	if n := len(s.Tasks); n != 1+1+3*(1+1+2)+1+1+3*2+1 {
+		t.Errorf("%d tasks", n)
+	}
+	logs := skiff(t, data, "logs", s.RunID[:8], "finally")
+	if !strings.Contains(logs.stdout, `"state":"SUCCEEDED"`) {
+		t.Errorf("the exit handler did not get its upstream status: %q", logs.stdout)
 	}
 }

@@ -34,8 +34,10 @@ func main() {
 
 func newApp() *cli.App {
 	return &cli.App{
-		Name:  "skiff",
-		Usage: "run machine-learning pipelines on one machine or a cluster",
+		// -p takes JSON lists and objects: no splitting at commas.
+		DisableSliceFlagSeparator: true,
+		Name:                      "skiff",
+		Usage:                     "run machine-learning pipelines on one machine or a cluster",
 		Description: `Skiff runs pipelines — DAGs of steps with typed parameters and artifacts —
 on an embedded single node whose every state change is kept in a Raft log
 and a bbolt database under the data dir, so a crashed run can be resumed.
