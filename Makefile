@@ -24,7 +24,7 @@ check: ## go vet, gofmt and the import rules.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) test -count=1 -run 'TestImports' ./scheduler/
 
-BENCH_WORKLOADS ?= fanout-10000 chain-1000 lattice-100x10 cached-10000 proc-chain-1000 proc-fanout-1000
+BENCH_WORKLOADS ?= fanout-10000 parallelfor-10000 chain-1000 lattice-100x10 cached-10000 proc-chain-1000 proc-fanout-1000
 BENCH_PEERS     ?= all
 BENCH_FLAGS     ?= --peer-timeout 3m
 
