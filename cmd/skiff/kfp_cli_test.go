@@ -84,3 +84,125 @@ func TestCLI_KFPCorpusRuns(t *testing.T) {
 		})
 	}
 }
+
+func TestCLI_ValidateKFP(t *testing.T) {
+	if _, err := os.Stat(filepath.Join(kfpCorpus, "INDEX.tsv")); err != nil {
+		t.Skipf("no KFP corpus at %s", kfpCorpus)
+	}
+	t.Parallel()
+	data := filepath.Join(t.TempDir(), "data")
+	r := skiff(t, data, "validate", filepath.Join(kfpCorpus, "pipeline_with_loops_and_conditions.yaml"))
+	if r.code != 0 || !strings.Contains(r.stdout, "valid KFP IR pipeline") || !strings.Contains(r.stdout, "for-loop-2  [loop") {
+		t.Errorf("valid file: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	secret := filepath.Join(kfpCorpus, "secret_as_env.yaml")
+	r = skiff(t, data, "validate", secret)
+	if r.code != 2 || !strings.Contains(r.stderr, "platforms.kubernetes.deploymentSpec.executors.exec-comp.secretAsEnv: unsupported") {
+		t.Errorf("unsupported feature: exit %d\n%s", r.code, r.stderr)
+	}
+	r = skiff(t, data, "validate", "--lenient", secret)
+	if r.code != 0 || !strings.Contains(r.stderr, "warning: platforms.kubernetes") {
+		t.Errorf("lenient: exit %d\n%s", r.code, r.stderr)
+	}
+	r = skiff(t, data, "validate", "-o", "json", filepath.Join(kfpCorpus, "hello-world.yaml"))
+	if r.code != 0 || !strings.Contains(r.stdout, `"protocol": "kfp"`) {
+		t.Errorf("json: exit %d\n%s", r.code, r.stdout)
+	}
+	r = skiff(t, data, "run", filepath.Join(kfpCorpus, "invalid__no_name.yaml"))
+	if r.code != 2 || !strings.Contains(r.stderr, "pipelineInfo.name") {
+		t.Errorf("run of an invalid file: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// executorProtocolIR is a step that acts as kfp's Python executor does: it
+// reads the ExecutorInput ({{$}}), writes one output parameter to its
+// output file and another, with an artifact's metadata, to the
+// ExecutorOutput file, which wins over the output file.
+const executorProtocolIR = `
+pipelineInfo: {name: protocol}
+components:
+  comp-step:
+    executorLabel: exec-step
+    inputDefinitions:
+      parameters:
+        n: {parameterType: NUMBER_INTEGER}
+    outputDefinitions:
+      parameters:
+        doubled: {parameterType: NUMBER_INTEGER}
+        word: {parameterType: STRING}
+      artifacts:
+        metrics: {artifactType: {schemaTitle: system.Metrics, schemaVersion: 0.0.1}}
+  comp-check:
+    executorLabel: exec-check
+    inputDefinitions:
+      parameters:
+        doubled: {parameterType: NUMBER_INTEGER}
+        word: {parameterType: STRING}
+      artifacts:
+        metrics: {artifactType: {schemaTitle: system.Metrics, schemaVersion: 0.0.1}}
+deploymentSpec:
+  executors:
+    exec-step:
+      container:
+        image: python:3.11
+        command:
+        - python3
+        - -c
+        - |
+          import json, sys
+          ei = json.loads(sys.argv[1])
+          n = ei["inputs"]["parameterValues"]["n"]
+          out = ei["outputs"]
+          open(out["parameters"]["word"]["outputFile"], "w").write("from the file")
+          with open(out["outputFile"], "w") as f:
+              json.dump({"parameterValues": {"doubled": 2 * n, "word": "from executor output"},
+                         "artifacts": {"metrics": {"artifacts": [{"metadata": {"accuracy": 0.5}}]}}}, f)
+        - '{{$}}'
+    exec-check:
+      container:
+        image: alpine
+        command: [sh, -c, 'test "$0" = 42 && test "$1" = "from executor output" && grep -q accuracy "$2" && echo checked', "{{$.inputs.parameters['doubled']}}", "{{$.inputs.parameters['word']}}", "{{$.inputs.artifacts['metrics'].path}}"]
+root:
+  dag:
+    tasks:
+      step:
+        componentRef: {name: comp-step}
+        taskInfo: {name: step}
+        inputs:
+          parameters:
+            n: {componentInputParameter: n}
+      check:
+        componentRef: {name: comp-check}
+        taskInfo: {name: check}
+        inputs:
+          parameters:
+            doubled: {taskOutputParameter: {producerTask: step, outputParameterKey: doubled}}
+            word: {taskOutputParameter: {producerTask: step, outputParameterKey: word}}
+          artifacts:
+            metrics: {taskOutputArtifact: {producerTask: step, outputArtifactKey: metrics}}
+  inputDefinitions:
+    parameters:
+      n: {parameterType: NUMBER_INTEGER}
+`
+
+func TestCLI_KFPExecutorProtocol(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := writeFile(t, dir, "p.yaml", executorProtocolIR)
+	r := skiff(t, filepath.Join(dir, "data"), "run", p, "-o", "json", "--progress", "none")
+	if r.code != 2 || !strings.Contains(r.stderr, "parameters.n") {
+		t.Fatalf("missing required parameter: exit %d\n%s", r.code, r.stderr)
+	}
+	r = skiff(t, filepath.Join(dir, "data"), "run", p, "-p", "n=x")
+	if r.code != 2 || !strings.Contains(r.stderr, "parameters.n") {
+		t.Fatalf("wrong type: exit %d\n%s", r.code, r.stderr)
+	}
+	r = skiff(t, filepath.Join(dir, "data"), "run", p, "-p", "n=21", "-o", "json", "--progress", "none")
+	s := parseSummary(t, r)
+	if r.code != 0 || s.State != "SUCCEEDED" {
+		t.Fatalf("exit %d, %+v\n%s", r.code, s, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "ignores their images (alpine, python:3.11)") {
+		t.Errorf("no note that images are ignored:\n%s", r.stderr)
+	}
+}

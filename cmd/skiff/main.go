@@ -54,6 +54,7 @@ Start with:  skiff run examples/iris/pipeline.yaml`,
 		}, clientFlags()...),
 		Commands: []*cli.Command{
 			runCommand(),
+			validateCommand(),
 			runsCommand(),
 			logsCommand(),
 			serverCommand(),

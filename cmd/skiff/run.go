@@ -76,6 +76,9 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if ex := c.String("executor"); ex == "" || ex == "local" {
+		noteImages(plan)
+	}
 	dir, err := filepath.Abs(filepath.Dir(file))
 	if err != nil {
 		return err
@@ -192,4 +195,28 @@ func loadPipeline(file string, raw []string, opts kfp.Options) (*spec.Plan, map[
 		return nil, nil, usageError("%s: %v", file, err)
 	}
 	return plan, params, nil
+}
+
+// noteImages says, once, that the local executor runs KFP steps as local
+// processes and ignores their images.
+func noteImages(p *spec.Plan) {
+	seen := map[string]bool{}
+	var imgs []string
+	var walk func(p *spec.Plan)
+	walk = func(p *spec.Plan) {
+		for i := range p.Tasks {
+			t := &p.Tasks[i]
+			if t.Body != nil {
+				walk(t.Body)
+			}
+			if t.Protocol == spec.ProtocolKFP && t.Image != "" && t.Executor == "" && !seen[t.Image] {
+				seen[t.Image] = true
+				imgs = append(imgs, t.Image)
+			}
+		}
+	}
+	walk(p)
+	if len(imgs) > 0 && p.Executor == "" {
+		fmt.Fprintf(os.Stderr, "skiff: warning: the local executor runs steps as local processes and ignores their images (%s); --executor docker runs them\n", strings.Join(imgs, ", "))
+	}
 }
