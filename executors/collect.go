@@ -23,14 +23,27 @@ import (
 const MaxParamBytes = 1 << 20
 
 // PrepareRoot creates the layout of an execution's root on the host:
-// inputs/, outputs/ and tmp/ (and hostRoot itself).
-func PrepareRoot(hostRoot string) error {
+// inputs/, outputs/ and tmp/ (and hostRoot itself). PrepareRootFor makes
+// only what a spec needs.
+func PrepareRoot(hostRoot string) error { return prepareRoot(hostRoot, InputsDir, OutputsDir, TmpDir) }
+
+// PrepareRootFor creates hostRoot with tmp/, and outputs/ when s declares
+// outputs; inputs/ comes with the first input materialised. Directories
+// cost a metadata write each, and an execution starts after all of them.
+func PrepareRootFor(hostRoot string, s *Spec) error {
+	if len(s.Outputs) > 0 {
+		return prepareRoot(hostRoot, OutputsDir, TmpDir)
+	}
+	return prepareRoot(hostRoot, TmpDir)
+}
+
+func prepareRoot(hostRoot string, dirs ...string) error {
 	if err := os.MkdirAll(hostRoot, 0o755); err != nil {
 		return fmt.Errorf("prepare root: %w", err)
 	}
 	// Plain Mkdir: MkdirAll would stat each path first, and this runs once
 	// per execution.
-	for _, d := range []string{InputsDir, OutputsDir, TmpDir} {
+	for _, d := range dirs {
 		if err := os.Mkdir(filepath.Join(hostRoot, d), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("prepare root: %w", err)
 		}

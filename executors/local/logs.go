@@ -14,14 +14,21 @@ import (
 )
 
 // Logs returns the execution's combined stdout and stderr from
-// Root/logs/output.log. With follow, the reader keeps returning output until
+// Root/output.log (Root/logs/output.log for executions of earlier
+// versions). With follow, the reader keeps returning output until
 // the execution has exited and the file is drained, or until ctx ends or the
 // reader is closed. An id with neither a live execution nor a log file is
 // executors.ErrUnknownExecution.
 func (e *Executor) Logs(ctx context.Context, id string, follow bool) (io.ReadCloser, error) {
 	x := e.lookup(id)
-	path := filepath.Join(e.Root(id), logsDir, logFileName)
+	path := filepath.Join(e.Root(id), logFileName)
 	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		old := filepath.Join(e.Root(id), oldLogsDir, logFileName)
+		if g, err2 := os.Open(old); err2 == nil {
+			path, f, err = old, g, nil
+		}
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, fs.ErrNotExist) && x != nil:

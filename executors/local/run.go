@@ -21,7 +21,9 @@ import (
 var timeNow = time.Now
 
 const (
-	logsDir     = "logs"
+	// logFileName is the combined output, at the root; oldLogsDir is
+	// where executions started by earlier binaries kept it.
+	oldLogsDir  = "logs"
 	logFileName = "output.log"
 	pidFileName = "pid"
 )
@@ -56,7 +58,7 @@ func failed(reason string) outcome {
 	return outcome{state: spec.TaskFailed, exitCode: -1, reason: reason}
 }
 
-func (x *execution) logPath() string { return filepath.Join(x.root, logsDir, logFileName) }
+func (x *execution) logPath() string { return filepath.Join(x.root, logFileName) }
 
 // run is the execution's whole background life; it reports Exited exactly
 // once, on every path.
@@ -143,11 +145,8 @@ func (x *execution) prepare(ctx context.Context) error {
 	if err := os.RemoveAll(x.root); err != nil {
 		return fmt.Errorf("preparing root: %w", err)
 	}
-	if err := executors.PrepareRoot(x.root); err != nil {
+	if err := executors.PrepareRootFor(x.root, x.spec); err != nil {
 		return err
-	}
-	if err := os.Mkdir(filepath.Join(x.root, logsDir), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("preparing root: %w", err)
 	}
 	if err := executors.MaterializeInputs(ctx, x.root, x.spec.Inputs, x.e.cfg.Blobs); err != nil {
 		return fmt.Errorf("materialising inputs: %w", err)
