@@ -138,7 +138,7 @@ func runPeers(ctx context.Context, cfg Config, ws []Workload, runs int, dir stri
 func runPeer(ctx context.Context, p Peer, w Workload, runs int, dir string, timeout time.Duration, skiffWallS float64) PeerResult {
 	tasks := 0
 	if pl, err := w.Plan(); err == nil {
-		tasks = len(pl.Tasks)
+		tasks = w.Tasks(pl)
 	}
 	var walls []time.Duration
 	for i := 0; i < runs; i++ {
