@@ -380,6 +380,11 @@ func (r *Run) loopItems(i int, t *spec.Task) ([]spec.Value, string) {
 	}
 	items := make([]spec.Value, len(list))
 	for k, it := range list {
+		if typ == spec.TypeString && len(it) > 0 && it[0] != '"' {
+			// A string item parameter takes any item as its JSON text
+			// (KFP declares loop items STRING, objects included).
+			it, _ = json.Marshal(string(it))
+		}
 		norm, err := spec.NormValue(typ, it)
 		if err != nil {
 			return nil, fmt.Sprintf("parallelFor item %d: %v", k, err)

@@ -40,7 +40,7 @@ func TestBench_JSON(t *testing.T) {
 
 func TestBench_BadInput(t *testing.T) {
 	for args, want := range map[string]string{
-		"parallelfor-10":     "needs ParallelFor (not yet in the plan model)",
+		"parallelfor-0":      "not a positive integer",
 		"ring-3":             "unknown shape",
 		"chain-3 --peers xx": "unknown peer",
 		"chain-3 --output x": "--output",

@@ -77,3 +77,11 @@ func plainKey(k string) bool {
 	}
 	return true
 }
+
+// PathKey appends map key k to a field path as errors print it: `.name`
+// for a plain name, `["odd key"]` otherwise.
+func PathKey(path, k string) string { return key(path, k) }
+
+// Describe names the JSON type (and a short value) of a decoded JSON or
+// YAML value for error messages: `string "x"`, `number 3`, `a list`.
+func Describe(v any) string { return describe(v) }

@@ -15,7 +15,7 @@ import (
 
 // maxYAMLNodes bounds the nodes a document may expand to (aliases
 // included), so a small file cannot blow up into a huge one.
-const maxYAMLNodes = 1 << 20
+const maxYAMLNodes = 1 << 21
 
 // yamlToJSON converts one YAML document to JSON with YAML 1.2 scalar rules:
 // only true/false are booleans, so a key or value such as `n`, `y`, `no`
@@ -43,6 +43,33 @@ func yamlToJSON(data []byte) ([]byte, error) {
 		return nil, err
 	}
 	return json.Marshal(v)
+}
+
+// YAMLDocuments reads every document of a YAML (or JSON) stream as generic
+// values — maps, lists, strings, bools, json.Number and nil — with the
+// rules of yamlToJSON (YAML 1.2 scalars; duplicate and merge keys are
+// errors). Empty documents are left out.
+func YAMLDocuments(data []byte) ([]any, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	c := &yamlConv{}
+	var docs []any
+	for {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if errors.Is(err, io.EOF) {
+			return docs, nil
+		}
+		if err != nil {
+			return nil, errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
+		}
+		v, err := c.value(&n)
+		if err != nil {
+			return nil, err
+		}
+		if v != nil {
+			docs = append(docs, v)
+		}
+	}
 }
 
 type yamlConv struct{ nodes int }

@@ -13,7 +13,7 @@ var irKeys = []string{"pipelineInfo", "deploymentSpec", "root", "components", "s
 // document has one of the PipelineSpec's top-level keys) rather than a
 // Skiff YAML pipeline.
 func IsIR(data []byte) bool {
-	docs, err := yamlDocs(data)
+	docs, err := spec.YAMLDocuments(data)
 	if err != nil || len(docs) == 0 {
 		return looksLikeIR(data)
 	}

@@ -30,7 +30,7 @@ type Document struct {
 // `deploymentSpec.executors.exec-x.resolver: unsupported: resolver
 // executors`; paths in the PlatformSpec start with `platforms`.
 func Parse(data []byte, opts Options) (*Document, []Warning, error) {
-	docs, err := yamlDocs(data)
+	docs, err := spec.YAMLDocuments(data)
 	if err != nil {
 		return nil, nil, &spec.ValidationError{Errors: []spec.FieldError{{Msg: err.Error()}}}
 	}

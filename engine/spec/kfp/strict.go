@@ -1,140 +1,16 @@
 package kfp
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"math"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 
-	yaml "go.yaml.in/yaml/v3"
-
 	"github.com/skiffml/skiff/engine/spec"
 )
-
-// maxNodes bounds the YAML nodes a file may expand to (aliases included).
-const maxNodes = 1 << 21
-
-// yamlDocs reads every document of a YAML (or JSON) stream as generic
-// values: maps, lists, strings, bools, json.Number and nil. Scalars follow
-// YAML 1.2 (only true/false are booleans). Duplicate keys and merge keys
-// are errors.
-func yamlDocs(data []byte) ([]any, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	c := &yamlConv{}
-	var docs []any
-	for {
-		var n yaml.Node
-		err := dec.Decode(&n)
-		if errors.Is(err, io.EOF) {
-			return docs, nil
-		}
-		if err != nil {
-			return nil, errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
-		}
-		v, err := c.value(&n)
-		if err != nil {
-			return nil, err
-		}
-		if v != nil {
-			docs = append(docs, v)
-		}
-	}
-}
-
-type yamlConv struct{ nodes int }
-
-func (c *yamlConv) value(n *yaml.Node) (any, error) {
-	c.nodes++
-	if c.nodes > maxNodes {
-		return nil, fmt.Errorf("the file expands to more than %d YAML nodes", maxNodes)
-	}
-	switch n.Kind {
-	case yaml.DocumentNode:
-		if len(n.Content) == 0 {
-			return nil, nil
-		}
-		return c.value(n.Content[0])
-	case yaml.AliasNode:
-		return c.value(n.Alias)
-	case yaml.SequenceNode:
-		out := make([]any, 0, len(n.Content))
-		for _, e := range n.Content {
-			v, err := c.value(e)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, v)
-		}
-		return out, nil
-	case yaml.MappingNode:
-		out := make(map[string]any, len(n.Content)/2)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, vn := n.Content[i], n.Content[i+1]
-			if k.Kind == yaml.AliasNode {
-				k = k.Alias
-			}
-			if k.Kind != yaml.ScalarNode {
-				return nil, fmt.Errorf("line %d: a mapping key must be a plain value", k.Line)
-			}
-			if k.Tag == "!!merge" {
-				return nil, fmt.Errorf("line %d: merge keys (<<) are not supported", k.Line)
-			}
-			if _, dup := out[k.Value]; dup {
-				return nil, fmt.Errorf("line %d: key %q appears twice", k.Line, k.Value)
-			}
-			v, err := c.value(vn)
-			if err != nil {
-				return nil, err
-			}
-			out[k.Value] = v
-		}
-		return out, nil
-	case yaml.ScalarNode:
-		return scalar(n)
-	}
-	return nil, fmt.Errorf("line %d: unsupported YAML node", n.Line)
-}
-
-func scalar(n *yaml.Node) (any, error) {
-	switch n.ShortTag() {
-	case "!!null":
-		return nil, nil
-	case "!!bool":
-		var b bool
-		if err := n.Decode(&b); err != nil {
-			return nil, fmt.Errorf("line %d: %v", n.Line, err)
-		}
-		return b, nil
-	case "!!int":
-		if i, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, 64); err == nil {
-			return json.Number(strconv.FormatInt(i, 10)), nil
-		}
-		var f float64
-		if err := n.Decode(&f); err != nil {
-			return nil, fmt.Errorf("line %d: integer %s out of range", n.Line, n.Value)
-		}
-		return json.Number(strconv.FormatFloat(f, 'g', -1, 64)), nil
-	case "!!float":
-		var f float64
-		if err := n.Decode(&f); err != nil {
-			return nil, fmt.Errorf("line %d: %v", n.Line, err)
-		}
-		if math.IsInf(f, 0) || math.IsNaN(f) {
-			return nil, fmt.Errorf("line %d: %s is not a finite number", n.Line, n.Value)
-		}
-		return json.Number(strconv.FormatFloat(f, 'g', -1, 64)), nil
-	case "!!str", "!!binary", "!!timestamp":
-		return n.Value, nil
-	}
-	return nil, fmt.Errorf("line %d: unsupported YAML tag %s", n.Line, n.Tag)
-}
 
 // checker walks a generic document along an IR type: it reports unknown
 // and unsupported fields and values of the wrong JSON kind, and returns the
@@ -320,44 +196,9 @@ func empty(v any) bool {
 	return false
 }
 
-func describe(v any) string {
-	switch v := v.(type) {
-	case nil:
-		return "null"
-	case string:
-		s := v
-		if len(s) > 40 {
-			s = s[:40] + "..."
-		}
-		return "string " + strconv.Quote(s)
-	case bool:
-		return "bool " + strconv.FormatBool(v)
-	case json.Number:
-		return "number " + string(v)
-	case []any:
-		return "a list"
-	case map[string]any:
-		return "an object"
-	}
-	return fmt.Sprintf("%T", v)
-}
+func describe(v any) string { return spec.Describe(v) }
 
-// key renders a map key as a path element: `.name` for plain names,
-// `["odd key"]` otherwise.
-func key(path, k string) string {
-	plain := k != ""
-	for i := 0; i < len(k) && plain; i++ {
-		c := k[i]
-		plain = c == '_' || c == '-' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-	}
-	if plain {
-		if path == "" {
-			return k
-		}
-		return path + "." + k
-	}
-	return path + "[" + strconv.Quote(k) + "]"
-}
+func key(path, k string) string { return spec.PathKey(path, k) }
 
 func sortedKeys[V any](m map[string]V) []string {
 	ks := make([]string, 0, len(m))
