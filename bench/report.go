@@ -222,7 +222,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintln(w, "\nvs SKIFF: the peer's wall time over Skiff's (above 1x, Skiff is faster). FSYNCS/task: entries × 4, an estimate.\nHEAP: heap in use, garbage included; LIVE: the live heap as of each GC cycle.")
+	_, err := fmt.Fprintln(w, "\nvs SKIFF: the peer's wall time over Skiff's (above 1x, Skiff is faster). FSYNCS/task: entries × 2, an estimate.\nHEAP: heap in use, garbage included; LIVE: the live heap as of each GC cycle.")
 	return err
 }
 

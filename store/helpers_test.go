@@ -30,7 +30,7 @@ type testFSM struct {
 
 func newTestFSM(tb testing.TB) *testFSM {
 	tb.Helper()
-	f, err := openFSM(filepath.Join(tb.TempDir(), "state.db"), 0, true, discardLogger(), nil)
+	f, err := openFSM(filepath.Join(tb.TempDir(), "state.db"), 0, discardLogger(), nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -112,7 +112,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	db, err := openStateDB(f.path, restoreLockTimeout, f.noSync)
+	db, err := openStateDB(f.path, restoreLockTimeout)
 	if err != nil {
 		return fmt.Errorf("restore: reopen: %w", err)
 	}

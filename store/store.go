@@ -32,8 +32,9 @@ type Config struct {
 	// SnapshotThreshold is raft's SnapshotThreshold (log entries between
 	// snapshots); 0 means 4096.
 	SnapshotThreshold uint64
-	// NoSync skips fsyncs of the raft log and state.db. Tests and benchmarks
-	// only: a crash may lose acknowledged writes.
+	// NoSync skips fsyncs of the raft log. Tests and benchmarks only: a
+	// crash may lose acknowledged writes. (state.db is never synced entry
+	// by entry: see fsm.)
 	NoSync bool
 }
 
@@ -60,6 +61,7 @@ type Store struct {
 	logger    *slog.Logger
 	metrics   *metrics
 	fsm       *fsm
+	lock      *dirLock
 	logStore  *raftboltdb.BoltStore
 	transport raft.Transport
 	raft      *raft.Raft
@@ -113,8 +115,12 @@ func open(ctx context.Context, cfg Config, opts ...option) (s *Store, err error)
 	}
 	cleanup = append(cleanup, s.metrics.unregister)
 
-	// state.db first: its lock decides who owns the directory.
-	if s.fsm, err = openFSM(filepath.Join(cfg.Dir, "state.db"), cfg.LockTimeout, cfg.NoSync, logger, s.metrics); err != nil {
+	// The directory lock first: it decides who owns the directory.
+	if s.lock, err = lockDir(cfg.Dir, cfg.LockTimeout); err != nil {
+		return nil, fmt.Errorf("store: data dir %s: %w", cfg.Dir, err)
+	}
+	cleanup = append(cleanup, func() { _ = s.lock.unlock() })
+	if s.fsm, err = openFSM(filepath.Join(cfg.Dir, "state.db"), cfg.LockTimeout, logger, s.metrics); err != nil {
 		return nil, fmt.Errorf("store: data dir %s: %w", cfg.Dir, err)
 	}
 	cleanup = append(cleanup, func() { _ = s.fsm.close() })
@@ -231,7 +237,7 @@ func (s *Store) Close() error {
 		close(s.closed)
 		errs := []error{s.raft.Shutdown().Error()}
 		closeTransport(s.transport)
-		errs = append(errs, s.logStore.Close(), s.fsm.close())
+		errs = append(errs, s.logStore.Close(), s.fsm.close(), s.lock.unlock())
 		s.metrics.unregister()
 		s.closeErr = errors.Join(errs...)
 	})
