@@ -6,6 +6,6 @@ import "errors"
 // is still waiting on or running.
 var ErrAlreadyRunning = errors.New("execution already running")
 
-// ErrNoPIDFile is returned by KillLeftover when the execution's root has no
-// pid file (nothing was started there, or it already exited cleanly).
-var ErrNoPIDFile = errors.New("no pid file")
+// ErrNoLeftover is returned by KillLeftover when no process of the
+// execution is left (nothing was started, or all of it exited).
+var ErrNoLeftover = errors.New("no leftover process")

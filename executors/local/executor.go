@@ -2,7 +2,6 @@ package local
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -13,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/skiffml/skiff/engine/spec"
 	"github.com/skiffml/skiff/executors"
@@ -203,34 +201,3 @@ func (e *Executor) forget(x *execution) {
 	e.mu.Unlock()
 }
 
-// KillLeftover kills the process group recorded in execution id's pid file,
-// if that group still exists: used after an engine crash, for executions
-// this process did not start. The pid file records the leader's start time
-// too, so a recycled pid belonging to another process is left alone. It
-// returns ErrNoPIDFile when there is no pid file; nil when the group is gone
-// or was killed.
-func (e *Executor) KillLeftover(id string) error {
-	if x := e.lookup(id); x != nil {
-		return fmt.Errorf("local: kill leftover %q: %w (use Cancel)", id, ErrAlreadyRunning)
-	}
-	return e.killLeftover(id)
-}
-
-func (e *Executor) killLeftover(id string) error {
-	pidFile := filepath.Join(e.Root(id), pidFileName)
-	pid, start, err := readPIDFile(pidFile)
-	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("local: kill leftover %q: %w", id, ErrNoPIDFile)
-	}
-	if err != nil {
-		return fmt.Errorf("local: kill leftover %q: %w", id, err)
-	}
-	if now, err := procStartTime(pid); err == nil && start != "" && now != start {
-		e.log.Info("local executor: leftover pid was recycled; not killing", "id", id, "pid", pid)
-		return os.Remove(pidFile)
-	}
-	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("local: kill leftover %q: process group %d: %w", id, pid, err)
-	}
-	return os.Remove(pidFile)
-}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -139,6 +140,17 @@ func (f *fixture) blobBytes(t testing.TB, ref *spec.ArtifactRef) []byte {
 	return b
 }
 
+// waitFor polls cond until it holds.
+func waitFor(t testing.TB, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(testDeadline); time.Now().Before(deadline); time.Sleep(pollInterval) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("condition not met within %s", testDeadline)
+}
+
 // processGone polls until pid no longer exists (or is a zombie).
 func processGone(t testing.TB, pid int) {
 	t.Helper()
@@ -230,9 +242,6 @@ echo done >&2
 	}
 	if got := string(f.blobBytes(t, ev.Logs)); got != "hello from t\ndone\n" {
 		t.Fatalf("logs = %q", got)
-	}
-	if _, err := os.Stat(filepath.Join(root, pidFileName)); !os.IsNotExist(err) {
-		t.Fatalf("pid file left after exit: %v", err)
 	}
 	if ids, _ := f.ex.Running(context.Background()); len(ids) != 0 {
 		t.Fatalf("Running = %v after exit", ids)
@@ -468,28 +477,45 @@ func TestLocal_InputMaterialised(t *testing.T) {
 func TestLocal_KillLeftover(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil)
-	id := "leftover"
-	root := f.ex.Root(id)
-	os.MkdirAll(root, 0o755)
-	if err := f.ex.KillLeftover(id); !errors.Is(err, ErrNoPIDFile) {
-		t.Fatalf("no pid file: err = %v", err)
+	id := "leftover-" + strconv.Itoa(os.Getpid())
+	if err := f.ex.KillLeftover(id); !errors.Is(err, ErrNoLeftover) {
+		t.Fatalf("nothing left: err = %v", err)
 	}
-	pidFile := filepath.Join(t.TempDir(), "child")
-	cmd := exec.Command("/bin/sh", "-c", `sleep 60 & echo $! > `+pidFile+`; wait`)
+	// A step an earlier engine started: a group leader, a child in its
+	// group, and a grandchild that left the group; all carry the id.
+	pidFile := filepath.Join(t.TempDir(), "pids")
+	cmd := exec.Command("/bin/sh", "-c", `sleep 60 & c=$!; setsid sleep 60 & echo $c $! > `+pidFile+`; wait`)
+	cmd.Env = append(os.Environ(), executionEnv+"="+id)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go cmd.Wait()
-	child := readPID(t, pidFile)
-	if err := writePIDFile(filepath.Join(root, pidFileName), cmd.Process.Pid); err != nil {
+	var child, escaped int
+	waitFor(t, func() bool {
+		b, err := os.ReadFile(pidFile)
+		n, _ := fmt.Sscan(string(b), &child, &escaped)
+		return err == nil && n == 2
+	})
+	// Another execution's process is left alone.
+	other := exec.Command("sleep", "60")
+	other.Env = append(os.Environ(), executionEnv+"="+id+"-other")
+	if err := other.Start(); err != nil {
 		t.Fatal(err)
 	}
+	defer func() { other.Process.Kill(); other.Wait() }()
 	if err := f.ex.KillLeftover(id); err != nil {
 		t.Fatal(err)
 	}
 	processGone(t, child)
+	processGone(t, escaped)
 	processGone(t, cmd.Process.Pid)
+	if err := syscall.Kill(other.Process.Pid, 0); err != nil {
+		t.Errorf("another execution's process was killed: %v", err)
+	}
+	if err := f.ex.KillLeftover(id); !errors.Is(err, ErrNoLeftover) {
+		t.Fatalf("after the kill: err = %v", err)
+	}
 }
 
 func TestConfig_Validate(t *testing.T) {

@@ -20,12 +20,15 @@ import (
 
 var timeNow = time.Now
 
+// executionEnv names the execution in every step's environment; it also
+// finds leftover processes (leftover.go).
+const executionEnv = "SKIFF_EXECUTION_ID"
+
 const (
 	// logFileName is the combined output, at the root; oldLogsDir is
 	// where executions started by earlier binaries kept it.
 	oldLogsDir  = "logs"
 	logFileName = "output.log"
-	pidFileName = "pid"
 )
 
 // execution is one Start: waiting for slots, then running, then reported.
@@ -139,11 +142,15 @@ func (x *execution) runGranted() (outcome, bool) {
 // prepare empties the root (a leftover from an earlier try of the same id
 // must not leak outputs), lays it out and materialises inputs.
 func (x *execution) prepare(ctx context.Context) error {
-	if err := x.e.killLeftover(x.spec.ID); err != nil && !errors.Is(err, ErrNoPIDFile) {
-		x.e.log.Warn("local executor: leftover process", "id", x.spec.ID, "err", err)
-	}
-	if err := os.RemoveAll(x.root); err != nil {
-		return fmt.Errorf("preparing root: %w", err)
+	if _, err := os.Lstat(x.root); err == nil {
+		// An earlier try of the same id: what it runs must not write
+		// into this one, nor leak its outputs into it.
+		if err := x.e.killLeftover(x.spec.ID); err != nil && !errors.Is(err, ErrNoLeftover) {
+			x.e.log.Warn("local executor: leftover process", "id", x.spec.ID, "err", err)
+		}
+		if err := os.RemoveAll(x.root); err != nil {
+			return fmt.Errorf("preparing root: %w", err)
+		}
 	}
 	if err := executors.PrepareRootFor(x.root, x.spec); err != nil {
 		return err
@@ -181,9 +188,6 @@ func (x *execution) exec() (outcome, error) {
 		return outcome{}, fmt.Errorf("starting %q: %w", s.Command[0], err)
 	}
 	pid := cmd.Process.Pid
-	if err := writePIDFile(filepath.Join(x.root, pidFileName), pid); err != nil {
-		x.e.log.Warn("local executor: pid file", "id", s.ID, "err", err)
-	}
 	x.e.log.Debug("local executor: started", "id", s.ID, "pid", pid)
 	x.report(executors.Event{ID: s.ID, Kind: executors.EventStarted, Time: x.e.cfg.Clock()})
 	x.started()
@@ -209,7 +213,6 @@ func (x *execution) exec() (outcome, error) {
 	}
 	// Whatever the leader left behind in its group goes too.
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
-	_ = os.Remove(filepath.Join(x.root, pidFileName))
 	res := exitOutcome(cmd.ProcessState, err2)
 	if why.state != 0 {
 		why.exitCode = res.exitCode
@@ -306,7 +309,7 @@ func (x *execution) environ() []string {
 	set("SKIFF_TASK", s.Task)
 	set("SKIFF_TASK_INDEX", strconv.Itoa(s.TaskIndex))
 	set("SKIFF_ATTEMPT", strconv.Itoa(s.Attempt))
-	set("SKIFF_EXECUTION_ID", s.ID)
+	set(executionEnv, s.ID)
 	set("SKIFF_ROOT", x.root)
 	set("CUDA_VISIBLE_DEVICES", strings.Join(x.waiter.gpus, ","))
 	env := make([]string, 0, len(order))
@@ -340,51 +343,4 @@ func lookPath(name string, env []string) (string, error) {
 	return "", fmt.Errorf("%w: not found in PATH %q", fs.ErrNotExist, path)
 }
 
-// writePIDFile records "pid starttime" atomically (temp file + rename).
-func writePIDFile(path string, pid int) error {
-	start, _ := procStartTime(pid)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(fmt.Sprintf("%d %s\n", pid, start)), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}
 
-func readPIDFile(path string) (pid int, start string, err error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, "", err
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 0, "", fmt.Errorf("pid file %s: empty", path)
-	}
-	pid, err = strconv.Atoi(f[0])
-	if err != nil || pid <= 1 {
-		return 0, "", fmt.Errorf("pid file %s: bad pid %q", path, f[0])
-	}
-	if len(f) > 1 {
-		start = f[1]
-	}
-	return pid, start, nil
-}
-
-// procStartTime is field 22 of /proc/<pid>/stat (start time in clock ticks
-// since boot); it tells a process from a later one reusing its pid.
-func procStartTime(pid int) (string, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return "", err
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')') // the command name may hold spaces
-	if i < 0 {
-		return "", errors.New("bad /proc stat")
-	}
-	f := strings.Fields(s[i+1:])
-	// f[0] is field 3 (state); start time is field 22.
-	if len(f) < 20 {
-		return "", errors.New("bad /proc stat")
-	}
-	return f[19], nil
-}
