@@ -200,4 +200,3 @@ func (e *Executor) forget(x *execution) {
 	}
 	e.mu.Unlock()
 }
-

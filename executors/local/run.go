@@ -342,5 +342,3 @@ func lookPath(name string, env []string) (string, error) {
 	}
 	return "", fmt.Errorf("%w: not found in PATH %q", fs.ErrNotExist, path)
 }
-
-
