@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 
 	"github.com/skiffml/skiff/engine/spec"
@@ -20,12 +22,21 @@ func (e *Engine) buildKFPSpec(r *activeRun, task, attempt int, id string, x exec
 	if name == "" {
 		name = r.plan.Name
 	}
-	inv, err := kfp.Prepare(t, inputs, kfp.Runtime{
+	rt := kfp.Runtime{
 		Root: root, RunID: r.id, RunName: name, ExecutionID: id,
 		PipelineRoot: path.Dir(root),
-	})
+	}
+	if x.Name() == "local" {
+		rt.Workspace = workspaceDir(root, r.id)
+	}
+	inv, err := kfp.Prepare(t, inputs, rt)
 	if err != nil {
 		return nil, err
+	}
+	if inv.Workspace != "" {
+		if err := os.MkdirAll(inv.Workspace, 0o755); err != nil {
+			return nil, fmt.Errorf("creating the run's workspace: %w", err)
+		}
 	}
 	s := &executors.Spec{
 		ID: id, RunID: r.id, Task: r.sched.Name(task), TaskIndex: task, Attempt: attempt,
@@ -41,6 +52,14 @@ func (e *Engine) buildKFPSpec(r *activeRun, task, attempt int, id string, x exec
 	}
 	s.Env = append(s.Env, t.Env...)
 	return s, nil
+}
+
+// workspaceDir is the workspace of run runID ({{$.workspace_path}}) with
+// the local executor: .workspace-RUN_ID next to the executions' roots
+// (DATA_DIR/work/.workspace-RUN_ID), shared by every step of the run and
+// kept, like the roots, after it ends.
+func workspaceDir(root, runID string) string {
+	return filepath.Join(filepath.Dir(root), ".workspace-"+runID)
 }
 
 // inheritedEnv is the engine's environment less the variables env sets.

@@ -95,13 +95,18 @@ func TestCLI_ValidateKFP(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "valid KFP IR pipeline") || !strings.Contains(r.stdout, "for-loop-2  [loop") {
 		t.Errorf("valid file: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	secret := filepath.Join(kfpCorpus, "secret_as_env.yaml")
-	r = skiff(t, data, "validate", secret)
-	if r.code != 2 || !strings.Contains(r.stderr, "platforms.kubernetes.deploymentSpec.executors.exec-comp.secretAsEnv: unsupported") {
-		t.Errorf("unsupported feature: exit %d\n%s", r.code, r.stderr)
+	r = skiff(t, data, "validate", filepath.Join(kfpCorpus, "secret_as_env.yaml"))
+	if r.code != 0 || !strings.Contains(r.stderr, "warning: platforms.kubernetes.deploymentSpec.executors.exec-comp: Kubernetes secrets as environment variables: kept for a Kubernetes executor") {
+		t.Errorf("Kubernetes settings: exit %d\n%s", r.code, r.stderr)
 	}
-	r = skiff(t, data, "validate", "--lenient", secret)
-	if r.code != 0 || !strings.Contains(r.stderr, "warning: platforms.kubernetes") {
+	unknown := writeFile(t, t.TempDir(), "unknown.yaml", strings.Replace(readFileT(t, filepath.Join(kfpCorpus, "secret_as_env.yaml")),
+		"secretAsEnv:", "secretAsEnvironment:", 1))
+	r = skiff(t, data, "validate", unknown)
+	if r.code != 2 || !strings.Contains(r.stderr, "platforms.kubernetes.deploymentSpec.executors.exec-comp.secretAsEnvironment: unknown field") {
+		t.Errorf("unknown field: exit %d\n%s", r.code, r.stderr)
+	}
+	r = skiff(t, data, "validate", "--lenient", unknown)
+	if r.code != 0 || !strings.Contains(r.stderr, "warning: platforms.kubernetes.deploymentSpec.executors.exec-comp.secretAsEnvironment: unknown field (ignored)") {
 		t.Errorf("lenient: exit %d\n%s", r.code, r.stderr)
 	}
 	r = skiff(t, data, "validate", "-o", "json", filepath.Join(kfpCorpus, "hello-world.yaml"))
@@ -204,5 +209,27 @@ func TestCLI_KFPExecutorProtocol(t *testing.T) {
 	}
 	if !strings.Contains(r.stderr, "ignores their images (alpine, python:3.11)") {
 		t.Errorf("no note that images are ignored:\n%s", r.stderr)
+	}
+}
+
+// TestCLI_KFPWorkspace runs a pipeline whose steps share a file through
+// {{$.workspace_path}} with the local executor: the second step reads what
+// the first wrote, in DATA_DIR/work/.workspace-RUN_ID.
+func TestCLI_KFPWorkspace(t *testing.T) {
+	t.Parallel()
+	data := filepath.Join(t.TempDir(), "data")
+	r := skiff(t, data, "run", filepath.Join("..", "..", "engine", "spec", "kfp", "testdata", "workspace.yaml"), "-o", "json", "--progress", "none")
+	s := parseSummary(t, r)
+	if r.code != 0 || s.State != "SUCCEEDED" {
+		t.Fatalf("exit %d, state %s: %+v\n%s", r.code, s.State, s.Tasks, r.stderr)
+	}
+	if got := string(s.Outputs["content"]); got != `"hi"` {
+		t.Errorf("content = %s, want \"hi\" (what write-file put in the workspace)", got)
+	}
+	if b, err := os.ReadFile(filepath.Join(data, "work", ".workspace-"+s.RunID, "f")); err != nil || string(b) != "hi\n" {
+		t.Errorf("workspace file: %q, %v", b, err)
+	}
+	if !strings.Contains(r.stderr, "workspace PVC spec patch: kept for a Kubernetes executor") {
+		t.Errorf("no warning about the PVC spec patch:\n%s", r.stderr)
 	}
 }

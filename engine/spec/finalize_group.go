@@ -88,6 +88,7 @@ func (f *finalizer) checkGroupFields(path string, t *Task) {
 	bad("timeout", t.Timeout != 0)
 	bad("resources", t.Resources != (Resources{}))
 	bad("protocol", t.Protocol != "")
+	bad("kubernetes", len(t.Kubernetes) > 0)
 	bad("outputs", len(t.Outputs) > 0 && !slices.Equal(t.Outputs, groupOutputs(t)))
 }
 

@@ -79,6 +79,12 @@ type Task struct {
 	// templates.
 	Protocol string          `json:"protocol,omitempty"`
 	KFP      json.RawMessage `json:"kfp,omitempty"`
+	// Kubernetes is the task's Kubernetes settings as KFP's kubernetes
+	// platform spec writes them for its executor (volumes, secrets, config
+	// maps, node selection, tolerations, pod metadata...), kept for a
+	// Kubernetes executor; the local, docker and sim executors do not
+	// apply them.
+	Kubernetes json.RawMessage `json:"kubernetes,omitempty"`
 
 	// Deps are the indices (into Plan.Tasks) of every task this one waits
 	// for, implicit (From references) and explicit (After), sorted and

@@ -16,7 +16,11 @@ import (
 // ignored).
 func Compile(doc *Document, opts Options) (*spec.Plan, []Warning, error) {
 	c := &compiler{doc: doc.Pipeline, opts: opts}
+	c.platformSettings(doc.Platform)
 	plan := c.plan()
+	if c.usedWorkspace && c.workspace == nil {
+		c.warn("", workspacePath+" is used but the PlatformSpec sets no pipelineConfig.workspace, which Kubeflow expects: Skiff gives the run a workspace anyway")
+	}
 	if len(c.errs) > 0 {
 		return nil, c.warns, &spec.ValidationError{Errors: c.errs}
 	}
@@ -33,6 +37,12 @@ type compiler struct {
 	errs  []spec.FieldError
 	warns []Warning
 	stack []string // components being compiled, to catch recursion
+
+	kube      map[string]json.RawMessage // executor label -> its Kubernetes settings
+	workspace *WorkspaceConfig           // pipelineConfig.workspace, or nil
+	// stepWorkspace: a placeholder of the step being compiled names the
+	// workspace; usedWorkspace: one of any step does.
+	stepWorkspace, usedWorkspace bool
 }
 
 func (c *compiler) fail(path, msg string) {

@@ -27,6 +27,7 @@ func (c *compiler) step(path, cpath, kname string, t *spec.Task, ts *PipelineTas
 	}
 	data := taskData{Pipeline: c.doc.PipelineInfo.Name, PipelineRoot: c.doc.DefaultPipelineRoot, Task: kname, Executor: label}
 	nerr := len(c.errs)
+	c.stepWorkspace = false
 	c.stepInputs(path, cpath, t, ts, comp, sc, &data)
 	c.stepOutputs(cpath, t, comp, &data)
 	switch {
@@ -72,6 +73,16 @@ func (c *compiler) step(path, cpath, kname string, t *spec.Task, ts *PipelineTas
 		}
 		t.Retry = r
 	}
+	if c.stepWorkspace {
+		if t.Cache.Enabled {
+			c.warn(path+".cachingOptions.enableCache", "the step uses the workspace, which is not part of the cache key: a cache hit skips the step and what it would have written there")
+		}
+		data.Workspace = &WorkspaceConfig{}
+		if c.workspace != nil {
+			data.Workspace = c.workspace
+		}
+	}
+	t.Kubernetes = c.kube[label]
 	t.Protocol, t.KFP = spec.ProtocolKFP, mustJSON(data)
 	return len(c.errs) == nerr
 }
@@ -240,6 +251,9 @@ func (c *compiler) importer(path string, t *spec.Task, im *ImporterSpec, data *t
 	if len(im.Metadata) > 0 && !bytes.Equal(im.Metadata, []byte("{}")) {
 		c.warn(path+".metadata", "artifact metadata is not stored by Skiff: steps see {} as the imported artifact's metadata")
 	}
+	if im.DownloadToWorkspace {
+		c.warn(path+".downloadToWorkspace", "not placed in the workspace: Skiff imports the artifact into its artifact store, and each consuming step reads its own copy at its input path")
+	}
 	data.Importer = imp
 	out := data.OutArtifacts[0]
 	t.Command = []string{"cp", "-R", "--", "{{$.importer.uri}}", fmt.Sprintf("{{$.outputs.artifacts['%s'].path}}", out.Name)}
@@ -283,6 +297,10 @@ func constant(v *ValueOrRuntimeParameter) (json.RawMessage, bool) {
 // input left unset (an optional input of the enclosing DAG that its group
 // does not bind); tmpl is true for an f-string constant.
 func (c *compiler) paramSource(path string, src *InputParameterSpec, typ spec.Type, sc *scope) (in spec.Input, present, tmpl bool) {
+	if src == nil {
+		c.fail(path, "expected an input source, got null")
+		return in, false, false
+	}
 	var n int
 	for _, set := range []bool{src.TaskOutputParameter != nil, src.RuntimeValue != nil, src.ComponentInputParameter != "", src.TaskFinalStatus != nil} {
 		if set {
@@ -364,6 +382,8 @@ func (c *compiler) paramSource(path string, src *InputParameterSpec, typ spec.Ty
 // artifactSource compiles the source of an artifact input.
 func (c *compiler) artifactSource(path string, src *InputArtifactSpec, sc *scope) (in spec.Input, present bool) {
 	switch {
+	case src == nil:
+		c.fail(path, "expected an input source, got null")
 	case src.TaskOutputArtifact != nil && src.ComponentInputArtifact != "":
 		c.fail(path, "set taskOutputArtifact or componentInputArtifact, not both")
 	case src.TaskOutputArtifact != nil:
@@ -488,6 +508,7 @@ func (c *compiler) checkPlaceholders(path string, ct *ContainerSpec, data *taskD
 		case phOutArtifact:
 			ok = slices.ContainsFunc(data.OutArtifacts, func(a artifactOut) bool { return a.Name == ph.name })
 		default:
+			c.sawPlaceholder(ph)
 			return nil
 		}
 		if !ok {
@@ -514,9 +535,17 @@ func (c *compiler) checkPlaceholders(path string, ct *ContainerSpec, data *taskD
 
 // checkFString checks the placeholders of an f-string constant.
 func (c *compiler) checkFString(path, s string) {
-	if err := checkTemplate(s, func(placeholder) error { return nil }); errors.Is(err, errUnsupportedPH) {
+	if err := checkTemplate(s, func(ph placeholder) error { c.sawPlaceholder(ph); return nil }); errors.Is(err, errUnsupportedPH) {
 		c.unsupported(path, err.Error())
 	} else if err != nil {
 		c.fail(path, err.Error())
+	}
+}
+
+// sawPlaceholder notes the placeholders that ask for more than the step's
+// own inputs and outputs: the workspace.
+func (c *compiler) sawPlaceholder(ph placeholder) {
+	if ph.kind == phWorkspace {
+		c.stepWorkspace, c.usedWorkspace = true, true
 	}
 }

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"sort"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -64,16 +64,18 @@ func loadCorpusFile(t testing.TB, name string, opts Options) (*spec.Plan, []Warn
 }
 
 // TestCorpus_Conformance compiles every pipeline of the corpus. Strictly,
-// each one compiles or is rejected with errors that each name an
-// unsupported feature; leniently, every one but the gcpc__* ones compiles;
-// the invalid__* ones are rejected either way. The compiled plans use the
-// control flow INDEX.tsv says the IR uses.
+// every one but the gcpc__* (Google Cloud) ones compiles, and a gcpc__ one
+// either compiles or is rejected with errors that each name an unsupported
+// feature; leniently, every one but the gcpc__* ones compiles; the
+// invalid__* ones are rejected either way. The compiled plans use the
+// control flow INDEX.tsv says the IR uses. It prints the counts, why files
+// were rejected and the strict warnings by feature.
 func TestCorpus_Conformance(t *testing.T) {
 	entries := readCorpus(t)
 	var compiled, rejected, lenient int
-	reasons := map[string]int{}
+	reasons, warned := map[string]int{}, map[string]int{}
 	for _, e := range entries {
-		plan, _, err := loadCorpusFile(t, e.file, Options{})
+		plan, warns, err := loadCorpusFile(t, e.file, Options{})
 		invalid := strings.HasPrefix(e.file, "invalid__")
 		gcpc := strings.HasPrefix(e.file, "gcpc__")
 		switch {
@@ -87,6 +89,13 @@ func TestCorpus_Conformance(t *testing.T) {
 		case err == nil:
 			compiled++
 			checkFeatures(t, e, plan)
+			for _, w := range warns {
+				for _, f := range warningFeatures(w) {
+					warned[f]++
+				}
+			}
+		case !gcpc:
+			t.Errorf("%s: strict compile: %v", e.file, err)
 		default:
 			rejected++
 			var ve *spec.ValidationError
@@ -101,7 +110,7 @@ func TestCorpus_Conformance(t *testing.T) {
 				reasons[feature(fe)]++
 			}
 		}
-		plan, warns, err := loadCorpusFile(t, e.file, Options{Lenient: true})
+		plan, warns, err = loadCorpusFile(t, e.file, Options{Lenient: true})
 		switch {
 		case err == nil:
 			lenient++
@@ -115,16 +124,37 @@ func TestCorpus_Conformance(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("KFP corpus: %d files; strict: %d compiled, %d rejected (%d invalid__); lenient: %d compiled",
-		len(entries), compiled, rejected, countPrefix(entries, "invalid__"), lenient)
-	keys := make([]string, 0, len(reasons))
-	for k := range reasons {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	t.Logf("KFP corpus: %d files (%d gcpc__, %d invalid__); strict: %d compiled, %d rejected; lenient: %d compiled",
+		len(entries), countPrefix(entries, "gcpc__"), countPrefix(entries, "invalid__"), compiled, rejected, lenient)
+	for _, k := range sortedKeys(reasons) {
 		t.Logf("  rejected for %-70s x%d", k, reasons[k])
 	}
+	for _, k := range sortedKeys(warned) {
+		t.Logf("  warned: %-76s x%d", k, warned[k])
+	}
+}
+
+var (
+	quotedRE = regexp.MustCompile(`"[^"]*"`)
+	uriRE    = regexp.MustCompile(`\S+://\S*`)
+)
+
+// warningFeatures names what a warning is about: each Kubernetes setting
+// of a "kept for a Kubernetes executor" warning, else its message up to
+// the first ": " with quoted values and URIs left out.
+func warningFeatures(w Warning) []string {
+	if list, ok := strings.CutSuffix(w.Msg, ": "+kubeNotApplied+"them"); ok {
+		var out []string
+		for _, f := range strings.Split(strings.TrimPrefix(list, "Kubernetes "), ", ") {
+			out = append(out, "Kubernetes "+f)
+		}
+		return out
+	}
+	if f, ok := strings.CutSuffix(w.Msg, ": "+kubeNotApplied+"it"); ok {
+		return []string{f}
+	}
+	f, _, _ := strings.Cut(w.Msg, ": ")
+	return []string{uriRE.ReplaceAllString(quotedRE.ReplaceAllString(f, `"…"`), "URI")}
 }
 
 // feature names the unsupported feature of an error: its message after

@@ -15,6 +15,10 @@ type taskData struct {
 	// DynamicResources: the container's resources hold placeholders,
 	// resolved at dispatch.
 	DynamicResources bool `json:"dynamicResources,omitempty"`
+	// Workspace: the step uses the run's workspace ({{$.workspace_path}});
+	// the pipeline's workspace config (size, Kubernetes PVC patch), kept
+	// for a Kubernetes executor.
+	Workspace *WorkspaceConfig `json:"workspace,omitempty"`
 
 	Params       []paramIn     `json:"params,omitempty"`
 	Artifacts    []artifactIn  `json:"artifacts,omitempty"`

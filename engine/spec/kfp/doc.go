@@ -9,7 +9,9 @@
 // executor protocol (Prepare: the ExecutorInput JSON, the placeholder
 // grammar, IfPresent/Concat, and which output files and ExecutorOutput
 // entries to collect). The compiler leaves what dispatch needs in each
-// step's opaque Task.KFP.
+// step's opaque Task.KFP, and the kubernetes platform's settings for the
+// step's executor, as written, in Task.Kubernetes (kept for a Kubernetes
+// executor; no executor here applies them).
 //
 // It must not touch the store, the scheduler or an executor: the engine
 // calls Prepare from its dispatch and hands the result to an executor.

@@ -19,6 +19,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte(minimalIR))
 	f.Add([]byte(controlFlowIR))
 	f.Add([]byte(minimalIR + "---\nplatforms: {kubernetes: {deploymentSpec: {executors: {exec-echo: {tolerations: [{key: a}]}}}}}\n"))
+	f.Add([]byte(minimalIR + "---\nplatforms: {kubernetes: {pipelineConfig: {workspace: {size: 1Gi, kubernetes: {pvcSpecPatch: {a: b}}}}}}\n"))
 	for _, name := range []string{"pipeline_with_loops_and_conditions.yaml", "pipeline_with_task_final_status_yaml.yaml", "container_with_if_placeholder.yaml"} {
 		if data, err := os.ReadFile(filepath.Join(corpusDir, name)); err == nil {
 			f.Add(data)
@@ -53,6 +54,7 @@ func FuzzResolve(f *testing.F) {
 		`{"IfPresent": {"InputName": "opt", "Then": ["a"], "Else": [{"Concat": ["b", "{{$.pipeline_job_uuid}}"]}]}}`,
 		`{"Concat": ["{{$.outputs.parameters['out'].output_file}}", {"IfPresent": {"InputName": "msg", "Then": "{{$.inputs.artifacts['data'].uri}}"}}]}`,
 		"{{$.inputs.artifacts['data'].metadata}}", "{{$.outputs.artifacts['model'].path}}", "{{$", "{{$.nope}}", "{{$.inputs.parameters[\"msg\"]}}",
+		"{{$.workspace_path}}/f", "id={{$.pipeline_persistent_resource_id}}",
 	} {
 		f.Add(s)
 	}

@@ -6,7 +6,9 @@ import "encoding/json"
 // kubernetes platform proto) with their JSON names, for what Skiff reads.
 // A field Skiff knows but does not run is tagged `kfp:"unsupported,WHAT"`:
 // the strict parser rejects it naming WHAT (lenient parsing warns and drops
-// it). A key that is not a field at all is an unknown field.
+// it). A field tagged `kfp:"kube,WHAT"` is a Kubernetes setting Skiff keeps
+// for a Kubernetes executor (see KubernetesExecutorConfig). A key that is
+// not a field at all is an unknown field.
 
 // PipelineSpec is the first document of a compiled pipeline.
 type PipelineSpec struct {
@@ -86,7 +88,7 @@ type ImporterSpec struct {
 	TypeSchema          *ArtifactTypeSchema      `json:"typeSchema"`
 	Metadata            json.RawMessage          `json:"metadata"`
 	Reimport            bool                     `json:"reimport"`
-	DownloadToWorkspace bool                     `json:"downloadToWorkspace" kfp:"unsupported,importer downloadToWorkspace (workspaces)"`
+	DownloadToWorkspace bool                     `json:"downloadToWorkspace"`
 }
 
 // ValueOrRuntimeParameter is a constant or the name of an input.
@@ -294,7 +296,27 @@ type SinglePlatformSpec struct {
 	DeploymentSpec *PlatformDeploymentConfig `json:"deploymentSpec"`
 	Platform       string                    `json:"platform"`
 	Config         json.RawMessage           `json:"config" kfp:"unsupported,platform config"`
-	PipelineConfig json.RawMessage           `json:"pipelineConfig" kfp:"unsupported,pipeline config (workspaces)"`
+	PipelineConfig *PipelineConfig           `json:"pipelineConfig"`
+}
+
+// PipelineConfig is the pipeline-level configuration (dsl.PipelineConfig).
+type PipelineConfig struct {
+	SemaphoreKey string           `json:"semaphoreKey" kfp:"unsupported,pipeline concurrency limits (semaphoreKey)"`
+	MutexName    string           `json:"mutexName" kfp:"unsupported,pipeline mutexes (mutexName)"`
+	ResourceTTL  json.RawMessage  `json:"resourceTtl" kfp:"unsupported,a TTL for the run's Kubernetes resources (resourceTtl)"`
+	Workspace    *WorkspaceConfig `json:"workspace"`
+}
+
+// WorkspaceConfig asks for a workspace: a directory shared by the steps of
+// a run ({{$.workspace_path}}).
+type WorkspaceConfig struct {
+	Size       string                     `json:"size,omitempty"`
+	Kubernetes *KubernetesWorkspaceConfig `json:"kubernetes,omitempty"`
+}
+
+// KubernetesWorkspaceConfig is the workspace's Kubernetes settings.
+type KubernetesWorkspaceConfig struct {
+	PVCSpecPatch KubeObject `json:"pvcSpecPatch,omitempty" kfp:"kube,workspace PVC spec patch"`
 }
 
 // PlatformDeploymentConfig holds per-executor platform settings.
@@ -302,25 +324,35 @@ type PlatformDeploymentConfig struct {
 	Executors map[string]*KubernetesExecutorConfig `json:"executors"`
 }
 
+// KubeObject is a Kubernetes setting kept as written: an object whose
+// fields Skiff does not read.
+type KubeObject map[string]json.RawMessage
+
 // KubernetesExecutorConfig is the kubernetes platform's settings for one
-// executor. Skiff's executors run none of them yet: each is reported as
-// unsupported (ignored with a warning when parsing leniently).
+// executor. A field tagged `kfp:"kube,WHAT"` is accepted and kept as
+// written (Task.Kubernetes) for a Kubernetes executor: Skiff checks only
+// its shape (a list of objects, an object, a string, a number); the local
+// and docker executors do not apply it, which the compiler says in a
+// warning naming WHAT.
 type KubernetesExecutorConfig struct {
-	SecretAsVolume         json.RawMessage `json:"secretAsVolume" kfp:"unsupported,Kubernetes secrets as volumes"`
-	SecretAsEnv            json.RawMessage `json:"secretAsEnv" kfp:"unsupported,Kubernetes secrets as environment variables"`
-	PVCMount               json.RawMessage `json:"pvcMount" kfp:"unsupported,Kubernetes persistent volume claim mounts"`
-	NodeSelector           json.RawMessage `json:"nodeSelector" kfp:"unsupported,Kubernetes node selectors"`
-	PodMetadata            json.RawMessage `json:"podMetadata" kfp:"unsupported,Kubernetes pod labels and annotations"`
-	ImagePullSecret        json.RawMessage `json:"imagePullSecret" kfp:"unsupported,Kubernetes image pull secrets"`
-	ImagePullPolicy        json.RawMessage `json:"imagePullPolicy" kfp:"unsupported,Kubernetes image pull policy"`
-	ConfigMapAsVolume      json.RawMessage `json:"configMapAsVolume" kfp:"unsupported,Kubernetes config maps as volumes"`
-	ConfigMapAsEnv         json.RawMessage `json:"configMapAsEnv" kfp:"unsupported,Kubernetes config maps as environment variables"`
-	ActiveDeadlineSeconds  json.RawMessage `json:"activeDeadlineSeconds" kfp:"unsupported,Kubernetes active deadline"`
-	FieldPathAsEnv         json.RawMessage `json:"fieldPathAsEnv" kfp:"unsupported,Kubernetes field paths as environment variables"`
-	Tolerations            json.RawMessage `json:"tolerations" kfp:"unsupported,Kubernetes tolerations"`
-	GenericEphemeralVolume json.RawMessage `json:"genericEphemeralVolume" kfp:"unsupported,Kubernetes generic ephemeral volumes"`
-	NodeAffinity           json.RawMessage `json:"nodeAffinity" kfp:"unsupported,Kubernetes node affinity"`
-	EnabledSharedMemory    json.RawMessage `json:"enabledSharedMemory" kfp:"unsupported,Kubernetes shared memory volumes"`
-	EmptyDirMounts         json.RawMessage `json:"emptyDirMounts" kfp:"unsupported,Kubernetes emptyDir mounts"`
-	SecurityContext        json.RawMessage `json:"securityContext" kfp:"unsupported,Kubernetes security context"`
+	SecretAsVolume         []KubeObject `json:"secretAsVolume,omitempty" kfp:"kube,secrets as volumes"`
+	SecretAsEnv            []KubeObject `json:"secretAsEnv,omitempty" kfp:"kube,secrets as environment variables"`
+	PVCMount               []KubeObject `json:"pvcMount,omitempty" kfp:"kube,persistent volume claim mounts"`
+	NodeSelector           KubeObject   `json:"nodeSelector,omitempty" kfp:"kube,node selectors"`
+	PodMetadata            KubeObject   `json:"podMetadata,omitempty" kfp:"kube,pod labels and annotations"`
+	ImagePullSecret        []KubeObject `json:"imagePullSecret,omitempty" kfp:"kube,image pull secrets"`
+	ImagePullPolicy        string       `json:"imagePullPolicy,omitempty" kfp:"kube,image pull policy"`
+	ConfigMapAsVolume      []KubeObject `json:"configMapAsVolume,omitempty" kfp:"kube,config maps as volumes"`
+	ConfigMapAsEnv         []KubeObject `json:"configMapAsEnv,omitempty" kfp:"kube,config maps as environment variables"`
+	ActiveDeadlineSeconds  *json.Number `json:"activeDeadlineSeconds,omitempty" kfp:"kube,active deadline"`
+	FieldPathAsEnv         []KubeObject `json:"fieldPathAsEnv,omitempty" kfp:"kube,field paths as environment variables"`
+	Tolerations            []KubeObject `json:"tolerations,omitempty" kfp:"kube,tolerations"`
+	GenericEphemeralVolume []KubeObject `json:"genericEphemeralVolume,omitempty" kfp:"kube,generic ephemeral volumes"`
+	NodeAffinity           []KubeObject `json:"nodeAffinity,omitempty" kfp:"kube,node affinity"`
+	PodAffinity            []KubeObject `json:"podAffinity,omitempty" kfp:"kube,pod affinity"`
+	EnabledSharedMemory    KubeObject   `json:"enabledSharedMemory,omitempty" kfp:"kube,shared memory volumes"`
+	EmptyDirMounts         []KubeObject `json:"emptyDirMounts,omitempty" kfp:"kube,emptyDir mounts"`
+	SecurityContext        KubeObject   `json:"securityContext,omitempty" kfp:"kube,security context"`
+	InitContainers         []KubeObject `json:"initContainers,omitempty" kfp:"kube,init containers"`
+	PodResourceClaims      []KubeObject `json:"podResourceClaims,omitempty" kfp:"kube,pod resource claims"`
 }

@@ -48,6 +48,18 @@ func fieldErrors(t *testing.T, err error) []spec.FieldError {
 	return ve.Errors
 }
 
+// requireFieldError fails t unless err is a *spec.ValidationError with an
+// error at path whose message holds msg.
+func requireFieldError(t *testing.T, err error, path, msg string) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("accepted, want an error")
+	}
+	if errs := fieldErrors(t, err); !hasError(errs, path, msg) {
+		t.Fatalf("errors %v lack %s: %s", errs, path, msg)
+	}
+}
+
 func hasError(errs []spec.FieldError, path, msg string) bool {
 	for _, e := range errs {
 		if e.Path == path && strings.Contains(e.Msg, msg) {
@@ -81,12 +93,7 @@ func TestParse_RejectsNamingThePath(t *testing.T) {
 				doc = strings.Replace(doc, "pipelineInfo: {name: echo}", "pipelineInfo: {displayName: echo}", 1)
 			}
 			_, _, err := Parse([]byte(doc), Options{})
-			if err == nil {
-				t.Fatal("parsed, want an error")
-			}
-			if errs := fieldErrors(t, err); !hasError(errs, tc.path, tc.msg) {
-				t.Fatalf("errors %v lack %s: %s", errs, tc.path, tc.msg)
-			}
+			requireFieldError(t, err, tc.path, tc.msg)
 		})
 	}
 }
@@ -98,25 +105,36 @@ platforms:
     deploymentSpec:
       executors:
         exec-echo:
+          futureSetting: 1
           secretAsEnv:
           - secretName: s
             keyToEnv: [{secretKey: k, envVar: K}]
 `
 	if _, _, err := Parse([]byte(doc), Options{}); err == nil {
-		t.Fatal("strict parse accepted an unknown field and a secret")
-	} else if errs := fieldErrors(t, err); !hasError(errs, "platforms.kubernetes.deploymentSpec.executors.exec-echo.secretAsEnv", "unsupported: Kubernetes secrets") ||
+		t.Fatal("strict parse accepted unknown fields")
+	} else if errs := fieldErrors(t, err); len(errs) != 2 ||
+		!hasError(errs, "platforms.kubernetes.deploymentSpec.executors.exec-echo.futureSetting", "unknown field") ||
 		!hasError(errs, "deploymentSpec.executors.exec-echo.container.futureField", "unknown field") {
-		t.Fatalf("errors: %v", errs)
+		t.Fatalf("errors: %v, want the two unknown fields only", errs)
 	}
 	plan, warns, err := Load([]byte(doc), "", Options{Lenient: true})
 	if err != nil {
 		t.Fatalf("lenient load: %v", err)
 	}
-	if len(warns) != 2 || !strings.Contains(warns[0].String()+warns[1].String(), "ignored") {
-		t.Fatalf("warnings = %v, want the two ignored fields", warns)
+	var ignored int
+	for _, w := range warns {
+		if strings.HasSuffix(w.Msg, "(ignored)") {
+			ignored++
+		}
+	}
+	if len(warns) != 3 || ignored != 2 {
+		t.Fatalf("warnings = %v, want the two ignored fields and the kept secret", warns)
 	}
 	if plan.Name != "echo" || len(plan.Tasks) != 1 {
 		t.Fatalf("plan = %+v", plan)
+	}
+	if got, want := string(plan.Tasks[0].Kubernetes), `{"secretAsEnv":[{"keyToEnv":[{"envVar":"K","secretKey":"k"}],"secretName":"s"}]}`; got != want {
+		t.Errorf("Kubernetes = %s, want %s", got, want)
 	}
 }
 

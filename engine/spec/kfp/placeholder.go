@@ -24,6 +24,8 @@ import (
 //	{{$.pipeline_job_name}}, {{$.pipeline_job_resource_name}},
 //	{{$.pipeline_job_uuid}}, {{$.pipeline_task_name}},
 //	{{$.pipeline_task_uuid}}, {{$.pipeline_root}}  the run and the task
+//	{{$.pipeline_persistent_resource_id}}          "" (no Vertex AI persistent resource)
+//	{{$.workspace_path}}                          the run's workspace directory
 //	{{$.json_escape[N]}}                          the ExecutorInput JSON,
 //	                                              escaped as a JSON string N times
 //
@@ -44,6 +46,7 @@ const (
 	phOutputFile
 	phJob
 	phJSONEscape
+	phWorkspace
 )
 
 // placeholder is a parsed `{{$...}}`.
@@ -58,10 +61,14 @@ type placeholder struct {
 var jobPlaceholders = map[string]bool{
 	"pipeline_job_name": true, "pipeline_job_resource_name": true, "pipeline_job_uuid": true,
 	"pipeline_task_name": true, "pipeline_task_uuid": true, "pipeline_root": true,
+	"pipeline_persistent_resource_id": true,
 }
 
+// workspacePath is the placeholder of the run's workspace directory.
+const workspacePath = "{{$.workspace_path}}"
+
 // errUnsupportedPH marks a well-formed placeholder Skiff does not resolve
-// (pipeline_google_cloud_project_id, workspace_path, ...).
+// (pipeline_google_cloud_project_id, ...).
 var errUnsupportedPH = errors.New("unsupported placeholder")
 
 // parsePlaceholder parses the text between `{{` and `}}`.
@@ -81,6 +88,9 @@ func parsePlaceholder(expr string) (placeholder, error) {
 	}
 	if rest == "outputs.output_file" {
 		return placeholder{kind: phOutputFile}, nil
+	}
+	if rest == "workspace_path" {
+		return placeholder{kind: phWorkspace}, nil
 	}
 	if n, ok := strings.CutPrefix(rest, "json_escape["); ok {
 		k, err := strconv.Atoi(strings.TrimSuffix(n, "]"))

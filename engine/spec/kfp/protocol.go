@@ -24,6 +24,11 @@ type Runtime struct {
 	RunName      string // {{$.pipeline_job_name}}
 	ExecutionID  string // {{$.pipeline_task_uuid}}
 	PipelineRoot string // {{$.pipeline_root}} when the IR sets no defaultPipelineRoot
+	// Workspace is the run's workspace directory as the step sees it
+	// ({{$.workspace_path}}): a directory shared by every step of the run.
+	// "" when the executor gives none: a step that uses the workspace
+	// fails (ErrNoWorkspace).
+	Workspace string
 }
 
 // Invocation is a KFP step resolved for one execution: what to run and
@@ -36,6 +41,9 @@ type Invocation struct {
 	Outputs   []executors.OutputSpec
 	// ExecutorInput is the JSON the step receives as {{$}}.
 	ExecutorInput json.RawMessage
+	// Workspace is Runtime.Workspace when the step uses it ("" when not):
+	// the directory must exist before the step starts.
+	Workspace string
 }
 
 // The ExecutorInput as KFP writes it (protojson names).
@@ -125,6 +133,9 @@ func Prepare(t *spec.Task, inputs map[string]spec.Value, rt Runtime) (*Invocatio
 	default:
 		return nil, fmt.Errorf("kfp data of task %s: no container or importer", t.Name)
 	}
+	if r.usesWorkspace {
+		inv.Workspace = rt.Workspace
+	}
 	return inv, nil
 }
 
@@ -135,6 +146,8 @@ type resolver struct {
 	params map[string]json.RawMessage // every input parameter with a value, by KFP name
 	ei     executorInput
 	eiJSON json.RawMessage
+	// usesWorkspace: a placeholder resolved to the workspace.
+	usesWorkspace bool
 }
 
 func newResolver(d *taskData, inputs map[string]spec.Value, rt Runtime) (*resolver, error) {
@@ -251,6 +264,8 @@ func (r *resolver) jobValue(name string) string {
 			return r.d.PipelineRoot
 		}
 		return r.rt.PipelineRoot
+	case "pipeline_persistent_resource_id":
+		return "" // as KFP, unless a Vertex AI persistent resource runs the job
 	}
 	return ""
 }
@@ -283,6 +298,12 @@ func (r *resolver) value(ph placeholder) (string, error) {
 		return r.jobValue(ph.name), nil
 	case phOutputFile:
 		return ei.Outputs.OutputFile, nil
+	case phWorkspace:
+		if r.rt.Workspace == "" {
+			return "", ErrNoWorkspace
+		}
+		r.usesWorkspace = true
+		return r.rt.Workspace, nil
 	case phInParam:
 		v, ok := r.params[ph.name]
 		if !ok {

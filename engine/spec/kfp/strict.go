@@ -183,7 +183,7 @@ func (c *checker) walk(path string, v any, t reflect.Type) any {
 }
 
 // empty reports whether v is absent in effect: null, an empty list or an
-// empty object.
+// empty object, or a proto3 default ("", false, 0).
 func empty(v any) bool {
 	switch x := v.(type) {
 	case nil:
@@ -192,6 +192,13 @@ func empty(v any) bool {
 		return len(x) == 0
 	case map[string]any:
 		return len(x) == 0
+	case string:
+		return x == ""
+	case bool:
+		return !x
+	case json.Number:
+		f, err := x.Float64()
+		return err == nil && f == 0
 	}
 	return false
 }
