@@ -32,6 +32,9 @@ type cacheKeyDoc struct {
 	// KFP is a KFP step's container spec (Task.KFP), which its command
 	// holds only as placeholders.
 	KFP json.RawMessage `json:"kfp,omitempty"`
+	// Kubernetes is the step's Kubernetes settings (volumes, secrets...),
+	// which change what it sees where they apply.
+	Kubernetes json.RawMessage `json:"kubernetes,omitempty"`
 }
 
 type cacheKeyInput struct {
@@ -51,7 +54,7 @@ func CacheKey(t *spec.Task, inputs map[string]spec.Value) string {
 		doc.Custom = t.Cache.Key
 	} else {
 		doc.Image, doc.Command, doc.Args, doc.Env, doc.Workdir = t.Image, t.Command, t.Args, t.Env, t.WorkingDir
-		doc.Outputs, doc.KFP = t.Outputs, t.KFP
+		doc.Outputs, doc.KFP, doc.Kubernetes = t.Outputs, t.KFP, t.Kubernetes
 		names := make([]string, 0, len(inputs))
 		for n := range inputs {
 			names = append(names, n)

@@ -159,6 +159,11 @@ func TestCacheKey_CoversWhatTheStepRuns(t *testing.T) {
 			t.Outputs = []spec.Output{{Name: "p", Type: spec.TypeInt}}
 		},
 		"another input": func(_ *spec.Task, in map[string]spec.Value) { in["y"] = spec.Value{Param: jsonRaw(`1`)} },
+		"artifact list": func(_ *spec.Task, in map[string]spec.Value) {
+			in["x"] = spec.Value{Artifacts: []spec.ArtifactRef{{Digest: "sha256:00"}}, List: true}
+		},
+		"kfp container": func(t *spec.Task, _ map[string]spec.Value) { t.KFP = jsonRaw(`{"image":"x"}`) },
+		"kubernetes":    func(t *spec.Task, _ map[string]spec.Value) { t.Kubernetes = jsonRaw(`{"pvcMount":[]}`) },
 	}
 	for name, change := range variants {
 		tk := base
@@ -167,6 +172,16 @@ func TestCacheKey_CoversWhatTheStepRuns(t *testing.T) {
 		if engine.CacheKey(&tk, vals) == k {
 			t.Errorf("changing the %s keeps the cache key", name)
 		}
+	}
+	list := func(ds ...string) map[string]spec.Value {
+		v := spec.Value{List: true}
+		for _, d := range ds {
+			v.Artifacts = append(v.Artifacts, spec.ArtifactRef{Digest: d})
+		}
+		return map[string]spec.Value{"x": v}
+	}
+	if engine.CacheKey(&base, list("sha256:00", "sha256:01")) == engine.CacheKey(&base, list("sha256:01", "sha256:00")) {
+		t.Error("the order of an artifact list does not change the key")
 	}
 	renamed := base
 	renamed.Name = "b"
