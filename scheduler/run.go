@@ -207,7 +207,7 @@ func (r *Run) begin(ds []Decision) []Decision {
 		}
 		// When the group's values cannot be had back, its pending tasks
 		// fail as they resolve their inputs, naming why.
-		s.inputs, s.items, s.resolved, s.broken = inputs, items, reason == "", reason
+		s.inputs, s.items, s.broken = inputs, items, reason
 		for k := 0; k < s.n; k++ {
 			started := false
 			for j := 0; j < s.size; j++ {

@@ -27,8 +27,7 @@ type scope struct {
 	parallelism int
 	inputs      map[string]spec.Value // the group's resolved inputs
 	items       []spec.Value          // a loop's items, one per instance
-	resolved    bool                  // inputs and items known
-	broken      string                // why they are not, after a restart
+	broken      string                // why they are not known, after a restart
 
 	hungry   bool    // in Run.hungry: instances wait for Continue
 	left     []int32 // per instance: tasks not final yet
@@ -184,7 +183,7 @@ func (r *Run) expand(ds []Decision, i int, inputs map[string]spec.Value) []Decis
 		return r.groupDone(ds, i, nil)
 	}
 	s := r.newScope(t.Body, i, base, n)
-	s.inputs, s.items, s.resolved = inputs, items, true
+	s.inputs, s.items = inputs, items
 	r.grow(s)
 	return r.activate(ds, s)
 }
