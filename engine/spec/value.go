@@ -8,6 +8,10 @@ type ArtifactRef struct {
 	Size   int64  `json:"size"`   // uncompressed bytes
 	Type   Type   `json:"type,omitempty"`
 	Dir    bool   `json:"dir,omitempty"` // a directory, stored as a tar stream
+	// Metadata is the artifact's KFP-style metadata, a JSON object (a
+	// step's ExecutorOutput, an importer's metadata); consumers read it.
+	// It is not part of the digest, which names the bytes alone.
+	Metadata json.RawMessage `json:"metadata,omitempty"`
 }
 
 // Value is a resolved input or a produced output: a JSON parameter value,

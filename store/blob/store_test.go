@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -87,7 +88,7 @@ func TestStore_PutOpenRoundTrip(t *testing.T) {
 			}
 			// Idempotent.
 			ref2, err := s.Put(ctx, bytes.NewReader(tc.data))
-			if err != nil || ref2 != ref {
+			if err != nil || !reflect.DeepEqual(ref2, ref) {
 				t.Fatalf("second put = %+v, %v", ref2, err)
 			}
 			// Materialize a file.
@@ -189,7 +190,7 @@ func TestStore_ConcurrentPutSameContent(t *testing.T) {
 	}
 	wg.Wait()
 	for i := range n {
-		if errs[i] != nil || refs[i] != refs[0] {
+		if errs[i] != nil || !reflect.DeepEqual(refs[i], refs[0]) {
 			t.Fatalf("put %d: %+v, %v (want %+v)", i, refs[i], errs[i], refs[0])
 		}
 	}
@@ -231,7 +232,7 @@ func TestStore_DirRoundTripAndDeterminism(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !r1.Dir || r1 != r2 {
+	if !r1.Dir || !reflect.DeepEqual(r1, r2) {
 		t.Fatalf("refs differ for the same tree: %+v vs %+v", r1, r2)
 	}
 	os.WriteFile(filepath.Join(t2, "a.txt"), []byte("alphA"), 0o644)
@@ -263,7 +264,7 @@ func TestStore_DirRoundTripAndDeterminism(t *testing.T) {
 		t.Fatal("exec bit lost")
 	}
 	// Re-putting the materialised tree gives the same digest.
-	if r4, err := s.PutPath(ctx, dst); err != nil || r4 != r1 {
+	if r4, err := s.PutPath(ctx, dst); err != nil || !reflect.DeepEqual(r4, r1) {
 		t.Fatalf("re-put = %+v, %v", r4, err)
 	}
 }
