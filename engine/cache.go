@@ -17,8 +17,8 @@ const cacheKeyVersion = 1
 
 // cacheKeyDoc is the canonical document a cache key hashes: what the step
 // runs (image, command, args, env, as written, before placeholders), the
-// resolved input values (parameter JSON, artifact digests) and the outputs
-// it must produce.
+// resolved input values (parameter JSON, artifact digests and metadata,
+// which a step can read) and the outputs it must produce.
 type cacheKeyDoc struct {
 	Version int             `json:"v"`
 	Image   string          `json:"image,omitempty"`
@@ -43,6 +43,11 @@ type cacheKeyInput struct {
 	Digest string          `json:"digest,omitempty"`
 	// Digests: an artifact list, in order.
 	Digests []string `json:"digests,omitempty"`
+	// Metadata: the artifact's metadata; for a list, each one's in order
+	// (when any has some). Absent when there is none, so that keys of
+	// artifacts without metadata are unchanged.
+	Metadata  json.RawMessage   `json:"metadata,omitempty"`
+	Metadatas []json.RawMessage `json:"metadatas,omitempty"`
 }
 
 // CacheKey returns the content-addressed cache key of task t run with
@@ -64,12 +69,16 @@ func CacheKey(t *spec.Task, inputs map[string]spec.Value) string {
 			v := inputs[n]
 			in := cacheKeyInput{Name: n, Param: v.Param}
 			if v.Artifact != nil {
-				in.Param, in.Digest = nil, v.Artifact.Digest
+				in.Param, in.Digest, in.Metadata = nil, v.Artifact.Digest, v.Artifact.Metadata
 			}
 			if v.IsArtifactList() {
 				in.Digests = make([]string, len(v.Artifacts))
+				metas := make([]json.RawMessage, len(v.Artifacts))
 				for k, a := range v.Artifacts {
-					in.Digests[k] = a.Digest
+					in.Digests[k], metas[k] = a.Digest, a.Metadata
+					if len(a.Metadata) > 0 {
+						in.Metadatas = metas
+					}
 				}
 			}
 			doc.Inputs = append(doc.Inputs, in)

@@ -196,3 +196,54 @@ func TestCacheKey_CoversWhatTheStepRuns(t *testing.T) {
 		t.Error("a custom key does not replace the computed one")
 	}
 }
+
+// TestCacheKey_ArtifactMetadata: a step can read its input artifacts'
+// metadata, so metadata changes the key; an artifact without metadata
+// keeps the key it had before metadata was carried.
+func TestCacheKey_ArtifactMetadata(t *testing.T) {
+	t.Parallel()
+	tk := spec.Task{Name: "a", Command: []string{"run"}}
+	one := func(meta string) map[string]spec.Value {
+		ref := &spec.ArtifactRef{Digest: "sha256:00"}
+		if meta != "" {
+			ref.Metadata = jsonRaw(meta)
+		}
+		return map[string]spec.Value{"x": {Artifact: ref}}
+	}
+	list := func(metas ...string) map[string]spec.Value {
+		v := spec.Value{List: true}
+		for _, m := range metas {
+			ref := spec.ArtifactRef{Digest: "sha256:00"}
+			if m != "" {
+				ref.Metadata = jsonRaw(m)
+			}
+			v.Artifacts = append(v.Artifacts, ref)
+		}
+		return map[string]spec.Value{"x": v}
+	}
+	plain := engine.CacheKey(&tk, one(""))
+	// The keys these inputs had before metadata was part of the key.
+	if plain != keyWithoutMetadata || engine.CacheKey(&tk, list("", "")) != listKeyWithoutMetadata {
+		t.Errorf("keys of artifacts without metadata changed: %s, %s", plain, engine.CacheKey(&tk, list("", "")))
+	}
+	if engine.CacheKey(&tk, one(`{"accuracy":0.9}`)) == plain {
+		t.Error("an artifact's metadata does not change the key")
+	}
+	if engine.CacheKey(&tk, one(`{"accuracy":0.9}`)) == engine.CacheKey(&tk, one(`{"accuracy":0.8}`)) {
+		t.Error("different metadata gives the same key")
+	}
+	if engine.CacheKey(&tk, list("", "")) == engine.CacheKey(&tk, list("", `{"k":1}`)) {
+		t.Error("the metadata of a list's artifact does not change the key")
+	}
+	if engine.CacheKey(&tk, list(`{"k":1}`, "")) == engine.CacheKey(&tk, list("", `{"k":1}`)) {
+		t.Error("the metadata of a list is not keyed by position")
+	}
+}
+
+// Keys that TestCacheKey_ArtifactMetadata's inputs without metadata had
+// before metadata was part of the key: cache entries recorded then still
+// match.
+const (
+	keyWithoutMetadata     = "sha256:12ef26291b4e761bd8e7c4d8a6f5598c4680205b532b25ad1e7d2fe221b55e4d"
+	listKeyWithoutMetadata = "sha256:3d615d1fc853ed715e3671fe363748a73ae01feacfc3ca476cf5763b3d13d933"
+)

@@ -76,18 +76,26 @@ func MaterializeInputs(ctx context.Context, hostRoot string, ins []ArtifactInput
 // file or a directory) is stored in blobs and its ref carries the output's
 // Type. A missing file, a parse failure or a store failure is an error
 // naming the output, e.g. `output "accuracy": expected float, got "abc"`.
+// An output with an ExecutorOutput file takes what that file says of it
+// first (applyExecutorOutput); an artifact's metadata there is recorded in
+// its ref's Metadata.
 func CollectOutputs(ctx context.Context, hostRoot string, outs []OutputSpec, blobs *blob.Store) (map[string]spec.Value, error) {
 	vals := make(map[string]spec.Value, len(outs))
 	eo := map[string]*executorOutput{}
 	for _, out := range outs {
+		var meta json.RawMessage
 		if out.ExecutorOutput != "" {
-			if err := applyExecutorOutput(hostRoot, out, eo); err != nil {
+			var err error
+			if meta, err = applyExecutorOutput(hostRoot, out, eo); err != nil {
 				return nil, fmt.Errorf("output %q: %w", out.Name, err)
 			}
 		}
 		v, err := collectOne(ctx, hostRoot, out, blobs)
 		if err != nil {
 			return nil, fmt.Errorf("output %q: %w", out.Name, err)
+		}
+		if v.Artifact != nil {
+			v.Artifact.Metadata = meta
 		}
 		vals[out.Name] = v
 	}
@@ -231,10 +239,12 @@ type executorOutput struct {
 // applyExecutorOutput writes what the ExecutorOutput file says of out at
 // the output's path, so that collectOne reads it: a parameter's value
 // (replacing the step's file), or an artifact's metadata when the step
-// wrote no file. Files are read once per CollectOutputs call (cache).
-func applyExecutorOutput(hostRoot string, out OutputSpec, cache map[string]*executorOutput) error {
+// wrote no file. For an artifact it returns the metadata the file gives
+// (compact; nil when none or empty), which must be a JSON object. Files
+// are read once per CollectOutputs call (cache).
+func applyExecutorOutput(hostRoot string, out OutputSpec, cache map[string]*executorOutput) (json.RawMessage, error) {
 	if !filepath.IsLocal(out.ExecutorOutput) {
-		return fmt.Errorf("executor output file %q must be a relative path", out.ExecutorOutput)
+		return nil, fmt.Errorf("executor output file %q must be a relative path", out.ExecutorOutput)
 	}
 	eo, ok := cache[out.ExecutorOutput]
 	if !ok {
@@ -242,13 +252,13 @@ func applyExecutorOutput(hostRoot string, out OutputSpec, cache map[string]*exec
 		if err == nil {
 			eo = &executorOutput{}
 			if err := json.Unmarshal(data, eo); err != nil {
-				return fmt.Errorf("executor output file: %w", err)
+				return nil, fmt.Errorf("executor output file: %w", err)
 			}
 		}
 		cache[out.ExecutorOutput] = eo // nil when the step wrote none
 	}
 	if eo == nil {
-		return nil
+		return nil, nil
 	}
 	key := out.Key
 	if key == "" {
@@ -259,24 +269,59 @@ func applyExecutorOutput(hostRoot string, out OutputSpec, cache map[string]*exec
 	case spec.KindParameter:
 		v, ok := eo.ParameterValues[key]
 		if !ok {
-			return nil
+			return nil, nil
 		}
 		text, err := paramFileText(out.Type, v)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		return os.WriteFile(p, text, 0o644)
+		return nil, os.WriteFile(p, text, 0o644)
 	case spec.KindArtifact:
 		arts := eo.Artifacts[key].Artifacts
-		if len(arts) == 0 || len(arts[0].Metadata) == 0 {
-			return nil
+		if len(arts) == 0 {
+			return nil, nil
+		}
+		meta, err := metadataObject(arts[0].Metadata)
+		if err != nil {
+			return nil, fmt.Errorf("executor output file: artifacts.%s.artifacts[0].metadata: %w", key, err)
+		}
+		if len(arts[0].Metadata) == 0 || string(arts[0].Metadata) == "null" {
+			return nil, nil
 		}
 		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
-			return nil // the step wrote the artifact itself
+			return meta, nil // the step wrote the artifact itself
 		}
-		return os.WriteFile(p, arts[0].Metadata, 0o644)
+		return meta, os.WriteFile(p, arts[0].Metadata, 0o644)
 	}
-	return nil
+	return nil, nil
+}
+
+// metadataObject checks that raw, an artifact's metadata, is a JSON object
+// and returns it compact; nil for none (absent, null or {}).
+func metadataObject(raw json.RawMessage) (json.RawMessage, error) {
+	v := bytes.TrimSpace(raw)
+	if len(v) == 0 || bytes.Equal(v, []byte("null")) {
+		return nil, nil
+	}
+	if v[0] != '{' {
+		return nil, fmt.Errorf("expected a JSON object, got %s", shortJSON(v))
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, v); err != nil {
+		return nil, err
+	}
+	if buf.String() == "{}" {
+		return nil, nil
+	}
+	return buf.Bytes(), nil
+}
+
+func shortJSON(v []byte) string {
+	const max = 64
+	if len(v) > max {
+		return string(v[:max]) + "..."
+	}
+	return string(v)
 }
 
 // paramFileText turns a JSON parameter value of an ExecutorOutput into the

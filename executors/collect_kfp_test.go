@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/skiffml/skiff/engine/spec"
@@ -15,19 +16,7 @@ import (
 // stands in for an artifact the step described only by its metadata.
 func TestCollectOutputs_ExecutorOutputTakesPrecedence(t *testing.T) {
 	t.Parallel()
-	blobs, err := blob.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := t.TempDir()
-	if err := PrepareRoot(root); err != nil {
-		t.Fatal(err)
-	}
-	write := func(rel, s string) {
-		if err := os.WriteFile(filepath.Join(root, rel), []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	root, blobs, write := collectRoot(t)
 	write("outputs/sum", "1")
 	write("outputs/note", "from the file")
 	write("outputs/kept", "7")
@@ -66,4 +55,72 @@ func TestCollectOutputs_ExecutorOutputTakesPrecedence(t *testing.T) {
 	if _, err := CollectOutputs(context.Background(), root, outs[:1], blobs); err == nil {
 		t.Fatal("a fractional int was accepted")
 	}
+}
+
+// TestCollectOutputs_ArtifactMetadata: the metadata an ExecutorOutput file
+// gives an output artifact is recorded in its ref, whether the step wrote
+// the artifact's bytes or described it by its metadata alone; empty
+// metadata records nothing, and metadata that is not a JSON object is an
+// error naming the output and the field.
+func TestCollectOutputs_ArtifactMetadata(t *testing.T) {
+	t.Parallel()
+	root, blobs, write := collectRoot(t)
+	write("outputs/model", "weights")
+	write("outputs/plain", "bytes")
+	write("eo.json", `{"artifacts": {
+		"model": {"artifacts": [{"name": "model", "uri": "ignored", "metadata": {"accuracy": 0.9, "framework": "torch"}}]},
+		"metrics": {"artifacts": [{"metadata": {"loss": 0.25}}]},
+		"plain": {"artifacts": [{"metadata": {}}]},
+		"empty": {"artifacts": [{"metadata": {}}]}}}`)
+	outs := []OutputSpec{
+		{Name: "model", Type: spec.TypeModel, ExecutorOutput: "eo.json"},
+		{Name: "metrics", Type: spec.TypeMetrics, ExecutorOutput: "eo.json"},
+		{Name: "plain", Type: spec.TypeArtifact, ExecutorOutput: "eo.json"},
+		{Name: "empty", Type: spec.TypeMetrics, ExecutorOutput: "eo.json"},
+	}
+	vals, err := CollectOutputs(context.Background(), root, outs, blobs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	model := vals["model"].Artifact
+	if model == nil || string(model.Metadata) != `{"accuracy":0.9,"framework":"torch"}` || model.Size != int64(len("weights")) {
+		t.Errorf("model = %+v (metadata %s)", model, model.Metadata)
+	}
+	metrics := vals["metrics"].Artifact
+	if metrics == nil || string(metrics.Metadata) != `{"loss":0.25}` || metrics.Size != int64(len(`{"loss": 0.25}`)) {
+		t.Errorf("metrics = %+v (metadata %s)", metrics, metrics.Metadata)
+	}
+	if p := vals["plain"].Artifact; p == nil || p.Metadata != nil || p.Size != int64(len("bytes")) {
+		t.Errorf("plain = %+v: empty metadata should record none", p)
+	}
+	// A Metrics artifact with no metrics logged: {} is its content, as
+	// before metadata was recorded, and no metadata.
+	if e := vals["empty"].Artifact; e == nil || e.Metadata != nil || e.Size != 2 {
+		t.Errorf("empty = %+v", e)
+	}
+	write("eo.json", `{"artifacts": {"model": {"artifacts": [{"metadata": [1, 2]}]}}}`)
+	_, err = CollectOutputs(context.Background(), root, outs[:1], blobs)
+	if err == nil || !strings.Contains(err.Error(), `output "model"`) || !strings.Contains(err.Error(), "artifacts.model.artifacts[0].metadata: expected a JSON object") {
+		t.Errorf("metadata that is a list: %v", err)
+	}
+}
+
+// collectRoot makes an execution root and a blob store, and returns a
+// function that writes a file under the root.
+func collectRoot(t testing.TB) (root string, blobs *blob.Store, write func(rel, s string)) {
+	t.Helper()
+	blobs, err := blob.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	root = t.TempDir()
+	if err := PrepareRoot(root); err != nil {
+		t.Fatal(err)
+	}
+	write = func(rel, s string) {
+		if err := os.WriteFile(filepath.Join(root, rel), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root, blobs, write
 }

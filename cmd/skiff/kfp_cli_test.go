@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -232,4 +234,96 @@ func TestCLI_KFPWorkspace(t *testing.T) {
 	if !strings.Contains(r.stderr, "workspace PVC spec patch: kept for a Kubernetes executor") {
 		t.Errorf("no warning about the PVC spec patch:\n%s", r.stderr)
 	}
+}
+
+// TestCLI_KFPArtifactMetadata runs a pipeline that passes artifact metadata
+// along, with the local executor: train writes {"accuracy": 0.9} for its
+// model in its ExecutorOutput file, an importer gives the dataset metadata
+// (one value from its input), and check reads both through metadata
+// placeholders and {{$}}. `skiff runs get -o json` shows each artifact with
+// its metadata.
+func TestCLI_KFPArtifactMetadata(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	src := writeFile(t, dir, "data.csv", "a,b\n")
+	ir := filepath.Join("..", "..", "engine", "spec", "kfp", "testdata", "artifact_metadata.yaml")
+	r := skiff(t, data, "run", ir, "-p", "data_uri="+src, "-p", "source=the lab", "-o", "json", "--progress", "none")
+	s := parseSummary(t, r)
+	if r.code != 0 || s.State != "SUCCEEDED" {
+		t.Fatalf("exit %d, state %s: %+v\n%s", r.code, s.State, s.Tasks, r.stderr)
+	}
+	if got := string(s.Outputs["accuracy"]); got != `"0.9"` {
+		t.Errorf("check saw accuracy %s, want \"0.9\" ({{$.inputs.artifacts['m'].metadata['accuracy']}})", got)
+	}
+	if got := string(s.Outputs["source"]); got != `"the lab"` {
+		t.Errorf("check saw source %s, want \"the lab\" (the importer's metadata, resolved from its input)", got)
+	}
+	type artifact struct {
+		Digest   string          `json:"digest"`
+		Metadata json.RawMessage `json:"metadata"`
+	}
+	var ei struct {
+		Inputs struct {
+			Artifacts map[string]struct {
+				Artifacts []artifact `json:"artifacts"`
+			} `json:"artifacts"`
+		} `json:"inputs"`
+	}
+	if err := json.Unmarshal(s.Outputs["executor_input"], &ei); err != nil {
+		t.Fatalf("executor_input: %v\n%s", err, s.Outputs["executor_input"])
+	}
+	for name, want := range map[string]string{
+		"m":    `{"accuracy":0.9,"framework":"none"}`,
+		"data": `{"kind":"constant","source":"the lab"}`,
+	} {
+		if a := ei.Inputs.Artifacts[name].Artifacts; len(a) != 1 || compactJSON(t, a[0].Metadata) != want {
+			t.Errorf("ExecutorInput artifact %s = %+v, want metadata %s", name, a, want)
+		}
+	}
+
+	get := skiff(t, data, "runs", "get", s.RunID, "-o", "json")
+	var full struct {
+		Tasks []struct {
+			Name    string                     `json:"name"`
+			Outputs map[string]json.RawMessage `json:"outputs"`
+		} `json:"tasks"`
+		Outputs map[string]json.RawMessage `json:"outputs"`
+	}
+	if err := json.Unmarshal([]byte(get.stdout), &full); err != nil {
+		t.Fatalf("runs get: exit %d, %v\n%s%s", get.code, err, get.stdout, get.stderr)
+	}
+	seen := map[string]string{}
+	for _, tk := range full.Tasks {
+		for name, raw := range tk.Outputs {
+			var a artifact
+			if json.Unmarshal(raw, &a) == nil && a.Digest != "" {
+				seen[tk.Name+"."+name] = compactJSON(t, a.Metadata)
+			}
+		}
+	}
+	for out, want := range map[string]string{
+		"train.model":       `{"accuracy":0.9,"framework":"none"}`,
+		"importer.artifact": `{"kind":"constant","source":"the lab"}`,
+	} {
+		if seen[out] != want {
+			t.Errorf("runs get: %s has metadata %s, want %s", out, seen[out], want)
+		}
+	}
+	var model artifact
+	if err := json.Unmarshal(full.Outputs["model"], &model); err != nil || compactJSON(t, model.Metadata) != `{"accuracy":0.9,"framework":"none"}` {
+		t.Errorf("runs get: the run's output model = %s, %v", full.Outputs["model"], err)
+	}
+}
+
+func compactJSON(t testing.TB, b []byte) string {
+	t.Helper()
+	if len(b) == 0 {
+		return ""
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+	return buf.String()
 }

@@ -248,15 +248,45 @@ func (c *compiler) importer(path string, t *spec.Task, im *ImporterSpec, data *t
 			c.warn(path+".artifactUri", fmt.Sprintf("%s is a remote URI: Skiff imports local paths and file:// URIs, so this task fails when it runs", s))
 		}
 	}
-	if len(im.Metadata) > 0 && !bytes.Equal(im.Metadata, []byte("{}")) {
-		c.warn(path+".metadata", "artifact metadata is not stored by Skiff: steps see {} as the imported artifact's metadata")
-	}
+	c.importerMetadata(path+".metadata", im.Metadata, data)
 	if im.DownloadToWorkspace {
 		c.warn(path+".downloadToWorkspace", "not placed in the workspace: Skiff imports the artifact into its artifact store, and each consuming step reads its own copy at its input path")
 	}
 	data.Importer = imp
 	out := data.OutArtifacts[0]
 	t.Command = []string{"cp", "-R", "--", "{{$.importer.uri}}", fmt.Sprintf("{{$.outputs.artifacts['%s'].path}}", out.Name)}
+}
+
+// importerMetadata checks an importer's metadata: a JSON object whose keys
+// and string values may hold placeholders of the importer's inputs, which
+// dispatch resolves.
+func (c *compiler) importerMetadata(path string, raw json.RawMessage, data *taskData) {
+	if t := bytes.TrimSpace(raw); len(t) == 0 || bytes.Equal(t, []byte("null")) {
+		return
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		c.fail(path, "expected an object")
+		return
+	}
+	known := c.knownPlaceholder(data)
+	var walk func(p string, v any)
+	walk = func(p string, v any) {
+		switch x := v.(type) {
+		case string:
+			c.checkArg(p, x, known)
+		case []any:
+			for i, e := range x {
+				walk(fmt.Sprintf("%s[%d]", p, i), e)
+			}
+		case map[string]any:
+			for _, k := range sortedKeys(x) {
+				c.checkArg(key(p, k), k, known)
+				walk(key(p, k), x[k])
+			}
+		}
+	}
+	walk(path, m)
 }
 
 func paramDeclared(data *taskData, name string) bool {
@@ -493,7 +523,28 @@ func selectorField(sel string) (string, error) {
 // checkPlaceholders checks every placeholder a container uses: well
 // formed, supported, and naming inputs and outputs the task has.
 func (c *compiler) checkPlaceholders(path string, ct *ContainerSpec, data *taskData) {
-	known := func(ph placeholder) error {
+	known := c.knownPlaceholder(data)
+	for i, s := range ct.Command {
+		c.checkArg(fmt.Sprintf("%s.command[%d]", path, i), s, known)
+	}
+	for i, s := range ct.Args {
+		c.checkArg(fmt.Sprintf("%s.args[%d]", path, i), s, known)
+	}
+}
+
+// checkArg reports the first problem with the placeholders of s, at path.
+func (c *compiler) checkArg(path, s string, known func(placeholder) error) {
+	if err := checkTemplate(s, known); errors.Is(err, errUnsupportedPH) {
+		c.unsupported(path, err.Error())
+	} else if err != nil {
+		c.fail(path, err.Error())
+	}
+}
+
+// knownPlaceholder returns the check of a placeholder of a step: one that
+// names an input or output must name one the step declares.
+func (c *compiler) knownPlaceholder(data *taskData) func(placeholder) error {
+	return func(ph placeholder) error {
 		var ok bool
 		switch ph.kind {
 		case phInParam:
@@ -516,30 +567,11 @@ func (c *compiler) checkPlaceholders(path string, ct *ContainerSpec, data *taskD
 		}
 		return nil
 	}
-	check := func(p, s string) {
-		if err := checkTemplate(s, known); err != nil {
-			if errors.Is(err, errUnsupportedPH) {
-				c.unsupported(p, err.Error())
-			} else {
-				c.fail(p, err.Error())
-			}
-		}
-	}
-	for i, s := range ct.Command {
-		check(fmt.Sprintf("%s.command[%d]", path, i), s)
-	}
-	for i, s := range ct.Args {
-		check(fmt.Sprintf("%s.args[%d]", path, i), s)
-	}
 }
 
 // checkFString checks the placeholders of an f-string constant.
 func (c *compiler) checkFString(path, s string) {
-	if err := checkTemplate(s, func(ph placeholder) error { c.sawPlaceholder(ph); return nil }); errors.Is(err, errUnsupportedPH) {
-		c.unsupported(path, err.Error())
-	} else if err != nil {
-		c.fail(path, err.Error())
-	}
+	c.checkArg(path, s, func(ph placeholder) error { c.sawPlaceholder(ph); return nil })
 }
 
 // sawPlaceholder notes the placeholders that ask for more than the step's

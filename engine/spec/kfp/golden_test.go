@@ -77,11 +77,14 @@ func sampleInputs(plan *spec.Plan, t *spec.Task, given map[string]spec.Value) ma
 	return vals
 }
 
-// TestPrepare_Golden resolves corpus steps and compares what a step gets
-// (command, args, ExecutorInput) and what is collected with
-// testdata/NAME.golden. Run with -update to rewrite them.
+// TestPrepare_Golden resolves corpus steps (and those of testdata/*.yaml)
+// and compares what a step gets (command, args, ExecutorInput) and what is
+// collected with testdata/NAME.golden. Run with -update to rewrite them. A
+// case whose corpus file is missing skips.
 func TestPrepare_Golden(t *testing.T) {
-	readCorpus(t) // skips without the corpus
+	withMeta := func(digest, meta string) *spec.ArtifactRef {
+		return &spec.ArtifactRef{Digest: "sha256:" + strings.Repeat(digest, 32), Size: 3, Type: spec.TypeModel, Metadata: json.RawMessage(meta)}
+	}
 	cases := []struct {
 		name, file, task string
 		given            map[string]spec.Value
@@ -99,10 +102,23 @@ func TestPrepare_Golden(t *testing.T) {
 		{"importer", "pipeline_with_importer.yaml", "condition-1/importer-2", map[string]spec.Value{"uri": {Param: json.RawMessage(`"file:///data/shakespeare.txt"`)}}},
 		{"placeholders", "pipeline_with_placeholders.yaml", "print-all-placeholders", nil},
 		{"metrics_outputs", "output_metrics.yaml", "output-metrics", nil},
+		{"artifact_metadata", "testdata/artifact_metadata.yaml", "check", map[string]spec.Value{
+			"m":    {Artifact: withMeta("ab", `{"accuracy":0.9,"framework":"none"}`)},
+			"data": {Artifact: withMeta("cd", `{"kind":"constant","source":"a \"quoted\" word"}`)}}},
+		{"importer_metadata", "testdata/artifact_metadata.yaml", "importer", map[string]spec.Value{
+			"uri": {Param: json.RawMessage(`"/data/in.csv"`)}}},
+		{"artifact_list_metadata", "pipeline_with_collected_artifacts.yaml", "", map[string]spec.Value{
+			"artifacts": {List: true, Artifacts: []spec.ArtifactRef{*withMeta("ab", `{"i":0}`), *withMeta("cd", "")}}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			plan, _, err := loadCorpusFile(t, tc.file, Options{Lenient: true})
+			var plan *spec.Plan
+			var err error
+			if strings.HasPrefix(tc.file, "testdata/") {
+				plan, err = loadTestdata(t, tc.file)
+			} else {
+				plan, _, err = loadCorpusFile(t, tc.file, Options{Lenient: true})
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -178,4 +194,15 @@ func goldenText(t testing.TB, task string, inv *Invocation) []byte {
 		t.Fatal(err)
 	}
 	return b.Bytes()
+}
+
+// loadTestdata compiles an IR file of testdata/.
+func loadTestdata(t testing.TB, name string) (*spec.Plan, error) {
+	t.Helper()
+	data, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, _, err := Load(data, "", Options{})
+	return plan, err
 }

@@ -1,6 +1,7 @@
 package kfp
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -71,7 +72,7 @@ type (
 		Name     string             `json:"name"`
 		Type     ArtifactTypeSchema `json:"type"`
 		URI      string             `json:"uri"`
-		Metadata map[string]any     `json:"metadata"`
+		Metadata json.RawMessage    `json:"metadata"` // a JSON object, {} for none
 	}
 )
 
@@ -112,12 +113,9 @@ func Prepare(t *spec.Task, inputs map[string]spec.Value, rt Runtime) (*Invocatio
 	}
 	switch {
 	case d.Importer != nil:
-		src, err := r.importSource(d.Importer)
-		if err != nil {
+		if err := r.importCommand(inv); err != nil {
 			return nil, err
 		}
-		inv.Command = []string{"cp", "-R", "--", src, executors.OutputPath(rt.Root, d.OutArtifacts[0].Output)}
-		inv.Outputs[0].ExecutorOutput = ""
 	case d.Container != nil:
 		if inv.Command, err = r.args("command", d.Container.Command); err != nil {
 			return nil, err
@@ -200,12 +198,12 @@ func newResolver(d *taskData, inputs map[string]spec.Value, rt Runtime) (*resolv
 		var l artifactList
 		switch {
 		case v.Artifact != nil:
-			l.Artifacts = []runtimeArtifact{{Name: a.Name, Type: a.Schema, URI: executors.InputPath(rt.Root, a.Input), Metadata: map[string]any{}}}
+			l.Artifacts = []runtimeArtifact{{Name: a.Name, Type: a.Schema, URI: executors.InputPath(rt.Root, a.Input), Metadata: metadataOf(*v.Artifact)}}
 		case v.IsArtifactList():
 			l.Artifacts = []runtimeArtifact{}
-			for i := range v.Artifacts {
+			for i, ref := range v.Artifacts {
 				l.Artifacts = append(l.Artifacts, runtimeArtifact{Name: a.Name, Type: a.Schema,
-					URI: executors.InputPath(rt.Root, listItemName(a.Input, i)), Metadata: map[string]any{}})
+					URI: executors.InputPath(rt.Root, listItemName(a.Input, i)), Metadata: metadataOf(ref)})
 			}
 		default:
 			return nil, fmt.Errorf("input artifact %q has no artifact", a.Name)
@@ -217,7 +215,7 @@ func newResolver(d *taskData, inputs map[string]spec.Value, rt Runtime) (*resolv
 	}
 	for _, a := range d.OutArtifacts {
 		ei.Outputs.Artifacts[a.Name] = artifactList{Artifacts: []runtimeArtifact{{Name: a.Name, Type: a.Schema,
-			URI: executors.OutputPath(rt.Root, a.Output), Metadata: map[string]any{}}}}
+			URI: executors.OutputPath(rt.Root, a.Output), Metadata: emptyMetadata}}}
 	}
 	r.eiJSON = mustJSON(ei)
 	return r, nil
@@ -337,11 +335,45 @@ func (r *resolver) value(ph placeholder) (string, error) {
 		case ph.attr == "uri" || ph.attr == "path":
 			return a.URI, nil
 		case ph.key == "":
-			return string(mustJSON(a.Metadata)), nil
+			return string(a.Metadata), nil
 		}
-		return "", fmt.Errorf("{{$.%s.artifacts['%s'].metadata['%s']}}: Skiff stores no artifact metadata", where, ph.name, ph.key)
+		v, err := metadataValue(a.Metadata, ph.key)
+		if err != nil {
+			return "", fmt.Errorf("{{$.%s.artifacts['%s'].metadata['%s']}}: %w", where, ph.name, ph.key, err)
+		}
+		return v, nil
 	}
 	return "", errors.New("unknown placeholder")
+}
+
+// emptyMetadata is the metadata of an artifact that has none.
+var emptyMetadata = json.RawMessage(`{}`)
+
+// metadataOf is an artifact's metadata as the ExecutorInput carries it.
+func metadataOf(ref spec.ArtifactRef) json.RawMessage {
+	if len(ref.Metadata) == 0 {
+		return emptyMetadata
+	}
+	return ref.Metadata
+}
+
+// metadataValue is the text of key k of an artifact's metadata: a string
+// as is, any other value as JSON; a key the metadata lacks is "null", as
+// kfp's local runner resolves it.
+func metadataValue(meta json.RawMessage, k string) (string, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(meta, &m); err != nil {
+		return "", fmt.Errorf("the artifact's metadata is not a JSON object: %w", err)
+	}
+	v, ok := m[k]
+	if !ok {
+		return "null", nil
+	}
+	var s string
+	if v[0] == '"' && json.Unmarshal(v, &s) == nil {
+		return s, nil
+	}
+	return string(v), nil
 }
 
 // paramText is a parameter value as a placeholder writes it: a string's
@@ -487,6 +519,85 @@ func (r *resolver) importSource(im *importerData) (string, error) {
 		return "", fmt.Errorf("importer: %q is not a clean absolute path", uri)
 	}
 	return uri, nil
+}
+
+// importCommand sets what an importer step runs: a copy of the artifact
+// to its output path and, when the importer gives metadata, an
+// ExecutorOutput file that carries it to the artifact, as a step's does.
+func (r *resolver) importCommand(inv *Invocation) error {
+	d := r.d
+	src, err := r.importSource(d.Importer)
+	if err != nil {
+		return err
+	}
+	out := d.OutArtifacts[0]
+	dst := executors.OutputPath(r.rt.Root, out.Output)
+	inv.Command = []string{"cp", "-R", "--", src, dst}
+	inv.Outputs[0].ExecutorOutput = ""
+	meta, err := r.importMetadata(d.Importer.Metadata)
+	if err != nil || meta == nil {
+		return err
+	}
+	eo := mustJSON(map[string]any{"artifacts": map[string]artifactList{
+		out.Name: {Artifacts: []runtimeArtifact{{Name: out.Name, Type: out.Schema, URI: dst, Metadata: meta}}},
+	}})
+	inv.Command = []string{"sh", "-c", `cp -R -- "$1" "$2" && printf '%s' "$3" > "$4"`, "importer", src, dst, string(eo), r.ei.Outputs.OutputFile}
+	inv.Outputs[0].ExecutorOutput = ExecutorOutputFile
+	return nil
+}
+
+// importMetadata is an importer's metadata with the placeholders of its
+// keys and string values resolved, as kfp's local runner resolves them
+// (each to text); nil when there is none.
+func (r *resolver) importMetadata(raw json.RawMessage) (json.RawMessage, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	var m map[string]any
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber() // numbers stay as written
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("importer: metadata: expected a JSON object: %w", err)
+	}
+	if len(m) == 0 {
+		return nil, nil
+	}
+	v, err := r.resolveJSON(m)
+	if err != nil {
+		return nil, fmt.Errorf("importer: metadata: %w", err)
+	}
+	return mustJSON(v), nil
+}
+
+// resolveJSON resolves the placeholders of every string in v, a decoded
+// JSON value, object keys included.
+func (r *resolver) resolveJSON(v any) (any, error) {
+	switch x := v.(type) {
+	case string:
+		return r.text(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			var err error
+			if out[i], err = r.resolveJSON(e); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			rk, err := r.text(k)
+			if err != nil {
+				return nil, err
+			}
+			if out[rk], err = r.resolveJSON(e); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+	return v, nil
 }
 
 // listItemName is where item i of an artifact list input is materialised,
