@@ -76,8 +76,9 @@ type OutputSpec struct {
 	// ExecutorOutput, when set, is the path (relative to the root) of a
 	// KFP ExecutorOutput JSON file the step may write; Key is the output's
 	// name there. A parameter value the file holds takes precedence over
-	// the output's own file; an artifact the step described only by its
-	// metadata there (no file) is stored as that metadata's JSON.
+	// the output's own file; an artifact's metadata there is recorded on
+	// its ArtifactRef, and an artifact the step described only by its
+	// metadata (no file) is stored as that metadata's JSON.
 	ExecutorOutput string
 	Key            string
 }
