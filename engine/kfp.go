@@ -55,8 +55,8 @@ func (e *Engine) buildKFPSpec(r *activeRun, task, attempt int, id string, x exec
 }
 
 // workspaceDir is the workspace of run runID ({{$.workspace_path}}) with
-// the local executor: .workspace-RUN_ID next to the executions' roots
-// (DATA_DIR/work/.workspace-RUN_ID), shared by every step of the run and
+// the local executor: .workspace-RUN_ID next to the executions' roots (in
+// the data dir's work directory), shared by every step of the run and
 // kept, like the roots, after it ends.
 func workspaceDir(root, runID string) string {
 	return filepath.Join(filepath.Dir(root), ".workspace-"+runID)

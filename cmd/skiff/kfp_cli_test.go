@@ -216,7 +216,7 @@ func TestCLI_KFPExecutorProtocol(t *testing.T) {
 
 // TestCLI_KFPWorkspace runs a pipeline whose steps share a file through
 // {{$.workspace_path}} with the local executor: the second step reads what
-// the first wrote, in DATA_DIR/work/.workspace-RUN_ID.
+// the first wrote, in .workspace-RUN_ID of the data dir's work directory.
 func TestCLI_KFPWorkspace(t *testing.T) {
 	t.Parallel()
 	data := filepath.Join(t.TempDir(), "data")

@@ -16,7 +16,7 @@ var update = flag.Bool("update", false, "rewrite the testdata/*.golden files")
 
 // goldenRuntime is the execution every golden test resolves for.
 var goldenRuntime = Runtime{
-	Root: "/var/skiff/work/run-1-0-1", RunID: "run-1", RunName: "my-run", ExecutionID: "run-1-0-1", PipelineRoot: "/var/skiff/work",
+	Root: "/srv/skiff/exec/run-1-0-1", RunID: "run-1", RunName: "my-run", ExecutionID: "run-1-0-1", PipelineRoot: "/srv/skiff/exec",
 }
 
 // findTask finds a task by its path of names through group bodies

@@ -166,13 +166,13 @@ func TestCompile_Workspace(t *testing.T) {
 func TestPrepare_Workspace(t *testing.T) {
 	plan, _ := loadWorkspaceIR(t, true)
 	rt := goldenRuntime
-	rt.Workspace = "/var/skiff/work/.workspace-run-1"
+	rt.Workspace = "/srv/skiff/exec/.workspace-run-1"
 	write := findTask(t, plan, "write-file")
 	inv, err := Prepare(write, nil, rt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if inv.Command[2] != "echo hi > /var/skiff/work/.workspace-run-1/f" || inv.Workspace != rt.Workspace {
+	if inv.Command[2] != "echo hi > /srv/skiff/exec/.workspace-run-1/f" || inv.Workspace != rt.Workspace {
 		t.Errorf("command %q, workspace %q", inv.Command, inv.Workspace)
 	}
 	read := findTask(t, plan, "read-file")
@@ -183,7 +183,7 @@ func TestPrepare_Workspace(t *testing.T) {
 	if inv.Command[3] != rt.Workspace || inv.Workspace != rt.Workspace {
 		t.Errorf("command %q, workspace %q", inv.Command, inv.Workspace)
 	}
-	if !strings.Contains(string(inv.ExecutorInput), `"workspace_path":"/var/skiff/work/.workspace-run-1"`) {
+	if !strings.Contains(string(inv.ExecutorInput), `"workspace_path":"/srv/skiff/exec/.workspace-run-1"`) {
 		t.Errorf("ExecutorInput %s lacks the resolved workspace_path", inv.ExecutorInput)
 	}
 	for _, tk := range []*spec.Task{write, read} {
