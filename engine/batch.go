@@ -50,9 +50,8 @@ func (b *batch) reset() {
 // flushFull commits b now when it holds MaxBatch transitions: the store
 // entry stays bounded, and the first of a big loop's executions start
 // while the engine is still deciding the rest. Each part is a consistent
-// state: the scheduler resumes from any of them.
-// The first part is small (firstPart transitions), so that the first
-// executions start early.
+// state: the scheduler resumes from any of them. The first part is small
+// (firstPart transitions), so that the first executions start early.
 func (e *Engine) flushFull(b *batch) {
 	limit := e.cfg.MaxBatch
 	if !b.flushed {

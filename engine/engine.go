@@ -79,11 +79,6 @@ type Update struct {
 	Time      time.Time
 	// Cached is set when a task SUCCEEDED from the cache, without running.
 	Cached bool
-	// Expanded is, when a group starts, the number of tasks it added to
-	// the run (after the tasks it already had); they are PENDING.
-	Expanded int
-	// Group is set on updates of a group (a task with a body).
-	Group bool
 }
 
 // checkExecutors checks that every command step of p (and of its groups'

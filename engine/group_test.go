@@ -51,8 +51,9 @@ outputs:
 
 func TestEngine_LoopRunsEveryIterationAndFansIn(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, t.TempDir(), sim.Config{Tasks: map[string]sim.Behavior{
-		"loop[3].train": {Outputs: map[string]json.RawMessage{"acc": json.RawMessage("0.9")}},
+	// Steps take 20 ms, so that iterations running together overlap.
+	h := newHarness(t, t.TempDir(), sim.Config{Default: sim.Behavior{Duration: 20 * time.Millisecond}, Tasks: map[string]sim.Behavior{
+		"loop[3].train": {Duration: 20 * time.Millisecond, Outputs: map[string]json.RawMessage{"acc": json.RawMessage("0.9")}},
 	}})
 	id := h.submit(mustPlan(t, loopYAML), nil)
 	r := h.wait(id)

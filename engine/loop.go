@@ -327,7 +327,7 @@ func (e *Engine) decide(r *activeRun, decs []scheduler.Decision, b *batch) {
 		case scheduler.ActGroupDone:
 			now := e.now().UTC()
 			b.transition(r, store.Transition{Task: d.Task, From: spec.TaskRunning, To: d.State, Time: now, Outputs: d.Outputs, Error: d.Reason})
-			b.update(Update{RunID: r.id, Task: d.Task, Name: r.sched.Name(d.Task), TaskState: d.State, Reason: d.Reason, Time: now, Group: true})
+			b.update(Update{RunID: r.id, Task: d.Task, Name: r.sched.Name(d.Task), TaskState: d.State, Reason: d.Reason, Time: now})
 		case scheduler.ActStop:
 			e.stop(r, d.Task, b)
 		case scheduler.ActDone:
@@ -356,7 +356,7 @@ func (e *Engine) expand(r *activeRun, d scheduler.Decision, b *batch) {
 	if x.Loop {
 		reason = fmt.Sprintf("%d iterations", d.Count)
 	}
-	b.update(Update{RunID: r.id, Task: d.Task, Name: r.sched.Name(d.Task), TaskState: spec.TaskRunning, Reason: reason, Time: now, Expanded: d.Count * len(names), Group: true})
+	b.update(Update{RunID: r.id, Task: d.Task, Name: r.sched.Name(d.Task), TaskState: spec.TaskRunning, Reason: reason, Time: now})
 }
 
 // dispatch starts a task the scheduler found ready: after the rest of its
