@@ -12,15 +12,19 @@ import (
 )
 
 // cacheKeyVersion changes when the key's encoding does, so old entries are
-// never matched by a different meaning.
-const cacheKeyVersion = 1
+// never matched by a different meaning. Version 2 added the namespace.
+const cacheKeyVersion = 2
 
-// cacheKeyDoc is the canonical document a cache key hashes: what the step
-// runs (image, command, args, env, as written, before placeholders), the
-// resolved input values (parameter JSON, artifact digests and metadata,
-// which a step can read) and the outputs it must produce.
+// cacheKeyDoc is the canonical document a cache key hashes: the run's
+// namespace, what the step runs (image, command, args, env, as written,
+// before placeholders), the resolved input values (parameter JSON, artifact
+// digests and metadata, which a step can read) and the outputs it must
+// produce.
 type cacheKeyDoc struct {
-	Version int             `json:"v"`
+	Version int `json:"v"`
+	// Namespace scopes every key: a run never reuses (or learns of) another
+	// namespace's results, even with a custom key.
+	Namespace string          `json:"ns"`
 	Image   string          `json:"image,omitempty"`
 	Command []string        `json:"command,omitempty"`
 	Args    []string        `json:"args,omitempty"`
@@ -51,10 +55,12 @@ type cacheKeyInput struct {
 }
 
 // CacheKey returns the content-addressed cache key of task t run with
-// inputs: "sha256:<hex>". A custom key (cache.key) replaces the computed
-// document, so two tasks with the same custom key share results.
-func CacheKey(t *spec.Task, inputs map[string]spec.Value) string {
-	doc := cacheKeyDoc{Version: cacheKeyVersion}
+// inputs in namespace: "sha256:<hex>". A custom key (cache.key) replaces
+// the computed description of the step, so two tasks of one namespace with
+// the same custom key share results; it is still combined with the
+// namespace, so naming another namespace's key finds nothing.
+func CacheKey(namespace string, t *spec.Task, inputs map[string]spec.Value) string {
+	doc := cacheKeyDoc{Version: cacheKeyVersion, Namespace: namespace}
 	if t.Cache != nil && t.Cache.Key != "" {
 		doc.Custom = t.Cache.Key
 	} else {

@@ -142,7 +142,7 @@ func TestCacheKey_CoversWhatTheStepRuns(t *testing.T) {
 	t.Parallel()
 	base := spec.Task{Name: "a", Image: "img", Command: []string{"run"}, Outputs: []spec.Output{{Name: "o", Type: spec.TypeInt}}}
 	in := map[string]spec.Value{"x": {Param: jsonRaw(`1`)}}
-	k := engine.CacheKey(&base, in)
+	k := engine.CacheKey("default", &base, in)
 	variants := map[string]func(t *spec.Task, in map[string]spec.Value){
 		"image":       func(t *spec.Task, _ map[string]spec.Value) { t.Image = "other" },
 		"command":     func(t *spec.Task, _ map[string]spec.Value) { t.Command = []string{"run2"} },
@@ -169,7 +169,7 @@ func TestCacheKey_CoversWhatTheStepRuns(t *testing.T) {
 		tk := base
 		vals := map[string]spec.Value{"x": in["x"]}
 		change(&tk, vals)
-		if engine.CacheKey(&tk, vals) == k {
+		if engine.CacheKey("default", &tk, vals) == k {
 			t.Errorf("changing the %s keeps the cache key", name)
 		}
 	}
@@ -180,20 +180,40 @@ func TestCacheKey_CoversWhatTheStepRuns(t *testing.T) {
 		}
 		return map[string]spec.Value{"x": v}
 	}
-	if engine.CacheKey(&base, list("sha256:00", "sha256:01")) == engine.CacheKey(&base, list("sha256:01", "sha256:00")) {
+	if engine.CacheKey("default", &base, list("sha256:00", "sha256:01")) == engine.CacheKey("default", &base, list("sha256:01", "sha256:00")) {
 		t.Error("the order of an artifact list does not change the key")
 	}
 	renamed := base
 	renamed.Name = "b"
-	if engine.CacheKey(&renamed, in) != k {
+	if engine.CacheKey("default", &renamed, in) != k {
 		t.Error("the task's name changed the key; identical steps must share results")
 	}
 	custom := base
 	custom.Cache = &spec.Cache{Enabled: true, Key: "mine"}
 	other := custom
 	other.Command = []string{"different"}
-	if engine.CacheKey(&custom, in) != engine.CacheKey(&other, nil) {
+	if engine.CacheKey("default", &custom, in) != engine.CacheKey("default", &other, nil) {
 		t.Error("a custom key does not replace the computed one")
+	}
+}
+
+// TestCacheKey_ScopedByNamespace: the same step with the same inputs, or the
+// same custom key, gives another key in another namespace, so one tenant
+// never reuses (or learns the run id of) another's results.
+func TestCacheKey_ScopedByNamespace(t *testing.T) {
+	t.Parallel()
+	tk := spec.Task{Name: "a", Image: "img", Command: []string{"run"}}
+	in := map[string]spec.Value{"x": {Param: jsonRaw(`1`)}}
+	if engine.CacheKey("a", &tk, in) == engine.CacheKey("b", &tk, in) {
+		t.Error("two namespaces share a computed cache key")
+	}
+	custom := tk
+	custom.Cache = &spec.Cache{Enabled: true, Key: "model-v1"}
+	if engine.CacheKey("a", &custom, in) == engine.CacheKey("b", &custom, in) {
+		t.Error("a custom key is not combined with the namespace")
+	}
+	if engine.CacheKey("a", &custom, in) != engine.CacheKey("a", &custom, nil) {
+		t.Error("a custom key no longer replaces the computed description within a namespace")
 	}
 }
 
@@ -221,29 +241,30 @@ func TestCacheKey_ArtifactMetadata(t *testing.T) {
 		}
 		return map[string]spec.Value{"x": v}
 	}
-	plain := engine.CacheKey(&tk, one(""))
+	plain := engine.CacheKey("default", &tk, one(""))
 	// The keys these inputs had before metadata was part of the key.
-	if plain != keyWithoutMetadata || engine.CacheKey(&tk, list("", "")) != listKeyWithoutMetadata {
-		t.Errorf("keys of artifacts without metadata changed: %s, %s", plain, engine.CacheKey(&tk, list("", "")))
+	if plain != keyWithoutMetadata || engine.CacheKey("default", &tk, list("", "")) != listKeyWithoutMetadata {
+		t.Errorf("keys of artifacts without metadata changed: %s, %s", plain, engine.CacheKey("default", &tk, list("", "")))
 	}
-	if engine.CacheKey(&tk, one(`{"accuracy":0.9}`)) == plain {
+	if engine.CacheKey("default", &tk, one(`{"accuracy":0.9}`)) == plain {
 		t.Error("an artifact's metadata does not change the key")
 	}
-	if engine.CacheKey(&tk, one(`{"accuracy":0.9}`)) == engine.CacheKey(&tk, one(`{"accuracy":0.8}`)) {
+	if engine.CacheKey("default", &tk, one(`{"accuracy":0.9}`)) == engine.CacheKey("default", &tk, one(`{"accuracy":0.8}`)) {
 		t.Error("different metadata gives the same key")
 	}
-	if engine.CacheKey(&tk, list("", "")) == engine.CacheKey(&tk, list("", `{"k":1}`)) {
+	if engine.CacheKey("default", &tk, list("", "")) == engine.CacheKey("default", &tk, list("", `{"k":1}`)) {
 		t.Error("the metadata of a list's artifact does not change the key")
 	}
-	if engine.CacheKey(&tk, list(`{"k":1}`, "")) == engine.CacheKey(&tk, list("", `{"k":1}`)) {
+	if engine.CacheKey("default", &tk, list(`{"k":1}`, "")) == engine.CacheKey("default", &tk, list("", `{"k":1}`)) {
 		t.Error("the metadata of a list is not keyed by position")
 	}
 }
 
-// Keys that TestCacheKey_ArtifactMetadata's inputs without metadata had
-// before metadata was part of the key: cache entries recorded then still
-// match.
+// Keys that TestCacheKey_ArtifactMetadata's inputs without metadata have
+// in the default namespace (key version 2): metadata-free artifacts keep
+// the key they had before metadata was carried, so entries recorded since
+// version 2 still match.
 const (
-	keyWithoutMetadata     = "sha256:12ef26291b4e761bd8e7c4d8a6f5598c4680205b532b25ad1e7d2fe221b55e4d"
-	listKeyWithoutMetadata = "sha256:3d615d1fc853ed715e3671fe363748a73ae01feacfc3ca476cf5763b3d13d933"
+	keyWithoutMetadata     = "sha256:42c2b83af9bb2d414868df4bc698d5f29451f219945bfcfad152eda506805f2a"
+	listKeyWithoutMetadata = "sha256:a3156ab06df37fcd937121b15decbe04f49cc9ff50cc77079add73852857a40b"
 )

@@ -372,7 +372,7 @@ func (e *Engine) dispatch(r *activeRun, task int, inputs map[string]spec.Value, 
 		}
 	}
 	if r.cacheApplies(task) {
-		key := CacheKey(r.sched.Task(task), inputs)
+		key := CacheKey(store.RunNamespace(r.rec), r.sched.Task(task), inputs)
 		if r.attempts[task] == 0 {
 			e.startCached(r, task, key, inputs, b)
 			return
