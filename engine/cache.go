@@ -25,14 +25,14 @@ type cacheKeyDoc struct {
 	// Namespace scopes every key: a run never reuses (or learns of) another
 	// namespace's results, even with a custom key.
 	Namespace string          `json:"ns"`
-	Image   string          `json:"image,omitempty"`
-	Command []string        `json:"command,omitempty"`
-	Args    []string        `json:"args,omitempty"`
-	Env     []spec.EnvVar   `json:"env,omitempty"`
-	Workdir string          `json:"workingDir,omitempty"`
-	Inputs  []cacheKeyInput `json:"inputs,omitempty"`
-	Outputs []spec.Output   `json:"outputs,omitempty"`
-	Custom  string          `json:"custom,omitempty"`
+	Image     string          `json:"image,omitempty"`
+	Command   []string        `json:"command,omitempty"`
+	Args      []string        `json:"args,omitempty"`
+	Env       []spec.EnvVar   `json:"env,omitempty"`
+	Workdir   string          `json:"workingDir,omitempty"`
+	Inputs    []cacheKeyInput `json:"inputs,omitempty"`
+	Outputs   []spec.Output   `json:"outputs,omitempty"`
+	Custom    string          `json:"custom,omitempty"`
 	// KFP is a KFP step's container spec (Task.KFP), which its command
 	// holds only as placeholders.
 	KFP json.RawMessage `json:"kfp,omitempty"`
