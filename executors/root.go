@@ -240,9 +240,9 @@ func (f budgetFS) Open(name string) (fs.File, error) {
 }
 
 func (f budgetFS) ReadDir(name string) ([]fs.DirEntry, error) { return fs.ReadDir(f.fsys, name) }
-func (f budgetFS) Stat(name string) (fs.FileInfo, error)       { return fs.Stat(f.fsys, name) }
-func (f budgetFS) Lstat(name string) (fs.FileInfo, error)      { return fs.Lstat(f.fsys, name) }
-func (f budgetFS) ReadLink(name string) (string, error)        { return fs.ReadLink(f.fsys, name) }
+func (f budgetFS) Stat(name string) (fs.FileInfo, error)      { return fs.Stat(f.fsys, name) }
+func (f budgetFS) Lstat(name string) (fs.FileInfo, error)     { return fs.Lstat(f.fsys, name) }
+func (f budgetFS) ReadLink(name string) (string, error)       { return fs.ReadLink(f.fsys, name) }
 
 type budgetFile struct {
 	fs.File
