@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/skiffml/skiff/engine/spec"
 	"github.com/skiffml/skiff/store/blob"
@@ -164,7 +165,9 @@ func (c *collector) collect(ctx context.Context, out OutputSpec) (spec.Value, er
 // readParam reads a parameter (or ExecutorOutput) file of at most
 // MaxParamBytes.
 func (c *collector) readParam(name string) ([]byte, error) {
-	f, err := c.root.Open(name)
+	// O_NONBLOCK: a named pipe the step left there must not hang the
+	// open; it is refused below as not a regular file.
+	f, err := c.root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, c.pathError(name, err)
 	}

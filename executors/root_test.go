@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/skiffml/skiff/engine/spec"
@@ -58,6 +59,11 @@ func TestCollectOutputs_SymlinkOutOfRootIsAnError(t *testing.T) {
 			os.RemoveAll(filepath.Join(root, OutputsDir))
 			symlink(t, hostDir, filepath.Join(root, OutputsDir))
 		}, OutputSpec{Name: "secret", Type: spec.TypeString}, `outputs is a symbolic link to "` + hostDir + `", outside`},
+		{"named pipe as a param", func(t testing.TB, root string) {
+			if err := syscall.Mkfifo(OutputPath(root, "p"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, OutputSpec{Name: "p", Type: spec.TypeString}, `a parameter must be a regular file`},
 		{"link inside an artifact dir", func(t testing.TB, root string) {
 			os.MkdirAll(OutputPath(root, "d"), 0o755)
 			symlink(t, hostDir, OutputPath(root, "d/host"))
