@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,7 +13,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/skiffml/skiff/engine/spec"
-	"github.com/skiffml/skiff/store/blob"
 )
 
 // MaxParamBytes is the largest parameter output file CollectOutputs reads.
@@ -49,110 +47,6 @@ func prepareRoot(hostRoot string, dirs ...string) error {
 		}
 	}
 	return nil
-}
-
-// MaterializeInputs writes every input artifact at InputPath(hostRoot, name).
-// Errors name the input.
-func MaterializeInputs(ctx context.Context, hostRoot string, ins []ArtifactInput, blobs *blob.Store) error {
-	for _, in := range ins {
-		if !filepath.IsLocal(in.Name) {
-			return fmt.Errorf("input %q: name must be a relative path inside inputs/", in.Name)
-		}
-		if in.EmptyDir {
-			if err := os.MkdirAll(InputPath(hostRoot, in.Name), 0o755); err != nil {
-				return fmt.Errorf("input %q: %w", in.Name, err)
-			}
-			continue
-		}
-		if err := blobs.Materialize(ctx, in.Ref, InputPath(hostRoot, in.Name)); err != nil {
-			return fmt.Errorf("input %q: %w", in.Name, err)
-		}
-	}
-	return nil
-}
-
-// CollectOutputs reads every output from OutputPath(hostRoot, name) after a
-// step exited 0. A parameter's file is parsed by ParseParam; an artifact (a
-// file or a directory) is stored in blobs and its ref carries the output's
-// Type. A missing file, a parse failure or a store failure is an error
-// naming the output, e.g. `output "accuracy": expected float, got "abc"`.
-// An output with an ExecutorOutput file takes what that file says of it
-// first (applyExecutorOutput); an artifact's metadata there is recorded in
-// its ref's Metadata.
-func CollectOutputs(ctx context.Context, hostRoot string, outs []OutputSpec, blobs *blob.Store) (map[string]spec.Value, error) {
-	vals := make(map[string]spec.Value, len(outs))
-	eo := map[string]*executorOutput{}
-	for _, out := range outs {
-		var meta json.RawMessage
-		if out.ExecutorOutput != "" {
-			var err error
-			if meta, err = applyExecutorOutput(hostRoot, out, eo); err != nil {
-				return nil, fmt.Errorf("output %q: %w", out.Name, err)
-			}
-		}
-		v, err := collectOne(ctx, hostRoot, out, blobs)
-		if err != nil {
-			return nil, fmt.Errorf("output %q: %w", out.Name, err)
-		}
-		if v.Artifact != nil {
-			v.Artifact.Metadata = meta
-		}
-		vals[out.Name] = v
-	}
-	return vals, nil
-}
-
-func collectOne(ctx context.Context, hostRoot string, out OutputSpec, blobs *blob.Store) (spec.Value, error) {
-	if !filepath.IsLocal(out.Name) {
-		return spec.Value{}, errors.New("name must be a relative path inside outputs/")
-	}
-	p := OutputPath(hostRoot, out.Name)
-	switch out.Type.Kind() {
-	case spec.KindParameter:
-		data, err := readParamFile(p)
-		if err != nil {
-			return spec.Value{}, err
-		}
-		raw, err := ParseParam(out.Type, data)
-		if err != nil {
-			return spec.Value{}, err
-		}
-		return spec.Value{Param: raw}, nil
-	case spec.KindArtifact:
-		ref, err := blobs.PutPath(ctx, p)
-		if errors.Is(err, fs.ErrNotExist) {
-			return spec.Value{}, fmt.Errorf("missing: the step wrote nothing at %s/%s", OutputsDir, out.Name)
-		}
-		if err != nil {
-			return spec.Value{}, err
-		}
-		ref.Type = out.Type
-		return spec.Value{Artifact: &ref}, nil
-	default:
-		return spec.Value{}, fmt.Errorf("unknown type %q", out.Type)
-	}
-}
-
-func readParamFile(p string) ([]byte, error) {
-	f, err := os.Open(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("missing: the step wrote no file at %s/%s", OutputsDir, filepath.Base(p))
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err == nil && !fi.Mode().IsRegular() {
-		return nil, errors.New("a parameter must be a regular file")
-	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxParamBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > MaxParamBytes {
-		return nil, fmt.Errorf("parameter file larger than %d bytes; use an artifact", MaxParamBytes)
-	}
-	return data, nil
 }
 
 // ParseParam turns the content of a parameter output file into the JSON
@@ -236,64 +130,72 @@ type executorOutput struct {
 	} `json:"artifacts"`
 }
 
-// applyExecutorOutput writes what the ExecutorOutput file says of out at
-// the output's path, so that collectOne reads it: a parameter's value
-// (replacing the step's file), or an artifact's metadata when the step
-// wrote no file. For an artifact it returns the metadata the file gives
-// (compact; nil when none or empty), which must be a JSON object. Files
-// are read once per CollectOutputs call (cache).
-func applyExecutorOutput(hostRoot string, out OutputSpec, cache map[string]*executorOutput) (json.RawMessage, error) {
+// fromExecutorOutput is what the ExecutorOutput file says of out: for a
+// parameter, its value (done true); for an artifact, its metadata (compact;
+// nil when none or empty, which must be a JSON object) and, when the step
+// wrote no file for it, the artifact stored from that metadata's JSON
+// (done true). The file is read once per CollectOutputs call, through the
+// root; nothing is written under it.
+func (c *collector) fromExecutorOutput(ctx context.Context, out OutputSpec) (v spec.Value, meta json.RawMessage, done bool, err error) {
 	if !filepath.IsLocal(out.ExecutorOutput) {
-		return nil, fmt.Errorf("executor output file %q must be a relative path", out.ExecutorOutput)
+		return v, nil, false, fmt.Errorf("executor output file %q must be a relative path", out.ExecutorOutput)
 	}
-	eo, ok := cache[out.ExecutorOutput]
+	eo, ok := c.eo[out.ExecutorOutput]
 	if !ok {
-		data, err := readParamFile(filepath.Join(hostRoot, out.ExecutorOutput))
+		data, err := c.readParam(out.ExecutorOutput)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return v, nil, false, fmt.Errorf("executor output file: %w", err)
+		}
 		if err == nil {
 			eo = &executorOutput{}
 			if err := json.Unmarshal(data, eo); err != nil {
-				return nil, fmt.Errorf("executor output file: %w", err)
+				return v, nil, false, fmt.Errorf("executor output file: %w", err)
 			}
 		}
-		cache[out.ExecutorOutput] = eo // nil when the step wrote none
+		c.eo[out.ExecutorOutput] = eo // nil when the step wrote none
 	}
 	if eo == nil {
-		return nil, nil
+		return v, nil, false, nil
 	}
 	key := out.Key
 	if key == "" {
 		key = out.Name
 	}
-	p := OutputPath(hostRoot, out.Name)
 	switch out.Type.Kind() {
 	case spec.KindParameter:
-		v, ok := eo.ParameterValues[key]
+		raw, ok := eo.ParameterValues[key]
 		if !ok {
-			return nil, nil
+			return v, nil, false, nil
 		}
-		text, err := paramFileText(out.Type, v)
+		text, err := paramFileText(out.Type, raw)
 		if err != nil {
-			return nil, err
+			return v, nil, false, err
 		}
-		return nil, os.WriteFile(p, text, 0o644)
+		param, err := ParseParam(out.Type, text)
+		return spec.Value{Param: param}, nil, err == nil, err
 	case spec.KindArtifact:
 		arts := eo.Artifacts[key].Artifacts
 		if len(arts) == 0 {
-			return nil, nil
+			return v, nil, false, nil
 		}
 		meta, err := metadataObject(arts[0].Metadata)
 		if err != nil {
-			return nil, fmt.Errorf("executor output file: artifacts.%s.artifacts[0].metadata: %w", key, err)
+			return v, nil, false, fmt.Errorf("executor output file: artifacts.%s.artifacts[0].metadata: %w", key, err)
 		}
 		if len(arts[0].Metadata) == 0 || string(arts[0].Metadata) == "null" {
-			return nil, nil
+			return v, nil, false, nil
 		}
-		if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
-			return meta, nil // the step wrote the artifact itself
+		if _, err := c.root.Lstat(outputName(out)); !errors.Is(err, fs.ErrNotExist) {
+			return v, meta, false, nil // the step wrote the artifact itself
 		}
-		return meta, os.WriteFile(p, arts[0].Metadata, 0o644)
+		ref, err := c.blobs.Put(ctx, bytes.NewReader(arts[0].Metadata))
+		if err != nil {
+			return v, nil, false, err
+		}
+		ref.Type, ref.Metadata = out.Type, meta
+		return spec.Value{Artifact: &ref}, nil, true, nil
 	}
-	return nil, nil
+	return v, nil, false, nil
 }
 
 // metadataObject checks that raw, an artifact's metadata, is a JSON object

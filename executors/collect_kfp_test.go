@@ -29,7 +29,7 @@ func TestCollectOutputs_ExecutorOutputTakesPrecedence(t *testing.T) {
 		{Name: "kept", Type: spec.TypeInt, ExecutorOutput: "eo.json"},
 		{Name: "metrics", Type: spec.TypeMetrics, ExecutorOutput: "eo.json"},
 	}
-	vals, err := CollectOutputs(context.Background(), root, outs, blobs)
+	vals, err := CollectOutputs(context.Background(), root, outs, blobs, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,12 +47,12 @@ func TestCollectOutputs_ExecutorOutputTakesPrecedence(t *testing.T) {
 		t.Fatal(err)
 	}
 	write("outputs/sum", "1")
-	vals, err = CollectOutputs(context.Background(), root, outs[:1], blobs)
+	vals, err = CollectOutputs(context.Background(), root, outs[:1], blobs, 0)
 	if err != nil || string(vals["sum"].Param) != "1" {
 		t.Fatalf("without an executor output: %v, %v", vals, err)
 	}
 	write("eo.json", `{"parameterValues": {"Output": 2.5}}`)
-	if _, err := CollectOutputs(context.Background(), root, outs[:1], blobs); err == nil {
+	if _, err := CollectOutputs(context.Background(), root, outs[:1], blobs, 0); err == nil {
 		t.Fatal("a fractional int was accepted")
 	}
 }
@@ -78,7 +78,7 @@ func TestCollectOutputs_ArtifactMetadata(t *testing.T) {
 		{Name: "plain", Type: spec.TypeArtifact, ExecutorOutput: "eo.json"},
 		{Name: "empty", Type: spec.TypeMetrics, ExecutorOutput: "eo.json"},
 	}
-	vals, err := CollectOutputs(context.Background(), root, outs, blobs)
+	vals, err := CollectOutputs(context.Background(), root, outs, blobs, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestCollectOutputs_ArtifactMetadata(t *testing.T) {
 		t.Errorf("empty = %+v", e)
 	}
 	write("eo.json", `{"artifacts": {"model": {"artifacts": [{"metadata": [1, 2]}]}}}`)
-	_, err = CollectOutputs(context.Background(), root, outs[:1], blobs)
+	_, err = CollectOutputs(context.Background(), root, outs[:1], blobs, 0)
 	if err == nil || !strings.Contains(err.Error(), `output "model"`) || !strings.Contains(err.Error(), "artifacts.model.artifacts[0].metadata: expected a JSON object") {
 		t.Errorf("metadata that is a list: %v", err)
 	}

@@ -130,7 +130,7 @@ func TestCollectOutputs(t *testing.T) {
 		{Name: "model", Type: spec.TypeModel},
 		{Name: "ds", Type: spec.TypeDataset},
 	}
-	vals, err := CollectOutputs(ctx, root, outs, blobs)
+	vals, err := CollectOutputs(ctx, root, outs, blobs, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func TestCollectOutputs(t *testing.T) {
 		{"unknown type", OutputSpec{Name: "bad", Type: "Weird"}, `output "bad": unknown type`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := CollectOutputs(ctx, root, []OutputSpec{tc.out}, blobs)
+			_, err := CollectOutputs(ctx, root, []OutputSpec{tc.out}, blobs, 0)
 			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want prefix %q", err, tc.want)
 			}

@@ -10,5 +10,8 @@
 //
 // The step-side layout of an execution's work dir is fixed here (see
 // InputPath, OutputPath) so that the engine can resolve placeholders without
-// knowing which executor runs the step.
+// knowing which executor runs the step. The step owns its root and may plant
+// symbolic links in it: every host-side access under a root goes through an
+// os.Root (MaterializeInputs, CollectOutputs), and logs live outside every
+// root (LogPath).
 package executors

@@ -86,6 +86,7 @@ func openNode(c *cli.Context, opts nodeOptions) (*node, error) {
 	}
 	lcfg := local.DefaultConfig(filepath.Join(dir, "work"), n.blobs)
 	lcfg.Logger = log
+	lcfg.KeepWorkDirs = c.Bool("keep-work-dirs")
 	if lcfg.GPUs, err = configuredGPUs(); err != nil {
 		st.Close()
 		return nil, err
@@ -95,7 +96,7 @@ func openNode(c *cli.Context, opts nodeOptions) (*node, error) {
 		return nil, fmt.Errorf("local executor: %w", err)
 	}
 	execs := []executors.Executor{n.local, sim.New(sim.Config{})}
-	if n.docker, err = openDocker(c.Context, dir, n.blobs, log); err == nil {
+	if n.docker, err = openDocker(c.Context, dir, n.blobs, log, c.Bool("keep-work-dirs")); err == nil {
 		execs = append(execs, n.docker)
 	} else if opts.defaultExecutor == "docker" {
 		st.Close()
@@ -120,10 +121,10 @@ const dockerPingTimeout = time.Second
 
 // openDocker makes the docker executor when a Docker engine answers within
 // dockerPingTimeout. SKIFF_DOCKER_PULL_POLICY (IfNotPresent, Always,
-// Never) sets its pull policy.
-func openDocker(ctx context.Context, dir string, blobs *blob.Store, log *slog.Logger) (*docker.Executor, error) {
+// Never) sets its pull policy; keepWorkDirs, Config.KeepWorkDirs.
+func openDocker(ctx context.Context, dir string, blobs *blob.Store, log *slog.Logger, keepWorkDirs bool) (*docker.Executor, error) {
 	cfg := docker.DefaultConfig(filepath.Join(dir, "docker"), blobs)
-	cfg.Logger = log
+	cfg.Logger, cfg.KeepWorkDirs = log, keepWorkDirs
 	if p := os.Getenv("SKIFF_DOCKER_PULL_POLICY"); p != "" {
 		pp, err := docker.ParsePullPolicy(p)
 		if err != nil {

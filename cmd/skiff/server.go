@@ -56,6 +56,7 @@ Examples:
 			&cli.StringFlag{Name: "tls-key", Usage: "TLS private key `FILE` (PEM)"},
 			&cli.BoolFlag{Name: "no-auth", Usage: "accept requests without a token (binds to loopback addresses only)"},
 			&cli.StringFlag{Name: "default-executor", Value: "local", Usage: "executor for tasks that name none: local, docker or sim"},
+			&cli.BoolFlag{Name: "keep-work-dirs", Usage: "keep each execution's work dir and log after its outputs are stored (for debugging; by default they are removed)"},
 			&cli.DurationFlag{Name: "shutdown-grace", Value: 10 * time.Second, Usage: "how long to let in-flight requests finish on shutdown"},
 		},
 		Action: serverAction,
@@ -121,6 +122,7 @@ func openServerNode(c *cli.Context, reg prometheus.Registerer, onUpdate func([]e
 	}
 	lcfg := local.DefaultConfig(filepath.Join(dir, "work"), n.blobs)
 	lcfg.Logger = log
+	lcfg.KeepWorkDirs = c.Bool("keep-work-dirs")
 	if lcfg.GPUs, err = configuredGPUs(); err != nil {
 		return fail(err)
 	}
@@ -128,7 +130,7 @@ func openServerNode(c *cli.Context, reg prometheus.Registerer, onUpdate func([]e
 		return fail(fmt.Errorf("local executor: %w", err))
 	}
 	execs := []executors.Executor{n.local, sim.New(sim.Config{})}
-	if n.docker, err = openDocker(c.Context, dir, n.blobs, log); err == nil {
+	if n.docker, err = openDocker(c.Context, dir, n.blobs, log, c.Bool("keep-work-dirs")); err == nil {
 		execs = append(execs, n.docker)
 	} else {
 		log.Info("docker executor not available", "err", err)

@@ -30,8 +30,9 @@ const (
 
 // Defaults.
 const (
-	DefaultGracePeriod = 10 * time.Second
-	DefaultShmSize     = 1 << 30 // 1 GiB: PyTorch data loaders need more than Docker's 64 MiB
+	DefaultGracePeriod  = 10 * time.Second
+	DefaultShmSize      = 1 << 30 // 1 GiB: PyTorch data loaders need more than Docker's 64 MiB
+	DefaultLogDrainWait = 10 * time.Second
 	// minMemory is the smallest memory limit Docker accepts.
 	minMemory = 6 << 20
 )
@@ -62,7 +63,18 @@ type Config struct {
 	// KeepContainers leaves exited containers in the engine after their
 	// results are reported (for debugging); by default they are removed.
 	KeepContainers bool
-	Clock          func() time.Time // nil = time.Now
+	// KeepWorkDirs keeps each execution's work dir and log after its
+	// outputs and log are stored (for debugging); by default they are
+	// removed.
+	KeepWorkDirs bool
+	// MaxOutputBytes bounds each output artifact (a directory's files
+	// together); 0 = executors.DefaultMaxOutputBytes.
+	MaxOutputBytes int64
+	// LogDrainWait is how long the log stream may take to end after the
+	// container stopped before the rest of the log is read without it;
+	// 0 = DefaultLogDrainWait.
+	LogDrainWait time.Duration
+	Clock        func() time.Time // nil = time.Now
 }
 
 // DefaultConfig returns a Config for WorkDir and blobs with the defaults.
@@ -93,6 +105,12 @@ func (c Config) Validate() error {
 	}
 	if c.GracePeriod < 0 {
 		errs = append(errs, fmt.Errorf("docker: config: GracePeriod: must not be negative, got %s", c.GracePeriod))
+	}
+	if c.MaxOutputBytes < 0 {
+		errs = append(errs, fmt.Errorf("docker: config: MaxOutputBytes: must not be negative, got %d", c.MaxOutputBytes))
+	}
+	if c.LogDrainWait < 0 {
+		errs = append(errs, fmt.Errorf("docker: config: LogDrainWait: must not be negative, got %s", c.LogDrainWait))
 	}
 	if c.ShmSizeBytes < -1 {
 		errs = append(errs, fmt.Errorf("docker: config: ShmSizeBytes: must be -1, 0 or positive, got %d", c.ShmSizeBytes))

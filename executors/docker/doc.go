@@ -3,7 +3,8 @@
 // negotiated with the daemon).
 //
 // An execution's host work dir, WorkDir/<execution id>/ (laid out by
-// executors.PrepareRoot, plus logs/output.log), is bind-mounted at
+// executors.PrepareRoot; its log is WorkDir/.logs/<id>.log, outside it),
+// is bind-mounted at
 // ContainerRoot (/skiff) inside the container, so Root returns that
 // container path for every id and the engine's placeholders
 // ({{inputs.X}} -> /skiff/inputs/X, {{outputs.X}} -> /skiff/outputs/X)

@@ -16,6 +16,7 @@ import (
 	"github.com/skiffml/skiff/executors/docker"
 	"github.com/skiffml/skiff/executors/docker/dockertest"
 	"github.com/skiffml/skiff/executors/executortest"
+	"github.com/skiffml/skiff/store/blob"
 )
 
 const deadline = 90 * time.Second
@@ -171,6 +172,9 @@ func TestExecutor_BadSpec(t *testing.T) {
 }
 
 func TestConfig_Validate(t *testing.T) {
+	if err := (docker.Config{WorkDir: "w", Blobs: &blob.Store{}, MaxOutputBytes: -1}).Validate(); err == nil || !strings.Contains(err.Error(), "MaxOutputBytes") {
+		t.Fatalf("negative MaxOutputBytes: %v", err)
+	}
 	if err := (docker.Config{}).Validate(); err == nil {
 		t.Fatal("empty config accepted")
 	}

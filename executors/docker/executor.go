@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -56,6 +55,10 @@ type Executor struct {
 	mu       sync.Mutex
 	live     map[string]*execution
 	detached chan struct{} // closed by Detach
+
+	// cutFollow, when positive, ends every followed log stream after that
+	// many bytes, as a busy Docker engine may (tests only).
+	cutFollow int64
 }
 
 // New checks cfg, connects to the engine (negotiating the API version) and
@@ -77,6 +80,9 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 	if cfg.PullPolicy == "" {
 		cfg.PullPolicy = PullIfNotPresent
 	}
+	if cfg.LogDrainWait == 0 {
+		cfg.LogDrainWait = DefaultLogDrainWait
+	}
 	if cfg.ShmSizeBytes == 0 {
 		cfg.ShmSizeBytes = DefaultShmSize
 	}
@@ -97,7 +103,7 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 		return nil, fmt.Errorf("docker: work dir: %w", err)
 	}
 	cfg.WorkDir = abs
-	if err := os.MkdirAll(abs, 0o755); err != nil {
+	if err := executors.PrepareWorkDir(abs); err != nil {
 		return nil, fmt.Errorf("docker: work dir: %w", err)
 	}
 	return &Executor{

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
@@ -24,6 +25,9 @@ import (
 // container, following it while the container runs. An id with neither is
 // executors.ErrUnknownExecution.
 func (e *Executor) Logs(ctx context.Context, id string, follow bool) (io.ReadCloser, error) {
+	if !validID.MatchString(id) {
+		return nil, fmt.Errorf("docker: logs %q: %w", id, executors.ErrUnknownExecution)
+	}
 	if x := e.lookup(id); x != nil {
 		return x.logs(ctx, follow)
 	}
@@ -48,7 +52,7 @@ func (e *Executor) Logs(ctx context.Context, id string, follow bool) (io.ReadClo
 }
 
 func (e *Executor) logFile(id string) string {
-	return e.HostRoot(id) + "/" + logsDir + "/" + logFileName
+	return executors.LogPath(e.cfg.WorkDir, id)
 }
 
 // containerLogs demultiplexes the engine's log of a container.
@@ -88,4 +92,103 @@ func (x *execution) logs(ctx context.Context, follow bool) (io.ReadCloser, error
 		return f, nil
 	}
 	return executors.FollowFile(ctx, x.logPath(), f, x.exited), nil
+}
+
+// logStream is the copy of a container's followed output into its log.
+type logStream struct {
+	f       *os.File // nil when the log could not be created
+	stop    context.CancelFunc
+	done    chan struct{}
+	written int64 // bytes written to f; read after done
+	err     error
+}
+
+// startLogs creates (truncates: an adopted container's log is written
+// again whole) the execution's log, outside its work dir, and copies the
+// container's stdout and stderr into it from its start, following it.
+func (x *execution) startLogs(cid string) *logStream {
+	ctx, cancel := context.WithCancel(context.Background())
+	ls := &logStream{done: make(chan struct{})}
+	ls.stop = func() { cancel(); <-ls.done }
+	f, err := executors.CreateLog(x.logPath())
+	if err != nil {
+		x.e.log.Warn("docker executor: creating the log", "id", x.spec.ID, "err", err)
+		close(ls.done)
+		return ls
+	}
+	ls.f = f
+	go func() {
+		defer close(ls.done)
+		rc, err := x.e.cli.ContainerLogs(ctx, cid, container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true})
+		if err != nil {
+			ls.err = err
+			return
+		}
+		defer rc.Close()
+		var r io.Reader = rc
+		if x.e.cutFollow > 0 {
+			r = io.LimitReader(rc, x.e.cutFollow)
+		}
+		ls.written, ls.err = stdcopy.StdCopy(f, f, r)
+	}()
+	go func() {
+		select {
+		case <-x.e.detached:
+			cancel()
+		case <-ls.done:
+		}
+	}()
+	return ls
+}
+
+// finishLogs completes the log once the container stopped: the followed
+// stream gets LogDrainWait to end; whatever it did not deliver (a busy
+// engine can end it early, or it is still behind) is then read from the
+// engine's log without following, skipping the bytes already written, so
+// that the log is never shorter than what the step printed.
+func (x *execution) finishLogs(cid string, ls *logStream) {
+	if ls.f == nil {
+		return
+	}
+	defer ls.f.Close()
+	select {
+	case <-ls.done:
+	case <-time.After(x.e.cfg.LogDrainWait):
+	}
+	ls.stop()
+	if x.e.isDetached() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rc, err := x.e.cli.ContainerLogs(ctx, cid, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+	if err != nil {
+		x.e.log.Warn("docker executor: reading the rest of the log; it may be cut", "id", x.spec.ID, "err", err, "followErr", ls.err)
+		return
+	}
+	defer rc.Close()
+	w := &skipWriter{w: ls.f, skip: ls.written}
+	if _, err := stdcopy.StdCopy(w, w, rc); err != nil {
+		x.e.log.Warn("docker executor: reading the rest of the log; it may be cut", "id", x.spec.ID, "err", err)
+	}
+}
+
+// skipWriter drops its first skip bytes, then writes to w.
+type skipWriter struct {
+	w    io.Writer
+	skip int64
+}
+
+func (s *skipWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	if s.skip >= int64(n) {
+		s.skip -= int64(n)
+		return n, nil
+	}
+	p = p[s.skip:]
+	s.skip = 0
+	if _, err := s.w.Write(p); err != nil {
+		return 0, err
+	}
+	return n, nil
 }

@@ -17,15 +17,9 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
-	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/skiffml/skiff/engine/spec"
 	"github.com/skiffml/skiff/executors"
-)
-
-const (
-	logsDir     = "logs"
-	logFileName = "output.log"
 )
 
 // execution is one container this executor supervises.
@@ -49,7 +43,9 @@ type outcome struct {
 	outputs  map[string]spec.Value
 }
 
-func (x *execution) logPath() string { return filepath.Join(x.hostRoot, logsDir, logFileName) }
+// logPath is the execution's log, outside the work dir the container can
+// write (executors.LogPath).
+func (x *execution) logPath() string { return executors.LogPath(x.e.cfg.WorkDir, x.spec.ID) }
 
 func (x *execution) markExited() { x.exitOnce.Do(func() { close(x.exited) }) }
 
@@ -127,9 +123,6 @@ func (x *execution) create(ctx context.Context) (string, outcome, error) {
 		if err := os.Chmod(filepath.Join(x.hostRoot, d), 0o777); err != nil {
 			return fail(fmt.Errorf("preparing root: %w", err))
 		}
-	}
-	if err := os.MkdirAll(filepath.Join(x.hostRoot, logsDir), 0o755); err != nil {
-		return fail(fmt.Errorf("preparing root: %w", err))
 	}
 	if err := executors.MaterializeInputs(ctx, x.hostRoot, x.spec.Inputs, x.e.cfg.Blobs); err != nil {
 		return fail(fmt.Errorf("materialising inputs: %w", err))
@@ -289,8 +282,7 @@ func (e *Executor) pull(ctx context.Context, ref string) error {
 // says how it ended, with outputs collected on a zero exit.
 func (x *execution) supervise(cid string, startedAt time.Time) outcome {
 	cli := x.e.cli
-	logDone := make(chan error, 1)
-	go func() { logDone <- x.streamLogs(cid) }()
+	logs := x.startLogs(cid)
 
 	waitCtx, stopWait := context.WithCancel(context.Background())
 	defer stopWait()
@@ -315,16 +307,13 @@ func (x *execution) supervise(cid string, startedAt time.Time) outcome {
 		why = canceledOutcome(-1)
 		x.stop(cid)
 	case <-x.e.detached:
+		logs.stop()
+		if logs.f != nil {
+			logs.f.Close()
+		}
 		return outcome{}
 	}
-	select {
-	case err := <-logDone:
-		if err != nil && !x.e.isDetached() {
-			x.e.log.Warn("docker executor: log stream", "id", x.spec.ID, "err", err)
-		}
-	case <-time.After(30 * time.Second):
-		x.e.log.Warn("docker executor: log stream did not end; the log may be cut", "id", x.spec.ID)
-	}
+	x.finishLogs(cid, logs)
 	x.markExited()
 	info, err := cli.ContainerInspect(context.Background(), cid)
 	if err != nil || info.State == nil {
@@ -356,7 +345,7 @@ func (x *execution) supervise(cid string, startedAt time.Time) outcome {
 		case <-ctx.Done():
 		}
 	}()
-	outs, err := executors.CollectOutputs(ctx, x.hostRoot, x.spec.Outputs, x.e.cfg.Blobs)
+	outs, err := executors.CollectOutputs(ctx, x.hostRoot, x.spec.Outputs, x.e.cfg.Blobs, x.e.cfg.MaxOutputBytes)
 	if err != nil {
 		if ctx.Err() != nil {
 			return canceledOutcome(0)
@@ -395,35 +384,9 @@ func (x *execution) pollUntilStopped(cid string) {
 	}
 }
 
-// streamLogs copies the container's stdout and stderr, from its start,
-// into the log file (truncated first: an adopted container's log is
-// written again whole) until the container stops.
-func (x *execution) streamLogs(cid string) error {
-	f, err := os.OpenFile(x.logPath(), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-x.e.detached:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	rc, err := x.e.cli.ContainerLogs(ctx, cid, container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true})
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	_, err = stdcopy.StdCopy(f, f, rc)
-	return err
-}
-
 // finish stores the log, reports Exited, then removes the container (so
-// that a crash before the report leaves it to be adopted and collected).
+// that a crash before the report leaves it to be adopted and collected)
+// and the work dir and log (unless Config.KeepWorkDirs).
 func (x *execution) finish(out outcome, started bool, cid string) {
 	defer x.e.forget(x)
 	if x.e.isDetached() {
@@ -447,5 +410,10 @@ func (x *execution) finish(out outcome, started bool, cid string) {
 	x.report(ev)
 	if cid != "" && !x.e.cfg.KeepContainers {
 		x.e.removeContainer(cid)
+	}
+	if !x.e.cfg.KeepWorkDirs {
+		if err := executors.RemoveExecution(x.e.cfg.WorkDir, x.spec.ID); err != nil {
+			x.e.log.Warn("docker executor: removing the execution's work dir", "id", x.spec.ID, "err", err)
+		}
 	}
 }

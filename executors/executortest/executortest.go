@@ -38,6 +38,7 @@ const (
 	TaskBigOutput  = "big-output" // writes BigArtifactBytes to an artifact
 	TaskConcurrent = "concurrent" // many at once, each echoing its id
 	TaskAdopt      = "adopt"      // runs a little, then writes OutputN
+	TaskHostile    = "hostile"    // plants symbolic links to host files in its root
 )
 
 // Values the cases expect.
@@ -98,6 +99,7 @@ func Run(t *testing.T, h Harness) {
 		{"ManyConcurrent", testConcurrent},
 		{"AdoptAfterRestart", testAdopt},
 		{"BadSpecRejected", testBadSpec},
+		{"HostileSymlinks", testHostile},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

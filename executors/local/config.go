@@ -22,7 +22,13 @@ type Config struct {
 	// start their process at the same moment (not how many run: resource
 	// requests decide that); 0 = 4 per CPU.
 	MaxStarting int
-	Clock       func() time.Time
+	// KeepWorkDirs keeps each execution's root and log after its outputs
+	// and log are stored (for debugging); by default they are removed.
+	KeepWorkDirs bool
+	// MaxOutputBytes bounds each output artifact (a directory's files
+	// together); 0 = executors.DefaultMaxOutputBytes.
+	MaxOutputBytes int64
+	Clock          func() time.Time
 }
 
 // DefaultGracePeriod is the wait between SIGTERM and SIGKILL.
@@ -53,6 +59,9 @@ func (c Config) Validate() error {
 	}
 	if c.MemoryBytes < 0 {
 		errs = append(errs, fmt.Errorf("local: config: MemoryBytes: must not be negative, got %d", c.MemoryBytes))
+	}
+	if c.MaxOutputBytes < 0 {
+		errs = append(errs, fmt.Errorf("local: config: MaxOutputBytes: must not be negative, got %d", c.MaxOutputBytes))
 	}
 	if c.GracePeriod < 0 {
 		errs = append(errs, fmt.Errorf("local: config: GracePeriod: must not be negative, got %s", c.GracePeriod))

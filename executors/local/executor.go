@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -79,7 +78,7 @@ func New(cfg Config) (*Executor, error) {
 		return nil, fmt.Errorf("local: work dir: %w", err)
 	}
 	cfg.WorkDir = abs
-	if err := os.MkdirAll(abs, 0o755); err != nil {
+	if err := executors.PrepareWorkDir(abs); err != nil {
 		return nil, fmt.Errorf("local: work dir: %w", err)
 	}
 	return &Executor{
@@ -145,8 +144,8 @@ func (e *Executor) validate(s *executors.Spec) error {
 	}
 	bad := executors.BadSpec
 	switch {
-	case s.ID == "" || s.ID == "." || s.ID == ".." || strings.ContainsAny(s.ID, `/\`+"\x00"):
-		return bad("id: %q is not usable as a directory name", s.ID)
+	case s.ID == "" || strings.HasPrefix(s.ID, ".") || strings.ContainsAny(s.ID, `/\`+"\x00"):
+		return bad("id: %q is not usable as a directory name (no slash, no leading dot)", s.ID)
 	case len(s.Command) == 0 || s.Command[0] == "":
 		return bad("command: must not be empty")
 	}

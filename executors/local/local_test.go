@@ -411,7 +411,8 @@ func TestLocal_BadSpecRejected(t *testing.T) {
 
 func TestLocal_LargeLogIntact(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, nil)
+	// KeepWorkDirs: the log is read again after exit.
+	f := newFixture(t, func(c *Config) { c.KeepWorkDirs = true })
 	s := shSpec("biglog", `head -c 2400000 /dev/urandom | base64 | tee outputs/copy; echo tail >&2; echo tail >> outputs/copy`)
 	s.Outputs = []executors.OutputSpec{{Name: "copy", Type: spec.TypeArtifact}}
 	f.start(t, s)
@@ -526,11 +527,12 @@ func TestConfig_Validate(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, mod := range map[string]func(*Config){
-		"WorkDir":     func(c *Config) { c.WorkDir = "" },
-		"Blobs":       func(c *Config) { c.Blobs = nil },
-		"MilliCPU":    func(c *Config) { c.MilliCPU = -1 },
-		"GracePeriod": func(c *Config) { c.GracePeriod = -1 },
-		"GPUs":        func(c *Config) { c.GPUs = []string{"0", "0"} },
+		"WorkDir":        func(c *Config) { c.WorkDir = "" },
+		"Blobs":          func(c *Config) { c.Blobs = nil },
+		"MilliCPU":       func(c *Config) { c.MilliCPU = -1 },
+		"GracePeriod":    func(c *Config) { c.GracePeriod = -1 },
+		"GPUs":           func(c *Config) { c.GPUs = []string{"0", "0"} },
+		"MaxOutputBytes": func(c *Config) { c.MaxOutputBytes = -1 },
 	} {
 		c := good
 		mod(&c)

@@ -24,9 +24,9 @@ var timeNow = time.Now
 // finds leftover processes (leftover.go).
 const executionEnv = "SKIFF_EXECUTION_ID"
 
+// Where executions started by earlier binaries kept their log, in their
+// root: Root/output.log, or Root/logs/output.log.
 const (
-	// logFileName is the combined output, at the root; oldLogsDir is
-	// where executions started by earlier binaries kept it.
 	oldLogsDir  = "logs"
 	logFileName = "output.log"
 )
@@ -61,7 +61,8 @@ func failed(reason string) outcome {
 	return outcome{state: spec.TaskFailed, exitCode: -1, reason: reason}
 }
 
-func (x *execution) logPath() string { return filepath.Join(x.root, logFileName) }
+// logPath is the execution's log, outside its root (executors.LogPath).
+func (x *execution) logPath() string { return executors.LogPath(x.e.cfg.WorkDir, x.spec.ID) }
 
 // run is the execution's whole background life; it reports Exited exactly
 // once, on every path.
@@ -128,7 +129,7 @@ func (x *execution) runGranted() (outcome, bool) {
 	if res.state != spec.TaskSucceeded {
 		return res, true
 	}
-	outs, err := executors.CollectOutputs(ctx, x.root, x.spec.Outputs, x.e.cfg.Blobs)
+	outs, err := executors.CollectOutputs(ctx, x.root, x.spec.Outputs, x.e.cfg.Blobs, x.e.cfg.MaxOutputBytes)
 	if err != nil {
 		if ctx.Err() != nil {
 			return outcome{state: spec.TaskCanceled, exitCode: 0, reason: "canceled"}, true
@@ -165,7 +166,7 @@ func (x *execution) prepare(ctx context.Context) error {
 // timeout and cancellation. An error means the process never started.
 func (x *execution) exec() (outcome, error) {
 	s := x.spec
-	logf, err := os.OpenFile(x.logPath(), os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o644)
+	logf, err := executors.CreateLog(x.logPath())
 	if err != nil {
 		return outcome{}, fmt.Errorf("opening log: %w", err)
 	}
@@ -250,7 +251,8 @@ func exitOutcome(ps *os.ProcessState, waitErr error) outcome {
 	return outcome{state: spec.TaskSucceeded, exitCode: 0}
 }
 
-// finish stores the log, forgets the execution and reports Exited.
+// finish stores the log, forgets the execution, reports Exited and
+// removes the execution's root and log (unless Config.KeepWorkDirs).
 func (x *execution) finish(out outcome, started bool) {
 	ev := executors.Event{
 		ID: x.spec.ID, Kind: executors.EventExited,
@@ -268,6 +270,11 @@ func (x *execution) finish(out outcome, started bool) {
 	ev.Time = x.e.cfg.Clock()
 	x.e.log.Debug("local executor: exited", "id", x.spec.ID, "state", out.state, "reason", out.reason)
 	x.report(ev)
+	if !x.e.cfg.KeepWorkDirs {
+		if err := executors.RemoveExecution(x.e.cfg.WorkDir, x.spec.ID); err != nil {
+			x.e.log.Warn("local executor: removing the execution's work dir", "id", x.spec.ID, "err", err)
+		}
+	}
 }
 
 func (x *execution) workingDir() string {

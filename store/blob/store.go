@@ -195,7 +195,7 @@ func (s *Store) PutPath(ctx context.Context, path string) (spec.ArtifactRef, err
 		return ref, nil
 	case fi.IsDir():
 		pr, pw := io.Pipe()
-		go func() { pw.CloseWithError(writeTar(ctx, pw, path)) }()
+		go func() { pw.CloseWithError(writeTar(ctx, pw, os.DirFS(path), ".")) }()
 		ref, err := s.put(ctx, pr)
 		pr.CloseWithError(errors.New("blob: put aborted")) // unblocks the writer on error
 		if err != nil {

@@ -16,27 +16,26 @@ import (
 // epoch is the modification time of every entry of a directory's tar stream.
 var epoch = time.Unix(0, 0).UTC()
 
-// writeTar writes the deterministic tar stream of the directory root:
-// entries in lexical path order (filepath.WalkDir's order), names relative to
-// root with '/' separators and a trailing '/' for directories, zero times
-// and owners, and normalised modes. root itself is not an entry.
-func writeTar(ctx context.Context, w io.Writer, root string) error {
+// writeTar writes the deterministic tar stream of the directory dir of
+// fsys: entries in lexical path order (fs.WalkDir's order), names relative
+// to dir with '/' separators and a trailing '/' for directories, zero times
+// and owners, and normalised modes. dir itself is not an entry.
+func writeTar(ctx context.Context, w io.Writer, fsys fs.FS, dir string) error {
 	tw := tar.NewWriter(w)
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(fsys, dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if p == root {
+		if p == dir {
 			return nil
 		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
+		name := p
+		if dir != "." {
+			name = strings.TrimPrefix(p, dir+"/")
 		}
-		name := filepath.ToSlash(rel)
 		info, err := d.Info()
 		if err != nil {
 			return err
@@ -59,7 +58,7 @@ func writeTar(ctx context.Context, w io.Writer, root string) error {
 		if hdr.Typeflag != tar.TypeReg {
 			return nil
 		}
-		f, err := os.Open(p)
+		f, err := fsys.Open(p)
 		if err != nil {
 			return err
 		}

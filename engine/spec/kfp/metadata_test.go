@@ -207,7 +207,7 @@ func TestPrepare_ImporterMetadata(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			vals, err := executors.CollectOutputs(context.Background(), root, inv.Outputs, blobs)
+			vals, err := executors.CollectOutputs(context.Background(), root, inv.Outputs, blobs, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
