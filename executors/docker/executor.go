@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"regexp"
@@ -56,9 +57,9 @@ type Executor struct {
 	live     map[string]*execution
 	detached chan struct{} // closed by Detach
 
-	// cutFollow, when positive, ends every followed log stream after that
-	// many bytes, as a busy Docker engine may (tests only).
-	cutFollow int64
+	// followFilter, when set (tests), wraps every followed log stream, to
+	// play a busy engine that ends it early or repeats part of it.
+	followFilter func(io.Reader) io.Reader
 }
 
 // New checks cfg, connects to the engine (negotiating the API version) and

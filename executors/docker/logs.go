@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -96,11 +97,10 @@ func (x *execution) logs(ctx context.Context, follow bool) (io.ReadCloser, error
 
 // logStream is the copy of a container's followed output into its log.
 type logStream struct {
-	f       *os.File // nil when the log could not be created
-	stop    context.CancelFunc
-	done    chan struct{}
-	written int64 // bytes written to f; read after done
-	err     error
+	f    *os.File // nil when the log could not be created
+	stop context.CancelFunc
+	done chan struct{}
+	err  error
 }
 
 // startLogs creates (truncates: an adopted container's log is written
@@ -126,10 +126,10 @@ func (x *execution) startLogs(cid string) *logStream {
 		}
 		defer rc.Close()
 		var r io.Reader = rc
-		if x.e.cutFollow > 0 {
-			r = io.LimitReader(rc, x.e.cutFollow)
+		if x.e.followFilter != nil {
+			r = x.e.followFilter(rc)
 		}
-		ls.written, ls.err = stdcopy.StdCopy(f, f, r)
+		_, ls.err = stdcopy.StdCopy(f, f, r)
 	}()
 	go func() {
 		select {
@@ -142,10 +142,13 @@ func (x *execution) startLogs(cid string) *logStream {
 }
 
 // finishLogs completes the log once the container stopped: the followed
-// stream gets LogDrainWait to end; whatever it did not deliver (a busy
-// engine can end it early, or it is still behind) is then read from the
-// engine's log without following, skipping the bytes already written, so
-// that the log is never shorter than what the step printed.
+// stream gets LogDrainWait to end, then the log is written again whole
+// from the engine's log of the container, read without following, and put
+// in place of the followed copy by a rename. A busy engine can end a
+// followed stream early or deliver part of it twice; the non-following
+// read is the step's output as the engine stored it, so the log is never
+// shorter (nor longer) than what the step printed. When that read fails,
+// the followed copy stays, with a warning.
 func (x *execution) finishLogs(cid string, ls *logStream) {
 	if ls.f == nil {
 		return
@@ -161,34 +164,37 @@ func (x *execution) finishLogs(cid string, ls *logStream) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	rc, err := x.e.cli.ContainerLogs(ctx, cid, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+	if err := x.rewriteLog(ctx, cid); err != nil {
+		x.e.log.Warn("docker executor: reading the whole log again; the followed copy is kept and may be incomplete",
+			"id", x.spec.ID, "err", err, "followErr", ls.err)
+	}
+}
+
+// rewriteLog writes the container's whole log to a temporary file beside
+// the execution's log (outside any directory a step can write; a link
+// there is refused) and renames it over the log.
+func (x *execution) rewriteLog(ctx context.Context, cid string) error {
+	tmp := x.logPath() + ".whole"
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o644)
 	if err != nil {
-		x.e.log.Warn("docker executor: reading the rest of the log; it may be cut", "id", x.spec.ID, "err", err, "followErr", ls.err)
-		return
+		return err
 	}
-	defer rc.Close()
-	w := &skipWriter{w: ls.f, skip: ls.written}
-	if _, err := stdcopy.StdCopy(w, w, rc); err != nil {
-		x.e.log.Warn("docker executor: reading the rest of the log; it may be cut", "id", x.spec.ID, "err", err)
+	rc, err := x.e.cli.ContainerLogs(ctx, cid, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+	if err == nil {
+		_, err = stdcopy.StdCopy(f, f, rc)
+		rc.Close()
 	}
-}
-
-// skipWriter drops its first skip bytes, then writes to w.
-type skipWriter struct {
-	w    io.Writer
-	skip int64
-}
-
-func (s *skipWriter) Write(p []byte) (int, error) {
-	n := len(p)
-	if s.skip >= int64(n) {
-		s.skip -= int64(n)
-		return n, nil
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	p = p[s.skip:]
-	s.skip = 0
-	if _, err := s.w.Write(p); err != nil {
-		return 0, err
+	if err == nil {
+		err = os.Rename(tmp, x.logPath())
 	}
-	return n, nil
+	if err != nil {
+		_ = os.Remove(tmp)
+	}
+	return err
 }
