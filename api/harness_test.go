@@ -39,6 +39,8 @@ type harnessOpts struct {
 	noAuth bool
 	sim    sim.Config
 	clock  func() time.Time // the API's clock (recurring runs); nil = time.Now
+	// defaultExecutor runs tasks that name none; "" = sim.
+	defaultExecutor string
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -62,6 +64,10 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	}
 	events := api.NewEvents()
 	ecfg := engine.DefaultConfig(st, sim.New(o.sim), lx)
+	if o.defaultExecutor == "" {
+		o.defaultExecutor = sim.Name
+	}
+	ecfg.DefaultExecutor = o.defaultExecutor
 	ecfg.Registerer = reg
 	ecfg.OnUpdate = events.Publish
 	eng, err := engine.New(ecfg)
@@ -72,7 +78,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	done := make(chan struct{})
 	go func() { _ = eng.Run(ctx); close(done) }()
 	srv, err := api.New(api.Config{
-		Store: st, Engine: eng, Blobs: blobs, DefaultExecutor: sim.Name, DisabledExecutors: []string{"local"},
+		Store: st, Engine: eng, Blobs: blobs, DefaultExecutor: o.defaultExecutor, DisabledExecutors: []string{"local"},
 		NoAuth: o.noAuth, Registerer: reg, Gatherer: reg, Version: "test", Clock: o.clock,
 	}, events)
 	if err != nil {

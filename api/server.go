@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,11 +25,16 @@ type Config struct {
 	Store  *store.Store
 	Engine *engine.Engine
 	Blobs  *blob.Store // nil = no artifact downloads or stored logs
-	// DefaultExecutor is the engine's default executor (used to tell which
-	// executor a task without one runs on).
+	// DefaultExecutor runs the tasks that name no executor (the API hands
+	// it to the engine with every run it creates, so that the policy is
+	// checked on the executor each task will use); "" = the engine's
+	// default. Required with DisabledExecutors.
 	DefaultExecutor string
 	// DisabledExecutors are off for every namespace unless its policy
 	// allows them (server mode: "local", which runs commands on the host).
+	// They are checked on every task at every depth of a plan, whenever a
+	// run is created or retried; a name matching one in another case is
+	// refused.
 	DisabledExecutors []string
 	// NoAuth accepts every request as an admin of every namespace (a
 	// workstation server bound to loopback).
@@ -52,6 +56,8 @@ func (c Config) Validate() error {
 		return errors.New("api: Config.Store is required")
 	case c.Engine == nil:
 		return errors.New("api: Config.Engine is required")
+	case len(c.DisabledExecutors) > 0 && c.DefaultExecutor == "":
+		return errors.New("api: Config.DefaultExecutor is required with DisabledExecutors (the policy must know where tasks naming no executor run)")
 	}
 	return nil
 }
@@ -182,18 +188,6 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 func (s *Server) whoami(w http.ResponseWriter, _ *http.Request, p *principal) error {
 	writeJSON(w, http.StatusOK, map[string]string{"namespace": p.namespace, "role": p.role.String(), "token_id": p.tokenID})
 	return nil
-}
-
-// executorAllowed reports whether namespace ns may use executor name.
-func (s *Server) executorAllowed(ns, name string) (bool, error) {
-	if !slices.Contains(s.cfg.DisabledExecutors, name) {
-		return true, nil
-	}
-	pol, err := s.cfg.Store.GetNamespacePolicy(ns)
-	if err != nil {
-		return false, err
-	}
-	return slices.Contains(pol.AllowedExecutors, name), nil
 }
 
 // NamespacePolicy is the body of the namespace policy routes.
