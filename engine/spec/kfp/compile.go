@@ -18,6 +18,10 @@ func Compile(doc *Document, opts Options) (*spec.Plan, []Warning, error) {
 	c := &compiler{doc: doc.Pipeline, opts: opts}
 	c.platformSettings(doc.Platform)
 	plan := c.plan()
+	if c.tasks > MaxTasks {
+		return nil, c.warns, spec.TooLarge("root", "the pipeline ", &spec.LimitError{Limit: "compiled task", Max: MaxTasks, Unit: "tasks",
+			Hint: "every task of every sub-DAG, counted each time its component is used"})
+	}
 	if c.usedWorkspace && c.workspace == nil {
 		c.warn("", workspacePath+" is used but the PlatformSpec sets no pipelineConfig.workspace, which Kubeflow expects: Skiff gives the run a workspace anyway")
 	}
@@ -30,6 +34,11 @@ func Compile(doc *Document, opts Options) (*spec.Plan, []Warning, error) {
 	return plan, c.warns, nil
 }
 
+// MaxTasks bounds the tasks a compiled pipeline expands to, at every
+// depth: a sub-DAG component is compiled again for each task using it, so
+// a small file could otherwise expand into a huge plan.
+const MaxTasks = 10_000
+
 // compiler compiles one PipelineSpec.
 type compiler struct {
 	doc   *PipelineSpec
@@ -37,6 +46,7 @@ type compiler struct {
 	errs  []spec.FieldError
 	warns []Warning
 	stack []string // components being compiled, to catch recursion
+	tasks int      // tasks compiled so far, at every depth (see MaxTasks)
 
 	kube      map[string]json.RawMessage // executor label -> its Kubernetes settings
 	workspace *WorkspaceConfig           // pipelineConfig.workspace, or nil

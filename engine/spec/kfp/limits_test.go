@@ -1,0 +1,48 @@
+package kfp
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skiffml/skiff/engine/spec"
+	"github.com/skiffml/skiff/engine/spec/spectest"
+)
+
+func TestLoad_BoundedExpansion(t *testing.T) {
+	t.Parallel()
+	if _, _, err := Load(spectest.KFPReuseBomb(2, 3), "", Options{}); err != nil {
+		t.Fatalf("a small reuse compiles: %v", err)
+	}
+	cases := []struct {
+		name string
+		doc  []byte
+		want string
+	}{
+		{"yaml alias bomb", spectest.AliasBomb("pipelineInfo: {name: bomb}\n", 4, 10, 64<<10), "YAML expanded size limit of 33554432 bytes"},
+		{"component reuse", spectest.KFPReuseBomb(8, 10), fmt.Sprintf("compiled task limit of %d tasks", MaxTasks)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			start := time.Now()
+			done := make(chan error, 1)
+			go func() { _, _, err := Load(tc.doc, "", Options{}); done <- err }()
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("loading a %d-byte file took more than 5s", len(tc.doc))
+			}
+			var ve *spec.ValidationError
+			if !errors.As(err, &ve) || !errors.Is(err, spec.ErrTooLarge) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want a *ValidationError unwrapping to ErrTooLarge naming %q", err, tc.want)
+			}
+			if el := time.Since(start); el > time.Second {
+				t.Errorf("refusing took %s", el)
+			}
+		})
+	}
+}
