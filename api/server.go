@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,13 @@ type Config struct {
 	// NoAuth accepts every request as an admin of every namespace (a
 	// workstation server bound to loopback).
 	NoAuth bool
+	// AllowedHosts are the names (any port) a request's Host header may
+	// give besides loopback names and addresses, which are always
+	// accepted: the server's own names and addresses. AnyHost accepts
+	// every Host (not with NoAuth). With or without auth, a request with
+	// another Host, a foreign Origin, a cross-site Sec-Fetch-Site or a
+	// body that is not JSON (multipart on the upload routes) is refused.
+	AllowedHosts []string
 	// Registerer receives the API's metrics; Gatherer serves /metrics.
 	// Either may be nil.
 	Registerer prometheus.Registerer
@@ -56,6 +64,8 @@ func (c Config) Validate() error {
 		return errors.New("api: Config.Store is required")
 	case c.Engine == nil:
 		return errors.New("api: Config.Engine is required")
+	case c.NoAuth && slices.Contains(c.AllowedHosts, AnyHost):
+		return errors.New("api: Config.AllowedHosts: " + AnyHost + " (any Host) needs authentication: it would let any web page drive a no-auth server through DNS rebinding")
 	case len(c.DisabledExecutors) > 0 && c.DefaultExecutor == "":
 		return errors.New("api: Config.DefaultExecutor is required with DisabledExecutors (the policy must know where tasks naming no executor run)")
 	}
@@ -104,7 +114,16 @@ func New(cfg Config, events *Events) (*Server, error) {
 // have been resumed.
 func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP refuses what a browser page could send on a user's behalf
+// (see guard), then routes the request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if e := s.guard(r); e != nil {
+		s.m.refused.Inc()
+		writeError(w, e)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // handlerFunc is an authenticated route's handler.
 type handlerFunc func(w http.ResponseWriter, r *http.Request, p *principal) error
