@@ -16,12 +16,12 @@ import (
 // ignored).
 func Compile(doc *Document, opts Options) (*spec.Plan, []Warning, error) {
 	c := &compiler{doc: doc.Pipeline, opts: opts}
-	c.platformSettings(doc.Platform)
-	plan := c.plan()
-	if c.tasks > MaxTasks {
-		return nil, c.warns, spec.TooLarge("root", "the pipeline ", &spec.LimitError{Limit: "compiled task", Max: MaxTasks, Unit: "tasks",
+	if n := c.countTasks(doc.Pipeline.Root, map[*ComponentSpec]int64{}); n > MaxTasks {
+		return nil, nil, spec.TooLarge("root", "the pipeline ", &spec.LimitError{Limit: "compiled task", Max: MaxTasks, Unit: "tasks",
 			Hint: "every task of every sub-DAG, counted each time its component is used"})
 	}
+	c.platformSettings(doc.Platform)
+	plan := c.plan()
 	if c.usedWorkspace && c.workspace == nil {
 		c.warn("", workspacePath+" is used but the PlatformSpec sets no pipelineConfig.workspace, which Kubeflow expects: Skiff gives the run a workspace anyway")
 	}
@@ -39,6 +39,32 @@ func Compile(doc *Document, opts Options) (*spec.Plan, []Warning, error) {
 // a small file could otherwise expand into a huge plan.
 const MaxTasks = 10_000
 
+// countTasks returns how many tasks comp compiles to, at every depth (at
+// most MaxTasks+1), without compiling them: each component is counted once
+// (memo), so that the count costs no more than the file's size. A component
+// that contains itself counts as one task (compiling reports it).
+func (c *compiler) countTasks(comp *ComponentSpec, memo map[*ComponentSpec]int64) int64 {
+	if comp == nil || comp.DAG == nil {
+		return 1
+	}
+	if n, ok := memo[comp]; ok {
+		return n
+	}
+	memo[comp] = 1 // in progress: a cycle counts once
+	var n int64
+	for _, ts := range comp.DAG.Tasks {
+		n++
+		if ts != nil && ts.ComponentRef != nil {
+			if sub := c.doc.Components[ts.ComponentRef.Name]; sub != nil && sub.DAG != nil {
+				n += c.countTasks(sub, memo)
+			}
+		}
+		n = min(n, MaxTasks+1)
+	}
+	memo[comp] = n
+	return n
+}
+
 // compiler compiles one PipelineSpec.
 type compiler struct {
 	doc   *PipelineSpec
@@ -46,7 +72,6 @@ type compiler struct {
 	errs  []spec.FieldError
 	warns []Warning
 	stack []string // components being compiled, to catch recursion
-	tasks int      // tasks compiled so far, at every depth (see MaxTasks)
 
 	kube      map[string]json.RawMessage // executor label -> its Kubernetes settings
 	workspace *WorkspaceConfig           // pipelineConfig.workspace, or nil

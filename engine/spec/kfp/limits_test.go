@@ -13,8 +13,28 @@ import (
 
 func TestLoad_BoundedExpansion(t *testing.T) {
 	t.Parallel()
-	if _, _, err := Load(spectest.KFPReuseBomb(2, 3), "", Options{}); err != nil {
+	// The count made before compiling is the compiled plan's.
+	plan, _, err := Load(spectest.KFPReuseBomb(3, 4), "", Options{})
+	if err != nil {
 		t.Fatalf("a small reuse compiles: %v", err)
+	}
+	var count func(p *spec.Plan) int
+	count = func(p *spec.Plan) int {
+		n := len(p.Tasks)
+		for i := range p.Tasks {
+			if b := p.Tasks[i].Body; b != nil {
+				n += count(b)
+			}
+		}
+		return n
+	}
+	doc, _, err := Parse(spectest.KFPReuseBomb(3, 4), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &compiler{doc: doc.Pipeline}
+	if got, want := c.countTasks(doc.Pipeline.Root, map[*ComponentSpec]int64{}), int64(count(plan)); got != want || want != 4+16+64 {
+		t.Fatalf("counted %d tasks, compiled %d", got, want)
 	}
 	cases := []struct {
 		name string
