@@ -54,7 +54,10 @@ func TestLimits_BombsRefusedFast(t *testing.T) {
 		if !strings.Contains(e.Message, tc.want) {
 			t.Errorf("%s: message %q does not name the limit (%q)", tc.name, e.Message, tc.want)
 		}
-		if el > time.Second {
+		// Milliseconds on an idle machine (the parsers' own tests hold them
+		// to a second); the bound leaves room for -race on a loaded one,
+		// and is still far below the minute the alias bomb took unbounded.
+		if el > 10*time.Second {
 			t.Errorf("%s: refusing took %s", tc.name, el)
 		}
 	}
