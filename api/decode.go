@@ -25,7 +25,7 @@ func decodeJSON(r io.Reader, v any) error {
 
 func decodeJSONBytes(data []byte, v any) error {
 	if len(data) > maxBodyBytes {
-		return apiErr(codeInvalidArgument, "request body is larger than %d bytes", maxBodyBytes)
+		return tooLarge("request body is larger than the JSON body limit of %d bytes", maxBodyBytes)
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		return badRequest("request body is empty: expected a JSON object")

@@ -70,6 +70,14 @@ func badRequest(format string, args ...any) *Error {
 	return apiErr(codeInvalidArgument, format, args...)
 }
 
+// tooLarge is a 413: the request (or what it expands to) is over a limit,
+// which the message names.
+func tooLarge(format string, args ...any) *Error {
+	e := badRequest(format, args...)
+	e.Status = http.StatusRequestEntityTooLarge
+	return e
+}
+
 func notFound(kind, id string) *Error {
 	return apiErr(codeNotFound, "%s %q not found", kind, id)
 }
@@ -86,6 +94,9 @@ func toAPIError(err error) *Error {
 		for _, fe := range ve.Errors {
 			d, _ := json.Marshal(map[string]string{"@type": "type.googleapis.com/google.rpc.BadRequest.FieldViolation", "field": fe.Path, "description": fe.Msg})
 			e.Details = append(e.Details, d)
+		}
+		if errors.Is(err, spec.ErrTooLarge) {
+			e.Status = http.StatusRequestEntityTooLarge
 		}
 		return e
 	case errors.Is(err, store.ErrNotFound):

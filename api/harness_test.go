@@ -39,6 +39,9 @@ type harnessOpts struct {
 	noAuth bool
 	sim    sim.Config
 	clock  func() time.Time // the API's clock (recurring runs); nil = time.Now
+	// defaultExecutor runs tasks that name none; "" = sim.
+	defaultExecutor string
+	allowedHosts    []string // api.Config.AllowedHosts
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -62,6 +65,10 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	}
 	events := api.NewEvents()
 	ecfg := engine.DefaultConfig(st, sim.New(o.sim), lx)
+	if o.defaultExecutor == "" {
+		o.defaultExecutor = sim.Name
+	}
+	ecfg.DefaultExecutor = o.defaultExecutor
 	ecfg.Registerer = reg
 	ecfg.OnUpdate = events.Publish
 	eng, err := engine.New(ecfg)
@@ -72,8 +79,8 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	done := make(chan struct{})
 	go func() { _ = eng.Run(ctx); close(done) }()
 	srv, err := api.New(api.Config{
-		Store: st, Engine: eng, Blobs: blobs, DefaultExecutor: sim.Name, DisabledExecutors: []string{"local"},
-		NoAuth: o.noAuth, Registerer: reg, Gatherer: reg, Version: "test", Clock: o.clock,
+		Store: st, Engine: eng, Blobs: blobs, DefaultExecutor: o.defaultExecutor, DisabledExecutors: []string{"local"},
+		NoAuth: o.noAuth, AllowedHosts: o.allowedHosts, Registerer: reg, Gatherer: reg, Version: "test", Clock: o.clock,
 	}, events)
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +133,9 @@ func (r resp) m(t testing.TB) map[string]any {
 	return m
 }
 
-// do sends a request; body is a string (sent as is) or a value (as JSON).
+// do sends a request; body is a string (sent as is) or a value (as JSON),
+// with Content-Type application/json unless hdr (name, value pairs; "Host"
+// sets the Host header) says otherwise.
 func (h *harness) do(method, path, token string, body any, hdr ...string) resp {
 	h.t.Helper()
 	var rd io.Reader
@@ -154,6 +163,10 @@ func (h *harness) do(method, path, token string, body any, hdr ...string) resp {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "Host" {
+			req.Host = hdr[i+1]
+			continue
+		}
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	res, err := h.http.Client().Do(req)

@@ -15,6 +15,7 @@ type apiMetrics struct {
 	requests *prometheus.CounterVec
 	seconds  *prometheus.HistogramVec
 	created  prometheus.Counter
+	refused  prometheus.Counter
 }
 
 func newAPIMetrics(reg prometheus.Registerer, st *store.Store) (*apiMetrics, error) {
@@ -26,11 +27,13 @@ func newAPIMetrics(reg prometheus.Registerer, st *store.Store) (*apiMetrics, err
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"route"}),
 		created: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "skiff_api_runs_created_total", Help: "Runs created through the API."}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "skiff_api_requests_refused_total", Help: "Requests refused before routing: a Host that is not the server's, a foreign Origin or a body that is not JSON."}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.seconds, m.created, &runsCollector{st: st}} {
+	for _, c := range []prometheus.Collector{m.requests, m.seconds, m.created, m.refused, &runsCollector{st: st}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -195,6 +195,10 @@ func (s *Server) createPipelineAndVersion(w http.ResponseWriter, r *http.Request
 	return nil
 }
 
+func uploadTooLarge() *Error {
+	return tooLarge("uploadfile: larger than the upload limit of %d bytes", maxUploadBytes)
+}
+
 // readUpload reads the multipart file "uploadfile" as a pipeline spec.
 func readUpload(w http.ResponseWriter, r *http.Request) (json.RawMessage, error) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxUploadBytes+64<<10)
@@ -202,7 +206,7 @@ func readUpload(w http.ResponseWriter, r *http.Request) (json.RawMessage, error)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, &Error{Code: codeInvalidArgument, Message: "uploadfile: larger than the upload limit", Details: []json.RawMessage{}, Status: http.StatusRequestEntityTooLarge}
+			return nil, uploadTooLarge()
 		}
 		return nil, badRequest("uploadfile: expected a multipart/form-data file field named uploadfile: %v", err)
 	}
@@ -212,7 +216,7 @@ func readUpload(w http.ResponseWriter, r *http.Request) (json.RawMessage, error)
 		return nil, badRequest("uploadfile: %v", err)
 	}
 	if len(data) > maxUploadBytes {
-		return nil, &Error{Code: codeInvalidArgument, Message: "uploadfile: larger than the upload limit", Details: []json.RawMessage{}, Status: http.StatusRequestEntityTooLarge}
+		return nil, uploadTooLarge()
 	}
 	b, _ := json.Marshal(string(data))
 	return b, nil

@@ -45,8 +45,11 @@ func TestPipelines_UploadVersionsAndRun(t *testing.T) {
 	if r := h.upload("/apis/v2beta1/pipelines/upload?display_name=big", tok, strings.Repeat("#", 5<<20)); r.status != http.StatusRequestEntityTooLarge {
 		t.Fatalf("oversized upload: %d %s", r.status, r.body)
 	}
-	if r := h.do("POST", "/apis/v2beta1/pipelines/upload?display_name=x", tok, `{}`); r.status != 400 {
-		t.Fatalf("upload without a file: %d", r.status)
+	if r := h.do("POST", "/apis/v2beta1/pipelines/upload?display_name=x", tok, `{}`); r.status != http.StatusUnsupportedMediaType {
+		t.Fatalf("upload of a JSON body: %d", r.status)
+	}
+	if r := h.do("POST", "/apis/v2beta1/pipelines/upload?display_name=x", tok, "--b--\r\n", "Content-Type", "multipart/form-data; boundary=b"); r.status != 400 {
+		t.Fatalf("upload without a file: %d %s", r.status, r.body)
 	}
 	v2 := h.upload("/apis/v2beta1/pipelines/upload_version?pipelineid="+pl.PipelineID+"&name=v2", tok, strings.Replace(simPipeline, "default: world", "default: v2", 1))
 	if v2.status != 200 {

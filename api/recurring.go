@@ -531,7 +531,7 @@ func (s *Server) fireRun(ctx context.Context, rr store.RecurringRun, t time.Time
 	if err != nil {
 		return "", fmt.Errorf("runtime_config: %w", err)
 	}
-	if err := s.checkExecutors(rr.Namespace, plan); err != nil {
+	if err := s.checkExecutors(rr.Namespace, plan, s.cfg.DefaultExecutor); err != nil {
 		return "", err
 	}
 	meta := store.RunMeta{RequestID: reqID, Namespace: rr.Namespace, ExperimentID: rr.ExperimentID, Description: rr.Description,
@@ -544,7 +544,7 @@ func (s *Server) fireRun(ctx context.Context, rr store.RecurringRun, t time.Time
 		return "", err
 	}
 	name := rr.Name + "-" + t.UTC().Format("20060102150405")
-	id, err := s.cfg.Engine.Submit(ctx, plan, params, engine.SubmitOptions{RequestID: reqID, Name: name})
+	id, err := s.cfg.Engine.Submit(ctx, plan, params, engine.SubmitOptions{RequestID: reqID, Name: name, Executor: s.cfg.DefaultExecutor})
 	if err != nil {
 		return "", err
 	}

@@ -189,7 +189,7 @@ func (s *Server) resolveRun(r *http.Request, p *principal, in *Run, nsParam, req
 		e.Message = "runtime_config: " + e.Message
 		return nil, e
 	}
-	if err := s.checkExecutors(ns, rc.plan); err != nil {
+	if err := s.checkExecutors(ns, rc.plan, s.cfg.DefaultExecutor); err != nil {
 		return nil, err
 	}
 	if rc.experimentID, err = s.ensureExperiment(r, p, ns, in.ExperimentID); err != nil {
@@ -211,28 +211,6 @@ func (s *Server) resolveRun(r *http.Request, p *principal, in *Run, nsParam, req
 	return rc, nil
 }
 
-// checkExecutors rejects a plan that uses an executor the namespace may
-// not use.
-func (s *Server) checkExecutors(ns string, plan *spec.Plan) error {
-	for i := range plan.Tasks {
-		name := plan.ExecutorName(&plan.Tasks[i], s.cfg.DefaultExecutor)
-		if _, ok := s.cfg.Engine.Executor(name); !ok {
-			return badRequest("pipeline_spec: tasks[%d].executor: %q: %v", i, name, engine.ErrUnknownExecutor)
-		}
-		ok, err := s.executorAllowed(ns, name)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return apiErr(codePermissionDenied,
-				"pipeline_spec: tasks[%d] (%s) runs on executor %q, which is disabled for namespace %q: it runs commands on the server's host. "+
-					"An admin can enable it with 'skiff server policy --namespace %s --allow-executor %s'",
-				i, plan.Tasks[i].Name, name, ns, ns, name)
-		}
-	}
-	return nil
-}
-
 // submit reserves the run's metadata and hands the plan to the engine.
 func (s *Server) submit(r *http.Request, rc *runCreation, clientReqID bool) (Run, error) {
 	ctx := r.Context()
@@ -248,7 +226,7 @@ func (s *Server) submit(r *http.Request, rc *runCreation, clientReqID bool) (Run
 	if len(res.Rejected) > 0 && !clientReqID {
 		return Run{}, apiErr(codeInternal, "%s", res.Rejected[0].Reason)
 	}
-	id, err := s.cfg.Engine.Submit(ctx, rc.plan, rc.params, engine.SubmitOptions{RequestID: rc.requestID, Name: rc.name})
+	id, err := s.cfg.Engine.Submit(ctx, rc.plan, rc.params, engine.SubmitOptions{RequestID: rc.requestID, Name: rc.name, Executor: s.cfg.DefaultExecutor})
 	if err != nil {
 		return Run{}, err
 	}
@@ -383,6 +361,9 @@ func (s *Server) runAction(w http.ResponseWriter, r *http.Request, p *principal)
 			return err
 		}
 	case "retry":
+		if err := s.checkRunExecutors(run); err != nil {
+			return err
+		}
 		if err := s.cfg.Engine.Retry(r.Context(), run.ID); err != nil {
 			return err
 		}

@@ -26,15 +26,27 @@ type Config struct {
 	Store  *store.Store
 	Engine *engine.Engine
 	Blobs  *blob.Store // nil = no artifact downloads or stored logs
-	// DefaultExecutor is the engine's default executor (used to tell which
-	// executor a task without one runs on).
+	// DefaultExecutor runs the tasks that name no executor (the API hands
+	// it to the engine with every run it creates, so that the policy is
+	// checked on the executor each task will use); "" = the engine's
+	// default. Required with DisabledExecutors.
 	DefaultExecutor string
 	// DisabledExecutors are off for every namespace unless its policy
 	// allows them (server mode: "local", which runs commands on the host).
+	// They are checked on every task at every depth of a plan, whenever a
+	// run is created or retried; a name matching one in another case is
+	// refused.
 	DisabledExecutors []string
 	// NoAuth accepts every request as an admin of every namespace (a
 	// workstation server bound to loopback).
 	NoAuth bool
+	// AllowedHosts are the names (any port) a request's Host header may
+	// give besides loopback names and addresses, which are always
+	// accepted: the server's own names and addresses. AnyHost accepts
+	// every Host (not with NoAuth). With or without auth, a request with
+	// another Host, a foreign Origin, a cross-site Sec-Fetch-Site or a
+	// body that is not JSON (multipart on the upload routes) is refused.
+	AllowedHosts []string
 	// Registerer receives the API's metrics; Gatherer serves /metrics.
 	// Either may be nil.
 	Registerer prometheus.Registerer
@@ -52,6 +64,10 @@ func (c Config) Validate() error {
 		return errors.New("api: Config.Store is required")
 	case c.Engine == nil:
 		return errors.New("api: Config.Engine is required")
+	case c.NoAuth && slices.Contains(c.AllowedHosts, AnyHost):
+		return errors.New("api: Config.AllowedHosts: " + AnyHost + " (any Host) needs authentication: it would let any web page drive a no-auth server through DNS rebinding")
+	case len(c.DisabledExecutors) > 0 && c.DefaultExecutor == "":
+		return errors.New("api: Config.DefaultExecutor is required with DisabledExecutors (the policy must know where tasks naming no executor run)")
 	}
 	return nil
 }
@@ -98,7 +114,16 @@ func New(cfg Config, events *Events) (*Server, error) {
 // have been resumed.
 func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP refuses what a browser page could send on a user's behalf
+// (see guard), then routes the request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if e := s.guard(r); e != nil {
+		s.m.refused.Inc()
+		writeError(w, e)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // handlerFunc is an authenticated route's handler.
 type handlerFunc func(w http.ResponseWriter, r *http.Request, p *principal) error
@@ -182,18 +207,6 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 func (s *Server) whoami(w http.ResponseWriter, _ *http.Request, p *principal) error {
 	writeJSON(w, http.StatusOK, map[string]string{"namespace": p.namespace, "role": p.role.String(), "token_id": p.tokenID})
 	return nil
-}
-
-// executorAllowed reports whether namespace ns may use executor name.
-func (s *Server) executorAllowed(ns, name string) (bool, error) {
-	if !slices.Contains(s.cfg.DisabledExecutors, name) {
-		return true, nil
-	}
-	pol, err := s.cfg.Store.GetNamespacePolicy(ns)
-	if err != nil {
-		return false, err
-	}
-	return slices.Contains(pol.AllowedExecutors, name), nil
 }
 
 // NamespacePolicy is the body of the namespace policy routes.

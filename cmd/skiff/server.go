@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -39,7 +40,11 @@ unfinished by a previous server are resumed at start.
 
 Every request needs a bearer token ('skiff token create', while the server
 is stopped, or through the API with an admin token), unless --no-auth,
-which only binds to a loopback address. The local process executor runs
+which only binds to a loopback address. With or without auth, requests
+whose Host header is not one of the server's names (--allowed-host), whose
+Origin is another site's, or whose body is not JSON (multipart on uploads)
+are refused, so that a web page cannot drive the server through a
+browser. The local process executor runs
 commands on this host, so it is off for every namespace until an admin
 enables it: 'skiff server policy --namespace N --allow-executor local'.
 
@@ -55,6 +60,8 @@ Examples:
 			&cli.StringFlag{Name: "tls-cert", Usage: "TLS certificate `FILE` (PEM); with --tls-key serves HTTPS"},
 			&cli.StringFlag{Name: "tls-key", Usage: "TLS private key `FILE` (PEM)"},
 			&cli.BoolFlag{Name: "no-auth", Usage: "accept requests without a token (binds to loopback addresses only)"},
+			&cli.StringSliceFlag{Name: "allowed-host", EnvVars: []string{"SKIFF_ALLOWED_HOSTS"},
+				Usage: "`NAME` clients may reach the server by, in the Host header (repeatable; '*' = any, needs auth); default: loopback names and the --listen address (all of this host's addresses and its hostname when that is unspecified)"},
 			&cli.StringFlag{Name: "default-executor", Value: "local", Usage: "executor for tasks that name none: local, docker or sim"},
 			&cli.BoolFlag{Name: "keep-work-dirs", Usage: "keep each execution's work dir and log after its outputs are stored (for debugging; by default they are removed)"},
 			&cli.DurationFlag{Name: "shutdown-grace", Value: 10 * time.Second, Usage: "how long to let in-flight requests finish on shutdown"},
@@ -94,6 +101,40 @@ func checkListen(addr string, noAuth bool) error {
 		return usageError("--no-auth binds to loopback addresses only (127.0.0.1:PORT, [::1]:PORT or localhost:PORT), not %q: create tokens with 'skiff token create' to serve other hosts", addr)
 	}
 	return nil
+}
+
+// allowedHosts are the names clients may give in the Host header besides
+// loopback ones: those given (--allowed-host), else the --listen host, or
+// every address of this host and its hostname when that is unspecified.
+func allowedHosts(listen string, given []string, noAuth bool) ([]string, error) {
+	given = nonEmpty(given)
+	if slices.Contains(given, api.AnyHost) && noAuth {
+		return nil, usageError("--allowed-host %s needs authentication: without it any web page could drive the server", api.AnyHost)
+	}
+	if len(given) > 0 {
+		return given, nil
+	}
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil, usageError("--listen %q: %v", listen, err)
+	}
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		return []string{host}, nil
+	}
+	var hosts []string
+	if name, err := os.Hostname(); err == nil {
+		hosts = append(hosts, name)
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, fmt.Errorf("--allowed-host: list this host's addresses: %w", err)
+	}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok {
+			hosts = append(hosts, ipn.IP.String())
+		}
+	}
+	return hosts, nil
 }
 
 // serverNode is the node a server runs: openNode's parts with metrics on
@@ -174,10 +215,14 @@ func serverAction(c *cli.Context) error {
 		return err
 	}
 	defer n.close()
+	hosts, err := allowedHosts(addr, c.StringSlice("allowed-host"), c.Bool("no-auth"))
+	if err != nil {
+		return err
+	}
 	srv, err := api.New(api.Config{
 		Store: n.store, Engine: n.engine, Blobs: n.blobs,
 		DefaultExecutor: c.String("default-executor"), DisabledExecutors: []string{"local"},
-		NoAuth: c.Bool("no-auth"), Registerer: reg, Gatherer: reg, Logger: n.log, Version: serverVersion,
+		NoAuth: c.Bool("no-auth"), AllowedHosts: hosts, Registerer: reg, Gatherer: reg, Logger: n.log, Version: serverVersion,
 	}, events)
 	if err != nil {
 		return err

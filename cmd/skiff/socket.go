@@ -21,12 +21,15 @@ import (
 // behind it needs no token.
 const socketName = "skiff.sock"
 
+// socketHost is the Host the clients of the socket send.
+const socketHost = "skiff"
+
 // serveSocket serves the API on the data dir's socket until the node
 // closes. A failure only costs the other processes their view.
 func (n *node) serveSocket() {
 	path := filepath.Join(n.dir, socketName)
 	_ = os.Remove(path) // left by a process that died; we hold the lock
-	srv, err := api.New(api.Config{Store: n.store, Engine: n.engine, Blobs: n.blobs, NoAuth: true, Logger: n.log}, nil)
+	srv, err := api.New(api.Config{Store: n.store, Engine: n.engine, Blobs: n.blobs, NoAuth: true, AllowedHosts: []string{socketHost}, Logger: n.log}, nil)
 	if err != nil {
 		n.log.Warn("local socket: api", "err", err)
 		return
@@ -63,7 +66,7 @@ func busyNodeClient(c *cli.Context, openErr error) *api.Client {
 		return nil
 	}
 	path := filepath.Join(dir, socketName)
-	cl := api.NewClient("http://skiff", "")
+	cl := api.NewClient("http://"+socketHost, "")
 	cl.HTTP = &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
@@ -72,7 +75,7 @@ func busyNodeClient(c *cli.Context, openErr error) *api.Client {
 	}}
 	ctx, cancel := context.WithTimeout(c.Context, 2*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://skiff/healthz", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+socketHost+"/healthz", nil)
 	resp, err := cl.HTTP.Do(req)
 	if err != nil {
 		return nil

@@ -2,12 +2,39 @@ package spec
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 )
 
 // ErrInvalid is the sentinel every *ValidationError unwraps to: the input
 // (a pipeline document, a plan, parameter values) was rejected.
 var ErrInvalid = errors.New("invalid input")
+
+// ErrTooLarge is what an input exceeding one of the parsers' bounds
+// unwraps to (besides ErrInvalid): see LimitError.
+var ErrTooLarge = errors.New("input too large")
+
+// LimitError is an input that exceeds one of the parsers' bounds (the
+// expanded size or alias count of a YAML document, the tasks a compiled
+// plan expands to). It unwraps to ErrTooLarge; the parsers return it
+// inside a *ValidationError, which then unwraps to it too.
+type LimitError struct {
+	Limit string // what is bounded: "YAML expanded size", "YAML aliases"...
+	Max   int64
+	Unit  string // bytes, aliases, nodes, tasks
+	Hint  string // what counts, or how to stay under it; may be ""
+}
+
+func (e *LimitError) Error() string {
+	msg := fmt.Sprintf("exceeds the %s limit of %d %s", e.Limit, e.Max, e.Unit)
+	if e.Hint != "" {
+		msg += " (" + e.Hint + ")"
+	}
+	return msg
+}
+
+// Unwrap returns ErrTooLarge.
+func (e *LimitError) Unwrap() error { return ErrTooLarge }
 
 // FieldError is one problem found in a document, at a field path that
 // follows the source document: `tasks[2].inputs.frac`, `parameters.k`,
@@ -27,6 +54,15 @@ func (e FieldError) Error() string {
 // ValidationError lists every problem found, in document order.
 type ValidationError struct {
 	Errors []FieldError `json:"errors"`
+	// cause is what made the input invalid as a whole (a *LimitError), or nil.
+	cause error
+}
+
+// TooLarge returns a *ValidationError for an input over a limit: one
+// error at path whose message is prefix followed by the limit's, unwrapping
+// to le (and so to ErrTooLarge).
+func TooLarge(path, prefix string, le *LimitError) *ValidationError {
+	return &ValidationError{Errors: []FieldError{{Path: path, Msg: prefix + le.Error()}}, cause: le}
 }
 
 // Error lists the problems one per line.
@@ -41,8 +77,13 @@ func (e *ValidationError) Error() string {
 	return b.String()
 }
 
-// Unwrap returns ErrInvalid.
-func (e *ValidationError) Unwrap() error { return ErrInvalid }
+// Unwrap returns ErrInvalid, and the cause (a *LimitError) when there is one.
+func (e *ValidationError) Unwrap() []error {
+	if e.cause != nil {
+		return []error{ErrInvalid, e.cause}
+	}
+	return []error{ErrInvalid}
+}
 
 // errList collects field errors.
 type errList []FieldError

@@ -33,7 +33,7 @@ func parseSkiff(data []byte, d *skiffDecoder) (*Plan, error) {
 func decodeSkiff(data []byte, d *skiffDecoder) (*Plan, error) {
 	j, err := yamlToJSON(data)
 	if err != nil {
-		return nil, &ValidationError{Errors: []FieldError{{Msg: "invalid YAML: " + err.Error()}}}
+		return nil, YAMLError(err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(j))
 	dec.UseNumber()

@@ -13,9 +13,19 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 )
 
-// maxYAMLNodes bounds the nodes a document may expand to (aliases
-// included), so a small file cannot blow up into a huge one.
-const maxYAMLNodes = 1 << 21
+// Bounds on what a YAML (or JSON) stream may expand to, aliases included,
+// so that a small file cannot blow up into a huge one: an alias counts
+// again (with all it names) each time it is used.
+const (
+	// MaxYAMLExpandedBytes bounds the bytes of every key and scalar value
+	// of the expanded stream (about its size as JSON).
+	MaxYAMLExpandedBytes = 32 << 20
+	// MaxYAMLAliases bounds how many times aliases are expanded (an alias
+	// inside an expanded alias counts at each expansion).
+	MaxYAMLAliases = 10_000
+	// MaxYAMLNodes bounds the nodes of the expanded stream.
+	MaxYAMLNodes = 1 << 21
+)
 
 // yamlToJSON converts one YAML document to JSON with YAML 1.2 scalar rules:
 // only true/false are booleans, so a key or value such as `n`, `y`, `no`
@@ -37,7 +47,7 @@ func yamlToJSON(data []byte) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("line %d: a second YAML document; a file holds one pipeline", extra.Line)
 	}
-	c := &yamlConv{}
+	c := newYAMLConv(defaultYAMLLimits)
 	v, err := c.value(&doc)
 	if err != nil {
 		return nil, err
@@ -45,13 +55,28 @@ func yamlToJSON(data []byte) ([]byte, error) {
 	return json.Marshal(v)
 }
 
+// YAMLError makes an error of YAMLDocuments a *ValidationError (one that
+// unwraps to ErrTooLarge for a document over a limit).
+func YAMLError(err error) *ValidationError {
+	var le *LimitError
+	if errors.As(err, &le) {
+		return TooLarge("", "invalid YAML: the document ", le)
+	}
+	return &ValidationError{Errors: []FieldError{{Msg: "invalid YAML: " + err.Error()}}}
+}
+
 // YAMLDocuments reads every document of a YAML (or JSON) stream as generic
 // values — maps, lists, strings, bools, json.Number and nil — with the
 // rules of yamlToJSON (YAML 1.2 scalars; duplicate and merge keys are
-// errors). Empty documents are left out.
+// errors). Empty documents are left out. A stream over one of the
+// bounds above is a *LimitError.
 func YAMLDocuments(data []byte) ([]any, error) {
+	return yamlDocuments(data, defaultYAMLLimits)
+}
+
+func yamlDocuments(data []byte, l yamlLimits) ([]any, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	c := &yamlConv{}
+	c := newYAMLConv(l)
 	var docs []any
 	for {
 		var n yaml.Node
@@ -72,12 +97,34 @@ func YAMLDocuments(data []byte) ([]any, error) {
 	}
 }
 
-type yamlConv struct{ nodes int }
+// yamlLimits are the bounds a conversion works within.
+type yamlLimits struct{ nodes, bytes, aliases int64 }
+
+var defaultYAMLLimits = yamlLimits{nodes: MaxYAMLNodes, bytes: MaxYAMLExpandedBytes, aliases: MaxYAMLAliases}
+
+// yamlConv converts nodes to values within limits shared by every document
+// of a stream; left is what remains of them.
+type yamlConv struct{ limits, left yamlLimits }
+
+func newYAMLConv(l yamlLimits) *yamlConv { return &yamlConv{limits: l, left: l} }
+
+// spend takes a node of n bytes from the budget.
+func (c *yamlConv) spend(n int) error {
+	const hint = "counting each use of an alias"
+	c.left.nodes--
+	c.left.bytes -= int64(n) + 1
+	switch {
+	case c.left.nodes < 0:
+		return &LimitError{Limit: "YAML node", Max: c.limits.nodes, Unit: "nodes", Hint: hint}
+	case c.left.bytes < 0:
+		return &LimitError{Limit: "YAML expanded size", Max: c.limits.bytes, Unit: "bytes", Hint: hint}
+	}
+	return nil
+}
 
 func (c *yamlConv) value(n *yaml.Node) (any, error) {
-	c.nodes++
-	if c.nodes > maxYAMLNodes {
-		return nil, fmt.Errorf("document expands to more than %d nodes", maxYAMLNodes)
+	if err := c.spend(len(n.Value)); err != nil {
+		return nil, err
 	}
 	switch n.Kind {
 	case yaml.DocumentNode:
@@ -86,6 +133,9 @@ func (c *yamlConv) value(n *yaml.Node) (any, error) {
 		}
 		return c.value(n.Content[0])
 	case yaml.AliasNode:
+		if c.left.aliases--; c.left.aliases < 0 {
+			return nil, &LimitError{Limit: "YAML alias", Max: c.limits.aliases, Unit: "aliases", Hint: "counting each expansion, nested ones included"}
+		}
 		return c.value(n.Alias)
 	case yaml.SequenceNode:
 		out := make([]any, 0, len(n.Content))
@@ -103,6 +153,9 @@ func (c *yamlConv) value(n *yaml.Node) (any, error) {
 			k, vn := n.Content[i], n.Content[i+1]
 			if k.Kind == yaml.AliasNode {
 				k = k.Alias
+			}
+			if err := c.spend(len(k.Value)); err != nil {
+				return nil, err
 			}
 			if k.Kind != yaml.ScalarNode {
 				return nil, fmt.Errorf("line %d: a mapping key must be a plain value", k.Line)

@@ -16,6 +16,10 @@ import (
 // ignored).
 func Compile(doc *Document, opts Options) (*spec.Plan, []Warning, error) {
 	c := &compiler{doc: doc.Pipeline, opts: opts}
+	if n := c.countTasks(doc.Pipeline.Root, map[*ComponentSpec]int64{}); n > MaxTasks {
+		return nil, nil, spec.TooLarge("root", "the pipeline ", &spec.LimitError{Limit: "compiled task", Max: MaxTasks, Unit: "tasks",
+			Hint: "every task of every sub-DAG, counted each time its component is used"})
+	}
 	c.platformSettings(doc.Platform)
 	plan := c.plan()
 	if c.usedWorkspace && c.workspace == nil {
@@ -28,6 +32,37 @@ func Compile(doc *Document, opts Options) (*spec.Plan, []Warning, error) {
 		return nil, c.warns, fmt.Errorf("the compiled plan is invalid (a Skiff bug; please report it): %w", err)
 	}
 	return plan, c.warns, nil
+}
+
+// MaxTasks bounds the tasks a compiled pipeline expands to, at every
+// depth: a sub-DAG component is compiled again for each task using it, so
+// a small file could otherwise expand into a huge plan.
+const MaxTasks = 10_000
+
+// countTasks returns how many tasks comp compiles to, at every depth (at
+// most MaxTasks+1), without compiling them: each component is counted once
+// (memo), so that the count costs no more than the file's size. A component
+// that contains itself counts as one task (compiling reports it).
+func (c *compiler) countTasks(comp *ComponentSpec, memo map[*ComponentSpec]int64) int64 {
+	if comp == nil || comp.DAG == nil {
+		return 1
+	}
+	if n, ok := memo[comp]; ok {
+		return n
+	}
+	memo[comp] = 1 // in progress: a cycle counts once
+	var n int64
+	for _, ts := range comp.DAG.Tasks {
+		n++
+		if ts != nil && ts.ComponentRef != nil {
+			if sub := c.doc.Components[ts.ComponentRef.Name]; sub != nil && sub.DAG != nil {
+				n += c.countTasks(sub, memo)
+			}
+		}
+		n = min(n, MaxTasks+1)
+	}
+	memo[comp] = n
+	return n
 }
 
 // compiler compiles one PipelineSpec.

@@ -32,7 +32,7 @@ type Document struct {
 func Parse(data []byte, opts Options) (*Document, []Warning, error) {
 	docs, err := spec.YAMLDocuments(data)
 	if err != nil {
-		return nil, nil, &spec.ValidationError{Errors: []spec.FieldError{{Msg: err.Error()}}}
+		return nil, nil, spec.YAMLError(err)
 	}
 	switch len(docs) {
 	case 0:
