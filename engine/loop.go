@@ -46,7 +46,7 @@ type activeRun struct {
 	final    bool
 	// waiting holds the retry timers of tasks between attempts; the
 	// scheduler counts them as running.
-	waiting map[int]*time.Timer
+	waiting map[int]Timer
 	// lastEnd is when a task's latest attempt ended, for tasks that were
 	// waiting for a retry when the run was rebuilt.
 	lastEnd map[int]time.Time
@@ -276,7 +276,7 @@ func (e *Engine) rebuild(rec store.Run, given *spec.Plan) (*activeRun, []store.T
 		sched:     sched,
 		state:     rec.State,
 		attempts:  make([]int, sched.Len()),
-		waiting:   map[int]*time.Timer{},
+		waiting:   map[int]Timer{},
 		lastEnd:   map[int]time.Time{},
 		cacheKeys: map[int]string{},
 		cacheWait: map[int]string{},
@@ -567,7 +567,7 @@ func (e *Engine) retry(ref *execRef, ev executors.Event, b *batch) bool {
 // waitRetry arms the timer that starts task's next attempt after delay.
 func (e *Engine) waitRetry(r *activeRun, task int, delay time.Duration) {
 	msg := retryDue{runID: r.id, task: task, attempt: r.attempts[task]}
-	r.waiting[task] = time.AfterFunc(delay, func() { e.post(msg) })
+	r.waiting[task] = e.clock.AfterFunc(delay, func() { e.post(msg) })
 }
 
 func (e *Engine) onRetryDue(m retryDue, b *batch) {
