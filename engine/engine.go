@@ -168,10 +168,16 @@ type Engine struct {
 	stopped chan struct{}
 	err     error
 
+	// Off-loop executor calls: one ordered queue per executor for starts
+	// and stops; calls counts the recoveries under way.
+	queues map[string]*callQueue
+	calls  sync.WaitGroup
+
 	// Owned by the loop goroutine.
-	active   map[string]*activeRun
-	inflight map[string]*execRef
-	flights  map[string]*flight // by cache key
+	active    map[string]*activeRun
+	inflight  map[string]*execRef
+	flights   map[string]*flight // by cache key
+	refreshes map[string]int     // refreshes in a row per run, for backing off
 }
 
 // New returns an engine; call Run to start its loop.
@@ -193,9 +199,13 @@ func New(cfg Config) (*Engine, error) {
 		active:   map[string]*activeRun{},
 		inflight: map[string]*execRef{},
 		flights:  map[string]*flight{},
+		queues:   map[string]*callQueue{},
+
+		refreshes: map[string]int{},
 	}
 	for _, x := range cfg.Executors {
 		e.execs[x.Name()] = x
+		e.queues[x.Name()] = newCallQueue()
 	}
 	if e.defExec == "" {
 		e.defExec = cfg.Executors[0].Name()
