@@ -182,37 +182,34 @@ func (e *Engine) flush(ctx context.Context, b *batch) error {
 	return nil
 }
 
-// commit proposes b's commands as one store entry and returns the
-// positions the store rejected, marking their runs stale.
+// commit proposes b's commands and returns the positions the store
+// rejected, marking their runs stale. The ends of runs go in a second
+// entry, proposed only for runs none of whose other changes was
+// rejected: a run never ends in the store with a task the store does not
+// hold as final.
 func (e *Engine) commit(ctx context.Context, b *batch) (map[pos]bool, error) {
-	if len(b.cmds) == 0 {
-		return nil, nil
-	}
-	cmds := make([]store.Command, len(b.cmds))
+	var changes, ends []int
 	for i, c := range b.cmds {
-		if tt, ok := c.(*store.TransitionTasks); ok {
-			cmds[i] = *tt
+		if rs, ok := c.(store.SetRunState); ok && rs.To.Final() {
+			ends = append(ends, i)
 		} else {
-			cmds[i] = c
+			changes = append(changes, i)
 		}
 	}
-	start := time.Now()
-	res, err := e.cfg.Store.Apply(context.WithoutCancel(ctx), cmds...)
-	if err != nil {
-		return nil, fmt.Errorf("commit %d commands: %w", len(cmds), err)
-	}
-	e.m.commitSeconds.Observe(time.Since(start).Seconds())
-	e.m.transitions.Add(float64(b.transitions))
 	rejected := map[pos]bool{}
-	for _, rj := range res.Rejected {
-		rejected[pos{rj.Cmd, rj.Item}] = true
-		run := ""
-		if rj.Cmd >= 0 && rj.Cmd < len(b.runs) {
-			run = b.runs[rj.Cmd]
-			b.stale[run] = true
+	if err := e.propose(ctx, b, changes, rejected); err != nil {
+		return nil, err
+	}
+	kept := ends[:0]
+	for _, i := range ends {
+		if b.stale[b.runs[i]] {
+			rejected[pos{i, 0}] = true
+			continue
 		}
-		e.m.rejected.Inc()
-		e.log.Warn("store rejected a change; refreshing the run", "run", run, "command", rj.Cmd, "item", rj.Item, "reason", rj.Reason)
+		kept = append(kept, i)
+	}
+	if err := e.propose(ctx, b, kept, rejected); err != nil {
+		return nil, err
 	}
 	for _, id := range b.runs {
 		if !b.stale[id] {
@@ -220,6 +217,43 @@ func (e *Engine) commit(ctx context.Context, b *batch) (map[pos]bool, error) {
 		}
 	}
 	return rejected, nil
+}
+
+// propose commits the commands of b at indices idx as one store entry and
+// adds what the store rejected to rejected.
+func (e *Engine) propose(ctx context.Context, b *batch, idx []int, rejected map[pos]bool) error {
+	if len(idx) == 0 {
+		return nil
+	}
+	cmds := make([]store.Command, len(idx))
+	n := 0
+	for k, i := range idx {
+		c := b.cmds[i]
+		if tt, ok := c.(*store.TransitionTasks); ok {
+			c = *tt
+			n += len(tt.Items)
+		}
+		cmds[k] = c
+	}
+	start := time.Now()
+	res, err := e.cfg.Store.Apply(context.WithoutCancel(ctx), cmds...)
+	if err != nil {
+		return fmt.Errorf("commit %d commands: %w", len(cmds), err)
+	}
+	e.m.commitSeconds.Observe(time.Since(start).Seconds())
+	e.m.transitions.Add(float64(n))
+	for _, rj := range res.Rejected {
+		run := ""
+		if rj.Cmd >= 0 && rj.Cmd < len(idx) {
+			i := idx[rj.Cmd]
+			rejected[pos{i, rj.Item}] = true
+			run = b.runs[i]
+			b.stale[run] = true
+		}
+		e.m.rejected.Inc()
+		e.log.Warn("store rejected a change; refreshing the run", "run", run, "command", rj.Cmd, "item", rj.Item, "reason", rj.Reason)
+	}
+	return nil
 }
 
 // staleRuns returns the runs to refresh, sorted, and forgets them.
