@@ -151,14 +151,14 @@ func (e *Engine) flush(ctx context.Context, b *batch) error {
 				}
 				continue
 			}
-			e.startExecution(ctx, ef)
+			e.startExecution(ef)
 		case ef.stop != nil:
 			if e.inflight[ef.id] != ef.stop {
 				continue // its start was refused, or it ended meanwhile
 			}
-			e.stopExecution(ctx, ef.stop, ef.id)
+			e.stopExecution(ef.stop, ef.id)
 		case ef.recover != nil:
-			e.recoverExecution(ctx, ef.recover, ef.id, ef.spec)
+			e.recoverExecution(ef.recover, ef.id, ef.spec)
 		}
 	}
 	if e.cfg.OnUpdate != nil && len(b.updates) > 0 {

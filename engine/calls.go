@@ -41,8 +41,11 @@ type (
 // within runs f with a deadline of d. A call still running at the deadline
 // is abandoned (its goroutine ends whenever f returns) and within returns
 // an error wrapping ErrExecutorTimeout that names the call.
-func within[T any](ctx context.Context, d time.Duration, what string, f func(context.Context) (T, error)) (T, error) {
-	ctx, cancel := context.WithTimeout(ctx, d)
+//
+// An ended parent ctx (the engine stopping) abandons the call too, and
+// within returns ctx's error.
+func within[T any](parent context.Context, d time.Duration, what string, f func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(parent, d)
 	defer cancel()
 	type result struct {
 		v   T
@@ -61,6 +64,9 @@ func within[T any](ctx context.Context, d time.Duration, what string, f func(con
 		return r.v, r.err
 	case <-ctx.Done():
 		var zero T
+		if err := parent.Err(); err != nil {
+			return zero, fmt.Errorf("%s: %w", what, err)
+		}
 		return zero, fmt.Errorf("%s: %w (no answer within %s)", what, ErrExecutorTimeout, d)
 	}
 }
@@ -115,7 +121,7 @@ func (q *callQueue) drain() {
 
 // close drops the calls not begun (the store holds their attempts as
 // RUNNING: the next engine recovers them) and waits for the one under way,
-// which its deadline bounds.
+// which the engine abandons as it stops.
 func (q *callQueue) close() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -126,12 +132,14 @@ func (q *callQueue) close() {
 }
 
 // startExecution queues the start of a committed attempt.
-func (e *Engine) startExecution(ctx context.Context, ef effect) {
+func (e *Engine) startExecution(ef effect) {
 	ref, id, s, ws := ef.start, ef.id, ef.spec, ef.workspace
+	var ctx context.Context
 	x := ref.exec
 	d := e.cfg.StartTimeout
-	// The execution must not end with the loop's context.
-	ctx = context.WithoutCancel(ctx)
+	// The execution must not end with the loop's context: the call ends
+	// with the engine.
+	ctx = e.callCtx
 	e.queues[x.Name()].push(func() {
 		_, err := within(ctx, d, x.Name()+" executor: start", func(ctx context.Context) (struct{}, error) {
 			if ws != "" {
@@ -157,9 +165,8 @@ func (e *Engine) startExecution(ctx context.Context, ef effect) {
 
 // stopExecution queues the stop of a live execution; a stop the executor
 // does not confirm ends the attempt CANCELED all the same.
-func (e *Engine) stopExecution(ctx context.Context, ref *execRef, id string) {
-	x := ref.exec
-	ctx = context.WithoutCancel(ctx)
+func (e *Engine) stopExecution(ref *execRef, id string) {
+	x, ctx := ref.exec, e.callCtx
 	e.queues[x.Name()].push(func() {
 		_, err := within(ctx, e.cfg.StopTimeout, x.Name()+" executor: cancel", func(ctx context.Context) (struct{}, error) {
 			return struct{}{}, x.Cancel(ctx, id)
@@ -176,9 +183,8 @@ func (e *Engine) stopExecution(ctx context.Context, ref *execRef, id string) {
 // execution of this engine follows: an executor that can adopt it
 // re-attaches to it (s is its spec; nil = not adoptable), otherwise its
 // leftovers are killed. The outcome comes back as a recovered message.
-func (e *Engine) recoverExecution(ctx context.Context, ref *execRef, id string, s *executors.Spec) {
-	x := ref.exec
-	ctx = context.WithoutCancel(ctx)
+func (e *Engine) recoverExecution(ref *execRef, id string, s *executors.Spec) {
+	x, ctx := ref.exec, e.callCtx
 	e.calls.Add(1)
 	go func() {
 		defer e.calls.Done()

@@ -172,6 +172,10 @@ type Engine struct {
 	// and stops; calls counts the recoveries under way.
 	queues map[string]*callQueue
 	calls  sync.WaitGroup
+	// callCtx is the context of those calls: cancelled when the loop
+	// ends, so that stopping never waits for a hung executor.
+	callCtx    context.Context
+	callCancel context.CancelFunc
 
 	// Owned by the loop goroutine.
 	active    map[string]*activeRun
@@ -203,6 +207,7 @@ func New(cfg Config) (*Engine, error) {
 
 		refreshes: map[string]int{},
 	}
+	e.callCtx, e.callCancel = context.WithCancel(context.Background())
 	for _, x := range cfg.Executors {
 		e.execs[x.Name()] = x
 		e.queues[x.Name()] = newCallQueue()

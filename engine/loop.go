@@ -122,9 +122,11 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 }
 
-// closeCalls waits for the executor calls under way (each bounded by its
-// deadline) and drops those not begun.
+// closeCalls abandons the executor calls under way and drops those not
+// begun: the store holds what they were for, and the next engine settles
+// it.
 func (e *Engine) closeCalls() {
+	e.callCancel()
 	for _, q := range e.queues {
 		q.close()
 	}
