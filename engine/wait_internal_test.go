@@ -18,7 +18,7 @@ func (e *Engine) waiterCount() int {
 	for _, chs := range e.waiters {
 		n += len(chs)
 	}
-	return n + len(e.waiters)
+	return n + len(e.waiters) // an empty list left behind counts too
 }
 
 // TestEngine_WaitLeavesNoWaiterBehind: Wait on a finished run, and a Wait
