@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/skiffml/skiff/engine/spec"
@@ -11,14 +12,20 @@ import (
 )
 
 // batch collects what one loop turn changes: the commands proposed as one
-// store entry, and the side effects allowed once that entry is committed.
+// store entry, and what may follow only once that entry is committed (side
+// effects, updates, ends of runs), each tied to the command item it needs.
 type batch struct {
 	cmds        []store.Command
+	runs        []string       // the run of each command
 	byRun       map[string]int // run id -> index of its TransitionTasks in cmds
 	transitions int
 	effects     []effect
-	updates     []Update
-	finals      []string
+	updates     []pendingUpdate
+	finals      []pendingFinal
+	// stale holds the runs the store contradicted (it rejected one of
+	// their changes): the loop refreshes them before anything else. Kept
+	// across the parts of a batch committed in parts.
+	stale map[string]bool
 	// ctx and err: a batch that grows past MaxBatch inside one message (a
 	// loop's thousands of starts) is committed part by part; err is the
 	// store failure of such a part.
@@ -27,23 +34,43 @@ type batch struct {
 	flushed bool // a part was committed already
 }
 
-// effect is a side effect held back until its commit: start or stop one
-// execution.
-type effect struct {
-	id    string
-	start *execRef
-	stop  *execRef
-	spec  *executors.Spec
-	// cmd and item locate the transition that must not have been rejected
-	// for the effect to happen.
-	cmd, item int
+// pos locates an item of a command in a batch: what must not have been
+// rejected for something to happen.
+type pos struct{ cmd, item int }
+
+// durable is the pos of a change already committed (e.g. by Cancel).
+var durable = pos{-1, -1}
+
+type pendingUpdate struct {
+	u  Update
+	at pos
 }
 
-func newBatch(ctx context.Context) *batch { return &batch{byRun: map[string]int{}, ctx: ctx} }
+type pendingFinal struct {
+	id string
+	at pos
+}
+
+// effect is a side effect held back until its commit: start, stop or
+// recover one execution.
+type effect struct {
+	id      string
+	start   *execRef
+	stop    *execRef
+	recover *execRef
+	spec    *executors.Spec
+	// workspace is a directory to create before the start ("" = none).
+	workspace string
+	at        pos // the transition a start needs
+}
+
+func newBatch(ctx context.Context) *batch {
+	return &batch{byRun: map[string]int{}, stale: map[string]bool{}, ctx: ctx}
+}
 
 // reset empties b after its commit.
 func (b *batch) reset() {
-	b.cmds, b.transitions, b.effects, b.updates, b.finals = nil, 0, nil, nil, nil
+	b.cmds, b.runs, b.transitions, b.effects, b.updates, b.finals = nil, nil, 0, nil, nil, nil
 	clear(b.byRun)
 }
 
@@ -57,7 +84,15 @@ func (e *Engine) flushFull(b *batch) {
 	if !b.flushed {
 		limit = min(limit, firstPart)
 	}
-	if b.transitions < limit || b.err != nil {
+	if b.transitions < limit {
+		return
+	}
+	e.flushPart(b)
+}
+
+// flushPart commits what b holds now and empties it.
+func (e *Engine) flushPart(b *batch) {
+	if b.err != nil || len(b.cmds)+len(b.effects)+len(b.updates)+len(b.finals) == 0 {
 		return
 	}
 	if err := e.flush(b.ctx, b); err != nil {
@@ -71,92 +106,163 @@ func (e *Engine) flushFull(b *batch) {
 // firstPart is the size of the first part of a batch committed in parts.
 const firstPart = 512
 
-func (b *batch) transition(r *activeRun, t store.Transition) {
+func (b *batch) add(runID string, c store.Command) {
+	b.cmds = append(b.cmds, c)
+	b.runs = append(b.runs, runID)
+}
+
+// transition adds t to r's TransitionTasks and returns where it is.
+func (b *batch) transition(r *activeRun, t store.Transition) pos {
 	i, ok := b.byRun[r.id]
 	if !ok {
 		i = len(b.cmds)
 		b.byRun[r.id] = i
-		b.cmds = append(b.cmds, &store.TransitionTasks{RunID: r.id})
+		b.add(r.id, &store.TransitionTasks{RunID: r.id})
 	}
 	tt := b.cmds[i].(*store.TransitionTasks)
 	tt.Items = append(tt.Items, t)
 	b.transitions++
+	return pos{i, len(tt.Items) - 1}
 }
 
-func (b *batch) cmdOf(r *activeRun) int { return b.byRun[r.id] }
-
-func (b *batch) lastItem(r *activeRun) int {
-	return len(b.cmds[b.byRun[r.id]].(*store.TransitionTasks).Items) - 1
+func (b *batch) runState(r *activeRun, to spec.RunState, reason string, outs map[string]spec.Value, now time.Time) pos {
+	b.add(r.id, store.SetRunState{RunID: r.id, From: r.state, To: to, Time: now, Error: reason, Outputs: outs})
+	return pos{len(b.cmds) - 1, 0}
 }
 
-func (b *batch) runState(r *activeRun, to spec.RunState, reason string, outs map[string]spec.Value, now time.Time) {
-	b.cmds = append(b.cmds, store.SetRunState{RunID: r.id, From: r.state, To: to, Time: now, Error: reason, Outputs: outs})
-}
+// update reports u once the change at at is committed.
+func (b *batch) update(at pos, u Update) { b.updates = append(b.updates, pendingUpdate{u: u, at: at}) }
 
-func (b *batch) update(u Update) { b.updates = append(b.updates, u) }
-
-// flush commits the batch as one store entry, then performs its effects.
+// flush commits the batch as one store entry, then does what the accepted
+// changes allow. A rejected change does nothing (no effect, no update) and
+// marks its run stale.
 func (e *Engine) flush(ctx context.Context, b *batch) error {
-	if len(b.cmds) > 0 {
-		cmds := make([]store.Command, len(b.cmds))
-		for i, c := range b.cmds {
-			if tt, ok := c.(*store.TransitionTasks); ok {
-				cmds[i] = *tt
-			} else {
-				cmds[i] = c
-			}
-		}
-		start := time.Now()
-		res, err := e.cfg.Store.Apply(context.WithoutCancel(ctx), cmds...)
-		if err != nil {
-			return fmt.Errorf("commit %d commands: %w", len(cmds), err)
-		}
-		e.m.commitSeconds.Observe(time.Since(start).Seconds())
-		e.m.transitions.Add(float64(b.transitions))
-		rejected := map[[2]int]bool{}
-		for _, rj := range res.Rejected {
-			rejected[[2]int{rj.Cmd, rj.Item}] = true
-			e.log.Error("store rejected a change", "command", rj.Cmd, "item", rj.Item, "reason", rj.Reason)
-		}
-		if len(rejected) > 0 {
-			kept := b.effects[:0]
-			for _, ef := range b.effects {
-				if ef.start != nil && rejected[[2]int{ef.cmd, ef.item}] {
-					// The attempt was not recorded: it does not exist.
-					delete(e.inflight, ef.id)
-					if ref := ef.start; ref.run.attempts[ref.task] == ref.attempt {
-						ref.run.attempts[ref.task] = ref.attempt - 1
-					}
-					continue
-				}
-				kept = append(kept, ef)
-			}
-			b.effects = kept
-		}
+	rejected, err := e.commit(ctx, b)
+	if err != nil {
+		return err
 	}
 	for _, ef := range b.effects {
 		switch {
 		case ef.start != nil:
-			// The execution must not end with the loop's context.
-			if err := ef.start.exec.Start(context.WithoutCancel(ctx), ef.spec, e.report); err != nil {
-				e.m.executorErrors.Inc()
-				e.post(startFailed{id: ef.id, reason: err.Error()})
-			}
-		case ef.stop != nil:
-			x, id := ef.stop.exec, ef.id
-			go func() {
-				if err := x.Cancel(context.WithoutCancel(ctx), id); err != nil {
-					e.log.Warn("cancel execution", "execution", id, "err", err)
+			if rejected[ef.at] {
+				// The attempt was not recorded: it does not exist.
+				if e.inflight[ef.id] == ef.start {
+					delete(e.inflight, ef.id)
 				}
-			}()
+				continue
+			}
+			e.startExecution(ef)
+		case ef.stop != nil:
+			if e.inflight[ef.id] != ef.stop {
+				continue // its start was refused, or it ended meanwhile
+			}
+			e.stopExecution(ef.stop, ef.id)
+		case ef.recover != nil:
+			e.recoverExecution(ef.recover, ef.id, ef.spec)
 		}
 	}
 	if e.cfg.OnUpdate != nil && len(b.updates) > 0 {
-		e.cfg.OnUpdate(b.updates)
+		ups := make([]Update, 0, len(b.updates))
+		for _, u := range b.updates {
+			if !rejected[u.at] {
+				ups = append(ups, u.u)
+			}
+		}
+		if len(ups) > 0 {
+			e.cfg.OnUpdate(ups)
+		}
 	}
-	for _, id := range b.finals {
-		delete(e.active, id)
-		e.notifyFinal(id)
+	for _, f := range b.finals {
+		if rejected[f.at] {
+			continue // the run is stale: its refresh says what it is
+		}
+		delete(e.active, f.id)
+		e.notifyFinal(f.id)
 	}
 	return nil
+}
+
+// commit proposes b's commands and returns the positions the store
+// rejected, marking their runs stale. The ends of runs go in a second
+// entry, proposed only for runs none of whose other changes was
+// rejected: a run never ends in the store with a task the store does not
+// hold as final.
+func (e *Engine) commit(ctx context.Context, b *batch) (map[pos]bool, error) {
+	var changes, ends []int
+	for i, c := range b.cmds {
+		if rs, ok := c.(store.SetRunState); ok && rs.To.Final() {
+			ends = append(ends, i)
+		} else {
+			changes = append(changes, i)
+		}
+	}
+	rejected := map[pos]bool{}
+	if err := e.propose(ctx, b, changes, rejected); err != nil {
+		return nil, err
+	}
+	kept := ends[:0]
+	for _, i := range ends {
+		if b.stale[b.runs[i]] {
+			rejected[pos{i, 0}] = true
+			continue
+		}
+		kept = append(kept, i)
+	}
+	if err := e.propose(ctx, b, kept, rejected); err != nil {
+		return nil, err
+	}
+	for _, id := range b.runs {
+		if !b.stale[id] {
+			delete(e.refreshes, id)
+		}
+	}
+	return rejected, nil
+}
+
+// propose commits the commands of b at indices idx as one store entry and
+// adds what the store rejected to rejected.
+func (e *Engine) propose(ctx context.Context, b *batch, idx []int, rejected map[pos]bool) error {
+	if len(idx) == 0 {
+		return nil
+	}
+	cmds := make([]store.Command, len(idx))
+	n := 0
+	for k, i := range idx {
+		c := b.cmds[i]
+		if tt, ok := c.(*store.TransitionTasks); ok {
+			c = *tt
+			n += len(tt.Items)
+		}
+		cmds[k] = c
+	}
+	start := time.Now()
+	res, err := e.cfg.Store.Apply(context.WithoutCancel(ctx), cmds...)
+	if err != nil {
+		return fmt.Errorf("commit %d commands: %w", len(cmds), err)
+	}
+	e.m.commitSeconds.Observe(time.Since(start).Seconds())
+	e.m.transitions.Add(float64(n))
+	for _, rj := range res.Rejected {
+		run := ""
+		if rj.Cmd >= 0 && rj.Cmd < len(idx) {
+			i := idx[rj.Cmd]
+			rejected[pos{i, rj.Item}] = true
+			run = b.runs[i]
+			b.stale[run] = true
+		}
+		e.m.rejected.Inc()
+		e.log.Warn("store rejected a change; refreshing the run", "run", run, "command", rj.Cmd, "item", rj.Item, "reason", rj.Reason)
+	}
+	return nil
+}
+
+// staleRuns returns the runs to refresh, sorted, and forgets them.
+func (b *batch) staleRuns() []string {
+	ids := make([]string, 0, len(b.stale))
+	for id := range b.stale {
+		ids = append(ids, id)
+	}
+	clear(b.stale)
+	slices.Sort(ids)
+	return ids
 }

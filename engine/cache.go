@@ -8,6 +8,7 @@ import (
 	"sort"
 
 	"github.com/skiffml/skiff/engine/spec"
+	"github.com/skiffml/skiff/executors"
 	"github.com/skiffml/skiff/store"
 )
 
@@ -98,6 +99,7 @@ func CacheKey(namespace string, t *spec.Task, inputs map[string]spec.Value) stri
 // flight is an execution whose result other tasks with the same cache key
 // wait for, rather than running the same thing twice at once.
 type flight struct {
+	leader    string // the execution the followers wait for
 	followers []follower
 }
 
@@ -127,17 +129,35 @@ func (e *Engine) startCached(r *activeRun, task int, key string, inputs map[stri
 		return
 	}
 	e.m.cache.WithLabelValues("miss").Inc()
-	e.flights[key] = &flight{}
+	f := &flight{}
+	e.flights[key] = f
 	r.cacheKeys[task] = key
 	e.startAttempt(r, task, spec.TaskPending, inputs, "", b)
+	f.leader = executors.ExecutionID(r.id, task, r.attempts[task])
+}
+
+// landOrphanedFlights resolves the flights whose leader no execution
+// follows any more (the store refused its start): their followers try for
+// themselves rather than wait forever.
+func (e *Engine) landOrphanedFlights(b *batch) {
+	var keys []string
+	for key, f := range e.flights {
+		if e.inflight[f.leader] == nil {
+			keys = append(keys, key)
+		}
+	}
+	sort.Strings(keys)
+	for _, key := range keys {
+		e.landFlight(key, spec.TaskFailed, "", nil, b)
+	}
 }
 
 // cacheHit records task as SUCCEEDED with the outputs of execution from.
 func (e *Engine) cacheHit(r *activeRun, task int, key, from string, outs map[string]spec.Value, b *batch) {
 	now := e.now().UTC()
-	b.transition(r, store.Transition{Task: task, From: spec.TaskPending, To: spec.TaskSucceeded, Time: now,
+	at := b.transition(r, store.Transition{Task: task, From: spec.TaskPending, To: spec.TaskSucceeded, Time: now,
 		Outputs: outs, CacheKey: key, CachedFrom: from})
-	b.update(Update{RunID: r.id, Task: task, Name: r.sched.Name(task), TaskState: spec.TaskSucceeded,
+	b.update(at, Update{RunID: r.id, Task: task, Name: r.sched.Name(task), TaskState: spec.TaskSucceeded,
 		Cached: true, Reason: "cached from " + from, Time: now})
 	e.decide(r, r.sched.Finished(task, spec.TaskSucceeded, outs), b)
 }
@@ -151,7 +171,7 @@ func (e *Engine) landFlight(key string, state spec.TaskState, from string, outs 
 	}
 	delete(e.flights, key)
 	for _, fl := range f.followers {
-		if fl.run.final || fl.run.cacheWait[fl.task] != key {
+		if fl.run.gone() || fl.run.cacheWait[fl.task] != key {
 			continue
 		}
 		delete(fl.run.cacheWait, fl.task)

@@ -16,12 +16,21 @@ type leftoverKiller interface {
 }
 
 // buildSpec resolves a task's placeholders and inputs into an execution
-// spec for executor x.
-func (e *Engine) buildSpec(r *activeRun, task, attempt int, id string, x executors.Executor, inputs map[string]spec.Value) (*executors.Spec, error) {
+// spec for executor x. It does no I/O: a directory the step needs before
+// it starts (a KFP run's workspace) is returned for the start to create
+// ("" = none).
+func (e *Engine) buildSpec(r *activeRun, task, attempt int, id string, x executors.Executor, inputs map[string]spec.Value) (*executors.Spec, string, error) {
 	t := r.sched.Task(task)
 	if t.Protocol == spec.ProtocolKFP {
 		return e.buildKFPSpec(r, task, attempt, id, x, inputs)
 	}
+	s, err := e.buildSkiffSpec(r, task, attempt, id, x, inputs)
+	return s, "", err
+}
+
+// buildSkiffSpec builds the execution spec of a step written in Skiff YAML.
+func (e *Engine) buildSkiffSpec(r *activeRun, task, attempt int, id string, x executors.Executor, inputs map[string]spec.Value) (*executors.Spec, error) {
+	t := r.sched.Task(task)
 	root := x.Root(id)
 	env := &spec.PlaceholderEnv{
 		Inputs:       make(map[string]string, len(t.Inputs)),

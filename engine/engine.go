@@ -22,24 +22,66 @@ import (
 
 // Config configures an Engine.
 type Config struct {
-	Store     *store.Store
+	Store     Store // *store.Store, or a wrapper of one
 	Executors []executors.Executor
 	// DefaultExecutor runs tasks whose plan names none; "" = the first of
 	// Executors.
 	DefaultExecutor string
 	Logger          *slog.Logger
 	Registerer      prometheus.Registerer // nil = no metrics
-	Clock           func() time.Time      // nil = time.Now
+	Clock           Clock                 // nil = the system clock
 	// MaxBatch caps the task transitions proposed in one store entry.
 	MaxBatch int
 	// OnUpdate, when set, is called from the loop after each commit with
-	// the changes it made durable. It must return quickly.
+	// the changes it made durable (never one the store rejected). It must
+	// return quickly.
 	OnUpdate func([]Update)
+
+	// Deadlines of the executor calls the engine makes off its loop. A
+	// call still running at its deadline is abandoned and its task told
+	// why (a start or a stop fails it, a resumed execution that could not
+	// be adopted gets a new attempt). 0 = the default.
+	//
+	// StartTimeout bounds Executor.Start (and creating the run's
+	// workspace); StopTimeout bounds Executor.Cancel; AdoptTimeout bounds
+	// Adopter.Adopt and CleanupTimeout the killing of an execution's
+	// leftovers, both when a run is resumed.
+	StartTimeout   time.Duration
+	StopTimeout    time.Duration
+	AdoptTimeout   time.Duration
+	CleanupTimeout time.Duration
 }
 
+// Defaults of Config.
+const (
+	DefaultMaxBatch    = 8192
+	DefaultCallTimeout = time.Minute // each of the executor call deadlines
+)
+
 // DefaultConfig returns a Config with the defaults filled in.
-func DefaultConfig(st *store.Store, execs ...executors.Executor) Config {
-	return Config{Store: st, Executors: execs, MaxBatch: 8192}
+func DefaultConfig(st Store, execs ...executors.Executor) Config {
+	return Config{Store: st, Executors: execs, MaxBatch: DefaultMaxBatch,
+		StartTimeout: DefaultCallTimeout, StopTimeout: DefaultCallTimeout,
+		AdoptTimeout: DefaultCallTimeout, CleanupTimeout: DefaultCallTimeout}
+}
+
+// withDefaults fills c's zero knobs with their defaults.
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Clock == nil {
+		c.Clock = realClock{}
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = DefaultMaxBatch
+	}
+	for _, d := range []*time.Duration{&c.StartTimeout, &c.StopTimeout, &c.AdoptTimeout, &c.CleanupTimeout} {
+		if *d == 0 {
+			*d = DefaultCallTimeout
+		}
+	}
+	return c
 }
 
 // Validate reports the first problem with c.
@@ -62,6 +104,14 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBatch < 0 {
 		return errors.New("engine: Config.MaxBatch must not be negative")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"StartTimeout", c.StartTimeout}, {"StopTimeout", c.StopTimeout}, {"AdoptTimeout", c.AdoptTimeout}, {"CleanupTimeout", c.CleanupTimeout}} {
+		if d.v < 0 {
+			return fmt.Errorf("engine: Config.%s must not be negative (0 = the default, %s)", d.name, DefaultCallTimeout)
+		}
 	}
 	return nil
 }
@@ -105,6 +155,7 @@ func (e *Engine) checkExecutors(root, p *spec.Plan, path, def string) error {
 type Engine struct {
 	cfg     Config
 	log     *slog.Logger
+	clock   Clock
 	now     func() time.Time
 	execs   map[string]executors.Executor
 	defExec string
@@ -117,10 +168,20 @@ type Engine struct {
 	stopped chan struct{}
 	err     error
 
+	// Off-loop executor calls: one ordered queue per executor for starts
+	// and stops; calls counts the recoveries under way.
+	queues map[string]*callQueue
+	calls  sync.WaitGroup
+	// callCtx is the context of those calls: cancelled when the loop
+	// ends, so that stopping never waits for a hung executor.
+	callCtx    context.Context
+	callCancel context.CancelFunc
+
 	// Owned by the loop goroutine.
-	active   map[string]*activeRun
-	inflight map[string]*execRef
-	flights  map[string]*flight // by cache key
+	active    map[string]*activeRun
+	inflight  map[string]*execRef
+	flights   map[string]*flight // by cache key
+	refreshes map[string]int     // refreshes in a row per run, for backing off
 }
 
 // New returns an engine; call Run to start its loop.
@@ -128,19 +189,12 @@ func New(cfg Config) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = time.Now
-	}
-	if cfg.MaxBatch == 0 {
-		cfg.MaxBatch = 8192
-	}
+	cfg = cfg.withDefaults()
 	e := &Engine{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		now:      cfg.Clock,
+		clock:    cfg.Clock,
+		now:      cfg.Clock.Now,
 		execs:    map[string]executors.Executor{},
 		defExec:  cfg.DefaultExecutor,
 		waiters:  map[string][]chan struct{}{},
@@ -149,9 +203,14 @@ func New(cfg Config) (*Engine, error) {
 		active:   map[string]*activeRun{},
 		inflight: map[string]*execRef{},
 		flights:  map[string]*flight{},
+		queues:   map[string]*callQueue{},
+
+		refreshes: map[string]int{},
 	}
+	e.callCtx, e.callCancel = context.WithCancel(context.Background())
 	for _, x := range cfg.Executors {
 		e.execs[x.Name()] = x
+		e.queues[x.Name()] = newCallQueue()
 	}
 	if e.defExec == "" {
 		e.defExec = cfg.Executors[0].Name()
@@ -301,12 +360,15 @@ func (e *Engine) Cancel(ctx context.Context, runID string) error {
 }
 
 // Wait blocks until the run is final, ctx ends or the engine stops, and
-// returns the run as stored.
+// returns the run as stored. It leaves nothing behind when it returns.
 func (e *Engine) Wait(ctx context.Context, runID string) (store.Run, error) {
+	// Registered before the run is read, so that an end committed in
+	// between is not missed.
 	ch := make(chan struct{})
 	e.mu.Lock()
 	e.waiters[runID] = append(e.waiters[runID], ch)
 	e.mu.Unlock()
+	defer e.dropWaiter(runID, ch)
 	r, err := e.cfg.Store.GetRun(runID)
 	if err != nil || r.State.Final() {
 		return r, err
@@ -319,6 +381,25 @@ func (e *Engine) Wait(ctx context.Context, runID string) (store.Run, error) {
 		return r, e.stopErr()
 	}
 	return e.cfg.Store.GetRun(runID)
+}
+
+// dropWaiter forgets ch, a waiter of runID (when notifyFinal has not
+// already).
+func (e *Engine) dropWaiter(runID string, ch chan struct{}) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	chs := e.waiters[runID]
+	for i, c := range chs {
+		if c == ch {
+			chs = append(chs[:i:i], chs[i+1:]...)
+			break
+		}
+	}
+	if len(chs) == 0 {
+		delete(e.waiters, runID)
+	} else {
+		e.waiters[runID] = chs
+	}
 }
 
 // Executor returns the executor named name, if the engine has it.

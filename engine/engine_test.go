@@ -28,13 +28,19 @@ type harness struct {
 
 func newHarness(t testing.TB, dir string, cfg sim.Config) *harness {
 	t.Helper()
+	return newHarnessWith(t, dir, sim.New(cfg))
+}
+
+// newHarnessWith is newHarness with the given executors.
+func newHarnessWith(t testing.TB, dir string, execs ...executors.Executor) *harness {
+	t.Helper()
 	scfg := store.DefaultConfig(filepath.Join(dir, "store"))
 	scfg.NoSync = true
 	st, err := store.Open(context.Background(), scfg)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
-	ecfg := engine.DefaultConfig(st, sim.New(cfg))
+	ecfg := engine.DefaultConfig(st, execs...)
 	eng, err := engine.New(ecfg)
 	if err != nil {
 		t.Fatal(err)

@@ -10,4 +10,7 @@ var (
 	ErrStopped = errors.New("engine stopped")
 	// ErrRunFinished is returned when cancelling a run that already ended.
 	ErrRunFinished = errors.New("run already finished")
+	// ErrExecutorTimeout is wrapped by the reason of a task whose executor
+	// call (start, stop, adopt, cleanup) passed its Config deadline.
+	ErrExecutorTimeout = errors.New("executor call timed out")
 )

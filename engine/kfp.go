@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"fmt"
 	"os"
 	"path"
 	"path/filepath"
@@ -15,7 +14,7 @@ import (
 // buildKFPSpec builds the execution spec of a step compiled from KFP IR
 // (Task.Protocol == spec.ProtocolKFP): package kfp builds its
 // ExecutorInput, resolves its placeholders and says what to collect.
-func (e *Engine) buildKFPSpec(r *activeRun, task, attempt int, id string, x executors.Executor, inputs map[string]spec.Value) (*executors.Spec, error) {
+func (e *Engine) buildKFPSpec(r *activeRun, task, attempt int, id string, x executors.Executor, inputs map[string]spec.Value) (*executors.Spec, string, error) {
 	t := r.sched.Task(task)
 	root := x.Root(id)
 	name := r.rec.Name
@@ -31,12 +30,7 @@ func (e *Engine) buildKFPSpec(r *activeRun, task, attempt int, id string, x exec
 	}
 	inv, err := kfp.Prepare(t, inputs, rt)
 	if err != nil {
-		return nil, err
-	}
-	if inv.Workspace != "" {
-		if err := os.MkdirAll(inv.Workspace, 0o755); err != nil {
-			return nil, fmt.Errorf("creating the run's workspace: %w", err)
-		}
+		return nil, "", err
 	}
 	s := &executors.Spec{
 		ID: id, RunID: r.id, Task: r.sched.Name(task), TaskIndex: task, Attempt: attempt,
@@ -51,7 +45,8 @@ func (e *Engine) buildKFPSpec(r *activeRun, task, attempt int, id string, x exec
 		s.Env = inheritedEnv(t.Env)
 	}
 	s.Env = append(s.Env, t.Env...)
-	return s, nil
+	// The workspace is created with the start, off the loop.
+	return s, inv.Workspace, nil
 }
 
 // workspaceDir is the workspace of run runID ({{$.workspace_path}}) with

@@ -19,12 +19,10 @@ type (
 		plan  *spec.Plan // the finalized plan when just submitted, else nil
 	}
 	cancelRun struct{ runID string }
-	// startFailed is posted when an executor rejects a spec after the
-	// attempt was committed as RUNNING.
-	startFailed struct {
-		id     string
-		reason string
-	}
+	// refreshRun asks the loop to rebuild a run from the store and decide
+	// again (the store rejected one of its changes, or a cancel came
+	// again).
+	refreshRun struct{ runID string }
 	// continueRun is posted when a run's loops have iterations left to
 	// activate (scheduler.ActContinue).
 	continueRun struct{ runID string }
@@ -46,7 +44,7 @@ type activeRun struct {
 	final    bool
 	// waiting holds the retry timers of tasks between attempts; the
 	// scheduler counts them as running.
-	waiting map[int]*time.Timer
+	waiting map[int]Timer
 	// lastEnd is when a task's latest attempt ended, for tasks that were
 	// waiting for a retry when the run was rebuilt.
 	lastEnd map[int]time.Time
@@ -55,7 +53,16 @@ type activeRun struct {
 	// waiting for an identical execution in flight.
 	cacheKeys map[int]string
 	cacheWait map[int]string
+	// canceled: the scheduler was told to cancel the run.
+	canceled bool
+	// retired is set when a refresh replaced this view of the run: what
+	// still points to it is out of date and ignored.
+	retired bool
 }
+
+// gone reports whether r no longer takes decisions: it ended, or a newer
+// view of the run replaced it.
+func (r *activeRun) gone() bool { return r.final || r.retired }
 
 // execRef ties a live execution to its run, task and attempt.
 type execRef struct {
@@ -63,12 +70,16 @@ type execRef struct {
 	task    int
 	attempt int
 	exec    executors.Executor
+	// recovering: the attempt was found RUNNING when its run was
+	// activated, and is being adopted or cleaned up off the loop.
+	recovering bool
 }
 
 // Run is the reconcile loop. It returns when ctx ends (executions keep
 // running and are picked up again by Resume) or when the store fails.
 func (e *Engine) Run(ctx context.Context) error {
 	defer close(e.stopped)
+	defer e.closeCalls()
 	for {
 		if ctx.Err() != nil {
 			// Stopping: whatever arrived now is left to the next engine,
@@ -104,8 +115,47 @@ func (e *Engine) Run(ctx context.Context) error {
 				e.log.Error("engine stopped: store failed", "err", err)
 				return err
 			}
+			// The store contradicted these runs: nothing else is decided
+			// for them before they are rebuilt from it.
+			msgs = append(e.refreshMsgs(b.staleRuns()), msgs...)
 		}
 	}
+}
+
+// closeCalls abandons the executor calls under way and drops those not
+// begun: the store holds what they were for, and the next engine settles
+// it.
+func (e *Engine) closeCalls() {
+	e.callCancel()
+	for _, q := range e.queues {
+		q.close()
+	}
+	e.calls.Wait()
+}
+
+// maxQuickRefreshes is how many times in a row a run is refreshed at once;
+// after that (the store keeps rejecting its changes: a bug), each refresh
+// waits refreshBackoff, so that the loop does not spin.
+const (
+	maxQuickRefreshes = 20
+	refreshBackoff    = time.Second
+)
+
+// refreshMsgs returns the refreshes of ids to handle now; those of runs
+// refreshed too often in a row are posted after refreshBackoff instead.
+func (e *Engine) refreshMsgs(ids []string) []any {
+	var out []any
+	for _, id := range ids {
+		e.refreshes[id]++
+		if e.refreshes[id] > maxQuickRefreshes {
+			e.log.Error("the store keeps rejecting a run's changes; refreshing it again later", "run", id, "refreshes", e.refreshes[id])
+			msg := refreshRun{runID: id}
+			e.clock.AfterFunc(refreshBackoff, func() { e.post(msg) })
+			continue
+		}
+		out = append(out, refreshRun{runID: id})
+	}
+	return out
 }
 
 func (e *Engine) take() []any {
@@ -119,15 +169,11 @@ func (e *Engine) take() []any {
 func (e *Engine) handle(ctx context.Context, m any, b *batch) {
 	switch m := m.(type) {
 	case activate:
-		e.activate(ctx, m.runID, m.plan, b)
+		e.activate(ctx, m.runID, m.plan, m.plan != nil, b)
+	case refreshRun:
+		e.refresh(ctx, m.runID, b)
 	case cancelRun:
-		if r := e.active[m.runID]; r != nil && !r.final {
-			if r.state != spec.RunCanceling {
-				r.state = spec.RunCanceling
-				b.update(Update{RunID: r.id, Task: -1, Name: r.plan.Name, RunState: r.state, Time: e.now().UTC()})
-			}
-			e.decide(r, r.sched.Cancel(), b)
-		}
+		e.onCancel(m.runID, b)
 	case executors.Event:
 		e.onEvent(m, b)
 	case retryDue:
@@ -139,13 +185,45 @@ func (e *Engine) handle(ctx context.Context, m any, b *batch) {
 	case startFailed:
 		e.onEvent(executors.Event{ID: m.id, Kind: executors.EventExited, Time: e.now(),
 			State: spec.TaskFailed, ExitCode: -1, Reason: m.reason}, b)
+	case stopFailed:
+		e.onEvent(executors.Event{ID: m.id, Kind: executors.EventExited, Time: e.now(),
+			State: spec.TaskCanceled, ExitCode: -1, Reason: "canceled; stopping it failed: " + m.reason}, b)
+	case recovered:
+		e.onRecovered(m, b)
 	default:
 		e.log.Error("engine: unknown message", "type", fmt.Sprintf("%T", m))
 	}
 }
 
+// onCancel stops an active run whose cancellation was committed. A cancel
+// of a run already being cancelled rebuilds it from the store: whatever
+// held it up is decided again.
+func (e *Engine) onCancel(runID string, b *batch) {
+	r := e.active[runID]
+	if r == nil || r.final {
+		return
+	}
+	if r.canceled {
+		e.post(refreshRun{runID: runID})
+		return
+	}
+	if r.state != spec.RunCanceling {
+		r.state = spec.RunCanceling
+		b.update(durable, Update{RunID: r.id, Task: -1, Name: r.plan.Name, RunState: r.state, Time: e.now().UTC()})
+	}
+	e.cancel(r, b)
+}
+
+// cancel asks the scheduler to cancel r and acts on it.
+func (e *Engine) cancel(r *activeRun, b *batch) {
+	r.canceled = true
+	e.decide(r, r.sched.Cancel(), b)
+}
+
 // activate loads a run from the store and starts or resumes it.
-func (e *Engine) activate(ctx context.Context, runID string, plan *spec.Plan, b *batch) {
+// fresh says that the run was just submitted (plan is given): its tasks
+// are known to be all PENDING if it still is.
+func (e *Engine) activate(ctx context.Context, runID string, plan *spec.Plan, fresh bool, b *batch) {
 	if _, ok := e.active[runID]; ok {
 		return
 	}
@@ -158,88 +236,144 @@ func (e *Engine) activate(ctx context.Context, runID string, plan *spec.Plan, b 
 		e.notifyFinal(runID)
 		return
 	}
-	r, tasks, err := e.rebuild(rec, plan)
+	r, tasks, err := e.rebuild(rec, plan, !fresh || rec.State != spec.RunPending)
 	if err != nil {
 		// A run whose plan no longer loads cannot go on: fail it.
 		e.log.Error("resume run", "run", runID, "err", err)
-		b.runState(&activeRun{id: runID, state: rec.State}, spec.RunFailed, err.Error(), nil, e.now().UTC())
-		b.finals = append(b.finals, runID)
+		at := b.runState(&activeRun{id: runID, state: rec.State}, spec.RunFailed, err.Error(), nil, e.now().UTC())
+		b.finals = append(b.finals, pendingFinal{id: runID, at: at})
 		return
 	}
 	e.active[runID] = r
 	now := e.now().UTC()
 	if r.state == spec.RunPending {
-		b.runState(r, spec.RunRunning, "", nil, now)
-		b.update(Update{RunID: r.id, Task: -1, Name: r.plan.Name, RunState: spec.RunRunning, Time: now})
+		at := b.runState(r, spec.RunRunning, "", nil, now)
+		b.update(at, Update{RunID: r.id, Task: -1, Name: r.plan.Name, RunState: spec.RunRunning, Time: now})
 		r.state = spec.RunRunning
 	}
-	// Pending tasks first: start what is ready (or cancel everything when
-	// a cancellation was requested before the engine stopped).
+	// RUNNING tasks: an execution this engine follows stays followed (the
+	// run is being refreshed); any other is settled off the loop, counted
+	// as live meanwhile so that a stop waits for its outcome.
+	var lost []*execRef
+	for _, t := range tasks {
+		if t.State != spec.TaskRunning || r.sched.Task(t.Index).IsGroup() {
+			continue
+		}
+		id := executors.ExecutionID(r.id, t.Index, len(t.Attempts))
+		if ref := e.inflight[id]; ref != nil {
+			ref.run = r
+			continue
+		}
+		if x, ok := e.execs[r.executorName(t.Index)]; ok {
+			ref := &execRef{run: r, task: t.Index, attempt: len(t.Attempts), exec: x, recovering: true}
+			e.inflight[id] = ref
+			lost = append(lost, ref)
+		}
+	}
+	// Pending tasks: start what is ready (or cancel everything when a
+	// cancellation was requested).
 	if rec.CancelRequested {
-		e.decide(r, r.sched.Cancel(), b)
+		e.cancel(r, b)
 	} else {
 		e.decide(r, r.sched.Start(), b)
 	}
 	for _, t := range tasks {
-		if t.State == spec.TaskRunning && !r.sched.Task(t.Index).IsGroup() {
-			e.recoverRunning(ctx, r, t.Index, rec.CancelRequested, b)
+		if r.sched.State(t.Index) == spec.TaskRunning && !r.sched.Task(t.Index).IsGroup() {
+			if _, ok := e.execs[r.executorName(t.Index)]; !ok && t.State == spec.TaskRunning {
+				e.finishAttempt(r, t.Index, len(t.Attempts), spec.TaskFailed,
+					fmt.Sprintf("executor %q: %v", r.executorName(t.Index), ErrUnknownExecutor), nil, nil, b)
+			}
 		}
 	}
+	for _, ref := range lost {
+		e.recoverRunning(ref, b)
+	}
+}
+
+// refresh replaces the loop's view of a run, which the store has just
+// contradicted, with one rebuilt from the store, and decides again
+// (Nomad's plan apply: reject, refresh, re-plan). Executions this engine
+// follows are kept: the store records them as RUNNING.
+func (e *Engine) refresh(ctx context.Context, runID string, b *batch) {
+	old := e.active[runID]
+	if old == nil {
+		return
+	}
+	// Decisions made on the old view must reach the store first.
+	e.flushPart(b)
+	if b.err != nil || e.active[runID] != old {
+		return
+	}
+	old.retired = true
+	for _, tm := range old.waiting {
+		tm.Stop()
+	}
+	delete(e.active, runID)
+	e.landOrphanedFlights(b)
+	e.activate(ctx, runID, old.plan, false, b)
 }
 
 // recoverRunning settles a task the store records as RUNNING when its run
-// is (re)activated: the engine that started it is gone. An executor that
-// can adopt the execution re-attaches to it; otherwise whatever the attempt
-// did is lost, its leftovers are killed, and a new attempt starts (or, on a
-// run being cancelled, the attempt ends CANCELED).
-func (e *Engine) recoverRunning(ctx context.Context, r *activeRun, task int, canceling bool, b *batch) {
-	cur := r.attempts[task]
+// is (re)activated and no execution of this engine follows it: the engine
+// that started it is gone. An executor that can adopt the execution
+// re-attaches to it; otherwise whatever the attempt did is lost, its
+// leftovers are killed, and a new attempt starts (or, on a run being
+// cancelled, the attempt ends CANCELED). The executor calls happen off the
+// loop (recoverExecution); onRecovered acts on their outcome.
+func (e *Engine) recoverRunning(ref *execRef, b *batch) {
+	r, task, cur := ref.run, ref.task, ref.attempt
 	id := executors.ExecutionID(r.id, task, cur)
-	x, ok := e.execs[r.executorName(task)]
-	if !ok {
-		e.finishAttempt(r, task, cur, spec.TaskFailed, fmt.Sprintf("executor %q: %v", r.executorName(task), ErrUnknownExecutor), nil, nil, b)
-		return
-	}
-	if canceling {
-		e.killLeftover(x, id)
-		e.finishAttempt(r, task, cur, spec.TaskCanceled, "canceled: the engine stopped while the run was being cancelled", nil, nil, b)
-		return
-	}
-	inputs, err := r.sched.Inputs(task)
-	if err != nil {
-		e.finishAttempt(r, task, cur, spec.TaskFailed, fmt.Sprintf("resume: %v", err), nil, nil, b)
-		return
-	}
-	if ad, ok := x.(executors.Adopter); ok {
-		if s, err := e.buildSpec(r, task, cur, id, x, inputs); err == nil {
-			ref := &execRef{run: r, task: task, attempt: cur, exec: x}
-			e.inflight[id] = ref
-			adopted, err := ad.Adopt(ctx, s, e.report)
-			if err != nil {
-				e.log.Warn("adopt execution", "execution", id, "err", err)
-			}
-			if adopted {
-				e.log.Info("adopted execution", "execution", id)
-				return
-			}
+	var s *executors.Spec
+	if !r.canceled {
+		inputs, err := r.sched.Inputs(task)
+		if err != nil {
 			delete(e.inflight, id)
+			e.finishAttempt(r, task, cur, spec.TaskFailed, fmt.Sprintf("resume: %v", err), nil, nil, b)
+			return
 		}
+		s, _, _ = e.buildSpec(r, task, cur, id, ref.exec, inputs) // nil: not adoptable
 	}
-	e.killLeftover(x, id)
-	e.startAttempt(r, task, spec.TaskRunning, inputs,
-		fmt.Sprintf("lost: the engine stopped while attempt %d was running", cur), b)
+	b.effects = append(b.effects, effect{recover: ref, id: id, spec: s})
 }
 
-func (e *Engine) killLeftover(x executors.Executor, id string) {
-	if k, ok := x.(leftoverKiller); ok {
-		if err := k.KillLeftover(id); err != nil {
-			e.log.Debug("kill leftover execution", "execution", id, "err", err)
-		}
+// onRecovered acts on the outcome of recoverExecution.
+func (e *Engine) onRecovered(m recovered, b *batch) {
+	ref := e.inflight[m.id]
+	if ref == nil || !ref.recovering {
+		return // the adopted execution already ended
 	}
+	ref.recovering = false
+	r := ref.run
+	if m.adopted {
+		if r.canceled && !r.gone() {
+			b.effects = append(b.effects, effect{stop: ref, id: m.id})
+		}
+		return
+	}
+	delete(e.inflight, m.id)
+	if r.gone() {
+		return
+	}
+	if r.canceled {
+		e.finishAttempt(r, ref.task, ref.attempt, spec.TaskCanceled, "canceled: the engine stopped while the run was being cancelled", nil, nil, b)
+		return
+	}
+	inputs, err := r.sched.Inputs(ref.task)
+	if err != nil {
+		e.finishAttempt(r, ref.task, ref.attempt, spec.TaskFailed, fmt.Sprintf("resume: %v", err), nil, nil, b)
+		return
+	}
+	reason := fmt.Sprintf("lost: the engine stopped while attempt %d was running", ref.attempt)
+	if m.reason != "" {
+		reason += " (" + m.reason + ")"
+	}
+	e.startAttempt(r, ref.task, spec.TaskRunning, inputs, reason, b)
 }
 
 // rebuild makes the loop's view of a stored run.
-func (e *Engine) rebuild(rec store.Run, given *spec.Plan) (*activeRun, []store.Task, error) {
+// readTasks: read the task records (else the run is known to be fresh:
+// every task PENDING, no attempt).
+func (e *Engine) rebuild(rec store.Run, given *spec.Plan, readTasks bool) (*activeRun, []store.Task, error) {
 	plan := given
 	if plan == nil {
 		plan = new(spec.Plan)
@@ -251,10 +385,10 @@ func (e *Engine) rebuild(rec store.Run, given *spec.Plan) (*activeRun, []store.T
 		}
 	}
 	var tasks []store.Task
-	if rec.State != spec.RunPending || rec.TaskCount != len(plan.Tasks) || len(rec.Expansions) > 0 {
-		// A PENDING run was never activated: CreateRun made every task
-		// PENDING with no attempt, and only an active run changes them,
-		// so a new run skips reading them back.
+	if readTasks || rec.TaskCount != len(plan.Tasks) || len(rec.Expansions) > 0 {
+		// A run just submitted was never activated: CreateRun made every
+		// task PENDING with no attempt, and only an active run changes
+		// them, so it skips reading them back.
 		var err error
 		if tasks, err = e.cfg.Store.Tasks(rec.ID); err != nil {
 			return nil, nil, err
@@ -276,7 +410,7 @@ func (e *Engine) rebuild(rec store.Run, given *spec.Plan) (*activeRun, []store.T
 		sched:     sched,
 		state:     rec.State,
 		attempts:  make([]int, sched.Len()),
-		waiting:   map[int]*time.Timer{},
+		waiting:   map[int]Timer{},
 		lastEnd:   map[int]time.Time{},
 		cacheKeys: map[int]string{},
 		cacheWait: map[int]string{},
@@ -326,8 +460,8 @@ func (e *Engine) decide(r *activeRun, decs []scheduler.Decision, b *batch) {
 			e.expand(r, d, b)
 		case scheduler.ActGroupDone:
 			now := e.now().UTC()
-			b.transition(r, store.Transition{Task: d.Task, From: spec.TaskRunning, To: d.State, Time: now, Outputs: d.Outputs, Error: d.Reason})
-			b.update(Update{RunID: r.id, Task: d.Task, Name: r.sched.Name(d.Task), TaskState: d.State, Reason: d.Reason, Time: now})
+			at := b.transition(r, store.Transition{Task: d.Task, From: spec.TaskRunning, To: d.State, Time: now, Outputs: d.Outputs, Error: d.Reason})
+			b.update(at, Update{RunID: r.id, Task: d.Task, Name: r.sched.Name(d.Task), TaskState: d.State, Reason: d.Reason, Time: now})
 		case scheduler.ActStop:
 			e.stop(r, d.Task, b)
 		case scheduler.ActDone:
@@ -348,7 +482,7 @@ func (e *Engine) expand(r *activeRun, d scheduler.Decision, b *batch) {
 		names[j] = t.Body.Tasks[j].Name
 	}
 	x := &store.Expansion{Task: d.Task, Base: d.Base, Count: d.Count, Loop: t.ParallelFor != nil, Names: names}
-	b.transition(r, store.Transition{Task: d.Task, From: spec.TaskPending, To: spec.TaskRunning, Time: now, Expand: x})
+	at := b.transition(r, store.Transition{Task: d.Task, From: spec.TaskPending, To: spec.TaskRunning, Time: now, Expand: x})
 	if n := r.sched.Len(); n > len(r.attempts) {
 		r.attempts = append(r.attempts, make([]int, n-len(r.attempts))...)
 	}
@@ -356,7 +490,7 @@ func (e *Engine) expand(r *activeRun, d scheduler.Decision, b *batch) {
 	if x.Loop {
 		reason = fmt.Sprintf("%d iterations", d.Count)
 	}
-	b.update(Update{RunID: r.id, Task: d.Task, Name: r.sched.Name(d.Task), TaskState: spec.TaskRunning, Reason: reason, Time: now})
+	b.update(at, Update{RunID: r.id, Task: d.Task, Name: r.sched.Name(d.Task), TaskState: spec.TaskRunning, Reason: reason, Time: now})
 }
 
 // dispatch starts a task the scheduler found ready: after the rest of its
@@ -385,8 +519,8 @@ func (e *Engine) dispatch(r *activeRun, task int, inputs map[string]spec.Value, 
 // endPending records a PENDING task as skipped or cancelled.
 func (e *Engine) endPending(r *activeRun, task int, to spec.TaskState, reason string, b *batch) {
 	now := e.now().UTC()
-	b.transition(r, store.Transition{Task: task, Attempt: r.attempts[task], From: spec.TaskPending, To: to, Time: now, Error: reason})
-	b.update(Update{RunID: r.id, Task: task, Name: r.sched.Name(task), TaskState: to, Attempt: r.attempts[task], Reason: reason, Time: now})
+	at := b.transition(r, store.Transition{Task: task, Attempt: r.attempts[task], From: spec.TaskPending, To: to, Time: now, Error: reason})
+	b.update(at, Update{RunID: r.id, Task: task, Name: r.sched.Name(task), TaskState: to, Attempt: r.attempts[task], Reason: reason, Time: now})
 }
 
 // stop ends a task the scheduler counts as running on a cancelled run: its
@@ -407,7 +541,9 @@ func (e *Engine) stop(r *activeRun, task int, b *batch) {
 	}
 	id := executors.ExecutionID(r.id, task, r.attempts[task])
 	if ref := e.inflight[id]; ref != nil {
-		b.effects = append(b.effects, effect{stop: ref, id: id})
+		if !ref.recovering { // else onRecovered stops or ends it
+			b.effects = append(b.effects, effect{stop: ref, id: id})
+		}
 		return
 	}
 	// Nothing runs it: its start was refused (a cancel committed between
@@ -436,11 +572,11 @@ func (e *Engine) finishRun(r *activeRun, state spec.RunState, b *batch) {
 	case spec.RunFailed:
 		reason = r.failureSummary()
 	}
-	b.runState(r, state, reason, outs, now)
-	b.update(Update{RunID: r.id, Task: -1, Name: r.plan.Name, RunState: state, Reason: reason, Time: now})
+	at := b.runState(r, state, reason, outs, now)
+	b.update(at, Update{RunID: r.id, Task: -1, Name: r.plan.Name, RunState: state, Reason: reason, Time: now})
 	r.state = state
 	r.final = true
-	b.finals = append(b.finals, r.id)
+	b.finals = append(b.finals, pendingFinal{id: r.id, at: at})
 }
 
 // startAttempt records a new attempt of task (from PENDING, or from
@@ -454,20 +590,20 @@ func (e *Engine) startAttempt(r *activeRun, task int, from spec.TaskState, input
 	x, ok := e.execs[name]
 	tr := store.Transition{Task: task, Attempt: attempt, From: from, To: spec.TaskRunning, Time: now,
 		ExecutionID: id, Executor: name, Error: lostReason, CacheKey: r.cacheKeys[task]}
-	b.transition(r, tr)
-	b.update(Update{RunID: r.id, Task: task, Name: r.sched.Name(task), TaskState: spec.TaskRunning, Attempt: attempt, Reason: lostReason, Time: now})
+	at := b.transition(r, tr)
+	b.update(at, Update{RunID: r.id, Task: task, Name: r.sched.Name(task), TaskState: spec.TaskRunning, Attempt: attempt, Reason: lostReason, Time: now})
 	if !ok {
 		e.finishAttempt(r, task, attempt, spec.TaskFailed, fmt.Sprintf("executor %q: %v", name, ErrUnknownExecutor), nil, nil, b)
 		return
 	}
-	s, err := e.buildSpec(r, task, attempt, id, x, inputs)
+	s, ws, err := e.buildSpec(r, task, attempt, id, x, inputs)
 	if err != nil {
 		e.finishAttempt(r, task, attempt, spec.TaskFailed, err.Error(), nil, nil, b)
 		return
 	}
 	ref := &execRef{run: r, task: task, attempt: attempt, exec: x}
 	e.inflight[id] = ref
-	b.effects = append(b.effects, effect{start: ref, id: id, spec: s, cmd: b.cmdOf(r), item: b.lastItem(r)})
+	b.effects = append(b.effects, effect{start: ref, id: id, spec: s, workspace: ws, at: at})
 }
 
 // failBeforeStart records one attempt, failed before it ran, for a
@@ -491,8 +627,8 @@ func (e *Engine) finishAttempt(r *activeRun, task, attempt int, state spec.TaskS
 	if state == spec.TaskSucceeded {
 		tr.CacheKey = key // a failed execution is never cached
 	}
-	b.transition(r, tr)
-	b.update(Update{RunID: r.id, Task: task, Name: r.sched.Name(task), TaskState: state, Attempt: attempt, Reason: reason, Time: now})
+	at := b.transition(r, tr)
+	b.update(at, Update{RunID: r.id, Task: task, Name: r.sched.Name(task), TaskState: state, Attempt: attempt, Reason: reason, Time: now})
 	e.m.executions.WithLabelValues(state.String()).Inc()
 	e.decide(r, r.sched.Finished(task, state, outs), b)
 	if key != "" {
@@ -510,7 +646,7 @@ func (e *Engine) onEvent(ev executors.Event, b *batch) {
 		e.m.started.Inc()
 	case executors.EventExited:
 		delete(e.inflight, ev.ID)
-		if ref.run.final {
+		if ref.run.gone() {
 			return
 		}
 		st := ev.State
@@ -556,8 +692,8 @@ func (e *Engine) retry(ref *execRef, ev executors.Event, b *batch) bool {
 		return false
 	}
 	now := e.now().UTC()
-	b.transition(r, store.Transition{Task: task, Attempt: ref.attempt, From: spec.TaskRunning, To: spec.TaskPending, Time: now, Error: ev.Reason, Logs: ev.Logs})
-	b.update(Update{RunID: r.id, Task: task, Name: r.sched.Name(task), TaskState: spec.TaskPending, Attempt: ref.attempt,
+	at := b.transition(r, store.Transition{Task: task, Attempt: ref.attempt, From: spec.TaskRunning, To: spec.TaskPending, Time: now, Error: ev.Reason, Logs: ev.Logs})
+	b.update(at, Update{RunID: r.id, Task: task, Name: r.sched.Name(task), TaskState: spec.TaskPending, Attempt: ref.attempt,
 		Reason: fmt.Sprintf("attempt %d failed (%s); retrying in %s", ref.attempt, ev.Reason, delay.Round(time.Millisecond)), Time: now})
 	e.m.executions.WithLabelValues("RETRIED").Inc()
 	e.waitRetry(r, task, delay)
@@ -567,7 +703,7 @@ func (e *Engine) retry(ref *execRef, ev executors.Event, b *batch) bool {
 // waitRetry arms the timer that starts task's next attempt after delay.
 func (e *Engine) waitRetry(r *activeRun, task int, delay time.Duration) {
 	msg := retryDue{runID: r.id, task: task, attempt: r.attempts[task]}
-	r.waiting[task] = time.AfterFunc(delay, func() { e.post(msg) })
+	r.waiting[task] = e.clock.AfterFunc(delay, func() { e.post(msg) })
 }
 
 func (e *Engine) onRetryDue(m retryDue, b *batch) {

@@ -11,6 +11,7 @@ type metrics struct {
 	queueDepth     prometheus.Gauge
 	commitSeconds  prometheus.Histogram
 	cache          *prometheus.CounterVec
+	rejected       prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -22,7 +23,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		started: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "skiff_engine_executions_started_total", Help: "Executions reported started by executors."}),
 		executorErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "skiff_engine_executor_errors_total", Help: "Executions an executor refused to start."}),
+			Name: "skiff_engine_executor_errors_total", Help: "Executor calls that failed or passed their deadline (start, stop, adopt, cleanup)."}),
 		executions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "skiff_engine_executions_finished_total", Help: "Executions finished, by final state."}, []string{"state"}),
 		queueDepth: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -32,11 +33,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}),
 		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "skiff_engine_cache_lookups_total", Help: "Cache lookups by result: hit, miss, or wait (an identical execution was in flight)."}, []string{"result"}),
+		rejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "skiff_engine_rejected_changes_total", Help: "Changes the store rejected (each makes the engine refresh that run)."}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.decisions, m.transitions, m.started, m.executorErrors, m.executions, m.queueDepth, m.commitSeconds, m.cache} {
+	for _, c := range []prometheus.Collector{m.decisions, m.transitions, m.started, m.executorErrors, m.executions, m.queueDepth, m.commitSeconds, m.cache, m.rejected} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

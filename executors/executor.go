@@ -21,7 +21,8 @@ type Executor interface {
 	// with an error before anything starts, and report is never called.
 	// Otherwise Start returns nil at once (the execution may first wait for
 	// node resources) and report is called with Started, then exactly once
-	// with Exited. report must not block for long.
+	// with Exited. report must not block for long. ctx bounds the call
+	// (the engine gives it a deadline), not the execution.
 	Start(ctx context.Context, s *Spec, report func(Event)) error
 	// Cancel stops the execution (SIGTERM or equivalent, a grace period,
 	// then a kill). Its Exited event then carries TaskCanceled. Cancelling
