@@ -407,13 +407,16 @@ func (x *execution) finish(out outcome, started bool, cid string) {
 	ev.Time = x.e.cfg.Clock()
 	x.e.log.Debug("docker executor: exited", "id", x.spec.ID, "state", out.state, "reason", out.reason)
 	x.e.forget(x)
-	x.report(ev)
-	if cid != "" && !x.e.cfg.KeepContainers {
-		x.e.removeContainer(cid)
-	}
+	// The work dir goes before the report: its outputs and log are stored,
+	// and a process that ends once its run does (skiff run) must not leave
+	// it behind.
 	if !x.e.cfg.KeepWorkDirs {
 		if err := executors.RemoveExecution(x.e.cfg.WorkDir, x.spec.ID); err != nil {
 			x.e.log.Warn("docker executor: removing the execution's work dir", "id", x.spec.ID, "err", err)
 		}
+	}
+	x.report(ev)
+	if cid != "" && !x.e.cfg.KeepContainers {
+		x.e.removeContainer(cid)
 	}
 }

@@ -269,12 +269,15 @@ func (x *execution) finish(out outcome, started bool) {
 	x.e.forget(x)
 	ev.Time = x.e.cfg.Clock()
 	x.e.log.Debug("local executor: exited", "id", x.spec.ID, "state", out.state, "reason", out.reason)
-	x.report(ev)
+	// The work dir goes before the report: its outputs and log are stored,
+	// and a process that ends once its run does (skiff run) must not leave
+	// it behind.
 	if !x.e.cfg.KeepWorkDirs {
 		if err := executors.RemoveExecution(x.e.cfg.WorkDir, x.spec.ID); err != nil {
 			x.e.log.Warn("local executor: removing the execution's work dir", "id", x.spec.ID, "err", err)
 		}
 	}
+	x.report(ev)
 }
 
 func (x *execution) workingDir() string {
