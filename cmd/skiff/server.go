@@ -27,6 +27,7 @@ import (
 	"github.com/skiffml/skiff/executors/sim"
 	"github.com/skiffml/skiff/store"
 	"github.com/skiffml/skiff/store/blob"
+	"github.com/skiffml/skiff/ui"
 )
 
 func serverCommand() *cli.Command {
@@ -35,7 +36,8 @@ func serverCommand() *cli.Command {
 		Usage: "serve the KFP-compatible REST API over the node in --data-dir",
 		Description: `Serves Kubeflow Pipelines' v2beta1 REST API (so kfp.Client() works by
 changing the host) plus Skiff's extras (logs, artifacts, an event stream,
-/metrics, /healthz, /readyz) over the single node in --data-dir. Runs left
+/metrics, /healthz, /readyz) and the web UI at / (see docs/ui.md) over the
+single node in --data-dir. Runs left
 unfinished by a previous server are resumed at start.
 
 Every request needs a bearer token ('skiff token create', while the server
@@ -244,7 +246,13 @@ func serverAction(c *cli.Context) error {
 	}
 	srv.SetReady(true)
 
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	ucfg := ui.DefaultConfig(n.store, n.blobs, srv)
+	ucfg.Logger = n.log
+	web, err := ui.New(ucfg)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: ui.Mount(srv, web), ReadHeaderTimeout: 10 * time.Second} // the web UI at /, the API's routes unchanged
 	scheme := "http"
 	if cert != "" {
 		pair, err := tls.LoadX509KeyPair(cert, key)

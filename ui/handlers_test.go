@@ -1,0 +1,279 @@
+package ui
+
+import (
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skiffml/skiff/api"
+	"github.com/skiffml/skiff/engine/spec"
+	"github.com/skiffml/skiff/executors/sim"
+	"github.com/skiffml/skiff/store"
+)
+
+func TestRunsPage_FiltersSortsAndPagesByKeyset(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{pageSize: 2})
+	var ids []string
+	for _, name := range []string{"sweep-1", "sweep-2", "sweep-3", "other"} {
+		id := h.submit(name, simPipeline)
+		h.waitRun(id)
+		ids = append(ids, id)
+	}
+	r := h.must(200, "GET", "/runs?q=name:sweep*&sort=name", "", "")
+	contains(t, r.body, "sweep-1", "sweep-2", `class="badge st-succeeded"`)
+	lacks(t, r.body, "sweep-3", ">other<")
+	next := regexp.MustCompile(`href="(/runs\?[^"]*after=[^"]*)"`).FindStringSubmatch(r.body)
+	if next == nil {
+		t.Fatalf("no next-page link on a full page:\n%s", r.body)
+	}
+	r2 := h.must(200, "GET", strings.ReplaceAll(next[1], "&amp;", "&"), "", "")
+	contains(t, r2.body, "sweep-3")
+	lacks(t, r2.body, "sweep-1", "sweep-2", "Next page")
+
+	r = h.must(200, "GET", "/runs?q=state:succeeded+other", "", "")
+	contains(t, r.body, ">other<")
+	lacks(t, r.body, "sweep-1")
+
+	r = h.must(400, "GET", "/runs?q=colour:blue", "", "")
+	contains(t, r.body, "unknown key", "colour")
+	h.must(400, "GET", "/runs?after=garbage", "", "")
+}
+
+func TestParseFilter_Terms(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, in string
+		want     runFilter
+		bad      bool
+	}{
+		{"keys", "state:failed experiment:iris name:sweep*", runFilter{"state": {"failed"}, "experiment": {"iris"}, "name": {"sweep*"}}, false},
+		{"bare word", "sweep", runFilter{"name": {"*sweep*"}}, false},
+		{"quoted", `experiment:"my exp" state:failed state:canceled`, runFilter{"experiment": {"my exp"}, "state": {"failed", "canceled"}}, false},
+		{"unknown key", "colour:blue", nil, true},
+		{"empty value", "state:", nil, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := parseFilter(c.in)
+			if c.bad != (err != nil) {
+				t.Fatalf("err = %v", err)
+			}
+			if !c.bad && fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Fatalf("got %v, want %v", got, c.want)
+			}
+		})
+	}
+	if !globMatch("sweep*", "Sweep-12") || globMatch("sweep*", "my-sweep") || !globMatch("*a*c", "xabc") {
+		t.Fatal("globMatch")
+	}
+}
+
+func FuzzParseFilter(f *testing.F) {
+	for _, s := range []string{"state:failed experiment:iris name:sweep*", `name:"a b`, "::", "x:*:*"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		fl, err := parseFilter(s)
+		if err == nil {
+			fl.match(func(string) []string { return []string{s} })
+		}
+	})
+}
+
+func TestRunPage_DrawsDAGTaskPanelAndLog(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{})
+	id := h.submit("hello-run", simPipeline)
+	h.waitRun(id)
+	r := h.must(200, "GET", "/runs/"+id, "", "")
+	contains(t, r.body, `<svg id="dag"`, `data-node="0"`, `data-node="1"`, ">greet</text>", ">shout</text>", "st-succeeded", "<path d=\"M")
+	r = h.must(200, "GET", "/runs/"+id+"?task=0", "", "")
+	contains(t, r.body, `id="task-panel"`, "Attempts", "parameter who", "world", `data-src="/_api/apis/skiff/v1/runs/`+id+`/tasks/0/logs"`)
+	h.must(404, "GET", "/runs/"+id+"?task=99", "", "")
+	h.must(404, "GET", "/runs/nope", "", "")
+	st := h.must(200, "GET", "/runs/"+id+"/state.json?tasks=1", "", "")
+	contains(t, st.body, `"state":"SUCCEEDED"`, `"final":true`, `"1":"SUCCEEDED"`)
+}
+
+func TestRunModel_TenThousandIterationLoopIsOneNode(t *testing.T) {
+	t.Parallel()
+	const n = 10000
+	plan := spec.Plan{Name: "big", Tasks: []spec.Task{
+		{Name: "prep"},
+		{Name: "sweep", Deps: []int{0}, ParallelFor: &spec.Loop{ItemParam: "x"}, Body: &spec.Plan{Tasks: []spec.Task{{Name: "train"}}}},
+		{Name: "pick", Deps: []int{1}},
+	}}
+	raw, _ := jsonMarshal(plan)
+	run := store.Run{ID: "r1", Plan: raw, State: spec.RunRunning,
+		Expansions: []store.Expansion{{Task: 1, Base: 3, Count: n, Loop: true, Names: []string{"train"}}}}
+	tasks := []store.Task{{Index: 0, Name: "prep", State: spec.TaskSucceeded}, {Index: 1, Name: "sweep", State: spec.TaskRunning}, {Index: 2, Name: "pick"}}
+	for k := range n {
+		st := spec.TaskSucceeded
+		switch {
+		case k%1000 == 7:
+			st = spec.TaskFailed
+		case k >= n-5:
+			st = spec.TaskRunning
+		}
+		tasks = append(tasks, store.Task{Index: 3 + k, Name: store.ExpandedName("sweep", true, k, "train"), State: st})
+	}
+	start := time.Now()
+	m, err := newRunModel(run, tasks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := LayoutDAG(planGraph(m.plan), DefaultLayoutConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := m.graph(l, -1)
+	if len(g.Nodes) != 3 {
+		t.Fatalf("%d nodes, want 3 (the loop is one node)", len(g.Nodes))
+	}
+	loop := g.Nodes[1]
+	if loop.Kind != "loop" || loop.Total != n {
+		t.Fatalf("loop node %+v", loop)
+	}
+	want := fmt.Sprint([]stateCount{{"FAILED", 10}, {"RUNNING", 5}, {"SUCCEEDED", n - 15}})
+	if fmt.Sprint(loop.Counts) != want {
+		t.Fatalf("counts %v, want %v", loop.Counts, want)
+	}
+	gp := m.groupPanel(1, 1)
+	if len(gp.Iterations) != groupPageSize || gp.Iterations[0].State != "FAILED" || gp.Iterations[0].K != 7 || gp.Pages != n/groupPageSize {
+		t.Fatalf("group panel: %d rows, first %+v, %d pages", len(gp.Iterations), gp.Iterations[0], gp.Pages)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("model, layout and panel took %v", d)
+	}
+}
+
+func TestProxy_RefusesCrossSiteAndNonJSONActions(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{sim: sim.Config{Tasks: map[string]sim.Behavior{"greet": {Duration: time.Hour}}}})
+	id := h.submit("long", simPipeline)
+	path := "/_api/apis/v2beta1/runs/" + id + ":terminate"
+	h.must(http.StatusForbidden, "POST", path, "", "{}", "Content-Type", "application/json")
+	h.must(http.StatusForbidden, "POST", path, "", "{}", "Content-Type", "application/json", "Origin", "https://evil.example")
+	h.must(http.StatusUnsupportedMediaType, "POST", path, "", "a=b", "Content-Type", "application/x-www-form-urlencoded", "Origin", h.srv.URL)
+	if r, _ := h.st.GetRun(id); r.CancelRequested || r.State.Final() {
+		t.Fatalf("refused requests changed the run: %v", r.State)
+	}
+	h.must(200, "POST", path, "", "{}", "Content-Type", "application/json", "Origin", h.srv.URL)
+	if r := h.waitRun(id); r.State != spec.RunCanceled {
+		t.Fatalf("run %v after terminate", r.State)
+	}
+	h.must(http.StatusForbidden, "POST", "/logout", "", "", "Origin", "https://evil.example")
+}
+
+func TestPages_SecurityHeaders(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{})
+	r := h.must(200, "GET", "/runs", "", "")
+	csp := r.hdr.Get("Content-Security-Policy")
+	for _, want := range []string{"script-src 'self'", "object-src 'none'", "frame-ancestors 'none'"} {
+		if !strings.Contains(csp, want) {
+			t.Fatalf("CSP %q lacks %q", csp, want)
+		}
+	}
+	if strings.Contains(csp, "unsafe-inline") || strings.Contains(csp, "unsafe-eval") {
+		t.Fatalf("CSP %q allows inline code", csp)
+	}
+	lacks(t, r.body, "<script>", " onclick=", " style=")
+	h.must(200, "GET", "/static/app.js", "", "")
+	h.must(200, "GET", "/healthz", "", "") // the API's routes stay the API's
+	h.must(404, "GET", "/no/such/page", "", "")
+}
+
+func TestLogin_CookieIsHttpOnlyStrictAndScopesTheViewer(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{auth: true})
+	id := h.submit("mine", simPipeline)
+	h.waitRun(id)
+	r := h.must(http.StatusSeeOther, "GET", "/runs", "", "")
+	if loc := r.hdr.Get("Location"); !strings.HasPrefix(loc, "/login?next=") {
+		t.Fatalf("redirect to %q", loc)
+	}
+	origin := []string{"Content-Type", "application/x-www-form-urlencoded", "Origin", h.srv.URL}
+	h.must(http.StatusUnauthorized, "POST", "/login", "", "token=skiff_bad_token&next=/runs", origin...)
+	h.must(http.StatusForbidden, "POST", "/login", "", "token="+h.admin, "Content-Type", "application/x-www-form-urlencoded", "Origin", "https://evil.example")
+	r = h.must(http.StatusSeeOther, "POST", "/login", "", "token="+h.admin+"&next=//evil.example/", origin...)
+	if loc := r.hdr.Get("Location"); loc != "/runs" {
+		t.Fatalf("login redirected to %q: an open redirect", loc)
+	}
+	ck := r.hdr.Get("Set-Cookie")
+	for _, want := range []string{cookieName + "=", "HttpOnly", "SameSite=Strict"} {
+		if !strings.Contains(ck, want) {
+			t.Fatalf("cookie %q lacks %s", ck, want)
+		}
+	}
+	contains(t, h.must(200, "GET", "/runs", h.admin, "").body, ">mine<")
+	other := h.token("team-b", api.RoleViewer)
+	body := h.must(200, "GET", "/runs", other, "").body
+	lacks(t, body, ">mine<", "Cancel run")
+	h.must(404, "GET", "/runs/"+id, other, "")
+	// the proxy carries the cookie's token, not more
+	h.must(404, "GET", "/_api/apis/v2beta1/runs/"+id, other, "")
+	h.must(200, "GET", "/_api/apis/v2beta1/runs/"+id, h.admin, "")
+}
+
+func TestArtifactPages_RenderByTypeAndStayInert(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{})
+	id := h.submit(`<script>alert("name")</script>`, artifactPipeline)
+	if r := h.waitRun(id); r.State != spec.RunSucceeded {
+		t.Fatalf("run %v: %s", r.State, r.Error)
+	}
+	base := "/runs/" + id + "/tasks/0/outputs/"
+	md := h.must(200, "GET", base+"report", "", "").body
+	contains(t, md, "<h1>Report</h1>", "<table>")
+	lacks(t, md, "<script>alert", "onerror")
+	page := h.must(200, "GET", base+"page", "", "").body
+	contains(t, page, `<iframe class="html-artifact" sandbox=""`)
+	raw := h.must(200, "GET", base+"page/raw", "", "")
+	if csp := raw.hdr.Get("Content-Security-Policy"); !strings.HasPrefix(csp, "sandbox") {
+		t.Fatalf("raw HTML served with CSP %q", csp)
+	}
+	contains(t, h.must(200, "GET", base+"data", "", "").body, "<th>label</th>", "<td>3</td>")
+	contains(t, h.must(200, "GET", base+"metrics", "", "").body, "accuracy", "0.93")
+	dl := h.must(200, "GET", base+"data/raw?download=1", "", "")
+	if !strings.Contains(dl.hdr.Get("Content-Disposition"), "attachment") || dl.body != "x,y,label\n1,2,a\n3,4,b\n" {
+		t.Fatalf("download: %q %q", dl.hdr.Get("Content-Disposition"), dl.body)
+	}
+	runPage := h.must(200, "GET", "/runs/"+id, "", "").body
+	contains(t, runPage, "&lt;script&gt;alert(&#34;name&#34;)&lt;/script&gt;")
+	lacks(t, runPage, `<script>alert("name")`)
+	h.must(404, "GET", base+"nope", "", "")
+}
+
+func TestComparePage_ShowsParamsAndMetricsSideBySide(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{})
+	a := h.submit("a", artifactPipeline)
+	b := h.submit("b", simPipeline)
+	h.waitRun(a)
+	h.waitRun(b)
+	r := h.must(200, "GET", "/compare?runs="+a+","+b, "", "")
+	contains(t, r.body, "Parameters", "Metrics", "make.metrics.accuracy", "0.93", "who")
+	r = h.must(200, "GET", "/compare?runs="+a+","+b+"&diff=1", "", "")
+	contains(t, r.body, "Showing differences only")
+	ids := strings.Repeat(a+",", 20) // duplicates count once
+	h.must(200, "GET", "/compare?runs="+ids, "", "")
+	var many []string
+	for i := range 21 {
+		many = append(many, fmt.Sprint("r", i))
+	}
+	contains(t, h.must(400, "GET", "/compare?runs="+strings.Join(many, ","), "", "").body, "at most 20")
+}
+
+func TestListPages_Load(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{})
+	h.waitRun(h.submit("x", simPipeline))
+	contains(t, h.must(200, "GET", "/experiments", "", "").body, "Default")
+	h.must(200, "GET", "/pipelines", "", "")
+	h.must(200, "GET", "/recurring", "", "")
+}

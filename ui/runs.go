@@ -1,0 +1,313 @@
+package ui
+
+import (
+	"cmp"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/skiffml/skiff/store"
+)
+
+// filterKeys are the keys the runs filter box knows.
+var filterKeys = []string{"state", "experiment", "name", "pipeline", "namespace", "id"}
+
+// runFilter is a parsed filter box: terms with the same key are
+// alternatives (state:failed state:canceled), different keys all apply.
+type runFilter map[string][]string
+
+// parseFilter reads the filter box: space-separated key:pattern terms
+// (a pattern may be "quoted" and use * as a wildcard) and bare words,
+// which match the run name anywhere.
+func parseFilter(text string) (runFilter, error) {
+	f := runFilter{}
+	rest := strings.TrimSpace(text)
+	for rest != "" {
+		var tok string
+		tok, rest = nextToken(rest)
+		key, val, ok := strings.Cut(tok, ":")
+		if !ok {
+			key, val = "name", "*"+tok+"*"
+		}
+		key = strings.ToLower(key)
+		if !slices.Contains(filterKeys, key) {
+			return nil, fmt.Errorf("%w: %q: unknown key %q (use %s)", ErrBadFilter, tok, key, strings.Join(filterKeys, ", "))
+		}
+		val = strings.Trim(val, `"`)
+		if val == "" {
+			return nil, fmt.Errorf("%w: %q: %s needs a value, as in %s:value", ErrBadFilter, tok, key, key)
+		}
+		f[key] = append(f[key], val)
+		rest = strings.TrimSpace(rest)
+	}
+	return f, nil
+}
+
+// nextToken cuts one term off s; a double-quoted part may hold spaces.
+func nextToken(s string) (string, string) {
+	inQuote := false
+	for i, c := range s {
+		switch {
+		case c == '"':
+			inQuote = !inQuote
+		case c == ' ' && !inQuote:
+			return s[:i], s[i+1:]
+		}
+	}
+	return s, ""
+}
+
+// globMatch matches s against pattern, where * is any run of characters;
+// case does not matter.
+func globMatch(pattern, s string) bool {
+	pattern, s = strings.ToLower(pattern), strings.ToLower(s)
+	parts := strings.Split(pattern, "*")
+	if len(parts) == 1 {
+		return pattern == s
+	}
+	if !strings.HasPrefix(s, parts[0]) {
+		return false
+	}
+	s = s[len(parts[0]):]
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(s, p)
+		if i < 0 {
+			return false
+		}
+		s = s[i+len(p):]
+	}
+	return strings.HasSuffix(s, parts[len(parts)-1])
+}
+
+// match reports whether the run passes; fields gives a key's values.
+func (f runFilter) match(fields func(key string) []string) bool {
+	for key, pats := range f {
+		vals := fields(key)
+		ok := false
+		for _, p := range pats {
+			for _, v := range vals {
+				ok = ok || globMatch(p, v)
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// sortKeys are the runs table's sortable columns.
+var sortKeys = []string{"created", "name", "state", "pipeline", "experiment", "duration"}
+
+type runRow struct {
+	store.Run
+	Experiment string
+	Duration   time.Duration
+	Params     []string // the chosen parameter columns' values
+	key        string   // the sort column's value, as a sortable string
+}
+
+type runsData struct {
+	Query, Sort  string
+	Desc         bool
+	Rows         []runRow
+	ParamCols    []string
+	Next         string // URL of the next page; "" on the last
+	First        string // URL of the first page, when not on it
+	Total        int
+	Columns      []sortColumn
+	ParamsString string
+}
+
+type sortColumn struct{ Key, Label, URL, Arrow string }
+
+func (s *Server) runsPage(w http.ResponseWriter, r *http.Request, v *viewer) error {
+	q := r.URL.Query()
+	d := runsData{Query: q.Get("q"), Sort: "created", Desc: true, ParamsString: q.Get("params")}
+	if srt := q.Get("sort"); srt != "" {
+		d.Desc = strings.HasPrefix(srt, "-")
+		d.Sort = strings.TrimPrefix(srt, "-")
+		if !slices.Contains(sortKeys, d.Sort) {
+			return fmt.Errorf("%w: sort %q: use one of %s, with - for descending", errBadRequest, srt, strings.Join(sortKeys, ", "))
+		}
+	}
+	for p := range strings.SplitSeq(d.ParamsString, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			d.ParamCols = append(d.ParamCols, p)
+		}
+	}
+	f, err := parseFilter(d.Query)
+	if err != nil {
+		return err
+	}
+	rows, err := s.filteredRuns(v, f, d.Sort, d.ParamCols)
+	if err != nil {
+		return err
+	}
+	d.Total = len(rows)
+	slices.SortStableFunc(rows, func(a, b runRow) int {
+		c := cmp.Or(strings.Compare(a.key, b.key), strings.Compare(a.ID, b.ID))
+		if d.Desc {
+			return -c
+		}
+		return c
+	})
+	if after := q.Get("after"); after != "" {
+		key, id, err := decodeCursor(after)
+		if err != nil {
+			return err
+		}
+		i, _ := slices.BinarySearchFunc(rows, [2]string{key, id}, func(row runRow, c [2]string) int {
+			x := cmp.Or(strings.Compare(row.key, c[0]), strings.Compare(row.ID, c[1]))
+			if d.Desc {
+				return -x
+			}
+			return x
+		})
+		for i < len(rows) && rows[i].key == key && rows[i].ID == id {
+			i++
+		}
+		rows = rows[i:]
+		d.First = pageURL(q, "")
+	}
+	if len(rows) > s.cfg.PageSize {
+		last := rows[s.cfg.PageSize-1]
+		d.Next = pageURL(q, encodeCursor(last.key, last.ID))
+		rows = rows[:s.cfg.PageSize]
+	}
+	d.Rows = rows
+	for _, k := range sortKeys {
+		c := sortColumn{Key: k, Label: strings.ToUpper(k[:1]) + k[1:]}
+		nq := url.Values{}
+		for key, vals := range q {
+			nq[key] = vals
+		}
+		nq.Del("after")
+		next := k
+		if k == d.Sort {
+			c.Arrow = "↑"
+			if d.Desc {
+				c.Arrow = "↓"
+			} else {
+				next = "-" + k
+			}
+		} else if k == "created" || k == "duration" {
+			next = "-" + k
+		}
+		nq.Set("sort", next)
+		c.URL = "/runs?" + nq.Encode()
+		d.Columns = append(d.Columns, c)
+	}
+	s.render(w, r, http.StatusOK, "runs", v, d)
+	return nil
+}
+
+// filteredRuns reads the viewer's runs once and keeps those f matches.
+func (s *Server) filteredRuns(v *viewer, f runFilter, sortBy string, params []string) ([]runRow, error) {
+	runs, err := s.cfg.Store.ListRunsBy(store.RunFilter{Namespace: v.listNamespace()})
+	if err != nil {
+		return nil, err
+	}
+	exps, err := s.cfg.Store.ListExperiments(v.listNamespace())
+	if err != nil {
+		return nil, err
+	}
+	expName := make(map[string]string, len(exps))
+	for _, e := range exps {
+		expName[e.ID] = e.Name
+	}
+	now := s.now()
+	rows := make([]runRow, 0, len(runs))
+	for _, run := range runs {
+		if !v.sees(store.RunNamespace(run)) {
+			continue
+		}
+		row := runRow{Run: run, Experiment: expName[run.ExperimentID], Duration: runDuration(run, now)}
+		ok := f.match(func(key string) []string {
+			switch key {
+			case "state":
+				return []string{run.State.String()}
+			case "experiment":
+				return []string{row.Experiment, run.ExperimentID}
+			case "name":
+				return []string{run.Name}
+			case "pipeline":
+				return []string{run.PipelineName}
+			case "namespace":
+				return []string{store.RunNamespace(run)}
+			case "id":
+				return []string{run.ID}
+			}
+			return nil
+		})
+		if !ok {
+			continue
+		}
+		for _, p := range params {
+			row.Params = append(row.Params, compactJSON(run.Params[p]))
+		}
+		row.key = sortKey(row, sortBy)
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+func runDuration(r store.Run, now time.Time) time.Duration {
+	switch {
+	case r.StartedAt.IsZero():
+		return 0
+	case r.FinishedAt.IsZero():
+		return now.Sub(r.StartedAt)
+	}
+	return r.FinishedAt.Sub(r.StartedAt)
+}
+
+func sortKey(row runRow, by string) string {
+	switch by {
+	case "name":
+		return strings.ToLower(row.Name)
+	case "state":
+		return row.State.String()
+	case "pipeline":
+		return strings.ToLower(row.PipelineName)
+	case "experiment":
+		return strings.ToLower(row.Experiment)
+	case "duration":
+		return fmt.Sprintf("%020d", row.Duration)
+	}
+	return row.CreatedAt.UTC().Format("2006-01-02T15:04:05.000000000")
+}
+
+func encodeCursor(key, id string) string {
+	b, _ := json.Marshal([2]string{key, id})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(s string) (string, string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	var c [2]string
+	if err == nil {
+		err = json.Unmarshal(b, &c)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("%w: after: not a page cursor of this list", errBadRequest)
+	}
+	return c[0], c[1], nil
+}
+
+func pageURL(q url.Values, after string) string {
+	nq := url.Values{}
+	for k, v := range q {
+		nq[k] = v
+	}
+	nq.Del("after")
+	if after != "" {
+		nq.Set("after", after)
+	}
+	return "/runs?" + nq.Encode()
+}

@@ -1,0 +1,55 @@
+// Skiff UI: small progressive enhancements over server-rendered pages.
+// Every piece of user content is written with textContent, never as HTML.
+import { initRun } from "./run.js";
+
+const page = document.body.dataset.page;
+
+// Relative times ("3 min ago") stay fresh.
+function relative(iso) {
+  const t = Date.parse(iso);
+  if (isNaN(t)) return "";
+  const s = (Date.now() - t) / 1000;
+  if (s < 10) return "just now";
+  if (s < 60) return `${Math.floor(s)} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+  if (s < 60 * 86400) return `${Math.floor(s / 86400)} days ago`;
+  return new Date(t).toISOString().slice(0, 10);
+}
+function refreshTimes() {
+  for (const el of document.querySelectorAll("time[datetime]")) {
+    if (el.dateTime) el.textContent = relative(el.dateTime);
+  }
+}
+setInterval(refreshTimes, 30000);
+
+export function setState(el, state) {
+  for (const c of [...el.classList]) if (c.startsWith("st-")) el.classList.remove(c);
+  el.classList.add("st-" + state.toLowerCase());
+}
+
+function initRuns() {
+  const compare = document.getElementById("compare");
+  const max = Number(compare?.dataset.max || 20);
+  const boxes = () => [...document.querySelectorAll("table.runs input[type=checkbox]:checked")];
+  document.addEventListener("change", (e) => {
+    if (!e.target.matches("table.runs input[type=checkbox]")) return;
+    const ids = boxes().map((b) => b.value);
+    if (ids.length > max) { e.target.checked = false; return; }
+    compare.href = "/compare?runs=" + ids.map(encodeURIComponent).join(",");
+    compare.setAttribute("aria-disabled", ids.length < 2 ? "true" : "false");
+    compare.textContent = ids.length ? `Compare ${ids.length}` : "Compare";
+  });
+  // Live states: the event stream says which run changed.
+  const es = new EventSource("/_api/apis/skiff/v1/events");
+  es.addEventListener("change", (msg) => {
+    const ev = JSON.parse(msg.data);
+    if (ev.task) return;
+    const row = document.querySelector(`tr[data-run="${CSS.escape(ev.run_id)}"]`);
+    const badge = row?.querySelector("[data-state]");
+    if (badge) { badge.textContent = ev.state; setState(badge, ev.state); }
+  });
+}
+
+if (page === "runs") initRuns();
+if (page === "run") initRun();

@@ -1,0 +1,127 @@
+// The run page: live node states from the event stream (only classes and
+// counts change: no re-layout), actions, and the task log.
+import { setState } from "./app.js";
+
+export function initRun() {
+  const head = document.getElementById("run");
+  if (!head) return;
+  const runID = head.dataset.run;
+  const taskIdx = head.dataset.task;
+  let timer = null;
+
+  async function refresh() {
+    timer = null;
+    const q = taskIdx ? `?tasks=${encodeURIComponent(taskIdx)}` : "";
+    const res = await fetch(`/runs/${encodeURIComponent(runID)}/state.json${q}`, { credentials: "same-origin" });
+    if (!res.ok) return;
+    const st = await res.json();
+    const badge = document.getElementById("run-state");
+    badge.textContent = st.state;
+    setState(badge, st.state);
+    for (const [idx, n] of Object.entries(st.nodes)) {
+      const node = document.querySelector(`#dag [data-node="${idx}"]`);
+      if (!node) continue;
+      setState(node, n.state);
+      node.querySelector("title").textContent = node.querySelector("title").textContent.replace(/: [A-Z]+$/, ": " + n.state);
+      const counts = node.querySelector("[data-counts]");
+      if (counts && n.counts) {
+        const kind = node.classList.contains("kind-loop") ? "loop · " : "";
+        counts.textContent = kind + `${n.total} steps` + n.counts.map((c) => ` · ${c.n} ${c.state.toLowerCase()}`).join("");
+      }
+    }
+    const tb = document.getElementById("task-state");
+    if (tb && st.tasks && st.tasks[taskIdx]) { tb.textContent = st.tasks[taskIdx]; setState(tb, st.tasks[taskIdx]); }
+    if (st.final) {
+      document.querySelector('[data-action="terminate"]')?.remove();
+      head.dataset.final = "true";
+    }
+  }
+  const soon = () => { if (!timer) timer = setTimeout(refresh, 150); };
+
+  const es = new EventSource(`/_api/apis/skiff/v1/events?run_id=${encodeURIComponent(runID)}`);
+  es.addEventListener("change", soon);
+  es.addEventListener("open", soon); // catch up after a reconnect
+
+  for (const btn of document.querySelectorAll("[data-action]")) {
+    btn.addEventListener("click", async () => {
+      const verb = btn.dataset.action;
+      if (verb === "terminate" && !confirm("Cancel this run? Running steps are stopped.")) return;
+      const msg = document.querySelector(".action-msg");
+      btn.disabled = true;
+      const res = await fetch(`/_api/apis/v2beta1/runs/${encodeURIComponent(runID)}:${verb}`, {
+        method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json" }, body: "{}",
+      });
+      if (res.ok) {
+        msg.textContent = verb === "retry" ? "Retrying…" : "Cancelling…";
+        if (verb === "retry") location.reload();
+      } else {
+        let text = `failed (${res.status})`;
+        try { text = (await res.json()).message || text; } catch { /* not JSON */ }
+        msg.textContent = text;
+        btn.disabled = false;
+      }
+    });
+  }
+  initLog();
+}
+
+// initLog streams the task's log into <pre id=log> (following it while
+// the task runs) and filters it by the search box.
+function initLog() {
+  const pre = document.getElementById("log");
+  if (!pre) return;
+  const search = document.getElementById("log-search");
+  const status = document.getElementById("log-status");
+  let text = "";
+  const maxChars = 2 << 20;
+
+  function render() {
+    const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 24;
+    const q = search.value;
+    pre.replaceChildren();
+    if (!q) {
+      pre.textContent = text;
+    } else {
+      const frag = document.createDocumentFragment();
+      let shown = 0;
+      for (const line of text.split("\n")) {
+        const i = line.toLowerCase().indexOf(q.toLowerCase());
+        if (i < 0) continue;
+        shown++;
+        frag.append(line.slice(0, i));
+        const m = document.createElement("mark");
+        m.textContent = line.slice(i, i + q.length);
+        frag.append(m, line.slice(i + q.length) + "\n");
+      }
+      pre.append(frag);
+      status.textContent = `${shown} matching lines`;
+    }
+    if (atBottom) pre.scrollTop = pre.scrollHeight;
+  }
+  search.addEventListener("input", render);
+
+  async function stream() {
+    const follow = pre.dataset.follow === "true";
+    const res = await fetch(pre.dataset.src + (follow ? "?follow=true" : ""), { credentials: "same-origin" });
+    if (!res.ok) {
+      let msg = `no log (${res.status})`;
+      try { msg = (await res.json()).message || msg; } catch { /* not JSON */ }
+      status.textContent = msg;
+      return;
+    }
+    status.textContent = follow ? "following" : "";
+    const reader = res.body.getReader();
+    const dec = new TextDecoder();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += dec.decode(value, { stream: true });
+      if (text.length > maxChars) text = text.slice(text.length - maxChars);
+      render();
+    }
+    status.textContent = text ? "" : "empty";
+    render();
+  }
+  stream().catch((e) => { status.textContent = String(e); });
+}
