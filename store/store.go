@@ -86,7 +86,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return open(ctx, cfg)
 }
 
-func open(ctx context.Context, cfg Config, opts ...option) (s *Store, err error) {
+func open(ctx context.Context, cfg Config, opts ...option) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -101,15 +101,19 @@ func open(ctx context.Context, cfg Config, opts ...option) (s *Store, err error)
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	s = &Store{cfg: cfg, logger: logger, closed: make(chan struct{})}
+	// s is local, never the result: the cleanups below use it after an
+	// error return, which must not see a nil *Store.
+	s := &Store{cfg: cfg, logger: logger, closed: make(chan struct{})}
 	var cleanup []func()
+	ok := false
 	defer func() {
-		if err != nil {
+		if !ok {
 			for i := len(cleanup) - 1; i >= 0; i-- {
 				cleanup[i]()
 			}
 		}
 	}()
+	var err error
 	if s.metrics, err = newMetrics(cfg.Registerer); err != nil {
 		return nil, err
 	}
@@ -174,6 +178,7 @@ func open(ctx context.Context, cfg Config, opts ...option) (s *Store, err error)
 	if err := s.waitLeader(ctx); err != nil {
 		return nil, err
 	}
+	ok = true
 	return s, nil
 }
 
