@@ -64,10 +64,22 @@ var (
 	keySchemaVersion = []byte("schema_version")
 )
 
-// schemaVersion is written on creation; Open refuses a newer one.
-const schemaVersion = 1
+// schemaVersion is written on creation and by migrations; Open refuses a
+// newer one (an older binary would misread the data).
+//
+//	1  the first release: enums (run and task states) stored as names
+//	2  enums stored as numeric codes (codec.go); version 1 data still
+//	   decodes, so the migration rewrites nothing
+const schemaVersion = 2
 
-// initSchemaTx creates every bucket and checks the schema version.
+// migrations[v] upgrades a state.db from version v-1 to v, in the
+// transaction that records v.
+var migrations = map[uint64]func(tx *bolt.Tx) error{
+	2: func(*bolt.Tx) error { return nil }, // the decoders read names and codes
+}
+
+// initSchemaTx creates every bucket, checks the schema version and
+// migrates an older one.
 func initSchemaTx(tx *bolt.Tx) error {
 	for _, name := range allBuckets {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -75,10 +87,27 @@ func initSchemaTx(tx *bolt.Tx) error {
 		}
 	}
 	meta := tx.Bucket(bucketMeta)
-	if v := meta.Get(keySchemaVersion); v != nil {
-		if got := binary.BigEndian.Uint64(v); got > schemaVersion {
-			return fmt.Errorf("state.db schema version %d is newer than this binary's %d", got, schemaVersion)
+	v := meta.Get(keySchemaVersion)
+	if v == nil {
+		return meta.Put(keySchemaVersion, u64(schemaVersion))
+	}
+	if len(v) != 8 {
+		return fmt.Errorf("state.db schema version: %d bytes, want 8", len(v))
+	}
+	got := binary.BigEndian.Uint64(v)
+	if got > schemaVersion {
+		return fmt.Errorf("state.db schema version %d is newer than this binary's %d: use a newer skiff", got, schemaVersion)
+	}
+	for next := got + 1; next <= schemaVersion; next++ {
+		m, ok := migrations[next]
+		if !ok {
+			return fmt.Errorf("state.db schema version %d: no migration to %d", got, next)
 		}
+		if err := m(tx); err != nil {
+			return fmt.Errorf("state.db: migrate schema %d to %d: %w", next-1, next, err)
+		}
+	}
+	if got == schemaVersion {
 		return nil
 	}
 	return meta.Put(keySchemaVersion, u64(schemaVersion))
