@@ -19,7 +19,21 @@
 //
 // Layout of a data directory:
 //
-//	raft.db      raft log and stable store (raft-boltdb/v2)
-//	state.db     FSM state (bbolt), holds the data-dir lock
+//	LOCK         the data-dir lock (flock), held while a store is open
+//	raft.db      raft log and stable store (raft-boltdb/v2); its stable
+//	             store holds the log id
+//	state.db     FSM state (bbolt) with the position (index, term) of the
+//	             last applied entry and the log id of the raft.db it
+//	             belongs to
 //	snapshots/   raft file snapshots: state.db, zstd-compressed
+//	damaged/     snapshots Open could not restore, moved out of raft's sight
+//
+// Open checks the directory before raft sees it (integrity.go): both
+// bbolt files are read whole (bbolt and raft panic on a damaged file, in
+// goroutines nobody can recover), every log entry must read, the log must
+// reach back to the newest usable snapshot, and state.db must be the state
+// of this raft.db (same log id, its last applied entry in the log or a
+// snapshot with the same term); otherwise Open fails with one line naming
+// the file and saying how to recover (ErrDamaged, ErrStateMismatch).
+// Check runs the same checks, and more, on a stopped data dir.
 package store

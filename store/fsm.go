@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,8 +51,9 @@ type fsm struct {
 	mu sync.RWMutex // guards db (swapped by Restore)
 	db *bolt.DB
 
-	applied atomic.Uint64
-	halted  atomic.Pointer[error] // set once on an unrecoverable error
+	applied     atomic.Uint64         // index of the last applied entry
+	appliedTerm atomic.Uint64         // its term (0: unknown, a data dir from before terms were kept)
+	halted      atomic.Pointer[error] // set once on an unrecoverable error
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -104,12 +106,30 @@ func openStateDB(path string, lockTimeout time.Duration) (*bolt.DB, error) {
 	if lockTimeout <= 0 {
 		lockTimeout = time.Nanosecond // bbolt's 0 means wait forever
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout, NoSync: true, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
-	}
+	var db *bolt.DB
+	err := guard(filepath.Base(path), func() error {
+		var err error
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout, NoSync: true, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+		if errors.Is(err, berrors.ErrTimeout) {
+			return fmt.Errorf("open %s: %w", path, ErrLocked)
+		}
+		if err != nil {
+			return fmt.Errorf("open %s: %w: %w", path, ErrDamaged, err)
+		}
+		fi, err := os.Stat(path)
+		if err == nil {
+			err = db.View(func(tx *bolt.Tx) error { return walkBoltTx(tx, fi.Size()) })
+		}
+		if err != nil {
+			return fmt.Errorf("open %s: %w", path, err)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		if db != nil {
+			_ = guard(filepath.Base(path), db.Close)
+		}
+		return nil, err
 	}
 	if err := db.Update(initSchemaTx); err != nil {
 		_ = db.Close()
@@ -120,9 +140,39 @@ func openStateDB(path string, lockTimeout time.Duration) (*bolt.DB, error) {
 
 func (f *fsm) loadApplied() error {
 	return f.db.View(func(tx *bolt.Tx) error {
-		f.applied.Store(appliedIndexTx(tx))
+		f.setApplied(appliedTx(tx))
 		return nil
 	})
+}
+
+// logID returns the id of the raft log state.db belongs to, or nil.
+func (f *fsm) logID() ([]byte, error) {
+	var id []byte
+	err := f.view(func(tx *bolt.Tx) error {
+		id = bytes.Clone(tx.Bucket(bucketMeta).Get(keyLogID))
+		return nil
+	})
+	return id, err
+}
+
+// setLogID records the raft log state.db belongs to.
+func (f *fsm) setLogID(id []byte) error {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.db == nil {
+		return ErrClosed
+	}
+	return f.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyLogID, id) })
+}
+
+func (f *fsm) setApplied(p logPosition) {
+	f.applied.Store(p.Index)
+	f.appliedTerm.Store(p.Term)
+}
+
+// appliedAt is the position of the last applied entry.
+func (f *fsm) appliedAt() logPosition {
+	return logPosition{Index: f.applied.Load(), Term: f.appliedTerm.Load()}
 }
 
 // haltErr returns the sticky error, or nil.
@@ -213,7 +263,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 			}
 			rejections += len(r.rejected)
 		}
-		return putAppliedIndexTx(tx, logs[n-1].Index)
+		return putAppliedTx(tx, logPosition{logs[n-1].Index, logs[n-1].Term})
 	})
 	if err != nil {
 		err = f.halt(err)
@@ -222,7 +272,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		}
 		return resp
 	}
-	f.applied.Store(logs[n-1].Index)
+	f.setApplied(logPosition{logs[n-1].Index, logs[n-1].Term})
 	f.metrics.observeApplied(entries, cmdCounts, rejections)
 	return resp
 }

@@ -10,7 +10,7 @@ import (
 // All bbolt buckets of state.db. Add new ones here and to allBuckets; never
 // rename one (it is the on-disk format).
 var (
-	// bucketMeta holds keyAppliedIndex and keySchemaVersion.
+	// bucketMeta holds keyAppliedIndex, keyAppliedTerm and keySchemaVersion.
 	bucketMeta = []byte("meta")
 	// bucketRuns: run ID -> JSON runRecord (Run without Plan).
 	bucketRuns = []byte("runs")
@@ -60,7 +60,17 @@ var allBuckets = [][]byte{bucketCache, bucketMeta, bucketRuns, bucketPlans, buck
 	bucketPipelines, bucketPipelinesByName, bucketPipelineVersions, bucketRecurringRuns}
 
 var (
-	keyAppliedIndex  = []byte("applied_index")
+	keyAppliedIndex = []byte("applied_index")
+	// keyAppliedTerm is the raft term of the entry at keyAppliedIndex: the
+	// pair names a position in one particular log (raft's log matching),
+	// so Open can tell a state.db that belongs to another (or a lost) log.
+	// Absent in data dirs written before it; then only the index is checked.
+	keyAppliedTerm = []byte("applied_term")
+	// keyLogID names the raft.db this state.db is the state of (the same
+	// id is in raft.db's stable store under raftKeyLogID). It is node-local,
+	// not replicated state: the store writes it outside the log, and a
+	// restore keeps the node's own.
+	keyLogID         = []byte("log_id")
 	keySchemaVersion = []byte("schema_version")
 )
 
@@ -113,16 +123,27 @@ func initSchemaTx(tx *bolt.Tx) error {
 	return meta.Put(keySchemaVersion, u64(schemaVersion))
 }
 
-func appliedIndexTx(tx *bolt.Tx) uint64 {
-	v := tx.Bucket(bucketMeta).Get(keyAppliedIndex)
+// logPosition is a raft log position: an entry's index and term.
+type logPosition struct{ Index, Term uint64 }
+
+func appliedTx(tx *bolt.Tx) logPosition {
+	meta := tx.Bucket(bucketMeta)
+	return logPosition{Index: getU64(meta.Get(keyAppliedIndex)), Term: getU64(meta.Get(keyAppliedTerm))}
+}
+
+func putAppliedTx(tx *bolt.Tx, p logPosition) error {
+	meta := tx.Bucket(bucketMeta)
+	if err := meta.Put(keyAppliedIndex, u64(p.Index)); err != nil {
+		return err
+	}
+	return meta.Put(keyAppliedTerm, u64(p.Term))
+}
+
+func getU64(v []byte) uint64 {
 	if len(v) != 8 {
 		return 0
 	}
 	return binary.BigEndian.Uint64(v)
-}
-
-func putAppliedIndexTx(tx *bolt.Tx, index uint64) error {
-	return tx.Bucket(bucketMeta).Put(keyAppliedIndex, u64(index))
 }
 
 func u64(v uint64) []byte {

@@ -42,6 +42,7 @@ func stateDump(tb testing.TB, s *Store) map[string]map[string]string {
 	defer s.fsm.mu.RUnlock()
 	d := dumpDB(tb, s.fsm.db)
 	delete(d["meta"], string(keyAppliedIndex))
+	delete(d["meta"], string(keyAppliedTerm))
 	return d
 }
 
