@@ -221,7 +221,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		}
 		cmds, err := decodeBatch(l.Data)
 		if err != nil {
-			haltErr = f.halt(fmt.Errorf("raft index %d: %w", l.Index, err))
+			haltErr = f.halt(fmt.Errorf("raft entry %d cannot be decoded: %w; "+
+				"if a newer skiff wrote it, run that one; otherwise stop skiff and run `skiff store skip-entry %d` to drop it (the change it carries is lost)",
+				l.Index, err, l.Index))
 			n = i
 			break
 		}

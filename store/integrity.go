@@ -121,6 +121,15 @@ func raftLogID(logs *raftboltdb.BoltStore) ([]byte, error) {
 	return id, nil
 }
 
+// newLogID returns a fresh random log id.
+func newLogID() ([]byte, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	return []byte(hex.EncodeToString(b)), nil
+}
+
 func orNone(id []byte) string {
 	if id == nil {
 		return "a log without an id"
@@ -137,11 +146,9 @@ func (s *Store) pairLog() error {
 		return err
 	}
 	if id == nil {
-		b := make([]byte, 16)
-		if _, err := rand.Read(b); err != nil {
+		if id, err = newLogID(); err != nil {
 			return err
 		}
-		id = []byte(hex.EncodeToString(b))
 		if err := s.logStore.Set(raftKeyLogID, id); err != nil {
 			return fmt.Errorf("raft.db: write log id: %w", err)
 		}

@@ -346,6 +346,11 @@ func (s *Store) Apply(ctx context.Context, cmds ...Command) (ApplyResult, error)
 	if len(cmds) == 0 {
 		return ApplyResult{}, nil
 	}
+	if err := s.fsm.haltErr(); err != nil {
+		// Proposed now, the entry would wait behind the one that halted
+		// the FSM and apply after a repair, long after this call failed.
+		return ApplyResult{}, fmt.Errorf("store: apply: %w", err)
+	}
 	data, err := encodeBatch(cmds)
 	if err != nil {
 		return ApplyResult{}, err
