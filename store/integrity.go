@@ -174,31 +174,39 @@ const recoverHint = "to recover, stop every skiff using this data dir and either
 // would number new entries from its own last index, and the FSM would
 // skip them as already applied.
 func (s *Store) checkStateMatchesLog(log logRange, snaps []*raft.SnapshotMeta) error {
-	at := s.fsm.appliedAt()
+	stateID, err := s.fsm.logID()
+	if err != nil {
+		return fmt.Errorf("store: data dir %s: state.db: %w", s.cfg.Dir, err)
+	}
+	if err := checkPairing(s.fsm.appliedAt(), stateID, s.logStore, log, snaps); err != nil {
+		return fmt.Errorf("store: data dir %s: %w", s.cfg.Dir, err)
+	}
+	return nil
+}
+
+// checkPairing is checkStateMatchesLog for a state.db at position at
+// belonging to log stateID.
+func checkPairing(at logPosition, stateID []byte, logs *raftboltdb.BoltStore, log logRange, snaps []*raft.SnapshotMeta) error {
 	if at.Index == 0 {
 		return nil
 	}
 	mismatch := func(format string, args ...any) error {
 		what := fmt.Sprintf(format, args...)
-		return fmt.Errorf("store: data dir %s: %w: state.db has applied raft entry %d (term %d), but %s: "+
+		return fmt.Errorf("%w: state.db has applied raft entry %d (term %d), but %s: "+
 			"raft.db was deleted, emptied or replaced, or state.db comes from another data dir; %s",
-			s.cfg.Dir, ErrStateMismatch, at.Index, at.Term, what, recoverHint)
+			ErrStateMismatch, at.Index, at.Term, what, recoverHint)
 	}
-	raftID, err := raftLogID(s.logStore)
+	raftID, err := raftLogID(logs)
 	if err != nil {
-		return fmt.Errorf("store: data dir %s: %w", s.cfg.Dir, err)
-	}
-	stateID, err := s.fsm.logID()
-	if err != nil {
-		return fmt.Errorf("store: data dir %s: state.db: %w", s.cfg.Dir, err)
+		return err
 	}
 	if stateID != nil && !bytes.Equal(stateID, raftID) {
 		return mismatch("it is the state of raft log %s and raft.db is %s", stateID, orNone(raftID))
 	}
 	if log.First != 0 && at.Index >= log.First && at.Index <= log.Last {
 		var l raft.Log
-		if err := s.logStore.GetLog(at.Index, &l); err != nil {
-			return fmt.Errorf("store: data dir %s: raft.db: %w: entry %d: %w", s.cfg.Dir, ErrDamaged, at.Index, err)
+		if err := logs.GetLog(at.Index, &l); err != nil {
+			return fmt.Errorf("raft.db: %w: entry %d: %w", ErrDamaged, at.Index, err)
 		}
 		if at.Term != 0 && l.Term != at.Term {
 			return mismatch("raft.db holds entry %d at term %d", at.Index, l.Term)
