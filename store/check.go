@@ -126,6 +126,9 @@ func checkSnapshots(r *CheckReport, dir string) []*raft.SnapshotMeta {
 	}
 	ents, _ := os.ReadDir(filepath.Join(dir, "snapshots"))
 	metas, _ := snaps.List()
+	if len(ents) == 0 {
+		r.add("snapshots", nil, "none yet")
+	}
 	listed := map[string]bool{}
 	for _, m := range metas {
 		listed[m.ID] = true

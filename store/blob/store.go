@@ -208,8 +208,10 @@ func getEncoder(w io.Writer) (*zstd.Encoder, error) {
 	return zstd.NewWriter(w, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
 }
 
-// verify reads the blob with digest whole and reports whether it decodes
-// to bytes with that digest.
+// Verify reads the blob with digest whole: nil if it is stored and its
+// bytes have that digest, else an error wrapping ErrNotFound or ErrCorrupt.
+func (s *Store) Verify(ctx context.Context, digest string) error { return s.verify(ctx, digest) }
+
 func (s *Store) verify(ctx context.Context, digest string) error {
 	rc, err := s.Open(ctx, digest)
 	if err != nil {
