@@ -178,6 +178,21 @@ func TestPut_SyncsTheParentOfANewShardDir(t *testing.T) {
 	}
 }
 
+func TestPut_RecreatesAMissingShardTree(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	if err := os.RemoveAll(filepath.Join(s.Dir(), "sha256")); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := s.Put(context.Background(), strings.NewReader("after a cleanup"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readAll(t, s, ref.Digest); err != nil || string(got) != "after a cleanup" {
+		t.Fatalf("%q %v", got, err)
+	}
+}
+
 // FuzzUntarHeader fuzzes one tar header's fields: whatever they hold,
 // untar either refuses the entry or writes a directory or a regular file
 // of at most the entry limit, inside the destination.

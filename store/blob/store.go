@@ -221,11 +221,17 @@ func (s *Store) verify(ctx context.Context, digest string) error {
 	return errors.Join(err, rc.Close())
 }
 
-// mkdirSynced creates dir if missing, its parent being present, and then
-// fsyncs the parent so the new directory entry survives a crash (the blob
-// renamed into dir would otherwise be lost with it).
+// mkdirSynced creates dir (and missing parents) if missing, fsyncing the
+// parent of each new directory so that its entry survives a crash (the
+// blob renamed into dir would otherwise be lost with it).
 func (s *Store) mkdirSynced(dir string) error {
 	err := os.Mkdir(dir, 0o755)
+	if errors.Is(err, fs.ErrNotExist) { // the parent is gone too
+		if err := s.mkdirSynced(filepath.Dir(dir)); err != nil {
+			return err
+		}
+		err = os.Mkdir(dir, 0o755)
+	}
 	if errors.Is(err, fs.ErrExist) {
 		return nil
 	}
