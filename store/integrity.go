@@ -28,7 +28,7 @@ func guard(file string, fn func() error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("%s: %w: %v", file, ErrDamaged, p)
+			err = fmt.Errorf("%s: %w: unreadable (%v)", file, ErrDamaged, p)
 		}
 	}()
 	return fn()

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -82,10 +83,18 @@ func ResetLog(dir string) (string, error) {
 		return "", fmt.Errorf("store: data dir %s: %w", dir, err)
 	}
 	var at logPosition
-	_ = db.View(func(tx *bolt.Tx) error { at = appliedTx(tx); return nil })
+	var stateID []byte
+	_ = db.View(func(tx *bolt.Tx) error {
+		at, stateID = appliedTx(tx), bytes.Clone(tx.Bucket(bucketMeta).Get(keyLogID))
+		return nil
+	})
 	if at.Index == 0 {
 		db.Close()
 		return "", fmt.Errorf("store: data dir %s: state.db has applied nothing: there is nothing to keep", dir)
+	}
+	if logIntact(dir, at, stateID) {
+		db.Close()
+		return "", fmt.Errorf("store: data dir %s: raft.db is intact and state.db is its state: nothing to reset (a reset would drop the entries state.db has not applied yet)", dir)
 	}
 	at.Term = max(at.Term, 1) // a data dir from before terms were kept
 	err = resetLog(dir, db, at)
@@ -138,6 +147,26 @@ func resetLog(dir string, db *bolt.DB, at logPosition) error {
 	}
 	err = errors.Join(logs.SetUint64(raftKeyCurrentTerm, at.Term), logs.Set(raftKeyLogID, id))
 	return errors.Join(err, logs.Close(), syncDir(dir))
+}
+
+// logIntact reports whether raft.db reads whole and state.db, at position
+// at of log stateID, is its state.
+func logIntact(dir string, at logPosition, stateID []byte) bool {
+	logs, err := openLogStore(dir)
+	if err != nil {
+		return false
+	}
+	defer logs.Close()
+	log, err := checkLog(logs)
+	if err != nil {
+		return false
+	}
+	snaps, err := raft.NewFileSnapshotStore(dir, snapshotsRetained, io.Discard)
+	if err != nil {
+		return false
+	}
+	metas, err := snaps.List()
+	return err == nil && checkPairing(at, stateID, logs, log, metas) == nil && checkLogCoverage(log, metas) == nil
 }
 
 // openLogStore opens raft.db of a stopped data dir after checking it.

@@ -50,6 +50,19 @@ func TestResetLog_KeepsTheStateAndStartsANewLog(t *testing.T) {
 	}
 }
 
+func TestResetLog_RefusesAnIntactLog(t *testing.T) {
+	t.Parallel()
+	d := newDamagedDir(t)
+	if _, err := ResetLog(d.dir); err == nil || !strings.Contains(err.Error(), "intact") {
+		t.Fatalf("reset-log of a healthy data dir: %v", err)
+	}
+	s := openTestStore(t, d.dir)
+	defer s.Close()
+	if !reflect.DeepEqual(d.want, stateDump(t, s)) {
+		t.Fatal("a refused reset-log changed the state")
+	}
+}
+
 func TestResetLog_RefusesAnUncleanState(t *testing.T) {
 	t.Parallel()
 	d := newDamagedDir(t)
