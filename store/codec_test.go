@@ -172,3 +172,31 @@ func TestSchema_VersionOneIsMigrated(t *testing.T) {
 		t.Errorf("schema version after open: %v", v)
 	}
 }
+
+// TestFSM_ACommandThatCannotBeWrittenIsRejectedNotHalting: a command that
+// decodes but whose handler fails (a run id longer than bbolt's largest
+// key) once halted the FSM at every open. It is rejected; the entries
+// around it apply.
+func TestFSM_ACommandThatCannotBeWrittenIsRejectedNotHalting(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := openTestStore(t, dir)
+	ctx := context.Background()
+	huge := newRun(strings.Repeat("x", bolt.MaxKeySize+1), 1)
+	res, err := s.Apply(ctx, newRun("before", 1), huge, newRun("after", 1))
+	if err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	if len(res.Rejected) != 1 || res.Rejected[0].Cmd != 1 || !strings.Contains(res.Rejected[0].Reason, "cannot be applied") {
+		t.Fatalf("rejections: %+v", res.Rejected)
+	}
+	fill(t, s, "n", 1)
+	s.Close()
+	s = openTestStore(t, dir)
+	defer s.Close()
+	for _, id := range []string{"before", "after", "na"} {
+		if _, err := s.GetRun(id); err != nil {
+			t.Errorf("run %s: %v", id, err)
+		}
+	}
+}

@@ -239,44 +239,91 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		return resp
 	}
 
-	var entries, rejections int
-	cmdCounts := map[CommandType]int{}
+	// A command whose handler fails (a key bbolt refuses, a record that
+	// does not encode) would fail the same way at every replay and halt
+	// the FSM for good: the batch is applied again with that command
+	// rejected. Handler errors are deterministic (same state, same
+	// command); a failed commit (I/O) is not, and halts.
+	skip := map[cmdPos]string{}
+	for {
+		st, err := f.applyTx(logs[:n], decoded, applied, skip, resp)
+		var ce *cmdError
+		if errors.As(err, &ce) {
+			f.logger.Error("store: a command cannot be applied; rejecting it", "err", ce)
+			skip[ce.pos] = ce.Error()
+			continue
+		}
+		if err != nil {
+			err = f.halt(err)
+			for i := range resp {
+				resp[i] = &applyResponse{err: err}
+			}
+			return resp
+		}
+		f.setApplied(logPosition{logs[n-1].Index, logs[n-1].Term})
+		f.metrics.observeApplied(st.entries, st.cmdCounts, st.rejections)
+		return resp
+	}
+}
+
+// cmdPos is one command of one entry of a batch.
+type cmdPos struct{ entry, cmd int }
+
+// cmdError is a command handler's error.
+type cmdError struct {
+	pos   cmdPos
+	index uint64
+	name  string
+	err   error
+}
+
+func (e *cmdError) Error() string {
+	return fmt.Sprintf("raft entry %d command %d (%s): %v", e.index, e.pos.cmd, e.name, e.err)
+}
+
+func (e *cmdError) Unwrap() error { return e.err }
+
+type applyStats struct {
+	entries, rejections int
+	cmdCounts           map[CommandType]int
+}
+
+// applyTx applies logs (decoded) in one transaction, rejecting the
+// commands in skip, and fills resp. It returns a *cmdError when a handler
+// fails.
+func (f *fsm) applyTx(logs []*raft.Log, decoded [][]decodedCmd, applied uint64, skip map[cmdPos]string, resp []any) (applyStats, error) {
+	st := applyStats{cmdCounts: map[CommandType]int{}}
 	err := f.db.Update(func(tx *bolt.Tx) error {
-		for i := 0; i < n; i++ {
+		for i, l := range logs {
 			r := &applyResponse{}
 			resp[i] = r
-			if logs[i].Index <= applied {
+			if l.Index <= applied {
 				continue
 			}
-			entries++
+			st.entries++
 			for ci, dc := range decoded[i] {
 				if dc.cmd == nil {
 					continue // unknown but ignorable
 				}
-				cmdCounts[dc.typ]++
+				st.cmdCounts[dc.typ]++
+				if reason, ok := skip[cmdPos{i, ci}]; ok {
+					r.rejected = append(r.rejected, Rejection{Cmd: ci, Reason: "cannot be applied: " + reason})
+					continue
+				}
 				rej, err := registry[dc.typ].apply(tx, dc.cmd)
 				if err != nil {
-					return fmt.Errorf("raft index %d command %d (%s): %w", logs[i].Index, ci, registry[dc.typ].name, err)
+					return &cmdError{pos: cmdPos{i, ci}, index: l.Index, name: registry[dc.typ].name, err: err}
 				}
 				for _, rj := range rej {
 					rj.Cmd = ci
 					r.rejected = append(r.rejected, rj)
 				}
 			}
-			rejections += len(r.rejected)
+			st.rejections += len(r.rejected)
 		}
-		return putAppliedTx(tx, logPosition{logs[n-1].Index, logs[n-1].Term})
+		return putAppliedTx(tx, logPosition{logs[len(logs)-1].Index, logs[len(logs)-1].Term})
 	})
-	if err != nil {
-		err = f.halt(err)
-		for i := range resp {
-			resp[i] = &applyResponse{err: err}
-		}
-		return resp
-	}
-	f.setApplied(logPosition{logs[n-1].Index, logs[n-1].Term})
-	f.metrics.observeApplied(entries, cmdCounts, rejections)
-	return resp
+	return st, err
 }
 
 // view runs fn in a read transaction on the current db.
