@@ -78,6 +78,9 @@ type storedSlice[E any] struct {
 func (s storedSlice[E]) IsZero() bool { return len(*s.s) == 0 }
 
 func (s storedSlice[E]) MarshalJSON() ([]byte, error) {
+	if *s.s == nil {
+		return []byte("null"), nil
+	}
 	views := make([]any, len(*s.s))
 	for i := range *s.s {
 		views[i] = s.view(&(*s.s)[i])
