@@ -5,11 +5,15 @@
 // workstation and the HA service share one code path.
 //
 // What it owns:
-//   - the command encoding (command.go) and the handler registry;
+//   - the command encoding (command.go) and the handler registry; the
+//     stored JSON (codec.go) keeps enums as numeric codes, never display
+//     names, and every entry is checked to decode before it is proposed;
 //   - the bbolt schema (schema.go) and one file per entity (run.go, task.go);
 //   - the FSM (fsm.go), snapshots (snapshot.go) and the raft wiring (raft.go,
 //     store.go);
-//   - read queries served from the local state.db.
+//   - read queries served from the local state.db;
+//   - the checks and repairs of a data dir (integrity.go, check.go,
+//     repair.go).
 //
 // What it must not touch: it never calls executors, the scheduler, the engine
 // or the network beyond the raft transport it is given; the FSM never reads
