@@ -84,3 +84,18 @@ func benchTransitions(b *testing.B, workers int) {
 	}
 	b.ReportMetric(float64(pairs*2*benchBatch)/elapsed.Seconds(), "transitions/s")
 }
+
+// BenchmarkEncodeBatch measures encoding one entry of 256 transitions,
+// including the check that it decodes before it is proposed.
+func BenchmarkEncodeBatch(b *testing.B) {
+	tt := TransitionTasks{RunID: "bench"}
+	for i := range benchBatch {
+		tt.Items = append(tt.Items, Transition{Task: i, Attempt: 1, From: spec.TaskPending, To: spec.TaskRunning, Time: t0, ExecutionID: fmt.Sprintf("bench-%d-1", i), Executor: "local"})
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := encodeBatch([]Command{tt}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -38,6 +38,7 @@ const batchFormat byte = 1
 type commandDef struct {
 	name    string
 	version uint8 // current encoding version, written on encode
+	encode  func(cmd Command) ([]byte, error)
 	decode  func(version uint8, payload []byte) (Command, error)
 	apply   func(tx *bolt.Tx, cmd Command) ([]Rejection, error)
 }
@@ -56,12 +57,29 @@ func registerJSON[T Command](typ CommandType, name string, version uint8, apply 
 	registry[typ] = &commandDef{
 		name:    name,
 		version: version,
+		encode: func(cmd Command) ([]byte, error) {
+			var c T
+			switch v := any(cmd).(type) {
+			case T:
+				c = v
+			case *T: // a pointer to the command also has its Type
+				c = *v
+			default:
+				return nil, fmt.Errorf("%T is not a %s", cmd, name)
+			}
+			if chk, ok := any(c).(checkStates); ok {
+				if err := chk.checkStates(); err != nil {
+					return nil, err
+				}
+			}
+			return json.Marshal(storedView(&c))
+		},
 		decode: func(v uint8, payload []byte) (Command, error) {
 			if v == 0 || v > version {
 				return nil, fmt.Errorf("%w: %s version %d (this binary knows up to %d)", ErrUnknownCommand, name, v, version)
 			}
 			var c T
-			if err := json.Unmarshal(payload, &c); err != nil {
+			if err := json.Unmarshal(payload, storedView(&c)); err != nil {
 				return nil, fmt.Errorf("decode %s: %w", name, err)
 			}
 			return c, nil
@@ -90,13 +108,18 @@ func encodeBatch(cmds []Command) ([]byte, error) {
 		if !ok {
 			return nil, fmt.Errorf("store: command %d (%T): %w %d", i, c, ErrUnknownCommand, c.Type())
 		}
-		payload, err := json.Marshal(c)
+		payload, err := def.encode(c)
 		if err != nil {
-			return nil, fmt.Errorf("store: encode %s: %w", def.name, err)
+			return nil, fmt.Errorf("store: command %d (%s): %w", i, def.name, err)
 		}
 		buf = append(buf, byte(c.Type()), def.version)
 		buf = binary.AppendUvarint(buf, uint64(len(payload)))
 		buf = append(buf, payload...)
+	}
+	// An entry that cannot be decoded would halt every node's FSM at it:
+	// check before it is proposed.
+	if _, err := decodeBatch(buf); err != nil {
+		return nil, fmt.Errorf("store: the encoded commands do not decode, not proposing them: %w", err)
 	}
 	return buf, nil
 }

@@ -22,6 +22,13 @@ var (
 	// ErrFSMHalted: the FSM hit an unrecoverable error (unknown command in
 	// the log, failed bbolt commit) and no longer applies entries.
 	ErrFSMHalted = errors.New("state machine halted")
+	// ErrDamaged: a file of the data directory (raft.db, state.db, a
+	// snapshot) cannot be read; the error names it.
+	ErrDamaged = errors.New("damaged")
+	// ErrStateMismatch: state.db is not the state of this raft log (its
+	// last applied entry is not in the log): raft.db was deleted, emptied
+	// or replaced. Open refuses it; the error says how to recover.
+	ErrStateMismatch = errors.New("state.db does not match the raft log")
 	// ErrInvalidConfig: Config.Validate failed.
 	ErrInvalidConfig = errors.New("invalid store config")
 )

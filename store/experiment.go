@@ -111,7 +111,7 @@ func applyDeleteExperiment(tx *bolt.Tx, c DeleteExperiment) ([]Rejection, error)
 	var busy string
 	_ = tx.Bucket(bucketRunsActive).ForEach(func(k, _ []byte) error {
 		var r Run
-		if json.Unmarshal(runs.Get(k), &r) == nil && r.ExperimentID == e.ID {
+		if json.Unmarshal(runs.Get(k), storedRun(&r)) == nil && r.ExperimentID == e.ID {
 			busy = r.ID
 		}
 		return nil

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,8 +51,9 @@ type fsm struct {
 	mu sync.RWMutex // guards db (swapped by Restore)
 	db *bolt.DB
 
-	applied atomic.Uint64
-	halted  atomic.Pointer[error] // set once on an unrecoverable error
+	applied     atomic.Uint64         // index of the last applied entry
+	appliedTerm atomic.Uint64         // its term (0: unknown, a data dir from before terms were kept)
+	halted      atomic.Pointer[error] // set once on an unrecoverable error
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -104,12 +106,30 @@ func openStateDB(path string, lockTimeout time.Duration) (*bolt.DB, error) {
 	if lockTimeout <= 0 {
 		lockTimeout = time.Nanosecond // bbolt's 0 means wait forever
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout, NoSync: true, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("open %s: %w", path, ErrLocked)
-	}
+	var db *bolt.DB
+	err := guard(filepath.Base(path), func() error {
+		var err error
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout, NoSync: true, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+		if errors.Is(err, berrors.ErrTimeout) {
+			return fmt.Errorf("open %s: %w", path, ErrLocked)
+		}
+		if err != nil {
+			return fmt.Errorf("open %s: %w: %w", path, ErrDamaged, err)
+		}
+		fi, err := os.Stat(path)
+		if err == nil {
+			err = db.View(func(tx *bolt.Tx) error { return walkBoltTx(tx, fi.Size()) })
+		}
+		if err != nil {
+			return fmt.Errorf("open %s: %w", path, err)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		if db != nil {
+			_ = guard(filepath.Base(path), db.Close)
+		}
+		return nil, err
 	}
 	if err := db.Update(initSchemaTx); err != nil {
 		_ = db.Close()
@@ -120,9 +140,39 @@ func openStateDB(path string, lockTimeout time.Duration) (*bolt.DB, error) {
 
 func (f *fsm) loadApplied() error {
 	return f.db.View(func(tx *bolt.Tx) error {
-		f.applied.Store(appliedIndexTx(tx))
+		f.setApplied(appliedTx(tx))
 		return nil
 	})
+}
+
+// logID returns the id of the raft log state.db belongs to, or nil.
+func (f *fsm) logID() ([]byte, error) {
+	var id []byte
+	err := f.view(func(tx *bolt.Tx) error {
+		id = bytes.Clone(tx.Bucket(bucketMeta).Get(keyLogID))
+		return nil
+	})
+	return id, err
+}
+
+// setLogID records the raft log state.db belongs to.
+func (f *fsm) setLogID(id []byte) error {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.db == nil {
+		return ErrClosed
+	}
+	return f.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyLogID, id) })
+}
+
+func (f *fsm) setApplied(p logPosition) {
+	f.applied.Store(p.Index)
+	f.appliedTerm.Store(p.Term)
+}
+
+// appliedAt is the position of the last applied entry.
+func (f *fsm) appliedAt() logPosition {
+	return logPosition{Index: f.applied.Load(), Term: f.appliedTerm.Load()}
 }
 
 // haltErr returns the sticky error, or nil.
@@ -171,7 +221,9 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		}
 		cmds, err := decodeBatch(l.Data)
 		if err != nil {
-			haltErr = f.halt(fmt.Errorf("raft index %d: %w", l.Index, err))
+			haltErr = f.halt(fmt.Errorf("raft entry %d cannot be decoded: %w; "+
+				"if a newer skiff wrote it, run that one; otherwise stop skiff and run `skiff store skip-entry %d` to drop it (the change it carries is lost)",
+				l.Index, err, l.Index))
 			n = i
 			break
 		}
@@ -187,44 +239,91 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		return resp
 	}
 
-	var entries, rejections int
-	cmdCounts := map[CommandType]int{}
+	// A command whose handler fails (a key bbolt refuses, a record that
+	// does not encode) would fail the same way at every replay and halt
+	// the FSM for good: the batch is applied again with that command
+	// rejected. Handler errors are deterministic (same state, same
+	// command); a failed commit (I/O) is not, and halts.
+	skip := map[cmdPos]string{}
+	for {
+		st, err := f.applyTx(logs[:n], decoded, applied, skip, resp)
+		var ce *cmdError
+		if errors.As(err, &ce) {
+			f.logger.Error("store: a command cannot be applied; rejecting it", "err", ce)
+			skip[ce.pos] = ce.Error()
+			continue
+		}
+		if err != nil {
+			err = f.halt(err)
+			for i := range resp {
+				resp[i] = &applyResponse{err: err}
+			}
+			return resp
+		}
+		f.setApplied(logPosition{logs[n-1].Index, logs[n-1].Term})
+		f.metrics.observeApplied(st.entries, st.cmdCounts, st.rejections)
+		return resp
+	}
+}
+
+// cmdPos is one command of one entry of a batch.
+type cmdPos struct{ entry, cmd int }
+
+// cmdError is a command handler's error.
+type cmdError struct {
+	pos   cmdPos
+	index uint64
+	name  string
+	err   error
+}
+
+func (e *cmdError) Error() string {
+	return fmt.Sprintf("raft entry %d command %d (%s): %v", e.index, e.pos.cmd, e.name, e.err)
+}
+
+func (e *cmdError) Unwrap() error { return e.err }
+
+type applyStats struct {
+	entries, rejections int
+	cmdCounts           map[CommandType]int
+}
+
+// applyTx applies logs (decoded) in one transaction, rejecting the
+// commands in skip, and fills resp. It returns a *cmdError when a handler
+// fails.
+func (f *fsm) applyTx(logs []*raft.Log, decoded [][]decodedCmd, applied uint64, skip map[cmdPos]string, resp []any) (applyStats, error) {
+	st := applyStats{cmdCounts: map[CommandType]int{}}
 	err := f.db.Update(func(tx *bolt.Tx) error {
-		for i := 0; i < n; i++ {
+		for i, l := range logs {
 			r := &applyResponse{}
 			resp[i] = r
-			if logs[i].Index <= applied {
+			if l.Index <= applied {
 				continue
 			}
-			entries++
+			st.entries++
 			for ci, dc := range decoded[i] {
 				if dc.cmd == nil {
 					continue // unknown but ignorable
 				}
-				cmdCounts[dc.typ]++
+				st.cmdCounts[dc.typ]++
+				if reason, ok := skip[cmdPos{i, ci}]; ok {
+					r.rejected = append(r.rejected, Rejection{Cmd: ci, Reason: "cannot be applied: " + reason})
+					continue
+				}
 				rej, err := registry[dc.typ].apply(tx, dc.cmd)
 				if err != nil {
-					return fmt.Errorf("raft index %d command %d (%s): %w", logs[i].Index, ci, registry[dc.typ].name, err)
+					return &cmdError{pos: cmdPos{i, ci}, index: l.Index, name: registry[dc.typ].name, err: err}
 				}
 				for _, rj := range rej {
 					rj.Cmd = ci
 					r.rejected = append(r.rejected, rj)
 				}
 			}
-			rejections += len(r.rejected)
+			st.rejections += len(r.rejected)
 		}
-		return putAppliedIndexTx(tx, logs[n-1].Index)
+		return putAppliedTx(tx, logPosition{logs[len(logs)-1].Index, logs[len(logs)-1].Term})
 	})
-	if err != nil {
-		err = f.halt(err)
-		for i := range resp {
-			resp[i] = &applyResponse{err: err}
-		}
-		return resp
-	}
-	f.applied.Store(logs[n-1].Index)
-	f.metrics.observeApplied(entries, cmdCounts, rejections)
-	return resp
+	return st, err
 }
 
 // view runs fn in a read transaction on the current db.

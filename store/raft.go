@@ -28,6 +28,9 @@ const (
 type openOptions struct {
 	transport raft.Transport
 	serverID  raft.ServerID
+	// trailingLogs overrides raft's TrailingLogs (tests compact the log
+	// without writing a thousand entries).
+	trailingLogs uint64
 }
 
 type option func(*openOptions)
@@ -35,6 +38,11 @@ type option func(*openOptions)
 // withTransport makes Open use t instead of an in-memory transport.
 func withTransport(t raft.Transport, id raft.ServerID) option {
 	return func(o *openOptions) { o.transport, o.serverID = t, id }
+}
+
+// withTrailingLogs keeps only n entries before a snapshot in the log.
+func withTrailingLogs(n uint64) option {
+	return func(o *openOptions) { o.trailingLogs = n }
 }
 
 // raftConfig tunes raft for a single voter: with one voter there is no one

@@ -174,7 +174,7 @@ func applyRequestCancel(tx *bolt.Tx, c RequestCancel) ([]Rejection, error) {
 func putRunTx(tx *bolt.Tx, r *Run) error {
 	rec := *r
 	rec.Plan = nil
-	b, err := json.Marshal(&rec)
+	b, err := json.Marshal(storedRun(&rec))
 	if err != nil {
 		return fmt.Errorf("encode run %q: %w", r.ID, err)
 	}
@@ -199,7 +199,7 @@ func getRunTx(tx *bolt.Tx, id string, withPlan bool) (Run, error) {
 
 func decodeRun(tx *bolt.Tx, v []byte, withPlan bool) (Run, error) {
 	var r Run
-	if err := json.Unmarshal(v, &r); err != nil {
+	if err := json.Unmarshal(v, storedRun(&r)); err != nil {
 		return Run{}, fmt.Errorf("decode run: %w", err)
 	}
 	if withPlan {

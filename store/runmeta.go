@@ -180,12 +180,12 @@ func (s *Store) CountRunsByState() (map[string]int, error) {
 	err := s.fsm.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketRuns).ForEach(func(_, v []byte) error {
 			var r struct {
-				State spec.RunState `json:"state"`
+				State runStateCode `json:"state"`
 			}
 			if err := json.Unmarshal(v, &r); err != nil {
 				return err
 			}
-			out[r.State.String()]++
+			out[spec.RunState(r.State).String()]++
 			return nil
 		})
 	})

@@ -10,7 +10,7 @@ import (
 // All bbolt buckets of state.db. Add new ones here and to allBuckets; never
 // rename one (it is the on-disk format).
 var (
-	// bucketMeta holds keyAppliedIndex and keySchemaVersion.
+	// bucketMeta holds keyAppliedIndex, keyAppliedTerm and keySchemaVersion.
 	bucketMeta = []byte("meta")
 	// bucketRuns: run ID -> JSON runRecord (Run without Plan).
 	bucketRuns = []byte("runs")
@@ -60,14 +60,36 @@ var allBuckets = [][]byte{bucketCache, bucketMeta, bucketRuns, bucketPlans, buck
 	bucketPipelines, bucketPipelinesByName, bucketPipelineVersions, bucketRecurringRuns}
 
 var (
-	keyAppliedIndex  = []byte("applied_index")
+	keyAppliedIndex = []byte("applied_index")
+	// keyAppliedTerm is the raft term of the entry at keyAppliedIndex: the
+	// pair names a position in one particular log (raft's log matching),
+	// so Open can tell a state.db that belongs to another (or a lost) log.
+	// Absent in data dirs written before it; then only the index is checked.
+	keyAppliedTerm = []byte("applied_term")
+	// keyLogID names the raft.db this state.db is the state of (the same
+	// id is in raft.db's stable store under raftKeyLogID). It is node-local,
+	// not replicated state: the store writes it outside the log, and a
+	// restore keeps the node's own.
+	keyLogID         = []byte("log_id")
 	keySchemaVersion = []byte("schema_version")
 )
 
-// schemaVersion is written on creation; Open refuses a newer one.
-const schemaVersion = 1
+// schemaVersion is written on creation and by migrations; Open refuses a
+// newer one (an older binary would misread the data).
+//
+//	1  the first release: enums (run and task states) stored as names
+//	2  enums stored as numeric codes (codec.go); version 1 data still
+//	   decodes, so the migration rewrites nothing
+const schemaVersion = 2
 
-// initSchemaTx creates every bucket and checks the schema version.
+// migrations[v] upgrades a state.db from version v-1 to v, in the
+// transaction that records v.
+var migrations = map[uint64]func(tx *bolt.Tx) error{
+	2: func(*bolt.Tx) error { return nil }, // the decoders read names and codes
+}
+
+// initSchemaTx creates every bucket, checks the schema version and
+// migrates an older one.
 func initSchemaTx(tx *bolt.Tx) error {
 	for _, name := range allBuckets {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -75,25 +97,53 @@ func initSchemaTx(tx *bolt.Tx) error {
 		}
 	}
 	meta := tx.Bucket(bucketMeta)
-	if v := meta.Get(keySchemaVersion); v != nil {
-		if got := binary.BigEndian.Uint64(v); got > schemaVersion {
-			return fmt.Errorf("state.db schema version %d is newer than this binary's %d", got, schemaVersion)
+	v := meta.Get(keySchemaVersion)
+	if v == nil {
+		return meta.Put(keySchemaVersion, u64(schemaVersion))
+	}
+	if len(v) != 8 {
+		return fmt.Errorf("state.db schema version: %d bytes, want 8", len(v))
+	}
+	got := binary.BigEndian.Uint64(v)
+	if got > schemaVersion {
+		return fmt.Errorf("state.db schema version %d is newer than this binary's %d: use a newer skiff", got, schemaVersion)
+	}
+	for next := got + 1; next <= schemaVersion; next++ {
+		m, ok := migrations[next]
+		if !ok {
+			return fmt.Errorf("state.db schema version %d: no migration to %d", got, next)
 		}
+		if err := m(tx); err != nil {
+			return fmt.Errorf("state.db: migrate schema %d to %d: %w", next-1, next, err)
+		}
+	}
+	if got == schemaVersion {
 		return nil
 	}
 	return meta.Put(keySchemaVersion, u64(schemaVersion))
 }
 
-func appliedIndexTx(tx *bolt.Tx) uint64 {
-	v := tx.Bucket(bucketMeta).Get(keyAppliedIndex)
+// logPosition is a raft log position: an entry's index and term.
+type logPosition struct{ Index, Term uint64 }
+
+func appliedTx(tx *bolt.Tx) logPosition {
+	meta := tx.Bucket(bucketMeta)
+	return logPosition{Index: getU64(meta.Get(keyAppliedIndex)), Term: getU64(meta.Get(keyAppliedTerm))}
+}
+
+func putAppliedTx(tx *bolt.Tx, p logPosition) error {
+	meta := tx.Bucket(bucketMeta)
+	if err := meta.Put(keyAppliedIndex, u64(p.Index)); err != nil {
+		return err
+	}
+	return meta.Put(keyAppliedTerm, u64(p.Term))
+}
+
+func getU64(v []byte) uint64 {
 	if len(v) != 8 {
 		return 0
 	}
 	return binary.BigEndian.Uint64(v)
-}
-
-func putAppliedIndexTx(tx *bolt.Tx, index uint64) error {
-	return tx.Bucket(bucketMeta).Put(keyAppliedIndex, u64(index))
 }
 
 func u64(v uint64) []byte {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -100,6 +101,13 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	var localID []byte // the node's own pairing survives the restore
+	if f.db != nil {
+		_ = f.db.View(func(tx *bolt.Tx) error {
+			localID = bytes.Clone(tx.Bucket(bucketMeta).Get(keyLogID))
+			return nil
+		})
+	}
 	if f.db != nil {
 		if err := f.db.Close(); err != nil {
 			return fmt.Errorf("restore: close state db: %w", err)
@@ -117,8 +125,11 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("restore: reopen: %w", err)
 	}
 	f.db = db
-	return db.View(func(tx *bolt.Tx) error {
-		f.applied.Store(appliedIndexTx(tx))
-		return nil
+	return db.Update(func(tx *bolt.Tx) error {
+		f.setApplied(appliedTx(tx))
+		if localID == nil {
+			return nil
+		}
+		return tx.Bucket(bucketMeta).Put(keyLogID, localID)
 	})
 }

@@ -86,7 +86,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return open(ctx, cfg)
 }
 
-func open(ctx context.Context, cfg Config, opts ...option) (s *Store, err error) {
+func open(ctx context.Context, cfg Config, opts ...option) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -101,15 +101,19 @@ func open(ctx context.Context, cfg Config, opts ...option) (s *Store, err error)
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	s = &Store{cfg: cfg, logger: logger, closed: make(chan struct{})}
+	// s is local, never the result: the cleanups below use it after an
+	// error return, which must not see a nil *Store.
+	s := &Store{cfg: cfg, logger: logger, closed: make(chan struct{})}
 	var cleanup []func()
+	ok := false
 	defer func() {
-		if err != nil {
+		if !ok {
 			for i := len(cleanup) - 1; i >= 0; i-- {
 				cleanup[i]()
 			}
 		}
 	}()
+	var err error
 	if s.metrics, err = newMetrics(cfg.Registerer); err != nil {
 		return nil, err
 	}
@@ -125,27 +129,38 @@ func open(ctx context.Context, cfg Config, opts ...option) (s *Store, err error)
 	}
 	cleanup = append(cleanup, func() { _ = s.fsm.close() })
 
-	lockTimeout := max(cfg.LockTimeout, time.Nanosecond)
-	s.logStore, err = raftboltdb.New(raftboltdb.Options{
-		Path:        filepath.Join(cfg.Dir, "raft.db"),
-		BoltOptions: &bolt.Options{Timeout: lockTimeout, NoFreelistSync: true, FreelistType: bolt.FreelistMapType},
-		NoSync:      cfg.NoSync,
-	})
-	if errors.Is(err, berrors.ErrTimeout) {
-		err = ErrLocked
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store: data dir %s: raft.db: %w", cfg.Dir, err)
+	if err := s.openLog(); err != nil {
+		return nil, fmt.Errorf("store: data dir %s: %w", cfg.Dir, err)
 	}
 	cleanup = append(cleanup, func() { _ = s.logStore.Close() })
+	logRange, err := checkLog(s.logStore)
+	if err != nil {
+		return nil, fmt.Errorf("store: data dir %s: %w", cfg.Dir, err)
+	}
 
 	rc := raftConfig(cfg, localServerID)
+	if o.trailingLogs > 0 {
+		rc.TrailingLogs = o.trailingLogs
+	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, snapshotsRetained, rc.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("store: snapshots: %w", err)
 	}
 	if err := s.catchUpFromSnapshot(snaps); err != nil {
 		return nil, err
+	}
+	metas, err := snaps.List()
+	if err != nil {
+		return nil, fmt.Errorf("store: data dir %s: snapshots: %w", cfg.Dir, err)
+	}
+	if err := s.checkStateMatchesLog(logRange, metas); err != nil {
+		return nil, err
+	}
+	if err := checkLogCoverage(logRange, metas); err != nil {
+		return nil, fmt.Errorf("store: data dir %s: %w", cfg.Dir, err)
+	}
+	if err := s.pairLog(); err != nil {
+		return nil, fmt.Errorf("store: data dir %s: %w", cfg.Dir, err)
 	}
 
 	s.transport = o.transport
@@ -174,31 +189,106 @@ func open(ctx context.Context, cfg Config, opts ...option) (s *Store, err error)
 	if err := s.waitLeader(ctx); err != nil {
 		return nil, err
 	}
+	ok = true
 	return s, nil
+}
+
+// openLog opens raft.db after checking that bbolt can read all of it.
+func (s *Store) openLog() error {
+	path := filepath.Join(s.cfg.Dir, "raft.db")
+	lockTimeout := max(s.cfg.LockTimeout, time.Nanosecond)
+	if err := checkBoltFile(path, lockTimeout); err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return fmt.Errorf("raft.db: %w", ErrLocked)
+		}
+		return err
+	}
+	return guard("raft.db", func() error {
+		var err error
+		s.logStore, err = raftboltdb.New(raftboltdb.Options{
+			Path:        path,
+			BoltOptions: &bolt.Options{Timeout: lockTimeout, NoFreelistSync: true, FreelistType: bolt.FreelistMapType},
+			NoSync:      s.cfg.NoSync,
+		})
+		if errors.Is(err, berrors.ErrTimeout) {
+			err = ErrLocked
+		}
+		if err != nil {
+			return fmt.Errorf("raft.db: %w", err)
+		}
+		return nil
+	})
 }
 
 // catchUpFromSnapshot restores the latest raft snapshot into state.db when
 // state.db is behind it (lost or replaced): raft skips its own restore on
 // start (NoSnapshotRestoreOnStart) and the log before the snapshot may be
-// compacted away.
+// compacted away. A snapshot that cannot be restored is moved to
+// damaged/ (raft would otherwise count it as applied) and the previous
+// retained one is tried.
 func (s *Store) catchUpFromSnapshot(snaps raft.SnapshotStore) error {
-	metas, err := snaps.List()
-	if err != nil || len(metas) == 0 {
-		return err
+	for {
+		metas, err := snaps.List()
+		if err != nil {
+			return fmt.Errorf("store: data dir %s: snapshots: %w", s.cfg.Dir, err)
+		}
+		if len(metas) == 0 || metas[0].Index <= s.fsm.applied.Load() {
+			return nil
+		}
+		m := metas[0]
+		s.logger.Warn("store: state.db is behind the latest snapshot; restoring it",
+			"applied", s.fsm.applied.Load(), "snapshot", m.ID, "index", m.Index)
+		err = restoreSnapshot(s.fsm, snaps, m.ID)
+		if err == nil {
+			return nil
+		}
+		moved, qerr := quarantineSnapshot(s.cfg.Dir, m.ID)
+		if qerr != nil {
+			return fmt.Errorf("store: data dir %s: snapshots/%s: %w (and moving it aside: %v)", s.cfg.Dir, m.ID, err, qerr)
+		}
+		s.logger.Error("store: snapshot damaged; moved aside, trying the previous one",
+			"snapshot", "snapshots/"+m.ID, "moved_to", moved, "err", err)
 	}
-	if metas[0].Index <= s.fsm.applied.Load() {
-		return nil
-	}
-	_, rc, err := snaps.Open(metas[0].ID)
+}
+
+func restoreSnapshot(f *fsm, snaps raft.SnapshotStore, id string) error {
+	_, rc, err := snaps.Open(id)
 	if err != nil {
-		return fmt.Errorf("store: open snapshot %s: %w", metas[0].ID, err)
+		return fmt.Errorf("%w: open: %w", ErrDamaged, err)
 	}
-	s.logger.Warn("store: state.db is behind the latest snapshot; restoring it",
-		"applied", s.fsm.applied.Load(), "snapshot", metas[0].Index)
-	if err := s.fsm.Restore(rc); err != nil {
-		return fmt.Errorf("store: %w", err)
+	if err := f.Restore(rc); err != nil {
+		return fmt.Errorf("%w: %w", ErrDamaged, err)
 	}
 	return nil
+}
+
+// quarantineSnapshot moves snapshots/id to damaged/id (kept for a look,
+// out of raft's sight) and returns the new path, relative to dir.
+func quarantineSnapshot(dir, id string) (string, error) {
+	rel := filepath.Join("damaged", "snapshot-"+id)
+	if err := os.MkdirAll(filepath.Join(dir, "damaged"), 0o700); err != nil {
+		return "", err
+	}
+	if err := os.Rename(filepath.Join(dir, "snapshots", id), filepath.Join(dir, rel)); err != nil {
+		return "", err
+	}
+	return rel, syncDir(filepath.Join(dir, "snapshots"))
+}
+
+// checkLogCoverage makes sure raft finds every entry it will apply: it
+// takes the newest snapshot as applied and reads the log from there on.
+func checkLogCoverage(log logRange, snaps []*raft.SnapshotMeta) error {
+	var from uint64 // raft's first entry to apply is from+1
+	if len(snaps) > 0 {
+		from = snaps[0].Index
+	}
+	if log.First == 0 || log.First <= from+1 {
+		return nil
+	}
+	return fmt.Errorf("raft.db: %w: its log starts at entry %d, but the newest usable snapshot ends at entry %d "+
+		"(snapshots/ lost or damaged; see damaged/): entries %d..%d are gone; "+
+		"if state.db is intact, `skiff store reset-log` starts a new log from it",
+		ErrDamaged, log.First, from, from+1, log.First-1)
 }
 
 // waitLeader polls until this node leads, then issues a barrier so every
@@ -255,6 +345,11 @@ func (s *Store) Apply(ctx context.Context, cmds ...Command) (ApplyResult, error)
 	}
 	if len(cmds) == 0 {
 		return ApplyResult{}, nil
+	}
+	if err := s.fsm.haltErr(); err != nil {
+		// Proposed now, the entry would wait behind the one that halted
+		// the FSM and apply after a repair, long after this call failed.
+		return ApplyResult{}, fmt.Errorf("store: apply: %w", err)
 	}
 	data, err := encodeBatch(cmds)
 	if err != nil {

@@ -34,14 +34,17 @@ func fill(tb testing.TB, s *Store, prefix string, n int) {
 	}
 }
 
-// stateDump is the FSM content minus the applied index (raft-internal
-// entries such as no-ops may move it without changing data).
+// stateDump is the FSM content minus the applied position (raft-internal
+// entries such as no-ops may move it without changing data) and the
+// node-local log id.
 func stateDump(tb testing.TB, s *Store) map[string]map[string]string {
 	tb.Helper()
 	s.fsm.mu.RLock()
 	defer s.fsm.mu.RUnlock()
 	d := dumpDB(tb, s.fsm.db)
 	delete(d["meta"], string(keyAppliedIndex))
+	delete(d["meta"], string(keyAppliedTerm))
+	delete(d["meta"], string(keyLogID))
 	return d
 }
 

@@ -303,7 +303,7 @@ func newAttempt(it Transition) Attempt {
 }
 
 func putTaskTx(tx *bolt.Tx, t *Task) error {
-	b, err := json.Marshal(t)
+	b, err := json.Marshal(storedTask(t))
 	if err != nil {
 		return fmt.Errorf("encode task %q/%d: %w", t.RunID, t.Index, err)
 	}
@@ -319,7 +319,7 @@ func getTaskTx(tx *bolt.Tx, runID string, index int) (Task, error) {
 		return Task{}, fmt.Errorf("task %q/%d: %w", runID, index, ErrNotFound)
 	}
 	var t Task
-	if err := json.Unmarshal(v, &t); err != nil {
+	if err := json.Unmarshal(v, storedTask(&t)); err != nil {
 		return Task{}, fmt.Errorf("decode task %q/%d: %w", runID, index, err)
 	}
 	return t, nil
@@ -335,7 +335,7 @@ func tasksTx(tx *bolt.Tx, runID string) ([]Task, error) {
 	var out []Task
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		var t Task
-		if err := json.Unmarshal(v, &t); err != nil {
+		if err := json.Unmarshal(v, storedTask(&t)); err != nil {
 			return nil, fmt.Errorf("decode task %q: %w", k, err)
 		}
 		out = append(out, t)

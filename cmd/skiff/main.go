@@ -63,6 +63,7 @@ Start with:  skiff run examples/iris/pipeline.yaml`,
 			experimentCommand(),
 			pipelineCommand(),
 			benchCommand(),
+			storeCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints errors and picks the exit code
 	}

@@ -4,7 +4,9 @@
 // and kept zstd-compressed under dir/sha256/<first two hex>/<hex>. Writes go
 // to a temp file under dir/tmp (same filesystem), are fsynced and renamed
 // into place, so a crash never leaves a half-written blob under its final
-// name; storing bytes that are already there is a no-op. Reads are streamed
+// name, and a new shard directory is fsynced into its parent; storing
+// bytes that are already there is a no-op once the stored copy is verified
+// (a damaged copy is replaced). Reads are streamed
 // and verified: a digest mismatch (or undecodable data) surfaces at EOF as
 // an error wrapping ErrCorrupt.
 //
@@ -13,7 +15,9 @@
 // 0755 for directories and executables and 0644 for other files), so the
 // same tree always has the same digest. Only regular files and directories
 // are stored: symbolic links, devices, sockets and pipes are refused by
-// PutPath and by Materialize. Materialize refuses entries whose names
+// PutPath, and Materialize refuses every tar entry but a directory or a
+// plain regular file (links, devices, FIFOs, sparse files) and files over
+// Config.MaxEntrySize, naming the entry. It refuses entries whose names
 // escape the destination (absolute names, "..") and writes through an
 // os.Root, so it treats tar streams as untrusted input.
 //

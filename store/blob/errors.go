@@ -17,3 +17,7 @@ var ErrInvalidDigest = errors.New("invalid digest")
 // file type the store does not keep (symbolic links, devices, ...) and by
 // Materialize for tar entries whose names escape the destination.
 var ErrUnsupported = errors.New("unsupported entry")
+
+// ErrTooLarge is returned (wrapped) by Materialize for a tar entry larger
+// than Config.MaxEntrySize.
+var ErrTooLarge = errors.New("entry too large")

@@ -21,7 +21,7 @@ func FuzzUntar(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		base := t.TempDir()
 		dst := filepath.Join(base, "p", "dst")
-		_ = untar(context.Background(), bytes.NewReader(data), dst)
+		_ = untar(context.Background(), bytes.NewReader(data), dst, 1<<20)
 		assertOnlyUnder(t, base, dst)
 	})
 }

@@ -21,17 +21,56 @@ import (
 
 const digestPrefix = "sha256:"
 
+// DefaultMaxEntrySize is Config.MaxEntrySize's default: 64 GiB.
+const DefaultMaxEntrySize int64 = 64 << 30
+
+// Config configures a Store.
+type Config struct {
+	// Dir is the store's root directory, created if missing.
+	Dir string
+	// MaxEntrySize bounds the size of one file of a directory artifact
+	// that Materialize unpacks; a larger tar entry is refused with an error
+	// naming the entry and the limit.
+	MaxEntrySize int64
+}
+
+// DefaultConfig returns the configuration of a store in dir.
+func DefaultConfig(dir string) Config {
+	return Config{Dir: dir, MaxEntrySize: DefaultMaxEntrySize}
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	switch {
+	case c.Dir == "":
+		return errors.New("blob: config: Dir: required")
+	case c.MaxEntrySize <= 0:
+		return fmt.Errorf("blob: config: MaxEntrySize: must be positive, got %d", c.MaxEntrySize)
+	}
+	return nil
+}
+
 // Store is a content-addressed blob store in one local directory. It is safe
 // for concurrent use, also by several processes sharing the directory.
 type Store struct {
-	dir string
+	dir          string
+	maxEntrySize int64
+	// syncDir fsyncs a directory (syncDir; tests see which ones).
+	syncDir func(dir string) error
 }
 
-// Open opens (creating if needed) the store rooted at dir.
+// Open opens (creating if needed) the store rooted at dir, with
+// DefaultConfig.
 func Open(dir string) (*Store, error) {
-	if dir == "" {
-		return nil, errors.New("blob: open: empty directory")
+	return OpenConfig(DefaultConfig(dir))
+}
+
+// OpenConfig opens (creating if needed) the store cfg describes.
+func OpenConfig(cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
+	dir := cfg.Dir
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("blob: open %s: %w", dir, err)
@@ -41,7 +80,7 @@ func Open(dir string) (*Store, error) {
 			return nil, fmt.Errorf("blob: open %s: %w", dir, err)
 		}
 	}
-	st := &Store{dir: abs}
+	st := &Store{dir: abs, maxEntrySize: cfg.MaxEntrySize, syncDir: syncDir}
 	// The empty blob is always present, so empty files (most step logs)
 	// are stored without any I/O.
 	if !st.Has(emptyDigest) {
@@ -134,17 +173,24 @@ func (s *Store) put(ctx context.Context, r io.Reader) (ref spec.ArtifactRef, err
 	ref = spec.ArtifactRef{Digest: digestPrefix + hexDigest, Size: n}
 	final := s.blobPath(hexDigest)
 	if _, err := os.Stat(final); err == nil {
-		return ref, nil // already stored; the deferred cleanup drops tmp
+		// Deduplicate only onto a blob that still holds these bytes; a
+		// damaged one is replaced by the new copy.
+		if s.verify(ctx, ref.Digest) == nil {
+			return ref, nil // the deferred cleanup drops tmp
+		}
+		if err := ctx.Err(); err != nil {
+			return ref, err
+		}
 	}
 	shard := filepath.Dir(final)
-	if err := os.MkdirAll(shard, 0o755); err != nil {
+	if err := s.mkdirSynced(shard); err != nil {
 		return ref, err
 	}
 	if err := os.Rename(tmp.Name(), final); err != nil {
 		return ref, err
 	}
 	tmp = nil
-	if err := syncDir(shard); err != nil {
+	if err := s.syncDir(shard); err != nil {
 		return ref, err
 	}
 	return ref, nil
@@ -160,6 +206,39 @@ func getEncoder(w io.Writer) (*zstd.Encoder, error) {
 		return enc, nil
 	}
 	return zstd.NewWriter(w, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedDefault))
+}
+
+// Verify reads the blob with digest whole: nil if it is stored and its
+// bytes have that digest, else an error wrapping ErrNotFound or ErrCorrupt.
+func (s *Store) Verify(ctx context.Context, digest string) error { return s.verify(ctx, digest) }
+
+func (s *Store) verify(ctx context.Context, digest string) error {
+	rc, err := s.Open(ctx, digest)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, rc)
+	return errors.Join(err, rc.Close())
+}
+
+// mkdirSynced creates dir (and missing parents) if missing, fsyncing the
+// parent of each new directory so that its entry survives a crash (the
+// blob renamed into dir would otherwise be lost with it).
+func (s *Store) mkdirSynced(dir string) error {
+	err := os.Mkdir(dir, 0o755)
+	if errors.Is(err, fs.ErrNotExist) { // the parent is gone too
+		if err := s.mkdirSynced(filepath.Dir(dir)); err != nil {
+			return err
+		}
+		err = os.Mkdir(dir, 0o755)
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.syncDir(filepath.Dir(dir))
 }
 
 func syncDir(dir string) error {
@@ -308,7 +387,7 @@ func (s *Store) materialize(ctx context.Context, ref spec.ArtifactRef, dst strin
 		return err
 	}
 	if ref.Dir {
-		return untar(ctx, rc, dst)
+		return untar(ctx, rc, dst, s.maxEntrySize)
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(dst), ".materialize-*")
 	if err != nil {

@@ -76,11 +76,12 @@ func writeTar(ctx context.Context, w io.Writer, fsys fs.FS, dir string) error {
 }
 
 // untar unpacks the tar stream r into dst, which is created if missing.
-// Only regular files and directories are accepted; names must be local
-// (no absolute names, no ".." components). All writes go through an
+// Only regular files and directories are accepted (no links, devices,
+// FIFOs or sparse files), each file at most maxEntry bytes; names must be
+// local (no absolute names, no ".." components). All writes go through an
 // os.Root, so even a symbolic link already inside dst cannot lead a write
 // outside it. Files are created exclusively: a duplicate entry is an error.
-func untar(ctx context.Context, r io.Reader, dst string) error {
+func untar(ctx context.Context, r io.Reader, dst string, maxEntry int64) error {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return err
 	}
@@ -105,6 +106,9 @@ func untar(ctx context.Context, r io.Reader, dst string) error {
 		if err != nil {
 			return err
 		}
+		if err := checkHeader(hdr, maxEntry); err != nil {
+			return err
+		}
 		switch hdr.Typeflag {
 		case tar.TypeDir:
 			if name == "." {
@@ -117,10 +121,49 @@ func untar(ctx context.Context, r io.Reader, dst string) error {
 			if err := writeEntry(root, name, hdr, tr); err != nil {
 				return err
 			}
-		default:
-			return fmt.Errorf("tar entry %q: %w: type %q", hdr.Name, ErrUnsupported, hdr.Typeflag)
 		}
 	}
+}
+
+// checkHeader refuses every entry but a directory or a plain regular file
+// of at most maxEntry bytes.
+func checkHeader(hdr *tar.Header, maxEntry int64) error {
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+	case tar.TypeReg:
+		// archive/tar reports a PAX-format sparse file as a regular file
+		// whose GNU.sparse.* records say where its holes are.
+		for k := range hdr.PAXRecords {
+			if strings.HasPrefix(k, "GNU.sparse.") {
+				return fmt.Errorf("tar entry %q: %w: sparse file", hdr.Name, ErrUnsupported)
+			}
+		}
+		if hdr.Size > maxEntry {
+			return fmt.Errorf("tar entry %q: %w: %d bytes, over the limit of %d bytes (MaxEntrySize)", hdr.Name, ErrTooLarge, hdr.Size, maxEntry)
+		}
+	default:
+		return fmt.Errorf("tar entry %q: %w: %s", hdr.Name, ErrUnsupported, entryKind(hdr.Typeflag))
+	}
+	return nil
+}
+
+// entryKind names a tar entry type for an error.
+func entryKind(t byte) string {
+	switch t {
+	case tar.TypeSymlink:
+		return "symbolic link"
+	case tar.TypeLink:
+		return "hard link"
+	case tar.TypeChar:
+		return "character device"
+	case tar.TypeBlock:
+		return "block device"
+	case tar.TypeFifo:
+		return "named pipe"
+	case tar.TypeGNUSparse:
+		return "sparse file"
+	}
+	return fmt.Sprintf("entry type %q", t)
 }
 
 // entryName checks a tar entry's name and returns it cleaned, in the host's
