@@ -60,6 +60,9 @@ func (r *Run) resolveInput(i int, in *spec.Input) (spec.Value, string) {
 	}
 	if in.Field != "" {
 		sel, err := spec.SelectField(v.Param, in.Field)
+		if err == nil && in.AsText {
+			sel = spec.TextValue(sel)
+		}
 		if err == nil {
 			sel, err = spec.NormValue(in.Type, sel)
 		}
@@ -67,6 +70,8 @@ func (r *Run) resolveInput(i int, in *spec.Input) (spec.Value, string) {
 			return v, fmt.Sprintf("input %q: field %s: %v", in.Name, in.Field, err)
 		}
 		v = spec.Value{Param: sel}
+	} else if in.AsText && v.Param != nil {
+		v.Param = spec.TextValue(v.Param)
 	}
 	return v, ""
 }

@@ -130,6 +130,10 @@ type Input struct {
 	// "xs.0"). The input's Type is the selected part's type (given, not
 	// inferred). A missing key fails the task.
 	Field string `json:"field,omitempty"`
+	// AsText, with Type string: a number, bool, list or object reaching
+	// the input (after Field) is passed as its text (TextValue), as KFP's
+	// driver passes any value to a STRING input.
+	AsText bool `json:"asText,omitempty"`
 }
 
 // Ref names an output of another task.
