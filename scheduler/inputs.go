@@ -127,6 +127,9 @@ func (r *Run) upstream(i int, in *spec.Input) (spec.Value, string) {
 	s, k, _ := r.loc(i)
 	src := s.abs(k, ref.TaskIndex)
 	v, ok := r.outputs[src][ref.Output]
+	if r.state[src] != spec.TaskSucceeded && in.Default != nil {
+		return spec.Value{Param: in.Default}, ""
+	}
 	if !ok || r.state[src] != spec.TaskSucceeded || v.IsZero() {
 		return v, fmt.Sprintf("input %q: upstream task %q produced no output %q", in.Name, ref.Task, ref.Output)
 	}

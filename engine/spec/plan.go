@@ -134,6 +134,10 @@ type Input struct {
 	// the input (after Field) is passed as its text (TextValue), as KFP's
 	// driver passes any value to a STRING input.
 	AsText bool `json:"asText,omitempty"`
+	// Default, for a From input, is its value when From's task ended
+	// without succeeding (a task that ignores upstream failures runs
+	// anyway): KFP's component input default.
+	Default json.RawMessage `json:"default,omitempty"`
 }
 
 // Ref names an output of another task.

@@ -116,6 +116,14 @@ func (c *compiler) stepInputs(path, cpath string, t *spec.Task, ts *PipelineTask
 			if present {
 				in.Name = identName(n)
 				in.AsText = asText(typ, in)
+				if in.From != nil && ps.DefaultValue != nil {
+					// Its value when the producer failed and this task
+					// ignores upstream failures, as the SDK documents.
+					var err error
+					if in.Default, err = c.normValue(pp+".defaultValue", typ, ps.DefaultValue); err != nil {
+						c.fail(pp+".defaultValue", err.Error())
+					}
+				}
 				t.Inputs = append(t.Inputs, in)
 				pi.Input, pi.Template = in.Name, tmpl
 				if src.TaskFinalStatus != nil {
