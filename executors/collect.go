@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/skiffml/skiff/engine/spec"
@@ -111,6 +114,45 @@ func ParseParam(t spec.Type, data []byte) (json.RawMessage, error) {
 	return buf.Bytes(), nil
 }
 
+// ParseKFPParam turns the content of a KFP step's parameter output file
+// into the JSON value of type t the way KFP's launcher reads it:
+//
+//   - string: the text as is, trailing newline included. It must be UTF-8.
+//   - int: an integer (Go's strconv.ParseInt) after trimming white space.
+//   - float: a number (Go's strconv.ParseFloat, finite) after trimming.
+//   - bool: Go's strconv.ParseBool after trimming: 1, t, T, TRUE, true,
+//     True, 0, f, F, FALSE, false, False (Python's str(True) included).
+//   - list / object: a JSON array / object.
+func ParseKFPParam(t spec.Type, data []byte) (json.RawMessage, error) {
+	v := string(bytes.TrimSpace(data))
+	switch t {
+	case spec.TypeString:
+		if !utf8.Valid(data) {
+			return nil, errors.New("expected string, got bytes that are not UTF-8")
+		}
+		return json.Marshal(string(data))
+	case spec.TypeInt:
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, badParam(t, data)
+		}
+		return json.RawMessage(strconv.FormatInt(n, 10)), nil
+	case spec.TypeFloat:
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			return nil, badParam(t, data)
+		}
+		return json.Marshal(f)
+	case spec.TypeBool:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, badParam(t, data)
+		}
+		return json.Marshal(b)
+	}
+	return ParseParam(t, data)
+}
+
 func badParam(t spec.Type, data []byte) error {
 	const max = 64
 	got := string(data)
@@ -124,10 +166,17 @@ func badParam(t spec.Type, data []byte) error {
 type executorOutput struct {
 	ParameterValues map[string]json.RawMessage `json:"parameterValues"`
 	Artifacts       map[string]struct {
-		Artifacts []struct {
-			Metadata json.RawMessage `json:"metadata"`
-		} `json:"artifacts"`
+		Artifacts []eoArtifact `json:"artifacts"`
 	} `json:"artifacts"`
+}
+
+// eoArtifact is an artifact of an ExecutorOutput file: kfp's Python
+// executor writes custom_path (Artifact.set_path), protojson customPath.
+type eoArtifact struct {
+	URI         string          `json:"uri"`
+	CustomPath  string          `json:"custom_path"`
+	CustomPath2 string          `json:"customPath"`
+	Metadata    json.RawMessage `json:"metadata"`
 }
 
 // fromExecutorOutput is what the ExecutorOutput file says of out: for a
@@ -182,7 +231,19 @@ func (c *collector) fromExecutorOutput(ctx context.Context, out OutputSpec) (v s
 		if err != nil {
 			return v, nil, false, fmt.Errorf("executor output file: artifacts.%s.artifacts[0].metadata: %w", key, err)
 		}
-		if len(arts[0].Metadata) == 0 || string(arts[0].Metadata) == "null" {
+		name, err := movedArtifact(out, key, arts[0])
+		if err != nil || name != "" {
+			if err == nil {
+				v, err = c.putArtifact(ctx, out, name, meta)
+			}
+			return v, nil, err == nil, err
+		}
+		// No metadata: the step must write the file, except a metrics
+		// artifact, whose content is its metadata (none logged: {}).
+		if meta == nil && out.Type != spec.TypeMetrics && out.Type != spec.TypeClassificationMetrics {
+			return v, nil, false, nil
+		}
+		if meta == nil && len(arts[0].Metadata) == 0 {
 			return v, nil, false, nil
 		}
 		if _, err := c.root.Lstat(outputName(out)); !errors.Is(err, fs.ErrNotExist) {
@@ -196,6 +257,28 @@ func (c *collector) fromExecutorOutput(ctx context.Context, out OutputSpec) (v s
 		return spec.Value{Artifact: &ref}, nil, true, nil
 	}
 	return v, nil, false, nil
+}
+
+// movedArtifact is where, relative to the root, the step wrote artifact
+// out when its ExecutorOutput entry a moved it (a custom_path, or a uri
+// other than the output's own path); "" when it did not. A place outside
+// the execution's root is an error: Skiff reads outputs only from there.
+func movedArtifact(out OutputSpec, key string, a eoArtifact) (string, error) {
+	p, field := a.CustomPath, "custom_path"
+	if p == "" {
+		p, field = a.CustomPath2, "customPath"
+	}
+	if p == "" {
+		p, field = strings.TrimPrefix(a.URI, "file://"), "uri"
+	}
+	if p == "" || out.StepRoot == "" || path.Clean(p) == path.Join(out.StepRoot, outputName(out)) {
+		return "", nil
+	}
+	rel, ok := strings.CutPrefix(path.Clean(p), path.Clean(out.StepRoot)+"/")
+	if !ok || !filepath.IsLocal(rel) {
+		return "", fmt.Errorf("executor output file: artifacts.%s.artifacts[0].%s: %q is outside the execution's root %s, where Skiff reads outputs: write the artifact under it (dsl.get_uri(), or the output's own path)", key, field, p, out.StepRoot)
+	}
+	return rel, nil
 }
 
 // metadataObject checks that raw, an artifact's metadata, is a JSON object

@@ -124,3 +124,87 @@ func collectRoot(t testing.TB) (root string, blobs *blob.Store, write func(rel, 
 	}
 	return root, blobs, write
 }
+
+// TestParseKFPParam_AsKFPLauncher: a KFP step's parameter file is read as
+// KFP's launcher reads it: a bool with strconv.ParseBool (Python's
+// str(True)), numbers after trimming, a string with its newline kept.
+func TestParseKFPParam_AsKFPLauncher(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		typ       spec.Type
+		in, want  string
+		wantError bool
+	}{
+		{typ: spec.TypeBool, in: "True", want: "true"},
+		{typ: spec.TypeBool, in: "False\n", want: "false"},
+		{typ: spec.TypeBool, in: "1", want: "true"},
+		{typ: spec.TypeBool, in: "0", want: "false"},
+		{typ: spec.TypeBool, in: " true ", want: "true"},
+		{typ: spec.TypeBool, in: "yes", wantError: true},
+		{typ: spec.TypeInt, in: "42\n", want: "42"},
+		{typ: spec.TypeInt, in: "4.0", wantError: true},
+		{typ: spec.TypeFloat, in: "2.5\n", want: "2.5"},
+		{typ: spec.TypeFloat, in: "3", want: "3"},
+		{typ: spec.TypeFloat, in: "NaN", wantError: true},
+		{typ: spec.TypeFloat, in: "inf", wantError: true},
+		{typ: spec.TypeString, in: "a\n", want: `"a\n"`},
+		{typ: spec.TypeString, in: "", want: `""`},
+		{typ: spec.TypeString, in: "\xff", wantError: true},
+		{typ: spec.TypeList, in: "[1, 2]\n", want: "[1,2]"},
+		{typ: spec.TypeObject, in: `{"a": 1}`, want: `{"a":1}`},
+		{typ: spec.TypeObject, in: `[1]`, wantError: true},
+	}
+	for _, tc := range cases {
+		got, err := ParseKFPParam(tc.typ, []byte(tc.in))
+		switch {
+		case tc.wantError && err == nil:
+			t.Errorf("%s %q: got %s, want an error", tc.typ, tc.in, got)
+		case !tc.wantError && (err != nil || string(got) != tc.want):
+			t.Errorf("%s %q: got %s, %v; want %s", tc.typ, tc.in, got, err, tc.want)
+		}
+	}
+}
+
+// TestCollectOutputs_MovedArtifact: an artifact the ExecutorOutput file
+// places elsewhere under the execution root (dsl.get_uri,
+// Artifact.set_path) is read from there; a place outside the root fails
+// the output, and so does an artifact with neither a file nor metadata.
+func TestCollectOutputs_MovedArtifact(t *testing.T) {
+	t.Parallel()
+	root, blobs, write := collectRoot(t)
+	const stepRoot = "/skiff/exec/1"
+	write("dataset1", "first half")
+	if err := os.Mkdir(filepath.Join(root, "tmp", "dir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write("tmp/dir/custom", "custom bytes")
+	write("eo.json", `{"artifacts": {
+		"d1": {"artifacts": [{"name": "d1", "uri": "/skiff/exec/1/dataset1", "metadata": {"original_data": "in"}}]},
+		"d2": {"artifacts": [{"name": "d2", "uri": "/skiff/exec/1/outputs/d2", "metadata": {}, "custom_path": "/skiff/exec/1/tmp/dir/custom"}]},
+		"out": {"artifacts": [{"name": "out", "uri": "/skiff/exec/1/outputs/out", "custom_path": "/tmp/out_dataset"}]},
+		"esc": {"artifacts": [{"name": "esc", "uri": "/skiff/exec/1/../2/outputs/x"}]},
+		"none": {"artifacts": [{"name": "none", "uri": "/skiff/exec/1/outputs/none", "metadata": {}}]}}}`)
+	spec := func(name string) OutputSpec {
+		return OutputSpec{Name: name, Type: spec.TypeDataset, ExecutorOutput: "eo.json", StepRoot: stepRoot}
+	}
+	vals, err := CollectOutputs(context.Background(), root, []OutputSpec{spec("d1"), spec("d2")}, blobs, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := vals["d1"].Artifact; d == nil || d.Size != int64(len("first half")) || string(d.Metadata) != `{"original_data":"in"}` {
+		t.Errorf("d1 (uri elsewhere under the root) = %+v", d)
+	}
+	if d := vals["d2"].Artifact; d == nil || d.Size != int64(len("custom bytes")) {
+		t.Errorf("d2 (custom_path under the root) = %+v", d)
+	}
+	for name, want := range map[string]string{
+		"out":  `custom_path: "/tmp/out_dataset" is outside the execution's root`,
+		"esc":  `uri: "/skiff/exec/1/../2/outputs/x" is outside the execution's root`,
+		"none": "missing: the step wrote nothing at outputs/none",
+	} {
+		_, err := CollectOutputs(context.Background(), root, []OutputSpec{spec(name)}, blobs, 0)
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), `output "`+name+`"`) {
+			t.Errorf("%s: %v, want an error with %q", name, err, want)
+		}
+	}
+}

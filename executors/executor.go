@@ -82,6 +82,14 @@ type OutputSpec struct {
 	// metadata (no file) is stored as that metadata's JSON.
 	ExecutorOutput string
 	Key            string
+	// KFPText: the parameter's file is read as KFP's launcher reads it
+	// (ParseKFPParam), not with ParseParam.
+	KFPText bool
+	// StepRoot is the execution's root as the step sees it (a KFP
+	// Runtime.Root). An artifact whose ExecutorOutput entry gives another
+	// uri or custom_path under it (dsl.get_uri, Artifact.set_path) is read
+	// from there, through the root; one outside it fails the output.
+	StepRoot string
 }
 
 // EventKind says what happened to an execution.

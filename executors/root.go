@@ -2,6 +2,7 @@ package executors
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -140,26 +141,36 @@ func (c *collector) collect(ctx context.Context, out OutputSpec) (spec.Value, er
 		if err != nil {
 			return spec.Value{}, err
 		}
-		raw, err := ParseParam(out.Type, data)
+		parse := ParseParam
+		if out.KFPText {
+			parse = ParseKFPParam
+		}
+		raw, err := parse(out.Type, data)
 		if err != nil {
 			return spec.Value{}, err
 		}
 		return spec.Value{Param: raw}, nil
 	case spec.KindArtifact:
-		b := &budget{left: c.max}
-		ref, err := c.blobs.PutFS(ctx, budgetFS{c.root.FS(), b}, name)
-		switch {
-		case errors.Is(err, ErrOutputTooLarge):
-			return spec.Value{}, fmt.Errorf("%w: more than the limit of %d bytes per output", ErrOutputTooLarge, c.max)
-		case err != nil:
-			return spec.Value{}, c.pathError(name, err)
-		}
-		ref.Type = out.Type
-		ref.Metadata = meta
-		return spec.Value{Artifact: &ref}, nil
+		return c.putArtifact(ctx, out, name, meta)
 	default:
 		return spec.Value{}, fmt.Errorf("unknown type %q", out.Type)
 	}
+}
+
+// putArtifact stores the file or directory name (relative to the root) as
+// output out's artifact, with metadata meta.
+func (c *collector) putArtifact(ctx context.Context, out OutputSpec, name string, meta json.RawMessage) (spec.Value, error) {
+	b := &budget{left: c.max}
+	ref, err := c.blobs.PutFS(ctx, budgetFS{c.root.FS(), b}, name)
+	switch {
+	case errors.Is(err, ErrOutputTooLarge):
+		return spec.Value{}, fmt.Errorf("%w: more than the limit of %d bytes per output", ErrOutputTooLarge, c.max)
+	case err != nil:
+		return spec.Value{}, c.pathError(name, err)
+	}
+	ref.Type = out.Type
+	ref.Metadata = meta
+	return spec.Value{Artifact: &ref}, nil
 }
 
 // readParam reads a parameter (or ExecutorOutput) file of at most

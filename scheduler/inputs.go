@@ -60,6 +60,9 @@ func (r *Run) resolveInput(i int, in *spec.Input) (spec.Value, string) {
 	}
 	if in.Field != "" {
 		sel, err := spec.SelectField(v.Param, in.Field)
+		if err == nil && in.AsText {
+			sel = spec.TextValue(sel)
+		}
 		if err == nil {
 			sel, err = spec.NormValue(in.Type, sel)
 		}
@@ -67,6 +70,8 @@ func (r *Run) resolveInput(i int, in *spec.Input) (spec.Value, string) {
 			return v, fmt.Sprintf("input %q: field %s: %v", in.Name, in.Field, err)
 		}
 		v = spec.Value{Param: sel}
+	} else if in.AsText && v.Param != nil {
+		v.Param = spec.TextValue(v.Param)
 	}
 	return v, ""
 }
@@ -122,6 +127,9 @@ func (r *Run) upstream(i int, in *spec.Input) (spec.Value, string) {
 	s, k, _ := r.loc(i)
 	src := s.abs(k, ref.TaskIndex)
 	v, ok := r.outputs[src][ref.Output]
+	if r.state[src] != spec.TaskSucceeded && in.Default != nil {
+		return spec.Value{Param: in.Default}, ""
+	}
 	if !ok || r.state[src] != spec.TaskSucceeded || v.IsZero() {
 		return v, fmt.Sprintf("input %q: upstream task %q produced no output %q", in.Name, ref.Task, ref.Output)
 	}

@@ -290,7 +290,9 @@ func (r *Run) groupFailure(s *scope) string {
 }
 
 // groupOutputs collects a group's outputs from its body: a loop's are lists
-// ordered by iteration (iterations that did not produce it are left out).
+// ordered by iteration (iterations that did not produce it are left out);
+// the artifact lists of a loop's iterations (an inner loop's) are joined
+// into one flat list, as KFP's driver gathers them. Parameter lists nest.
 func (r *Run) groupOutputs(i int, s *scope) map[string]spec.Value {
 	t := r.Task(i)
 	if len(t.Body.Outputs) == 0 {
@@ -308,11 +310,16 @@ func (r *Run) groupOutputs(i int, s *scope) map[string]spec.Value {
 			}
 			continue
 		}
-		if o.Type.Kind() == spec.KindArtifact {
+		if k := o.Type.Kind(); k == spec.KindArtifact || k == spec.KindArtifactList {
 			arts := make([]spec.ArtifactRef, 0, n)
 			for k := 0; k < n; k++ {
-				if v, ok := r.bodyOutput(s, k, o); ok && v.Artifact != nil {
+				v, ok := r.bodyOutput(s, k, o)
+				switch {
+				case !ok:
+				case v.Artifact != nil:
 					arts = append(arts, *v.Artifact)
+				default:
+					arts = append(arts, v.Artifacts...)
 				}
 			}
 			outs[o.Name] = spec.Value{Artifacts: arts, List: true}

@@ -42,7 +42,14 @@ type result struct {
 
 func skiff(t testing.TB, dataDir string, args ...string) result {
 	t.Helper()
+	return skiffWithEnv(t, nil, dataDir, args...)
+}
+
+// skiffWithEnv runs skiff with the environment env (nil: this process's).
+func skiffWithEnv(t testing.TB, env []string, dataDir string, args ...string) result {
+	t.Helper()
 	cmd := exec.Command(skiffBin, append([]string{"--data-dir", dataDir}, args...)...)
+	cmd.Env = env
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -225,8 +225,9 @@ func TestCLI_KFPWorkspace(t *testing.T) {
 	if r.code != 0 || s.State != "SUCCEEDED" {
 		t.Fatalf("exit %d, state %s: %+v\n%s", r.code, s.State, s.Tasks, r.stderr)
 	}
-	if got := string(s.Outputs["content"]); got != `"hi"` {
-		t.Errorf("content = %s, want \"hi\" (what write-file put in the workspace)", got)
+	// A STRING output file keeps its newline, as KFP's launcher reads it.
+	if got := string(s.Outputs["content"]); got != `"hi\n"` {
+		t.Errorf("content = %s, want \"hi\\n\" (what write-file put in the workspace)", got)
 	}
 	if b, err := os.ReadFile(filepath.Join(data, "work", ".workspace-"+s.RunID, "f")); err != nil || string(b) != "hi\n" {
 		t.Errorf("workspace file: %q, %v", b, err)

@@ -80,6 +80,9 @@ func runAction(c *cli.Context) error {
 	if ex := c.String("executor"); ex == "" || ex == "local" {
 		noteImages(plan)
 	}
+	for _, w := range kfp.Unrunnable(plan, c.String("executor")) {
+		fmt.Fprintf(os.Stderr, "skiff: %s: warning: %s\n", file, w)
+	}
 	dir, err := filepath.Abs(filepath.Dir(file))
 	if err != nil {
 		return err

@@ -23,15 +23,19 @@ func validateCommand() *cli.Command {
 IR, with an optional PlatformSpec) — without running it, and prints the plan:
 its parameters, tasks (groups indented under their group) and outputs.
 A file Skiff cannot run is reported with every error, each naming its field;
-exit code 2.
+exit code 2. Steps the chosen --executor cannot run (no command: the image's
+entrypoint, which only docker and kube run; KFP backend steps such as
+kfp.kubernetes' CreatePVC) are warned about on standard error.
 
 Examples:
   skiff validate pipeline.yaml
   skiff validate --lenient kfp_pipeline.yaml
+  skiff validate --executor docker kfp_pipeline.yaml
   skiff validate -o json pipeline.yaml > plan.json`,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "lenient", Usage: "KFP IR: report unknown fields and unsupported features as warnings, as skiff run --lenient runs them"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "table (a summary) or json (the compiled plan)"},
+			&cli.StringFlag{Name: "executor", Value: "local", Usage: "the executor the pipeline would run with (as skiff run --executor): warn about steps it cannot run"},
 		},
 		Action: validateAction,
 	}
@@ -69,6 +73,9 @@ func validateAction(c *cli.Context) error {
 			return cli.Exit("", exitBadInput)
 		}
 		return usageError("%s: %v", file, err)
+	}
+	for _, w := range kfp.Unrunnable(plan, c.String("executor")) {
+		fmt.Fprintf(os.Stderr, "warning: %s\n", w)
 	}
 	if out == "json" {
 		enc := json.NewEncoder(os.Stdout)

@@ -130,6 +130,14 @@ type Input struct {
 	// "xs.0"). The input's Type is the selected part's type (given, not
 	// inferred). A missing key fails the task.
 	Field string `json:"field,omitempty"`
+	// AsText, with Type string: a number, bool, list or object reaching
+	// the input (after Field) is passed as its text (TextValue), as KFP's
+	// driver passes any value to a STRING input.
+	AsText bool `json:"asText,omitempty"`
+	// Default, for a From input, is its value when From's task ended
+	// without succeeding (a task that ignores upstream failures runs
+	// anyway): KFP's component input default.
+	Default json.RawMessage `json:"default,omitempty"`
 }
 
 // Ref names an output of another task.

@@ -69,10 +69,15 @@ func (t Type) Kind() Kind {
 }
 
 // ListOf is the type of a list of t: TypeList for a parameter type,
-// "list<T>" for an artifact type T.
+// "list<T>" for an artifact type T, and t itself for an artifact list
+// (lists of artifacts are flat: a loop over a loop's artifacts gathers
+// them all, as KFP's driver does).
 func ListOf(t Type) Type {
-	if t.Kind() == KindArtifact {
+	switch t.Kind() {
+	case KindArtifact:
 		return "list<" + t + ">"
+	case KindArtifactList:
+		return t
 	}
 	return TypeList
 }

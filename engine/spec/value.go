@@ -1,6 +1,10 @@
 package spec
 
-import "encoding/json"
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+)
 
 // ArtifactRef points at an artifact's bytes in the blob store.
 type ArtifactRef struct {
@@ -35,3 +39,43 @@ func (v Value) IsArtifactList() bool { return v.List || v.Artifacts != nil }
 
 // IsZero reports whether v holds nothing.
 func (v Value) IsZero() bool { return v.Param == nil && v.Artifact == nil && !v.IsArtifactList() }
+
+// TextValue is a JSON parameter value as a string value: a string as is;
+// a number in plain decimal (no exponent), true/false, and a list or object
+// as its compact JSON text, each as a JSON string. It is how KFP's driver
+// turns a value into the text of a STRING input. Invalid JSON is returned
+// as is.
+func TextValue(raw json.RawMessage) json.RawMessage {
+	v := bytes.TrimSpace(raw)
+	if len(v) == 0 || v[0] == '"' {
+		return raw
+	}
+	b, err := json.Marshal(ValueText(v))
+	if err != nil {
+		return raw
+	}
+	return b
+}
+
+// ValueText is the text of a JSON parameter value (see TextValue): a
+// string's content, anything else as TextValue writes it.
+func ValueText(raw json.RawMessage) string {
+	var x any
+	if err := json.Unmarshal(raw, &x); err != nil {
+		return string(raw)
+	}
+	switch x := x.(type) {
+	case string:
+		return x
+	case float64:
+		if bytes.ContainsAny(raw, ".eE") {
+			return strconv.FormatFloat(x, 'f', -1, 64)
+		}
+		return string(bytes.TrimSpace(raw))
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return string(raw)
+	}
+	return buf.String()
+}

@@ -115,6 +115,15 @@ func (c *compiler) stepInputs(path, cpath string, t *spec.Task, ts *PipelineTask
 			in, present, tmpl := c.paramSource(key(path+".inputs.parameters", n), src, typ, sc)
 			if present {
 				in.Name = identName(n)
+				in.AsText = asText(typ, in)
+				if in.From != nil && ps.DefaultValue != nil {
+					// Its value when the producer failed and this task
+					// ignores upstream failures, as the SDK documents.
+					var err error
+					if in.Default, err = c.normValue(pp+".defaultValue", typ, ps.DefaultValue); err != nil {
+						c.fail(pp+".defaultValue", err.Error())
+					}
+				}
 				t.Inputs = append(t.Inputs, in)
 				pi.Input, pi.Template = in.Name, tmpl
 				if src.TaskFinalStatus != nil {
@@ -407,6 +416,13 @@ func (c *compiler) paramSource(path string, src *InputParameterSpec, typ spec.Ty
 		}
 	}
 	return in, true, tmpl
+}
+
+// asText reports whether input in, bound to a component input of type typ,
+// takes any value as its text: a STRING input fed by another input or a
+// task's output, as KFP's driver converts what reaches it.
+func asText(typ spec.Type, in spec.Input) bool {
+	return typ == spec.TypeString && in.Value == nil && !in.UpstreamStatus
 }
 
 // artifactSource compiles the source of an artifact input.

@@ -132,6 +132,7 @@ func (c *compiler) group(path, cpath string, t *spec.Task, ts *PipelineTaskSpec,
 			}
 			if present {
 				in.Name = identName(n)
+				in.AsText = asText(typ, in)
 				t.Inputs = append(t.Inputs, in)
 				bound[n] = true
 			}

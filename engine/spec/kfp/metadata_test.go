@@ -207,6 +207,9 @@ func TestPrepare_ImporterMetadata(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			for i := range inv.Outputs {
+				inv.Outputs[i].StepRoot = root
+			}
 			vals, err := executors.CollectOutputs(context.Background(), root, inv.Outputs, blobs, 0)
 			if err != nil {
 				t.Fatal(err)

@@ -106,10 +106,10 @@ func Prepare(t *spec.Task, inputs map[string]spec.Value, rt Runtime) (*Invocatio
 		}
 	}
 	for _, p := range d.OutParams {
-		inv.Outputs = append(inv.Outputs, executors.OutputSpec{Name: p.Output, Type: paramTypes[p.Type], ExecutorOutput: ExecutorOutputFile, Key: p.Name})
+		inv.Outputs = append(inv.Outputs, executors.OutputSpec{Name: p.Output, Type: paramTypes[p.Type], ExecutorOutput: ExecutorOutputFile, Key: p.Name, KFPText: true})
 	}
 	for _, a := range d.OutArtifacts {
-		inv.Outputs = append(inv.Outputs, executors.OutputSpec{Name: a.Output, Type: artifactType(&a.Schema), ExecutorOutput: ExecutorOutputFile, Key: a.Name})
+		inv.Outputs = append(inv.Outputs, executors.OutputSpec{Name: a.Output, Type: artifactType(&a.Schema), ExecutorOutput: ExecutorOutputFile, Key: a.Name, StepRoot: rt.Root})
 	}
 	switch {
 	case d.Importer != nil:
@@ -307,7 +307,7 @@ func (r *resolver) value(ph placeholder) (string, error) {
 		if !ok {
 			return "", fmt.Errorf("{{$.inputs.parameters['%s']}}: the input has no value (use IfPresent for an optional input)", ph.name)
 		}
-		return paramText(v), nil
+		return spec.ValueText(v), nil
 	case phOutParam:
 		p, ok := ei.Outputs.Parameters[ph.name]
 		if !ok {
@@ -374,25 +374,6 @@ func metadataValue(meta json.RawMessage, k string) (string, error) {
 		return s, nil
 	}
 	return string(v), nil
-}
-
-// paramText is a parameter value as a placeholder writes it: a string's
-// text, a number as a plain decimal, true/false, a list or object as JSON.
-func paramText(v json.RawMessage) string {
-	var x any
-	if err := json.Unmarshal(v, &x); err != nil {
-		return string(v)
-	}
-	switch x := x.(type) {
-	case string:
-		return x
-	case float64:
-		if strings.ContainsAny(string(v), ".eE") {
-			return strconv.FormatFloat(x, 'f', -1, 64)
-		}
-		return string(v)
-	}
-	return string(v)
 }
 
 // args resolves a command or args list: each element's placeholders, and

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// kfpSDK is the offline kfp SDK (kfp 2.15.2), relative to this package.
+const kfpSDK = "../../../shared/tools/kfp-sdk"
+
+// kfpEnv is the environment that makes the offline kfp SDK importable by
+// the test's Python and by the steps skiff runs (as its env.sh sets it,
+// plus the pure-Python protobuf, which needs no libprotobuf on the host).
+// It skips the test when the SDK or python3 is missing.
+func kfpEnv(t testing.TB) []string {
+	t.Helper()
+	lib, err := filepath.Abs(filepath.Join(kfpSDK, "lib"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(lib, "kfp")); err != nil {
+		t.Skipf("no offline kfp SDK at %s", kfpSDK)
+	}
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("no python3")
+	}
+	return append(os.Environ(), "PYTHONPATH="+lib, "PIP_NO_INDEX=1", "PIP_DISABLE_PIP_VERSION_CHECK=1",
+		"PIP_BREAK_SYSTEM_PACKAGES=1", "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python")
+}
+
+// kfpCompiled compiles testdata/kfp_pipelines.py once (one Python start
+// for all of them) and returns the directory of the compiled pipelines.
+var kfpCompiled = sync.OnceValues(func() (string, error) {
+	dir := filepath.Join(filepath.Dir(skiffBin), "kfp-pipelines")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	cmd := exec.Command("python3", filepath.Join("testdata", "kfp_pipelines.py"), dir)
+	cmd.Env = kfpPythonEnv
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", &exec.Error{Name: "kfp_pipelines.py: " + string(out), Err: err}
+	}
+	return dir, nil
+})
+
+// kfpPythonEnv is kfpEnv's result, for kfpCompiled.
+var kfpPythonEnv []string
+
+// kfpRunSummary is the part of `skiff run -o json` these tests read.
+type kfpRunSummary struct {
+	State   string                     `json:"state"`
+	Outputs map[string]json.RawMessage `json:"outputs"`
+	Tasks   []struct {
+		Name    string                     `json:"name"`
+		State   string                     `json:"state"`
+		Error   string                     `json:"error"`
+		Outputs map[string]json.RawMessage `json:"outputs"`
+	} `json:"tasks"`
+}
+
+// taskStates lists each task with its state and error, for a message.
+func (s kfpRunSummary) taskStates() string {
+	var b strings.Builder
+	for _, tk := range s.Tasks {
+		fmt.Fprintf(&b, "\n  %s %s %s", tk.Name, tk.State, tk.Error)
+	}
+	return b.String()
+}
+
+// TestCLI_KFPPythonComponents compiles pipelines of lightweight Python
+// components with the offline kfp SDK (testdata/kfp_pipelines.py), runs
+// them with the local executor and checks what KFP's backend gives.
+func TestCLI_KFPPythonComponents(t *testing.T) {
+	env := kfpEnv(t)
+	kfpPythonEnv = env
+	dir, err := kfpCompiled()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name    string
+		state   string
+		outputs map[string]string            // run output -> its JSON
+		tasks   map[string]map[string]string // task -> state, error or output name -> JSON
+	}{
+		// A number, list or object reaching a STRING input is its JSON
+		// text (KFP's driver), through a loop item's field and whole.
+		{name: "text_inputs", state: "SUCCEEDED", outputs: map[string]string{
+			"a": `"1|2"`, "b": `"2.5|[1]"`, "item": `"{\"a\":1,\"b\":2.5}|{\"a\":2,\"b\":[1]}"`}},
+		// Output files as KFP's launcher reads them: True/False/1 for a
+		// bool (strconv.ParseBool), a string's newline kept.
+		{name: "bool_outputs", state: "SUCCEEDED", outputs: map[string]string{
+			"t": "true", "f": "false", "one": "true", "s": `"a\n"`}},
+		// dsl.Collected over nested loops: 2 x 3 artifacts in one flat
+		// list; parameters as a list of lists.
+		{name: "collected_nested", state: "SUCCEEDED", outputs: map[string]string{
+			"artifacts": `"11,12,13,21,22,23"`, "params": `"11,12,13|21,22,23"`}},
+		// The input fed by the failed task takes its default.
+		{name: "ignore_upstream_failure", state: "FAILED", tasks: map[string]map[string]string{
+			"fail": {"state": "FAILED"}, "show": {"state": "SUCCEEDED", "Output": `"the default"`}}},
+		// Artifact.set_path and a returned artifact with a dsl.get_uri uri:
+		// the consumer reads what the step wrote.
+		{name: "moved_artifacts", state: "SUCCEEDED", outputs: map[string]string{
+			"custom": `"written at a custom path"`, "d1": `"first"`, "d2": `"second"`}},
+		// A declared artifact the step did not write fails the task.
+		{name: "missing_artifact", state: "FAILED", tasks: map[string]map[string]string{
+			"declares-but-writes-nothing": {"state": "FAILED", "error": "missing: the step wrote nothing at outputs/out"}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := skiffWithEnv(t, env, filepath.Join(t.TempDir(), "data"), "run", filepath.Join(dir, tc.name+".yaml"), "-o", "json", "--progress", "none")
+			var s kfpRunSummary
+			if err := json.Unmarshal([]byte(r.stdout), &s); err != nil {
+				t.Fatalf("exit %d: %v\n%s%s", r.code, err, r.stdout, r.stderr)
+			}
+			if s.State != tc.state {
+				t.Errorf("state %s, want %s: %s\n%s", s.State, tc.state, s.taskStates(), r.stderr)
+			}
+			for name, want := range tc.outputs {
+				if got := compactJSON(t, s.Outputs[name]); got != want {
+					t.Errorf("output %s = %s, want %s", name, got, want)
+				}
+			}
+			for task, want := range tc.tasks {
+				found := false
+				for _, tk := range s.Tasks {
+					if tk.Name != task {
+						continue
+					}
+					found = true
+					for k, w := range want {
+						var got string
+						switch k {
+						case "state":
+							got = tk.State
+						case "error":
+							if got = tk.Error; strings.Contains(got, w) {
+								got = w
+							}
+						default:
+							got = compactJSON(t, tk.Outputs[k])
+						}
+						if got != w {
+							t.Errorf("task %s: %s = %s, want %s (%s)", task, k, got, w, tk.Error)
+						}
+					}
+				}
+				if !found {
+					t.Errorf("no task %s in %s", task, s.taskStates())
+				}
+			}
+		})
+	}
+}
