@@ -65,6 +65,7 @@ Examples:
 				Usage: "`NAME` clients may reach the server by, in the Host header (repeatable; '*' = any, needs auth); default: loopback names and the --listen address (all of this host's addresses and its hostname when that is unspecified)"},
 			&cli.StringFlag{Name: "default-executor", Value: "local", Usage: "executor for tasks that name none: local, docker or sim"},
 			&cli.BoolFlag{Name: "keep-work-dirs", Usage: "keep each execution's work dir and log after its outputs are stored (for debugging; by default they are removed)"},
+			&cli.DurationFlag{Name: "sim-duration", Hidden: true, Usage: "how long each sim execution runs (tests and demos)"},
 			&cli.DurationFlag{Name: "shutdown-grace", Value: 10 * time.Second, Usage: "how long to let in-flight requests finish on shutdown"},
 		}, clusterFlags()...),
 		Action: serverAction,
@@ -169,7 +170,7 @@ func openServerNode(c *cli.Context, dir string, cs *clusterSetup, reg prometheus
 	if n.local, err = local.New(lcfg); err != nil {
 		return fail(fmt.Errorf("local executor: %w", err))
 	}
-	execs := []executors.Executor{n.local, sim.New(sim.Config{})}
+	execs := []executors.Executor{n.local, sim.New(sim.Config{Default: sim.Behavior{Duration: c.Duration("sim-duration")}})}
 	if n.docker, err = openDocker(c.Context, dir, n.blobs, log, c.Bool("keep-work-dirs")); err == nil {
 		execs = append(execs, n.docker)
 	} else {
