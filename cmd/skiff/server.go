@@ -49,13 +49,19 @@ browser. The local process executor runs
 commands on this host, so it is off for every namespace until an admin
 enables it: 'skiff server policy --namespace N --allow-executor local'.
 
+With --raft the server is one member of a raft cluster (docs/cluster.md):
+any member answers, writes go to the leader, and the engine runs on the
+leader only (resuming unfinished runs when it becomes leader).
+
 SIGINT/SIGTERM stop accepting requests, finish those in flight and stop the
 engine; unfinished runs continue at the next start.
 
 Examples:
   skiff token create --namespace team-a --role editor
   skiff server --listen :8888 --tls-cert cert.pem --tls-key key.pem
-  skiff server --no-auth`,
+  skiff server --no-auth
+  skiff server --listen 10.0.0.1:8888 --raft 10.0.0.1:8300 --bootstrap-expect 3 \
+    --join 10.0.0.1:8300,10.0.0.2:8300,10.0.0.3:8300`,
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8888", Usage: "`ADDR` to listen on", EnvVars: []string{"SKIFF_LISTEN"}},
 			&cli.StringFlag{Name: "tls-cert", Usage: "TLS certificate `FILE` (PEM); with --tls-key serves HTTPS"},
