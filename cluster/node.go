@@ -311,9 +311,11 @@ func (n *Node) Leave(ctx context.Context) error {
 	}
 	for {
 		// Retried: leadership may be moving (the transfer above).
+		// ErrUnknownNode: an earlier try committed although its answer
+		// was lost; this node is out, which is what was asked.
 		err := n.Remove(ctx, n.ID())
 		if err == nil || errors.Is(err, ErrUnknownNode) {
-			return err
+			return nil
 		}
 		select {
 		case <-ctx.Done():
