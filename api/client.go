@@ -303,3 +303,20 @@ func (c *Client) WaitRun(ctx context.Context, id string, every time.Duration) (R
 		}
 	}
 }
+
+// ClusterMembers lists the cluster's members as the node asked sees them.
+func (c *Client) ClusterMembers(ctx context.Context) (ClusterMembers, error) {
+	var out ClusterMembers
+	err := c.call(ctx, http.MethodGet, "/apis/skiff/v1/cluster", nil, &out, nil)
+	return out, err
+}
+
+// ClusterRemove removes member id from the cluster (admin).
+func (c *Client) ClusterRemove(ctx context.Context, id string) error {
+	return c.call(ctx, http.MethodDelete, "/apis/skiff/v1/cluster/members/"+url.PathEscape(id), nil, nil, nil)
+}
+
+// ClusterLeave makes the node asked leave the cluster and stop (admin).
+func (c *Client) ClusterLeave(ctx context.Context) error {
+	return c.call(ctx, http.MethodPost, "/apis/skiff/v1/cluster/leave", nil, nil, nil)
+}

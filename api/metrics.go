@@ -16,6 +16,7 @@ type apiMetrics struct {
 	seconds  *prometheus.HistogramVec
 	created  prometheus.Counter
 	refused  prometheus.Counter
+	forwards *prometheus.CounterVec
 }
 
 func newAPIMetrics(reg prometheus.Registerer, st *store.Store) (*apiMetrics, error) {
@@ -29,11 +30,13 @@ func newAPIMetrics(reg prometheus.Registerer, st *store.Store) (*apiMetrics, err
 			Name: "skiff_api_runs_created_total", Help: "Runs created through the API."}),
 		refused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "skiff_api_requests_refused_total", Help: "Requests refused before routing: a Host that is not the server's, a foreign Origin or a body that is not JSON."}),
+		forwards: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "skiff_api_forwards_total", Help: "Requests a follower forwarded to the leader, by outcome: ok, retry (the leader changed), no_leader."}, []string{"outcome"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.seconds, m.created, m.refused, &runsCollector{st: st}} {
+	for _, c := range []prometheus.Collector{m.requests, m.seconds, m.created, m.refused, m.forwards, &runsCollector{st: st}} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

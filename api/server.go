@@ -2,10 +2,12 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -15,7 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/skiffml/skiff/cluster"
 	"github.com/skiffml/skiff/engine"
+	"github.com/skiffml/skiff/engine/spec"
 	"github.com/skiffml/skiff/executors"
 	"github.com/skiffml/skiff/store"
 	"github.com/skiffml/skiff/store/blob"
@@ -24,7 +28,7 @@ import (
 // Config configures a Server.
 type Config struct {
 	Store  *store.Store
-	Engine *engine.Engine
+	Engine Engine      // *engine.Engine, or one that follows raft leadership
 	Blobs  *blob.Store // nil = no artifact downloads or stored logs
 	// DefaultExecutor runs the tasks that name no executor (the API hands
 	// it to the engine with every run it creates, so that the policy is
@@ -55,6 +59,26 @@ type Config struct {
 	Clock      func() time.Time
 	// Version is reported by healthz.
 	Version string
+
+	// Cluster, when set, is this node's cluster membership: a follower
+	// forwards writes to the leader, and the cluster routes answer. nil:
+	// the store's node serves everything itself.
+	Cluster *cluster.Node
+	// OnLeave is called after this node left the cluster (POST
+	// /apis/skiff/v1/cluster/leave): the server shuts down.
+	OnLeave func()
+	// MaxIndexWait bounds a ?min_index= wait; ForwardTimeout, a forward to
+	// the leader (elections included). 0 = the defaults.
+	MaxIndexWait   time.Duration
+	ForwardTimeout time.Duration
+}
+
+// Engine is what the API asks of the engine (*engine.Engine has it).
+type Engine interface {
+	Submit(ctx context.Context, plan *spec.Plan, params map[string]json.RawMessage, opts engine.SubmitOptions) (string, error)
+	Cancel(ctx context.Context, runID string) error
+	Retry(ctx context.Context, runID string) error
+	Executor(name string) (executors.Executor, bool)
 }
 
 // Validate reports the first problem with c.
@@ -83,6 +107,8 @@ type Server struct {
 	ready  atomic.Bool
 	// schedMu serialises ScheduleRecurring.
 	schedMu sync.Mutex
+	// forwardTransport carries requests forwarded to the leader.
+	forwardTransport http.RoundTripper
 }
 
 // New returns a server. Events, when non-nil, is the run-change feed
@@ -100,7 +126,15 @@ func New(cfg Config, events *Events) (*Server, error) {
 	if events == nil {
 		events = NewEvents()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Clock, mux: http.NewServeMux(), events: events}
+	if cfg.MaxIndexWait == 0 {
+		cfg.MaxIndexWait = DefaultMaxIndexWait
+	}
+	if cfg.ForwardTimeout == 0 {
+		cfg.ForwardTimeout = DefaultForwardTimeout
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Clock, mux: http.NewServeMux(), events: events,
+		forwardTransport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 16, IdleConnTimeout: 30 * time.Second,
+			DialContext: (&net.Dialer{Timeout: 2 * time.Second}).DialContext}}
 	m, err := newAPIMetrics(cfg.Registerer, cfg.Store)
 	if err != nil {
 		return nil, err
@@ -121,6 +155,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.m.refused.Inc()
 		writeError(w, e)
 		return
+	}
+	if s.serveCluster(w, r) {
+		return
+	}
+	if isWrite(r) {
+		w = &indexWriter{ResponseWriter: w, st: s.cfg.Store}
 	}
 	s.mux.ServeHTTP(w, r)
 }
@@ -197,8 +237,8 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
-	if !s.ready.Load() {
-		writeError(w, apiErr(codeUnavailable, "not ready: resuming unfinished runs"))
+	if ok, why := s.readyState(); !ok {
+		writeError(w, apiErr(codeUnavailable, "%s", why))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"ready": true, "applied_index": fmt.Sprint(s.cfg.Store.AppliedIndex())})

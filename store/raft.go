@@ -45,15 +45,14 @@ func withTrailingLogs(n uint64) option {
 	return func(o *openOptions) { o.trailingLogs = n }
 }
 
-// raftConfig tunes raft for a single voter: with one voter there is no one
-// to wait for, so short timeouts make Open return as leader in tens of ms.
+// raftConfig makes raft's config from cfg (timings: cfg.Raft).
 func raftConfig(cfg Config, id raft.ServerID) *raft.Config {
 	rc := raft.DefaultConfig()
 	rc.LocalID = id
-	rc.HeartbeatTimeout = 20 * time.Millisecond
-	rc.ElectionTimeout = 20 * time.Millisecond
-	rc.LeaderLeaseTimeout = 10 * time.Millisecond
-	rc.CommitTimeout = 5 * time.Millisecond
+	rc.HeartbeatTimeout = cfg.Raft.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.Raft.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.Raft.LeaderLeaseTimeout
+	rc.CommitTimeout = cfg.Raft.CommitTimeout
 	rc.MaxAppendEntries = 128
 	rc.BatchApplyCh = true
 	rc.SnapshotInterval = 30 * time.Second

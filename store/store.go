@@ -36,11 +36,13 @@ type Config struct {
 	// crash may lose acknowledged writes. (state.db is never synced entry
 	// by entry: see fsm.)
 	NoSync bool
+	// Raft: node id, transport and timing knobs (cluster.go).
+	Raft RaftConfig
 }
 
 // DefaultConfig returns a durable configuration for dir.
 func DefaultConfig(dir string) Config {
-	return Config{Dir: dir, LockTimeout: 0, SnapshotThreshold: defaultSnapshotThreshold}
+	return Config{Dir: dir, LockTimeout: 0, SnapshotThreshold: defaultSnapshotThreshold, Raft: LocalRaftConfig()}
 }
 
 // Validate reports the first invalid field.
@@ -51,7 +53,7 @@ func (c Config) Validate() error {
 	case c.LockTimeout < 0:
 		return fmt.Errorf("%w: LockTimeout: must not be negative", ErrInvalidConfig)
 	}
-	return nil
+	return c.Raft.validate()
 }
 
 // Store is the replicated state of one node. All methods are safe for
@@ -81,7 +83,8 @@ type ApplyResult struct {
 
 // Open opens (creating if needed) the data directory and starts raft. The
 // first open bootstraps a one-voter cluster. Open returns once this node is
-// leader and its state machine has applied every committed entry.
+// leader and its state machine has applied every committed entry. With
+// cfg.Raft.Transport set, Open returns once raft runs (see RaftConfig).
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return open(ctx, cfg)
 }
@@ -138,7 +141,7 @@ func open(ctx context.Context, cfg Config, opts ...option) (*Store, error) {
 		return nil, fmt.Errorf("store: data dir %s: %w", cfg.Dir, err)
 	}
 
-	rc := raftConfig(cfg, localServerID)
+	rc := raftConfig(cfg, cfg.Raft.serverID())
 	if o.trailingLogs > 0 {
 		rc.TrailingLogs = o.trailingLogs
 	}
@@ -163,11 +166,13 @@ func open(ctx context.Context, cfg Config, opts ...option) (*Store, error) {
 		return nil, fmt.Errorf("store: data dir %s: %w", cfg.Dir, err)
 	}
 
-	s.transport = o.transport
-	if s.transport == nil {
+	s.transport = cfg.Raft.Transport
+	if o.transport != nil {
+		s.transport, rc.LocalID = o.transport, o.serverID
+	}
+	clustered := s.transport != nil
+	if !clustered {
 		_, s.transport = raft.NewInmemTransport(localAddr)
-	} else {
-		rc.LocalID = o.serverID
 	}
 	cleanup = append(cleanup, func() { closeTransport(s.transport) })
 
@@ -175,7 +180,7 @@ func open(ctx context.Context, cfg Config, opts ...option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	if !existing {
+	if !existing && !clustered {
 		boot := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: s.transport.LocalAddr()}}}
 		if err := raft.BootstrapCluster(rc, s.logStore, s.logStore, snaps, s.transport, boot); err != nil {
 			return nil, fmt.Errorf("store: bootstrap: %w", err)
@@ -185,9 +190,10 @@ func open(ctx context.Context, cfg Config, opts ...option) (*Store, error) {
 		return nil, fmt.Errorf("store: start raft: %w", err)
 	}
 	cleanup = append(cleanup, func() { _ = s.raft.Shutdown().Error() })
-
-	if err := s.waitLeader(ctx); err != nil {
-		return nil, err
+	if !clustered {
+		if err := s.waitLeader(ctx); err != nil {
+			return nil, err
+		}
 	}
 	ok = true
 	return s, nil

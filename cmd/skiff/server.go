@@ -21,6 +21,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/skiffml/skiff/api"
+	"github.com/skiffml/skiff/cluster"
 	"github.com/skiffml/skiff/engine"
 	"github.com/skiffml/skiff/executors"
 	"github.com/skiffml/skiff/executors/local"
@@ -50,14 +51,20 @@ browser. The local process executor runs
 commands on this host, so it is off for every namespace until an admin
 enables it: 'skiff server policy --namespace N --allow-executor local'.
 
+With --raft the server is one member of a raft cluster (docs/cluster.md):
+any member answers, writes go to the leader, and the engine runs on the
+leader only (resuming unfinished runs when it becomes leader).
+
 SIGINT/SIGTERM stop accepting requests, finish those in flight and stop the
 engine; unfinished runs continue at the next start.
 
 Examples:
   skiff token create --namespace team-a --role editor
   skiff server --listen :8888 --tls-cert cert.pem --tls-key key.pem
-  skiff server --no-auth`,
-		Flags: []cli.Flag{
+  skiff server --no-auth
+  skiff server --listen 10.0.0.1:8888 --raft 10.0.0.1:8300 --bootstrap-expect 3 \
+    --join 10.0.0.1:8300,10.0.0.2:8300,10.0.0.3:8300`,
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8888", Usage: "`ADDR` to listen on", EnvVars: []string{"SKIFF_LISTEN"}},
 			&cli.StringFlag{Name: "tls-cert", Usage: "TLS certificate `FILE` (PEM); with --tls-key serves HTTPS"},
 			&cli.StringFlag{Name: "tls-key", Usage: "TLS private key `FILE` (PEM)"},
@@ -66,8 +73,9 @@ Examples:
 				Usage: "`NAME` clients may reach the server by, in the Host header (repeatable; '*' = any, needs auth); default: loopback names and the --listen address (all of this host's addresses and its hostname when that is unspecified)"},
 			&cli.StringFlag{Name: "default-executor", Value: "local", Usage: "executor for tasks that name none: local, docker or sim"},
 			&cli.BoolFlag{Name: "keep-work-dirs", Usage: "keep each execution's work dir and log after its outputs are stored (for debugging; by default they are removed)"},
+			&cli.DurationFlag{Name: "sim-duration", Hidden: true, Usage: "how long each sim execution runs (tests and demos)"},
 			&cli.DurationFlag{Name: "shutdown-grace", Value: 10 * time.Second, Usage: "how long to let in-flight requests finish on shutdown"},
-		},
+		}, clusterFlags()...),
 		Action: serverAction,
 		Subcommands: []*cli.Command{
 			{
@@ -139,27 +147,25 @@ func allowedHosts(listen string, given []string, noAuth bool) ([]string, error) 
 	return hosts, nil
 }
 
-// serverNode is the node a server runs: openNode's parts with metrics on
-// reg and updates fed to the event stream.
-func openServerNode(c *cli.Context, reg prometheus.Registerer, onUpdate func([]engine.Update)) (*node, error) {
-	dir, err := filepath.Abs(c.String("data-dir"))
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
-	}
+// openServerNode opens the node a server runs: openNode's parts with
+// metrics on reg, the store a member of the cluster cs describes, and an
+// engine that runs while this node leads (updates fed to onUpdate).
+func openServerNode(c *cli.Context, dir string, cs *clusterSetup, reg prometheus.Registerer, onUpdate func([]engine.Update)) (*node, *leaderEngine, error) {
 	log := serverLogger(c)
 	n := &node{dir: dir, log: log}
 	scfg := store.DefaultConfig(filepath.Join(dir, "store"))
-	scfg.Logger, scfg.Registerer = log, reg
+	scfg.Logger, scfg.Registerer, scfg.Raft = log, reg, cs.raft
+	if cs.mux != nil {
+		scfg.Raft.Transport = cs.mux.Transport(nil)
+	}
+	var err error
 	if n.store, err = store.Open(c.Context, scfg); err != nil {
 		if errors.Is(err, store.ErrLocked) {
-			return nil, fmt.Errorf("data dir %s is in use by another skiff process: %w", dir, err)
+			return nil, nil, fmt.Errorf("data dir %s is in use by another skiff process: %w", dir, err)
 		}
-		return nil, fmt.Errorf("open store: %w", err)
+		return nil, nil, fmt.Errorf("open store: %w", err)
 	}
-	fail := func(err error) (*node, error) { n.store.Close(); return nil, err }
+	fail := func(err error) (*node, *leaderEngine, error) { n.store.Close(); return nil, nil, err }
 	if n.blobs, err = blob.Open(filepath.Join(dir, "blobs")); err != nil {
 		return fail(fmt.Errorf("open blob store: %w", err))
 	}
@@ -172,7 +178,7 @@ func openServerNode(c *cli.Context, reg prometheus.Registerer, onUpdate func([]e
 	if n.local, err = local.New(lcfg); err != nil {
 		return fail(fmt.Errorf("local executor: %w", err))
 	}
-	execs := []executors.Executor{n.local, sim.New(sim.Config{})}
+	execs := []executors.Executor{n.local, sim.New(sim.Config{Default: sim.Behavior{Duration: c.Duration("sim-duration")}})}
 	if n.docker, err = openDocker(c.Context, dir, n.blobs, log, c.Bool("keep-work-dirs")); err == nil {
 		execs = append(execs, n.docker)
 	} else {
@@ -181,13 +187,14 @@ func openServerNode(c *cli.Context, reg prometheus.Registerer, onUpdate func([]e
 	ecfg := engine.DefaultConfig(n.store, execs...)
 	ecfg.DefaultExecutor = c.String("default-executor")
 	ecfg.Logger, ecfg.Registerer, ecfg.OnUpdate = log, reg, onUpdate
-	if n.engine, err = engine.New(ecfg); err != nil {
+	le, err := newLeaderEngine(ecfg, n.store, log)
+	if err != nil {
 		if errors.Is(err, engine.ErrUnknownExecutor) {
 			return fail(usageError("--default-executor: %v", err))
 		}
 		return fail(err)
 	}
-	return n, nil
+	return n, le, nil
 }
 
 // serverVersion is what healthz reports as tag_name.
@@ -209,10 +216,32 @@ func serverAction(c *cli.Context) error {
 	if (cert == "") != (key == "") {
 		return usageError("--tls-cert and --tls-key go together")
 	}
+	scheme := "http"
+	if cert != "" {
+		scheme = "https"
+	}
+	dir, err := filepath.Abs(c.String("data-dir"))
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	self, err := apiURL(c, scheme)
+	if err != nil {
+		return err
+	}
+	cs, err := setupCluster(c, dir, self)
+	if err != nil {
+		return err
+	}
+	if cs.mux != nil {
+		defer cs.mux.Close()
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	events := api.NewEvents()
-	n, err := openServerNode(c, reg, events.Publish)
+	n, le, err := openServerNode(c, dir, cs, reg, events.Publish)
 	if err != nil {
 		return err
 	}
@@ -221,8 +250,16 @@ func serverAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	cs.cfg.Logger = n.log
+	member, err := cluster.New(cs.cfg, n.store, cs.mux)
+	if err != nil {
+		return err
+	}
+	defer member.Close()
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	srv, err := api.New(api.Config{
-		Store: n.store, Engine: n.engine, Blobs: n.blobs,
+		Store: n.store, Engine: le, Blobs: n.blobs, Cluster: member, OnLeave: stop,
 		DefaultExecutor: c.String("default-executor"), DisabledExecutors: []string{"local"},
 		NoAuth: c.Bool("no-auth"), AllowedHosts: hosts, Registerer: reg, Gatherer: reg, Logger: n.log, Version: serverVersion,
 	}, events)
@@ -233,18 +270,26 @@ func serverAction(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	engCtx, stopEngine := context.WithCancel(context.Background())
-	defer stopEngine()
-	wait := n.start(engCtx)
-	resumed, err := n.engine.Resume(c.Context)
-	if err != nil {
-		stopEngine()
-		_ = wait()
-		return fmt.Errorf("resume unfinished runs: %w", err)
+	// The engine runs while this node leads: unfinished runs are resumed
+	// when it becomes leader; recurring runs fire from the leader only.
+	le.onTerm = func(ctx context.Context) { srv.RunScheduler(ctx, time.Second) }
+	le.onReady = func(resumed int) {
+		fmt.Fprintf(os.Stderr, "skiff server: leading (node %s); %d unfinished run(s) resumed\n", n.store.ID(), resumed)
 	}
-	srv.SetReady(true)
+	stopFollow := le.follow()
+	defer stopFollow()
+	member.Serve()
+	go func() {
+		if err := member.Form(ctx); err != nil {
+			n.log.Error("cluster: not formed", "err", err)
+			if errors.Is(err, cluster.ErrInvalidConfig) {
+				fmt.Fprintln(os.Stderr, "skiff server:", err)
+				stop()
+			}
+			return
+		}
+		srv.SetReady(true)
+	}()
 
 	ucfg := ui.DefaultConfig(n.store, n.blobs, srv)
 	ucfg.Logger = n.log
@@ -253,7 +298,6 @@ func serverAction(c *cli.Context) error {
 		return err
 	}
 	hs := &http.Server{Handler: ui.Mount(srv, web), ReadHeaderTimeout: 10 * time.Second} // the web UI at /, the API's routes unchanged
-	scheme := "http"
 	if cert != "" {
 		pair, err := tls.LoadX509KeyPair(cert, key)
 		if err != nil {
@@ -261,21 +305,21 @@ func serverAction(c *cli.Context) error {
 		}
 		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
 		ln = tls.NewListener(ln, hs.TLSConfig)
-		scheme = "https"
 	}
-	fmt.Fprintf(os.Stderr, "skiff server: listening on %s://%s (data dir %s; %d unfinished run(s) resumed)\n", scheme, ln.Addr(), n.dir, len(resumed))
+	where := "a cluster of one"
+	if cs.mux != nil {
+		where = fmt.Sprintf("node %s, cluster port %s", n.store.ID(), cs.mux.Addr())
+	}
+	fmt.Fprintf(os.Stderr, "skiff server: listening on %s://%s (data dir %s; %s)\n", scheme, ln.Addr(), n.dir, where)
 	if c.Bool("no-auth") {
 		fmt.Fprintln(os.Stderr, "skiff server: --no-auth: every request is an admin of every namespace")
 	}
-	schedCtx, stopSched := context.WithCancel(context.Background())
-	schedDone := make(chan struct{})
-	go func() { srv.RunScheduler(schedCtx, time.Second); close(schedDone) }() // recurring runs
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	select {
 	case err = <-served:
 	case <-ctx.Done():
-		fmt.Fprintln(os.Stderr, "skiff server: shutting down (unfinished runs continue at the next start)")
+		fmt.Fprintln(os.Stderr, "skiff server: shutting down (unfinished runs continue at the next start, or on the next leader)")
 		sctx, cancel := context.WithTimeout(context.Background(), c.Duration("shutdown-grace"))
 		err = hs.Shutdown(sctx)
 		cancel()
@@ -287,12 +331,7 @@ func serverAction(c *cli.Context) error {
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
-	stopSched()
-	<-schedDone
-	stopEngine()
-	if werr := wait(); werr != nil && err == nil && !errors.Is(werr, context.Canceled) {
-		err = werr
-	}
+	stopFollow()
 	return err
 }
 

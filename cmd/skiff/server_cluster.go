@@ -1,0 +1,152 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/skiffml/skiff/cluster"
+	"github.com/skiffml/skiff/store"
+)
+
+// clusterFlags are skiff server's cluster flags.
+func clusterFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "raft", EnvVars: []string{"SKIFF_RAFT"}, Usage: "cluster `ADDR` (host:port) to listen on for raft and the other servers; without it the server is a cluster of one"},
+		&cli.StringFlag{Name: "raft-advertise", Usage: "cluster `ADDR` the other servers reach this one by (default: --raft, which must then name a host)"},
+		&cli.StringFlag{Name: "api-advertise", Usage: "API `URL` the other servers forward writes to (default: http(s)://--listen)"},
+		&cli.IntFlag{Name: "bootstrap-expect", Usage: "form a new cluster once `N` fresh servers (this one included) have found each other through --join"},
+		&cli.StringSliceFlag{Name: "join", EnvVars: []string{"SKIFF_JOIN"}, Usage: "cluster `ADDR[,ADDR...]` of other servers: to join their cluster, or to find the --bootstrap-expect peers (repeatable)"},
+		&cli.StringFlag{Name: "node-id", Usage: "this server's cluster `ID` (default: generated once and kept in the data dir)"},
+	}
+}
+
+// nodeIDFile keeps a server's cluster id in its data dir.
+const nodeIDFile = "node-id"
+
+var validNodeID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// nodeID returns the id kept in dir, or the one given (or a new one) after
+// keeping it there. A given id that differs from the kept one is refused:
+// a node's id must not change under its raft log.
+func nodeID(dir, given string) (string, error) {
+	if given != "" && !validNodeID.MatchString(given) {
+		return "", usageError("--node-id %q: use 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit", given)
+	}
+	path := filepath.Join(dir, nodeIDFile)
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		kept := strings.TrimSpace(string(data))
+		if !validNodeID.MatchString(kept) {
+			return "", fmt.Errorf("%s: %q is not a valid node id", path, kept)
+		}
+		if given != "" && given != kept {
+			return "", usageError("--node-id %q: this data dir belongs to node %q (%s)", given, kept, path)
+		}
+		return kept, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return "", fmt.Errorf("node id: %w", err)
+	}
+	id := given
+	if id == "" {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		host, _ := os.Hostname()
+		host = strings.Split(host, ".")[0]
+		if !validNodeID.MatchString(host) || len(host) > 40 {
+			host = "skiff"
+		}
+		id = host + "-" + hex.EncodeToString(b[:])
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("node id: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("node id: %w", err)
+	}
+	return id, nil
+}
+
+// clusterSetup is what the cluster flags give a server: the store's raft
+// config and the cluster port (nil without --raft).
+type clusterSetup struct {
+	raft store.RaftConfig
+	mux  *cluster.Mux
+	cfg  cluster.Config
+}
+
+// setupCluster reads the cluster flags. Without --raft the node is a
+// one-voter cluster on an in-memory transport, as a workstation's.
+func setupCluster(c *cli.Context, dir, apiURL string) (*clusterSetup, error) {
+	cs := &clusterSetup{raft: store.LocalRaftConfig(), cfg: cluster.DefaultConfig(apiURL)}
+	var join []string
+	for _, j := range c.StringSlice("join") {
+		join = append(join, nonEmpty(strings.Split(j, ","))...)
+	}
+	for _, j := range join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			return nil, usageError("--join %q: %v (want host:port of another server's --raft)", j, err)
+		}
+	}
+	expect := c.Int("bootstrap-expect")
+	raftAddr := c.String("raft")
+	if raftAddr == "" {
+		for _, f := range []string{"raft-advertise", "bootstrap-expect", "join", "node-id"} {
+			if c.IsSet(f) {
+				return nil, usageError("--%s needs --raft ADDR", f)
+			}
+		}
+		return cs, nil
+	}
+	if expect < 0 {
+		return nil, usageError("--bootstrap-expect %d: must not be negative", expect)
+	}
+	if expect > 1 && len(join) == 0 {
+		return nil, usageError("--bootstrap-expect %d needs --join with the other servers' cluster addresses", expect)
+	}
+	id, err := nodeID(dir, c.String("node-id"))
+	if err != nil {
+		return nil, err
+	}
+	if cs.mux, err = cluster.Listen(raftAddr, c.String("raft-advertise")); err != nil {
+		if errors.Is(err, cluster.ErrInvalidConfig) {
+			return nil, usageError("--raft-advertise: %v", err)
+		}
+		return nil, fmt.Errorf("--raft: %w", err)
+	}
+	cs.raft = store.DefaultRaftConfig()
+	cs.raft.NodeID = id
+	cs.cfg.BootstrapExpect, cs.cfg.Join = expect, join
+	return cs, nil
+}
+
+// apiURL is the URL other servers reach this one's API by.
+func apiURL(c *cli.Context, scheme string) (string, error) {
+	if u := c.String("api-advertise"); u != "" {
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			return "", usageError("--api-advertise %q: want http://HOST:PORT or https://HOST:PORT", u)
+		}
+		return strings.TrimRight(u, "/"), nil
+	}
+	host, port, err := net.SplitHostPort(c.String("listen"))
+	if err != nil {
+		return "", usageError("--listen %q: %v", c.String("listen"), err)
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		if c.IsSet("raft") {
+			return "", usageError("--listen %q names no host: give --api-advertise URL for the other servers", c.String("listen"))
+		}
+		host = "127.0.0.1"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port), nil
+}
