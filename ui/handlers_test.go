@@ -96,7 +96,8 @@ func TestRunPage_DrawsDAGTaskPanelAndLog(t *testing.T) {
 	h.must(404, "GET", "/runs/"+id+"?task=99", "", "")
 	h.must(404, "GET", "/runs/nope", "", "")
 	st := h.must(200, "GET", "/runs/"+id+"/state.json?tasks=1", "", "")
-	contains(t, st.body, `"state":"SUCCEEDED"`, `"final":true`, `"1":"SUCCEEDED"`)
+	contains(t, st.body, `"state":"SUCCEEDED"`, `"final":true`, `"1":"SUCCEEDED"`,
+		`"panel":{"state":"SUCCEEDED","attempts":[{"n":1,"executor":"sim","state":"SUCCEEDED"`)
 }
 
 func TestRunModel_TenThousandIterationLoopIsOneNode(t *testing.T) {

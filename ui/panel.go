@@ -31,6 +31,7 @@ type taskPanel struct {
 	GroupURL   string
 	Command    string
 	Executor   string
+	Waiting    string // why a PENDING task has not started
 }
 
 // ioRow is one input or output of a task.
@@ -42,14 +43,36 @@ type ioRow struct {
 }
 
 type attemptRow struct {
-	N                int
-	Executor, State  string
-	Started          time.Time
-	Duration         time.Duration
-	Error, Execution string
+	N         int           `json:"n"`
+	Executor  string        `json:"executor"`
+	State     string        `json:"state"`
+	Started   time.Time     `json:"-"`
+	Duration  time.Duration `json:"-"`
+	Took      string        `json:"took"`
+	Error     string        `json:"reason"`
+	Execution string        `json:"-"`
 }
 
-func (m *runModel) taskPanel(i int) *taskPanel {
+// attemptRows are task t's attempts as the panel lists them; a running
+// attempt's duration counts up to now.
+func attemptRows(t *store.Task, now time.Time) []attemptRow {
+	var out []attemptRow
+	for _, a := range t.Attempts {
+		row := attemptRow{N: a.N, Executor: a.Executor, State: a.State.String(), Started: a.StartedAt, Error: a.Error, Execution: a.ExecutionID}
+		switch {
+		case a.StartedAt.IsZero():
+		case !a.FinishedAt.IsZero():
+			row.Duration = a.FinishedAt.Sub(a.StartedAt)
+		case !a.State.Final():
+			row.Duration = now.Sub(a.StartedAt)
+		}
+		row.Took = formatDuration(row.Duration)
+		out = append(out, row)
+	}
+	return out
+}
+
+func (m *runModel) taskPanel(i int, now time.Time) *taskPanel {
 	t := m.tasks[i]
 	p := &taskPanel{Index: i, Name: t.Name, State: t.State.String(), Error: t.Error, Started: t.StartedAt, Group: m.groups[i]}
 	if !t.StartedAt.IsZero() && !t.FinishedAt.IsZero() {
@@ -69,20 +92,16 @@ func (m *runModel) taskPanel(i int) *taskPanel {
 	for _, name := range sortedKeys(t.Outputs) {
 		p.Outputs = append(p.Outputs, m.valueRow(i, name, t.Outputs[name]))
 	}
-	for _, a := range t.Attempts {
-		row := attemptRow{N: a.N, Executor: a.Executor, State: a.State.String(), Started: a.StartedAt, Error: a.Error, Execution: a.ExecutionID}
-		if !a.StartedAt.IsZero() && !a.FinishedAt.IsZero() {
-			row.Duration = a.FinishedAt.Sub(a.StartedAt)
-		}
-		p.Attempts = append(p.Attempts, row)
-	}
+	p.Attempts = attemptRows(t, now)
+	p.Waiting = m.waitReason(i, now)
 	if t.Cached() {
 		p.CachedText = t.CachedFrom
 		if run, task, ok := parseExecutionID(t.CachedFrom); ok {
 			p.CachedFrom = fmt.Sprintf("/runs/%s?task=%d", run, task)
 		}
 	}
-	if len(t.Attempts) > 0 {
+	if len(t.Attempts) > 0 || !p.Group && !t.State.Final() {
+		// a task yet to start gets an empty log that fills when it does
 		p.LogURL = fmt.Sprintf("/_api/apis/skiff/v1/runs/%s/tasks/%d/logs", m.run.ID, i)
 		p.Follow = !t.State.Final()
 	}

@@ -277,7 +277,7 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request, v *viewer) erro
 		if err != nil || m.tasks[i] == nil {
 			return fmt.Errorf("%w: task %q of run %s", ErrNotFound, ts, m.run.ID)
 		}
-		d.Task = m.taskPanel(i)
+		d.Task = m.taskPanel(i, s.now())
 		selected = i
 		if p, ok := m.place[i]; ok {
 			selected = m.topLevel(p.x.Task)
@@ -317,6 +317,16 @@ type liveState struct {
 	Final bool                `json:"final"`
 	Nodes map[string]liveNode `json:"nodes"`
 	Tasks map[string]string   `json:"tasks,omitempty"` // the asked-for tasks' states
+	// Panel is the first asked-for task's panel facts, for the open panel.
+	Panel *livePanel `json:"panel,omitempty"`
+}
+
+// livePanel is what the open task panel refreshes live.
+type livePanel struct {
+	State    string       `json:"state"`
+	Error    string       `json:"error,omitempty"`
+	Waiting  string       `json:"waiting,omitempty"`
+	Attempts []attemptRow `json:"attempts"`
 }
 
 type liveNode struct {
@@ -343,6 +353,10 @@ func (s *Server) runState(w http.ResponseWriter, r *http.Request, v *viewer) err
 		for t := range strings.SplitSeq(ts, ",") {
 			if i, err := strconv.Atoi(t); err == nil && m.tasks[i] != nil {
 				out.Tasks[t] = taskState(m.tasks[i])
+				if out.Panel == nil {
+					tk := m.tasks[i]
+					out.Panel = &livePanel{State: tk.State.String(), Error: tk.Error, Waiting: m.waitReason(i, s.now()), Attempts: attemptRows(tk, s.now())}
+				}
 			}
 		}
 	}

@@ -31,6 +31,7 @@ export function initRun() {
     }
     const tb = document.getElementById("task-state");
     if (tb && st.tasks && st.tasks[taskIdx]) { tb.textContent = st.tasks[taskIdx]; setState(tb, st.tasks[taskIdx]); }
+    if (st.panel) updatePanel(st.panel);
     if (st.final) {
       document.querySelector('[data-action="terminate"]')?.remove();
       head.dataset.final = "true";
@@ -63,14 +64,42 @@ export function initRun() {
       }
     });
   }
-  initLog();
+  log = initLog();
+}
+
+let log = null;
+
+// updatePanel refreshes the open task panel: its error, why it waits,
+// its attempts (the log starts following a new attempt).
+function updatePanel(p) {
+  const err = document.getElementById("task-error");
+  if (err) { err.textContent = p.error || ""; err.hidden = !p.error; }
+  const wait = document.getElementById("task-waiting");
+  if (wait) { wait.querySelector("span").textContent = p.waiting || ""; wait.hidden = !p.waiting; }
+  const rows = document.getElementById("attempt-rows");
+  if (rows) {
+    rows.replaceChildren(...p.attempts.map((a) => {
+      const tr = document.createElement("tr");
+      const cell = (text, cls) => { const td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls; return td; };
+      const badge = document.createElement("span");
+      badge.className = "badge";
+      badge.textContent = a.state;
+      setState(badge, a.state);
+      const st = document.createElement("td");
+      st.append(badge);
+      tr.append(cell(String(a.n)), st, cell(a.executor), cell(a.took, "num"), cell(a.reason, "reason"));
+      return tr;
+    }));
+    document.getElementById("attempts").hidden = p.attempts.length === 0;
+  }
+  log?.attempts(p.attempts.length, p.state);
 }
 
 // initLog streams the task's log into <pre id=log> (following it while
 // the task runs) and filters it by the search box.
 function initLog() {
   const pre = document.getElementById("log");
-  if (!pre) return;
+  if (!pre) return null;
   const search = document.getElementById("log-search");
   const status = document.getElementById("log-status");
   let text = "";
@@ -101,9 +130,14 @@ function initLog() {
   }
   search.addEventListener("input", render);
 
-  async function stream() {
-    const follow = pre.dataset.follow === "true";
-    const res = await fetch(pre.dataset.src + (follow ? "?follow=true" : ""), { credentials: "same-origin" });
+  let streamed = 0; // the attempt being (or last) streamed
+  let busy = false;
+  async function stream(attempt, follow) {
+    busy = true;
+    streamed = attempt;
+    if (text) text += `\n── attempt ${attempt} ──\n`;
+    const q = `?attempt=${attempt}` + (follow ? "&follow=true" : "");
+    const res = await fetch(pre.dataset.src + q, { credentials: "same-origin" });
     if (!res.ok) {
       let msg = `no log (${res.status})`;
       try { msg = (await res.json()).message || msg; } catch { /* not JSON */ }
@@ -123,5 +157,22 @@ function initLog() {
     status.textContent = text ? "" : "empty";
     render();
   }
-  stream().catch((e) => { status.textContent = String(e); });
+  let latest = { n: 0, live: false };
+  const run = (attempt, follow) => stream(attempt, follow)
+    .catch((e) => { status.textContent = String(e); })
+    .finally(() => {
+      busy = false;
+      if (latest.n > streamed) run(latest.n, latest.live);
+    });
+  const first = Number(pre.dataset.attempts || 0);
+  if (first > 0) run(first, pre.dataset.follow === "true");
+  else status.textContent = "waiting for the task to start";
+  return {
+    // attempts is told the task's attempt count as it changes: a new
+    // attempt's log is followed once the previous stream has ended.
+    attempts(n, state) {
+      latest = { n, live: !["SUCCEEDED", "FAILED", "CANCELED", "SKIPPED"].includes(state) };
+      if (n > streamed && !busy) run(n, latest.live);
+    },
+  };
 }
