@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -158,9 +159,52 @@ func taskState(t *store.Task) string {
 	return t.State.String()
 }
 
-// layout returns the plan's layout, cached by the plan's digest.
-func (s *Server) layout(m *runModel) (*Layout, error) {
-	sum := sha256.Sum256(m.run.Plan)
+// scope is what a DAG drawing shows: the run's top level, or one
+// instance (a loop iteration) of a group.
+type scope struct {
+	Group int // -1 = the top level
+	Iter  int
+	plan  *spec.Plan
+	base  int // absolute index of the instance's first task
+	names []string
+}
+
+// topScope is the run's top level.
+func (m *runModel) topScope() scope { return scope{Group: -1, plan: m.plan} }
+
+// groupScope is instance k of group g, or false when g has not expanded
+// (or has no instance k).
+func (m *runModel) groupScope(g, k int) (scope, bool) {
+	pt := m.planTask[g]
+	if pt == nil || pt.Body == nil {
+		return scope{}, false
+	}
+	for _, x := range m.run.Expansions {
+		if x.Task == g && k >= 0 && k < x.Count {
+			return scope{Group: g, Iter: k, plan: pt.Body, base: x.Base + k*len(x.Names), names: x.Names}, true
+		}
+	}
+	return scope{}, false
+}
+
+// abs is the run's task index of the scope's plan task j, or -1.
+func (sc scope) abs(j int) int {
+	if sc.Group < 0 {
+		return j
+	}
+	if k := indexOf(sc.names, sc.plan.Tasks[j].Name); k >= 0 {
+		return sc.base + k
+	}
+	return -1
+}
+
+// layout returns the layout of plan p, cached by p's digest.
+func (s *Server) layout(p *spec.Plan) (*Layout, error) {
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(raw)
 	key := string(sum[:])
 	s.layoutMu.Lock()
 	l, ok := s.layouts[key]
@@ -168,8 +212,7 @@ func (s *Server) layout(m *runModel) (*Layout, error) {
 	if ok {
 		return l, nil
 	}
-	g := planGraph(m.plan)
-	l, err := LayoutDAG(g, DefaultLayoutConfig())
+	l, err = LayoutDAG(planGraph(p), DefaultLayoutConfig())
 	if err != nil {
 		return nil, err
 	}
@@ -193,29 +236,49 @@ func planGraph(p *spec.Plan) Graph {
 	return g
 }
 
-// graph draws the run's top level at l's positions.
+// graph draws the top level at l's positions.
 func (m *runModel) graph(l *Layout, selected int) graphView {
+	return m.scopeGraph(m.topScope(), l, selected)
+}
+
+// scopeGraph draws scope sc at l's positions; nodes carry the run's task
+// indices.
+func (m *runModel) scopeGraph(sc scope, l *Layout, selected int) graphView {
+	return drawGraph(sc.plan, l, func(j int, n *nodeView) {
+		i := sc.abs(j)
+		if i < 0 {
+			return
+		}
+		t := m.tasks[i]
+		n.Index, n.State, n.Selected = i, taskState(t), i == selected
+		n.Href = fmt.Sprintf("/runs/%s?task=%d", m.run.ID, i)
+		n.Cached = t != nil && t.Cached()
+		if n.Kind != "task" {
+			n.Counts, n.Total = m.counts(i)
+			n.Href = fmt.Sprintf("/runs/%s?group=%d", m.run.ID, i)
+		}
+	})
+}
+
+// drawGraph draws plan p at l's positions; fill adds each node's run
+// facts (state, links).
+func drawGraph(p *spec.Plan, l *Layout, fill func(j int, n *nodeView)) graphView {
 	cfg := DefaultLayoutConfig()
 	const pad = 12
 	gv := graphView{Width: l.Width, Height: l.Height,
 		ViewBox:  fmt.Sprintf("%d %d %.0f %.0f", -pad, -pad, l.Width+2*pad, l.Height+2*pad),
 		SVGWidth: fmt.Sprintf("%.0f", l.Width+2*pad), SVGHeight: fmt.Sprintf("%.0f", l.Height+2*pad)}
-	for i := range m.plan.Tasks {
-		pt := &m.plan.Tasks[i]
-		t := m.tasks[i]
-		n := nodeView{Index: i, Name: pt.Name, X: l.Pos[i].X, Y: l.Pos[i].Y, W: float64(cfg.NodeWidth), H: float64(cfg.NodeHeight),
-			State: taskState(t), Kind: "task", Href: fmt.Sprintf("/runs/%s?task=%d", m.run.ID, i), Selected: i == selected}
-		if t != nil && t.Cached() {
-			n.Cached = true
-		}
+	for j := range p.Tasks {
+		pt := &p.Tasks[j]
+		n := nodeView{Index: j, Name: pt.Name, X: l.Pos[j].X, Y: l.Pos[j].Y, W: float64(cfg.NodeWidth), H: float64(cfg.NodeHeight),
+			State: "PENDING", Kind: "task"}
 		if pt.IsGroup() {
 			n.Kind = "group"
 			if pt.ParallelFor != nil {
 				n.Kind = "loop"
 			}
-			n.Counts, n.Total = m.counts(i)
-			n.Href = fmt.Sprintf("/runs/%s?group=%d", m.run.ID, i)
 		}
+		fill(j, &n)
 		gv.Nodes = append(gv.Nodes, n)
 	}
 	for _, route := range l.Routes {
@@ -244,6 +307,7 @@ type runPageData struct {
 	Params     []kv
 	Task       *taskPanel
 	Group      *groupPanel
+	Scope      *scopeView // the drawn group instance; nil at the top level
 	CanCancel  bool
 	CanRetry   bool
 	Final      bool
@@ -257,12 +321,7 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request, v *viewer) erro
 	if err != nil {
 		return err
 	}
-	l, err := s.layout(m)
-	if err != nil {
-		return err
-	}
 	q := r.URL.Query()
-	selected := -1
 	d := runPageData{Run: m.run, Duration: runDuration(m.run, s.now()), Final: m.run.State.Final(), CanEdit: v.CanEdit()}
 	d.CanCancel = d.CanEdit && !d.Final
 	d.CanRetry = d.CanEdit && (m.run.State == spec.RunFailed || m.run.State == spec.RunCanceled)
@@ -272,40 +331,115 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request, v *viewer) erro
 	for _, k := range sortedKeys(m.run.Params) {
 		d.Params = append(d.Params, kv{k, compactJSON(m.run.Params[k])})
 	}
+	sc, selected, err := m.pageScope(q)
+	if err != nil {
+		return err
+	}
 	if ts := q.Get("task"); ts != "" {
-		i, err := strconv.Atoi(ts)
-		if err != nil || m.tasks[i] == nil {
-			return fmt.Errorf("%w: task %q of run %s", ErrNotFound, ts, m.run.ID)
-		}
-		d.Task = m.taskPanel(i, s.now())
-		selected = i
-		if p, ok := m.place[i]; ok {
-			selected = m.topLevel(p.x.Task)
-		}
+		d.Task = m.taskPanel(selected, s.now())
 	}
 	if gs := q.Get("group"); gs != "" {
-		i, err := strconv.Atoi(gs)
-		if err != nil || !m.groups[i] && m.planTask[i] == nil {
-			return fmt.Errorf("%w: group %q of run %s", ErrNotFound, gs, m.run.ID)
-		}
+		g, _ := strconv.Atoi(gs)
 		page, _ := strconv.Atoi(q.Get("page"))
-		d.Group = m.groupPanel(i, page)
-		selected = m.topLevel(i)
+		d.Group = m.groupPanel(g, page)
 	}
-	d.Graph = m.graph(l, selected)
+	l, err := s.layout(sc.plan)
+	if err != nil {
+		return err
+	}
+	d.Graph = m.scopeGraph(sc, l, selected)
+	d.Scope = m.scopeView(sc)
 	s.render(w, r, http.StatusOK, "run", v, d)
 	return nil
 }
 
-// topLevel is the top-level task that holds task i.
-func (m *runModel) topLevel(i int) int {
-	for {
-		p, ok := m.place[i]
-		if !ok {
-			return i
+// pageScope reads which part of the DAG a run page draws and which task
+// it selects: a task (?task=N) is drawn among its iteration's siblings; a
+// group (?group=N) opens its iteration ?iter=K, a sub-pipeline its one
+// instance, a loop without ?iter shows among its own siblings.
+func (m *runModel) pageScope(q url.Values) (scope, int, error) {
+	if ts := q.Get("task"); ts != "" {
+		i, err := strconv.Atoi(ts)
+		if err != nil || m.tasks[i] == nil {
+			return scope{}, 0, fmt.Errorf("%w: task %q of run %s", ErrNotFound, ts, m.run.ID)
 		}
-		i = p.x.Task
+		return m.scopeOf(i), i, nil
 	}
+	if gs := q.Get("group"); gs != "" {
+		g, err := strconv.Atoi(gs)
+		if err != nil || !m.groups[g] && m.planTask[g] == nil {
+			return scope{}, 0, fmt.Errorf("%w: group %q of run %s", ErrNotFound, gs, m.run.ID)
+		}
+		if is := q.Get("iter"); is != "" {
+			k, err := strconv.Atoi(is)
+			sc, ok := m.groupScope(g, k)
+			if err != nil || !ok {
+				return scope{}, 0, fmt.Errorf("%w: iteration %q of group %s", ErrNotFound, is, m.shortName(g))
+			}
+			return sc, -1, nil
+		}
+		if pt := m.planTask[g]; pt != nil && pt.ParallelFor == nil {
+			if sc, ok := m.groupScope(g, 0); ok {
+				return sc, -1, nil
+			}
+		}
+		return m.scopeOf(g), g, nil
+	}
+	return m.topScope(), -1, nil
+}
+
+// scopeOf is the scope that holds task i.
+func (m *runModel) scopeOf(i int) scope {
+	if p, ok := m.place[i]; ok {
+		if sc, ok := m.groupScope(p.x.Task, p.k); ok {
+			return sc
+		}
+	}
+	return m.topScope()
+}
+
+// scopeView is the bar above a drawn group instance: where it sits
+// (links up to the top level) and the neighbouring iterations.
+type scopeView struct {
+	Crumbs     []crumb
+	Prev, Next string
+	Of         int    // iterations of the loop
+	Query      string // group=G&iter=K, for the live state
+}
+
+type crumb struct{ Text, Href string }
+
+func (m *runModel) scopeView(sc scope) *scopeView {
+	if sc.Group < 0 {
+		return nil
+	}
+	sv := &scopeView{Query: fmt.Sprintf("group=%d&iter=%d", sc.Group, sc.Iter)}
+	for cur := sc; cur.Group >= 0; {
+		pt := m.planTask[cur.Group]
+		text := pt.Name
+		if pt.ParallelFor != nil {
+			text = fmt.Sprintf("%s · iteration %d", pt.Name, cur.Iter)
+		}
+		sv.Crumbs = append(sv.Crumbs, crumb{Text: text, Href: fmt.Sprintf("/runs/%s?group=%d&iter=%d", m.run.ID, cur.Group, cur.Iter)})
+		cur = m.scopeOf(cur.Group)
+	}
+	sv.Crumbs = append(sv.Crumbs, crumb{Text: m.plan.Name, Href: "/runs/" + m.run.ID})
+	slices.Reverse(sv.Crumbs)
+	if m.planTask[sc.Group].ParallelFor != nil {
+		link := func(k int) string { return fmt.Sprintf("/runs/%s?group=%d&iter=%d", m.run.ID, sc.Group, k) }
+		for _, x := range m.run.Expansions {
+			if x.Task == sc.Group {
+				sv.Of = x.Count
+			}
+		}
+		if sc.Iter > 0 {
+			sv.Prev = link(sc.Iter - 1)
+		}
+		if sc.Iter+1 < sv.Of {
+			sv.Next = link(sc.Iter + 1)
+		}
+	}
+	return sv
 }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
@@ -341,9 +475,22 @@ func (s *Server) runState(w http.ResponseWriter, r *http.Request, v *viewer) err
 		return err
 	}
 	out := liveState{State: m.run.State.String(), Final: m.run.State.Final(), Nodes: map[string]liveNode{}}
-	for i := range m.plan.Tasks {
+	sc := m.topScope()
+	if gs := r.URL.Query().Get("group"); gs != "" {
+		g, err1 := strconv.Atoi(gs)
+		k, err2 := strconv.Atoi(r.URL.Query().Get("iter"))
+		var ok bool
+		if sc, ok = m.groupScope(g, k); err1 != nil || err2 != nil || !ok {
+			return fmt.Errorf("%w: group %q iteration %q", errBadRequest, gs, r.URL.Query().Get("iter"))
+		}
+	}
+	for j := range sc.plan.Tasks {
+		i := sc.abs(j)
+		if i < 0 {
+			continue
+		}
 		n := liveNode{State: taskState(m.tasks[i])}
-		if m.plan.Tasks[i].IsGroup() {
+		if sc.plan.Tasks[j].IsGroup() {
 			n.Counts, n.Total = m.counts(i)
 		}
 		out.Nodes[strconv.Itoa(i)] = n

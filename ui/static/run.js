@@ -11,7 +11,9 @@ export function initRun() {
 
   async function refresh() {
     timer = null;
-    const q = taskIdx ? `?tasks=${encodeURIComponent(taskIdx)}` : "";
+    const params = new URLSearchParams(head.dataset.scope || "");
+    if (taskIdx) params.set("tasks", taskIdx);
+    const q = params.size ? "?" + params : "";
     const res = await fetch(`/runs/${encodeURIComponent(runID)}/state.json${q}`, { credentials: "same-origin" });
     if (!res.ok) return;
     const st = await res.json();
