@@ -33,6 +33,7 @@ func (s *Server) parseTemplates() error {
 		"f":        func(v float64) string { return fmt.Sprintf("%.4g", v) },
 		"add":      func(a, b int) int { return a + b },
 		"trunc":    truncate,
+		"min":      func(a, b int) int { return min(a, b) },
 	}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
