@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -277,4 +278,40 @@ func TestListPages_Load(t *testing.T) {
 	contains(t, h.must(200, "GET", "/experiments", "", "").body, "Default")
 	h.must(200, "GET", "/pipelines", "", "")
 	h.must(200, "GET", "/recurring", "", "")
+}
+
+func TestRunsPage_MetricAndParameterColumnsSort(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{})
+	for _, c := range []struct {
+		name     string
+		acc, ler float64
+	}{{"low", 0.61, 0.3}, {"high", 0.97, 0.01}, {"mid", 0.8, 0.1}} {
+		id := h.submitWith(c.name, scorePipeline, map[string]any{"acc": c.acc, "lr": c.ler})
+		if r := h.waitRun(id); r.State != spec.RunSucceeded {
+			t.Fatalf("run %v: %s", r.State, r.Error)
+		}
+	}
+	order := func(body string) string {
+		return strings.Join(regexp.MustCompile(`<a href="/runs/[^"?]+">(low|high|mid)</a>`).FindAllString(body, -1), " ")
+	}
+	r := h.must(200, "GET", "/runs?metrics=accuracy,train.metrics.loss&params=lr&sort=-metric:accuracy", "", "").body
+	contains(t, r, ">0.97</td>", ">0.61</td>", `sort=metric%3Aaccuracy`, "accuracy <span class=\"arrow\">↓</span>", ">train.metrics.loss<")
+	if got := order(r); !strings.Contains(got, "high") || strings.Index(got, "high") > strings.Index(got, "mid") || strings.Index(got, "mid") > strings.Index(got, "low") {
+		t.Fatalf("by accuracy, descending: %s", got)
+	}
+	r = h.must(200, "GET", "/runs?metrics=accuracy&params=lr&sort=param:lr", "", "").body
+	if got := order(r); strings.Index(got, "high") > strings.Index(got, "mid") || strings.Index(got, "mid") > strings.Index(got, "low") {
+		t.Fatalf("by lr, ascending: %s", got)
+	}
+	h.must(400, "GET", "/runs?sort=metric:accuracy", "", "") // not a shown column
+}
+
+func TestValueKey_SortsNumbersNumerically(t *testing.T) {
+	t.Parallel()
+	vals := []string{"10", "-2.5", "", "abc", "9", "-10", "0", "1e3"}
+	slices.SortFunc(vals, func(a, b string) int { return strings.Compare(valueKey(a), valueKey(b)) })
+	if got := fmt.Sprint(vals); got != "[-10 -2.5 0 9 10 1e3 abc ]" {
+		t.Fatalf("sorted %s", got)
+	}
 }

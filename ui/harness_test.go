@@ -148,7 +148,17 @@ func (h *harness) must(want int, method, path, cookie, body string, hdr ...strin
 // submit creates a run through the API and returns its id.
 func (h *harness) submit(name, pipeline string) string {
 	h.t.Helper()
-	b, _ := json.Marshal(map[string]any{"display_name": name, "pipeline_spec": pipeline})
+	return h.submitWith(name, pipeline, nil)
+}
+
+// submitWith creates a run with parameters params.
+func (h *harness) submitWith(name, pipeline string, params map[string]any) string {
+	h.t.Helper()
+	body := map[string]any{"display_name": name, "pipeline_spec": pipeline}
+	if params != nil {
+		body["runtime_config"] = map[string]any{"parameters": params}
+	}
+	b, _ := json.Marshal(body)
 	hdr := []string{"Content-Type", "application/json"}
 	if h.admin != "" {
 		hdr = append(hdr, "Authorization", "Bearer "+h.admin)
@@ -177,6 +187,25 @@ func (h *harness) waitRun(id string) store.Run {
 	h.t.Fatalf("run %s did not finish", id)
 	return store.Run{}
 }
+
+// scorePipeline writes a Metrics artifact whose accuracy and loss come
+// from its parameters.
+const scorePipeline = `name: score
+executor: local
+parameters:
+  acc: {type: float, default: 0.5}
+  loss: {type: float, default: 1}
+  lr: {type: float, default: 0.1}
+tasks:
+  - name: train
+    command: [/bin/sh, -c, 'printf "{\"accuracy\": %s, \"loss\": %s}" "$0" "$1" > "$2"', "{{inputs.acc}}", "{{inputs.loss}}", "{{outputs.metrics}}"]
+    inputs:
+      acc: {type: float, param: acc}
+      loss: {type: float, param: loss}
+      lr: {type: float, param: lr}
+    outputs:
+      metrics: Metrics
+`
 
 const simPipeline = `name: hello
 executor: sim

@@ -114,7 +114,7 @@ func (s *Server) comparePage(w http.ResponseWriter, r *http.Request, v *viewer) 
 		for k, val := range m.run.Params {
 			put(params, k, n, len(ids), compactJSON(val))
 		}
-		for k, val := range s.runMetrics(r.Context(), m) {
+		for k, val := range s.metricsOf(r.Context(), m.run) {
 			put(metrics, k, n, len(ids), val)
 		}
 	}
@@ -154,6 +154,44 @@ func compareRows(m map[string][]string, diffOnly bool) []compareRow {
 			continue
 		}
 		out = append(out, row)
+	}
+	return out
+}
+
+// metricsOf is run's scalar metrics (runMetrics), cached once the run is
+// final; {} when its tasks cannot be read.
+func (s *Server) metricsOf(ctx context.Context, run store.Run) map[string]string {
+	if run.State.Final() {
+		s.metricsMu.Lock()
+		got, ok := s.metrics[run.ID]
+		s.metricsMu.Unlock()
+		if ok {
+			return got
+		}
+	}
+	if len(run.Plan) == 0 { // a list's summary: read the whole run
+		full, err := s.cfg.Store.GetRun(run.ID)
+		if err != nil {
+			return map[string]string{}
+		}
+		run = full
+	}
+	tasks, err := s.cfg.Store.Tasks(run.ID)
+	if err != nil {
+		return map[string]string{}
+	}
+	m, err := newRunModel(run, tasks)
+	if err != nil {
+		return map[string]string{}
+	}
+	out := s.runMetrics(ctx, m)
+	if run.State.Final() {
+		s.metricsMu.Lock()
+		if len(s.metrics) >= 4096 {
+			clear(s.metrics)
+		}
+		s.metrics[run.ID] = out
+		s.metricsMu.Unlock()
 	}
 	return out
 }
