@@ -259,7 +259,7 @@ func TestComparePage_ShowsParamsAndMetricsSideBySide(t *testing.T) {
 	h.waitRun(a)
 	h.waitRun(b)
 	r := h.must(200, "GET", "/compare?runs="+a+","+b, "", "")
-	contains(t, r.body, "Parameters", "Metrics", "make.metrics.accuracy", "0.93", "who")
+	contains(t, r.body, "Parameters", "Metrics", "make.metrics.accuracy", "0.93", "who", `id="metric-charts"`, `aria-label="make.metrics.accuracy by run"`)
 	r = h.must(200, "GET", "/compare?runs="+a+","+b+"&diff=1", "", "")
 	contains(t, r.body, "Showing differences only")
 	ids := strings.Repeat(a+",", 20) // duplicates count once
@@ -314,4 +314,42 @@ func TestValueKey_SortsNumbersNumerically(t *testing.T) {
 	if got := fmt.Sprint(vals); got != "[-10 -2.5 0 9 10 1e3 abc ]" {
 		t.Fatalf("sorted %s", got)
 	}
+}
+
+func TestComparePage_DrawsMetricChartsAndParallelCoordinates(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{})
+	var ids []string
+	for _, p := range []map[string]any{{"acc": 0.6, "lr": 0.3, "loss": 0.9}, {"acc": 0.9, "lr": 0.01, "loss": 0.2}, {"acc": 0.75, "lr": 0.1, "loss": 0.5}} {
+		id := h.submitWith(fmt.Sprint("lr=", p["lr"]), scorePipeline, p)
+		if r := h.waitRun(id); r.State != spec.RunSucceeded {
+			t.Fatalf("run %v: %s", r.State, r.Error)
+		}
+		ids = append(ids, id)
+	}
+	body := h.must(200, "GET", "/compare?runs="+strings.Join(ids, ","), "", "").body
+	// bars: one per run in each metric's chart, the best outlined
+	contains(t, body, `aria-label="train.metrics.accuracy by run"`, `aria-label="train.metrics.loss by run"`, `class="bar best"`)
+	if n := strings.Count(body, `<rect class="bar`); n != 6 {
+		t.Fatalf("%d bars, want 2 metrics x 3 runs", n)
+	}
+	// parallel coordinates: the varying params and metrics are axes, a run is a line
+	contains(t, body, `id="parallel"`, ">lr<title>", ">train.metrics.accuracy<title>")
+	pc := body[strings.Index(body, `id="parallel"`):]
+	pc = pc[:strings.Index(pc, "</svg>")]
+	lines := regexp.MustCompile(`<polyline points="([^"]+)"`).FindAllStringSubmatch(pc, -1)
+	if len(lines) != 3 {
+		t.Fatalf("%d lines, want 3", len(lines))
+	}
+	// lr and accuracy vary in opposite directions: the best run (lr 0.01)
+	// is lowest on the lr axis and highest on the accuracy axis
+	// axes: parameters acc, loss, lr, then metrics accuracy, loss
+	best := strings.Fields(lines[1][1])
+	if len(best) != 5 || !strings.HasSuffix(best[2], ",300.0") || !strings.HasSuffix(best[3], ",40.0") {
+		t.Fatalf("the best run's line %v: want the bottom of lr (y 300) and the top of accuracy (y 40)", best)
+	}
+	if ok := strings.Contains(pc, `stroke="`+runColor(1)+`"`); !ok {
+		t.Fatal("runs do not keep their colours")
+	}
+	contains(t, body, `<ul class="legend"`)
 }

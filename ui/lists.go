@@ -69,6 +69,9 @@ func quoteTerm(s string) string {
 
 type compareData struct {
 	Runs     []store.Run
+	Legend   []legendItem
+	Charts   []barChart
+	Parallel *parallelChart
 	Params   []compareRow
 	Metrics  []compareRow
 	DiffOnly bool
@@ -123,6 +126,15 @@ func (s *Server) comparePage(w http.ResponseWriter, r *http.Request, v *viewer) 
 	}
 	d.Params = compareRows(params, d.DiffOnly)
 	d.Metrics = compareRows(metrics, d.DiffOnly)
+	if len(d.Runs) >= 2 {
+		names := make([]string, len(d.Runs))
+		for i, run := range d.Runs {
+			names[i] = run.Name
+			d.Legend = append(d.Legend, legendItem{Name: run.Name, ID: run.ID, Color: runColor(i)})
+		}
+		d.Charts = metricCharts(d.Metrics, names)
+		d.Parallel = parallelCoords(d.Params, d.Metrics, names)
+	}
 	s.render(w, r, http.StatusOK, "compare", v, d)
 	return nil
 }
