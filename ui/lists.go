@@ -267,20 +267,6 @@ func (s *Server) pipelinesPage(w http.ResponseWriter, r *http.Request, v *viewer
 	return nil
 }
 
-func (s *Server) pipelinePage(w http.ResponseWriter, r *http.Request, v *viewer) error {
-	p, err := s.cfg.Store.GetPipeline(r.PathValue("id"))
-	if err != nil || !v.sees(p.Namespace) {
-		return fmt.Errorf("%w: pipeline %s", ErrNotFound, r.PathValue("id"))
-	}
-	vs, err := s.cfg.Store.ListPipelineVersions(p.ID)
-	if err != nil {
-		return err
-	}
-	slices.SortFunc(vs, func(a, b store.PipelineVersion) int { return b.CreatedAt.Compare(a.CreatedAt) })
-	s.render(w, r, http.StatusOK, "pipeline", v, pipelineRow{Pipeline: p, Versions: vs})
-	return nil
-}
-
 type recurringRow struct {
 	store.RecurringRun
 	Schedule string
