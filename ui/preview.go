@@ -29,9 +29,9 @@ type pipelineData struct {
 // previewTask is the side panel of a task of a previewed version.
 type previewTask struct {
 	Name, Description, Image, Command, Executor, Kind string
-	Inputs                                          []ioRow
-	Outputs                                         []spec.Output
-	Body                                            int // tasks of a group's body
+	Inputs                                            []ioRow
+	Outputs                                           []spec.Output
+	Body                                              int // tasks of a group's body
 }
 
 func (s *Server) pipelinePage(w http.ResponseWriter, r *http.Request, v *viewer) error {
