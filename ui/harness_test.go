@@ -26,6 +26,7 @@ type harness struct {
 	t     testing.TB
 	st    *store.Store
 	srv   *httptest.Server
+	ui    *Server
 	admin string // a token for every namespace ("" with noAuth)
 }
 
@@ -76,7 +77,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(Mount(apiSrv, u))
-	h := &harness{t: t, st: st, srv: hs}
+	h := &harness{t: t, st: st, srv: hs, ui: u}
 	t.Cleanup(func() {
 		hs.CloseClientConnections()
 		hs.Close()
@@ -176,7 +177,13 @@ func (h *harness) submitWith(name, pipeline string, params map[string]any) strin
 // waitRun polls the store until the run is final.
 func (h *harness) waitRun(id string) store.Run {
 	h.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	return h.waitRunWithin(id, 30*time.Second)
+}
+
+// waitRunWithin polls the store until the run is final, for at most d.
+func (h *harness) waitRunWithin(id string, d time.Duration) store.Run {
+	h.t.Helper()
+	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		r, err := h.st.GetRun(id)
 		if err == nil && r.State.Final() {

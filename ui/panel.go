@@ -145,14 +145,14 @@ func (m *runModel) inputRow(i int, in spec.Input) ioRow {
 		row.Source = "parameter " + in.Param
 		if _, nested := m.place[i]; !nested {
 			if v, ok := m.run.Params[in.Param]; ok {
-				row.Value = compactJSON(v)
+				row.Value = shortJSON(v)
 			}
 		}
 	case in.UpstreamStatus:
 		row.Source = "upstream status"
 	default:
 		row.Source = "value"
-		row.Value = compactJSON(in.Value)
+		row.Value = shortJSON(in.Value)
 	}
 	if in.Field != "" {
 		row.Source += " → " + in.Field
@@ -190,7 +190,7 @@ func (m *runModel) valueRow(i int, name string, v spec.Value) ioRow {
 		row.Value = fmt.Sprintf("%d artifacts", len(v.Artifacts))
 	default:
 		row.Type = "parameter"
-		row.Value = compactJSON(v.Param)
+		row.Value = shortJSON(v.Param)
 	}
 	return row
 }
@@ -233,32 +233,45 @@ func (m *runModel) groupPanel(g, page int) *groupPanel {
 		p.Name = pt.Name
 	}
 	p.Counts, p.Total = m.counts(g)
-	var iters []iterationRow
+	// rank every iteration by its worst state, then build rows for the
+	// page only: a 10,000-iteration loop costs one pass
+	type iter struct {
+		x    store.Expansion
+		k    int
+		rank int
+	}
+	var iters []iter
 	for _, x := range m.run.Expansions {
 		if x.Task != g {
 			continue
 		}
 		p.Loop = x.Loop
 		for k := range x.Count {
-			it := iterationRow{K: k}
+			rank := len(stateOrder)
 			for j := range x.Names {
-				i := x.Base + k*len(x.Names) + j
-				st := taskState(m.tasks[i])
-				it.Tasks = append(it.Tasks, taskLink{Index: i, Name: x.Names[j], State: st, Href: fmt.Sprintf("/runs/%s?task=%d", m.run.ID, i)})
-				if it.State == "" || stateRank(st) < stateRank(it.State) {
-					it.State = st
-				}
+				rank = min(rank, stateRank(taskState(m.tasks[x.Base+k*len(x.Names)+j])))
 			}
-			iters = append(iters, it)
+			iters = append(iters, iter{x, k, rank})
 		}
 	}
-	slices.SortStableFunc(iters, func(a, b iterationRow) int {
-		return cmp.Or(cmp.Compare(stateRank(a.State), stateRank(b.State)), cmp.Compare(a.K, b.K))
+	slices.SortStableFunc(iters, func(a, b iter) int {
+		return cmp.Or(cmp.Compare(a.rank, b.rank), cmp.Compare(a.k, b.k))
 	})
 	p.Pages = max(1, (len(iters)+groupPageSize-1)/groupPageSize)
 	p.Page = min(max(page, 1), p.Pages)
 	lo := (p.Page - 1) * groupPageSize
-	p.Iterations = iters[lo:min(lo+groupPageSize, len(iters))]
+	for _, it := range iters[lo:min(lo+groupPageSize, len(iters))] {
+		row := iterationRow{K: it.k}
+		for j, name := range it.x.Names {
+			i := it.x.Base + it.k*len(it.x.Names) + j
+			st := taskState(m.tasks[i])
+			row.Tasks = append(row.Tasks, taskLink{Index: i, Name: name, State: st, Href: fmt.Sprintf("/runs/%s?task=%d", m.run.ID, i)})
+			if row.State == "" || stateRank(st) < stateRank(row.State) {
+				row.State = st
+			}
+		}
+		p.Iterations = append(p.Iterations, row)
+	}
 	link := func(n int) string { return fmt.Sprintf("/runs/%s?group=%d&page=%d", m.run.ID, g, n) }
 	if p.Page > 1 {
 		p.PrevURL = link(p.Page - 1)

@@ -118,7 +118,7 @@ func previewTaskOf(plan *spec.Plan, j int) *previewTask {
 		case in.UpstreamStatus:
 			row.Source = "upstream status"
 		default:
-			row.Source, row.Value = "value", compactJSON(in.Value)
+			row.Source, row.Value = "value", shortJSON(in.Value)
 		}
 		pt.Inputs = append(pt.Inputs, row)
 	}

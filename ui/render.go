@@ -162,3 +162,21 @@ func truncate(s string, n int) string {
 	}
 	return string(r[:n-1]) + "…"
 }
+
+// maxValueChars bounds a JSON value shown inline (a parameter, an input);
+// the API has the whole value.
+const maxValueChars = 240
+
+// shortJSON is a compact JSON value cut to maxValueChars, saying how
+// long a cut list was.
+func shortJSON(raw json.RawMessage) string {
+	s := compactJSON(raw)
+	if len(s) <= maxValueChars {
+		return s
+	}
+	var list []json.RawMessage
+	if json.Unmarshal(raw, &list) == nil {
+		return truncate(s, maxValueChars) + fmt.Sprintf(" (%d items)", len(list))
+	}
+	return truncate(s, maxValueChars)
+}

@@ -70,13 +70,39 @@ func (s *Server) loadRun(id string, v *viewer) (*runModel, error) {
 	if err != nil || !v.sees(store.RunNamespace(run)) {
 		return nil, fmt.Errorf("%w: run %s", ErrNotFound, id)
 	}
+	key := fmt.Sprintf("%s/%s/%d/%s", run.ID, run.State, run.TaskCount, run.FinishedAt.Format(time.RFC3339Nano))
+	if run.State.Final() {
+		s.modelMu.Lock()
+		m, ok := s.models[key]
+		s.modelMu.Unlock()
+		if ok {
+			return m, nil
+		}
+	}
 	tasks, err := s.cfg.Store.Tasks(run.ID)
 	if err != nil {
 		return nil, err
 	}
-	return newRunModel(run, tasks)
+	m, err := newRunModel(run, tasks)
+	if err == nil && run.State.Final() {
+		// a final run's tasks no longer change (a retry makes it
+		// non-final, and final again with a new end): keep the model
+		s.modelMu.Lock()
+		if len(s.models) >= maxCachedModels {
+			clear(s.models)
+		}
+		s.models[key] = m
+		s.modelMu.Unlock()
+	}
+	return m, err
 }
 
+// maxCachedModels bounds the final runs whose models the server keeps
+// (a 10,000-task run's is a few MB).
+const maxCachedModels = 16
+
+// newRunModel indexes a run and its tasks. The model is read-only once
+// built: the server shares final runs' models between requests.
 func newRunModel(run store.Run, tasks []store.Task) (*runModel, error) {
 	m := &runModel{run: run, plan: &spec.Plan{}, tasks: make(map[int]*store.Task, len(tasks)),
 		members: map[int][]int{}, groups: store.Groups(run), place: map[int]placement{}, planTask: map[int]*spec.Task{}}
@@ -145,12 +171,13 @@ func (m *runModel) counts(g int) ([]stateCount, int) {
 
 // stateRank orders states for display: trouble first.
 func stateRank(st string) int {
-	order := []string{"FAILED", "RUNNING", "CANCELING", "CANCELED", "PENDING", "SUCCEEDED", "CACHED", "SKIPPED"}
-	if i := slices.Index(order, st); i >= 0 {
+	if i := slices.Index(stateOrder, st); i >= 0 {
 		return i
 	}
-	return len(order)
+	return len(stateOrder)
 }
+
+var stateOrder = []string{"FAILED", "RUNNING", "CANCELING", "CANCELED", "PENDING", "SUCCEEDED", "CACHED", "SKIPPED"}
 
 func taskState(t *store.Task) string {
 	if t == nil {
@@ -329,7 +356,7 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request, v *viewer) erro
 		d.Experiment = e.Name
 	}
 	for _, k := range sortedKeys(m.run.Params) {
-		d.Params = append(d.Params, kv{k, compactJSON(m.run.Params[k])})
+		d.Params = append(d.Params, kv{k, shortJSON(m.run.Params[k])})
 	}
 	sc, selected, err := m.pageScope(q)
 	if err != nil {

@@ -3,8 +3,10 @@ package ui
 import (
 	"regexp"
 	"testing"
+	"time"
 
 	"github.com/skiffml/skiff/engine/spec"
+	"github.com/skiffml/skiff/executors/sim"
 )
 
 // loopPipeline: a loop whose iterations are a two-step chain with a
@@ -70,4 +72,25 @@ func TestRunPage_DrawsALoopIterationAsItsOwnGraph(t *testing.T) {
 	lacks(t, st, `"0":`) // prep is not in the iteration
 	h.must(404, "GET", "/runs/"+id+"?group=1&iter=3", "", "")
 	h.must(400, "GET", "/runs/"+id+"/state.json?group=1&iter=9", "", "")
+}
+
+func TestLoadRun_SharesFinalRunsModelsOnly(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{sim: sim.Config{Tasks: map[string]sim.Behavior{"greet": {Duration: time.Hour}}}})
+	u := h.ui
+	v := &viewer{Namespace: "*", Role: "admin"}
+	live := h.submit("live", simPipeline)
+	a, err := u.loadRun(live, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := u.loadRun(live, v); a == b {
+		t.Fatal("a running run's model was reused: its states would go stale")
+	}
+	done := h.submit("done", loopPipeline)
+	h.waitRun(done)
+	a, _ = u.loadRun(done, v)
+	if b, _ := u.loadRun(done, v); a != b {
+		t.Fatal("a final run's model was read again")
+	}
 }

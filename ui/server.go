@@ -82,6 +82,9 @@ type Server struct {
 	// metrics caches final runs' scalar metrics by run id.
 	metricsMu sync.Mutex
 	metrics   map[string]map[string]string
+	// models caches final runs' models (loadRun).
+	modelMu sync.Mutex
+	models  map[string]*runModel
 }
 
 // New returns the UI server.
@@ -96,7 +99,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Clock = time.Now
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Clock, mux: http.NewServeMux(), layouts: map[string]*Layout{},
-		metrics: map[string]map[string]string{}}
+		metrics: map[string]map[string]string{}, models: map[string]*runModel{}}
 	if err := s.parseTemplates(); err != nil {
 		return nil, err
 	}
