@@ -137,8 +137,42 @@ func TestBrowser_LogFollowsAndATenThousandIterationRunRendersInASecond(t *testin
 		}
 		shot(t, ctx, p.name)
 	}
+	// the other new views, for the screenshots: a failed iteration's own
+	// graph, Compare's charts, a pipeline's preview
+	var ids []string
+	for _, p := range []map[string]any{{"acc": 0.62, "lr": 0.3, "loss": 0.9}, {"acc": 0.91, "lr": 0.01, "loss": 0.22}, {"acc": 0.78, "lr": 0.1, "loss": 0.5}} {
+		ids = append(ids, h.submitWith(fmt.Sprint("lr=", p["lr"]), scorePipeline, p))
+	}
+	for _, id := range ids {
+		h.waitRun(id)
+	}
+	b, _ := json.Marshal(map[string]any{"pipeline": map[string]any{"display_name": "loopy"},
+		"pipeline_version": map[string]any{"display_name": "v1", "pipeline_spec": loopPipeline}})
+	var pl struct {
+		ID string `json:"pipeline_id"`
+	}
+	_ = json.Unmarshal([]byte(h.must(200, "POST", "/apis/v2beta1/pipelines/create", "", string(b), "Content-Type", "application/json").body), &pl)
+	failedIter := run.Expansions[0].Base // the first iteration whose train failed
+	for i := run.Expansions[0].Base; i < run.TaskCount; i++ {
+		if tk, err := h.st.Task(big, i); err == nil && tk.State == spec.TaskFailed {
+			failedIter = i
+			break
+		}
+	}
+	for _, p := range []struct{ name, path, wait string }{
+		{"run-10k-failed-iteration", fmt.Sprintf("/runs/%s?task=%d", big, failedIter), `.scopebar`},
+		{"compare-charts", "/compare?runs=" + strings.Join(ids, ","), `svg.parallel`},
+		{"runs-metric-columns", "/runs?metrics=accuracy,loss&params=lr&sort=-metric:accuracy", `table.runs`},
+		{"pipeline-preview", "/pipelines/" + pl.ID, `#dag.preview`},
+	} {
+		if err := chromedp.Run(ctx, chromedp.Navigate(h.srv.URL+p.path), chromedp.WaitVisible(p.wait)); err != nil {
+			t.Fatalf("%s: %v", p.name, err)
+		}
+		shot(t, ctx, p.name)
+	}
+
 	var counts string
-	if err := chromedp.Run(ctx, chromedp.TextContent(`#group-panel .chips`, &counts)); err != nil {
+	if err := chromedp.Run(ctx, chromedp.Navigate(h.srv.URL+"/runs/"+big+"?group=1"), chromedp.TextContent(`#group-panel .chips`, &counts)); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(counts, "succeeded") {

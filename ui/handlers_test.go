@@ -330,6 +330,10 @@ func TestComparePage_DrawsMetricChartsAndParallelCoordinates(t *testing.T) {
 	body := h.must(200, "GET", "/compare?runs="+strings.Join(ids, ","), "", "").body
 	// bars: one per run in each metric's chart, the best outlined
 	contains(t, body, `aria-label="train.metrics.accuracy by run"`, `aria-label="train.metrics.loss by run"`, `class="bar best"`)
+	// the best accuracy is the highest, the best loss the lowest: both are run 1's
+	if got := regexp.MustCompile(`<rect class="bar best"[^>]*fill="([^"]+)"`).FindAllStringSubmatch(body, -1); len(got) != 2 || got[0][1] != runColor(1) || got[1][1] != runColor(1) {
+		t.Fatalf("best bars %v, want run 1's colour %s twice", got, runColor(1))
+	}
 	if n := strings.Count(body, `<rect class="bar`); n != 6 {
 		t.Fatalf("%d bars, want 2 metrics x 3 runs", n)
 	}

@@ -151,11 +151,11 @@ func compareRows(m map[string][]string, diffOnly bool) []compareRow {
 	for _, k := range sortedKeys(m) {
 		vals := m[k]
 		row := compareRow{Key: k, Values: vals, Same: true, Best: -1}
-		best := 0.0
+		best, lower := 0.0, lowerIsBetter(k)
 		for i, x := range vals {
 			row.Same = row.Same && x == vals[0]
 			var f float64
-			if _, err := fmt.Sscanf(x, "%g", &f); err == nil && (row.Best < 0 || f > best) {
+			if _, err := fmt.Sscanf(x, "%g", &f); err == nil && (row.Best < 0 || !lower && f > best || lower && f < best) {
 				row.Best, best = i, f
 			}
 		}
@@ -206,6 +206,18 @@ func (s *Server) metricsOf(ctx context.Context, run store.Run) map[string]string
 		s.metricsMu.Unlock()
 	}
 	return out
+}
+
+// lowerIsBetter guesses from a metric's name that its best value is the
+// lowest (a loss or an error).
+func lowerIsBetter(key string) bool {
+	k := strings.ToLower(key[strings.LastIndexByte(key, '.')+1:])
+	for _, w := range []string{"loss", "error", "err", "mse", "rmse", "mae", "perplexity", "latency"} {
+		if k == w || strings.HasSuffix(k, "_"+w) || strings.HasPrefix(k, w+"_") {
+			return true
+		}
+	}
+	return false
 }
 
 // runMetrics collects a run's scalar metrics: numeric parameter outputs

@@ -75,8 +75,12 @@ func attemptRows(t *store.Task, now time.Time) []attemptRow {
 func (m *runModel) taskPanel(i int, now time.Time) *taskPanel {
 	t := m.tasks[i]
 	p := &taskPanel{Index: i, Name: t.Name, State: t.State.String(), Error: t.Error, Started: t.StartedAt, Group: m.groups[i]}
-	if !t.StartedAt.IsZero() && !t.FinishedAt.IsZero() {
+	switch {
+	case t.StartedAt.IsZero():
+	case !t.FinishedAt.IsZero():
 		p.Duration = t.FinishedAt.Sub(t.StartedAt)
+	case !t.State.Final():
+		p.Duration = now.Sub(t.StartedAt) // so far
 	}
 	if p.Group {
 		p.GroupURL = fmt.Sprintf("/runs/%s?group=%d", m.run.ID, i)

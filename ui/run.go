@@ -36,9 +36,60 @@ type nodeView struct {
 	Kind       string // "task", "loop" or "group"
 	Counts     []stateCount
 	Total      int
+	Summary    string        // a group's line of counts
+	Progress   []progressSeg // a group's progress bar
 	Cached     bool
 	Href       string
 	Selected   bool
+}
+
+// progressSeg is one state's share of a group node's progress bar.
+type progressSeg struct {
+	X, Y, W float64
+	State string
+}
+
+// Where a group node's progress bar sits, relative to the node.
+const (
+	progressLeft  = 16.0
+	progressRight = 12.0
+)
+
+// nodeSummary is a group node's one line: its steps and its most telling
+// state ("10000 steps · 21 failed"); the tooltip has every count.
+func nodeSummary(counts []stateCount, total int) string {
+	s := fmt.Sprintf("%d steps", total)
+	if len(counts) > 0 {
+		s += fmt.Sprintf(" · %d %s", counts[0].N, shortState(counts[0].State))
+	}
+	return s
+}
+
+// shortState is a state's word in a node's summary.
+func shortState(st string) string {
+	switch st {
+	case "SUCCEEDED":
+		return "done"
+	case "PENDING":
+		return "waiting"
+	}
+	return strings.ToLower(st)
+}
+
+// progress splits a node's progress bar by state, in display order.
+func progress(n *nodeView) []progressSeg {
+	if n.Total == 0 {
+		return nil
+	}
+	width := n.W - progressLeft - progressRight
+	x := n.X + progressLeft
+	var out []progressSeg
+	for _, c := range n.Counts {
+		w := width * float64(c.N) / float64(n.Total)
+		out = append(out, progressSeg{X: x, Y: n.Y + n.H - 5, W: w, State: c.State})
+		x += w
+	}
+	return out
 }
 
 type stateCount struct {
@@ -283,6 +334,7 @@ func (m *runModel) scopeGraph(sc scope, l *Layout, selected int) graphView {
 		if n.Kind != "task" {
 			n.Counts, n.Total = m.counts(i)
 			n.Href = fmt.Sprintf("/runs/%s?group=%d", m.run.ID, i)
+			n.Summary, n.Progress = nodeSummary(n.Counts, n.Total), progress(n)
 		}
 	})
 }

@@ -41,7 +41,7 @@ func TestRunPage_DrawsALoopIterationAsItsOwnGraph(t *testing.T) {
 		t.Fatalf("run %v: %s", r.State, r.Error)
 	}
 	top := h.must(200, "GET", "/runs/"+id, "", "").body
-	contains(t, top, ">sweep</text>", "loop · ")
+	contains(t, top, ">sweep</text>", "↻ 12 steps · 12 done", `<rect class="st-succeeded" x="`)
 	lacks(t, top, ">fit</text>", `class="scopebar"`)
 
 	it := h.must(200, "GET", "/runs/"+id+"?group=1&iter=2", "", "").body

@@ -26,11 +26,13 @@ export function initRun() {
       const node = document.querySelector(`#dag [data-node="${idx}"]`);
       if (!node) continue;
       setState(node, n.state);
-      node.querySelector("title").textContent = node.querySelector("title").textContent.replace(/: [A-Z]+$/, ": " + n.state);
+      const title = node.querySelector("title");
+      title.textContent = title.textContent.replace(/: [A-Z]+( ·.*)?$/, ": " + n.state);
       const counts = node.querySelector("[data-counts]");
       if (counts && n.counts) {
-        const kind = node.classList.contains("kind-loop") ? "loop · " : "";
-        counts.textContent = kind + `${n.total} steps` + n.counts.map((c) => ` · ${c.n} ${c.state.toLowerCase()}`).join("");
+        counts.textContent = summary(node, n);
+        drawProgress(node.querySelector("g.progress"), n);
+        title.textContent += ` · ${n.total} steps` + n.counts.map((c) => ` · ${c.n} ${c.state.toLowerCase()}`).join("");
       }
     }
     const tb = document.getElementById("task-state");
@@ -179,4 +181,30 @@ function initLog() {
       if (n > streamed && !busy) run(n, latest.live);
     },
   };
+}
+
+// summary is a group node's line, as the server writes it (nodeSummary).
+function summary(node, n) {
+  const words = { SUCCEEDED: "done", PENDING: "waiting" };
+  const first = n.counts[0];
+  const loop = node.classList.contains("kind-loop") ? "↻ " : "";
+  return loop + `${n.total} steps` + (first ? ` · ${first.n} ${words[first.state] || first.state.toLowerCase()}` : "");
+}
+
+// drawProgress redraws a group node's progress bar from its counts.
+function drawProgress(g, n) {
+  if (!g || !n.total) return;
+  const left = 16, right = 12;
+  const width = Number(g.dataset.w) - left - right;
+  let x = Number(g.dataset.x) + left;
+  const y = Number(g.dataset.y) + Number(g.dataset.h) - 5;
+  g.replaceChildren(...n.counts.map((c) => {
+    const r = document.createElementNS("http://www.w3.org/2000/svg", "rect");
+    const w = width * c.n / n.total;
+    r.setAttribute("class", "st-" + c.state.toLowerCase());
+    r.setAttribute("x", x.toFixed(1)); r.setAttribute("y", y);
+    r.setAttribute("width", w.toFixed(1)); r.setAttribute("height", 3);
+    x += w;
+    return r;
+  }));
 }
