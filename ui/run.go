@@ -46,7 +46,7 @@ type nodeView struct {
 // progressSeg is one state's share of a group node's progress bar.
 type progressSeg struct {
 	X, Y, W float64
-	State string
+	State   string
 }
 
 // Where a group node's progress bar sits, relative to the node.
