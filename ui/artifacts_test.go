@@ -78,3 +78,18 @@ func TestArtifactPages_ClassificationSlicedAndDirectoryFromARealStep(t *testing.
 	h.must(404, "GET", base+"model?file=../../etc/passwd", "", "")
 	h.must(404, "GET", base+"model/raw?file=nope.txt", "", "")
 }
+
+func FuzzArtifactViews(f *testing.F) {
+	f.Add([]byte(`{"evaluationSlices": [{"slice": "a", "sliceClassificationMetrics": {"confusionMatrix": {"annotationSpecs": [{"displayName": "x"}], "rows": [{"row": [1]}]}}}]}`), []byte(`{}`))
+	f.Add([]byte(`{"confusionMatrix": {"annotationSpecs": [{"displayName": "x"}, {}], "rows": [[1, 2], {"row": [3, "a"]}]}, "confidenceMetrics": [{"recall": 2, "falsePositiveRate": -1}, {}]}`), []byte(`{"struct": {"list": [1]}}`))
+	f.Add([]byte("a,b\n1,2\n"), []byte(nil))
+	f.Fuzz(func(t *testing.T, content, meta []byte) {
+		for _, typ := range []spec.Type{spec.TypeClassificationMetrics, spec.TypeMetrics, spec.TypeArtifact, spec.TypeMarkdown} {
+			var d artifactData
+			d.fill(typ, decodeJSON(meta), content)
+			if d.View == "" {
+				t.Fatalf("%s: no view", typ)
+			}
+		}
+	})
+}
