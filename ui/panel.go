@@ -147,10 +147,15 @@ func (m *runModel) inputRow(i int, in spec.Input) ioRow {
 		}
 	case in.Param != "":
 		row.Source = "parameter " + in.Param
-		if _, nested := m.place[i]; !nested {
+		p, nested := m.place[i]
+		switch {
+		case !nested:
 			if v, ok := m.run.Params[in.Param]; ok {
 				row.Value = shortJSON(v)
 			}
+		case m.isItemParam(p.x.Task, in.Param):
+			row.Source = "loop item " + in.Param
+			row.Value, _ = m.loopItem(p.x.Task, p.k)
 		}
 	case in.UpstreamStatus:
 		row.Source = "upstream status"
@@ -293,4 +298,10 @@ func (m *runModel) taskOf(s string) (*store.Task, error) {
 		return nil, fmt.Errorf("%w: task %q of run %s", ErrNotFound, s, m.run.ID)
 	}
 	return m.tasks[i], nil
+}
+
+// isItemParam reports whether param is loop g's item.
+func (m *runModel) isItemParam(g int, param string) bool {
+	pt := m.planTask[g]
+	return pt != nil && pt.ParallelFor != nil && pt.ParallelFor.ItemParam == param
 }

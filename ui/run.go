@@ -484,6 +484,7 @@ type scopeView struct {
 	Prev, Next string
 	Of         int    // iterations of the loop
 	Query      string // group=G&iter=K, for the live state
+	Item       string // the drawn iteration's item, when known
 }
 
 type crumb struct{ Text, Href string }
@@ -498,6 +499,9 @@ func (m *runModel) scopeView(sc scope) *scopeView {
 		text := pt.Name
 		if pt.ParallelFor != nil {
 			text = fmt.Sprintf("%s · iteration %d", pt.Name, cur.Iter)
+			if item, ok := m.loopItem(cur.Group, cur.Iter); ok && cur.Group == sc.Group {
+				sv.Item = item
+			}
 		}
 		sv.Crumbs = append(sv.Crumbs, crumb{Text: text, Href: fmt.Sprintf("/runs/%s?group=%d&iter=%d", m.run.ID, cur.Group, cur.Iter)})
 		cur = m.scopeOf(cur.Group)

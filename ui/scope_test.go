@@ -46,7 +46,7 @@ func TestRunPage_DrawsALoopIterationAsItsOwnGraph(t *testing.T) {
 
 	it := h.must(200, "GET", "/runs/"+id+"?group=1&iter=2", "", "").body
 	contains(t, it, ">fit</text>", ">score</text>", ">inner</text>", `class="scopebar"`, "sweep · iteration 2", "of 3",
-		`data-scope="group=1&amp;iter=2"`, `rel="prev"`)
+		`data-scope="group=1&amp;iter=2"`, `rel="prev"`, `item <code>&#34;c&#34;</code>`)
 	lacks(t, it, ">prep</text>", `rel="next"`)
 	// fit -> score -> inner: two edges
 	if n := len(regexp.MustCompile(`<path d="M`).FindAllString(it, -1)); n != 2 {

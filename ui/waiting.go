@@ -2,6 +2,7 @@ package ui
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -160,4 +161,36 @@ func joinSome(xs []string, n int) string {
 		return strings.Join(xs, ", ")
 	}
 	return fmt.Sprintf("%s and %d more", strings.Join(xs[:n], ", "), len(xs)-n)
+}
+
+// loopItem is the item iteration k of loop g runs with, when the page
+// can tell: a literal list, a run parameter (top level) or a top-level
+// task's list output. Items behind a field selection or a nested loop's
+// parameters are not resolved.
+func (m *runModel) loopItem(g, k int) (string, bool) {
+	pt := m.planTask[g]
+	if pt == nil || pt.ParallelFor == nil || pt.ParallelFor.Items.Field != "" {
+		return "", false
+	}
+	in := pt.ParallelFor.Items
+	var list json.RawMessage
+	_, nested := m.place[g]
+	switch {
+	case len(in.Value) > 0:
+		list = in.Value
+	case in.Param != "" && !nested:
+		list = m.run.Params[in.Param]
+		if p := m.plan.Param(in.Param); len(list) == 0 && p != nil {
+			list = p.Default
+		}
+	case in.From != nil:
+		if up, ok := m.upstream(g, in.From); ok && m.tasks[up] != nil {
+			list = m.tasks[up].Outputs[in.From.Output].Param
+		}
+	}
+	var items []json.RawMessage
+	if json.Unmarshal(list, &items) != nil || k < 0 || k >= len(items) {
+		return "", false
+	}
+	return shortJSON(items[k]), true
 }

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -74,5 +75,32 @@ func TestRunModel_WaitReasonSaysWhyAPendingTaskWaits(t *testing.T) {
 	m.run.State = spec.RunSucceeded
 	if got := m.waitReason(1, now); got != "" {
 		t.Fatalf("a final run's task waits: %q", got)
+	}
+}
+
+func TestRunModel_LoopItemFromARunParameter(t *testing.T) {
+	t.Parallel()
+	plan := spec.Plan{Name: "p", Params: []spec.Param{{Name: "xs", Type: spec.TypeList}}, Tasks: []spec.Task{
+		{Name: "sweep", ParallelFor: &spec.Loop{Items: spec.Input{Param: "xs"}, ItemParam: "x"}, Body: &spec.Plan{Tasks: []spec.Task{
+			{Name: "fit", Inputs: []spec.Input{{Name: "x", Type: spec.TypeInt, Param: "x"}}},
+		}}},
+	}}
+	raw, _ := jsonMarshal(plan)
+	run := store.Run{ID: "r", Plan: raw, State: spec.RunSucceeded, Params: map[string]json.RawMessage{"xs": json.RawMessage(`[5, 6, 7]`)},
+		Expansions: []store.Expansion{{Task: 0, Base: 1, Count: 3, Loop: true, Names: []string{"fit"}}}}
+	tasks := []store.Task{{Index: 0, Name: "sweep"}, {Index: 1, Name: "a"}, {Index: 2, Name: "b"}, {Index: 3, Name: "c"}}
+	m, err := newRunModel(run, tasks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := m.loopItem(0, 1); !ok || got != "6" {
+		t.Fatalf("loopItem(0, 1) = %q, %v; want 6", got, ok)
+	}
+	if _, ok := m.loopItem(0, 3); ok {
+		t.Fatal("an iteration past the list has an item")
+	}
+	p := m.taskPanel(3, time.Now())
+	if len(p.Inputs) != 1 || p.Inputs[0].Source != "loop item x" || p.Inputs[0].Value != "7" {
+		t.Fatalf("inputs %+v", p.Inputs)
 	}
 }
