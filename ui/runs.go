@@ -131,7 +131,10 @@ type runsData struct {
 	MetricsString string
 }
 
-type sortColumn struct{ Key, Label, URL, Arrow string }
+type sortColumn struct {
+	Key, Label, URL, Arrow string
+	Num                    bool // a metric column: right-aligned
+}
 
 func (s *Server) runsPage(w http.ResponseWriter, r *http.Request, v *viewer) error {
 	q := r.URL.Query()
@@ -163,24 +166,14 @@ func (s *Server) runsPage(w http.ResponseWriter, r *http.Request, v *viewer) err
 		}
 	}
 	d.Total = len(rows)
-	slices.SortStableFunc(rows, func(a, b runRow) int {
-		c := cmp.Or(strings.Compare(a.key, b.key), strings.Compare(a.ID, b.ID))
-		if d.Desc {
-			return -c
-		}
-		return c
-	})
+	slices.SortStableFunc(rows, func(a, b runRow) int { return rowOrder(a.key, a.ID, b.key, b.ID, d.Desc) })
 	if after := q.Get("after"); after != "" {
 		key, id, err := decodeCursor(after)
 		if err != nil {
 			return err
 		}
 		i, _ := slices.BinarySearchFunc(rows, [2]string{key, id}, func(row runRow, c [2]string) int {
-			x := cmp.Or(strings.Compare(row.key, c[0]), strings.Compare(row.ID, c[1]))
-			if d.Desc {
-				return -x
-			}
-			return x
+			return rowOrder(row.key, row.ID, c[0], c[1], d.Desc)
 		})
 		for i < len(rows) && rows[i].key == key && rows[i].ID == id {
 			i++
@@ -206,7 +199,9 @@ func (s *Server) runsPage(w http.ResponseWriter, r *http.Request, v *viewer) err
 		d.Extra = append(d.Extra, sortColumnOf(q, d, "param:"+p, p, false))
 	}
 	for _, m := range d.MetricCols {
-		d.Extra = append(d.Extra, sortColumnOf(q, d, "metric:"+m, m, true))
+		c := sortColumnOf(q, d, "metric:"+m, m, true)
+		c.Num = true
+		d.Extra = append(d.Extra, c)
 	}
 	s.render(w, r, http.StatusOK, "runs", v, d)
 	return nil
@@ -276,11 +271,31 @@ func pickMetric(all map[string]string, name string) string {
 	return ""
 }
 
+// missingKey is the sort key of a run without a value in the sorted
+// column: such runs come last either way.
+const missingKey = "~"
+
+// rowOrder orders two rows by sort key and id (descending when desc),
+// runs without a value last.
+func rowOrder(ak, aid, bk, bid string, desc bool) int {
+	if am, bm := ak == missingKey, bk == missingKey; am != bm {
+		if am {
+			return 1
+		}
+		return -1
+	}
+	c := cmp.Or(strings.Compare(ak, bk), strings.Compare(aid, bid))
+	if desc {
+		return -c
+	}
+	return c
+}
+
 // valueKey is a sortable string of a column's value: numbers in numeric
 // order before any text, an empty value last.
 func valueKey(v string) string {
 	if v == "" {
-		return "~"
+		return missingKey
 	}
 	if f, err := strconv.ParseFloat(v, 64); err == nil {
 		b := math.Float64bits(f)
