@@ -80,7 +80,7 @@ func metricCharts(rows []compareRow, names []string) []barChart {
 				continue
 			}
 			x0, x1 := c.ZeroX, barLabelW+(v-lo)/span*barPlotW
-			b := bar{Y: y, LabelX: barLabelW - 8, X: min(x0, x1), W: max(math.Abs(x1-x0), 1), Color: runColor(i), Label: truncate(names[i], 18),
+			b := bar{Y: y, LabelX: barLabelW - 8, X: min(x0, x1), W: max(math.Abs(x1-x0), 1), Color: runColor(i), Label: truncate(names[i], 16),
 				Value: row.Values[i], TextX: max(x0, x1) + 6, Best: i == row.Best}
 			c.Bars = append(c.Bars, b)
 			y += barH + barGap

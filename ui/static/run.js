@@ -11,8 +11,22 @@ export function initRun() {
   const taskIdx = head.dataset.task;
   let timer = null;
 
+  // One refresh at a time, and at most one more queued behind it; the
+  // gap grows with what a refresh costs (a 10,000-task run's state is
+  // not free), so a busy run's events never pile requests up.
+  let busy = false, again = false, gap = 150;
   async function refresh() {
     timer = null;
+    if (busy) { again = true; return; }
+    busy = true;
+    const t0 = performance.now();
+    try { await refreshOnce(); } finally {
+      busy = false;
+      gap = Math.min(5000, Math.max(150, 2 * (performance.now() - t0)));
+      if (again) { again = false; soon(); }
+    }
+  }
+  async function refreshOnce() {
     const params = new URLSearchParams(head.dataset.scope || "");
     if (taskIdx) params.set("tasks", taskIdx);
     const q = params.size ? "?" + params : "";
@@ -43,7 +57,7 @@ export function initRun() {
       head.dataset.final = "true";
     }
   }
-  const soon = () => { if (!timer) timer = setTimeout(refresh, 150); };
+  const soon = () => { if (!timer) timer = setTimeout(refresh, gap); };
 
   const es = new EventSource(`/_api/apis/skiff/v1/events?run_id=${encodeURIComponent(runID)}`);
   es.addEventListener("change", soon);
