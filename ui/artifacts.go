@@ -469,7 +469,7 @@ func rocOf(v any) *rocView {
 			pts = append(pts, pt{fpr, rec})
 		}
 	}
-	if len(pts) < 2 {
+	if len(pts) == 0 { // one threshold is a curve through (0,0) and (1,1)
 		return nil
 	}
 	pts = append(pts, pt{0, 0}, pt{1, 1})

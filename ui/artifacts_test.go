@@ -93,3 +93,46 @@ func FuzzArtifactViews(f *testing.F) {
 		}
 	})
 }
+
+// kfpMetricsPipeline is KFP IR whose step describes its
+// ClassificationMetrics and SlicedClassificationMetrics only by metadata,
+// in its ExecutorOutput file, as the kfp SDK's launcher records them.
+const kfpMetricsPipeline = `pipelineInfo: {name: kfp-metrics}
+components:
+  comp-evaluate:
+    executorLabel: exec-evaluate
+    outputDefinitions:
+      artifacts:
+        cm: {artifactType: {schemaTitle: system.ClassificationMetrics, schemaVersion: 0.0.1}}
+        sliced: {artifactType: {schemaTitle: system.SlicedClassificationMetrics, schemaVersion: 0.0.1}}
+deploymentSpec:
+  executors:
+    exec-evaluate:
+      container:
+        image: alpine
+        command: [sh, -c, 'printf %s "$1" > "$0"', "{{$.outputs.output_file}}",
+          '{"artifacts": {"cm": {"artifacts": [{"name": "cm", "metadata": {"confusionMatrix": {"annotationSpecs": [{"displayName": "cat"}, {"displayName": "dog"}], "rows": [{"row": [9, 1]}, {"row": [2, 8]}]}, "confidenceMetrics": [{"confidenceThreshold": 0.5, "recall": 0.8, "falsePositiveRate": 0.1}]}}]},
+            "sliced": {"artifacts": [{"name": "sliced", "metadata": {"evaluationSlices": [{"slice": "overall", "sliceClassificationMetrics": {"confidenceMetrics": [{"recall": 0.6, "falsePositiveRate": 0.2}, {"recall": 0.9, "falsePositiveRate": 0.4}]}}]}}]}}}']
+root:
+  dag:
+    tasks:
+      evaluate:
+        componentRef: {name: comp-evaluate}
+        taskInfo: {name: evaluate}
+schemaVersion: 2.1.0
+sdkVersion: kfp-2.14.6
+`
+
+func TestArtifactPages_KFPMetricsFromExecutorOutputMetadata(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{executor: "local"})
+	id := h.submit("kfp-metrics", kfpMetricsPipeline)
+	if r := h.waitRun(id); r.State != spec.RunSucceeded {
+		t.Fatalf("run %v: %s", r.State, r.Error)
+	}
+	base := "/runs/" + id + "/tasks/0/outputs/"
+	cm := h.must(200, "GET", base+"cm", "", "").body
+	contains(t, cm, ">cat</text>", ">dog</text>", ">9</text>", ">8</text>", "ROC curve", "AUC 0.850")
+	sl := h.must(200, "GET", base+"sliced", "", "").body
+	contains(t, sl, "<h2>overall</h2>", "ROC curve", "AUC 0.780")
+}

@@ -31,6 +31,8 @@ type harness struct {
 }
 
 type harnessOpts struct {
+	// executor runs what names none (KFP pipelines); "" = sim
+	executor string
 	auth     bool
 	pageSize int
 	sim      sim.Config
@@ -63,7 +65,10 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = eng.Run(ctx); close(done) }()
-	apiSrv, err := api.New(api.Config{Store: st, Engine: eng, Blobs: blobs, DefaultExecutor: sim.Name, NoAuth: !o.auth}, events)
+	if o.executor == "" {
+		o.executor = sim.Name
+	}
+	apiSrv, err := api.New(api.Config{Store: st, Engine: eng, Blobs: blobs, DefaultExecutor: o.executor, NoAuth: !o.auth}, events)
 	if err != nil {
 		t.Fatal(err)
 	}
