@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"path"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -35,6 +36,11 @@ type artifactData struct {
 	Text                       string
 	Truncated                  bool
 	Note                       string
+	Slices                     []sliceView
+	Entries                    []dirEntry // a directory's files
+	Base                       string     // the artifact page's URL
+	File                       string     // the file of a directory shown
+	FileSize                   int64
 }
 
 // artifactOf finds output name of the task in the URL and checks that the
@@ -65,36 +71,85 @@ func (s *Server) artifactPage(w http.ResponseWriter, r *http.Request, v *viewer)
 	}
 	base := fmt.Sprintf("/runs/%s/tasks/%d/outputs/%s", m.run.ID, ti, r.PathValue("name"))
 	d := artifactData{RunID: m.run.ID, RunName: m.run.Name, Task: m.tasks[ti].Name, TaskIndex: ti, Name: r.PathValue("name"), Ref: ref,
-		Download: base + "/raw?download=1", Raw: base + "/raw"}
-	var data []byte
-	if !ref.Dir {
-		data, d.Truncated, err = s.readBlob(r, ref.Digest)
+		Download: base + "/raw?download=1", Raw: base + "/raw", Base: base}
+	file := r.URL.Query().Get("file")
+	switch {
+	case ref.Dir && file == "":
+		d.View = "dir"
+		d.Entries, d.Truncated, err = listDir(r.Context(), s.cfg.Blobs, ref.Digest, base)
+		return s.renderArtifact(w, r, v, &d, err)
+	case ref.Dir:
+		rc, size, err := openDirFile(r.Context(), s.cfg.Blobs, ref.Digest, file)
 		if err != nil {
 			return err
 		}
+		defer rc.Close()
+		d.File, d.FileSize = file, size
+		q := "?file=" + urlQuery(file)
+		d.Download, d.Raw = base+"/raw"+q+"&download=1", base+"/raw"+q
+		data, truncated, err := readPreview(rc, s.cfg.PreviewBytes)
+		if err != nil {
+			return err
+		}
+		d.Truncated = truncated
+		d.fill(fileType(file), nil, data)
+		return s.renderArtifact(w, r, v, &d, nil)
 	}
-	meta := unwrapKFP(decodeJSON(ref.Metadata))
+	data, truncated, err := s.readBlob(r, ref.Digest)
+	if err != nil {
+		return err
+	}
+	d.Truncated = truncated
+	d.fill(ref.Type, decodeJSON(ref.Metadata), data)
+	return s.renderArtifact(w, r, v, &d, nil)
+}
+
+func (s *Server) renderArtifact(w http.ResponseWriter, r *http.Request, v *viewer, d *artifactData, err error) error {
+	if err != nil {
+		return err
+	}
+	s.render(w, r, http.StatusOK, "artifact", v, d)
+	return nil
+}
+
+// fileType is the artifact type a file inside a directory is shown as,
+// by its extension.
+func fileType(name string) spec.Type {
+	switch strings.ToLower(path.Ext(name)) {
+	case ".md", ".markdown":
+		return spec.TypeMarkdown
+	case ".html", ".htm":
+		return spec.TypeHTML
+	}
+	return spec.TypeArtifact
+}
+
+// fill chooses the view of an artifact of type typ from its metadata
+// (KFP writes metrics there) and its content.
+func (d *artifactData) fill(typ spec.Type, rawMeta any, data []byte) {
+	meta := unwrapKFP(rawMeta)
 	content := unwrapKFP(decodeJSON(data))
+	// KFP's SlicedClassificationMetrics (Skiff reads its type as
+	// Artifact): one classification view per slice
+	sl := slicesOf(meta)
+	if sl == nil && typ != spec.TypeMarkdown && typ != spec.TypeHTML {
+		sl = slicesOf(content)
+	}
+	if sl != nil {
+		d.View, d.Slices = "sliced", sl
+		return
+	}
 	switch {
-	case ref.Dir:
-		d.View, d.Note = "binary", "A directory, stored as a tar archive."
-	case ref.Type == spec.TypeClassificationMetrics:
+	case typ == spec.TypeClassificationMetrics:
 		d.View = "classification"
-		d.Confusion, d.ROC = classificationViews(meta), nil
-		if d.Confusion == nil {
-			d.Confusion = classificationViews(content)
-		}
-		if d.ROC = rocOf(meta); d.ROC == nil {
-			d.ROC = rocOf(content)
-		}
-		d.Metrics = flatten(meta, "")
-	case ref.Type == spec.TypeMetrics:
+		d.Confusion, d.ROC, d.Metrics = classificationOf(meta, content)
+	case typ == spec.TypeMetrics:
 		d.View = "metrics"
 		d.Metrics = append(flatten(meta, ""), flatten(content, "")...)
-	case ref.Type == spec.TypeMarkdown:
+	case typ == spec.TypeMarkdown:
 		d.View = "markdown"
 		d.Markdown = renderMarkdown(data)
-	case ref.Type == spec.TypeHTML:
+	case typ == spec.TypeHTML:
 		d.View = "html"
 	case !utf8.Valid(data) || bytes.IndexByte(data, 0) >= 0:
 		d.View, d.Note = "binary", "Binary content."
@@ -106,8 +161,54 @@ func (s *Server) artifactPage(w http.ResponseWriter, r *http.Request, v *viewer)
 			d.Text = firstLines(string(data), 200)
 		}
 	}
-	s.render(w, r, http.StatusOK, "artifact", v, d)
-	return nil
+}
+
+// classificationOf reads a confusion matrix and an ROC curve from KFP's
+// ClassificationMetrics, in the metadata or else the content, and the
+// other scalars of the metadata.
+func classificationOf(meta, content any) (*confusionView, *rocView, []kv) {
+	cm := classificationViews(meta)
+	if cm == nil {
+		cm = classificationViews(content)
+	}
+	roc := rocOf(meta)
+	if roc == nil {
+		roc = rocOf(content)
+	}
+	return cm, roc, flatten(meta, "")
+}
+
+// sliceView is one slice of a SlicedClassificationMetrics.
+type sliceView struct {
+	Name      string
+	Confusion *confusionView
+	ROC       *rocView
+	Metrics   []kv
+}
+
+// slicesOf reads KFP's SlicedClassificationMetrics metadata:
+// {"evaluationSlices": [{"slice": NAME, "sliceClassificationMetrics":
+// {confusionMatrix, confidenceMetrics}}]}; nil when v is not one.
+func slicesOf(v any) []sliceView {
+	obj, _ := v.(map[string]any)
+	list, ok := obj["evaluationSlices"].([]any)
+	if !ok {
+		return nil
+	}
+	out := []sliceView{}
+	for i, e := range list {
+		if len(out) == 50 {
+			break
+		}
+		m, _ := e.(map[string]any)
+		name, _ := m["slice"].(string)
+		if name == "" {
+			name = fmt.Sprintf("slice %d", i+1)
+		}
+		cm, roc, scalars := classificationOf(m["sliceClassificationMetrics"], nil)
+		out = append(out, sliceView{Name: name, Confusion: cm, ROC: roc, Metrics: scalars})
+	}
+	return out
 }
 
 // readBlob reads up to PreviewBytes of a blob.
@@ -117,12 +218,17 @@ func (s *Server) readBlob(r *http.Request, digest string) ([]byte, bool, error) 
 		return nil, false, fmt.Errorf("%w: artifact %s: %v", ErrNotFound, digest, err)
 	}
 	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, s.cfg.PreviewBytes+1))
+	return readPreview(rc, s.cfg.PreviewBytes)
+}
+
+// readPreview reads up to limit bytes of rd and whether there was more.
+func readPreview(rd io.Reader, limit int64) ([]byte, bool, error) {
+	data, err := io.ReadAll(io.LimitReader(rd, limit+1))
 	if err != nil {
 		return nil, false, err
 	}
-	if int64(len(data)) > s.cfg.PreviewBytes {
-		return data[:s.cfg.PreviewBytes], true, nil
+	if int64(len(data)) > limit {
+		return data[:limit], true, nil
 	}
 	return data, false, nil
 }
@@ -134,9 +240,24 @@ func (s *Server) artifactRaw(w http.ResponseWriter, r *http.Request, v *viewer) 
 	if err != nil {
 		return err
 	}
-	rc, err := s.cfg.Blobs.Open(r.Context(), ref.Digest)
-	if err != nil {
-		return fmt.Errorf("%w: artifact %s", ErrNotFound, ref.Digest)
+	var rc io.ReadCloser
+	name, typ, file := r.PathValue("name"), ref.Type, r.URL.Query().Get("file")
+	switch {
+	case ref.Dir && file != "":
+		rc, _, err = openDirFile(r.Context(), s.cfg.Blobs, ref.Digest, file)
+		if err != nil {
+			return err
+		}
+		name, typ = path.Base(file), fileType(file)
+	default:
+		rc, err = s.cfg.Blobs.Open(r.Context(), ref.Digest)
+		if err != nil {
+			return fmt.Errorf("%w: artifact %s", ErrNotFound, ref.Digest)
+		}
+		if ref.Dir {
+			name += ".tar"
+			typ = spec.TypeArtifact
+		}
 	}
 	defer rc.Close()
 	h := w.Header()
@@ -144,13 +265,9 @@ func (s *Server) artifactRaw(w http.ResponseWriter, r *http.Request, v *viewer) 
 	h.Del("X-Frame-Options")
 	switch {
 	case r.URL.Query().Get("download") != "":
-		name := r.PathValue("name")
-		if ref.Dir {
-			name += ".tar"
-		}
 		h.Set("Content-Type", "application/octet-stream")
 		h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", name))
-	case ref.Type == spec.TypeHTML && !ref.Dir:
+	case typ == spec.TypeHTML:
 		h.Set("Content-Type", "text/html; charset=utf-8")
 	default:
 		h.Set("Content-Type", "text/plain; charset=utf-8")
@@ -257,6 +374,7 @@ type confusionView struct {
 
 type cellView struct {
 	X, Y, CX, CY, Opacity float64
+	Size                  float64
 	Value                 string
 	Dark                  bool // the count is drawn light on a dark cell
 }
@@ -308,7 +426,7 @@ func classificationViews(v any) *confusionView {
 				op = 0.04 + 0.96*grid[i][j]/peak
 			}
 			x, y := cv.Left+float64(j)*cv.Cell, cv.Top+float64(i)*cv.Cell
-			cv.Cells = append(cv.Cells, cellView{X: x, Y: y, CX: x + cv.Cell/2, CY: y + cv.Cell/2, Opacity: op, Value: formatNumber(grid[i][j]), Dark: op > 0.55})
+			cv.Cells = append(cv.Cells, cellView{X: x, Y: y, Size: cv.Cell, CX: x + cv.Cell/2, CY: y + cv.Cell/2, Opacity: op, Value: formatNumber(grid[i][j]), Dark: op > 0.55})
 		}
 	}
 	return cv
@@ -351,7 +469,7 @@ func rocOf(v any) *rocView {
 			pts = append(pts, pt{fpr, rec})
 		}
 	}
-	if len(pts) < 2 {
+	if len(pts) == 0 { // one threshold is a curve through (0,0) and (1,1)
 		return nil
 	}
 	pts = append(pts, pt{0, 0}, pt{1, 1})

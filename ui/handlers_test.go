@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -96,7 +97,8 @@ func TestRunPage_DrawsDAGTaskPanelAndLog(t *testing.T) {
 	h.must(404, "GET", "/runs/"+id+"?task=99", "", "")
 	h.must(404, "GET", "/runs/nope", "", "")
 	st := h.must(200, "GET", "/runs/"+id+"/state.json?tasks=1", "", "")
-	contains(t, st.body, `"state":"SUCCEEDED"`, `"final":true`, `"1":"SUCCEEDED"`)
+	contains(t, st.body, `"state":"SUCCEEDED"`, `"final":true`, `"1":"SUCCEEDED"`,
+		`"panel":{"state":"SUCCEEDED","attempts":[{"n":1,"executor":"sim","state":"SUCCEEDED"`)
 }
 
 func TestRunModel_TenThousandIterationLoopIsOneNode(t *testing.T) {
@@ -257,7 +259,7 @@ func TestComparePage_ShowsParamsAndMetricsSideBySide(t *testing.T) {
 	h.waitRun(a)
 	h.waitRun(b)
 	r := h.must(200, "GET", "/compare?runs="+a+","+b, "", "")
-	contains(t, r.body, "Parameters", "Metrics", "make.metrics.accuracy", "0.93", "who")
+	contains(t, r.body, "Parameters", "Metrics", "make.metrics.accuracy", "0.93", "who", `id="metric-charts"`, `aria-label="make.metrics.accuracy by run"`)
 	r = h.must(200, "GET", "/compare?runs="+a+","+b+"&diff=1", "", "")
 	contains(t, r.body, "Showing differences only")
 	ids := strings.Repeat(a+",", 20) // duplicates count once
@@ -276,4 +278,91 @@ func TestListPages_Load(t *testing.T) {
 	contains(t, h.must(200, "GET", "/experiments", "", "").body, "Default")
 	h.must(200, "GET", "/pipelines", "", "")
 	h.must(200, "GET", "/recurring", "", "")
+}
+
+func TestRunsPage_MetricAndParameterColumnsSort(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{})
+	h.waitRun(h.submit("none", simPipeline)) // no metrics: last either way
+	for _, c := range []struct {
+		name     string
+		acc, ler float64
+	}{{"low", 0.61, 0.3}, {"high", 0.97, 0.01}, {"mid", 0.8, 0.1}} {
+		id := h.submitWith(c.name, scorePipeline, map[string]any{"acc": c.acc, "lr": c.ler})
+		if r := h.waitRun(id); r.State != spec.RunSucceeded {
+			t.Fatalf("run %v: %s", r.State, r.Error)
+		}
+	}
+	order := func(body string) string {
+		var names []string
+		for _, m := range regexp.MustCompile(`<a href="/runs/[^"?]+">(low|high|mid|none)</a>`).FindAllStringSubmatch(body, -1) {
+			names = append(names, m[1])
+		}
+		return strings.Join(names, " ")
+	}
+	r := h.must(200, "GET", "/runs?metrics=accuracy,train.metrics.loss&params=lr&sort=-metric:accuracy", "", "").body
+	contains(t, r, ">0.97</td>", ">0.61</td>", `sort=metric%3Aaccuracy`, "accuracy <span class=\"arrow\">↓</span>", ">train.metrics.loss<")
+	if got := order(r); got != "high mid low none" {
+		t.Fatalf("by accuracy, descending: %s", got)
+	}
+	r = h.must(200, "GET", "/runs?metrics=accuracy&params=lr&sort=metric:accuracy", "", "").body
+	if got := order(r); got != "low mid high none" {
+		t.Fatalf("by accuracy, ascending: %s", got)
+	}
+	r = h.must(200, "GET", "/runs?metrics=accuracy&params=lr&sort=param:lr", "", "").body
+	if got := order(r); got != "high mid low none" {
+		t.Fatalf("by lr, ascending: %s", got)
+	}
+	h.must(400, "GET", "/runs?sort=metric:accuracy", "", "") // not a shown column
+}
+
+func TestValueKey_SortsNumbersNumerically(t *testing.T) {
+	t.Parallel()
+	vals := []string{"10", "-2.5", "", "abc", "9", "-10", "0", "1e3"}
+	slices.SortFunc(vals, func(a, b string) int { return strings.Compare(valueKey(a), valueKey(b)) })
+	if got := fmt.Sprint(vals); got != "[-10 -2.5 0 9 10 1e3 abc ]" {
+		t.Fatalf("sorted %s", got)
+	}
+}
+
+func TestComparePage_DrawsMetricChartsAndParallelCoordinates(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{})
+	var ids []string
+	for _, p := range []map[string]any{{"acc": 0.6, "lr": 0.3, "loss": 0.9}, {"acc": 0.9, "lr": 0.01, "loss": 0.2}, {"acc": 0.75, "lr": 0.1, "loss": 0.5}} {
+		id := h.submitWith(fmt.Sprint("lr=", p["lr"]), scorePipeline, p)
+		if r := h.waitRun(id); r.State != spec.RunSucceeded {
+			t.Fatalf("run %v: %s", r.State, r.Error)
+		}
+		ids = append(ids, id)
+	}
+	body := h.must(200, "GET", "/compare?runs="+strings.Join(ids, ","), "", "").body
+	// bars: one per run in each metric's chart, the best outlined
+	contains(t, body, `aria-label="train.metrics.accuracy by run"`, `aria-label="train.metrics.loss by run"`, `class="bar best"`)
+	// the best accuracy is the highest, the best loss the lowest: both are run 1's
+	if got := regexp.MustCompile(`<rect class="bar best"[^>]*fill="([^"]+)"`).FindAllStringSubmatch(body, -1); len(got) != 2 || got[0][1] != runColor(1) || got[1][1] != runColor(1) {
+		t.Fatalf("best bars %v, want run 1's colour %s twice", got, runColor(1))
+	}
+	if n := strings.Count(body, `<rect class="bar`); n != 6 {
+		t.Fatalf("%d bars, want 2 metrics x 3 runs", n)
+	}
+	// parallel coordinates: the varying params and metrics are axes, a run is a line
+	contains(t, body, `id="parallel"`, ">lr<title>", ">train.metrics.accuracy<title>")
+	pc := body[strings.Index(body, `id="parallel"`):]
+	pc = pc[:strings.Index(pc, "</svg>")]
+	lines := regexp.MustCompile(`<polyline points="([^"]+)"`).FindAllStringSubmatch(pc, -1)
+	if len(lines) != 3 {
+		t.Fatalf("%d lines, want 3", len(lines))
+	}
+	// lr and accuracy vary in opposite directions: the best run (lr 0.01)
+	// is lowest on the lr axis and highest on the accuracy axis
+	// axes: parameters acc, loss, lr, then metrics accuracy, loss
+	best := strings.Fields(lines[1][1])
+	if len(best) != 5 || !strings.HasSuffix(best[2], ",300.0") || !strings.HasSuffix(best[3], ",40.0") {
+		t.Fatalf("the best run's line %v: want the bottom of lr (y 300) and the top of accuracy (y 40)", best)
+	}
+	if ok := strings.Contains(pc, `stroke="`+runColor(1)+`"`); !ok {
+		t.Fatal("runs do not keep their colours")
+	}
+	contains(t, body, `<ul class="legend"`)
 }

@@ -26,10 +26,13 @@ type harness struct {
 	t     testing.TB
 	st    *store.Store
 	srv   *httptest.Server
+	ui    *Server
 	admin string // a token for every namespace ("" with noAuth)
 }
 
 type harnessOpts struct {
+	// executor runs what names none (KFP pipelines); "" = sim
+	executor string
 	auth     bool
 	pageSize int
 	sim      sim.Config
@@ -62,7 +65,10 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = eng.Run(ctx); close(done) }()
-	apiSrv, err := api.New(api.Config{Store: st, Engine: eng, Blobs: blobs, DefaultExecutor: sim.Name, NoAuth: !o.auth}, events)
+	if o.executor == "" {
+		o.executor = sim.Name
+	}
+	apiSrv, err := api.New(api.Config{Store: st, Engine: eng, Blobs: blobs, DefaultExecutor: o.executor, NoAuth: !o.auth}, events)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +82,7 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(Mount(apiSrv, u))
-	h := &harness{t: t, st: st, srv: hs}
+	h := &harness{t: t, st: st, srv: hs, ui: u}
 	t.Cleanup(func() {
 		hs.CloseClientConnections()
 		hs.Close()
@@ -148,7 +154,17 @@ func (h *harness) must(want int, method, path, cookie, body string, hdr ...strin
 // submit creates a run through the API and returns its id.
 func (h *harness) submit(name, pipeline string) string {
 	h.t.Helper()
-	b, _ := json.Marshal(map[string]any{"display_name": name, "pipeline_spec": pipeline})
+	return h.submitWith(name, pipeline, nil)
+}
+
+// submitWith creates a run with parameters params.
+func (h *harness) submitWith(name, pipeline string, params map[string]any) string {
+	h.t.Helper()
+	body := map[string]any{"display_name": name, "pipeline_spec": pipeline}
+	if params != nil {
+		body["runtime_config"] = map[string]any{"parameters": params}
+	}
+	b, _ := json.Marshal(body)
 	hdr := []string{"Content-Type", "application/json"}
 	if h.admin != "" {
 		hdr = append(hdr, "Authorization", "Bearer "+h.admin)
@@ -166,7 +182,13 @@ func (h *harness) submit(name, pipeline string) string {
 // waitRun polls the store until the run is final.
 func (h *harness) waitRun(id string) store.Run {
 	h.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	return h.waitRunWithin(id, 30*time.Second)
+}
+
+// waitRunWithin polls the store until the run is final, for at most d.
+func (h *harness) waitRunWithin(id string, d time.Duration) store.Run {
+	h.t.Helper()
+	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		r, err := h.st.GetRun(id)
 		if err == nil && r.State.Final() {
@@ -177,6 +199,25 @@ func (h *harness) waitRun(id string) store.Run {
 	h.t.Fatalf("run %s did not finish", id)
 	return store.Run{}
 }
+
+// scorePipeline writes a Metrics artifact whose accuracy and loss come
+// from its parameters.
+const scorePipeline = `name: score
+executor: local
+parameters:
+  acc: {type: float, default: 0.5}
+  loss: {type: float, default: 1}
+  lr: {type: float, default: 0.1}
+tasks:
+  - name: train
+    command: [/bin/sh, -c, 'printf "{\"accuracy\": %s, \"loss\": %s}" "$0" "$1" > "$2"', "{{inputs.acc}}", "{{inputs.loss}}", "{{outputs.metrics}}"]
+    inputs:
+      acc: {type: float, param: acc}
+      loss: {type: float, param: loss}
+      lr: {type: float, param: lr}
+    outputs:
+      metrics: Metrics
+`
 
 const simPipeline = `name: hello
 executor: sim

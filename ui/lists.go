@@ -69,6 +69,9 @@ func quoteTerm(s string) string {
 
 type compareData struct {
 	Runs     []store.Run
+	Legend   []legendItem
+	Charts   []barChart
+	Parallel *parallelChart
 	Params   []compareRow
 	Metrics  []compareRow
 	DiffOnly bool
@@ -114,7 +117,7 @@ func (s *Server) comparePage(w http.ResponseWriter, r *http.Request, v *viewer) 
 		for k, val := range m.run.Params {
 			put(params, k, n, len(ids), compactJSON(val))
 		}
-		for k, val := range s.runMetrics(r.Context(), m) {
+		for k, val := range s.metricsOf(r.Context(), m.run) {
 			put(metrics, k, n, len(ids), val)
 		}
 	}
@@ -123,6 +126,15 @@ func (s *Server) comparePage(w http.ResponseWriter, r *http.Request, v *viewer) 
 	}
 	d.Params = compareRows(params, d.DiffOnly)
 	d.Metrics = compareRows(metrics, d.DiffOnly)
+	if len(d.Runs) >= 2 {
+		names := make([]string, len(d.Runs))
+		for i, run := range d.Runs {
+			names[i] = run.Name
+			d.Legend = append(d.Legend, legendItem{Name: run.Name, ID: run.ID, Color: runColor(i)})
+		}
+		d.Charts = metricCharts(d.Metrics, names)
+		d.Parallel = parallelCoords(d.Params, d.Metrics, names)
+	}
 	s.render(w, r, http.StatusOK, "compare", v, d)
 	return nil
 }
@@ -139,11 +151,11 @@ func compareRows(m map[string][]string, diffOnly bool) []compareRow {
 	for _, k := range sortedKeys(m) {
 		vals := m[k]
 		row := compareRow{Key: k, Values: vals, Same: true, Best: -1}
-		best := 0.0
+		best, lower := 0.0, lowerIsBetter(k)
 		for i, x := range vals {
 			row.Same = row.Same && x == vals[0]
 			var f float64
-			if _, err := fmt.Sscanf(x, "%g", &f); err == nil && (row.Best < 0 || f > best) {
+			if _, err := fmt.Sscanf(x, "%g", &f); err == nil && (row.Best < 0 || !lower && f > best || lower && f < best) {
 				row.Best, best = i, f
 			}
 		}
@@ -156,6 +168,56 @@ func compareRows(m map[string][]string, diffOnly bool) []compareRow {
 		out = append(out, row)
 	}
 	return out
+}
+
+// metricsOf is run's scalar metrics (runMetrics), cached once the run is
+// final; {} when its tasks cannot be read.
+func (s *Server) metricsOf(ctx context.Context, run store.Run) map[string]string {
+	if run.State.Final() {
+		s.metricsMu.Lock()
+		got, ok := s.metrics[run.ID]
+		s.metricsMu.Unlock()
+		if ok {
+			return got
+		}
+	}
+	if len(run.Plan) == 0 { // a list's summary: read the whole run
+		full, err := s.cfg.Store.GetRun(run.ID)
+		if err != nil {
+			return map[string]string{}
+		}
+		run = full
+	}
+	tasks, err := s.cfg.Store.Tasks(run.ID)
+	if err != nil {
+		return map[string]string{}
+	}
+	m, err := newRunModel(run, tasks)
+	if err != nil {
+		return map[string]string{}
+	}
+	out := s.runMetrics(ctx, m)
+	if run.State.Final() {
+		s.metricsMu.Lock()
+		if len(s.metrics) >= 4096 {
+			clear(s.metrics)
+		}
+		s.metrics[run.ID] = out
+		s.metricsMu.Unlock()
+	}
+	return out
+}
+
+// lowerIsBetter guesses from a metric's name that its best value is the
+// lowest (a loss or an error).
+func lowerIsBetter(key string) bool {
+	k := strings.ToLower(key[strings.LastIndexByte(key, '.')+1:])
+	for _, w := range []string{"loss", "error", "err", "mse", "rmse", "mae", "perplexity", "latency"} {
+		if k == w || strings.HasSuffix(k, "_"+w) || strings.HasPrefix(k, w+"_") {
+			return true
+		}
+	}
+	return false
 }
 
 // runMetrics collects a run's scalar metrics: numeric parameter outputs
@@ -214,20 +276,6 @@ func (s *Server) pipelinesPage(w http.ResponseWriter, r *http.Request, v *viewer
 		rows = append(rows, pipelineRow{Pipeline: p, Versions: vs})
 	}
 	s.render(w, r, http.StatusOK, "pipelines", v, rows)
-	return nil
-}
-
-func (s *Server) pipelinePage(w http.ResponseWriter, r *http.Request, v *viewer) error {
-	p, err := s.cfg.Store.GetPipeline(r.PathValue("id"))
-	if err != nil || !v.sees(p.Namespace) {
-		return fmt.Errorf("%w: pipeline %s", ErrNotFound, r.PathValue("id"))
-	}
-	vs, err := s.cfg.Store.ListPipelineVersions(p.ID)
-	if err != nil {
-		return err
-	}
-	slices.SortFunc(vs, func(a, b store.PipelineVersion) int { return b.CreatedAt.Compare(a.CreatedAt) })
-	s.render(w, r, http.StatusOK, "pipeline", v, pipelineRow{Pipeline: p, Versions: vs})
 	return nil
 }
 

@@ -31,6 +31,7 @@ type taskPanel struct {
 	GroupURL   string
 	Command    string
 	Executor   string
+	Waiting    string // why a PENDING task has not started
 }
 
 // ioRow is one input or output of a task.
@@ -42,18 +43,44 @@ type ioRow struct {
 }
 
 type attemptRow struct {
-	N                int
-	Executor, State  string
-	Started          time.Time
-	Duration         time.Duration
-	Error, Execution string
+	N         int           `json:"n"`
+	Executor  string        `json:"executor"`
+	State     string        `json:"state"`
+	Started   time.Time     `json:"-"`
+	Duration  time.Duration `json:"-"`
+	Took      string        `json:"took"`
+	Error     string        `json:"reason"`
+	Execution string        `json:"-"`
 }
 
-func (m *runModel) taskPanel(i int) *taskPanel {
+// attemptRows are task t's attempts as the panel lists them; a running
+// attempt's duration counts up to now.
+func attemptRows(t *store.Task, now time.Time) []attemptRow {
+	var out []attemptRow
+	for _, a := range t.Attempts {
+		row := attemptRow{N: a.N, Executor: a.Executor, State: a.State.String(), Started: a.StartedAt, Error: a.Error, Execution: a.ExecutionID}
+		switch {
+		case a.StartedAt.IsZero():
+		case !a.FinishedAt.IsZero():
+			row.Duration = a.FinishedAt.Sub(a.StartedAt)
+		case !a.State.Final():
+			row.Duration = now.Sub(a.StartedAt)
+		}
+		row.Took = formatDuration(row.Duration)
+		out = append(out, row)
+	}
+	return out
+}
+
+func (m *runModel) taskPanel(i int, now time.Time) *taskPanel {
 	t := m.tasks[i]
 	p := &taskPanel{Index: i, Name: t.Name, State: t.State.String(), Error: t.Error, Started: t.StartedAt, Group: m.groups[i]}
-	if !t.StartedAt.IsZero() && !t.FinishedAt.IsZero() {
+	switch {
+	case t.StartedAt.IsZero():
+	case !t.FinishedAt.IsZero():
 		p.Duration = t.FinishedAt.Sub(t.StartedAt)
+	case !t.State.Final():
+		p.Duration = now.Sub(t.StartedAt) // so far
 	}
 	if p.Group {
 		p.GroupURL = fmt.Sprintf("/runs/%s?group=%d", m.run.ID, i)
@@ -69,20 +96,16 @@ func (m *runModel) taskPanel(i int) *taskPanel {
 	for _, name := range sortedKeys(t.Outputs) {
 		p.Outputs = append(p.Outputs, m.valueRow(i, name, t.Outputs[name]))
 	}
-	for _, a := range t.Attempts {
-		row := attemptRow{N: a.N, Executor: a.Executor, State: a.State.String(), Started: a.StartedAt, Error: a.Error, Execution: a.ExecutionID}
-		if !a.StartedAt.IsZero() && !a.FinishedAt.IsZero() {
-			row.Duration = a.FinishedAt.Sub(a.StartedAt)
-		}
-		p.Attempts = append(p.Attempts, row)
-	}
+	p.Attempts = attemptRows(t, now)
+	p.Waiting = m.waitReason(i, now)
 	if t.Cached() {
 		p.CachedText = t.CachedFrom
 		if run, task, ok := parseExecutionID(t.CachedFrom); ok {
 			p.CachedFrom = fmt.Sprintf("/runs/%s?task=%d", run, task)
 		}
 	}
-	if len(t.Attempts) > 0 {
+	if len(t.Attempts) > 0 || !p.Group && !t.State.Final() {
+		// a task yet to start gets an empty log that fills when it does
 		p.LogURL = fmt.Sprintf("/_api/apis/skiff/v1/runs/%s/tasks/%d/logs", m.run.ID, i)
 		p.Follow = !t.State.Final()
 	}
@@ -124,16 +147,21 @@ func (m *runModel) inputRow(i int, in spec.Input) ioRow {
 		}
 	case in.Param != "":
 		row.Source = "parameter " + in.Param
-		if _, nested := m.place[i]; !nested {
+		p, nested := m.place[i]
+		switch {
+		case !nested:
 			if v, ok := m.run.Params[in.Param]; ok {
-				row.Value = compactJSON(v)
+				row.Value = shortJSON(v)
 			}
+		case m.isItemParam(p.x.Task, in.Param):
+			row.Source = "loop item " + in.Param
+			row.Value, _ = m.loopItem(p.x.Task, p.k)
 		}
 	case in.UpstreamStatus:
 		row.Source = "upstream status"
 	default:
 		row.Source = "value"
-		row.Value = compactJSON(in.Value)
+		row.Value = shortJSON(in.Value)
 	}
 	if in.Field != "" {
 		row.Source += " → " + in.Field
@@ -171,7 +199,7 @@ func (m *runModel) valueRow(i int, name string, v spec.Value) ioRow {
 		row.Value = fmt.Sprintf("%d artifacts", len(v.Artifacts))
 	default:
 		row.Type = "parameter"
-		row.Value = compactJSON(v.Param)
+		row.Value = shortJSON(v.Param)
 	}
 	return row
 }
@@ -214,32 +242,45 @@ func (m *runModel) groupPanel(g, page int) *groupPanel {
 		p.Name = pt.Name
 	}
 	p.Counts, p.Total = m.counts(g)
-	var iters []iterationRow
+	// rank every iteration by its worst state, then build rows for the
+	// page only: a 10,000-iteration loop costs one pass
+	type iter struct {
+		x    store.Expansion
+		k    int
+		rank int
+	}
+	var iters []iter
 	for _, x := range m.run.Expansions {
 		if x.Task != g {
 			continue
 		}
 		p.Loop = x.Loop
 		for k := range x.Count {
-			it := iterationRow{K: k}
+			rank := len(stateOrder)
 			for j := range x.Names {
-				i := x.Base + k*len(x.Names) + j
-				st := taskState(m.tasks[i])
-				it.Tasks = append(it.Tasks, taskLink{Index: i, Name: x.Names[j], State: st, Href: fmt.Sprintf("/runs/%s?task=%d", m.run.ID, i)})
-				if it.State == "" || stateRank(st) < stateRank(it.State) {
-					it.State = st
-				}
+				rank = min(rank, stateRank(taskState(m.tasks[x.Base+k*len(x.Names)+j])))
 			}
-			iters = append(iters, it)
+			iters = append(iters, iter{x, k, rank})
 		}
 	}
-	slices.SortStableFunc(iters, func(a, b iterationRow) int {
-		return cmp.Or(cmp.Compare(stateRank(a.State), stateRank(b.State)), cmp.Compare(a.K, b.K))
+	slices.SortStableFunc(iters, func(a, b iter) int {
+		return cmp.Or(cmp.Compare(a.rank, b.rank), cmp.Compare(a.k, b.k))
 	})
 	p.Pages = max(1, (len(iters)+groupPageSize-1)/groupPageSize)
 	p.Page = min(max(page, 1), p.Pages)
 	lo := (p.Page - 1) * groupPageSize
-	p.Iterations = iters[lo:min(lo+groupPageSize, len(iters))]
+	for _, it := range iters[lo:min(lo+groupPageSize, len(iters))] {
+		row := iterationRow{K: it.k}
+		for j, name := range it.x.Names {
+			i := it.x.Base + it.k*len(it.x.Names) + j
+			st := taskState(m.tasks[i])
+			row.Tasks = append(row.Tasks, taskLink{Index: i, Name: name, State: st, Href: fmt.Sprintf("/runs/%s?task=%d", m.run.ID, i)})
+			if row.State == "" || stateRank(st) < stateRank(row.State) {
+				row.State = st
+			}
+		}
+		p.Iterations = append(p.Iterations, row)
+	}
 	link := func(n int) string { return fmt.Sprintf("/runs/%s?group=%d&page=%d", m.run.ID, g, n) }
 	if p.Page > 1 {
 		p.PrevURL = link(p.Page - 1)
@@ -257,4 +298,10 @@ func (m *runModel) taskOf(s string) (*store.Task, error) {
 		return nil, fmt.Errorf("%w: task %q of run %s", ErrNotFound, s, m.run.ID)
 	}
 	return m.tasks[i], nil
+}
+
+// isItemParam reports whether param is loop g's item.
+func (m *runModel) isItemParam(g int, param string) bool {
+	pt := m.planTask[g]
+	return pt != nil && pt.ParallelFor != nil && pt.ParallelFor.ItemParam == param
 }

@@ -33,6 +33,7 @@ func (s *Server) parseTemplates() error {
 		"f":        func(v float64) string { return fmt.Sprintf("%.4g", v) },
 		"add":      func(a, b int) int { return a + b },
 		"trunc":    truncate,
+		"min":      func(a, b int) int { return min(a, b) },
 	}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
@@ -160,4 +161,22 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return string(r[:n-1]) + "…"
+}
+
+// maxValueChars bounds a JSON value shown inline (a parameter, an input);
+// the API has the whole value.
+const maxValueChars = 240
+
+// shortJSON is a compact JSON value cut to maxValueChars, saying how
+// long a cut list was.
+func shortJSON(raw json.RawMessage) string {
+	s := compactJSON(raw)
+	if len(s) <= maxValueChars {
+		return s
+	}
+	var list []json.RawMessage
+	if json.Unmarshal(raw, &list) == nil {
+		return truncate(s, maxValueChars) + fmt.Sprintf(" (%d items)", len(list))
+	}
+	return truncate(s, maxValueChars)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,9 +36,60 @@ type nodeView struct {
 	Kind       string // "task", "loop" or "group"
 	Counts     []stateCount
 	Total      int
+	Summary    string        // a group's line of counts
+	Progress   []progressSeg // a group's progress bar
 	Cached     bool
 	Href       string
 	Selected   bool
+}
+
+// progressSeg is one state's share of a group node's progress bar.
+type progressSeg struct {
+	X, Y, W float64
+	State   string
+}
+
+// Where a group node's progress bar sits, relative to the node.
+const (
+	progressLeft  = 16.0
+	progressRight = 12.0
+)
+
+// nodeSummary is a group node's one line: its steps and its most telling
+// state ("10000 steps · 21 failed"); the tooltip has every count.
+func nodeSummary(counts []stateCount, total int) string {
+	s := fmt.Sprintf("%d steps", total)
+	if len(counts) > 0 {
+		s += fmt.Sprintf(" · %d %s", counts[0].N, shortState(counts[0].State))
+	}
+	return s
+}
+
+// shortState is a state's word in a node's summary.
+func shortState(st string) string {
+	switch st {
+	case "SUCCEEDED":
+		return "done"
+	case "PENDING":
+		return "waiting"
+	}
+	return strings.ToLower(st)
+}
+
+// progress splits a node's progress bar by state, in display order.
+func progress(n *nodeView) []progressSeg {
+	if n.Total == 0 {
+		return nil
+	}
+	width := n.W - progressLeft - progressRight
+	x := n.X + progressLeft
+	var out []progressSeg
+	for _, c := range n.Counts {
+		w := width * float64(c.N) / float64(n.Total)
+		out = append(out, progressSeg{X: x, Y: n.Y + n.H - 5, W: w, State: c.State})
+		x += w
+	}
+	return out
 }
 
 type stateCount struct {
@@ -69,13 +121,39 @@ func (s *Server) loadRun(id string, v *viewer) (*runModel, error) {
 	if err != nil || !v.sees(store.RunNamespace(run)) {
 		return nil, fmt.Errorf("%w: run %s", ErrNotFound, id)
 	}
+	key := fmt.Sprintf("%s/%s/%d/%s", run.ID, run.State, run.TaskCount, run.FinishedAt.Format(time.RFC3339Nano))
+	if run.State.Final() {
+		s.modelMu.Lock()
+		m, ok := s.models[key]
+		s.modelMu.Unlock()
+		if ok {
+			return m, nil
+		}
+	}
 	tasks, err := s.cfg.Store.Tasks(run.ID)
 	if err != nil {
 		return nil, err
 	}
-	return newRunModel(run, tasks)
+	m, err := newRunModel(run, tasks)
+	if err == nil && run.State.Final() {
+		// a final run's tasks no longer change (a retry makes it
+		// non-final, and final again with a new end): keep the model
+		s.modelMu.Lock()
+		if len(s.models) >= maxCachedModels {
+			clear(s.models)
+		}
+		s.models[key] = m
+		s.modelMu.Unlock()
+	}
+	return m, err
 }
 
+// maxCachedModels bounds the final runs whose models the server keeps
+// (a 10,000-task run's is a few MB).
+const maxCachedModels = 16
+
+// newRunModel indexes a run and its tasks. The model is read-only once
+// built: the server shares final runs' models between requests.
 func newRunModel(run store.Run, tasks []store.Task) (*runModel, error) {
 	m := &runModel{run: run, plan: &spec.Plan{}, tasks: make(map[int]*store.Task, len(tasks)),
 		members: map[int][]int{}, groups: store.Groups(run), place: map[int]placement{}, planTask: map[int]*spec.Task{}}
@@ -144,12 +222,13 @@ func (m *runModel) counts(g int) ([]stateCount, int) {
 
 // stateRank orders states for display: trouble first.
 func stateRank(st string) int {
-	order := []string{"FAILED", "RUNNING", "CANCELING", "CANCELED", "PENDING", "SUCCEEDED", "CACHED", "SKIPPED"}
-	if i := slices.Index(order, st); i >= 0 {
+	if i := slices.Index(stateOrder, st); i >= 0 {
 		return i
 	}
-	return len(order)
+	return len(stateOrder)
 }
+
+var stateOrder = []string{"FAILED", "RUNNING", "CANCELING", "CANCELED", "PENDING", "SUCCEEDED", "CACHED", "SKIPPED"}
 
 func taskState(t *store.Task) string {
 	if t == nil {
@@ -158,9 +237,52 @@ func taskState(t *store.Task) string {
 	return t.State.String()
 }
 
-// layout returns the plan's layout, cached by the plan's digest.
-func (s *Server) layout(m *runModel) (*Layout, error) {
-	sum := sha256.Sum256(m.run.Plan)
+// scope is what a DAG drawing shows: the run's top level, or one
+// instance (a loop iteration) of a group.
+type scope struct {
+	Group int // -1 = the top level
+	Iter  int
+	plan  *spec.Plan
+	base  int // absolute index of the instance's first task
+	names []string
+}
+
+// topScope is the run's top level.
+func (m *runModel) topScope() scope { return scope{Group: -1, plan: m.plan} }
+
+// groupScope is instance k of group g, or false when g has not expanded
+// (or has no instance k).
+func (m *runModel) groupScope(g, k int) (scope, bool) {
+	pt := m.planTask[g]
+	if pt == nil || pt.Body == nil {
+		return scope{}, false
+	}
+	for _, x := range m.run.Expansions {
+		if x.Task == g && k >= 0 && k < x.Count {
+			return scope{Group: g, Iter: k, plan: pt.Body, base: x.Base + k*len(x.Names), names: x.Names}, true
+		}
+	}
+	return scope{}, false
+}
+
+// abs is the run's task index of the scope's plan task j, or -1.
+func (sc scope) abs(j int) int {
+	if sc.Group < 0 {
+		return j
+	}
+	if k := indexOf(sc.names, sc.plan.Tasks[j].Name); k >= 0 {
+		return sc.base + k
+	}
+	return -1
+}
+
+// layout returns the layout of plan p, cached by p's digest.
+func (s *Server) layout(p *spec.Plan) (*Layout, error) {
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(raw)
 	key := string(sum[:])
 	s.layoutMu.Lock()
 	l, ok := s.layouts[key]
@@ -168,8 +290,7 @@ func (s *Server) layout(m *runModel) (*Layout, error) {
 	if ok {
 		return l, nil
 	}
-	g := planGraph(m.plan)
-	l, err := LayoutDAG(g, DefaultLayoutConfig())
+	l, err = LayoutDAG(planGraph(p), DefaultLayoutConfig())
 	if err != nil {
 		return nil, err
 	}
@@ -193,29 +314,50 @@ func planGraph(p *spec.Plan) Graph {
 	return g
 }
 
-// graph draws the run's top level at l's positions.
+// graph draws the top level at l's positions.
 func (m *runModel) graph(l *Layout, selected int) graphView {
+	return m.scopeGraph(m.topScope(), l, selected)
+}
+
+// scopeGraph draws scope sc at l's positions; nodes carry the run's task
+// indices.
+func (m *runModel) scopeGraph(sc scope, l *Layout, selected int) graphView {
+	return drawGraph(sc.plan, l, func(j int, n *nodeView) {
+		i := sc.abs(j)
+		if i < 0 {
+			return
+		}
+		t := m.tasks[i]
+		n.Index, n.State, n.Selected = i, taskState(t), i == selected
+		n.Href = fmt.Sprintf("/runs/%s?task=%d", m.run.ID, i)
+		n.Cached = t != nil && t.Cached()
+		if n.Kind != "task" {
+			n.Counts, n.Total = m.counts(i)
+			n.Href = fmt.Sprintf("/runs/%s?group=%d", m.run.ID, i)
+			n.Summary, n.Progress = nodeSummary(n.Counts, n.Total), progress(n)
+		}
+	})
+}
+
+// drawGraph draws plan p at l's positions; fill adds each node's run
+// facts (state, links).
+func drawGraph(p *spec.Plan, l *Layout, fill func(j int, n *nodeView)) graphView {
 	cfg := DefaultLayoutConfig()
 	const pad = 12
 	gv := graphView{Width: l.Width, Height: l.Height,
 		ViewBox:  fmt.Sprintf("%d %d %.0f %.0f", -pad, -pad, l.Width+2*pad, l.Height+2*pad),
 		SVGWidth: fmt.Sprintf("%.0f", l.Width+2*pad), SVGHeight: fmt.Sprintf("%.0f", l.Height+2*pad)}
-	for i := range m.plan.Tasks {
-		pt := &m.plan.Tasks[i]
-		t := m.tasks[i]
-		n := nodeView{Index: i, Name: pt.Name, X: l.Pos[i].X, Y: l.Pos[i].Y, W: float64(cfg.NodeWidth), H: float64(cfg.NodeHeight),
-			State: taskState(t), Kind: "task", Href: fmt.Sprintf("/runs/%s?task=%d", m.run.ID, i), Selected: i == selected}
-		if t != nil && t.Cached() {
-			n.Cached = true
-		}
+	for j := range p.Tasks {
+		pt := &p.Tasks[j]
+		n := nodeView{Index: j, Name: pt.Name, X: l.Pos[j].X, Y: l.Pos[j].Y, W: float64(cfg.NodeWidth), H: float64(cfg.NodeHeight),
+			State: "PENDING", Kind: "task"}
 		if pt.IsGroup() {
 			n.Kind = "group"
 			if pt.ParallelFor != nil {
 				n.Kind = "loop"
 			}
-			n.Counts, n.Total = m.counts(i)
-			n.Href = fmt.Sprintf("/runs/%s?group=%d", m.run.ID, i)
 		}
+		fill(j, &n)
 		gv.Nodes = append(gv.Nodes, n)
 	}
 	for _, route := range l.Routes {
@@ -244,6 +386,7 @@ type runPageData struct {
 	Params     []kv
 	Task       *taskPanel
 	Group      *groupPanel
+	Scope      *scopeView // the drawn group instance; nil at the top level
 	CanCancel  bool
 	CanRetry   bool
 	Final      bool
@@ -257,12 +400,7 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request, v *viewer) erro
 	if err != nil {
 		return err
 	}
-	l, err := s.layout(m)
-	if err != nil {
-		return err
-	}
 	q := r.URL.Query()
-	selected := -1
 	d := runPageData{Run: m.run, Duration: runDuration(m.run, s.now()), Final: m.run.State.Final(), CanEdit: v.CanEdit()}
 	d.CanCancel = d.CanEdit && !d.Final
 	d.CanRetry = d.CanEdit && (m.run.State == spec.RunFailed || m.run.State == spec.RunCanceled)
@@ -270,42 +408,121 @@ func (s *Server) runPage(w http.ResponseWriter, r *http.Request, v *viewer) erro
 		d.Experiment = e.Name
 	}
 	for _, k := range sortedKeys(m.run.Params) {
-		d.Params = append(d.Params, kv{k, compactJSON(m.run.Params[k])})
+		d.Params = append(d.Params, kv{k, shortJSON(m.run.Params[k])})
+	}
+	sc, selected, err := m.pageScope(q)
+	if err != nil {
+		return err
 	}
 	if ts := q.Get("task"); ts != "" {
-		i, err := strconv.Atoi(ts)
-		if err != nil || m.tasks[i] == nil {
-			return fmt.Errorf("%w: task %q of run %s", ErrNotFound, ts, m.run.ID)
-		}
-		d.Task = m.taskPanel(i)
-		selected = i
-		if p, ok := m.place[i]; ok {
-			selected = m.topLevel(p.x.Task)
-		}
+		d.Task = m.taskPanel(selected, s.now())
 	}
 	if gs := q.Get("group"); gs != "" {
-		i, err := strconv.Atoi(gs)
-		if err != nil || !m.groups[i] && m.planTask[i] == nil {
-			return fmt.Errorf("%w: group %q of run %s", ErrNotFound, gs, m.run.ID)
-		}
+		g, _ := strconv.Atoi(gs)
 		page, _ := strconv.Atoi(q.Get("page"))
-		d.Group = m.groupPanel(i, page)
-		selected = m.topLevel(i)
+		d.Group = m.groupPanel(g, page)
 	}
-	d.Graph = m.graph(l, selected)
+	l, err := s.layout(sc.plan)
+	if err != nil {
+		return err
+	}
+	d.Graph = m.scopeGraph(sc, l, selected)
+	d.Scope = m.scopeView(sc)
 	s.render(w, r, http.StatusOK, "run", v, d)
 	return nil
 }
 
-// topLevel is the top-level task that holds task i.
-func (m *runModel) topLevel(i int) int {
-	for {
-		p, ok := m.place[i]
-		if !ok {
-			return i
+// pageScope reads which part of the DAG a run page draws and which task
+// it selects: a task (?task=N) is drawn among its iteration's siblings; a
+// group (?group=N) opens its iteration ?iter=K, a sub-pipeline its one
+// instance, a loop without ?iter shows among its own siblings.
+func (m *runModel) pageScope(q url.Values) (scope, int, error) {
+	if ts := q.Get("task"); ts != "" {
+		i, err := strconv.Atoi(ts)
+		if err != nil || m.tasks[i] == nil {
+			return scope{}, 0, fmt.Errorf("%w: task %q of run %s", ErrNotFound, ts, m.run.ID)
 		}
-		i = p.x.Task
+		return m.scopeOf(i), i, nil
 	}
+	if gs := q.Get("group"); gs != "" {
+		g, err := strconv.Atoi(gs)
+		if err != nil || !m.groups[g] && m.planTask[g] == nil {
+			return scope{}, 0, fmt.Errorf("%w: group %q of run %s", ErrNotFound, gs, m.run.ID)
+		}
+		if is := q.Get("iter"); is != "" {
+			k, err := strconv.Atoi(is)
+			sc, ok := m.groupScope(g, k)
+			if err != nil || !ok {
+				return scope{}, 0, fmt.Errorf("%w: iteration %q of group %s", ErrNotFound, is, m.shortName(g))
+			}
+			return sc, -1, nil
+		}
+		if pt := m.planTask[g]; pt != nil && pt.ParallelFor == nil {
+			if sc, ok := m.groupScope(g, 0); ok {
+				return sc, -1, nil
+			}
+		}
+		return m.scopeOf(g), g, nil
+	}
+	return m.topScope(), -1, nil
+}
+
+// scopeOf is the scope that holds task i.
+func (m *runModel) scopeOf(i int) scope {
+	if p, ok := m.place[i]; ok {
+		if sc, ok := m.groupScope(p.x.Task, p.k); ok {
+			return sc
+		}
+	}
+	return m.topScope()
+}
+
+// scopeView is the bar above a drawn group instance: where it sits
+// (links up to the top level) and the neighbouring iterations.
+type scopeView struct {
+	Crumbs     []crumb
+	Prev, Next string
+	Of         int    // iterations of the loop
+	Query      string // group=G&iter=K, for the live state
+	Item       string // the drawn iteration's item, when known
+}
+
+type crumb struct{ Text, Href string }
+
+func (m *runModel) scopeView(sc scope) *scopeView {
+	if sc.Group < 0 {
+		return nil
+	}
+	sv := &scopeView{Query: fmt.Sprintf("group=%d&iter=%d", sc.Group, sc.Iter)}
+	for cur := sc; cur.Group >= 0; {
+		pt := m.planTask[cur.Group]
+		text := pt.Name
+		if pt.ParallelFor != nil {
+			text = fmt.Sprintf("%s · iteration %d", pt.Name, cur.Iter)
+			if item, ok := m.loopItem(cur.Group, cur.Iter); ok && cur.Group == sc.Group {
+				sv.Item = item
+			}
+		}
+		sv.Crumbs = append(sv.Crumbs, crumb{Text: text, Href: fmt.Sprintf("/runs/%s?group=%d&iter=%d", m.run.ID, cur.Group, cur.Iter)})
+		cur = m.scopeOf(cur.Group)
+	}
+	sv.Crumbs = append(sv.Crumbs, crumb{Text: m.plan.Name, Href: "/runs/" + m.run.ID})
+	slices.Reverse(sv.Crumbs)
+	if m.planTask[sc.Group].ParallelFor != nil {
+		link := func(k int) string { return fmt.Sprintf("/runs/%s?group=%d&iter=%d", m.run.ID, sc.Group, k) }
+		for _, x := range m.run.Expansions {
+			if x.Task == sc.Group {
+				sv.Of = x.Count
+			}
+		}
+		if sc.Iter > 0 {
+			sv.Prev = link(sc.Iter - 1)
+		}
+		if sc.Iter+1 < sv.Of {
+			sv.Next = link(sc.Iter + 1)
+		}
+	}
+	return sv
 }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
@@ -317,6 +534,16 @@ type liveState struct {
 	Final bool                `json:"final"`
 	Nodes map[string]liveNode `json:"nodes"`
 	Tasks map[string]string   `json:"tasks,omitempty"` // the asked-for tasks' states
+	// Panel is the first asked-for task's panel facts, for the open panel.
+	Panel *livePanel `json:"panel,omitempty"`
+}
+
+// livePanel is what the open task panel refreshes live.
+type livePanel struct {
+	State    string       `json:"state"`
+	Error    string       `json:"error,omitempty"`
+	Waiting  string       `json:"waiting,omitempty"`
+	Attempts []attemptRow `json:"attempts"`
 }
 
 type liveNode struct {
@@ -331,9 +558,22 @@ func (s *Server) runState(w http.ResponseWriter, r *http.Request, v *viewer) err
 		return err
 	}
 	out := liveState{State: m.run.State.String(), Final: m.run.State.Final(), Nodes: map[string]liveNode{}}
-	for i := range m.plan.Tasks {
+	sc := m.topScope()
+	if gs := r.URL.Query().Get("group"); gs != "" {
+		g, err1 := strconv.Atoi(gs)
+		k, err2 := strconv.Atoi(r.URL.Query().Get("iter"))
+		var ok bool
+		if sc, ok = m.groupScope(g, k); err1 != nil || err2 != nil || !ok {
+			return fmt.Errorf("%w: group %q iteration %q", errBadRequest, gs, r.URL.Query().Get("iter"))
+		}
+	}
+	for j := range sc.plan.Tasks {
+		i := sc.abs(j)
+		if i < 0 {
+			continue
+		}
 		n := liveNode{State: taskState(m.tasks[i])}
-		if m.plan.Tasks[i].IsGroup() {
+		if sc.plan.Tasks[j].IsGroup() {
 			n.Counts, n.Total = m.counts(i)
 		}
 		out.Nodes[strconv.Itoa(i)] = n
@@ -343,6 +583,10 @@ func (s *Server) runState(w http.ResponseWriter, r *http.Request, v *viewer) err
 		for t := range strings.SplitSeq(ts, ",") {
 			if i, err := strconv.Atoi(t); err == nil && m.tasks[i] != nil {
 				out.Tasks[t] = taskState(m.tasks[i])
+				if out.Panel == nil {
+					tk := m.tasks[i]
+					out.Panel = &livePanel{State: tk.State.String(), Error: tk.Error, Waiting: m.waitReason(i, s.now()), Attempts: attemptRows(tk, s.now())}
+				}
 			}
 		}
 	}

@@ -2,12 +2,15 @@ package ui
 
 import (
 	"cmp"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -109,36 +112,43 @@ type runRow struct {
 	Experiment string
 	Duration   time.Duration
 	Params     []string // the chosen parameter columns' values
+	Metrics    []string // the chosen metric columns' values
 	key        string   // the sort column's value, as a sortable string
 }
 
 type runsData struct {
-	Query, Sort  string
-	Desc         bool
-	Rows         []runRow
-	ParamCols    []string
-	Next         string // URL of the next page; "" on the last
-	First        string // URL of the first page, when not on it
-	Total        int
-	Columns      []sortColumn
-	ParamsString string
+	Query, Sort   string
+	Desc          bool
+	Rows          []runRow
+	ParamCols     []string
+	Next          string // URL of the next page; "" on the last
+	First         string // URL of the first page, when not on it
+	Total         int
+	Columns       []sortColumn
+	ParamsString  string
+	MetricCols    []string
+	Extra         []sortColumn // the parameter and metric columns' headers
+	MetricsString string
 }
 
-type sortColumn struct{ Key, Label, URL, Arrow string }
+type sortColumn struct {
+	Key, Label, URL, Arrow string
+	Num                    bool // a metric column: right-aligned
+}
 
 func (s *Server) runsPage(w http.ResponseWriter, r *http.Request, v *viewer) error {
 	q := r.URL.Query()
-	d := runsData{Query: q.Get("q"), Sort: "created", Desc: true, ParamsString: q.Get("params")}
+	d := runsData{Query: q.Get("q"), Sort: "created", Desc: true, ParamsString: q.Get("params"), MetricsString: q.Get("metrics")}
+	d.ParamCols, d.MetricCols = splitList(d.ParamsString), splitList(d.MetricsString)
 	if srt := q.Get("sort"); srt != "" {
 		d.Desc = strings.HasPrefix(srt, "-")
 		d.Sort = strings.TrimPrefix(srt, "-")
-		if !slices.Contains(sortKeys, d.Sort) {
-			return fmt.Errorf("%w: sort %q: use one of %s, with - for descending", errBadRequest, srt, strings.Join(sortKeys, ", "))
-		}
-	}
-	for p := range strings.SplitSeq(d.ParamsString, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			d.ParamCols = append(d.ParamCols, p)
+		col, name, _ := strings.Cut(d.Sort, ":")
+		ok := slices.Contains(sortKeys, d.Sort) ||
+			col == "param" && slices.Contains(d.ParamCols, name) || col == "metric" && slices.Contains(d.MetricCols, name)
+		if !ok {
+			return fmt.Errorf("%w: sort %q: use one of %s, param:NAME or metric:NAME of a shown column, with - for descending",
+				errBadRequest, srt, strings.Join(sortKeys, ", "))
 		}
 	}
 	f, err := parseFilter(d.Query)
@@ -149,25 +159,21 @@ func (s *Server) runsPage(w http.ResponseWriter, r *http.Request, v *viewer) err
 	if err != nil {
 		return err
 	}
-	d.Total = len(rows)
-	slices.SortStableFunc(rows, func(a, b runRow) int {
-		c := cmp.Or(strings.Compare(a.key, b.key), strings.Compare(a.ID, b.ID))
-		if d.Desc {
-			return -c
+	if strings.HasPrefix(d.Sort, "metric:") {
+		// sorting by a metric needs every matching run's metrics
+		for i := range rows {
+			s.fillMetrics(r.Context(), &rows[i], d.MetricCols, d.Sort)
 		}
-		return c
-	})
+	}
+	d.Total = len(rows)
+	slices.SortStableFunc(rows, func(a, b runRow) int { return rowOrder(a.key, a.ID, b.key, b.ID, d.Desc) })
 	if after := q.Get("after"); after != "" {
 		key, id, err := decodeCursor(after)
 		if err != nil {
 			return err
 		}
 		i, _ := slices.BinarySearchFunc(rows, [2]string{key, id}, func(row runRow, c [2]string) int {
-			x := cmp.Or(strings.Compare(row.key, c[0]), strings.Compare(row.ID, c[1]))
-			if d.Desc {
-				return -x
-			}
-			return x
+			return rowOrder(row.key, row.ID, c[0], c[1], d.Desc)
 		})
 		for i < len(rows) && rows[i].key == key && rows[i].ID == id {
 			i++
@@ -180,31 +186,127 @@ func (s *Server) runsPage(w http.ResponseWriter, r *http.Request, v *viewer) err
 		d.Next = pageURL(q, encodeCursor(last.key, last.ID))
 		rows = rows[:s.cfg.PageSize]
 	}
+	if len(d.MetricCols) > 0 && !strings.HasPrefix(d.Sort, "metric:") {
+		for i := range rows {
+			s.fillMetrics(r.Context(), &rows[i], d.MetricCols, "")
+		}
+	}
 	d.Rows = rows
 	for _, k := range sortKeys {
-		c := sortColumn{Key: k, Label: strings.ToUpper(k[:1]) + k[1:]}
-		nq := url.Values{}
-		for key, vals := range q {
-			nq[key] = vals
-		}
-		nq.Del("after")
-		next := k
-		if k == d.Sort {
-			c.Arrow = "↑"
-			if d.Desc {
-				c.Arrow = "↓"
-			} else {
-				next = "-" + k
-			}
-		} else if k == "created" || k == "duration" {
-			next = "-" + k
-		}
-		nq.Set("sort", next)
-		c.URL = "/runs?" + nq.Encode()
-		d.Columns = append(d.Columns, c)
+		d.Columns = append(d.Columns, sortColumnOf(q, d, k, strings.ToUpper(k[:1])+k[1:], k == "created" || k == "duration"))
+	}
+	for _, p := range d.ParamCols {
+		d.Extra = append(d.Extra, sortColumnOf(q, d, "param:"+p, p, false))
+	}
+	for _, m := range d.MetricCols {
+		c := sortColumnOf(q, d, "metric:"+m, m, true)
+		c.Num = true
+		d.Extra = append(d.Extra, c)
 	}
 	s.render(w, r, http.StatusOK, "runs", v, d)
 	return nil
+}
+
+// sortColumnOf is a column header that sorts by k (descending first when
+// descFirst), or flips the order when the page is sorted by k.
+func sortColumnOf(q url.Values, d runsData, k, label string, descFirst bool) sortColumn {
+	c := sortColumn{Key: k, Label: label}
+	nq := url.Values{}
+	for key, vals := range q {
+		nq[key] = vals
+	}
+	nq.Del("after")
+	next := k
+	if k == d.Sort {
+		c.Arrow = "↑"
+		if d.Desc {
+			c.Arrow = "↓"
+		} else {
+			next = "-" + k
+		}
+	} else if descFirst {
+		next = "-" + k
+	}
+	nq.Set("sort", next)
+	c.URL = "/runs?" + nq.Encode()
+	return c
+}
+
+// splitList reads a comma-separated list of names.
+func splitList(s string) []string {
+	var out []string
+	for p := range strings.SplitSeq(s, ",") {
+		if p = strings.TrimSpace(p); p != "" && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// fillMetrics sets row's metric columns (and, when sorting by metric
+// column sortBy, its sort key).
+func (s *Server) fillMetrics(ctx context.Context, row *runRow, cols []string, sortBy string) {
+	all := s.metricsOf(ctx, row.Run)
+	row.Metrics = row.Metrics[:0]
+	for _, c := range cols {
+		val := pickMetric(all, c)
+		row.Metrics = append(row.Metrics, val)
+		if sortBy == "metric:"+c {
+			row.key = valueKey(val)
+		}
+	}
+}
+
+// pickMetric is metric name of a run: the exact key (task.output.key) or
+// else the first key ending in "."+name; "" when there is none.
+func pickMetric(all map[string]string, name string) string {
+	if v, ok := all[name]; ok {
+		return v
+	}
+	for _, k := range sortedKeys(all) {
+		if strings.HasSuffix(k, "."+name) {
+			return all[k]
+		}
+	}
+	return ""
+}
+
+// missingKey is the sort key of a run without a value in the sorted
+// column: such runs come last either way.
+const missingKey = "~"
+
+// rowOrder orders two rows by sort key and id (descending when desc),
+// runs without a value last.
+func rowOrder(ak, aid, bk, bid string, desc bool) int {
+	if am, bm := ak == missingKey, bk == missingKey; am != bm {
+		if am {
+			return 1
+		}
+		return -1
+	}
+	c := cmp.Or(strings.Compare(ak, bk), strings.Compare(aid, bid))
+	if desc {
+		return -c
+	}
+	return c
+}
+
+// valueKey is a sortable string of a column's value: numbers in numeric
+// order before any text, an empty value last.
+func valueKey(v string) string {
+	if v == "" {
+		return missingKey
+	}
+	if f, err := strconv.ParseFloat(v, 64); err == nil {
+		b := math.Float64bits(f)
+		if f < 0 {
+			b = ^b
+		} else {
+			b |= 1 << 63
+		}
+		return fmt.Sprintf("0%016x", b)
+	}
+	return "1" + strings.ToLower(v)
 }
 
 // filteredRuns reads the viewer's runs once and keeps those f matches.
@@ -249,9 +351,18 @@ func (s *Server) filteredRuns(v *viewer, f runFilter, sortBy string, params []st
 			continue
 		}
 		for _, p := range params {
-			row.Params = append(row.Params, compactJSON(run.Params[p]))
+			val := ""
+			if raw, ok := run.Params[p]; ok {
+				val = compactJSON(raw)
+			}
+			row.Params = append(row.Params, val)
+			if sortBy == "param:"+p {
+				row.key = valueKey(strings.Trim(val, `"`))
+			}
 		}
-		row.key = sortKey(row, sortBy)
+		if !strings.Contains(sortBy, ":") {
+			row.key = sortKey(row, sortBy)
+		}
 		rows = append(rows, row)
 	}
 	return rows, nil

@@ -79,6 +79,12 @@ type Server struct {
 	// layouts caches DAG layouts by plan digest.
 	layoutMu sync.Mutex
 	layouts  map[string]*Layout
+	// metrics caches final runs' scalar metrics by run id.
+	metricsMu sync.Mutex
+	metrics   map[string]map[string]string
+	// models caches final runs' models (loadRun).
+	modelMu sync.Mutex
+	models  map[string]*runModel
 }
 
 // New returns the UI server.
@@ -92,7 +98,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Clock, mux: http.NewServeMux(), layouts: map[string]*Layout{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Clock, mux: http.NewServeMux(), layouts: map[string]*Layout{},
+		metrics: map[string]map[string]string{}, models: map[string]*runModel{}}
 	if err := s.parseTemplates(); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,196 @@
+package ui
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/skiffml/skiff/engine/spec"
+	"github.com/skiffml/skiff/scheduler"
+	"github.com/skiffml/skiff/store"
+)
+
+// waitReason says why PENDING task i of a running run has not started,
+// from what the store holds: the dependencies it waits for, its loop's
+// parallelism limit, a retry backoff, or none of these (then it is ready
+// and waits for its executor to take it). "" when the task is not
+// waiting.
+func (m *runModel) waitReason(i int, now time.Time) string {
+	t := m.tasks[i]
+	if t == nil || t.State != spec.TaskPending || m.run.State.Final() {
+		return ""
+	}
+	if m.run.State == spec.RunPending {
+		return "The run has not started yet."
+	}
+	if m.run.CancelRequested {
+		return "The run is being canceled: this task will not start."
+	}
+	var open, failed []string
+	for _, d := range m.deps(i) {
+		dt := m.tasks[d]
+		switch {
+		case dt == nil || !dt.State.Final():
+			open = append(open, fmt.Sprintf("%s (%s)", m.shortName(d), strings.ToLower(taskState(dt))))
+		case dt.State != spec.TaskSucceeded && dt.State != spec.TaskSkipped:
+			failed = append(failed, m.shortName(d))
+		}
+	}
+	if len(open) > 0 {
+		return "Waits for its dependencies: " + joinSome(open, 5) + "."
+	}
+	if len(failed) > 0 && (m.planTask[i] == nil || !m.planTask[i].IgnoreUpstreamFailure) {
+		return "Upstream " + joinSome(failed, 5) + " did not succeed: this task will be skipped."
+	}
+	if p, ok := m.place[i]; ok && p.x.Loop {
+		if lim := m.parallelism(p.x.Task); lim > 0 {
+			if busy := m.activeBefore(p.x, p.k); busy >= lim {
+				return fmt.Sprintf("Waits for the loop's parallelism limit: %s runs at most %d iterations at once, and %d earlier ones are not done.",
+					m.shortName(p.x.Task), lim, busy)
+			}
+		}
+	}
+	if n := len(t.Attempts); n > 0 {
+		last := t.Attempts[n-1]
+		msg := fmt.Sprintf("Attempt %d failed (%s); waits to retry", n, cmp.Or(last.Error, "no reason given"))
+		if pt := m.planTask[i]; pt != nil {
+			if d, ok := scheduler.RetryDelay(pt.Retry, n); ok && !last.FinishedAt.IsZero() {
+				at := last.FinishedAt.Add(d)
+				if left := at.Sub(now); left > 0 {
+					msg += fmt.Sprintf(" in %s (backoff %s)", formatDuration(left), formatDuration(d))
+				} else {
+					msg += fmt.Sprintf(" (backoff %s, due)", formatDuration(d))
+				}
+			}
+		}
+		return msg + "."
+	}
+	exec := m.executor(i)
+	return fmt.Sprintf("Ready: its dependencies are done; it waits for capacity on executor %q (the engine starts it as soon as the executor takes it).", exec)
+}
+
+// deps are the task indices task i waits for: plan indices at the top
+// level, the same iteration's siblings inside a group.
+func (m *runModel) deps(i int) []int {
+	pt := m.planTask[i]
+	if pt == nil {
+		return nil
+	}
+	p, nested := m.place[i]
+	if !nested {
+		return pt.Deps
+	}
+	body := m.planTask[p.x.Task]
+	if body == nil || body.Body == nil {
+		return nil
+	}
+	var out []int
+	for _, d := range pt.Deps {
+		if d < 0 || d >= len(body.Body.Tasks) {
+			continue
+		}
+		if j := indexOf(p.x.Names, body.Body.Tasks[d].Name); j >= 0 {
+			out = append(out, p.x.Base+p.k*len(p.x.Names)+j)
+		}
+	}
+	return out
+}
+
+func indexOf(xs []string, s string) int {
+	for i, x := range xs {
+		if x == s {
+			return i
+		}
+	}
+	return -1
+}
+
+// parallelism is loop g's limit on active iterations (0 = none).
+func (m *runModel) parallelism(g int) int {
+	if pt := m.planTask[g]; pt != nil && pt.ParallelFor != nil {
+		return pt.ParallelFor.Parallelism
+	}
+	return 0
+}
+
+// activeBefore counts the iterations before k of expansion x that are not
+// complete: the scheduler activates iterations in order, so iteration k
+// waits while as many as the limit are.
+func (m *runModel) activeBefore(x store.Expansion, k int) int {
+	n := 0
+	for kk := range k {
+		for j := range x.Names {
+			if t := m.tasks[x.Base+kk*len(x.Names)+j]; t == nil || !t.State.Final() {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
+// executor is the executor task i runs on.
+func (m *runModel) executor(i int) string {
+	if pt := m.planTask[i]; pt != nil && pt.Executor != "" {
+		return pt.Executor
+	}
+	if m.plan.Executor != "" {
+		return m.plan.Executor
+	}
+	return "default"
+}
+
+// shortName is task i's name within its iteration.
+func (m *runModel) shortName(i int) string {
+	if pt := m.planTask[i]; pt != nil {
+		if p, ok := m.place[i]; ok && p.x.Loop {
+			return fmt.Sprintf("%s[%d]", pt.Name, p.k)
+		}
+		return pt.Name
+	}
+	if t := m.tasks[i]; t != nil {
+		return t.Name
+	}
+	return fmt.Sprint(i)
+}
+
+func joinSome(xs []string, n int) string {
+	if len(xs) <= n {
+		return strings.Join(xs, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(xs[:n], ", "), len(xs)-n)
+}
+
+// loopItem is the item iteration k of loop g runs with, when the page
+// can tell: a literal list, a run parameter (top level) or a top-level
+// task's list output. Items behind a field selection or a nested loop's
+// parameters are not resolved.
+func (m *runModel) loopItem(g, k int) (string, bool) {
+	pt := m.planTask[g]
+	if pt == nil || pt.ParallelFor == nil || pt.ParallelFor.Items.Field != "" {
+		return "", false
+	}
+	in := pt.ParallelFor.Items
+	var list json.RawMessage
+	_, nested := m.place[g]
+	switch {
+	case len(in.Value) > 0:
+		list = in.Value
+	case in.Param != "" && !nested:
+		list = m.run.Params[in.Param]
+		if p := m.plan.Param(in.Param); len(list) == 0 && p != nil {
+			list = p.Default
+		}
+	case in.From != nil:
+		if up, ok := m.upstream(g, in.From); ok && m.tasks[up] != nil {
+			list = m.tasks[up].Outputs[in.From.Output].Param
+		}
+	}
+	var items []json.RawMessage
+	if json.Unmarshal(list, &items) != nil || k < 0 || k >= len(items) {
+		return "", false
+	}
+	return shortJSON(items[k]), true
+}
