@@ -303,3 +303,31 @@ func (c *Client) WaitRun(ctx context.Context, id string, every time.Duration) (R
 		}
 	}
 }
+
+// RunSummary returns a run (by id or unique prefix) with its tasks, as the
+// CLI prints it.
+func (c *Client) RunSummary(ctx context.Context, id string) (RunSummary, error) {
+	var out RunSummary
+	return out, c.call(ctx, "GET", "/apis/skiff/v1/runs/"+url.PathEscape(id), nil, &out, nil)
+}
+
+// ListRunSummaries returns one page of run summaries (without tasks).
+func (c *Client) ListRunSummaries(ctx context.Context, o ListOptions) (ListRunSummariesResponse, error) {
+	var out ListRunSummariesResponse
+	return out, c.call(ctx, "GET", "/apis/skiff/v1/runs"+o.query(), nil, &out, nil)
+}
+
+// Artifact opens an artifact's bytes (decompressed; a directory comes as
+// a tar stream).
+func (c *Client) Artifact(ctx context.Context, digest string) (io.ReadCloser, error) {
+	res, err := c.request(ctx, "GET", "/apis/skiff/v1/artifacts/"+url.PathEscape(digest), nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return res.Body, nil
+}
+
+// DeleteRun deletes a run (by id or unique prefix) and its records.
+func (c *Client) DeleteRun(ctx context.Context, id string) error {
+	return c.call(ctx, "DELETE", v2+"/runs/"+url.PathEscape(id), nil, nil, nil)
+}

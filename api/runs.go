@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -112,6 +111,8 @@ type runCreation struct {
 	plan                              *spec.Plan
 	params                            map[string]json.RawMessage
 	meta                              store.RunMeta
+	pipelineDir, executor             string
+	noCache                           bool
 }
 
 func (s *Server) createRun(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -189,7 +190,14 @@ func (s *Server) resolveRun(r *http.Request, p *principal, in *Run, nsParam, req
 		e.Message = "runtime_config: " + e.Message
 		return nil, e
 	}
-	if err := s.checkExecutors(ns, rc.plan, s.cfg.DefaultExecutor); err != nil {
+	if in.PipelineDir != "" && !s.cfg.LocalClients {
+		return nil, badRequest("pipeline_dir: this server does not read its clients' files; put what the pipeline reads from {{pipeline.dir}} into its steps' images (or run it on the workstation)")
+	}
+	rc.pipelineDir, rc.noCache, rc.executor = in.PipelineDir, in.NoCache, s.cfg.DefaultExecutor
+	if in.Executor != "" {
+		rc.executor = in.Executor
+	}
+	if err := s.checkExecutors(ns, rc.plan, rc.executor); err != nil {
 		return nil, err
 	}
 	if rc.experimentID, err = s.ensureExperiment(r, p, ns, in.ExperimentID); err != nil {
@@ -226,7 +234,9 @@ func (s *Server) submit(r *http.Request, rc *runCreation, clientReqID bool) (Run
 	if len(res.Rejected) > 0 && !clientReqID {
 		return Run{}, apiErr(codeInternal, "%s", res.Rejected[0].Reason)
 	}
-	id, err := s.cfg.Engine.Submit(ctx, rc.plan, rc.params, engine.SubmitOptions{RequestID: rc.requestID, Name: rc.name, Executor: s.cfg.DefaultExecutor})
+	id, err := s.cfg.Engine.Submit(ctx, rc.plan, rc.params, engine.SubmitOptions{
+		RequestID: rc.requestID, Name: rc.name, Executor: rc.executor, PipelineDir: rc.pipelineDir, NoCache: rc.noCache,
+	})
 	if err != nil {
 		return Run{}, err
 	}
@@ -254,16 +264,6 @@ func (s *Server) runView(run store.Run, withDetails bool) (Run, error) {
 		}
 	}
 	return runOut(run, meta, tasks, withDetails), nil
-}
-
-// visibleRun returns the run if the caller may see it (404 otherwise, so
-// other namespaces' run ids are not disclosed).
-func (s *Server) visibleRun(id string, p *principal) (store.Run, error) {
-	run, err := s.cfg.Store.GetRun(id)
-	if errors.Is(err, store.ErrNotFound) || err == nil && !p.sees(store.RunNamespace(run)) {
-		return store.Run{}, notFound("run", id)
-	}
-	return run, err
 }
 
 func (s *Server) getRun(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -306,30 +306,10 @@ func runFields(r store.Run) fieldFunc {
 }
 
 func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, p *principal) error {
-	q := r.URL.Query()
-	var f store.RunFilter
-	if id := q.Get("experiment_id"); id != "" {
-		e, err := s.visibleExperiment(id, p)
-		if err != nil {
-			return err
-		}
-		f.ExperimentID, f.Namespace = e.ID, e.Namespace
-	} else {
-		ns, err := p.listNamespace(q.Get("namespace"))
-		if err != nil {
-			return err
-		}
-		f.Namespace = ns
-	}
-	lq, err := parseListQuery(q, "runs\x00"+f.Namespace+"\x00"+f.ExperimentID, runFields(store.Run{}), "created_at desc")
+	items, total, next, err := s.queryRuns(r, p)
 	if err != nil {
 		return err
 	}
-	all, err := s.cfg.Store.ListRunsBy(f)
-	if err != nil {
-		return err
-	}
-	items, total, next := page(lq, all, runFields)
 	out := ListRunsResponse{TotalSize: int32(total), NextPageToken: next}
 	for _, run := range items {
 		v, err := s.runView(run, false)
@@ -340,6 +320,36 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, p *principal) 
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// queryRuns returns the page of runs a list request asks for (namespace,
+// experiment_id, filter, sort_by, page_size, page_token).
+func (s *Server) queryRuns(r *http.Request, p *principal) (items []store.Run, total int, next string, err error) {
+	q := r.URL.Query()
+	var f store.RunFilter
+	if id := q.Get("experiment_id"); id != "" {
+		e, err := s.visibleExperiment(id, p)
+		if err != nil {
+			return nil, 0, "", err
+		}
+		f.ExperimentID, f.Namespace = e.ID, e.Namespace
+	} else {
+		ns, err := p.listNamespace(q.Get("namespace"))
+		if err != nil {
+			return nil, 0, "", err
+		}
+		f.Namespace = ns
+	}
+	lq, err := parseListQuery(q, "runs\x00"+f.Namespace+"\x00"+f.ExperimentID, runFields(store.Run{}), "created_at desc")
+	if err != nil {
+		return nil, 0, "", err
+	}
+	all, err := s.cfg.Store.ListRunsBy(f)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	items, total, next = page(lq, all, runFields)
+	return items, total, next, nil
 }
 
 func (s *Server) runAction(w http.ResponseWriter, r *http.Request, p *principal) error {

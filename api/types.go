@@ -79,6 +79,14 @@ type Run struct {
 	RunDetails               *RunDetails               `json:"run_details,omitempty"`
 	RecurringRunID           string                    `json:"recurring_run_id,omitempty"`
 	StateHistory             []RuntimeStatus           `json:"state_history,omitempty"`
+
+	// Skiff's extras on creation. Executor runs the tasks that name none
+	// (checked against the namespace's policy); NoCache runs every task
+	// even when cached; PipelineDir is the directory {{pipeline.dir}}
+	// names, accepted only from local clients (Config.LocalClients).
+	Executor    string `json:"executor,omitempty"`
+	NoCache     bool   `json:"no_cache,omitempty"`
+	PipelineDir string `json:"pipeline_dir,omitempty"`
 }
 
 // RunDetails holds a run's tasks.

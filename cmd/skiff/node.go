@@ -39,6 +39,10 @@ type node struct {
 	log    *slog.Logger
 	// closers run (last first) before the store closes.
 	closers []func()
+	// unserve stops serving the data dir's socket; leftover holds the runs
+	// unfinished when it began (see socket.go).
+	unserve  func()
+	leftover map[string]bool
 }
 
 type nodeOptions struct {
@@ -46,6 +50,9 @@ type nodeOptions struct {
 	onUpdate        func([]engine.Update)
 	// wait is how long to wait for another skiff holding the data dir.
 	wait time.Duration
+	// noSocket: do not serve the data dir to other skiff processes (a
+	// command that does not run the engine).
+	noSocket bool
 }
 
 func logger(c *cli.Context) *slog.Logger {
@@ -112,7 +119,9 @@ func openNode(c *cli.Context, opts nodeOptions) (*node, error) {
 		st.Close()
 		return nil, err
 	}
-	n.serveSocket()
+	if !opts.noSocket {
+		n.serveSocket()
+	}
 	return n, nil
 }
 

@@ -50,6 +50,7 @@ type progress struct {
 	w    io.Writer
 	kind progressKind
 	plan *spec.Plan // when known, its tasks are shown PENDING from the start
+	only string     // when set, other runs' updates are dropped
 
 	mu      sync.Mutex
 	queue   []engine.Update
@@ -92,7 +93,11 @@ func (p *progress) updates(us []engine.Update) {
 		return
 	}
 	p.mu.Lock()
-	p.queue = append(p.queue, us...)
+	for _, u := range us {
+		if p.only == "" || u.RunID == p.only {
+			p.queue = append(p.queue, u)
+		}
+	}
 	p.mu.Unlock()
 	select {
 	case p.wake <- struct{}{}:
@@ -102,6 +107,9 @@ func (p *progress) updates(us []engine.Update) {
 
 func (p *progress) begin(runID string) {
 	p.start = time.Now()
+	p.mu.Lock()
+	p.only = runID
+	p.mu.Unlock()
 	if p.plan != nil && runID != "" {
 		rv := &runView{id: runID, name: p.plan.Name, tasks: map[string]*taskView{}}
 		for _, t := range p.plan.Tasks {

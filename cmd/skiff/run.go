@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -14,9 +16,11 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/skiffml/skiff/api"
 	"github.com/skiffml/skiff/engine"
 	"github.com/skiffml/skiff/engine/spec"
 	"github.com/skiffml/skiff/engine/spec/kfp"
+	"github.com/skiffml/skiff/store"
 )
 
 func runCommand() *cli.Command {
@@ -39,7 +43,8 @@ Examples:
   skiff run pipeline.yaml -o json > summary.json`,
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "param", Aliases: []string{"p"}, Usage: "pipeline parameter `name=value` (repeatable)"},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "final summary format: table or json (json goes alone to standard output)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "final summary format: table, wide, json, yaml or name (json and yaml go alone to standard output)"},
+			&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "submit the run, print its id and return; a skiff process in the background runs it (follow it with 'skiff runs wait ID')"},
 			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress view: auto, tty (redrawn in place), plain (timestamped lines), json (JSON lines), none"},
 			&cli.StringFlag{Name: "executor", Usage: "default executor for tasks that name none: local, docker (needs a Docker engine; steps name an image) or sim"},
 			&cli.StringFlag{Name: "name", Usage: "display name of the run (default: the pipeline's name)"},
@@ -47,7 +52,7 @@ Examples:
 			&cli.BoolFlag{Name: "lenient", Usage: "KFP IR: run without what Skiff does not support (unknown fields, Kubernetes platform settings), with a warning each, instead of rejecting the pipeline"},
 			&cli.BoolFlag{Name: "keep-work-dirs", Usage: "keep each execution's work dir and log after its outputs are stored (for debugging; by default they are removed)"},
 			&cli.BoolFlag{Name: "no-cache", Usage: "run every task, even those whose results are cached (results are still recorded)"},
-			&cli.StringFlag{Name: "experiment", Usage: "with --server: the experiment `ID` to run in (default: the namespace's Default)"},
+			&cli.StringFlag{Name: "experiment", Usage: "the experiment to run in (`ID`, id prefix or name; default: the namespace's Default); needs a server or a skiff process serving the data dir"},
 			&cli.DurationFlag{Name: "wait-lock", Value: 10 * time.Minute, Usage: "how long to wait when another skiff process uses the data dir"},
 		},
 		Action: runAction,
@@ -60,33 +65,37 @@ func runAction(c *cli.Context) error {
 	}
 	file := c.Args().First()
 	out := c.String("output")
-	if out != "table" && out != "json" {
-		return usageError("--output: %q is not one of table, json", out)
+	if err := checkOutput(out); err != nil {
+		return err
 	}
 	mode, err := progressMode(c.String("progress"), out)
 	if err != nil {
 		return err
 	}
-	if cl, err := newClientFrom(c); err != nil || cl != nil {
-		if err != nil {
-			return err
-		}
-		return clientRun(c, cl, file)
-	}
 	plan, params, err := loadPipeline(file, c.StringSlice("param"), kfp.Options{Lenient: c.Bool("lenient")})
 	if err != nil {
 		return err
 	}
+	// A server, or the skiff process serving the data dir, takes the run.
+	// (--lenient compiles here only: it waits for the data dir instead.)
+	if k := servedConn(c); k != nil && (!k.local || !c.Bool("lenient")) {
+		return submitRun(c, k, file, plan, params, mode)
+	}
 	if ex := c.String("executor"); ex == "" || ex == "local" {
 		noteImages(plan)
 	}
-	dir, err := filepath.Abs(filepath.Dir(file))
-	if err != nil {
-		return err
-	}
-
 	prog := newProgress(os.Stderr, mode, plan)
-	n, err := openNode(c, nodeOptions{defaultExecutor: c.String("executor"), onUpdate: prog.updates, wait: c.Duration("wait-lock")})
+	opts := nodeOptions{defaultExecutor: c.String("executor"), onUpdate: prog.updates}
+	n, err := openNode(c, opts)
+	if errors.Is(err, store.ErrLocked) {
+		// The holder may be starting to serve the data dir: ask it again.
+		time.Sleep(300 * time.Millisecond)
+		if k := servedConn(c); k != nil && !c.Bool("lenient") {
+			return submitRun(c, k, file, plan, params, mode)
+		}
+		opts.wait = c.Duration("wait-lock")
+		n, err = openNode(c, opts)
+	}
 	if err != nil {
 		if errors.Is(err, engine.ErrUnknownExecutor) {
 			return usageError("%v", err)
@@ -98,27 +107,24 @@ func runAction(c *cli.Context) error {
 		fmt.Fprintf(os.Stderr, "skiff: %d unfinished run(s) in %s; 'skiff runs resume' continues them\n", len(un), n.dir)
 	}
 
+	runID, err := submitHere(c, n, file, plan, params)
+	if err != nil {
+		return err
+	}
+	if c.Bool("detach") {
+		return detach(c, n, runID)
+	}
+	fmt.Fprintf(os.Stderr, "run %s: %s (data dir %s)\n", runID, plan.Name, n.dir)
+
 	ctx, stop := context.WithCancel(c.Context)
 	defer stop()
 	wait := n.start(ctx)
-
-	runID, err := n.engine.Submit(c.Context, plan, params, engine.SubmitOptions{
-		RequestID: c.String("request-id"), Name: c.String("name"), PipelineDir: dir, Executor: c.String("executor"), NoCache: c.Bool("no-cache"),
-	})
-	if err != nil {
-		stop()
-		_ = wait()
-		var ve *spec.ValidationError
-		if errors.As(err, &ve) || errors.Is(err, engine.ErrUnknownExecutor) {
-			return usageError("%v", err)
-		}
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "run %s: %s (data dir %s)\n", runID, plan.Name, n.dir)
 	prog.begin(runID)
-
 	final, err := followRun(c.Context, n, runID)
 	prog.end()
+	if err == nil {
+		err = n.waitServed(c.Context, runID)
+	}
 	stop()
 	if werr := wait(); werr != nil && err == nil {
 		err = werr
@@ -126,7 +132,78 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return printRunResult(c, n, final.ID, out)
+	r, err := n.store.GetRun(final.ID)
+	if err != nil {
+		return err
+	}
+	tasks, err := n.store.Tasks(final.ID)
+	if err != nil {
+		return err
+	}
+	return runResult(c, api.Summarize(r, tasks))
+}
+
+// submitHere submits the run to this process's node: through its API, as
+// every other run is (so experiments and request ids work the same), but
+// for --lenient, whose plan only this process can compile.
+func submitHere(c *cli.Context, n *node, file string, plan *spec.Plan, params map[string]json.RawMessage) (string, error) {
+	if c.Bool("lenient") {
+		dir, err := filepath.Abs(filepath.Dir(file))
+		if err != nil {
+			return "", err
+		}
+		id, err := n.engine.Submit(c.Context, plan, params, engine.SubmitOptions{
+			RequestID: c.String("request-id"), Name: c.String("name"), PipelineDir: dir, Executor: c.String("executor"), NoCache: c.Bool("no-cache"),
+		})
+		var ve *spec.ValidationError
+		if errors.As(err, &ve) || errors.Is(err, engine.ErrUnknownExecutor) {
+			return "", usageError("%v", err)
+		}
+		return id, err
+	}
+	srv, err := localAPI(n, nil)
+	if err != nil {
+		return "", err
+	}
+	cl := api.NewClient("http://"+socketHost, "")
+	cl.HTTP = &http.Client{Transport: handlerTransport{srv}}
+	run, err := createRun(c, &conn{Client: cl, local: true}, file, params)
+	return run.RunID, err
+}
+
+// detach leaves the submitted run to a skiff process started in the
+// background ('skiff runs resume RUN', which serves the data dir while it
+// runs), and prints the run id.
+func detach(c *cli.Context, n *node, runID string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	logPath := filepath.Join(n.dir, "detached.log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	// The background process waits for this one to let the data dir go.
+	args := []string{"--data-dir", n.dir}
+	if c.Bool("debug") {
+		args = append(args, "--debug")
+	}
+	if c.Bool("keep-work-dirs") {
+		args = append(args, "--keep-work-dirs")
+	}
+	cmd := exec.Command(exe, append(args, "runs", "resume", "--progress", "plain", runID)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start the background skiff: %w", err)
+	}
+	pid := cmd.Process.Pid
+	_ = cmd.Process.Release()
+	fmt.Fprintf(os.Stderr, "run %s: submitted; a background skiff (pid %d, log %s) runs it; 'skiff runs wait %s' follows it\n", runID, pid, logPath, short(runID))
+	fmt.Println(runID)
+	return nil
 }
 
 // followRun waits for the run's end. The first SIGINT/SIGTERM cancels the
