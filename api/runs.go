@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -67,6 +68,19 @@ func parseRunSpec(raw json.RawMessage) (*spec.Plan, error) {
 		return compileKFP(raw, nil)
 	}
 	return compilePipeline(func() (*spec.Plan, error) { return spec.ParseSkiff(raw) }) // JSON is YAML
+}
+
+// parseLocalSpec compiles a pipeline_spec given as the text of the local
+// file path (whose sub-pipeline files it reads).
+func parseLocalSpec(raw json.RawMessage, path string) (*spec.Plan, error) {
+	var text string
+	if err := json.Unmarshal(raw, &text); err != nil {
+		return nil, badRequest("pipeline_spec: with pipeline_file, expected the file's text as a string")
+	}
+	return compilePipeline(func() (*spec.Plan, error) {
+		plan, _, err := kfp.Load([]byte(text), path, kfp.Options{})
+		return plan, err
+	})
 }
 
 // compileKFP compiles a KFP PipelineSpec and optional PlatformSpec given
@@ -155,6 +169,15 @@ func (s *Server) resolveRun(r *http.Request, p *principal, in *Run, nsParam, req
 		return nil, err
 	}
 	rc.ns = ns
+	if in.PipelineFile != "" {
+		if !s.cfg.LocalClients {
+			return nil, badRequest("pipeline_file: this server does not read its clients' files; put what the pipeline reads from {{pipeline.dir}} into its steps' images (or run it on its own machine)")
+		}
+		if !filepath.IsAbs(in.PipelineFile) {
+			return nil, badRequest("pipeline_file: %q is not an absolute path", in.PipelineFile)
+		}
+		rc.pipelineDir = filepath.Dir(in.PipelineFile)
+	}
 	switch {
 	case in.PipelineVersionReference != nil || in.PipelineVersionID != "":
 		if len(in.PipelineSpec) > 0 {
@@ -174,6 +197,12 @@ func (s *Server) resolveRun(r *http.Request, p *principal, in *Run, nsParam, req
 		if err != nil {
 			return nil, err
 		}
+	case in.PipelineFile != "":
+		rc.plan, err = parseLocalSpec(in.PipelineSpec, in.PipelineFile)
+		if err != nil {
+			return nil, err
+		}
+		rc.meta.PipelineSpec = in.PipelineSpec
 	default:
 		rc.plan, err = parseRunSpec(in.PipelineSpec)
 		if err != nil {
@@ -190,10 +219,7 @@ func (s *Server) resolveRun(r *http.Request, p *principal, in *Run, nsParam, req
 		e.Message = "runtime_config: " + e.Message
 		return nil, e
 	}
-	if in.PipelineDir != "" && !s.cfg.LocalClients {
-		return nil, badRequest("pipeline_dir: this server does not read its clients' files; put what the pipeline reads from {{pipeline.dir}} into its steps' images (or run it on the workstation)")
-	}
-	rc.pipelineDir, rc.noCache, rc.executor = in.PipelineDir, in.NoCache, s.cfg.DefaultExecutor
+	rc.noCache, rc.executor = in.NoCache, s.cfg.DefaultExecutor
 	if in.Executor != "" {
 		rc.executor = in.Executor
 	}

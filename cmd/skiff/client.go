@@ -53,7 +53,7 @@ func createRun(c *cli.Context, k *conn, file string, params map[string]json.RawM
 	in := api.Run{DisplayName: c.String("name"), PipelineSpec: mustJSON(string(data)), ExperimentID: c.String("experiment"),
 		Executor: c.String("executor"), NoCache: c.Bool("no-cache")}
 	if k.local {
-		if in.PipelineDir, err = filepath.Abs(filepath.Dir(file)); err != nil {
+		if in.PipelineFile, err = filepath.Abs(file); err != nil {
 			return api.Run{}, err
 		}
 	} else if bytes.Contains(data, []byte(pipelineDirRef)) {

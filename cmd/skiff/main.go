@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 )
@@ -33,7 +34,7 @@ func main() {
 }
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		// -p takes JSON lists and objects: no splitting at commas.
 		DisableSliceFlagSeparator: true,
 		Name:                      "skiff",
@@ -65,6 +66,39 @@ Start with:  skiff run examples/iris/pipeline.yaml`,
 			benchCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints errors and picks the exit code
+		Action:         unknownCommand(""),
+		OnUsageError:   onUsageError("skiff"),
+	}
+	setUsageErrors(app.Commands, "")
+	return app
+}
+
+// setUsageErrors makes bad usage of every command exit 2 with one line
+// and a hint, not the whole help.
+func setUsageErrors(cmds []*cli.Command, parent string) {
+	for _, c := range cmds {
+		c.OnUsageError = onUsageError("skiff " + parent + c.Name)
+		if len(c.Subcommands) > 0 && c.Action == nil {
+			c.Action = unknownCommand(parent + c.Name + " ")
+		}
+		setUsageErrors(c.Subcommands, parent+c.Name+" ")
+	}
+}
+
+func onUsageError(name string) cli.OnUsageErrorFunc {
+	return func(_ *cli.Context, err error, _ bool) error {
+		return usageError("%v (see '%s --help')", err, name)
+	}
+}
+
+// unknownCommand is the action of a command that only has subcommands:
+// without one it shows the help, with an unknown one it exits 2.
+func unknownCommand(path string) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if c.NArg() == 0 {
+			return cli.ShowSubcommandHelp(c)
+		}
+		return usageError("unknown command %q (see 'skiff %s--help')", strings.TrimSpace(path+c.Args().First()), path)
 	}
 }
 

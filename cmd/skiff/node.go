@@ -43,6 +43,7 @@ type node struct {
 	// unfinished when it began (see socket.go).
 	unserve  func()
 	leftover map[string]bool
+	closed   bool
 }
 
 type nodeOptions struct {
@@ -164,6 +165,10 @@ func (n *node) withEngine(ctx context.Context, fn func() error) error {
 }
 
 func (n *node) close() error {
+	if n.closed {
+		return nil
+	}
+	n.closed = true
 	for i := len(n.closers) - 1; i >= 0; i-- {
 		n.closers[i]()
 	}

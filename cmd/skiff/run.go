@@ -190,9 +190,6 @@ func detach(c *cli.Context, n *node, runID string) error {
 	if c.Bool("debug") {
 		args = append(args, "--debug")
 	}
-	if c.Bool("keep-work-dirs") {
-		args = append(args, "--keep-work-dirs")
-	}
 	cmd := exec.Command(exe, append(args, "runs", "resume", "--progress", "plain", runID)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -201,6 +198,14 @@ func detach(c *cli.Context, n *node, runID string) error {
 	}
 	pid := cmd.Process.Pid
 	_ = cmd.Process.Release()
+	// Let the data dir go, and wait for the background skiff to serve it,
+	// so that the next skiff run on it submits there.
+	dir := n.dir
+	n.close()
+	deadline := time.Now().Add(10 * time.Second)
+	for socketClient(c.Context, dir) == nil && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
 	fmt.Fprintf(os.Stderr, "run %s: submitted; a background skiff (pid %d, log %s) runs it; 'skiff runs wait %s' follows it\n", runID, pid, logPath, short(runID))
 	fmt.Println(runID)
 	return nil

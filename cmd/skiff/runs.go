@@ -264,6 +264,7 @@ func runsWait(c *cli.Context, k *conn, id string) error {
 	if err := printRun(c.String("output"), r); err != nil {
 		return err
 	}
+	fmt.Fprintf(os.Stderr, "run %s %s\n", r.RunID, r.State)
 	if r.State != "SUCCEEDED" {
 		return cli.Exit("", exitRunFail)
 	}
