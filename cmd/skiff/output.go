@@ -112,7 +112,7 @@ func secs(s float64) string {
 	if s == 0 {
 		return "-"
 	}
-	return (time.Duration(s*float64(time.Second)).Round(time.Millisecond)).String()
+	return (time.Duration(s * float64(time.Second)).Round(time.Millisecond)).String()
 }
 
 func dash(s string) string {
