@@ -1,0 +1,181 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// TestCLI_SecondRunSubmitsToTheServingProcess: while a skiff run serves the
+// data dir, a second skiff run submits to it through the socket and both
+// run at once (the first waits for a file the second writes), and the
+// second's steps read the files beside its pipeline.
+func TestCLI_SecondRunSubmitsToTheServingProcess(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	gate := filepath.Join(dir, "go")
+	p1 := writeFile(t, dir, "first.yaml", `name: first
+tasks:
+  - name: wait
+    command: [/bin/sh, -c, 'while [ ! -e `+gate+` ]; do sleep 0.05; done']
+`)
+	other := filepath.Join(dir, "other")
+	if err := os.Mkdir(other, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, other, "input.txt", "beside the pipeline\n")
+	p2 := writeFile(t, other, "second.yaml", `name: second
+tasks:
+  - name: open
+    command: [/bin/sh, -c, 'cat {{pipeline.dir}}/input.txt; touch `+gate+`']
+`)
+	data := filepath.Join(dir, "data")
+	first := exec.Command(skiffBin, "--data-dir", data, "run", p1, "--progress", "none", "-o", "json")
+	var out1 strings.Builder
+	first.Stdout = &out1
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = first.Process.Kill(); _ = first.Wait() })
+	waitForSocket(t, data)
+	second := skiff(t, data, "run", p2, "--progress", "none", "-o", "json", "--wait-lock", "5s")
+	if second.code != 0 || !strings.Contains(second.stderr, "serving the data dir") {
+		t.Fatalf("second run: exit %d\n%s", second.code, second.stderr)
+	}
+	s2 := parseSummary(t, second)
+	if err := first.Wait(); err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+	var s1 summary
+	if err := json.Unmarshal([]byte(out1.String()), &s1); err != nil || s1.State != "SUCCEEDED" {
+		t.Fatalf("first run: %v %+v", err, s1)
+	}
+	logs := skiff(t, data, "logs", s2.RunID[:8])
+	if logs.code != 0 || !strings.Contains(logs.stdout, "open: beside the pipeline") {
+		t.Errorf("logs of the second run: exit %d %q %q", logs.code, logs.stdout, logs.stderr)
+	}
+}
+
+func waitForSocket(t testing.TB, data string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(data, "skiff.sock")); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no skiff process served the data dir within 30s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestCLI_RunDetachThenWait: run --detach prints the run id at once; a
+// background skiff runs it; runs wait (by prefix) follows it to its end.
+func TestCLI_RunDetachThenWait(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	p := writeFile(t, dir, "p.yaml", "name: bg\ntasks:\n  - name: a\n    command: [/bin/sh, -c, 'echo in the background']\n")
+	data := filepath.Join(dir, "data")
+	r := skiff(t, data, "run", p, "--detach")
+	id := strings.TrimSpace(r.stdout)
+	if r.code != 0 || len(id) != 36 {
+		t.Fatalf("run --detach: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
+	}
+	w := skiff(t, data, "runs", "wait", id[:8], "-o", "json")
+	if w.code != 0 || parseSummary(t, w).State != "SUCCEEDED" {
+		t.Fatalf("runs wait: exit %d\n%s\n%s", w.code, w.stdout, w.stderr)
+	}
+	// The background skiff lets the data dir go once its run is done.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(data, "skiff.sock")); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the background skiff still serves the data dir")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestCLI_UsageErrors: an unknown command, subcommand or flag exits 2 with
+// one line and a hint; a server that cannot be reached exits 1 with a
+// sentence.
+func TestCLI_UsageErrors(t *testing.T) {
+	t.Parallel()
+	data := filepath.Join(t.TempDir(), "data")
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"unknown command", []string{"frobnicate"}, 2, `unknown command "frobnicate" (see 'skiff --help')`},
+		{"unknown subcommand", []string{"runs", "frobnicate"}, 2, `unknown command "runs frobnicate" (see 'skiff runs --help')`},
+		{"unknown flag", []string{"runs", "list", "--frob"}, 2, "see 'skiff runs list --help'"},
+		{"bad output", []string{"runs", "list", "-o", "xml"}, 2, "--output"},
+		{"refused connection", []string{"runs", "list", "--server", "http://127.0.0.1:1"}, 1, "cannot reach the skiff server"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := skiff(t, data, tc.args...)
+			if r.code != tc.code || !strings.Contains(r.stderr, tc.want) || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+				t.Errorf("exit %d, stderr %q; want exit %d and one line with %q", r.code, r.stderr, tc.code, tc.want)
+			}
+		})
+	}
+}
+
+// TestCLI_OutputsAndFilters: -o yaml and wide, runs list --state and
+// --limit, logs of every task, artifacts ls and get, on the data dir.
+func TestCLI_OutputsAndFilters(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	p := writeFile(t, dir, "p.yaml", shellPipeline)
+	var ids []string
+	for range 2 {
+		r := skiff(t, data, "run", p, "--progress", "none", "-o", "name")
+		if r.code != 0 {
+			t.Fatalf("run: exit %d\n%s", r.code, r.stderr)
+		}
+		ids = append(ids, strings.TrimSpace(r.stdout))
+	}
+	var list []map[string]any
+	r := skiff(t, data, "runs", "list", "-o", "yaml", "--limit", "1", "--state", "succeeded")
+	if err := yaml.Unmarshal([]byte(r.stdout), &list); err != nil || len(list) != 1 || list[0]["run_id"] != ids[1] {
+		t.Errorf("runs list -o yaml --limit 1: %v\n%s", err, r.stdout)
+	}
+	if r := skiff(t, data, "runs", "list", "--state", "FAILED", "-o", "name"); r.code != 0 || r.stdout != "" {
+		t.Errorf("runs list --state FAILED: exit %d %q", r.code, r.stdout)
+	}
+	if r := skiff(t, data, "runs", "list", "-o", "wide"); !strings.Contains(r.stdout, "AGE") || !strings.Contains(r.stdout, "PIPELINE") {
+		t.Errorf("runs list -o wide:\n%s", r.stdout)
+	}
+	var one map[string]any
+	r = skiff(t, data, "runs", "get", ids[0][:8], "-o", "yaml")
+	if err := yaml.Unmarshal([]byte(r.stdout), &one); err != nil || one["run_id"] != ids[0] || one["outputs"].(map[string]any)["size"] != 11 {
+		t.Errorf("runs get -o yaml: %v\n%s", err, r.stdout)
+	}
+	logs := skiff(t, data, "logs", ids[0][:8])
+	if !strings.Contains(logs.stdout, "make: made it") || !strings.Contains(logs.stdout, "use: hello world") {
+		t.Errorf("logs without TASK:\n%s%s", logs.stdout, logs.stderr)
+	}
+	if r := skiff(t, data, "artifacts", "ls", ids[0][:8]); !strings.Contains(r.stdout, "make  text") {
+		t.Errorf("artifacts ls:\n%s%s", r.stdout, r.stderr)
+	}
+	out := filepath.Join(dir, "text.out")
+	if r := skiff(t, data, "artifacts", "get", ids[0][:8], "make", "text", "-o", out); r.code != 0 {
+		t.Fatalf("artifacts get: exit %d %s", r.code, r.stderr)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "hello world" {
+		t.Errorf("artifact bytes = %q", b)
+	}
+}
