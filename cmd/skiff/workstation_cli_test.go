@@ -179,3 +179,24 @@ func TestCLI_OutputsAndFilters(t *testing.T) {
 		t.Errorf("artifact bytes = %q", b)
 	}
 }
+
+// TestCLI_VersionAndCompletion: --version names the version; completion
+// scripts list the commands, subcommands and flags.
+func TestCLI_VersionAndCompletion(t *testing.T) {
+	t.Parallel()
+	data := filepath.Join(t.TempDir(), "data")
+	if r := skiff(t, data, "--version"); r.code != 0 || !strings.HasPrefix(r.stdout, "skiff version ") {
+		t.Errorf("--version: exit %d %q", r.code, r.stdout)
+	}
+	bash := skiff(t, data, "completion", "bash")
+	if bash.code != 0 || !strings.Contains(bash.stdout, "complete -F _skiff skiff") || !strings.Contains(bash.stdout, `"runs list") echo "--output -o`) {
+		t.Errorf("completion bash: exit %d\n%s", bash.code, bash.stdout)
+	}
+	fish := skiff(t, data, "completion", "fish")
+	if !strings.Contains(fish.stdout, `-n "__fish_seen_subcommand_from runs" -a list`) {
+		t.Errorf("completion fish:\n%s", fish.stdout)
+	}
+	if r := skiff(t, data, "completion", "tcsh"); r.code != 2 {
+		t.Errorf("completion tcsh: exit %d, want 2", r.code)
+	}
+}
