@@ -67,7 +67,7 @@ Start with:  skiff run examples/iris/pipeline.yaml`,
 			benchCommand(),
 			completionCommand(),
 		},
-		Version: version(),
+		Version:        version(),
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints errors and picks the exit code
 		Action:         unknownCommand(""),
 		OnUsageError:   onUsageError("skiff"),

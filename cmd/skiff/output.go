@@ -182,12 +182,12 @@ func printRun(format string, r api.RunSummary) error {
 		return nil
 	}
 	wide := format == "wide"
-	fmt.Printf("Run:      %s\nName:     %s\nState:    %s\nDuration: %s\n", r.RunID, r.Name, r.State, runDuration(r, time.Now()))
+	fmt.Printf("Run:        %s\nName:       %s\nState:      %s\nDuration:   %s\n", r.RunID, r.Name, r.State, runDuration(r, time.Now()))
 	if r.ExperimentID != "" {
 		fmt.Printf("Experiment: %s\n", r.ExperimentID)
 	}
 	if r.Error != "" {
-		fmt.Printf("Error:    %s\n", r.Error)
+		fmt.Printf("Error:      %s\n", r.Error)
 	}
 	tw := newTable(os.Stdout)
 	head := "\nTASK\tSTATE\tATTEMPTS\tDURATION\tDETAIL"
@@ -195,10 +195,29 @@ func printRun(format string, r api.RunSummary) error {
 		head += "\tSTARTED\tFINISHED"
 	}
 	fmt.Fprintln(tw, head)
-	for _, t := range r.Tasks {
-		state, detail := t.State, oneLine(t.Error)
+	tasks := r.Tasks
+	var folds map[string]*loopFold
+	if !wide { // the table folds each loop's iterations into its line
+		byName := map[string]api.TaskSummary{}
+		names := make([]string, 0, len(tasks))
+		for _, t := range tasks {
+			byName[t.Name] = t
+			names = append(names, t.Name)
+		}
+		var kept []string
+		kept, folds = foldLoops(names, func(n string) string { return summaryState(byName[n]) })
+		tasks = tasks[:0:0]
+		for _, n := range kept {
+			tasks = append(tasks, byName[n])
+		}
+	}
+	for _, t := range tasks {
+		state, detail := summaryState(t), oneLine(t.Error)
 		if t.Cached {
-			state, detail = "CACHED", "outputs of "+t.CachedFrom
+			detail = "outputs of " + t.CachedFrom
+		}
+		if f := folds[t.Name]; f != nil {
+			detail = f.text()
 		}
 		attempts := strconv.Itoa(t.Attempts)
 		if t.Group {
@@ -209,6 +228,11 @@ func printRun(format string, r api.RunSummary) error {
 			fmt.Fprintf(tw, "\t%s\t%s", dash(t.StartedAt), dash(t.FinishedAt))
 		}
 		fmt.Fprintln(tw)
+		if f := folds[t.Name]; f != nil {
+			for _, l := range f.failedLines("  ") {
+				fmt.Fprintf(tw, "%s\t\t\t\t\n", l)
+			}
+		}
 	}
 	tw.Flush()
 	if len(r.Outputs) > 0 {
@@ -223,6 +247,14 @@ func printRun(format string, r api.RunSummary) error {
 		}
 	}
 	return nil
+}
+
+// summaryState is a task's state as tables show it.
+func summaryState(t api.TaskSummary) string {
+	if t.Cached {
+		return "CACHED"
+	}
+	return t.State
 }
 
 // finalState reports whether a run state (as the API writes it) is final.
