@@ -96,15 +96,11 @@ func artifactsList(c *cli.Context) error {
 	if err := checkOutput(format); err != nil {
 		return err
 	}
-	k, err := dial(c)
+	k, r, err := dialRun(c, c.Args().First())
 	if err != nil {
 		return err
 	}
 	defer k.close()
-	r, err := k.RunSummary(c.Context, c.Args().First())
-	if err != nil {
-		return clientErr(err)
-	}
 	rows := runArtifacts(r)
 	if ok, err := writeDoc(format, rows); ok {
 		return err
@@ -153,15 +149,11 @@ func artifactGet(raw bool) cli.ActionFunc {
 		if c.NArg() != 3 {
 			return usageError("artifacts %s: expected RUN TASK OUTPUT", c.Command.Name)
 		}
-		k, err := dial(c)
+		k, r, err := dialRun(c, c.Args().Get(0))
 		if err != nil {
 			return err
 		}
 		defer k.close()
-		r, err := k.RunSummary(c.Context, c.Args().Get(0))
-		if err != nil {
-			return clientErr(err)
-		}
 		task, output := c.Args().Get(1), c.Args().Get(2)
 		var ref *spec.ArtifactRef
 		var have []string

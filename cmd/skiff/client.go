@@ -72,6 +72,9 @@ func createRun(c *cli.Context, k *conn, file string, params map[string]json.RawM
 // submitRun runs FILE on a server or on the skiff process serving the data
 // dir, and follows it there (unless --detach).
 func submitRun(c *cli.Context, k *conn, file string, plan *spec.Plan, params map[string]json.RawMessage, mode progressKind) error {
+	if c.Bool("keep-work-dirs") {
+		fmt.Fprintf(os.Stderr, "skiff: warning: --keep-work-dirs is for the process that runs the steps: %s keeps its own setting\n", k.where())
+	}
 	run, err := createRun(c, k, file, params)
 	if err != nil {
 		return err

@@ -225,3 +225,18 @@ func servedConn(c *cli.Context) *conn {
 	}
 	return nil
 }
+
+// dialRun connects and reads the run named by id (an id or a unique
+// prefix); the caller closes the conn.
+func dialRun(c *cli.Context, id string) (*conn, api.RunSummary, error) {
+	k, err := dial(c)
+	if err != nil {
+		return nil, api.RunSummary{}, err
+	}
+	r, err := k.RunSummary(c.Context, id)
+	if err != nil {
+		k.close()
+		return nil, r, clientErr(err)
+	}
+	return k, r, nil
+}

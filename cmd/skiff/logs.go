@@ -43,15 +43,11 @@ func logsAction(c *cli.Context) error {
 	if c.NArg() == 1 && c.Int("attempt") != 0 {
 		return usageError("--attempt: give the TASK too")
 	}
-	k, err := dial(c)
+	k, r, err := dialRun(c, c.Args().Get(0))
 	if err != nil {
 		return err
 	}
 	defer k.close()
-	r, err := k.RunSummary(c.Context, c.Args().Get(0))
-	if err != nil {
-		return clientErr(err)
-	}
 	follow := c.Bool("follow") && k.n == nil // nothing runs on a data dir no process serves
 	out := &lineWriter{w: os.Stdout}
 	if c.NArg() == 2 {

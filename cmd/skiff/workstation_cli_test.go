@@ -64,13 +64,19 @@ tasks:
 
 func waitForSocket(t testing.TB, data string) {
 	t.Helper()
+	waitUntil(t, "a skiff process serves the data dir", func() bool {
+		_, err := os.Stat(filepath.Join(data, "skiff.sock"))
+		return err == nil
+	})
+}
+
+// waitUntil polls cond until it holds, for at most 30s.
+func waitUntil(t testing.TB, what string, cond func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(filepath.Join(data, "skiff.sock")); err == nil {
-			return
-		}
+	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("no skiff process served the data dir within 30s")
+			t.Fatalf("not within 30s: %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -92,17 +98,10 @@ func TestCLI_RunDetachThenWait(t *testing.T) {
 	if w.code != 0 || parseSummary(t, w).State != "SUCCEEDED" {
 		t.Fatalf("runs wait: exit %d\n%s\n%s", w.code, w.stdout, w.stderr)
 	}
-	// The background skiff lets the data dir go once its run is done.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(filepath.Join(data, "skiff.sock")); os.IsNotExist(err) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the background skiff still serves the data dir")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitUntil(t, "the background skiff lets the data dir go once its run is done", func() bool {
+		_, err := os.Stat(filepath.Join(data, "skiff.sock"))
+		return os.IsNotExist(err)
+	})
 }
 
 // TestCLI_UsageErrors: an unknown command, subcommand or flag exits 2 with
