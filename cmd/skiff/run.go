@@ -90,12 +90,16 @@ func runAction(c *cli.Context) error {
 	prog := newProgress(os.Stderr, mode, plan)
 	opts := nodeOptions{defaultExecutor: c.String("executor"), onUpdate: prog.updates}
 	n, err := openNode(c, opts)
-	if errors.Is(err, store.ErrLocked) {
-		// The holder may be starting to serve the data dir: ask it again.
-		time.Sleep(300 * time.Millisecond)
+	// The holder may be starting to serve the data dir, or be a short
+	// command: ask it again a few times before waiting for the lock.
+	for deadline := time.Now().Add(dialLockWait); errors.Is(err, store.ErrLocked) && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
 		if k := servedConn(c); k != nil && !c.Bool("lenient") {
 			return submitRun(c, k, file, plan, params, mode)
 		}
+		n, err = openNode(c, opts)
+	}
+	if errors.Is(err, store.ErrLocked) {
 		opts.wait = c.Duration("wait-lock")
 		n, err = openNode(c, opts)
 	}

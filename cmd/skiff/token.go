@@ -33,6 +33,9 @@ Example:
 					&cli.StringFlag{Name: "description", Usage: "a note kept with the token"},
 				},
 				Action: func(c *cli.Context) error {
+					if c.String("server") != "" {
+						return usageError("token create writes a token into a data dir, not to a server: run it on the server's machine with its --data-dir while 'skiff server' is stopped (and without --server or SKIFF_SERVER)")
+					}
 					role, err := api.ParseRole(c.String("role"))
 					if err != nil {
 						return usageError("--role: %v", err)

@@ -120,6 +120,7 @@ func TestCLI_UsageErrors(t *testing.T) {
 		{"unknown subcommand", []string{"runs", "frobnicate"}, 2, `unknown command "runs frobnicate" (see 'skiff runs --help')`},
 		{"unknown flag", []string{"runs", "list", "--frob"}, 2, "see 'skiff runs list --help'"},
 		{"bad output", []string{"runs", "list", "-o", "xml"}, 2, "--output"},
+		{"token create with --server", []string{"token", "create", "--namespace", "a", "--server", "http://127.0.0.1:1"}, 2, "not to a server"},
 		{"refused connection", []string{"runs", "list", "--server", "http://127.0.0.1:1"}, 1, "cannot reach the skiff server"},
 	}
 	for _, tc := range cases {
