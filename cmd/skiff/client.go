@@ -73,7 +73,7 @@ func createRun(c *cli.Context, k *conn, file string, params map[string]json.RawM
 // dir, and follows it there (unless --detach).
 func submitRun(c *cli.Context, k *conn, file string, plan *spec.Plan, params map[string]json.RawMessage, mode progressKind) error {
 	if c.Bool("keep-work-dirs") {
-		fmt.Fprintf(os.Stderr, "skiff: warning: --keep-work-dirs is for the process that runs the steps: %s keeps its own setting\n", k.where())
+		notice("skiff: warning: --keep-work-dirs is for the process that runs the steps: %s keeps its own setting\n", k.where())
 	}
 	run, err := createRun(c, k, file, params)
 	if err != nil {
@@ -83,7 +83,7 @@ func submitRun(c *cli.Context, k *conn, file string, plan *spec.Plan, params map
 	if !k.local {
 		where = k.BaseURL + "/apis/v2beta1/runs/" + run.RunID
 	}
-	fmt.Fprintf(os.Stderr, "run %s: %s (%s)\n", run.RunID, plan.Name, where)
+	notice("run %s: %s (%s)\n", run.RunID, plan.Name, where)
 	if c.Bool("detach") {
 		return printDetached(c, k, run.RunID)
 	}
@@ -117,7 +117,7 @@ func takeOver(c *cli.Context, runID string, plan *spec.Plan, mode progressKind) 
 		return err
 	}
 	if !r.State.Final() {
-		fmt.Fprintf(os.Stderr, "skiff: the skiff process serving the data dir stopped; run %s continues here\n", short(runID))
+		notice("skiff: the skiff process serving the data dir stopped; run %s continues here\n", short(runID))
 		err := n.withEngine(c.Context, func() error {
 			if _, err := n.engine.Resume(c.Context, runID); err != nil {
 				return err
@@ -170,7 +170,7 @@ func runResult(c *cli.Context, r api.RunSummary) error {
 	}
 	for _, t := range r.Tasks {
 		if t.State == "FAILED" && !t.Group {
-			fmt.Fprintf(os.Stderr, "skiff: see what %s printed: skiff logs %s %s\n", t.Name, short(r.RunID), t.Name)
+			notice("skiff: see what %s printed: skiff logs %s %s\n", t.Name, short(r.RunID), t.Name)
 			break
 		}
 	}
@@ -192,13 +192,13 @@ func followClient(ctx context.Context, k *conn, id string, prog *progress) (api.
 		case <-ctx.Done():
 			return
 		}
-		fmt.Fprintln(os.Stderr, "\nskiff: cancelling the run (Ctrl-C again to leave it running)")
+		notice("\nskiff: cancelling the run (Ctrl-C again to leave it running)\n")
 		if err := k.TerminateRun(ctx, id); err != nil {
-			fmt.Fprintln(os.Stderr, "skiff: cancel:", clientErr(err))
+			notice("skiff: cancel: %v\n", clientErr(err))
 		}
 		select {
 		case <-sigs:
-			fmt.Fprintf(os.Stderr, "skiff: leaving run %s to %s; 'skiff runs wait %s' follows it\n", id, k.where(), short(id))
+			notice("skiff: leaving run %s to %s; 'skiff runs wait %s' follows it\n", id, k.where(), short(id))
 			cancel()
 		case <-ctx.Done():
 		}

@@ -3,10 +3,12 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 )
@@ -24,11 +26,11 @@ func main() {
 		var ec cli.ExitCoder
 		if errors.As(err, &ec) {
 			if msg := err.Error(); msg != "" {
-				fmt.Fprintln(os.Stderr, "skiff:", msg)
+				notice("skiff: %s\n", msg)
 			}
 			os.Exit(ec.ExitCode())
 		}
-		fmt.Fprintln(os.Stderr, "skiff:", err)
+		notice("skiff: %v\n", err)
 		os.Exit(exitRunFail)
 	}
 }
@@ -108,4 +110,20 @@ func unknownCommand(path string) cli.ActionFunc {
 // usageError marks bad usage or bad input (exit code 2).
 func usageError(format string, args ...any) error {
 	return cli.Exit(fmt.Sprintf(format, args...), exitBadInput)
+}
+
+// jsonNotices is set by --progress json: then the messages for people on
+// standard error are JSON lines too ({"time", "message"}), so that
+// standard error holds only JSON lines.
+var jsonNotices bool
+
+// notice writes a message for people to standard error.
+func notice(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if !jsonNotices {
+		fmt.Fprint(os.Stderr, msg)
+		return
+	}
+	b, _ := json.Marshal(map[string]string{"time": time.Now().UTC().Format(time.RFC3339Nano), "message": strings.TrimSpace(msg)})
+	fmt.Fprintln(os.Stderr, string(b))
 }

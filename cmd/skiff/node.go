@@ -80,7 +80,7 @@ func openNode(c *cli.Context, opts nodeOptions) (*node, error) {
 	scfg.Logger = log
 	st, err := store.Open(c.Context, scfg)
 	if errors.Is(err, store.ErrLocked) && opts.wait > 0 {
-		fmt.Fprintf(os.Stderr, "skiff: data dir %s is in use by another skiff process; waiting up to %s for it (use --data-dir for a separate one)\n", dir, opts.wait)
+		notice("skiff: data dir %s is in use by another skiff process; waiting up to %s for it (use --data-dir for a separate one)\n", dir, opts.wait)
 		scfg.LockTimeout = opts.wait
 		st, err = store.Open(c.Context, scfg)
 	}

@@ -72,6 +72,7 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	jsonNotices = mode == progJSON
 	if c.Bool("lenient") && c.String("experiment") != "" {
 		return usageError("--lenient and --experiment: a lenient run is compiled and run by this process alone, outside experiments; give one of them")
 	}
@@ -111,7 +112,7 @@ func runAction(c *cli.Context) error {
 	}
 	defer n.close()
 	if un, _ := n.store.UnfinishedRuns(); len(un) > 0 {
-		fmt.Fprintf(os.Stderr, "skiff: %d unfinished run(s) in %s; 'skiff runs resume' continues them\n", len(un), n.dir)
+		notice("skiff: %d unfinished run(s) in %s; 'skiff runs resume' continues them\n", len(un), n.dir)
 	}
 
 	runID, err := submitHere(c, n, file, plan, params)
@@ -121,7 +122,7 @@ func runAction(c *cli.Context) error {
 	if c.Bool("detach") {
 		return detach(c, n, runID)
 	}
-	fmt.Fprintf(os.Stderr, "run %s: %s (data dir %s)\n", runID, plan.Name, n.dir)
+	notice("run %s: %s (data dir %s)\n", runID, plan.Name, n.dir)
 
 	ctx, stop := context.WithCancel(c.Context)
 	defer stop()
@@ -213,7 +214,7 @@ func detach(c *cli.Context, n *node, runID string) error {
 	for socketClient(c.Context, dir) == nil && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	fmt.Fprintf(os.Stderr, "run %s: submitted; a background skiff (pid %d, log %s) runs it; 'skiff runs wait %s' follows it\n", runID, pid, logPath, short(runID))
+	notice("run %s: submitted; a background skiff (pid %d, log %s) runs it; 'skiff runs wait %s' follows it\n", runID, pid, logPath, short(runID))
 	fmt.Println(runID)
 	return nil
 }
@@ -232,13 +233,13 @@ func followRun(ctx context.Context, n *node, runID string) (finalRun, error) {
 		case <-waitCtx.Done():
 			return
 		}
-		fmt.Fprintln(os.Stderr, "\nskiff: cancelling the run (Ctrl-C again to leave it running)")
+		notice("\nskiff: cancelling the run (Ctrl-C again to leave it running)\n")
 		if err := n.engine.Cancel(ctx, runID); err != nil && !errors.Is(err, engine.ErrRunFinished) {
-			fmt.Fprintln(os.Stderr, "skiff: cancel:", err)
+			notice("skiff: cancel: %v\n", err)
 		}
 		select {
 		case <-sigs:
-			fmt.Fprintf(os.Stderr, "skiff: leaving run %s unfinished; 'skiff runs resume %s' continues it\n", runID, runID)
+			notice("skiff: leaving run %s unfinished; 'skiff runs resume %s' continues it\n", runID, runID)
 			cancelWait()
 		case <-waitCtx.Done():
 		}
@@ -264,7 +265,7 @@ func loadPipeline(file string, raw []string, opts kfp.Options) (*spec.Plan, map[
 	}
 	plan, warns, err := kfp.Load(data, file, opts)
 	for _, w := range warns {
-		fmt.Fprintf(os.Stderr, "skiff: %s: warning: %s\n", file, w)
+		notice("skiff: %s: warning: %s\n", file, w)
 	}
 	if err != nil {
 		return nil, nil, usageError("%s: %v", file, err)
@@ -307,6 +308,6 @@ func noteImages(p *spec.Plan) {
 	}
 	walk(p)
 	if len(imgs) > 0 && p.Executor == "" {
-		fmt.Fprintf(os.Stderr, "skiff: warning: the local executor runs steps as local processes and ignores their images (%s); --executor docker runs them\n", strings.Join(imgs, ", "))
+		notice("skiff: warning: the local executor runs steps as local processes and ignores their images (%s); --executor docker runs them\n", strings.Join(imgs, ", "))
 	}
 }

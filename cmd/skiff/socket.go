@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -109,7 +108,7 @@ func (n *node) waitServed(ctx context.Context, skip string) error {
 			}
 		}
 		if len(news) > 0 {
-			fmt.Fprintf(os.Stderr, "skiff: finishing %d run(s) other skiff processes submitted to this one: %s (Ctrl-C leaves them to 'skiff runs resume')\n", len(news), strings.Join(news, ", "))
+			notice("skiff: finishing %d run(s) other skiff processes submitted to this one: %s (Ctrl-C leaves them to 'skiff runs resume')\n", len(news), strings.Join(news, ", "))
 		}
 		for _, id := range ids {
 			if _, err := n.engine.Wait(ctx, id); err != nil {

@@ -142,11 +142,16 @@ func TestCLI_OutputsAndFilters(t *testing.T) {
 	p := writeFile(t, dir, "p.yaml", shellPipeline)
 	var ids []string
 	for range 2 {
-		r := skiff(t, data, "run", p, "--progress", "none", "-o", "name")
+		r := skiff(t, data, "run", p, "--progress", "json", "-o", "name")
 		if r.code != 0 {
 			t.Fatalf("run: exit %d\n%s", r.code, r.stderr)
 		}
 		ids = append(ids, strings.TrimSpace(r.stdout))
+		for _, l := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
+			if !json.Valid([]byte(l)) {
+				t.Errorf("--progress json: standard error has a line that is not JSON: %q", l)
+			}
+		}
 	}
 	var list []map[string]any
 	r := skiff(t, data, "runs", "list", "-o", "yaml", "--limit", "1", "--state", "succeeded")
