@@ -73,7 +73,10 @@ func dial(c *cli.Context) (*conn, error) {
 		if err == nil {
 			return inProcess(n)
 		}
-		if !errors.Is(err, store.ErrLocked) || time.Now().After(deadline) {
+		if errors.Is(err, store.ErrLocked) && time.Now().After(deadline) {
+			return nil, fmt.Errorf("data dir %s is held by a skiff process that does not answer on its socket (a 'skiff server'? then give --server URL): %w", dir, err)
+		}
+		if !errors.Is(err, store.ErrLocked) {
 			return nil, err
 		}
 		select {

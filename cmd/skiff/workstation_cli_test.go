@@ -205,3 +205,29 @@ func TestCLI_VersionAndCompletion(t *testing.T) {
 		t.Errorf("completion tcsh: exit %d, want 2", r.code)
 	}
 }
+
+// TestCLI_OneSchemaOverServer: run -o json with --server prints what runs
+// get -o json (by prefix) prints, the summary every mode prints; a
+// pipeline that reads files beside it is refused before submission, with
+// what to do.
+func TestCLI_OneSchemaOverServer(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	srvData, client := filepath.Join(dir, "server"), filepath.Join(dir, "client")
+	url := startServer(t, srvData)
+	p := writeFile(t, dir, "p.yaml", "name: simmed\ntasks:\n  - name: a\n    command: [echo, hi]\n")
+	run := skiff(t, client, "--server", url, "run", p, "-o", "json", "--progress", "none")
+	if run.code != 0 {
+		t.Fatalf("run --server: exit %d\n%s", run.code, run.stderr)
+	}
+	id := parseSummary(t, run).RunID
+	viaServer := skiff(t, client, "runs", "get", id[:8], "-o", "json", "--server", url)
+	if viaServer.code != 0 || viaServer.stdout != run.stdout {
+		t.Errorf("runs get -o json differs from run -o json:\n%d %s%s\nrun %s", viaServer.code, viaServer.stdout, viaServer.stderr, run.stdout)
+	}
+	local := writeFile(t, dir, "local.yaml", "name: local\ntasks:\n  - name: a\n    command: [cat, '{{pipeline.dir}}/data.csv']\n")
+	r := skiff(t, client, "--server", url, "run", local)
+	if r.code != 2 || !strings.Contains(r.stderr, "cannot read") || !strings.Contains(r.stderr, "without --server") {
+		t.Errorf("pipeline.dir over --server: exit %d %s", r.code, r.stderr)
+	}
+}
