@@ -9,9 +9,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docker/docker/client"
 	"github.com/urfave/cli/v2"
 
 	"github.com/skiffml/skiff/api"
+	"github.com/skiffml/skiff/executors/docker"
 )
 
 func logsCommand() *cli.Command {
@@ -62,7 +64,14 @@ func logsAction(c *cli.Context) error {
 			return clientErr(err)
 		}
 		defer rc.Close()
-		_, err = io.Copy(os.Stdout, rc)
+		n, err := io.Copy(os.Stdout, rc)
+		if follow && k.n == nil && k.local {
+			// The serving process may have died mid-stream: a docker step
+			// runs on, and its log can be followed from the Docker engine.
+			if _, gerr := k.RunSummary(c.Context, r.RunID); gerr != nil && isDialError(gerr) {
+				return followDockerTask(c, r.RunID, task, n)
+			}
+		}
 		return err
 	}
 	started := map[string]bool{}
@@ -148,4 +157,26 @@ func (l *lineWriter) line(prefix, text string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	fmt.Fprintf(l.w, "%s: %s\n", prefix, text)
+}
+
+// followDockerTask follows a docker task's log from the Docker engine,
+// after the first skip bytes (already printed), when the skiff process
+// serving the data dir stopped.
+func followDockerTask(c *cli.Context, run, task string, skip int64) error {
+	gone := fmt.Errorf("the skiff process serving the data dir stopped; 'skiff runs resume %s' continues the run", short(run))
+	dcli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return gone
+	}
+	defer dcli.Close()
+	rc, err := docker.TaskLogs(c.Context, dcli, run, task, true)
+	if err != nil {
+		return gone
+	}
+	defer rc.Close()
+	if _, err := io.CopyN(io.Discard, rc, skip); err != nil {
+		return nil // the log ended before where it had been read to
+	}
+	_, err = io.Copy(os.Stdout, rc)
+	return err
 }
