@@ -5,8 +5,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -74,6 +76,8 @@ func (n *node) serveSocket() {
 // submitter waits for the data dir meanwhile). The run skip is not waited
 // for.
 func (n *node) waitServed(ctx context.Context, skip string) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	told := map[string]bool{}
 	for {
 		un, err := n.store.UnfinishedRuns()
@@ -108,11 +112,12 @@ func (n *node) waitServed(ctx context.Context, skip string) error {
 			}
 		}
 		if len(news) > 0 {
-			notice("skiff: finishing %d run(s) other skiff processes submitted to this one: %s (Ctrl-C leaves them to 'skiff runs resume')\n", len(news), strings.Join(news, ", "))
+			notice("skiff: finishing %d run(s) other skiff processes submitted to this one: %s (Ctrl-C leaves them to the skiff runs following them, or to 'skiff runs resume')\n", len(news), strings.Join(news, ", "))
 		}
 		for _, id := range ids {
 			if _, err := n.engine.Wait(ctx, id); err != nil {
 				if ctx.Err() != nil {
+					notice("\nskiff: leaving %s unfinished: a skiff run following one carries it on, else 'skiff runs resume' does\n", strings.Join(ids, ", "))
 					return nil
 				}
 				return err
