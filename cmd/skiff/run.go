@@ -88,6 +88,13 @@ func runAction(c *cli.Context) error {
 	if ex := c.String("executor"); ex == "" || ex == "local" {
 		noteImages(plan)
 	}
+	return runHere(c, file, plan, params, mode)
+}
+
+// runHere runs the pipeline with this process's engine, serving the data
+// dir to other skiff processes meanwhile (unless one serves it already,
+// which then takes the run).
+func runHere(c *cli.Context, file string, plan *spec.Plan, params map[string]json.RawMessage, mode progressKind) error {
 	prog := newProgress(os.Stderr, mode, plan)
 	opts := nodeOptions{defaultExecutor: c.String("executor"), onUpdate: prog.updates}
 	n, err := openNode(c, opts)
