@@ -192,7 +192,7 @@ func followClient(ctx context.Context, k *conn, id string, prog *progress) (api.
 		case <-ctx.Done():
 			return
 		}
-		notice("\nskiff: cancelling the run (Ctrl-C again to leave it running)\n")
+		notice("\nskiff: canceling the run (Ctrl-C again to leave it running)\n")
 		if err := k.TerminateRun(ctx, id); err != nil {
 			notice("skiff: cancel: %v\n", clientErr(err))
 		}

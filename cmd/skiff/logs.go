@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sync"
 	"time"
 
@@ -29,10 +30,13 @@ tasks end, waiting for those not started yet.
 Examples:
   skiff logs 3f2a train
   skiff logs 3f2a -f
-  skiff logs 3f2a train --attempt 1`,
+  skiff logs 3f2a train --attempt 1
+  skiff logs 3f2a --grep accuracy --tail 20`,
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "attempt", Usage: "which attempt (1 is the first; default the last); needs TASK"},
 			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep printing until the task (or the run) ends"},
+			&cli.StringFlag{Name: "grep", Usage: "only lines matching the regular expression `RE`"},
+			&cli.IntFlag{Name: "tail", Value: -1, Usage: "only the last `N` lines of each task (before following)"},
 		},
 		Action: logsAction,
 	}
@@ -41,6 +45,9 @@ Examples:
 func logsAction(c *cli.Context) error {
 	if c.NArg() < 1 || c.NArg() > 2 {
 		return usageError("logs: expected RUN and an optional TASK (see skiff logs --help)")
+	}
+	if c.Bool("follow") && c.Int("tail") >= 0 {
+		return usageError("--tail: not with -f (it keeps the last lines of a finished log)")
 	}
 	if c.NArg() == 1 && c.Int("attempt") != 0 {
 		return usageError("--attempt: give the TASK too")
@@ -51,7 +58,11 @@ func logsAction(c *cli.Context) error {
 	}
 	defer k.close()
 	follow := c.Bool("follow") && k.n == nil // nothing runs on a data dir no process serves
-	out := &lineWriter{w: os.Stdout}
+	f, err := newLogFilter(c.String("grep"), c.Int("tail"))
+	if err != nil {
+		return err
+	}
+	out := &lineWriter{w: os.Stdout, f: f}
 	if c.NArg() == 2 {
 		task := c.Args().Get(1)
 		if follow {
@@ -64,7 +75,7 @@ func logsAction(c *cli.Context) error {
 			return clientErr(err)
 		}
 		defer rc.Close()
-		n, err := io.Copy(os.Stdout, rc)
+		n, err := f.copy(os.Stdout, rc, "")
 		if follow && k.n == nil && k.local {
 			// The serving process may have died mid-stream: a docker step
 			// runs on, and its log can be followed from the Docker engine.
@@ -140,23 +151,91 @@ func printTaskLog(ctx context.Context, k *conn, runID, task string, follow bool,
 		return
 	}
 	defer rc.Close()
-	sc := bufio.NewScanner(rc)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	for sc.Scan() {
-		out.line(task, sc.Text())
-	}
+	_, _ = out.f.copy(out, rc, task)
 }
 
 // lineWriter writes whole prefixed lines from several goroutines.
 type lineWriter struct {
 	mu sync.Mutex
 	w  io.Writer
+	f  *logFilter
 }
 
 func (l *lineWriter) line(prefix, text string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	fmt.Fprintf(l.w, "%s: %s\n", prefix, text)
+}
+
+// logFilter keeps the lines matching grep (all when nil), the last tail of
+// them (all when negative) from what is there before following.
+type logFilter struct {
+	grep *regexp.Regexp
+	tail int
+}
+
+func newLogFilter(grep string, tail int) (*logFilter, error) {
+	f := &logFilter{tail: tail}
+	if grep != "" {
+		re, err := regexp.Compile(grep)
+		if err != nil {
+			return nil, usageError("--grep: %v", err)
+		}
+		f.grep = re
+	}
+	return f, nil
+}
+
+// lineSink takes whole lines.
+type lineSink interface{ line(prefix, text string) }
+
+type plainSink struct{ w io.Writer }
+
+func (p plainSink) line(_, text string) { fmt.Fprintln(p.w, text) }
+
+// copy writes r's lines that pass the filter to w (prefixed, when w is a
+// lineWriter) and returns the bytes read. Without a filter the bytes are
+// copied as they are.
+func (f *logFilter) copy(w any, r io.Reader, prefix string) (int64, error) {
+	sink, ok := w.(lineSink)
+	if !ok {
+		if f.grep == nil && f.tail < 0 {
+			return io.Copy(w.(io.Writer), r)
+		}
+		sink = plainSink{w.(io.Writer)}
+	}
+	cr := &countReader{r: r}
+	sc := bufio.NewScanner(cr)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	var kept []string
+	for sc.Scan() {
+		if f.grep != nil && !f.grep.MatchString(sc.Text()) {
+			continue
+		}
+		if f.tail < 0 {
+			sink.line(prefix, sc.Text())
+			continue
+		}
+		kept = append(kept, sc.Text())
+		if len(kept) > f.tail {
+			kept = kept[1:]
+		}
+	}
+	for _, l := range kept {
+		sink.line(prefix, l)
+	}
+	return cr.n, sc.Err()
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // followDockerTask follows a docker task's log from the Docker engine,

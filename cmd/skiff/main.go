@@ -16,7 +16,7 @@ import (
 // Exit codes, as kubectl and argo users expect them.
 const (
 	exitOK       = 0
-	exitRunFail  = 1 // the run failed or was cancelled
+	exitRunFail  = 1 // the run failed or was canceled
 	exitBadInput = 2 // bad usage or bad input
 )
 

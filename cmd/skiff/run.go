@@ -31,7 +31,7 @@ func runCommand() *cli.Command {
 		Description: `Runs the pipeline in FILE — Skiff YAML (see docs/pipeline-format.md) or a
 pipeline compiled by the kfp SDK (see docs/kfp-compatibility.md) — on the
 embedded single node in --data-dir, shows its progress, and exits 0 only if
-the run SUCCEEDED (1 if it failed or was cancelled, 2 for bad input).
+the run SUCCEEDED (1 if it failed or was canceled, 2 for bad input).
 
 Ctrl-C cancels the run: running steps get SIGTERM, then SIGKILL after a
 grace period, and the run ends CANCELED. A second Ctrl-C leaves at once;
@@ -240,7 +240,7 @@ func followRun(ctx context.Context, n *node, runID string) (finalRun, error) {
 		case <-waitCtx.Done():
 			return
 		}
-		notice("\nskiff: cancelling the run (Ctrl-C again to leave it running)\n")
+		notice("\nskiff: canceling the run (Ctrl-C again to leave it running)\n")
 		if err := n.engine.Cancel(ctx, runID); err != nil && !errors.Is(err, engine.ErrRunFinished) {
 			notice("skiff: cancel: %v\n", err)
 		}

@@ -173,6 +173,12 @@ func TestCLI_OutputsAndFilters(t *testing.T) {
 	if !strings.Contains(logs.stdout, "make: made it") || !strings.Contains(logs.stdout, "use: hello world") {
 		t.Errorf("logs without TASK:\n%s%s", logs.stdout, logs.stderr)
 	}
+	if r := skiff(t, data, "logs", ids[0][:8], "--grep", "^made"); r.stdout != "make: made it\n" {
+		t.Errorf("logs --grep: %q %s", r.stdout, r.stderr)
+	}
+	if r := skiff(t, data, "logs", ids[0][:8], "use", "--tail", "1"); r.stdout != "hello world\n" {
+		t.Errorf("logs --tail 1: %q %s", r.stdout, r.stderr)
+	}
 	if r := skiff(t, data, "artifacts", "ls", ids[0][:8]); !strings.Contains(r.stdout, "make  text") {
 		t.Errorf("artifacts ls:\n%s%s", r.stdout, r.stderr)
 	}
