@@ -136,18 +136,33 @@ func printRunList(format string, runs []api.RunSummary) error {
 		return err
 	}
 	if format == "name" {
+		return printRunRows(format, runs)
+	}
+	return printRunTable(format, runs, true)
+}
+
+// printRunRows prints runs as rows of the runs list table, without its
+// header (runs list --watch).
+func printRunRows(format string, runs []api.RunSummary) error {
+	if format == "name" {
 		for _, r := range runs {
 			fmt.Println(r.RunID)
 		}
 		return nil
 	}
+	return printRunTable(format, runs, false)
+}
+
+func printRunTable(format string, runs []api.RunSummary, header bool) error {
 	wide := format == "wide"
 	tw := newTable(os.Stdout)
 	head := "RUN ID\tNAME\tSTATE\tTASKS\tAGE\tDURATION"
 	if wide {
 		head += "\tPIPELINE\tEXPERIMENT\tCREATED"
 	}
-	fmt.Fprintln(tw, head)
+	if header {
+		fmt.Fprintln(tw, head)
+	}
 	now := time.Now()
 	for _, r := range runs {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s", r.RunID, r.Name, r.State, r.TaskCount, age(r.CreatedAt, now), runDuration(r, now))

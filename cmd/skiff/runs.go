@@ -31,11 +31,13 @@ prefix of a run id.`,
 				Description: `Examples:
   skiff runs list
   skiff runs list --state FAILED --limit 5 -o wide
-  skiff runs list --experiment my-exp -o json`,
+  skiff runs list --experiment my-exp -o json
+  skiff runs list -w`,
 				Flags: []cli.Flag{outputFlag(),
 					&cli.StringFlag{Name: "experiment", Usage: "only this experiment's runs (`ID`, id prefix or name)"},
 					&cli.StringFlag{Name: "state", Usage: "only runs in this `STATE` (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED; comma-separated)"},
 					&cli.IntFlag{Name: "limit", Usage: "at most `N` runs (0: all)"},
+					&cli.BoolFlag{Name: "watch", Aliases: []string{"w"}, Usage: "after the list, print a line for each run that starts or changes state, until interrupted"},
 					&cli.StringFlag{Name: "namespace", Usage: "with --server: the namespace (default: the token's)"}},
 				Action: runsListAction,
 			},
@@ -205,16 +207,63 @@ func runsListAction(c *cli.Context) error {
 	if c.Int("limit") < 0 {
 		return usageError("--limit: %d is negative", c.Int("limit"))
 	}
+	if c.Bool("watch") && format != "table" && format != "wide" && format != "name" {
+		return usageError("--watch: with -o table, wide or name")
+	}
+	runs, err := listRunsOnce(c, states)
+	if err != nil {
+		return err
+	}
+	if err := printRunList(format, runs); err != nil || !c.Bool("watch") {
+		return err
+	}
+	return watchRuns(c, format, states, runs)
+}
+
+// listRunsOnce dials, lists and lets the data dir go (a watch must not
+// hold it between looks).
+func listRunsOnce(c *cli.Context, states []string) ([]api.RunSummary, error) {
 	k, err := dial(c)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer k.close()
-	runs, err := listRuns(c, k, states, c.Int("limit"))
-	if err != nil {
-		return err
+	return listRuns(c, k, states, c.Int("limit"))
+}
+
+// watchInterval is how often runs list --watch looks again.
+const watchInterval = time.Second
+
+// watchRuns prints a row (without the header) for each run that appears
+// or changes state, as kubectl get -w does.
+func watchRuns(c *cli.Context, format string, states []string, runs []api.RunSummary) error {
+	seen := map[string]string{}
+	for _, r := range runs {
+		seen[r.RunID] = r.State
 	}
-	return printRunList(format, runs)
+	for {
+		select {
+		case <-c.Context.Done():
+			return nil
+		case <-time.After(watchInterval):
+		}
+		now, err := listRunsOnce(c, states)
+		if err != nil {
+			return err
+		}
+		var changed []api.RunSummary
+		for i := len(now) - 1; i >= 0; i-- { // oldest first
+			if r := now[i]; seen[r.RunID] != r.State {
+				seen[r.RunID] = r.State
+				changed = append(changed, r)
+			}
+		}
+		if len(changed) > 0 {
+			if err := printRunRows(format, changed); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 // listRuns pages through the runs, newest first, keeping those in states

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -236,4 +237,53 @@ func TestCLI_OneSchemaOverServer(t *testing.T) {
 	if r.code != 2 || !strings.Contains(r.stderr, "cannot read") || !strings.Contains(r.stderr, "without --server") {
 		t.Errorf("pipeline.dir over --server: exit %d %s", r.code, r.stderr)
 	}
+}
+
+// TestCLI_RunsListWatch: runs list -w prints a row when a run appears or
+// changes state, and does not hold the data dir between looks.
+func TestCLI_RunsListWatch(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	p := writeFile(t, dir, "p.yaml", "name: watched\ntasks:\n  - name: a\n    command: [/bin/sh, -c, 'true']\n")
+	w := exec.Command(skiffBin, "--data-dir", data, "runs", "list", "-w")
+	var out syncBuffer
+	w.Stdout = &out
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Process.Kill(); _ = w.Wait() })
+	waitUntil(t, "the watch printed its header", func() bool { return strings.Contains(out.String(), "RUN ID") })
+	r := skiff(t, data, "run", p, "--progress", "none", "-o", "name", "--wait-lock", "5s")
+	if r.code != 0 {
+		t.Fatalf("run beside a watch: exit %d\n%s", r.code, r.stderr)
+	}
+	id := strings.TrimSpace(r.stdout)
+	waitUntil(t, "the watch printed the run SUCCEEDED", func() bool {
+		for _, l := range strings.Split(out.String(), "\n") {
+			if strings.HasPrefix(l, id) && strings.Contains(l, "SUCCEEDED") {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's writes and a test's
+// reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
