@@ -331,3 +331,12 @@ func (c *Client) Artifact(ctx context.Context, digest string) (io.ReadCloser, er
 func (c *Client) DeleteRun(ctx context.Context, id string) error {
 	return c.call(ctx, "DELETE", v2+"/runs/"+url.PathEscape(id), nil, nil, nil)
 }
+
+// ArchiveRun archives (or, with archived false, unarchives) a run.
+func (c *Client) ArchiveRun(ctx context.Context, id string, archived bool) error {
+	verb := ":archive"
+	if !archived {
+		verb = ":unarchive"
+	}
+	return c.call(ctx, "POST", v2+"/runs/"+url.PathEscape(id)+verb, nil, nil, nil)
+}

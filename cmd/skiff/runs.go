@@ -89,6 +89,9 @@ prefix of a run id.`,
 					return nil
 				}),
 			},
+			compareCommand(),
+			archiveCommand(true),
+			archiveCommand(false),
 			{
 				Name:      "retry",
 				Usage:     "restart a FAILED or CANCELED run in place: its failed, skipped and canceled tasks run again",

@@ -180,6 +180,10 @@ func TestCLI_OutputsAndFilters(t *testing.T) {
 	if r := skiff(t, data, "logs", ids[0][:8], "use", "--tail", "1"); r.stdout != "hello world\n" {
 		t.Errorf("logs --tail 1: %q %s", r.stdout, r.stderr)
 	}
+	cmp := skiff(t, data, "runs", "compare", ids[0][:8], ids[1][:8])
+	if cmp.code != 0 || !strings.Contains(cmp.stdout, "parameter  greeting") || !strings.Contains(cmp.stdout, "output     size      11") {
+		t.Errorf("runs compare: exit %d\n%s%s", cmp.code, cmp.stdout, cmp.stderr)
+	}
 	if r := skiff(t, data, "artifacts", "ls", ids[0][:8]); !strings.Contains(r.stdout, "make  text") {
 		t.Errorf("artifacts ls:\n%s%s", r.stdout, r.stderr)
 	}
