@@ -49,7 +49,9 @@ Examples:
 				Name:      "cat",
 				Usage:     "write an artifact's bytes to standard output",
 				ArgsUsage: "RUN TASK OUTPUT",
-				Action:    artifactGet(true),
+				Description: `Example:
+  skiff artifacts cat 3f2a report summary | less`,
+				Action: artifactGet(true),
 			},
 		},
 	}

@@ -19,6 +19,9 @@ func experimentCommand() *cli.Command {
 				Name:      "create",
 				Usage:     "create an experiment",
 				ArgsUsage: "NAME",
+				Description: `Examples:
+  skiff experiment create tuning --description "learning rate sweep"
+  skiff run pipeline.yaml --experiment tuning`,
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "description"},
 					&cli.StringFlag{Name: "namespace", Usage: "default: the token's namespace"},
@@ -46,6 +49,9 @@ func experimentCommand() *cli.Command {
 			{
 				Name:  "list",
 				Usage: "list experiments",
+				Description: `Examples:
+  skiff experiment list
+  skiff experiment list -o yaml`,
 				Flags: []cli.Flag{&cli.StringFlag{Name: "namespace"}, outputFlag()},
 				Action: func(c *cli.Context) error {
 					if err := checkOutput(c.String("output")); err != nil {

@@ -61,19 +61,28 @@ prefix of a run id.`,
 				Name:      "wait",
 				Usage:     "wait for a run to end and show it (exit 1 unless it SUCCEEDED)",
 				ArgsUsage: "RUN",
-				Flags:     []cli.Flag{outputFlag()},
-				Action:    withRun("wait", runsWait),
+				Description: `Examples:
+  skiff runs wait 3f2a
+  skiff runs wait 3f2a -o json > summary.json`,
+				Flags:  []cli.Flag{outputFlag()},
+				Action: withRun("wait", runsWait),
 			},
 			{
 				Name:      "cancel",
 				Usage:     "cancel runs: their steps are stopped and they end CANCELED",
 				ArgsUsage: "RUN...",
-				Action:    withRuns("cancel", runsCancel),
+				Description: `Examples:
+  skiff runs cancel 3f2a
+  skiff runs cancel $(skiff runs list --state RUNNING -o name)`,
+				Action: withRuns("cancel", runsCancel),
 			},
 			{
 				Name:      "delete",
 				Usage:     "delete runs and their records (their artifacts stay while cached)",
 				ArgsUsage: "RUN...",
+				Description: `Examples:
+  skiff runs delete 3f2a 9b1c
+  skiff runs delete $(skiff runs list --state FAILED -o name)`,
 				Action: withRuns("delete", func(c *cli.Context, k *conn, id string) error {
 					r, err := k.RunSummary(c.Context, id)
 					if err != nil {
@@ -102,7 +111,10 @@ skipped and canceled ones go back to PENDING and run with their next attempt
 number (earlier attempts and their logs are kept). With --server, or while
 another skiff process serves the data dir, that process runs it and the
 command returns at once (follow it with 'skiff runs wait'); else it follows
-the run to its end and exits 0 only if it SUCCEEDED.`,
+the run to its end and exits 0 only if it SUCCEEDED.
+
+Example:
+  skiff runs retry 3f2a`,
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress view: auto, tty, plain, json, none"},
 				},
@@ -115,7 +127,11 @@ the run to its end and exits 0 only if it SUCCEEDED.`,
 				Description: `After skiff was killed mid-run, resume picks up every unfinished run in the
 data dir (or the runs named) and follows it to the end: finished tasks are
 not run again, and tasks that were running get a new attempt, recorded as
-such. Exits 0 only if every resumed run SUCCEEDED.`,
+such. Exits 0 only if every resumed run SUCCEEDED.
+
+Examples:
+  skiff runs resume
+  skiff runs resume 3f2a`,
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress view: auto, tty, plain, json, none"},
 				},
