@@ -27,11 +27,13 @@ func runCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "run",
 		Usage:     "run a pipeline on the embedded node and follow it to the end",
-		ArgsUsage: "FILE",
+		ArgsUsage: "FILE | NAME",
 		Description: `Runs the pipeline in FILE — Skiff YAML (see docs/pipeline-format.md) or a
 pipeline compiled by the kfp SDK (see docs/kfp-compatibility.md) — on the
 embedded single node in --data-dir, shows its progress, and exits 0 only if
-the run SUCCEEDED (1 if it failed or was canceled, 2 for bad input).
+the run SUCCEEDED (1 if it failed or was canceled, 2 for bad input). NAME,
+instead of a file, runs a pipeline uploaded with 'skiff pipeline upload'
+(its latest version, or --pipeline-version).
 
 Ctrl-C cancels the run: running steps get SIGTERM, then SIGKILL after a
 grace period, and the run ends CANCELED. A second Ctrl-C leaves at once;
@@ -40,7 +42,8 @@ grace period, and the run ends CANCELED. A second Ctrl-C leaves at once;
 Examples:
   skiff run examples/iris/pipeline.yaml
   skiff run examples/iris/pipeline.yaml -p k=7 -p test_fraction=0.25
-  skiff run pipeline.yaml -o json > summary.json`,
+  skiff run pipeline.yaml -o json > summary.json
+  skiff run nightly --pipeline-version v2     # a pipeline uploaded with 'skiff pipeline upload'`,
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "param", Aliases: []string{"p"}, Usage: "pipeline parameter `name=value` (repeatable)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "final summary format: table, wide, json, yaml or name (json and yaml go alone to standard output)"},
@@ -48,6 +51,7 @@ Examples:
 			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress view: auto, tty (redrawn in place), plain (timestamped lines), json (JSON lines), none"},
 			&cli.StringFlag{Name: "executor", Usage: "default executor for tasks that name none: local, docker (needs a Docker engine; steps name an image) or sim"},
 			&cli.StringFlag{Name: "name", Usage: "display name of the run (default: the pipeline's name)"},
+			&cli.StringFlag{Name: "pipeline-version", Usage: "with an uploaded pipeline's NAME: the version (`NAME` or id; default the latest)"},
 			&cli.StringFlag{Name: "request-id", Usage: "idempotency key: a second run with the same key returns the first run"},
 			&cli.BoolFlag{Name: "lenient", Usage: "KFP IR: run without what Skiff does not support (unknown fields, Kubernetes platform settings), with a warning each, instead of rejecting the pipeline"},
 			&cli.BoolFlag{Name: "keep-work-dirs", Usage: "keep each execution's work dir and log after its outputs are stored (for debugging; by default they are removed)"},
@@ -73,6 +77,9 @@ func runAction(c *cli.Context) error {
 		return err
 	}
 	jsonNotices = mode == progJSON
+	if isPipelineName(file) {
+		return runByName(c, file, mode)
+	}
 	if c.Bool("lenient") && c.String("experiment") != "" {
 		return usageError("--lenient and --experiment: a lenient run is compiled and run by this process alone, outside experiments; give one of them")
 	}
@@ -277,22 +284,37 @@ func loadPipeline(file string, raw []string, opts kfp.Options) (*spec.Plan, map[
 	if err != nil {
 		return nil, nil, usageError("%s: %v", file, err)
 	}
+	params, err := resolveParams(plan, raw)
+	if err != nil {
+		return nil, nil, paramsError(file, err)
+	}
+	return plan, params, nil
+}
+
+// paramsError names the pipeline in a parameter error.
+func paramsError(pipeline string, err error) error {
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		return err
+	}
+	return usageError("%s: %v", pipeline, err)
+}
+
+// resolveParams checks the -p name=value parameters against the plan and
+// types them.
+func resolveParams(plan *spec.Plan, raw []string) (map[string]json.RawMessage, error) {
 	given := map[string]string{}
 	for _, p := range raw {
 		name, value, ok := strings.Cut(p, "=")
 		if !ok || name == "" {
-			return nil, nil, usageError("-p %q: expected name=value", p)
+			return nil, usageError("-p %q: expected name=value", p)
 		}
 		if _, dup := given[name]; dup {
-			return nil, nil, usageError("-p %s: given twice", name)
+			return nil, usageError("-p %s: given twice", name)
 		}
 		given[name] = value
 	}
-	params, err := plan.ResolveParams(given)
-	if err != nil {
-		return nil, nil, usageError("%s: %v", file, err)
-	}
-	return plan, params, nil
+	return plan.ResolveParams(given)
 }
 
 // noteImages says, once, that the local executor runs KFP steps as local

@@ -291,3 +291,28 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestCLI_RunUploadedPipelineByName: skiff run NAME runs the latest
+// version of an uploaded pipeline on a workstation, -p checked against it.
+func TestCLI_RunUploadedPipelineByName(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	p := writeFile(t, dir, "p.yaml", shellPipeline)
+	if r := skiff(t, data, "pipeline", "upload", p, "--name", "greeter"); r.code != 0 {
+		t.Fatalf("upload: exit %d %s", r.code, r.stderr)
+	}
+	r := skiff(t, data, "run", "greeter", "-p", "greeting=hey", "-o", "json", "--progress", "none")
+	if r.code != 0 {
+		t.Fatalf("run greeter: exit %d %s", r.code, r.stderr)
+	}
+	if s := parseSummary(t, r); s.State != "SUCCEEDED" || string(s.Outputs["size"]) != "9" { // "hey world"
+		t.Errorf("run greeter: %+v", s)
+	}
+	if r := skiff(t, data, "run", "greeter", "-p", "nope=1"); r.code != 2 || !strings.Contains(r.stderr, "nope") {
+		t.Errorf("run greeter -p nope=1: exit %d %s", r.code, r.stderr)
+	}
+	if r := skiff(t, data, "run", "absent"); r.code != 2 || !strings.Contains(r.stderr, "nor an uploaded pipeline") {
+		t.Errorf("run absent: exit %d %s", r.code, r.stderr)
+	}
+}
