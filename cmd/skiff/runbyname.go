@@ -46,10 +46,6 @@ func runByName(c *cli.Context, name string, mode progressKind) error {
 		cl := api.NewClient("http://"+socketHost, "")
 		cl.HTTP = &http.Client{Transport: handlerTransport{srv}}
 		k = &conn{Client: cl, local: true, n: n}
-		ctx, stop := context.WithCancel(c.Context)
-		defer stop()
-		wait := n.start(ctx)
-		defer func() { stop(); _ = wait() }()
 	}
 	v, plan, err := pipelineVersion(c, k, name)
 	if err != nil {
@@ -69,8 +65,16 @@ func runByName(c *cli.Context, name string, mode progressKind) error {
 		return clientErr(err)
 	}
 	notice("run %s: %s version %s (%s)\n", run.RunID, name, v.DisplayName, k.where())
-	if c.Bool("detach") && n == nil {
-		return printDetached(c, k, run.RunID)
+	if c.Bool("detach") {
+		if n == nil {
+			return printDetached(c, k, run.RunID)
+		}
+		return detach(c, n, run.RunID)
+	}
+	if n != nil { // this process runs it
+		ctx, stop := context.WithCancel(c.Context)
+		wait := n.start(ctx)
+		defer func() { stop(); _ = wait() }()
 	}
 	prog.plan = plan
 	prog.begin(run.RunID)
