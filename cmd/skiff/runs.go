@@ -32,11 +32,13 @@ prefix of a run id.`,
   skiff runs list
   skiff runs list --state FAILED --limit 5 -o wide
   skiff runs list --experiment my-exp -o json
+  skiff runs list --sort-by "name asc"
   skiff runs list -w`,
 				Flags: []cli.Flag{outputFlag(),
 					&cli.StringFlag{Name: "experiment", Usage: "only this experiment's runs (`ID`, id prefix or name)"},
 					&cli.StringFlag{Name: "state", Usage: "only runs in this `STATE` (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED; comma-separated)"},
 					&cli.IntFlag{Name: "limit", Usage: "at most `N` runs (0: all)"},
+					&cli.StringFlag{Name: "sort-by", Value: "created_at desc", Usage: "order: `FIELD` [asc|desc], FIELD one of created_at, finished_at, name, state"},
 					&cli.BoolFlag{Name: "watch", Aliases: []string{"w"}, Usage: "after the list, print a line for each run that starts or changes state, until interrupted"},
 					&cli.StringFlag{Name: "namespace", Usage: "with --server: the namespace (default: the token's)"}},
 				Action: runsListAction,
@@ -289,7 +291,7 @@ func watchRuns(c *cli.Context, format string, states []string, runs []api.RunSum
 // (all when empty), at most limit (0: all).
 func listRuns(c *cli.Context, k *conn, states []string, limit int) ([]api.RunSummary, error) {
 	all := []api.RunSummary{}
-	opts := api.ListOptions{PageSize: 200, SortBy: "created_at desc", Namespace: c.String("namespace"), ExperimentID: c.String("experiment")}
+	opts := api.ListOptions{PageSize: 200, SortBy: c.String("sort-by"), Namespace: c.String("namespace"), ExperimentID: c.String("experiment")}
 	for {
 		page, err := k.ListRunSummaries(c.Context, opts)
 		if err != nil {

@@ -159,6 +159,12 @@ func TestCLI_OutputsAndFilters(t *testing.T) {
 	if err := yaml.Unmarshal([]byte(r.stdout), &list); err != nil || len(list) != 1 || list[0]["run_id"] != ids[1] {
 		t.Errorf("runs list -o yaml --limit 1: %v\n%s", err, r.stdout)
 	}
+	if r := skiff(t, data, "runs", "list", "--sort-by", "created_at asc", "-o", "name"); r.stdout != ids[0]+"\n"+ids[1]+"\n" {
+		t.Errorf("runs list --sort-by 'created_at asc': %q, want %s then %s", r.stdout, ids[0], ids[1])
+	}
+	if r := skiff(t, data, "runs", "list", "--sort-by", "colour"); r.code != 2 || !strings.Contains(r.stderr, "sort_by") {
+		t.Errorf("runs list --sort-by colour: exit %d %s", r.code, r.stderr)
+	}
 	if r := skiff(t, data, "runs", "list", "--state", "FAILED", "-o", "name"); r.code != 0 || r.stdout != "" {
 		t.Errorf("runs list --state FAILED: exit %d %q", r.code, r.stdout)
 	}
