@@ -122,12 +122,10 @@ func dash(s string) string {
 	return s
 }
 
+// oneLine puts a message on one line, whole: a message is never cut (only
+// the live view fits its lines to the terminal).
 func oneLine(s string) string {
-	s = strings.ReplaceAll(s, "\n", " ")
-	if len(s) > 120 {
-		s = s[:117] + "..."
-	}
-	return s
+	return strings.Join(strings.Fields(s), " ")
 }
 
 // printRunList prints runs for runs list.

@@ -63,3 +63,13 @@ func TestProgress_FoldsLoopsAndFitsTheTerminal(t *testing.T) {
 		t.Errorf("second frame starts %q, want to move up %d lines", second[:min(12, len(second))], len(lines))
 	}
 }
+
+// TestOneLine_KeepsTheWholeMessage: a long error is put on one line, not
+// cut ("more than the nod...").
+func TestOneLine_KeepsTheWholeMessage(t *testing.T) {
+	msg := "tasks[0].resources.gpu: 4 GPUs requested, more than the node has (2: 0,1);\n" + strings.Repeat("detail ", 30) + "end"
+	got := oneLine(msg)
+	if strings.Contains(got, "\n") || !strings.HasSuffix(got, "detail end") || !strings.Contains(got, "more than the node has") {
+		t.Errorf("oneLine = %q", got)
+	}
+}
