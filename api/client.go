@@ -340,3 +340,9 @@ func (c *Client) ArchiveRun(ctx context.Context, id string, archived bool) error
 	}
 	return c.call(ctx, "POST", v2+"/runs/"+url.PathEscape(id)+verb, nil, nil, nil)
 }
+
+// CreateToken creates a bearer token on the server (admin).
+func (c *Client) CreateToken(ctx context.Context, in TokenRequest) (TokenCreated, error) {
+	var out TokenCreated
+	return out, c.call(ctx, "POST", "/apis/skiff/v1/tokens", in, &out, nil)
+}

@@ -177,6 +177,7 @@ func (s *Server) routes() {
 	s.handle("GET "+sk+"/events", RoleViewer, s.streamEvents)
 	s.handle("GET "+sk+"/runs/{id}/tasks/{task}/logs", RoleViewer, s.taskLogs)
 	s.handle("GET "+sk+"/runs", RoleViewer, s.listRunSummaries)
+	s.handle("POST "+sk+"/tokens", RoleAdmin, s.createToken)
 	s.handle("GET "+sk+"/runs/{id}", RoleViewer, s.getRunSummary)
 	s.handle("GET "+sk+"/artifacts/{digest}", RoleViewer, s.downloadArtifact)
 	s.handle("GET "+sk+"/namespaces/{namespace}/policy", RoleViewer, s.getPolicy)
