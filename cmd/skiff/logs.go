@@ -57,7 +57,9 @@ func logsAction(c *cli.Context) error {
 		return err
 	}
 	defer k.close()
-	follow := c.Bool("follow") && k.n == nil // nothing runs on a data dir no process serves
+	// On a data dir no process serves, no run goes on, but a docker step
+	// may outlive the skiff that started it: one task's log is followed.
+	follow := c.Bool("follow")
 	f, err := newLogFilter(c.String("grep"), c.Int("tail"))
 	if err != nil {
 		return err
@@ -65,7 +67,7 @@ func logsAction(c *cli.Context) error {
 	out := &lineWriter{w: os.Stdout, f: f}
 	if c.NArg() == 2 {
 		task := c.Args().Get(1)
-		if follow {
+		if follow && k.n == nil {
 			if r, err = waitStarted(c.Context, k, r, task); err != nil {
 				return err
 			}
@@ -85,6 +87,7 @@ func logsAction(c *cli.Context) error {
 		}
 		return err
 	}
+	follow = follow && k.n == nil
 	started := map[string]bool{}
 	var wg sync.WaitGroup
 	for {
