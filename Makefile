@@ -12,7 +12,7 @@ help: ## Show this help.
 
 .PHONY: build
 build: ## Build the skiff binary into bin/skiff.
-	$(GO) build -o $(BIN) ./cmd/skiff
+	$(GO) build -ldflags "-X main.commit=$$(git rev-parse --short=12 HEAD 2>/dev/null)" -o $(BIN) ./cmd/skiff
 
 .PHONY: test
 test: ## Run every test with the race detector (what CI runs).

@@ -320,3 +320,46 @@ func (c *Client) ClusterRemove(ctx context.Context, id string) error {
 func (c *Client) ClusterLeave(ctx context.Context) error {
 	return c.call(ctx, http.MethodPost, "/apis/skiff/v1/cluster/leave", nil, nil, nil)
 }
+
+// RunSummary returns a run (by id or unique prefix) with its tasks, as the
+// CLI prints it.
+func (c *Client) RunSummary(ctx context.Context, id string) (RunSummary, error) {
+	var out RunSummary
+	return out, c.call(ctx, "GET", "/apis/skiff/v1/runs/"+url.PathEscape(id), nil, &out, nil)
+}
+
+// ListRunSummaries returns one page of run summaries (without tasks).
+func (c *Client) ListRunSummaries(ctx context.Context, o ListOptions) (ListRunSummariesResponse, error) {
+	var out ListRunSummariesResponse
+	return out, c.call(ctx, "GET", "/apis/skiff/v1/runs"+o.query(), nil, &out, nil)
+}
+
+// Artifact opens an artifact's bytes (decompressed; a directory comes as
+// a tar stream).
+func (c *Client) Artifact(ctx context.Context, digest string) (io.ReadCloser, error) {
+	res, err := c.request(ctx, "GET", "/apis/skiff/v1/artifacts/"+url.PathEscape(digest), nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return res.Body, nil
+}
+
+// DeleteRun deletes a run (by id or unique prefix) and its records.
+func (c *Client) DeleteRun(ctx context.Context, id string) error {
+	return c.call(ctx, "DELETE", v2+"/runs/"+url.PathEscape(id), nil, nil, nil)
+}
+
+// ArchiveRun archives (or, with archived false, unarchives) a run.
+func (c *Client) ArchiveRun(ctx context.Context, id string, archived bool) error {
+	verb := ":archive"
+	if !archived {
+		verb = ":unarchive"
+	}
+	return c.call(ctx, "POST", v2+"/runs/"+url.PathEscape(id)+verb, nil, nil, nil)
+}
+
+// CreateToken creates a bearer token on the server (admin).
+func (c *Client) CreateToken(ctx context.Context, in TokenRequest) (TokenCreated, error) {
+	var out TokenCreated
+	return out, c.call(ctx, "POST", "/apis/skiff/v1/tokens", in, &out, nil)
+}

@@ -3,7 +3,6 @@ package api
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"net/http"
 	"strings"
 
@@ -96,14 +95,6 @@ func (s *Server) ensureExperiment(r *http.Request, p *principal, ns, id string) 
 	}
 	got, err := s.cfg.Store.ExperimentByName(ns, defaultExperimentName) // another request may have won
 	return got.ID, err
-}
-
-func (s *Server) visibleExperiment(id string, p *principal) (store.Experiment, error) {
-	e, err := s.cfg.Store.GetExperiment(id)
-	if errors.Is(err, store.ErrNotFound) || err == nil && !p.sees(e.Namespace) {
-		return store.Experiment{}, notFound("experiment", id)
-	}
-	return e, err
 }
 
 func (s *Server) getExperiment(w http.ResponseWriter, r *http.Request, p *principal) error {

@@ -3,10 +3,10 @@ package api
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -70,6 +70,19 @@ func parseRunSpec(raw json.RawMessage) (*spec.Plan, error) {
 	return compilePipeline(func() (*spec.Plan, error) { return spec.ParseSkiff(raw) }) // JSON is YAML
 }
 
+// parseLocalSpec compiles a pipeline_spec given as the text of the local
+// file path (whose sub-pipeline files it reads).
+func parseLocalSpec(raw json.RawMessage, path string) (*spec.Plan, error) {
+	var text string
+	if err := json.Unmarshal(raw, &text); err != nil {
+		return nil, badRequest("pipeline_spec: with pipeline_file, expected the file's text as a string")
+	}
+	return compilePipeline(func() (*spec.Plan, error) {
+		plan, _, err := kfp.Load([]byte(text), path, kfp.Options{})
+		return plan, err
+	})
+}
+
 // compileKFP compiles a KFP PipelineSpec and optional PlatformSpec given
 // as JSON objects.
 func compileKFP(pipeline, platform json.RawMessage) (*spec.Plan, error) {
@@ -112,6 +125,8 @@ type runCreation struct {
 	plan                              *spec.Plan
 	params                            map[string]json.RawMessage
 	meta                              store.RunMeta
+	pipelineDir, executor             string
+	noCache                           bool
 }
 
 func (s *Server) createRun(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -154,6 +169,15 @@ func (s *Server) resolveRun(r *http.Request, p *principal, in *Run, nsParam, req
 		return nil, err
 	}
 	rc.ns = ns
+	if in.PipelineFile != "" {
+		if !s.cfg.LocalClients {
+			return nil, badRequest("pipeline_file: this server does not read its clients' files; put what the pipeline reads from {{pipeline.dir}} into its steps' images (or run it on its own machine)")
+		}
+		if !filepath.IsAbs(in.PipelineFile) {
+			return nil, badRequest("pipeline_file: %q is not an absolute path", in.PipelineFile)
+		}
+		rc.pipelineDir = filepath.Dir(in.PipelineFile)
+	}
 	switch {
 	case in.PipelineVersionReference != nil || in.PipelineVersionID != "":
 		if len(in.PipelineSpec) > 0 {
@@ -173,6 +197,12 @@ func (s *Server) resolveRun(r *http.Request, p *principal, in *Run, nsParam, req
 		if err != nil {
 			return nil, err
 		}
+	case in.PipelineFile != "":
+		rc.plan, err = parseLocalSpec(in.PipelineSpec, in.PipelineFile)
+		if err != nil {
+			return nil, err
+		}
+		rc.meta.PipelineSpec = in.PipelineSpec
 	default:
 		rc.plan, err = parseRunSpec(in.PipelineSpec)
 		if err != nil {
@@ -189,7 +219,11 @@ func (s *Server) resolveRun(r *http.Request, p *principal, in *Run, nsParam, req
 		e.Message = "runtime_config: " + e.Message
 		return nil, e
 	}
-	if err := s.checkExecutors(ns, rc.plan, s.cfg.DefaultExecutor); err != nil {
+	rc.noCache, rc.executor = in.NoCache, s.cfg.DefaultExecutor
+	if in.Executor != "" {
+		rc.executor = in.Executor
+	}
+	if err := s.checkExecutors(ns, rc.plan, rc.executor); err != nil {
 		return nil, err
 	}
 	if rc.experimentID, err = s.ensureExperiment(r, p, ns, in.ExperimentID); err != nil {
@@ -226,7 +260,9 @@ func (s *Server) submit(r *http.Request, rc *runCreation, clientReqID bool) (Run
 	if len(res.Rejected) > 0 && !clientReqID {
 		return Run{}, apiErr(codeInternal, "%s", res.Rejected[0].Reason)
 	}
-	id, err := s.cfg.Engine.Submit(ctx, rc.plan, rc.params, engine.SubmitOptions{RequestID: rc.requestID, Name: rc.name, Executor: s.cfg.DefaultExecutor})
+	id, err := s.cfg.Engine.Submit(ctx, rc.plan, rc.params, engine.SubmitOptions{
+		RequestID: rc.requestID, Name: rc.name, Executor: rc.executor, PipelineDir: rc.pipelineDir, NoCache: rc.noCache,
+	})
 	if err != nil {
 		return Run{}, err
 	}
@@ -254,16 +290,6 @@ func (s *Server) runView(run store.Run, withDetails bool) (Run, error) {
 		}
 	}
 	return runOut(run, meta, tasks, withDetails), nil
-}
-
-// visibleRun returns the run if the caller may see it (404 otherwise, so
-// other namespaces' run ids are not disclosed).
-func (s *Server) visibleRun(id string, p *principal) (store.Run, error) {
-	run, err := s.cfg.Store.GetRun(id)
-	if errors.Is(err, store.ErrNotFound) || err == nil && !p.sees(store.RunNamespace(run)) {
-		return store.Run{}, notFound("run", id)
-	}
-	return run, err
 }
 
 func (s *Server) getRun(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -306,30 +332,10 @@ func runFields(r store.Run) fieldFunc {
 }
 
 func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, p *principal) error {
-	q := r.URL.Query()
-	var f store.RunFilter
-	if id := q.Get("experiment_id"); id != "" {
-		e, err := s.visibleExperiment(id, p)
-		if err != nil {
-			return err
-		}
-		f.ExperimentID, f.Namespace = e.ID, e.Namespace
-	} else {
-		ns, err := p.listNamespace(q.Get("namespace"))
-		if err != nil {
-			return err
-		}
-		f.Namespace = ns
-	}
-	lq, err := parseListQuery(q, "runs\x00"+f.Namespace+"\x00"+f.ExperimentID, runFields(store.Run{}), "created_at desc")
+	items, total, next, err := s.queryRuns(r, p)
 	if err != nil {
 		return err
 	}
-	all, err := s.cfg.Store.ListRunsBy(f)
-	if err != nil {
-		return err
-	}
-	items, total, next := page(lq, all, runFields)
 	out := ListRunsResponse{TotalSize: int32(total), NextPageToken: next}
 	for _, run := range items {
 		v, err := s.runView(run, false)
@@ -340,6 +346,36 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, p *principal) 
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// queryRuns returns the page of runs a list request asks for (namespace,
+// experiment_id, filter, sort_by, page_size, page_token).
+func (s *Server) queryRuns(r *http.Request, p *principal) (items []store.Run, total int, next string, err error) {
+	q := r.URL.Query()
+	var f store.RunFilter
+	if id := q.Get("experiment_id"); id != "" {
+		e, err := s.visibleExperiment(id, p)
+		if err != nil {
+			return nil, 0, "", err
+		}
+		f.ExperimentID, f.Namespace = e.ID, e.Namespace
+	} else {
+		ns, err := p.listNamespace(q.Get("namespace"))
+		if err != nil {
+			return nil, 0, "", err
+		}
+		f.Namespace = ns
+	}
+	lq, err := parseListQuery(q, "runs\x00"+f.Namespace+"\x00"+f.ExperimentID, runFields(store.Run{}), "created_at desc")
+	if err != nil {
+		return nil, 0, "", err
+	}
+	all, err := s.cfg.Store.ListRunsBy(f)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	items, total, next = page(lq, all, runFields)
+	return items, total, next, nil
 }
 
 func (s *Server) runAction(w http.ResponseWriter, r *http.Request, p *principal) error {

@@ -57,6 +57,10 @@ type Config struct {
 	Gatherer   prometheus.Gatherer
 	Logger     *slog.Logger
 	Clock      func() time.Time
+	// LocalClients marks an API whose every client is this host's user
+	// (a data dir's owner-only socket, or the CLI in-process): a run may
+	// name a pipeline_dir, a directory of this host the engine reads.
+	LocalClients bool
 	// Version is reported by healthz.
 	Version string
 
@@ -212,6 +216,9 @@ func (s *Server) routes() {
 	const sk = "/apis/skiff/v1"
 	s.handle("GET "+sk+"/events", RoleViewer, s.streamEvents)
 	s.handle("GET "+sk+"/runs/{id}/tasks/{task}/logs", RoleViewer, s.taskLogs)
+	s.handle("GET "+sk+"/runs", RoleViewer, s.listRunSummaries)
+	s.handle("POST "+sk+"/tokens", RoleAdmin, s.createToken)
+	s.handle("GET "+sk+"/runs/{id}", RoleViewer, s.getRunSummary)
 	s.handle("GET "+sk+"/artifacts/{digest}", RoleViewer, s.downloadArtifact)
 	s.handle("GET "+sk+"/namespaces/{namespace}/policy", RoleViewer, s.getPolicy)
 	s.handle("PUT "+sk+"/namespaces/{namespace}/policy", RoleAdmin, s.putPolicy)

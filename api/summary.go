@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"net/http"
 	"time"
 
 	"github.com/skiffml/skiff/engine/spec"
@@ -16,6 +17,8 @@ type RunSummary struct {
 	Pipeline     string                     `json:"pipeline"`
 	State        string                     `json:"state"`
 	Error        string                     `json:"error,omitempty"`
+	ExperimentID string                     `json:"experiment_id,omitempty"`
+	TaskCount    int                        `json:"task_count"`
 	CreatedAt    string                     `json:"created_at"`
 	StartedAt    string                     `json:"started_at,omitempty"`
 	FinishedAt   string                     `json:"finished_at,omitempty"`
@@ -44,6 +47,7 @@ type TaskSummary struct {
 func Summarize(r store.Run, tasks []store.Task) RunSummary {
 	s := RunSummary{
 		RunID: r.ID, Name: r.Name, Pipeline: r.PipelineName, State: r.State.String(), Error: r.Error,
+		ExperimentID: r.ExperimentID, TaskCount: r.TaskCount,
 		CreatedAt: timeText(r.CreatedAt), StartedAt: timeText(r.StartedAt), FinishedAt: timeText(r.FinishedAt),
 		DurationSecs: duration(r.StartedAt, r.FinishedAt), Parameters: r.Params,
 		Tasks: make([]TaskSummary, 0, len(tasks)), Outputs: values(r.Outputs),
@@ -97,4 +101,42 @@ func duration(from, to time.Time) float64 {
 		return 0
 	}
 	return to.Sub(from).Seconds()
+}
+
+// ListRunSummariesResponse is the body of GET /apis/skiff/v1/runs: the
+// CLI's view of runs, whatever it talks to.
+type ListRunSummariesResponse struct {
+	Runs          []RunSummary `json:"runs"`
+	TotalSize     int32        `json:"total_size,omitempty"`
+	NextPageToken string       `json:"next_page_token,omitempty"`
+}
+
+// listRunSummaries serves GET /apis/skiff/v1/runs with the parameters of
+// GET /apis/v2beta1/runs: summaries without their tasks.
+func (s *Server) listRunSummaries(w http.ResponseWriter, r *http.Request, p *principal) error {
+	items, total, next, err := s.queryRuns(r, p)
+	if err != nil {
+		return err
+	}
+	out := ListRunSummariesResponse{Runs: make([]RunSummary, 0, len(items)), TotalSize: int32(total), NextPageToken: next}
+	for _, run := range items {
+		out.Runs = append(out.Runs, Summarize(run, nil))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// getRunSummary serves GET /apis/skiff/v1/runs/{id}: the run (id or unique
+// prefix) with its tasks, as `skiff runs get -o json` prints it.
+func (s *Server) getRunSummary(w http.ResponseWriter, r *http.Request, p *principal) error {
+	run, err := s.visibleRun(r.PathValue("id"), p)
+	if err != nil {
+		return err
+	}
+	tasks, err := s.cfg.Store.Tasks(run.ID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, Summarize(run, tasks))
+	return nil
 }

@@ -79,6 +79,16 @@ type Run struct {
 	RunDetails               *RunDetails               `json:"run_details,omitempty"`
 	RecurringRunID           string                    `json:"recurring_run_id,omitempty"`
 	StateHistory             []RuntimeStatus           `json:"state_history,omitempty"`
+
+	// Skiff's extras on creation. Executor runs the tasks that name none
+	// (checked against the namespace's policy); NoCache runs every task
+	// even when cached; PipelineFile is the absolute path of the pipeline
+	// file on the server's host, whose directory {{pipeline.dir}} names and
+	// sub-pipeline files are read from: accepted only from local clients
+	// (Config.LocalClients).
+	Executor     string `json:"executor,omitempty"`
+	NoCache      bool   `json:"no_cache,omitempty"`
+	PipelineFile string `json:"pipeline_file,omitempty"`
 }
 
 // RunDetails holds a run's tasks.

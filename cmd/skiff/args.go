@@ -30,6 +30,10 @@ func reorderArgs(app *cli.App, args []string) []string {
 		flags, cmds = c.Flags, c.Subcommands
 		i++
 		for i < len(args) && isFlag(args[i]) && len(cmds) > 0 {
+			if findFlag(flags, args[i]) == nil && findFlag(app.Flags, args[i]) != nil {
+				i = takeFlag(args, i, app.Flags, &global)
+				continue
+			}
 			i = takeFlag(args, i, flags, &local)
 		}
 	}

@@ -21,6 +21,10 @@ func TestReorderArgs_FlagsAfterPositionals(t *testing.T) {
 			[]string{"skiff", "--data-dir", "d", "run", "-p", "a=b", "f"}},
 		{"double dash keeps the rest", []string{"skiff", "logs", "r", "--", "-t"},
 			[]string{"skiff", "logs", "r", "--", "-t"}},
+		{"global flag after a command with subcommands", []string{"skiff", "server", "--data-dir", "d", "--no-auth"},
+			[]string{"skiff", "--data-dir", "d", "server", "--no-auth"}},
+		{"global flags after a subcommand", []string{"skiff", "runs", "get", "abc", "--server", "http://x", "--token=t"},
+			[]string{"skiff", "--server", "http://x", "--token=t", "runs", "get", "abc"}},
 		{"name=value form", []string{"skiff", "run", "f", "--param=a=1"},
 			[]string{"skiff", "run", "--param=a=1", "f"}},
 	}

@@ -1,29 +1,29 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/skiffml/skiff/api"
-	"github.com/skiffml/skiff/engine/spec/kfp"
+	"github.com/skiffml/skiff/engine"
+	"github.com/skiffml/skiff/engine/spec"
 )
 
 // clientFlags are the global flags that switch commands to a server.
 func clientFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "server", Usage: "talk to the skiff server at `URL` instead of the embedded node", EnvVars: []string{"SKIFF_SERVER"}},
+		&cli.StringFlag{Name: "server", Usage: "talk to the skiff server at `URL` instead of the data dir", EnvVars: []string{"SKIFF_SERVER"}},
 		&cli.StringFlag{Name: "token", Usage: "bearer `TOKEN` for --server", EnvVars: []string{"SKIFF_TOKEN"}},
 	}
 }
@@ -38,46 +38,149 @@ func newClientFrom(c *cli.Context) (*api.Client, error) {
 	return api.NewClient(base, c.String("token")), nil
 }
 
-// clientErr turns an API error into the CLI's exit codes: 4xx is bad input.
-func clientErr(err error) error {
-	var ae *api.Error
-	if errors.As(err, &ae) && ae.HTTPStatus() >= 400 && ae.HTTPStatus() < 500 && ae.HTTPStatus() != http.StatusNotImplemented {
-		return usageError("%s", ae.Message)
-	}
-	return err
-}
+// pipelineDirRef is how a pipeline names the files beside it.
+const pipelineDirRef = "{{pipeline.dir}}"
 
-func clientRun(c *cli.Context, cl *api.Client, file string) error {
-	plan, params, err := loadPipeline(file, c.StringSlice("param"), kfp.Options{})
-	if err != nil {
-		return err
-	}
+// createRun submits FILE's pipeline through the API. A local API (the data
+// dir's socket, or in-process) is given the pipeline's directory, which it
+// may read; a remote server cannot read it, so a pipeline that needs it is
+// refused with what to do.
+func createRun(c *cli.Context, k *conn, file string, params map[string]json.RawMessage) (api.Run, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return usageError("%v", err)
+		return api.Run{}, usageError("%v", err)
 	}
-	in := api.Run{DisplayName: c.String("name"), PipelineSpec: mustJSON(string(data)), ExperimentID: c.String("experiment")}
-	if in.DisplayName == "" {
-		in.DisplayName = plan.Name
+	in := api.Run{DisplayName: c.String("name"), PipelineSpec: mustJSON(string(data)), ExperimentID: c.String("experiment"),
+		Executor: c.String("executor"), NoCache: c.Bool("no-cache")}
+	if k.local {
+		if in.PipelineFile, err = filepath.Abs(file); err != nil {
+			return api.Run{}, err
+		}
+	} else if bytes.Contains(data, []byte(pipelineDirRef)) {
+		return api.Run{}, usageError("%s: the pipeline reads files beside it (%s), which the server at %s cannot read: run it on this machine without --server, or put those files into its steps' images", file, pipelineDirRef, k.BaseURL)
 	}
 	if len(params) > 0 {
 		in.RuntimeConfig = &api.RuntimeConfig{Parameters: params}
 	}
-	run, err := cl.CreateRun(c.Context, in, c.String("request-id"))
+	run, err := k.CreateRun(c.Context, in, c.String("request-id"))
 	if err != nil {
-		return clientErr(err)
+		return api.Run{}, clientErr(err)
 	}
-	fmt.Fprintf(os.Stderr, "run %s: %s (%s/apis/v2beta1/runs/%s)\n", run.RunID, filepath.Base(file), cl.BaseURL, run.RunID)
-	final, err := clientFollow(c.Context, cl, run.RunID, c.String("progress") != "none")
+	return run, nil
+}
+
+// submitRun runs FILE on a server or on the skiff process serving the data
+// dir, and follows it there (unless --detach).
+func submitRun(c *cli.Context, k *conn, file string, plan *spec.Plan, params map[string]json.RawMessage, mode progressKind) error {
+	if c.Bool("keep-work-dirs") {
+		notice("skiff: warning: --keep-work-dirs is for the process that runs the steps: %s keeps its own setting\n", k.where())
+	}
+	run, err := createRun(c, k, file, params)
 	if err != nil {
 		return err
 	}
-	return printClientRun(final, c.String("output"), true)
+	where := k.where()
+	if !k.local {
+		where = k.BaseURL + "/apis/v2beta1/runs/" + run.RunID
+	}
+	notice("run %s: %s (%s)\n", run.RunID, plan.Name, where)
+	if c.Bool("detach") {
+		return printDetached(c, k, run.RunID)
+	}
+	prog := newProgress(os.Stderr, mode, plan)
+	prog.begin(run.RunID)
+	final, err := followClient(c.Context, k, run.RunID, prog)
+	prog.end()
+	if errors.Is(err, errServerGone) {
+		return takeOver(c, run.RunID, plan, mode)
+	}
+	if err != nil {
+		return err
+	}
+	return runResult(c, final)
 }
 
-// clientFollow waits for the run's end, printing task changes as plain
-// lines. The first SIGINT/SIGTERM terminates the run; a second leaves.
-func clientFollow(ctx context.Context, cl *api.Client, id string, show bool) (api.Run, error) {
+// errServerGone: the skiff process serving the data dir stopped answering.
+var errServerGone = errors.New("the skiff process serving the data dir stopped")
+
+// takeOver carries on a run whose serving process went away: it waits for
+// the data dir, then finishes the run here if it has not ended.
+func takeOver(c *cli.Context, runID string, plan *spec.Plan, mode progressKind) error {
+	prog := newProgress(os.Stderr, mode, plan)
+	n, err := openNode(c, nodeOptions{defaultExecutor: c.String("executor"), onUpdate: prog.updates, wait: c.Duration("wait-lock")})
+	if err != nil {
+		return err
+	}
+	defer n.close()
+	r, err := n.store.GetRun(runID)
+	if err != nil {
+		return err
+	}
+	if !r.State.Final() {
+		notice("skiff: the skiff process serving the data dir stopped; run %s continues here\n", short(runID))
+		err := n.withEngine(c.Context, func() error {
+			if _, err := n.engine.Resume(c.Context, runID); err != nil {
+				return err
+			}
+			prog.begin(runID)
+			_, err := followRun(c.Context, n, runID)
+			prog.end()
+			if err != nil {
+				return err
+			}
+			return n.waitServed(c.Context, runID)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if r, err = n.store.GetRun(runID); err != nil {
+		return err
+	}
+	tasks, err := n.store.Tasks(runID)
+	if err != nil {
+		return err
+	}
+	return runResult(c, api.Summarize(r, tasks))
+}
+
+// printDetached prints a submitted run for --detach: its id (or, with -o
+// json or yaml, its summary).
+func printDetached(c *cli.Context, k *conn, id string) error {
+	switch c.String("output") {
+	case "json", "yaml":
+		r, err := k.RunSummary(c.Context, id)
+		if err != nil {
+			return clientErr(err)
+		}
+		return printRun(c.String("output"), r)
+	}
+	fmt.Println(id)
+	return nil
+}
+
+// runResult prints a finished run and returns the exit status its state
+// calls for.
+func runResult(c *cli.Context, r api.RunSummary) error {
+	if err := printRun(c.String("output"), r); err != nil {
+		return err
+	}
+	if r.State == "SUCCEEDED" {
+		return nil
+	}
+	for _, t := range r.Tasks {
+		if t.State == "FAILED" && !t.Group {
+			notice("skiff: see what %s printed: skiff logs %s %s\n", t.Name, short(r.RunID), t.Name)
+			break
+		}
+	}
+	return cli.Exit("", exitRunFail)
+}
+
+// followClient waits for the run's end, feeding its task changes to the
+// progress view. The first SIGINT/SIGTERM cancels the run; a second leaves
+// it running where it is.
+func followClient(ctx context.Context, k *conn, id string, prog *progress) (api.RunSummary, error) {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -89,36 +192,31 @@ func clientFollow(ctx context.Context, cl *api.Client, id string, show bool) (ap
 		case <-ctx.Done():
 			return
 		}
-		fmt.Fprintln(os.Stderr, "\nskiff: terminating the run (Ctrl-C again to leave it running)")
-		if err := cl.TerminateRun(ctx, id); err != nil {
-			fmt.Fprintln(os.Stderr, "skiff: terminate:", err)
+		notice("\nskiff: canceling the run (Ctrl-C again to leave it running)\n")
+		if err := k.TerminateRun(ctx, id); err != nil {
+			notice("skiff: cancel: %v\n", clientErr(err))
 		}
 		select {
 		case <-sigs:
-			fmt.Fprintf(os.Stderr, "skiff: leaving run %s on the server\n", id)
+			notice("skiff: leaving run %s to %s; 'skiff runs wait %s' follows it\n", id, k.where(), short(id))
 			cancel()
 		case <-ctx.Done():
 		}
 	}()
 	seen := map[string]string{}
 	for {
-		r, err := cl.GetRun(ctx, id)
+		r, err := k.RunSummary(ctx, id)
 		if err != nil {
 			if ctx.Err() != nil {
 				return r, cli.Exit("", exitRunFail)
 			}
+			if k.local && isDialError(err) {
+				return r, errServerGone
+			}
 			return r, clientErr(err)
 		}
-		if show && r.RunDetails != nil {
-			for _, t := range r.RunDetails.TaskDetails {
-				if seen[t.DisplayName] != t.State {
-					seen[t.DisplayName] = t.State
-					fmt.Fprintf(os.Stderr, "%s  %-10s %s\n", time.Now().Format("15:04:05"), t.State, t.DisplayName)
-				}
-			}
-		}
-		switch r.State {
-		case "SUCCEEDED", "FAILED", "CANCELED", "SKIPPED":
+		prog.updates(summaryUpdates(r, seen))
+		if finalState(r.State) {
 			return r, nil
 		}
 		select {
@@ -129,124 +227,28 @@ func clientFollow(ctx context.Context, cl *api.Client, id string, show bool) (ap
 	}
 }
 
-func printClientRun(r api.Run, format string, exitOnFail bool) error {
-	switch format {
-	case "json":
-		if err := writeJSON(r); err != nil {
-			return err
+// summaryUpdates turns what changed in a run since seen into the updates
+// the progress view shows.
+func summaryUpdates(r api.RunSummary, seen map[string]string) []engine.Update {
+	var us []engine.Update
+	for i, t := range r.Tasks {
+		key := t.State + "/" + strconv.Itoa(t.Attempts) + "/" + strconv.FormatBool(t.Cached)
+		if seen[t.Name] == key {
+			continue
 		}
-	case "name":
-		fmt.Println(r.RunID)
-	case "table", "wide", "":
-		fmt.Printf("Run:        %s\nName:       %s\nState:      %s\nExperiment: %s\nCreated:    %s\nFinished:   %s\n",
-			r.RunID, r.DisplayName, r.State, r.ExperimentID, r.CreatedAt, r.FinishedAt)
-		if r.Error != nil {
-			fmt.Printf("Error:      %s\n", r.Error.Message)
-		}
-		if r.RunDetails != nil {
-			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "\nTASK\tSTATE\tSTARTED\tENDED\tDETAIL")
-			for _, t := range r.RunDetails.TaskDetails {
-				detail := ""
-				if t.Error != nil {
-					detail = oneLine(t.Error.Message)
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.DisplayName, t.State, dash(t.StartTime), dash(t.EndTime), detail)
-			}
-			tw.Flush()
-		}
-	default:
-		return usageError("--output: %q is not one of table, json, name", format)
+		seen[t.Name] = key
+		var ts spec.TaskState
+		_ = ts.UnmarshalJSON([]byte(strconv.Quote(t.State)))
+		us = append(us, engine.Update{RunID: r.RunID, Task: i, Name: t.Name, TaskState: ts, Attempt: t.Attempts,
+			Reason: t.Error, Cached: t.Cached, Time: time.Now()})
 	}
-	if exitOnFail && r.State != "SUCCEEDED" {
-		return cli.Exit("", exitRunFail)
+	if seen["\x00run"] != r.State {
+		seen["\x00run"] = r.State
+		var rs spec.RunState
+		_ = rs.UnmarshalJSON([]byte(strconv.Quote(r.State)))
+		us = append(us, engine.Update{RunID: r.RunID, Task: -1, Name: r.Pipeline, RunState: rs, Time: time.Now()})
 	}
-	return nil
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
-func clientRunsList(c *cli.Context, cl *api.Client) error {
-	var all []api.Run
-	opts := api.ListOptions{PageSize: 200, SortBy: "created_at desc", Namespace: c.String("namespace"), ExperimentID: c.String("experiment")}
-	for {
-		page, err := cl.ListRuns(c.Context, opts)
-		if err != nil {
-			return clientErr(err)
-		}
-		all = append(all, page.Runs...)
-		if page.NextPageToken == "" {
-			break
-		}
-		opts.PageToken = page.NextPageToken
-	}
-	switch c.String("output") {
-	case "json":
-		if all == nil {
-			all = []api.Run{}
-		}
-		return writeJSON(all)
-	case "name":
-		for _, r := range all {
-			fmt.Println(r.RunID)
-		}
-		return nil
-	case "table", "wide":
-		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "RUN ID\tNAME\tSTATE\tEXPERIMENT\tCREATED")
-		for _, r := range all {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.RunID, r.DisplayName, r.State, r.ExperimentID, r.CreatedAt)
-		}
-		return tw.Flush()
-	}
-	return usageError("--output: %q is not one of table, json, name", c.String("output"))
-}
-
-func clientRunsGet(c *cli.Context, cl *api.Client, id string) error {
-	r, err := cl.GetRun(c.Context, id)
-	if err != nil {
-		return clientErr(err)
-	}
-	return printClientRun(r, c.String("output"), false)
-}
-
-func clientRunsWait(c *cli.Context, cl *api.Client, id string) error {
-	r, err := cl.WaitRun(c.Context, id, 500*time.Millisecond)
-	if err != nil {
-		return clientErr(err)
-	}
-	return printClientRun(r, c.String("output"), true)
-}
-
-func clientRunsCancel(c *cli.Context, cl *api.Client, id string) error {
-	if err := cl.TerminateRun(c.Context, id); err != nil {
-		return clientErr(err)
-	}
-	fmt.Fprintf(os.Stderr, "run %s: termination requested\n", id)
-	return nil
-}
-
-func clientRunsRetry(c *cli.Context, cl *api.Client, id string) error {
-	if err := cl.RetryRun(c.Context, id); err != nil {
-		return clientErr(err)
-	}
-	fmt.Fprintf(os.Stderr, "run %s: retrying (follow it with 'skiff runs wait %s')\n", id, id)
-	return nil
-}
-
-func clientLogs(c *cli.Context, cl *api.Client, runID, task string) error {
-	rc, err := cl.TaskLogs(c.Context, runID, task, c.Int("attempt"), c.Bool("follow"))
-	if err != nil {
-		return clientErr(err)
-	}
-	defer rc.Close()
-	_, err = io.Copy(os.Stdout, rc)
-	return err
+	return us
 }
 
 func mustJSON(s string) []byte {

@@ -11,21 +11,17 @@ import (
 )
 
 func experimentCommand() *cli.Command {
-	needServer := func(c *cli.Context) (*api.Client, error) {
-		cl, err := newClientFrom(c)
-		if err == nil && cl == nil {
-			err = usageError("experiments live on a server: give --server URL (or SKIFF_SERVER) and a token")
-		}
-		return cl, err
-	}
 	return &cli.Command{
 		Name:  "experiment",
-		Usage: "create and list experiments on a server",
+		Usage: "create and list experiments (on a server, or in the data dir)",
 		Subcommands: []*cli.Command{
 			{
 				Name:      "create",
 				Usage:     "create an experiment",
 				ArgsUsage: "NAME",
+				Description: `Examples:
+  skiff experiment create tuning --description "learning rate sweep"
+  skiff run pipeline.yaml --experiment tuning`,
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "description"},
 					&cli.StringFlag{Name: "namespace", Usage: "default: the token's namespace"},
@@ -35,10 +31,14 @@ func experimentCommand() *cli.Command {
 					if c.NArg() != 1 {
 						return usageError("experiment create: expected one NAME")
 					}
-					cl, err := needServer(c)
+					if err := checkOutput(c.String("output")); err != nil {
+						return err
+					}
+					cl, err := dial(c)
 					if err != nil {
 						return err
 					}
+					defer cl.close()
 					e, err := cl.CreateExperiment(c.Context, api.Experiment{DisplayName: c.Args().First(), Description: c.String("description"), Namespace: c.String("namespace")})
 					if err != nil {
 						return clientErr(err)
@@ -49,12 +49,19 @@ func experimentCommand() *cli.Command {
 			{
 				Name:  "list",
 				Usage: "list experiments",
+				Description: `Examples:
+  skiff experiment list
+  skiff experiment list -o yaml`,
 				Flags: []cli.Flag{&cli.StringFlag{Name: "namespace"}, outputFlag()},
 				Action: func(c *cli.Context) error {
-					cl, err := needServer(c)
+					if err := checkOutput(c.String("output")); err != nil {
+						return err
+					}
+					cl, err := dial(c)
 					if err != nil {
 						return err
 					}
+					defer cl.close()
 					var all []api.Experiment
 					opts := api.ListOptions{PageSize: 200, Namespace: c.String("namespace")}
 					for {
@@ -76,12 +83,13 @@ func experimentCommand() *cli.Command {
 }
 
 func printExperiments(format string, es []api.Experiment) error {
+	if es == nil {
+		es = []api.Experiment{}
+	}
+	if ok, err := writeDoc(format, es); ok {
+		return err
+	}
 	switch format {
-	case "json":
-		if es == nil {
-			es = []api.Experiment{}
-		}
-		return writeJSON(es)
 	case "name":
 		for _, e := range es {
 			fmt.Println(e.ExperimentID)
@@ -95,5 +103,5 @@ func printExperiments(format string, es []api.Experiment) error {
 		}
 		return tw.Flush()
 	}
-	return usageError("--output: %q is not one of table, json, name", format)
+	return checkOutput(format)
 }

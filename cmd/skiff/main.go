@@ -3,9 +3,12 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 )
@@ -13,7 +16,7 @@ import (
 // Exit codes, as kubectl and argo users expect them.
 const (
 	exitOK       = 0
-	exitRunFail  = 1 // the run failed or was cancelled
+	exitRunFail  = 1 // the run failed or was canceled
 	exitBadInput = 2 // bad usage or bad input
 )
 
@@ -23,17 +26,17 @@ func main() {
 		var ec cli.ExitCoder
 		if errors.As(err, &ec) {
 			if msg := err.Error(); msg != "" {
-				fmt.Fprintln(os.Stderr, "skiff:", msg)
+				notice("skiff: %s\n", msg)
 			}
 			os.Exit(ec.ExitCode())
 		}
-		fmt.Fprintln(os.Stderr, "skiff:", err)
+		notice("skiff: %v\n", err)
 		os.Exit(exitRunFail)
 	}
 }
 
 func newApp() *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		// -p takes JSON lists and objects: no splitting at commas.
 		DisableSliceFlagSeparator: true,
 		Name:                      "skiff",
@@ -57,6 +60,7 @@ Start with:  skiff run examples/iris/pipeline.yaml`,
 			validateCommand(),
 			runsCommand(),
 			logsCommand(),
+			artifactsCommand(),
 			serverCommand(),
 			uiCommand(),
 			clusterCommand(),
@@ -65,12 +69,63 @@ Start with:  skiff run examples/iris/pipeline.yaml`,
 			pipelineCommand(),
 			benchCommand(),
 			storeCommand(),
+			completionCommand(),
 		},
+		Version:        version(),
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints errors and picks the exit code
+		Action:         unknownCommand(""),
+		OnUsageError:   onUsageError("skiff"),
+	}
+	setUsageErrors(app.Commands, "")
+	return app
+}
+
+// setUsageErrors makes bad usage of every command exit 2 with one line
+// and a hint, not the whole help.
+func setUsageErrors(cmds []*cli.Command, parent string) {
+	for _, c := range cmds {
+		c.OnUsageError = onUsageError("skiff " + parent + c.Name)
+		if len(c.Subcommands) > 0 && c.Action == nil {
+			c.Action = unknownCommand(parent + c.Name + " ")
+		}
+		setUsageErrors(c.Subcommands, parent+c.Name+" ")
+	}
+}
+
+func onUsageError(name string) cli.OnUsageErrorFunc {
+	return func(_ *cli.Context, err error, _ bool) error {
+		return usageError("%v (see '%s --help')", err, name)
+	}
+}
+
+// unknownCommand is the action of a command that only has subcommands:
+// without one it shows the help, with an unknown one it exits 2.
+func unknownCommand(path string) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if c.NArg() == 0 {
+			return cli.ShowSubcommandHelp(c)
+		}
+		return usageError("unknown command %q (see 'skiff %s--help')", strings.TrimSpace(path+c.Args().First()), path)
 	}
 }
 
 // usageError marks bad usage or bad input (exit code 2).
 func usageError(format string, args ...any) error {
 	return cli.Exit(fmt.Sprintf(format, args...), exitBadInput)
+}
+
+// jsonNotices is set by --progress json: then the messages for people on
+// standard error are JSON lines too ({"time", "message"}), so that
+// standard error holds only JSON lines.
+var jsonNotices bool
+
+// notice writes a message for people to standard error.
+func notice(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if !jsonNotices {
+		fmt.Fprint(os.Stderr, msg)
+		return
+	}
+	b, _ := json.Marshal(map[string]string{"time": time.Now().UTC().Format(time.RFC3339Nano), "message": strings.TrimSpace(msg)})
+	fmt.Fprintln(os.Stderr, string(b))
 }

@@ -39,6 +39,11 @@ type node struct {
 	log    *slog.Logger
 	// closers run (last first) before the store closes.
 	closers []func()
+	// unserve stops serving the data dir's socket; leftover holds the runs
+	// unfinished when it began (see socket.go).
+	unserve  func()
+	leftover map[string]bool
+	closed   bool
 }
 
 type nodeOptions struct {
@@ -46,6 +51,9 @@ type nodeOptions struct {
 	onUpdate        func([]engine.Update)
 	// wait is how long to wait for another skiff holding the data dir.
 	wait time.Duration
+	// noSocket: do not serve the data dir to other skiff processes (a
+	// command that does not run the engine).
+	noSocket bool
 }
 
 func logger(c *cli.Context) *slog.Logger {
@@ -72,7 +80,7 @@ func openNode(c *cli.Context, opts nodeOptions) (*node, error) {
 	scfg.Logger = log
 	st, err := store.Open(c.Context, scfg)
 	if errors.Is(err, store.ErrLocked) && opts.wait > 0 {
-		fmt.Fprintf(os.Stderr, "skiff: data dir %s is in use by another skiff process; waiting up to %s for it (use --data-dir for a separate one)\n", dir, opts.wait)
+		notice("skiff: data dir %s is in use by another skiff process; waiting up to %s for it (use --data-dir for a separate one)\n", dir, opts.wait)
 		scfg.LockTimeout = opts.wait
 		st, err = store.Open(c.Context, scfg)
 	}
@@ -112,7 +120,9 @@ func openNode(c *cli.Context, opts nodeOptions) (*node, error) {
 		st.Close()
 		return nil, err
 	}
-	n.serveSocket()
+	if !opts.noSocket {
+		n.serveSocket()
+	}
 	return n, nil
 }
 
@@ -155,6 +165,10 @@ func (n *node) withEngine(ctx context.Context, fn func() error) error {
 }
 
 func (n *node) close() error {
+	if n.closed {
+		return nil
+	}
+	n.closed = true
 	for i := len(n.closers) - 1; i >= 0; i-- {
 		n.closers[i]()
 	}

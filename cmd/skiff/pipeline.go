@@ -14,17 +14,18 @@ import (
 )
 
 func pipelineCommand() *cli.Command {
-	needServer := func(c *cli.Context) (*api.Client, error) {
-		cl, err := newClientFrom(c)
-		if err == nil && cl == nil {
-			err = usageError("pipelines live on a server: give --server URL (or SKIFF_SERVER) and a token")
+	needServer := func(c *cli.Context) (*conn, error) {
+		if c.IsSet("output") {
+			if err := checkOutput(c.String("output")); err != nil {
+				return nil, err
+			}
 		}
-		return cl, err
+		return dial(c)
 	}
 	nsFlag := &cli.StringFlag{Name: "namespace", Usage: "default: the token's namespace"}
 	return &cli.Command{
 		Name:  "pipeline",
-		Usage: "upload, list and inspect pipelines on a server",
+		Usage: "upload, list and inspect pipelines (on a server, or in the data dir)",
 		Subcommands: []*cli.Command{
 			{
 				Name:      "upload",
@@ -44,6 +45,7 @@ func pipelineCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
+					defer cl.close()
 					file := c.Args().First()
 					data, err := os.ReadFile(file)
 					if err != nil {
@@ -69,6 +71,7 @@ func pipelineCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
+					defer cl.close()
 					var all []api.Pipeline
 					opts := api.ListOptions{PageSize: 200, Namespace: c.String("namespace")}
 					for {
@@ -98,7 +101,8 @@ func pipelineCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					return pipelineGet(c, cl, c.Args().First())
+					defer cl.close()
+					return pipelineGet(c, cl.Client, c.Args().First())
 				},
 			},
 		},
@@ -127,15 +131,16 @@ func pipelineGet(c *cli.Context, cl *api.Client, ref string) error {
 		}
 		opts.PageToken = page.NextPageToken
 	}
+	if versions == nil {
+		versions = []api.PipelineVersion{}
+	}
+	if ok, err := writeDoc(c.String("output"), struct {
+		api.Pipeline
+		Versions []api.PipelineVersion `json:"versions"`
+	}{p, versions}); ok {
+		return err
+	}
 	switch c.String("output") {
-	case "json":
-		if versions == nil {
-			versions = []api.PipelineVersion{}
-		}
-		return writeJSON(struct {
-			api.Pipeline
-			Versions []api.PipelineVersion `json:"versions"`
-		}{p, versions})
 	case "name":
 		fmt.Println(p.PipelineID)
 		return nil
@@ -151,16 +156,17 @@ func pipelineGet(c *cli.Context, cl *api.Client, ref string) error {
 		}
 		return tw.Flush()
 	}
-	return usageError("--output: %q is not one of table, json, name", c.String("output"))
+	return checkOutput(c.String("output"))
 }
 
 func printPipelines(format string, ps []api.Pipeline) error {
+	if ps == nil {
+		ps = []api.Pipeline{}
+	}
+	if ok, err := writeDoc(format, ps); ok {
+		return err
+	}
 	switch format {
-	case "json":
-		if ps == nil {
-			ps = []api.Pipeline{}
-		}
-		return writeJSON(ps)
 	case "name":
 		for _, p := range ps {
 			fmt.Println(p.PipelineID)
@@ -174,5 +180,5 @@ func printPipelines(format string, ps []api.Pipeline) error {
 		}
 		return tw.Flush()
 	}
-	return usageError("--output: %q is not one of table, json, name", format)
+	return checkOutput(format)
 }

@@ -50,6 +50,7 @@ type progress struct {
 	w    io.Writer
 	kind progressKind
 	plan *spec.Plan // when known, its tasks are shown PENDING from the start
+	only string     // when set, other runs' updates are dropped
 
 	mu      sync.Mutex
 	queue   []engine.Update
@@ -58,11 +59,12 @@ type progress struct {
 	stopped chan struct{}
 
 	// Printer state (printer goroutine only).
-	start  time.Time
-	runs   map[string]*runView
-	order  []string
-	drawn  int
-	maxRow int
+	start time.Time
+	runs  map[string]*runView
+	order []string
+	drawn int
+	// width and height, when set, are the terminal's size (tests).
+	width, height int
 }
 
 type runView struct {
@@ -83,7 +85,7 @@ type taskView struct {
 
 func newProgress(w io.Writer, kind progressKind, plan *spec.Plan) *progress {
 	return &progress{w: w, kind: kind, plan: plan, wake: make(chan struct{}, 1), done: make(chan struct{}),
-		stopped: make(chan struct{}), runs: map[string]*runView{}, maxRow: 25}
+		stopped: make(chan struct{}), runs: map[string]*runView{}}
 }
 
 // updates is the engine's OnUpdate hook: it queues and never blocks.
@@ -92,7 +94,11 @@ func (p *progress) updates(us []engine.Update) {
 		return
 	}
 	p.mu.Lock()
-	p.queue = append(p.queue, us...)
+	for _, u := range us {
+		if p.only == "" || u.RunID == p.only {
+			p.queue = append(p.queue, u)
+		}
+	}
 	p.mu.Unlock()
 	select {
 	case p.wake <- struct{}{}:
@@ -102,6 +108,9 @@ func (p *progress) updates(us []engine.Update) {
 
 func (p *progress) begin(runID string) {
 	p.start = time.Now()
+	p.mu.Lock()
+	p.only = runID
+	p.mu.Unlock()
 	if p.plan != nil && runID != "" {
 		rv := &runView{id: runID, name: p.plan.Name, tasks: map[string]*taskView{}}
 		for _, t := range p.plan.Tasks {
@@ -225,51 +234,22 @@ var stateMark = map[spec.TaskState]string{
 	spec.TaskFailed: "✘", spec.TaskSkipped: "↷", spec.TaskCanceled: "■",
 }
 
-// redraw paints the view in place: one line per run, then its tasks (the
-// most recent ones when there are many), then counts.
+// redraw paints the view in place: one line per run, then its tasks with
+// each loop folded into one line of counts (its failed tasks listed under
+// it), nested tasks indented. It never draws more lines than the terminal
+// has, nor lines wider than it, so that it can move back over them.
 func (p *progress) redraw() {
+	width, height := p.size()
+	budget := height - 1
 	var lines []string
 	for _, id := range p.order {
 		rv := p.runs[id]
-		counts := map[spec.TaskState]int{}
-		for _, tv := range rv.tasks {
-			counts[tv.state]++
-		}
 		lines = append(lines, fmt.Sprintf("run %s  %s  %s  %s", short(rv.id), rv.name, rv.state,
 			time.Since(p.start).Round(100*time.Millisecond)))
-		names := rv.order
-		if len(names) > p.maxRow {
-			// Show running and failed tasks first, then the latest.
-			names = append([]string(nil), names...)
-			sort.SliceStable(names, func(i, j int) bool {
-				return rank(rv.tasks[names[i]].state) < rank(rv.tasks[names[j]].state)
-			})
-			names = names[:p.maxRow]
-		}
-		for _, n := range names {
-			tv := rv.tasks[n]
-			mark, state := stateMark[tv.state], tv.state.String()
-			switch {
-			case tv.cached:
-				mark, state = "≡", "CACHED"
-			case tv.state == spec.TaskPending && tv.attempt > 0:
-				mark, state = "↻", "RETRYING"
-			}
-			line := fmt.Sprintf("  %s %-28s %-9s", mark, trim(tv.name, 28), state)
-			if tv.attempt > 1 {
-				line += fmt.Sprintf(" attempt %d", tv.attempt)
-			}
-			if tv.state == spec.TaskRunning {
-				line += " " + time.Since(tv.since).Round(time.Second).String()
-			} else if tv.reason != "" {
-				line += " " + trim(oneLine(tv.reason), 60)
-			}
-			lines = append(lines, line)
-		}
-		if len(rv.order) > p.maxRow {
-			lines = append(lines, fmt.Sprintf("  … %d tasks: %d running, %d succeeded, %d failed, %d skipped",
-				len(rv.order), counts[spec.TaskRunning], counts[spec.TaskSucceeded], counts[spec.TaskFailed], counts[spec.TaskSkipped]))
-		}
+		lines = append(lines, p.taskLines(rv, budget-len(lines))...)
+	}
+	if len(lines) > budget {
+		lines = append(lines[:budget-1], fmt.Sprintf("… %d more lines", len(lines)-budget+1))
 	}
 	var b strings.Builder
 	if p.drawn > 0 {
@@ -277,7 +257,7 @@ func (p *progress) redraw() {
 	}
 	for _, l := range lines {
 		b.WriteString("\x1b[2K")
-		b.WriteString(l)
+		b.WriteString(trim(l, width-1))
 		b.WriteByte('\n')
 	}
 	for i := len(lines); i < p.drawn; i++ {
@@ -287,6 +267,99 @@ func (p *progress) redraw() {
 		p.drawn = len(lines)
 	}
 	io.WriteString(p.w, b.String())
+}
+
+// size is the terminal's width and height (80×24 when unknown).
+func (p *progress) size() (int, int) {
+	if p.width > 0 && p.height > 0 {
+		return p.width, p.height
+	}
+	if f, ok := p.w.(*os.File); ok {
+		if w, h, err := term.GetSize(int(f.Fd())); err == nil && w > 10 && h > 3 {
+			return w, h
+		}
+	}
+	return 80, 24
+}
+
+// taskLines draws a run's tasks in at most room lines: when they do not
+// fit, running and failed ones first, then a line of counts.
+func (p *progress) taskLines(rv *runView, room int) []string {
+	kept, folds := foldLoops(rv.order, func(n string) string { return viewState(rv.tasks[n]) })
+	type row struct {
+		text string
+		rank int
+	}
+	var rows []row
+	for _, n := range kept {
+		tv := rv.tasks[n]
+		indent := strings.Repeat("  ", strings.Count(n, "."))
+		if f := folds[n]; f != nil {
+			rows = append(rows, row{fmt.Sprintf("  %s⟳ %s  %s  %s", indent, trim(n, 28), viewState(tv), f.text()), rank(tv.state)})
+			for _, l := range f.failedLines("    " + indent) {
+				rows = append(rows, row{l, 1})
+			}
+			continue
+		}
+		mark, state := stateMark[tv.state], viewState(tv)
+		switch state {
+		case "CACHED":
+			mark = "≡"
+		case "RETRYING":
+			mark = "↻"
+		}
+		line := fmt.Sprintf("  %s%s %-28s %-9s", indent, mark, trim(n, 28), state)
+		if tv.attempt > 1 {
+			line += fmt.Sprintf(" attempt %d", tv.attempt)
+		}
+		if tv.state == spec.TaskRunning {
+			line += " " + time.Since(tv.since).Round(time.Second).String()
+		} else if tv.reason != "" {
+			line += " " + oneLine(tv.reason)
+		}
+		rows = append(rows, row{line, rank(tv.state)})
+	}
+	if len(rows) <= room || room < 2 {
+		out := make([]string, len(rows))
+		for i, r := range rows {
+			out[i] = r.text
+		}
+		return out
+	}
+	// Keep the most telling rows, in their order, and count the rest.
+	idx := make([]int, len(rows))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return rows[idx[a]].rank < rows[idx[b]].rank })
+	keep := idx[:room-1]
+	sort.Ints(keep)
+	out := make([]string, 0, room)
+	for _, i := range keep {
+		out = append(out, rows[i].text)
+	}
+	counts := map[string]int{}
+	for _, tv := range rv.tasks {
+		counts[viewState(tv)]++
+	}
+	var parts []string
+	for _, s := range foldOrder {
+		if n := counts[s]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, strings.ToLower(s)))
+		}
+	}
+	return append(out, fmt.Sprintf("  … %d tasks: %s", len(rv.tasks), strings.Join(parts, ", ")))
+}
+
+// viewState is a task's state as the view names it.
+func viewState(tv *taskView) string {
+	switch {
+	case tv.cached:
+		return "CACHED"
+	case tv.state == spec.TaskPending && tv.attempt > 0:
+		return "RETRYING"
+	}
+	return tv.state.String()
 }
 
 func rank(s spec.TaskState) int {

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -14,20 +16,24 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/skiffml/skiff/api"
 	"github.com/skiffml/skiff/engine"
 	"github.com/skiffml/skiff/engine/spec"
 	"github.com/skiffml/skiff/engine/spec/kfp"
+	"github.com/skiffml/skiff/store"
 )
 
 func runCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "run",
 		Usage:     "run a pipeline on the embedded node and follow it to the end",
-		ArgsUsage: "FILE",
+		ArgsUsage: "FILE | NAME",
 		Description: `Runs the pipeline in FILE — Skiff YAML (see docs/pipeline-format.md) or a
 pipeline compiled by the kfp SDK (see docs/kfp-compatibility.md) — on the
 embedded single node in --data-dir, shows its progress, and exits 0 only if
-the run SUCCEEDED (1 if it failed or was cancelled, 2 for bad input).
+the run SUCCEEDED (1 if it failed or was canceled, 2 for bad input). NAME,
+instead of a file, runs a pipeline uploaded with 'skiff pipeline upload'
+(its latest version, or --pipeline-version).
 
 Ctrl-C cancels the run: running steps get SIGTERM, then SIGKILL after a
 grace period, and the run ends CANCELED. A second Ctrl-C leaves at once;
@@ -36,18 +42,21 @@ grace period, and the run ends CANCELED. A second Ctrl-C leaves at once;
 Examples:
   skiff run examples/iris/pipeline.yaml
   skiff run examples/iris/pipeline.yaml -p k=7 -p test_fraction=0.25
-  skiff run pipeline.yaml -o json > summary.json`,
+  skiff run pipeline.yaml -o json > summary.json
+  skiff run nightly --pipeline-version v2     # a pipeline uploaded with 'skiff pipeline upload'`,
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "param", Aliases: []string{"p"}, Usage: "pipeline parameter `name=value` (repeatable)"},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "final summary format: table or json (json goes alone to standard output)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "final summary format: table, wide, json, yaml or name (json and yaml go alone to standard output)"},
+			&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "submit the run, print its id and return; a skiff process in the background runs it (follow it with 'skiff runs wait ID')"},
 			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress view: auto, tty (redrawn in place), plain (timestamped lines), json (JSON lines), none"},
 			&cli.StringFlag{Name: "executor", Usage: "default executor for tasks that name none: local, docker (needs a Docker engine; steps name an image) or sim"},
 			&cli.StringFlag{Name: "name", Usage: "display name of the run (default: the pipeline's name)"},
+			&cli.StringFlag{Name: "pipeline-version", Usage: "with an uploaded pipeline's NAME: the version (`NAME` or id; default the latest)"},
 			&cli.StringFlag{Name: "request-id", Usage: "idempotency key: a second run with the same key returns the first run"},
 			&cli.BoolFlag{Name: "lenient", Usage: "KFP IR: run without what Skiff does not support (unknown fields, Kubernetes platform settings), with a warning each, instead of rejecting the pipeline"},
 			&cli.BoolFlag{Name: "keep-work-dirs", Usage: "keep each execution's work dir and log after its outputs are stored (for debugging; by default they are removed)"},
 			&cli.BoolFlag{Name: "no-cache", Usage: "run every task, even those whose results are cached (results are still recorded)"},
-			&cli.StringFlag{Name: "experiment", Usage: "with --server: the experiment `ID` to run in (default: the namespace's Default)"},
+			&cli.StringFlag{Name: "experiment", Usage: "the experiment to run in (`ID`, id prefix or name; default: the namespace's Default); needs a server or a skiff process serving the data dir"},
 			&cli.DurationFlag{Name: "wait-lock", Value: 10 * time.Minute, Usage: "how long to wait when another skiff process uses the data dir"},
 		},
 		Action: runAction,
@@ -60,36 +69,58 @@ func runAction(c *cli.Context) error {
 	}
 	file := c.Args().First()
 	out := c.String("output")
-	if out != "table" && out != "json" {
-		return usageError("--output: %q is not one of table, json", out)
+	if err := checkOutput(out); err != nil {
+		return err
 	}
 	mode, err := progressMode(c.String("progress"), out)
 	if err != nil {
 		return err
 	}
-	if cl, err := newClientFrom(c); err != nil || cl != nil {
-		if err != nil {
-			return err
-		}
-		return clientRun(c, cl, file)
+	jsonNotices = mode == progJSON
+	if isPipelineName(file) {
+		return runByName(c, file, mode)
+	}
+	if c.Bool("lenient") && c.String("experiment") != "" {
+		return usageError("--lenient and --experiment: a lenient run is compiled and run by this process alone, outside experiments; give one of them")
 	}
 	plan, params, err := loadPipeline(file, c.StringSlice("param"), kfp.Options{Lenient: c.Bool("lenient")})
 	if err != nil {
 		return err
 	}
-	if ex := c.String("executor"); ex == "" || ex == "local" {
-		noteImages(plan)
-	}
 	for _, w := range kfp.Unrunnable(plan, c.String("executor")) {
 		fmt.Fprintf(os.Stderr, "skiff: %s: warning: %s\n", file, w)
 	}
-	dir, err := filepath.Abs(filepath.Dir(file))
-	if err != nil {
-		return err
+	// A server, or the skiff process serving the data dir, takes the run.
+	// (--lenient compiles here only: it waits for the data dir instead.)
+	if k := servedConn(c); k != nil && (!k.local || !c.Bool("lenient")) {
+		return submitRun(c, k, file, plan, params, mode)
 	}
+	if ex := c.String("executor"); ex == "" || ex == "local" {
+		noteImages(plan)
+	}
+	return runHere(c, file, plan, params, mode)
+}
 
+// runHere runs the pipeline with this process's engine, serving the data
+// dir to other skiff processes meanwhile (unless one serves it already,
+// which then takes the run).
+func runHere(c *cli.Context, file string, plan *spec.Plan, params map[string]json.RawMessage, mode progressKind) error {
 	prog := newProgress(os.Stderr, mode, plan)
-	n, err := openNode(c, nodeOptions{defaultExecutor: c.String("executor"), onUpdate: prog.updates, wait: c.Duration("wait-lock")})
+	opts := nodeOptions{defaultExecutor: c.String("executor"), onUpdate: prog.updates}
+	n, err := openNode(c, opts)
+	// The holder may be starting to serve the data dir, or be a short
+	// command: ask it again a few times before waiting for the lock.
+	for deadline := time.Now().Add(dialLockWait); errors.Is(err, store.ErrLocked) && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		if k := servedConn(c); k != nil && !c.Bool("lenient") {
+			return submitRun(c, k, file, plan, params, mode)
+		}
+		n, err = openNode(c, opts)
+	}
+	if errors.Is(err, store.ErrLocked) {
+		opts.wait = c.Duration("wait-lock")
+		n, err = openNode(c, opts)
+	}
 	if err != nil {
 		if errors.Is(err, engine.ErrUnknownExecutor) {
 			return usageError("%v", err)
@@ -98,30 +129,27 @@ func runAction(c *cli.Context) error {
 	}
 	defer n.close()
 	if un, _ := n.store.UnfinishedRuns(); len(un) > 0 {
-		fmt.Fprintf(os.Stderr, "skiff: %d unfinished run(s) in %s; 'skiff runs resume' continues them\n", len(un), n.dir)
+		notice("skiff: %d unfinished run(s) in %s; 'skiff runs resume' continues them\n", len(un), n.dir)
 	}
+
+	runID, err := submitHere(c, n, file, plan, params)
+	if err != nil {
+		return err
+	}
+	if c.Bool("detach") {
+		return detach(c, n, runID)
+	}
+	notice("run %s: %s (data dir %s)\n", runID, plan.Name, n.dir)
 
 	ctx, stop := context.WithCancel(c.Context)
 	defer stop()
 	wait := n.start(ctx)
-
-	runID, err := n.engine.Submit(c.Context, plan, params, engine.SubmitOptions{
-		RequestID: c.String("request-id"), Name: c.String("name"), PipelineDir: dir, Executor: c.String("executor"), NoCache: c.Bool("no-cache"),
-	})
-	if err != nil {
-		stop()
-		_ = wait()
-		var ve *spec.ValidationError
-		if errors.As(err, &ve) || errors.Is(err, engine.ErrUnknownExecutor) {
-			return usageError("%v", err)
-		}
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "run %s: %s (data dir %s)\n", runID, plan.Name, n.dir)
 	prog.begin(runID)
-
 	final, err := followRun(c.Context, n, runID)
 	prog.end()
+	if err == nil {
+		err = n.waitServed(c.Context, runID)
+	}
 	stop()
 	if werr := wait(); werr != nil && err == nil {
 		err = werr
@@ -129,7 +157,83 @@ func runAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return printRunResult(c, n, final.ID, out)
+	r, err := n.store.GetRun(final.ID)
+	if err != nil {
+		return err
+	}
+	tasks, err := n.store.Tasks(final.ID)
+	if err != nil {
+		return err
+	}
+	return runResult(c, api.Summarize(r, tasks))
+}
+
+// submitHere submits the run to this process's node: through its API, as
+// every other run is (so experiments and request ids work the same), but
+// for --lenient, whose plan only this process can compile.
+func submitHere(c *cli.Context, n *node, file string, plan *spec.Plan, params map[string]json.RawMessage) (string, error) {
+	if c.Bool("lenient") {
+		dir, err := filepath.Abs(filepath.Dir(file))
+		if err != nil {
+			return "", err
+		}
+		id, err := n.engine.Submit(c.Context, plan, params, engine.SubmitOptions{
+			RequestID: c.String("request-id"), Name: c.String("name"), PipelineDir: dir, Executor: c.String("executor"), NoCache: c.Bool("no-cache"),
+		})
+		var ve *spec.ValidationError
+		if errors.As(err, &ve) || errors.Is(err, engine.ErrUnknownExecutor) {
+			return "", usageError("%v", err)
+		}
+		return id, err
+	}
+	srv, err := localAPI(n, nil)
+	if err != nil {
+		return "", err
+	}
+	cl := api.NewClient("http://"+socketHost, "")
+	cl.HTTP = &http.Client{Transport: handlerTransport{srv}}
+	run, err := createRun(c, &conn{Client: cl, local: true}, file, params)
+	return run.RunID, err
+}
+
+// detach leaves the submitted run to a skiff process started in the
+// background ('skiff runs resume RUN', which serves the data dir while it
+// runs), and prints the run id.
+func detach(c *cli.Context, n *node, runID string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	logPath := filepath.Join(n.dir, "detached.log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	// The background process waits for this one to let the data dir go.
+	args := []string{"--data-dir", n.dir}
+	if c.Bool("debug") {
+		args = append(args, "--debug")
+	}
+	cmd := exec.Command(exe, append(args, "runs", "resume", "--progress", "plain", runID)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start the background skiff: %w", err)
+	}
+	pid := cmd.Process.Pid
+	_ = cmd.Process.Release()
+	// Let the data dir go, and wait for the background skiff to serve it,
+	// so that the next skiff run on it submits there.
+	dir := n.dir
+	n.close()
+	deadline := time.Now().Add(10 * time.Second)
+	for socketClient(c.Context, dir) == nil && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	notice("run %s: submitted; a background skiff (pid %d, log %s) runs it; 'skiff runs wait %s' follows it\n", runID, pid, logPath, short(runID))
+	fmt.Println(runID)
+	return nil
 }
 
 // followRun waits for the run's end. The first SIGINT/SIGTERM cancels the
@@ -146,13 +250,13 @@ func followRun(ctx context.Context, n *node, runID string) (finalRun, error) {
 		case <-waitCtx.Done():
 			return
 		}
-		fmt.Fprintln(os.Stderr, "\nskiff: cancelling the run (Ctrl-C again to leave it running)")
+		notice("\nskiff: canceling the run (Ctrl-C again to leave it running)\n")
 		if err := n.engine.Cancel(ctx, runID); err != nil && !errors.Is(err, engine.ErrRunFinished) {
-			fmt.Fprintln(os.Stderr, "skiff: cancel:", err)
+			notice("skiff: cancel: %v\n", err)
 		}
 		select {
 		case <-sigs:
-			fmt.Fprintf(os.Stderr, "skiff: leaving run %s unfinished; 'skiff runs resume %s' continues it\n", runID, runID)
+			notice("skiff: leaving run %s unfinished; 'skiff runs resume %s' continues it\n", runID, runID)
 			cancelWait()
 		case <-waitCtx.Done():
 		}
@@ -178,27 +282,42 @@ func loadPipeline(file string, raw []string, opts kfp.Options) (*spec.Plan, map[
 	}
 	plan, warns, err := kfp.Load(data, file, opts)
 	for _, w := range warns {
-		fmt.Fprintf(os.Stderr, "skiff: %s: warning: %s\n", file, w)
+		notice("skiff: %s: warning: %s\n", file, w)
 	}
 	if err != nil {
 		return nil, nil, usageError("%s: %v", file, err)
 	}
+	params, err := resolveParams(plan, raw)
+	if err != nil {
+		return nil, nil, paramsError(file, err)
+	}
+	return plan, params, nil
+}
+
+// paramsError names the pipeline in a parameter error.
+func paramsError(pipeline string, err error) error {
+	var ec cli.ExitCoder
+	if errors.As(err, &ec) {
+		return err
+	}
+	return usageError("%s: %v", pipeline, err)
+}
+
+// resolveParams checks the -p name=value parameters against the plan and
+// types them.
+func resolveParams(plan *spec.Plan, raw []string) (map[string]json.RawMessage, error) {
 	given := map[string]string{}
 	for _, p := range raw {
 		name, value, ok := strings.Cut(p, "=")
 		if !ok || name == "" {
-			return nil, nil, usageError("-p %q: expected name=value", p)
+			return nil, usageError("-p %q: expected name=value", p)
 		}
 		if _, dup := given[name]; dup {
-			return nil, nil, usageError("-p %s: given twice", name)
+			return nil, usageError("-p %s: given twice", name)
 		}
 		given[name] = value
 	}
-	params, err := plan.ResolveParams(given)
-	if err != nil {
-		return nil, nil, usageError("%s: %v", file, err)
-	}
-	return plan, params, nil
+	return plan.ResolveParams(given)
 }
 
 // noteImages says, once, that the local executor runs KFP steps as local
@@ -221,6 +340,6 @@ func noteImages(p *spec.Plan) {
 	}
 	walk(p)
 	if len(imgs) > 0 && p.Executor == "" {
-		fmt.Fprintf(os.Stderr, "skiff: warning: the local executor runs steps as local processes and ignores their images (%s); --executor docker runs them\n", strings.Join(imgs, ", "))
+		notice("skiff: warning: the local executor runs steps as local processes and ignores their images (%s); --executor docker runs them\n", strings.Join(imgs, ", "))
 	}
 }

@@ -2,39 +2,48 @@ package main
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"time"
-
-	"github.com/urfave/cli/v2"
-
-	"github.com/skiffml/skiff/api"
-	"github.com/skiffml/skiff/store"
 )
 
 // socketName is the local socket in the data dir through which the skiff
-// process holding the data dir answers the others (runs list, runs get,
-// logs) while it runs. The socket file is the owner's only (0600): the API
-// behind it needs no token.
+// process serving the data dir (skiff run, ui, server) answers the others:
+// their lists, logs and cancels, and the runs they submit. The socket file
+// is the owner's only (0600): the API behind it needs no token, and it may
+// read the pipeline dirs its clients name (they are this host's user).
 const socketName = "skiff.sock"
 
 // socketHost is the Host the clients of the socket send.
 const socketHost = "skiff"
 
+// socketLinger is how long the serving process keeps answering after the
+// last run submitted to it ended, so that its submitter reads the end.
+const socketLinger = time.Second
+
 // serveSocket serves the API on the data dir's socket until the node
-// closes. A failure only costs the other processes their view.
+// closes or unserve is called. A failure only costs the other processes
+// their view. The runs unfinished now are not this process's to finish
+// (see waitServed).
 func (n *node) serveSocket() {
 	path := filepath.Join(n.dir, socketName)
 	_ = os.Remove(path) // left by a process that died; we hold the lock
-	srv, err := api.New(api.Config{Store: n.store, Engine: n.engine, Blobs: n.blobs, NoAuth: true, AllowedHosts: []string{socketHost}, Logger: n.log}, nil)
+	if un, err := n.store.UnfinishedRuns(); err == nil {
+		n.leftover = map[string]bool{}
+		for _, r := range un {
+			n.leftover[r.ID] = true
+		}
+	}
+	srv, err := localAPI(n, nil)
 	if err != nil {
 		n.log.Warn("local socket: api", "err", err)
 		return
 	}
-	srv.SetReady(true)
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		n.log.Warn("local socket: listen", "err", err)
@@ -46,62 +55,73 @@ func (n *node) serveSocket() {
 	}
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = hs.Serve(ln) }()
-	n.closers = append(n.closers, func() {
+	done := false
+	n.unserve = func() {
+		if done {
+			return
+		}
+		done = true
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_ = hs.Shutdown(ctx)
 		_ = os.Remove(path)
-	})
+	}
+	n.closers = append(n.closers, n.unserve)
 }
 
-// busyNodeClient returns a client for the skiff process that holds the
-// data dir, when openNode failed because one does and it answers on the
-// data dir's socket; else nil.
-func busyNodeClient(c *cli.Context, openErr error) *api.Client {
-	if !errors.Is(openErr, store.ErrLocked) {
-		return nil
+// waitServed waits (with the engine running) for the runs other skiff
+// processes submitted through the socket, serving them meanwhile, then
+// stops serving it, so that the process serving the data dir leaves no
+// run it took unfinished. A run submitted as it stops is finished too (its
+// submitter waits for the data dir meanwhile). The run skip is not waited
+// for.
+func (n *node) waitServed(ctx context.Context, skip string) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	told := map[string]bool{}
+	for {
+		un, err := n.store.UnfinishedRuns()
+		if err != nil {
+			return err
+		}
+		var ids []string
+		for _, r := range un {
+			if r.ID != skip && !n.leftover[r.ID] {
+				ids = append(ids, r.ID)
+			}
+		}
+		if len(ids) == 0 {
+			if n.unserve == nil {
+				return nil
+			}
+			if len(told) > 0 { // let their submitters see them end
+				select {
+				case <-ctx.Done():
+				case <-time.After(socketLinger):
+				}
+			}
+			n.unserve()
+			n.unserve = nil
+			continue // one more look: a run may have come as it stopped
+		}
+		var news []string
+		for _, id := range ids {
+			if !told[id] {
+				told[id] = true
+				news = append(news, id)
+			}
+		}
+		if len(news) > 0 {
+			notice("skiff: finishing %d run(s) other skiff processes submitted to this one: %s (Ctrl-C leaves them to the skiff runs following them, or to 'skiff runs resume')\n", len(news), strings.Join(news, ", "))
+		}
+		for _, id := range ids {
+			if _, err := n.engine.Wait(ctx, id); err != nil {
+				if ctx.Err() != nil {
+					notice("\nskiff: leaving %s unfinished: a skiff run following one carries it on, else 'skiff runs resume' does\n", strings.Join(ids, ", "))
+					return nil
+				}
+				return err
+			}
+		}
 	}
-	dir, err := filepath.Abs(c.String("data-dir"))
-	if err != nil {
-		return nil
-	}
-	path := filepath.Join(dir, socketName)
-	cl := api.NewClient("http://"+socketHost, "")
-	cl.HTTP = &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", path)
-		},
-	}}
-	ctx, cancel := context.WithTimeout(c.Context, 2*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+socketHost+"/healthz", nil)
-	resp, err := cl.HTTP.Do(req)
-	if err != nil {
-		return nil
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil
-	}
-	return cl
-}
-
-// openForRead opens the data dir for a read-only command. When another
-// skiff process holds it, it asks that process through the data dir's
-// socket (returning a client), and only when none answers waits a moment
-// for the lock.
-func openForRead(c *cli.Context) (*node, *api.Client, error) {
-	n, err := openNode(c, nodeOptions{})
-	if err == nil {
-		return n, nil, nil
-	}
-	if cl := busyNodeClient(c, err); cl != nil {
-		return nil, cl, nil
-	}
-	if !errors.Is(err, store.ErrLocked) {
-		return nil, nil, err
-	}
-	n, err = openNode(c, nodeOptions{wait: 2 * time.Second})
-	return n, nil, err
 }

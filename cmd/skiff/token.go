@@ -22,8 +22,10 @@ func tokenCommand() *cli.Command {
 				Usage: "create a token and print it (it is shown once; only its hash is kept)",
 				Description: `Creates a bearer token for one namespace (or "*" for every namespace) with a
 role: viewer reads, editor also creates and cancels, admin also sets
-namespace policies. Edits the data dir, so run it while 'skiff server' is
-stopped.
+namespace policies. With --server it asks the server (an admin token is
+needed: one of a namespace creates tokens of that namespace, no higher
+than its role); else it edits the data dir, so run it while 'skiff server'
+is stopped.
 
 Example:
   export SKIFF_TOKEN=$(skiff token create --namespace team-a --role editor)`,
@@ -33,6 +35,15 @@ Example:
 					&cli.StringFlag{Name: "description", Usage: "a note kept with the token"},
 				},
 				Action: func(c *cli.Context) error {
+					if cl, _ := newClientFrom(c); cl != nil {
+						t, err := cl.CreateToken(c.Context, api.TokenRequest{Namespace: c.String("namespace"), Role: c.String("role"), Description: c.String("description")})
+						if err != nil {
+							return clientErr(err)
+						}
+						notice("token %s: %s in namespace %s, on %s (shown once; keep it secret)\n", t.ID, t.Role, t.Namespace, cl.BaseURL)
+						fmt.Println(t.Token)
+						return nil
+					}
 					role, err := api.ParseRole(c.String("role"))
 					if err != nil {
 						return usageError("--role: %v", err)
