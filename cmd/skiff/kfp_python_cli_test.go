@@ -54,6 +54,7 @@ var kfpPythonEnv []string
 
 // kfpRunSummary is the part of `skiff run -o json` these tests read.
 type kfpRunSummary struct {
+	RunID   string                     `json:"run_id"`
 	State   string                     `json:"state"`
 	Outputs map[string]json.RawMessage `json:"outputs"`
 	Tasks   []struct {
