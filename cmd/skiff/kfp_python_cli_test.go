@@ -160,3 +160,25 @@ func TestCLI_KFPPythonComponents(t *testing.T) {
 		})
 	}
 }
+
+// TestCLI_KFPClientFlow drives a real skiff server on loopback with the
+// kfp SDK's kfp.Client (testdata/kfp_client_flow.py): upload a pipeline,
+// create an experiment, run from a package and from a function and wait,
+// terminate a run, create/disable/delete a recurring run, archive,
+// unarchive and delete a run, archive the experiment, delete the
+// pipeline.
+func TestCLI_KFPClientFlow(t *testing.T) {
+	env := kfpEnv(t)
+	t.Parallel()
+	dir := t.TempDir()
+	url := startServer(t, filepath.Join(dir, "server"), "local")
+	if r := skiff(t, filepath.Join(dir, "client"), "--server", url, "server", "policy", "--namespace", "default", "--allow-executor", "local"); r.code != 0 {
+		t.Fatalf("policy: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	cmd := exec.Command("python3", filepath.Join("testdata", "kfp_client_flow.py"), url, dir)
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "FLOW OK") {
+		t.Fatalf("kfp.Client flow: %v\n%s", err, out)
+	}
+}
