@@ -18,6 +18,10 @@ build: ## Build the skiff binary into bin/skiff.
 test: ## Run every test with the race detector (what CI runs).
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
+.PHONY: test-kfp
+test-kfp: ## Run the KFP corpus through skiff run, compared with cmd/skiff/testdata/kfp_conformance.tsv (minutes; needs ../shared).
+	SKIFF_KFP_CONFORMANCE=1 $(GO) test -count=1 -timeout 60m -run '^TestKFPConformance$$' -parallel 4 -v ./cmd/skiff/
+
 .PHONY: check
 check: ## go vet, gofmt and the import rules.
 	$(GO) vet $(PKGS)

@@ -30,7 +30,7 @@ func TestCLI_KFPCorpusRuns(t *testing.T) {
 		{file: "hello-world.yaml", logs: map[string]string{"echo": "hello world"}},
 		{file: "pipeline_with_only_display_name.yaml"},
 		{file: "pipeline_with_task_final_status_yaml.yaml", logs: map[string]string{
-			"exit-op": `"state":"SUCCEEDED"`, "exit-handler-1.print-op": "Hello World!"}},
+			"exit-op": `"state":"COMPLETE"`, "exit-handler-1.print-op": "Hello World!"}},
 		{file: "placeholder_with_if_placeholder_none_input_value.yaml"},
 		{file: "producer_consumer_param_pipeline.yaml", logs: map[string]string{"consumer": "Hello world, this is an output parameter"}},
 		{file: "two_step_pipeline.yaml", skip: "reads its artifact with gsutil, which takes gs:// URIs only"},

@@ -13,10 +13,14 @@ import (
 )
 
 // startServer runs 'skiff server --no-auth' on a free loopback port and
-// returns its URL.
-func startServer(t *testing.T, dataDir string) string {
+// returns its URL. The default executor is sim unless executor names one.
+func startServer(t *testing.T, dataDir string, executor ...string) string {
 	t.Helper()
-	cmd := exec.Command(skiffBin, "--data-dir", dataDir, "server", "--no-auth", "--listen", "127.0.0.1:0", "--default-executor", "sim")
+	x := "sim"
+	if len(executor) > 0 {
+		x = executor[0]
+	}
+	cmd := exec.Command(skiffBin, "--data-dir", dataDir, "server", "--no-auth", "--listen", "127.0.0.1:0", "--default-executor", x)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -159,7 +159,18 @@ def missing_artifact():
     declares_but_writes_nothing()
 
 
+@dsl.component
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@dsl.pipeline(name='agree')
+def agree() -> int:
+    return add(a=add(a=1, b=2).output, b=3).output
+
+
 PIPELINES = {
+    'agree': agree,
     'text_inputs': text_inputs,
     'bool_outputs': bool_outputs,
     'collected_nested': collected_nested,

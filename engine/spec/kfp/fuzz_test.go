@@ -105,7 +105,7 @@ func TestResolve_Placeholders(t *testing.T) {
 		"n={{$.inputs.parameters['n']}} lr={{$.inputs.parameters['lr']}}": "n=3 lr=0.0000001",
 		"{{$.outputs.artifacts['model'].uri}}":                            goldenRuntime.Root + "/outputs/model",
 		"{{$.pipeline_job_name}}/{{$.pipeline_task_name}}":                "my-run/train",
-		"{{$.pipeline_job_resource_name}} {{$.pipeline_root}}":            "runs/run-1 " + goldenRuntime.PipelineRoot,
+		"{{$.pipeline_job_resource_name}} {{$.pipeline_root}}":            "p-run-1 " + goldenRuntime.PipelineRoot,
 		"{{$.outputs.output_file}}":                                       goldenRuntime.Root + "/executor_output.json",
 	} {
 		if got, err := r.text(in); err != nil || got != want {
@@ -123,5 +123,30 @@ func TestResolve_Placeholders(t *testing.T) {
 	args, err := r.args("args", []string{`{"IfPresent": {"InputName": "opt", "Then": ["--opt"], "Else": ["--no-opt", {"Concat": ["n", "{{$.inputs.parameters['n']}}"]}]}}`})
 	if err != nil || strings.Join(args, " ") != "--no-opt n3" {
 		t.Errorf("IfPresent/Concat = %q, %v", args, err)
+	}
+}
+
+// TestResolve_FinalStatus: a TASK_FINAL_STATUS input holds the state KFP's
+// backend gives (ML Metadata's COMPLETE, FAILED, CANCELED) and the run's
+// resource name <pipeline-name>-<suffix>, as KFP's own backend test
+// pipeline_with_input_status_state checks them.
+func TestResolve_FinalStatus(t *testing.T) {
+	d := taskData{Task: "echo", Pipeline: "status-state-pipeline", Container: &ContainerSpec{},
+		Params: []paramIn{{Name: "status", Input: "status", Type: "TASK_FINAL_STATUS", Declared: true, StatusOf: "exit-handler-1"}}}
+	for skiffState, want := range map[string]string{
+		`{"state":"SUCCEEDED","tasks":{}}`:                      `{"error":{},"pipelineJobResourceName":"status-state-pipeline-run-1","pipelineTaskName":"exit-handler-1","state":"COMPLETE"}`,
+		`{"state":"FAILED","error":"task a failed","tasks":{}}`: `{"error":{"code":2,"message":"task a failed"},"pipelineJobResourceName":"status-state-pipeline-run-1","pipelineTaskName":"exit-handler-1","state":"FAILED"}`,
+		`{"state":"CANCELED","tasks":{}}`:                       `{"error":{},"pipelineJobResourceName":"status-state-pipeline-run-1","pipelineTaskName":"exit-handler-1","state":"CANCELED"}`,
+	} {
+		r, err := newResolver(&d, map[string]spec.Value{"status": {Param: json.RawMessage(skiffState)}}, goldenRuntime)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(r.params["status"]); got != want {
+			t.Errorf("%s:\n got %s\nwant %s", skiffState, got, want)
+		}
+		if got, err := r.text("{{$.pipeline_job_resource_name}}"); err != nil || got != "status-state-pipeline-run-1" {
+			t.Errorf("pipeline_job_resource_name = %q, %v", got, err)
+		}
 	}
 }

@@ -221,6 +221,14 @@ func newResolver(d *taskData, inputs map[string]spec.Value, rt Runtime) (*resolv
 	return r, nil
 }
 
+// finalStates maps Skiff's final task states to the state KFP's backend
+// puts in a PipelineTaskFinalStatus: its driver gives the producer's ML
+// Metadata execution state (COMPLETE, FAILED, CANCELED), and KFP's own
+// backend test (pipeline_with_input_status_state) checks COMPLETE. The
+// SDK's docstring (SUCCEEDED, FAILED, CANCELLED) describes Vertex AI, as
+// does kfp.local: see docs/kfp-compatibility.md.
+var finalStates = map[string]string{"SUCCEEDED": "COMPLETE", "FAILED": "FAILED", "CANCELED": "CANCELED"}
+
 // finalStatus maps Skiff's upstream status {state, error, tasks} to KFP's
 // PipelineTaskFinalStatus.
 func (r *resolver) finalStatus(task string, raw json.RawMessage) json.RawMessage {
@@ -229,8 +237,8 @@ func (r *resolver) finalStatus(task string, raw json.RawMessage) json.RawMessage
 		Error string `json:"error"`
 	}
 	_ = json.Unmarshal(raw, &st)
-	if st.State == "CANCELED" {
-		st.State = "CANCELLED"
+	if s, ok := finalStates[st.State]; ok {
+		st.State = s
 	}
 	errObj := map[string]any{}
 	if st.Error != "" {
@@ -250,7 +258,9 @@ func (r *resolver) jobValue(name string) string {
 	case "pipeline_job_name":
 		return r.rt.RunName
 	case "pipeline_job_resource_name":
-		return "runs/" + r.rt.RunID
+		// KFP's backend gives the run's Kubernetes name, the pipeline's
+		// name and a suffix; Skiff's suffix is the run id.
+		return r.d.Pipeline + "-" + r.rt.RunID
 	case "pipeline_job_uuid":
 		return r.rt.RunID
 	case "pipeline_task_name":
