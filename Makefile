@@ -19,8 +19,8 @@ test: ## Run every test with the race detector (what CI runs).
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
 .PHONY: test-kfp
-test-kfp: ## Run the KFP corpus through skiff run, compared with cmd/skiff/testdata/kfp_conformance.tsv (minutes; needs ../shared).
-	SKIFF_KFP_CONFORMANCE=1 $(GO) test -count=1 -timeout 60m -run '^TestKFPConformance$$' -parallel 4 -v ./cmd/skiff/
+test-kfp: ## Run the KFP corpus through skiff run (vs cmd/skiff/testdata/kfp_conformance.tsv) and the kfp.local comparison (minutes; needs ../shared).
+	SKIFF_KFP_CONFORMANCE=1 $(GO) test -count=1 -timeout 60m -run '^(TestKFPConformance|TestCLI_KFPLocalComparison)$$' -parallel 4 -v ./cmd/skiff/
 
 .PHONY: check
 check: ## go vet, gofmt and the import rules.
