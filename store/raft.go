@@ -23,22 +23,14 @@ const (
 	localAddr     = raft.ServerAddress("skiff-local")
 )
 
-// openOptions are the knobs not (yet) in Config; the HA work passes a TCP
-// transport and its own server ID through them.
+// openOptions are test-only knobs kept out of Config.
 type openOptions struct {
-	transport raft.Transport
-	serverID  raft.ServerID
 	// trailingLogs overrides raft's TrailingLogs (tests compact the log
 	// without writing a thousand entries).
 	trailingLogs uint64
 }
 
 type option func(*openOptions)
-
-// withTransport makes Open use t instead of an in-memory transport.
-func withTransport(t raft.Transport, id raft.ServerID) option {
-	return func(o *openOptions) { o.transport, o.serverID = t, id }
-}
 
 // withTrailingLogs keeps only n entries before a snapshot in the log.
 func withTrailingLogs(n uint64) option {

@@ -167,9 +167,6 @@ func open(ctx context.Context, cfg Config, opts ...option) (*Store, error) {
 	}
 
 	s.transport = cfg.Raft.Transport
-	if o.transport != nil {
-		s.transport, rc.LocalID = o.transport, o.serverID
-	}
 	clustered := s.transport != nil
 	if !clustered {
 		_, s.transport = raft.NewInmemTransport(localAddr)
