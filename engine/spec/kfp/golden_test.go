@@ -99,6 +99,8 @@ func TestPrepare_Golden(t *testing.T) {
 		{"fstring", "pipeline_with_params_containing_format.yaml", "print-op", nil},
 		{"dynamic_resources", "pipeline_with_string_machine_fields_pipeline_input.yaml", "sum-numbers", nil},
 		{"artifact_list", "pipeline_with_collected_artifacts.yaml", "", nil},
+		{"artifact_list_placeholder", "artifacts_simple.yaml", "add-container", map[string]spec.Value{
+			"in_datasets": {List: true, Artifacts: []spec.ArtifactRef{*withMeta("ab", ""), *withMeta("cd", `{"n":2}`)}}}},
 		{"importer", "pipeline_with_importer.yaml", "condition-1/importer-2", map[string]spec.Value{"uri": {Param: json.RawMessage(`"file:///data/shakespeare.txt"`)}}},
 		{"placeholders", "pipeline_with_placeholders.yaml", "print-all-placeholders", nil},
 		{"metrics_outputs", "output_metrics.yaml", "output-metrics", nil},

@@ -335,7 +335,10 @@ func (r *resolver) value(ph placeholder) (string, error) {
 			return "", fmt.Errorf("{{$.%s.artifacts['%s']}}: no such artifact, or the input has none", where, ph.name)
 		}
 		if ph.attr == "" {
-			return string(mustJSON(l)), nil
+			// The list itself, as Vertex AI gives it (a component reads it
+			// with json.loads and indexes each item's "uri"); KFP's own
+			// launcher leaves this placeholder unresolved.
+			return string(mustJSON(l.Artifacts)), nil
 		}
 		if len(l.Artifacts) != 1 {
 			return "", fmt.Errorf("{{$.%s.artifacts['%s'].%s}}: the input is a list of %d artifacts", where, ph.name, ph.attr, len(l.Artifacts))
