@@ -30,9 +30,30 @@ func kfpEnv(t testing.TB) []string {
 	if _, err := exec.LookPath("python3"); err != nil {
 		t.Skip("no python3")
 	}
-	return append(os.Environ(), "PYTHONPATH="+lib, "PIP_NO_INDEX=1", "PIP_DISABLE_PIP_VERSION_CHECK=1",
+	env := append(os.Environ(), "PYTHONPATH="+lib, "PIP_NO_INDEX=1", "PIP_DISABLE_PIP_VERSION_CHECK=1",
 		"PIP_BREAK_SYSTEM_PACKAGES=1", "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python")
+	if dir := realPythonDir(); dir != "" {
+		env = append(env, "PATH="+dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	}
+	return env
 }
+
+// realPythonDir is the directory of the interpreter python3 runs, when
+// python3 is a version manager's shim (pyenv): steps then run python3
+// and pip from there, not through the shim, whose rehash after each
+// `pip install` takes a lock that parallel steps time out on ("pyenv:
+// cannot rehash: couldn't acquire lock") and fail with exit code 1.
+var realPythonDir = sync.OnceValue(func() string {
+	out, err := exec.Command("python3", "-c", "import os, sys; print(os.path.dirname(os.path.realpath(sys.executable)))").Output()
+	if err != nil {
+		return ""
+	}
+	dir := strings.TrimSpace(string(out))
+	if p, err := exec.LookPath("python3"); err == nil && filepath.Dir(p) == dir {
+		return "" // not a shim: nothing to change
+	}
+	return dir
+})
 
 // kfpCompiled compiles testdata/kfp_pipelines.py once (one Python start
 // for all of them) and returns the directory of the compiled pipelines.
