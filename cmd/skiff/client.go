@@ -50,8 +50,12 @@ func createRun(c *cli.Context, k *conn, file string, params map[string]json.RawM
 	if err != nil {
 		return api.Run{}, usageError("%v", err)
 	}
+	labels, err := runLabels(c)
+	if err != nil {
+		return api.Run{}, err
+	}
 	in := api.Run{DisplayName: c.String("name"), PipelineSpec: mustJSON(string(data)), ExperimentID: c.String("experiment"),
-		Executor: c.String("executor"), NoCache: c.Bool("no-cache")}
+		Executor: c.String("executor"), NoCache: c.Bool("no-cache"), Labels: labels}
 	if k.local {
 		if in.PipelineFile, err = filepath.Abs(file); err != nil {
 			return api.Run{}, err
@@ -67,6 +71,15 @@ func createRun(c *cli.Context, k *conn, file string, params map[string]json.RawM
 		return api.Run{}, clientErr(err)
 	}
 	return run, nil
+}
+
+// runLabels parses run's --label flags.
+func runLabels(c *cli.Context) (map[string]string, error) {
+	labels, err := api.ParseLabels(c.StringSlice("label"))
+	if err != nil {
+		return nil, usageError("--label %v", err)
+	}
+	return labels, nil
 }
 
 // submitRun runs FILE on a server or on the skiff process serving the data

@@ -43,6 +43,7 @@ Examples:
   skiff run examples/iris/pipeline.yaml
   skiff run examples/iris/pipeline.yaml -p k=7 -p test_fraction=0.25
   skiff run pipeline.yaml -o json > summary.json
+  skiff run pipeline.yaml -l team=vision -l stage=dev   # then: skiff runs list -l team=vision
   skiff run nightly --pipeline-version v2     # a pipeline uploaded with 'skiff pipeline upload'`,
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "param", Aliases: []string{"p"}, Usage: "pipeline parameter `name=value` (repeatable)"},
@@ -51,6 +52,7 @@ Examples:
 			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress view: auto, tty (redrawn in place), plain (timestamped lines), json (JSON lines), none"},
 			&cli.StringFlag{Name: "executor", Usage: "default executor for tasks that name none: local, docker (needs a Docker engine; steps name an image) or sim"},
 			&cli.StringFlag{Name: "name", Usage: "display name of the run (default: the pipeline's name)"},
+			&cli.StringSliceFlag{Name: "label", Aliases: []string{"l"}, Usage: "run label `key=value` (repeatable), for 'skiff runs list -l key=value'"},
 			&cli.StringFlag{Name: "pipeline-version", Usage: "with an uploaded pipeline's NAME: the version (`NAME` or id; default the latest)"},
 			&cli.StringFlag{Name: "request-id", Usage: "idempotency key: a second run with the same key returns the first run"},
 			&cli.BoolFlag{Name: "lenient", Usage: "KFP IR: run without what Skiff does not support (unknown fields, Kubernetes platform settings), with a warning each, instead of rejecting the pipeline"},
@@ -82,6 +84,9 @@ func runAction(c *cli.Context) error {
 	}
 	if c.Bool("lenient") && c.String("experiment") != "" {
 		return usageError("--lenient and --experiment: a lenient run is compiled and run by this process alone, outside experiments; give one of them")
+	}
+	if c.Bool("lenient") && len(c.StringSlice("label")) > 0 {
+		return usageError("--lenient and --label: a lenient run is compiled and run by this process alone, without labels; give one of them")
 	}
 	plan, params, err := loadPipeline(file, c.StringSlice("param"), kfp.Options{Lenient: c.Bool("lenient")})
 	if err != nil {
