@@ -95,6 +95,11 @@ func runAction(c *cli.Context) error {
 	for _, w := range kfp.Unrunnable(plan, c.String("executor")) {
 		fmt.Fprintf(os.Stderr, "skiff: %s: warning: %s\n", file, w)
 	}
+	if c.String("server") == "" { // a server checks against its own nodes
+		if err := checkPreflight(c.Context, file, plan, c.String("executor")); err != nil {
+			return err
+		}
+	}
 	// A server, or the skiff process serving the data dir, takes the run.
 	// (--lenient compiles here only: it waits for the data dir instead.)
 	if k := servedConn(c); k != nil && (!k.local || !c.Bool("lenient")) {
