@@ -10,6 +10,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/skiffml/skiff/api"
+	"github.com/skiffml/skiff/cluster"
 )
 
 // socketName is the local socket in the data dir through which the skiff
@@ -31,8 +34,6 @@ const socketLinger = time.Second
 // their view. The runs unfinished now are not this process's to finish
 // (see waitServed).
 func (n *node) serveSocket() {
-	path := filepath.Join(n.dir, socketName)
-	_ = os.Remove(path) // left by a process that died; we hold the lock
 	if un, err := n.store.UnfinishedRuns(); err == nil {
 		n.leftover = map[string]bool{}
 		for _, r := range un {
@@ -44,6 +45,14 @@ func (n *node) serveSocket() {
 		n.log.Warn("local socket: api", "err", err)
 		return
 	}
+	n.serveSocketWith(srv)
+}
+
+// serveSocketWith serves h on the data dir's socket until the node closes
+// or unserve is called (skiff server serves its own API there).
+func (n *node) serveSocketWith(srv http.Handler) {
+	path := filepath.Join(n.dir, socketName)
+	_ = os.Remove(path) // left by a process that died; we hold the lock
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		n.log.Warn("local socket: listen", "err", err)
@@ -124,4 +133,19 @@ func (n *node) waitServed(ctx context.Context, skip string) error {
 			}
 		}
 	}
+}
+
+// serveServerSocket serves a skiff server's API on its data dir's socket,
+// as a workstation's skiff run does, so that skiff commands given the data
+// dir (not --server) reach the server: no token (the socket is the
+// owner's only), the server's executor policy, its engine and cluster.
+func serveServerSocket(n *node, eng api.Engine, member *cluster.Node, defaultExecutor string, events *api.Events) (*api.Server, error) {
+	srv, err := api.New(api.Config{Store: n.store, Engine: eng, Blobs: n.blobs, Cluster: member,
+		DefaultExecutor: defaultExecutor, DisabledExecutors: []string{"local"},
+		NoAuth: true, AllowedHosts: []string{socketHost}, LocalClients: true, Logger: n.log, Version: serverVersion}, events)
+	if err != nil {
+		return nil, err
+	}
+	n.serveSocketWith(srv)
+	return srv, nil
 }
