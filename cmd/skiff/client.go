@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -93,8 +94,12 @@ func submitRun(c *cli.Context, k *conn, file string, plan *spec.Plan, params map
 		return err
 	}
 	where := k.where()
-	if !k.local {
-		where = k.BaseURL + "/apis/v2beta1/runs/" + run.RunID
+	if !k.local { // the server serves the web UI at /
+		where = strings.TrimSuffix(k.BaseURL, "/") + "/runs/" + run.RunID
+	} else if dir, err := filepath.Abs(c.String("data-dir")); err == nil {
+		if u := runPageURL(c.Context, dir, run.RunID); u != "" {
+			where += "; " + u
+		}
 	}
 	notice("run %s: %s (%s)\n", run.RunID, plan.Name, where)
 	if c.Bool("detach") {

@@ -149,7 +149,11 @@ func runHere(c *cli.Context, file string, plan *spec.Plan, params map[string]jso
 	if c.Bool("detach") {
 		return detach(c, n, runID)
 	}
-	notice("run %s: %s (data dir %s)\n", runID, plan.Name, n.dir)
+	where := "data dir " + n.dir
+	if u := runPageURL(c.Context, n.dir, runID); u != "" {
+		where += "; " + u
+	}
+	notice("run %s: %s (%s)\n", runID, plan.Name, where)
 
 	ctx, stop := context.WithCancel(c.Context)
 	defer stop()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/skiffml/skiff/api"
 	"github.com/skiffml/skiff/cluster"
+	"github.com/skiffml/skiff/ui"
 )
 
 // socketName is the local socket in the data dir through which the skiff
@@ -40,12 +41,25 @@ func (n *node) serveSocket() {
 			n.leftover[r.ID] = true
 		}
 	}
-	srv, err := localAPI(n, nil)
+	srv, err := localAPI(n, n.events)
 	if err != nil {
 		n.log.Warn("local socket: api", "err", err)
 		return
 	}
-	n.serveSocketWith(srv)
+	n.serveSocketWith(withUI(n, srv))
+}
+
+// withUI serves the web UI beside the API, so that 'skiff ui' can show a
+// data dir another skiff process serves (it forwards to the socket).
+func withUI(n *node, srv *api.Server) http.Handler {
+	ucfg := ui.DefaultConfig(n.store, n.blobs, srv)
+	ucfg.Logger = n.log
+	web, err := ui.New(ucfg)
+	if err != nil {
+		n.log.Warn("local socket: ui", "err", err)
+		return srv
+	}
+	return ui.Mount(srv, web)
 }
 
 // serveSocketWith serves h on the data dir's socket until the node closes
@@ -146,6 +160,6 @@ func serveServerSocket(n *node, eng api.Engine, member *cluster.Node, defaultExe
 	if err != nil {
 		return nil, err
 	}
-	n.serveSocketWith(srv)
+	n.serveSocketWith(withUI(n, srv))
 	return srv, nil
 }
