@@ -319,20 +319,36 @@ func listRuns(c *cli.Context, k *conn, states []string, limit int) ([]api.RunSum
 
 // runsWait follows a run to its end and prints it.
 func runsWait(c *cli.Context, k *conn, id string) error {
-	r, err := k.RunSummary(c.Context, id)
+	// The skiff process serving the data dir may end while we wait (its
+	// runs done, or it died): then ask whoever serves it now, or the
+	// data dir itself.
+	summary := func(id string) (api.RunSummary, error) {
+		r, err := k.RunSummary(c.Context, id)
+		if err == nil || !k.local || k.n != nil || !isDialError(err) {
+			return r, err
+		}
+		nk, err := dial(c)
+		if err != nil {
+			return r, err
+		}
+		k = nk
+		return k.RunSummary(c.Context, id)
+	}
+	defer func() { k.close() }()
+	r, err := summary(id)
 	if err != nil {
 		return clientErr(err)
 	}
-	if !finalState(r.State) && k.n != nil {
-		return usageError("run %s is %s but no skiff process runs it; 'skiff runs resume %s' continues it", r.RunID, r.State, short(r.RunID))
-	}
 	for !finalState(r.State) {
+		if k.n != nil {
+			return usageError("run %s is %s but no skiff process runs it; 'skiff runs resume %s' continues it", r.RunID, r.State, short(r.RunID))
+		}
 		select {
 		case <-c.Context.Done():
 			return cli.Exit("", exitRunFail)
 		case <-time.After(300 * time.Millisecond):
 		}
-		if r, err = k.RunSummary(c.Context, r.RunID); err != nil {
+		if r, err = summary(r.RunID); err != nil {
 			return clientErr(err)
 		}
 	}
