@@ -170,7 +170,12 @@ func (h *harness) submit(name, pipeline string) string {
 // submitWith creates a run with parameters params.
 func (h *harness) submitWith(name, pipeline string, params map[string]any) string {
 	h.t.Helper()
-	body := map[string]any{"display_name": name, "pipeline_spec": pipeline}
+	return h.submitBody(map[string]any{"display_name": name, "pipeline_spec": pipeline}, params)
+}
+
+// submitBody creates a run from body (plus parameters params).
+func (h *harness) submitBody(body map[string]any, params map[string]any) string {
+	h.t.Helper()
 	if params != nil {
 		body["runtime_config"] = map[string]any{"parameters": params}
 	}
