@@ -109,6 +109,8 @@ type ListOptions struct {
 	Filter       string
 	Namespace    string
 	ExperimentID string
+	// LabelSelector selects runs by label (k=v,k!=v,k,!k).
+	LabelSelector string
 }
 
 func (o ListOptions) query() string {
@@ -116,7 +118,7 @@ func (o ListOptions) query() string {
 	if o.PageSize > 0 {
 		q.Set("page_size", fmt.Sprint(o.PageSize))
 	}
-	for k, v := range map[string]string{"page_token": o.PageToken, "sort_by": o.SortBy, "filter": o.Filter, "namespace": o.Namespace, "experiment_id": o.ExperimentID} {
+	for k, v := range map[string]string{"page_token": o.PageToken, "sort_by": o.SortBy, "filter": o.Filter, "namespace": o.Namespace, "experiment_id": o.ExperimentID, "label_selector": o.LabelSelector} {
 		if v != "" {
 			q.Set(k, v)
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -242,6 +243,10 @@ func (s *Server) resolveRun(r *http.Request, p *principal, in *Run, nsParam, req
 	rc.requestID = ns + "/" + reqID
 	rc.meta.RequestID, rc.meta.Namespace, rc.meta.ExperimentID = rc.requestID, ns, rc.experimentID
 	rc.meta.Description = in.Description
+	if err := checkLabels(in.Labels); err != nil {
+		return nil, err
+	}
+	rc.meta.Labels = in.Labels
 	return rc, nil
 }
 
@@ -366,13 +371,20 @@ func (s *Server) queryRuns(r *http.Request, p *principal) (items []store.Run, to
 		}
 		f.Namespace = ns
 	}
-	lq, err := parseListQuery(q, "runs\x00"+f.Namespace+"\x00"+f.ExperimentID, runFields(store.Run{}), "created_at desc")
+	sel, err := ParseSelector(q.Get("label_selector"))
+	if err != nil {
+		return nil, 0, "", badRequest("label_selector: %v", err)
+	}
+	lq, err := parseListQuery(q, "runs\x00"+f.Namespace+"\x00"+f.ExperimentID+"\x00"+sel.String(), runFields(store.Run{}), "created_at desc")
 	if err != nil {
 		return nil, 0, "", err
 	}
 	all, err := s.cfg.Store.ListRunsBy(f)
 	if err != nil {
 		return nil, 0, "", err
+	}
+	if len(sel) > 0 {
+		all = slices.DeleteFunc(all, func(r store.Run) bool { return !sel.Matches(s.runLabels(r)) })
 	}
 	items, total, next = page(lq, all, runFields)
 	return items, total, next, nil
@@ -535,4 +547,16 @@ func (s *Server) artifactVisible(digest string, p *principal) (spec.ArtifactRef,
 		}
 	}
 	return spec.ArtifactRef{}, notFound("artifact", digest)
+}
+
+// runLabels returns the labels a run was created with.
+func (s *Server) runLabels(r store.Run) map[string]string {
+	if r.RequestID == "" {
+		return nil
+	}
+	m, err := s.cfg.Store.RunMetaFor(r.RequestID)
+	if err != nil {
+		return nil
+	}
+	return m.Labels
 }

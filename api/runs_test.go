@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"strings"
@@ -262,4 +263,76 @@ func TestRuns_RetryFailedRun(t *testing.T) {
 		t.Fatalf("run is %v", r["state"])
 	}
 	h.must(400, "POST", "/apis/v2beta1/runs/"+ok+":retry", h.admin, nil)
+}
+
+// TestRuns_LabelsAndSelector: labels given at creation come back on the
+// run and its summary; label_selector selects on them (before paging);
+// bad labels are refused with the field named and create nothing.
+func TestRuns_LabelsAndSelector(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{})
+	for i, labels := range []map[string]string{
+		{"team": "vision", "stage": "dev"},
+		{"team": "vision", "stage": "prod"},
+		{"team": "nlp"},
+		nil,
+	} {
+		body := runBody(simPipeline, map[string]any{"display_name": fmt.Sprintf("run-%d", i)})
+		if labels != nil {
+			body["labels"] = labels
+		}
+		h.must(200, "POST", "/apis/v2beta1/runs", h.admin, body)
+	}
+	names := func(path string) string {
+		var page api.ListRunSummariesResponse
+		h.must(200, "GET", path, h.admin, nil).json(t, &page)
+		var out []string
+		for _, r := range page.Runs {
+			out = append(out, r.Name)
+		}
+		return strings.Join(out, ",")
+	}
+	cases := map[string]string{
+		"team=vision":             "run-0,run-1",
+		"team=vision,stage!=prod": "run-0",
+		"!team":                   "run-3",
+		"stage":                   "run-0,run-1",
+		"team!=vision":            "run-2,run-3",
+	}
+	for sel, want := range cases {
+		if got := names("/apis/skiff/v1/runs?sort_by=name&label_selector=" + url.QueryEscape(sel)); got != want {
+			t.Errorf("label_selector %q: %s, want %s", sel, got, want)
+		}
+	}
+	// The selector applies before paging: one per page, two pages.
+	var page api.ListRunSummariesResponse
+	h.must(200, "GET", "/apis/skiff/v1/runs?page_size=1&label_selector=team%3Dvision", h.admin, nil).json(t, &page)
+	if page.TotalSize != 2 || len(page.Runs) != 1 || page.Runs[0].Labels["team"] != "vision" || page.NextPageToken == "" {
+		t.Errorf("first page with a selector: %+v", page)
+	}
+	var v2 api.ListRunsResponse
+	h.must(200, "GET", "/apis/v2beta1/runs?label_selector=team%3Dnlp", h.admin, nil).json(t, &v2)
+	if len(v2.Runs) != 1 || v2.Runs[0].Labels["team"] != "nlp" {
+		t.Errorf("v2beta1 list with a selector: %+v", v2.Runs)
+	}
+	h.must(400, "GET", "/apis/skiff/v1/runs?label_selector="+url.QueryEscape("team=a b"), h.admin, nil)
+
+	for body, want := range map[string]string{
+		`{"labels":{"te am":"x"}}`:  "labels: key",
+		`{"labels":{"team":"a b"}}`: "labels.team:",
+		`{"labels":{"team":["x"]}}`: "labels",
+		`{"labels":{"":"x"}}`:       "empty key",
+	} {
+		var extra map[string]any
+		if err := json.Unmarshal([]byte(body), &extra); err != nil {
+			t.Fatal(err)
+		}
+		r := h.do("POST", "/apis/v2beta1/runs", h.admin, runBody(simPipeline, extra))
+		if r.status != 400 || !strings.Contains(string(r.body), want) {
+			t.Errorf("labels %s: %d %s, want 400 naming %q", body, r.status, r.body, want)
+		}
+	}
+	if got := names("/apis/skiff/v1/runs"); strings.Count(got, ",") != 3 {
+		t.Errorf("bad labels created runs: %s", got)
+	}
 }

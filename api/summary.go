@@ -26,6 +26,7 @@ type RunSummary struct {
 	Parameters   map[string]json.RawMessage `json:"parameters,omitempty"`
 	Tasks        []TaskSummary              `json:"tasks"`
 	Outputs      map[string]json.RawMessage `json:"outputs,omitempty"`
+	Labels       map[string]string          `json:"labels,omitempty"`
 }
 
 // TaskSummary is one task of a RunSummary.
@@ -120,7 +121,9 @@ func (s *Server) listRunSummaries(w http.ResponseWriter, r *http.Request, p *pri
 	}
 	out := ListRunSummariesResponse{Runs: make([]RunSummary, 0, len(items)), TotalSize: int32(total), NextPageToken: next}
 	for _, run := range items {
-		out.Runs = append(out.Runs, Summarize(run, nil))
+		sum := Summarize(run, nil)
+		sum.Labels = s.runLabels(run)
+		out.Runs = append(out.Runs, sum)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -137,6 +140,8 @@ func (s *Server) getRunSummary(w http.ResponseWriter, r *http.Request, p *princi
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, Summarize(run, tasks))
+	sum := Summarize(run, tasks)
+	sum.Labels = s.runLabels(run)
+	writeJSON(w, http.StatusOK, sum)
 	return nil
 }

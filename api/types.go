@@ -89,6 +89,9 @@ type Run struct {
 	Executor     string `json:"executor,omitempty"`
 	NoCache      bool   `json:"no_cache,omitempty"`
 	PipelineFile string `json:"pipeline_file,omitempty"`
+	// Labels are key=value pairs to select runs by (label_selector);
+	// KFP's run has none.
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // RunDetails holds a run's tasks.
@@ -162,7 +165,7 @@ func runOut(r store.Run, meta store.RunMeta, tasks []store.Task, withDetails boo
 		ExperimentID: r.ExperimentID, RunID: r.ID, DisplayName: r.Name, StorageState: storageState(r.Archived),
 		Description: meta.Description, PipelineSpec: meta.PipelineSpec, CreatedAt: rfc3339(r.CreatedAt),
 		ScheduledAt: rfc3339(r.CreatedAt), FinishedAt: rfc3339(r.FinishedAt), State: r.State.String(),
-		RecurringRunID: meta.RecurringRunID,
+		RecurringRunID: meta.RecurringRunID, Labels: meta.Labels,
 	}
 	if meta.PipelineVersionID != "" {
 		out.PipelineVersionReference = &PipelineVersionReference{PipelineID: meta.PipelineID, PipelineVersionID: meta.PipelineVersionID}

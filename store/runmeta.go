@@ -24,6 +24,8 @@ type RunMeta struct {
 	PipelineID        string `json:"pipeline_id,omitempty"`
 	PipelineVersionID string `json:"pipeline_version_id,omitempty"`
 	RecurringRunID    string `json:"recurring_run_id,omitempty"`
+	// Labels are the key=value pairs the run was created with.
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // ReserveRunMeta records RunMeta under its request ID. A second reservation

@@ -44,6 +44,33 @@ func TestRunsPage_FiltersSortsAndPagesByKeyset(t *testing.T) {
 	h.must(400, "GET", "/runs?after=garbage", "", "")
 }
 
+// TestRunsPage_FiltersByLabel: label:k=v, label:k=* and label:k select
+// on the labels a run was created with.
+func TestRunsPage_FiltersByLabel(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{})
+	for name, labels := range map[string]map[string]string{
+		"vision-dev": {"team": "vision", "stage": "dev"}, "nlp-run": {"team": "nlp"}, "bare": nil,
+	} {
+		body := map[string]any{"display_name": name, "pipeline_spec": simPipeline}
+		if labels != nil {
+			body["labels"] = labels
+		}
+		h.waitRun(h.submitBody(body, nil))
+	}
+	cases := map[string][2][]string{
+		"label:team=vision":                {{"vision-dev"}, {"nlp-run", ">bare<"}},
+		"label:team=*":                     {{"vision-dev", "nlp-run"}, {">bare<"}},
+		"label:stage":                      {{"vision-dev"}, {"nlp-run", ">bare<"}},
+		"label:team=nlp+label:team=vision": {{"vision-dev", "nlp-run"}, {">bare<"}},
+	}
+	for q, want := range cases {
+		r := h.must(200, "GET", "/runs?q="+q, "", "")
+		contains(t, r.body, want[0]...)
+		lacks(t, r.body, want[1]...)
+	}
+}
+
 func TestParseFilter_Terms(t *testing.T) {
 	t.Parallel()
 	cases := []struct {

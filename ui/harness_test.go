@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/skiffml/skiff/api"
+	"github.com/skiffml/skiff/cluster"
 	"github.com/skiffml/skiff/engine"
 	"github.com/skiffml/skiff/executors/local"
 	"github.com/skiffml/skiff/executors/sim"
@@ -36,6 +37,9 @@ type harnessOpts struct {
 	auth     bool
 	pageSize int
 	sim      sim.Config
+	// cluster gives the API a cluster membership (a one-voter cluster),
+	// as skiff server has.
+	cluster bool
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -68,7 +72,13 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	if o.executor == "" {
 		o.executor = sim.Name
 	}
-	apiSrv, err := api.New(api.Config{Store: st, Engine: eng, Blobs: blobs, DefaultExecutor: o.executor, NoAuth: !o.auth}, events)
+	acfg := api.Config{Store: st, Engine: eng, Blobs: blobs, DefaultExecutor: o.executor, NoAuth: !o.auth}
+	if o.cluster {
+		if acfg.Cluster, err = cluster.New(cluster.DefaultConfig("http://127.0.0.1:1"), st, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apiSrv, err := api.New(acfg, events)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +170,12 @@ func (h *harness) submit(name, pipeline string) string {
 // submitWith creates a run with parameters params.
 func (h *harness) submitWith(name, pipeline string, params map[string]any) string {
 	h.t.Helper()
-	body := map[string]any{"display_name": name, "pipeline_spec": pipeline}
+	return h.submitBody(map[string]any{"display_name": name, "pipeline_spec": pipeline}, params)
+}
+
+// submitBody creates a run from body (plus parameters params).
+func (h *harness) submitBody(body map[string]any, params map[string]any) string {
+	h.t.Helper()
 	if params != nil {
 		body["runtime_config"] = map[string]any{"parameters": params}
 	}

@@ -18,7 +18,7 @@ import (
 )
 
 // filterKeys are the keys the runs filter box knows.
-var filterKeys = []string{"state", "experiment", "name", "pipeline", "namespace", "id"}
+var filterKeys = []string{"state", "experiment", "name", "pipeline", "namespace", "id", "label"}
 
 // runFilter is a parsed filter box: terms with the same key are
 // alternatives (state:failed state:canceled), different keys all apply.
@@ -344,6 +344,8 @@ func (s *Server) filteredRuns(v *viewer, f runFilter, sortBy string, params []st
 				return []string{store.RunNamespace(run)}
 			case "id":
 				return []string{run.ID}
+			case "label": // label:team=vision, label:team=* or label:team
+				return s.labelTerms(run)
 			}
 			return nil
 		})
@@ -421,4 +423,21 @@ func pageURL(q url.Values, after string) string {
 		nq.Set("after", after)
 	}
 	return "/runs?" + nq.Encode()
+}
+
+// labelTerms are a run's labels as the filter box matches them: k=v, and
+// k alone (label:k asks for the label whatever its value).
+func (s *Server) labelTerms(run store.Run) []string {
+	if run.RequestID == "" {
+		return nil
+	}
+	meta, err := s.cfg.Store.RunMetaFor(run.RequestID)
+	if err != nil {
+		return nil
+	}
+	out := make([]string, 0, 2*len(meta.Labels))
+	for k, v := range meta.Labels {
+		out = append(out, k+"="+v, k)
+	}
+	return out
 }

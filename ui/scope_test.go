@@ -2,6 +2,7 @@ package ui
 
 import (
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,5 +93,72 @@ func TestLoadRun_SharesFinalRunsModelsOnly(t *testing.T) {
 	a, _ = u.loadRun(done, v)
 	if b, _ := u.loadRun(done, v); a != b {
 		t.Fatal("a final run's model was read again")
+	}
+}
+
+// nestedItemsPipeline: an inner loop iterating over the outer loop's item
+// (a list), and one over a group input bound to a pipeline parameter.
+const nestedItemsPipeline = `name: nested-items
+executor: sim
+parameters:
+  zs: {type: list, default: [x, y]}
+tasks:
+  - name: outer
+    parallelFor: {items: [[1, 2], [3, 4, 5]], as: xs, itemType: list}
+    tasks:
+      - name: inner
+        parallelFor: {items: {param: xs}, as: n, itemType: int}
+        tasks:
+          - name: leaf
+            command: [echo, leaf]
+  - name: other
+    parallelFor: {items: [a], as: w}
+    inputs:
+      zs: {type: list, param: zs}
+    tasks:
+      - name: byparam
+        parallelFor: {items: {param: zs}, as: z, itemType: string}
+        tasks:
+          - name: leaf
+            command: [echo, leaf]
+`
+
+// TestRunModel_LoopItemsFromNestedLoopParameters: the items of a loop
+// nested in another are found through the enclosing iteration: the outer
+// loop's item, or a group input traced to a pipeline parameter.
+func TestRunModel_LoopItemsFromNestedLoopParameters(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{})
+	id := h.submit("nested", nestedItemsPipeline)
+	if r := h.waitRun(id); r.State != spec.RunSucceeded {
+		t.Fatalf("run %v: %s", r.State, r.Error)
+	}
+	m, err := h.ui.loadRun(id, &viewer{Namespace: "*", Role: "admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for i, task := range m.tasks {
+		if task == nil || m.planTask[i] == nil || m.planTask[i].ParallelFor == nil {
+			continue
+		}
+		var items []string
+		for k := 0; ; k++ {
+			it, ok := m.loopItem(i, k)
+			if !ok {
+				break
+			}
+			items = append(items, it)
+		}
+		got[task.Name] = strings.Join(items, " ")
+	}
+	want := map[string]string{
+		"outer": "[1,2] [3,4,5]", "outer[0].inner": "1 2", "outer[1].inner": "3 4 5",
+		"other": `"a"`, "other[0].byparam": `"x" "y"`,
+	}
+	for name, w := range want {
+		if got[name] != w {
+			t.Errorf("items of %s = %q, want %q (all: %v)", name, got[name], w, got)
+		}
 	}
 }

@@ -163,6 +163,7 @@ func (s *Server) routes() {
 	s.page("GET /pipelines", s.pipelinesPage)
 	s.page("GET /pipelines/{id}", s.pipelinePage)
 	s.page("GET /recurring", s.recurringPage)
+	s.page("GET /cluster", s.clusterPage)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.render(w, r, http.StatusNotFound, "error", nil, errorData{Title: "Not found", Message: "No page at " + r.URL.Path})
 	})

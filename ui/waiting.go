@@ -168,29 +168,87 @@ func joinSome(xs []string, n int) string {
 // task's list output. Items behind a field selection or a nested loop's
 // parameters are not resolved.
 func (m *runModel) loopItem(g, k int) (string, bool) {
+	items, ok := m.loopItems(g, 0)
+	if !ok || k < 0 || k >= len(items) {
+		return "", false
+	}
+	return shortJSON(items[k]), true
+}
+
+// maxParamDepth bounds how many enclosing groups a parameter is traced
+// through.
+const maxParamDepth = 32
+
+// loopItems is the list loop g iterates over, when the store tells it: a
+// literal, a parameter (of the pipeline, or of the body g sits in: an
+// outer loop's item or a group input, traced outwards) or an upstream
+// task's output.
+func (m *runModel) loopItems(g, depth int) ([]json.RawMessage, bool) {
 	pt := m.planTask[g]
 	if pt == nil || pt.ParallelFor == nil || pt.ParallelFor.Items.Field != "" {
-		return "", false
+		return nil, false
 	}
 	in := pt.ParallelFor.Items
 	var list json.RawMessage
-	_, nested := m.place[g]
 	switch {
 	case len(in.Value) > 0:
 		list = in.Value
-	case in.Param != "" && !nested:
-		list = m.run.Params[in.Param]
-		if p := m.plan.Param(in.Param); len(list) == 0 && p != nil {
-			list = p.Default
-		}
+	case in.Param != "":
+		list, _ = m.paramValue(g, in.Param, depth)
 	case in.From != nil:
 		if up, ok := m.upstream(g, in.From); ok && m.tasks[up] != nil {
 			list = m.tasks[up].Outputs[in.From.Output].Param
 		}
 	}
 	var items []json.RawMessage
-	if json.Unmarshal(list, &items) != nil || k < 0 || k >= len(items) {
-		return "", false
+	if json.Unmarshal(list, &items) != nil {
+		return nil, false
 	}
-	return shortJSON(items[k]), true
+	return items, true
+}
+
+// paramValue is the value of parameter param as task i sees it: a
+// pipeline parameter at the top level; inside a group's instance, that
+// group's loop item or input of that name.
+func (m *runModel) paramValue(i int, param string, depth int) (json.RawMessage, bool) {
+	if depth > maxParamDepth {
+		return nil, false
+	}
+	p, nested := m.place[i]
+	if !nested {
+		v := m.run.Params[param]
+		if prm := m.plan.Param(param); len(v) == 0 && prm != nil {
+			v = prm.Default
+		}
+		return v, len(v) > 0
+	}
+	g := p.x.Task
+	gt := m.planTask[g]
+	if gt == nil {
+		return nil, false
+	}
+	if gt.ParallelFor != nil && gt.ParallelFor.ItemParam == param {
+		items, ok := m.loopItems(g, depth+1)
+		if !ok || p.k < 0 || p.k >= len(items) {
+			return nil, false
+		}
+		return items[p.k], true
+	}
+	for _, in := range gt.Inputs {
+		if in.Name != param || in.Field != "" {
+			continue
+		}
+		switch {
+		case len(in.Value) > 0:
+			return in.Value, true
+		case in.Param != "":
+			return m.paramValue(g, in.Param, depth+1)
+		case in.From != nil:
+			if up, ok := m.upstream(g, in.From); ok && m.tasks[up] != nil {
+				v := m.tasks[up].Outputs[in.From.Output].Param
+				return v, len(v) > 0
+			}
+		}
+	}
+	return nil, false
 }

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -50,8 +51,12 @@ func createRun(c *cli.Context, k *conn, file string, params map[string]json.RawM
 	if err != nil {
 		return api.Run{}, usageError("%v", err)
 	}
+	labels, err := runLabels(c)
+	if err != nil {
+		return api.Run{}, err
+	}
 	in := api.Run{DisplayName: c.String("name"), PipelineSpec: mustJSON(string(data)), ExperimentID: c.String("experiment"),
-		Executor: c.String("executor"), NoCache: c.Bool("no-cache")}
+		Executor: c.String("executor"), NoCache: c.Bool("no-cache"), Labels: labels}
 	if k.local {
 		if in.PipelineFile, err = filepath.Abs(file); err != nil {
 			return api.Run{}, err
@@ -69,6 +74,15 @@ func createRun(c *cli.Context, k *conn, file string, params map[string]json.RawM
 	return run, nil
 }
 
+// runLabels parses run's --label flags.
+func runLabels(c *cli.Context) (map[string]string, error) {
+	labels, err := api.ParseLabels(c.StringSlice("label"))
+	if err != nil {
+		return nil, usageError("--label %v", err)
+	}
+	return labels, nil
+}
+
 // submitRun runs FILE on a server or on the skiff process serving the data
 // dir, and follows it there (unless --detach).
 func submitRun(c *cli.Context, k *conn, file string, plan *spec.Plan, params map[string]json.RawMessage, mode progressKind) error {
@@ -80,8 +94,12 @@ func submitRun(c *cli.Context, k *conn, file string, plan *spec.Plan, params map
 		return err
 	}
 	where := k.where()
-	if !k.local {
-		where = k.BaseURL + "/apis/v2beta1/runs/" + run.RunID
+	if !k.local { // the server serves the web UI at /
+		where = strings.TrimSuffix(k.BaseURL, "/") + "/runs/" + run.RunID
+	} else if dir, err := filepath.Abs(c.String("data-dir")); err == nil {
+		if u := runPageURL(c.Context, dir, run.RunID); u != "" {
+			where += "; " + u
+		}
 	}
 	notice("run %s: %s (%s)\n", run.RunID, plan.Name, where)
 	if c.Bool("detach") {

@@ -27,16 +27,23 @@ every task's, each line prefixed with its task (as 'argo logs' does). RUN
 may be a unique prefix of a run id. With -f it keeps printing until the
 tasks end, waiting for those not started yet.
 
+--since keeps the logs of task attempts that were running at or after the
+given time (a duration back from now, or a time): steps' log lines carry no
+timestamps of their own, so the unit is an attempt, from its start to its
+end (a running attempt is always kept).
+
 Examples:
   skiff logs 3f2a train
   skiff logs 3f2a -f
   skiff logs 3f2a train --attempt 1
-  skiff logs 3f2a --grep accuracy --tail 20`,
+  skiff logs 3f2a --grep accuracy --tail 20
+  skiff logs 3f2a --since 10m`,
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "attempt", Usage: "which attempt (1 is the first; default the last); needs TASK"},
 			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep printing until the task (or the run) ends"},
 			&cli.StringFlag{Name: "grep", Usage: "only lines matching the regular expression `RE`"},
 			&cli.IntFlag{Name: "tail", Value: -1, Usage: "only the last `N` lines of each task (before following)"},
+			&cli.StringFlag{Name: "since", Usage: "only tasks whose attempt ran at or after `DURATION|TIME` (10m, 2h, 2026-01-02T15:04:05Z, 2026-01-02 15:04 local time)"},
 		},
 		Action: logsAction,
 	}
@@ -51,6 +58,13 @@ func logsAction(c *cli.Context) error {
 	}
 	if c.NArg() == 1 && c.Int("attempt") != 0 {
 		return usageError("--attempt: give the TASK too")
+	}
+	var since time.Time
+	if c.IsSet("since") {
+		var err error
+		if since, err = parseSince(c.String("since"), time.Now(), time.Local); err != nil {
+			return usageError("--since: %v", err)
+		}
 	}
 	k, r, err := dialRun(c, c.Args().Get(0))
 	if err != nil {
@@ -67,6 +81,12 @@ func logsAction(c *cli.Context) error {
 	out := &lineWriter{w: os.Stdout, f: f}
 	if c.NArg() == 2 {
 		task := c.Args().Get(1)
+		for _, t := range r.Tasks {
+			if t.Name == task && endedBefore(t.FinishedAt, since) {
+				notice("skiff: %s: its last attempt ended at %s, before --since\n", task, t.FinishedAt)
+				return nil
+			}
+		}
 		if follow && k.n == nil {
 			if r, err = waitStarted(c.Context, k, r, task); err != nil {
 				return err
@@ -92,7 +112,7 @@ func logsAction(c *cli.Context) error {
 	var wg sync.WaitGroup
 	for {
 		for _, t := range r.Tasks {
-			if t.Group || t.Attempts == 0 || started[t.Name] {
+			if t.Group || t.Attempts == 0 || started[t.Name] || endedBefore(t.FinishedAt, since) {
 				continue
 			}
 			started[t.Name] = true

@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/skiffml/skiff/api"
 	"github.com/skiffml/skiff/engine"
 	"github.com/skiffml/skiff/executors"
 	"github.com/skiffml/skiff/executors/docker"
@@ -37,6 +38,9 @@ type node struct {
 	docker *docker.Executor // nil when no Docker engine answered
 	engine *engine.Engine
 	log    *slog.Logger
+	// events carries the engine's updates to the API's event stream (the
+	// web UI's live pages) on the data dir's socket.
+	events *api.Events
 	// closers run (last first) before the store closes.
 	closers []func()
 	// unserve stops serving the data dir's socket; leftover holds the runs
@@ -74,7 +78,7 @@ func openNode(c *cli.Context, opts nodeOptions) (*node, error) {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	log := logger(c)
-	n := &node{dir: dir, log: log}
+	n := &node{dir: dir, log: log, events: api.NewEvents()}
 
 	scfg := store.DefaultConfig(filepath.Join(dir, "store"))
 	scfg.Logger = log
@@ -115,7 +119,10 @@ func openNode(c *cli.Context, opts nodeOptions) (*node, error) {
 	ecfg := engine.DefaultConfig(st, execs...)
 	ecfg.DefaultExecutor = opts.defaultExecutor
 	ecfg.Logger = log
-	ecfg.OnUpdate = opts.onUpdate
+	ecfg.OnUpdate = n.events.Publish
+	if opts.onUpdate != nil {
+		ecfg.OnUpdate = func(us []engine.Update) { opts.onUpdate(us); n.events.Publish(us) }
+	}
 	if n.engine, err = engine.New(ecfg); err != nil {
 		st.Close()
 		return nil, err

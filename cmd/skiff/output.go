@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -156,7 +157,7 @@ func printRunTable(format string, runs []api.RunSummary, header bool) error {
 	tw := newTable(os.Stdout)
 	head := "RUN ID\tNAME\tSTATE\tTASKS\tAGE\tDURATION"
 	if wide {
-		head += "\tPIPELINE\tEXPERIMENT\tCREATED"
+		head += "\tPIPELINE\tEXPERIMENT\tCREATED\tLABELS"
 	}
 	if header {
 		fmt.Fprintln(tw, head)
@@ -165,7 +166,7 @@ func printRunTable(format string, runs []api.RunSummary, header bool) error {
 	for _, r := range runs {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s", r.RunID, r.Name, r.State, r.TaskCount, age(r.CreatedAt, now), runDuration(r, now))
 		if wide {
-			fmt.Fprintf(tw, "\t%s\t%s\t%s", dash(r.Pipeline), dash(r.ExperimentID), r.CreatedAt)
+			fmt.Fprintf(tw, "\t%s\t%s\t%s\t%s", dash(r.Pipeline), dash(r.ExperimentID), r.CreatedAt, dash(labelText(r.Labels)))
 		}
 		fmt.Fprintln(tw)
 	}
@@ -196,6 +197,9 @@ func printRun(format string, r api.RunSummary) error {
 	}
 	wide := format == "wide"
 	fmt.Printf("Run:        %s\nName:       %s\nState:      %s\nDuration:   %s\n", r.RunID, r.Name, r.State, runDuration(r, time.Now()))
+	if len(r.Labels) > 0 {
+		fmt.Printf("Labels:     %s\n", labelText(r.Labels))
+	}
 	if r.ExperimentID != "" {
 		fmt.Printf("Experiment: %s\n", r.ExperimentID)
 	}
@@ -277,4 +281,13 @@ func finalState(s string) bool {
 		return true
 	}
 	return false
+}
+
+// labelText is labels as k=v,k=v, sorted by key.
+func labelText(labels map[string]string) string {
+	parts := make([]string, 0, len(labels))
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		parts = append(parts, k+"="+labels[k])
+	}
+	return strings.Join(parts, ",")
 }

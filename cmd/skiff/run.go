@@ -43,6 +43,7 @@ Examples:
   skiff run examples/iris/pipeline.yaml
   skiff run examples/iris/pipeline.yaml -p k=7 -p test_fraction=0.25
   skiff run pipeline.yaml -o json > summary.json
+  skiff run pipeline.yaml -l team=vision -l stage=dev   # then: skiff runs list -l team=vision
   skiff run nightly --pipeline-version v2     # a pipeline uploaded with 'skiff pipeline upload'`,
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "param", Aliases: []string{"p"}, Usage: "pipeline parameter `name=value` (repeatable)"},
@@ -51,6 +52,7 @@ Examples:
 			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress view: auto, tty (redrawn in place), plain (timestamped lines), json (JSON lines), none"},
 			&cli.StringFlag{Name: "executor", Usage: "default executor for tasks that name none: local, docker (needs a Docker engine; steps name an image) or sim"},
 			&cli.StringFlag{Name: "name", Usage: "display name of the run (default: the pipeline's name)"},
+			&cli.StringSliceFlag{Name: "label", Aliases: []string{"l"}, Usage: "run label `key=value` (repeatable), for 'skiff runs list -l key=value'"},
 			&cli.StringFlag{Name: "pipeline-version", Usage: "with an uploaded pipeline's NAME: the version (`NAME` or id; default the latest)"},
 			&cli.StringFlag{Name: "request-id", Usage: "idempotency key: a second run with the same key returns the first run"},
 			&cli.BoolFlag{Name: "lenient", Usage: "KFP IR: run without what Skiff does not support (unknown fields, Kubernetes platform settings), with a warning each, instead of rejecting the pipeline"},
@@ -83,12 +85,20 @@ func runAction(c *cli.Context) error {
 	if c.Bool("lenient") && c.String("experiment") != "" {
 		return usageError("--lenient and --experiment: a lenient run is compiled and run by this process alone, outside experiments; give one of them")
 	}
+	if c.Bool("lenient") && len(c.StringSlice("label")) > 0 {
+		return usageError("--lenient and --label: a lenient run is compiled and run by this process alone, without labels; give one of them")
+	}
 	plan, params, err := loadPipeline(file, c.StringSlice("param"), kfp.Options{Lenient: c.Bool("lenient")})
 	if err != nil {
 		return err
 	}
 	for _, w := range kfp.Unrunnable(plan, c.String("executor")) {
 		fmt.Fprintf(os.Stderr, "skiff: %s: warning: %s\n", file, w)
+	}
+	if c.String("server") == "" { // a server checks against its own nodes
+		if err := checkPreflight(c.Context, file, plan, c.String("executor")); err != nil {
+			return err
+		}
 	}
 	// A server, or the skiff process serving the data dir, takes the run.
 	// (--lenient compiles here only: it waits for the data dir instead.)
@@ -139,7 +149,11 @@ func runHere(c *cli.Context, file string, plan *spec.Plan, params map[string]jso
 	if c.Bool("detach") {
 		return detach(c, n, runID)
 	}
-	notice("run %s: %s (data dir %s)\n", runID, plan.Name, n.dir)
+	where := "data dir " + n.dir
+	if u := runPageURL(c.Context, n.dir, runID); u != "" {
+		where += "; " + u
+	}
+	notice("run %s: %s (%s)\n", runID, plan.Name, where)
 
 	ctx, stop := context.WithCancel(c.Context)
 	defer stop()

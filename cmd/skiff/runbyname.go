@@ -55,7 +55,11 @@ func runByName(c *cli.Context, name string, mode progressKind) error {
 	if err != nil {
 		return paramsError(name, err)
 	}
-	in := api.Run{DisplayName: c.String("name"), ExperimentID: c.String("experiment"), Executor: c.String("executor"), NoCache: c.Bool("no-cache"),
+	labels, err := runLabels(c)
+	if err != nil {
+		return err
+	}
+	in := api.Run{DisplayName: c.String("name"), ExperimentID: c.String("experiment"), Executor: c.String("executor"), NoCache: c.Bool("no-cache"), Labels: labels,
 		PipelineVersionReference: &api.PipelineVersionReference{PipelineID: v.PipelineID, PipelineVersionID: v.PipelineVersionID}}
 	if len(params) > 0 {
 		in.RuntimeConfig = &api.RuntimeConfig{Parameters: params}

@@ -33,9 +33,11 @@ prefix of a run id.`,
   skiff runs list --state FAILED --limit 5 -o wide
   skiff runs list --experiment my-exp -o json
   skiff runs list --sort-by "name asc"
+  skiff runs list -l team=vision,stage!=dev   # labels given with 'skiff run -l'
   skiff runs list -w`,
 				Flags: []cli.Flag{outputFlag(),
 					&cli.StringFlag{Name: "experiment", Usage: "only this experiment's runs (`ID`, id prefix or name)"},
+					&cli.StringFlag{Name: "selector", Aliases: []string{"l"}, Usage: "only runs whose labels match `SELECTOR`: k=v, k!=v, k (has k), !k (has not), comma-separated (all must hold)"},
 					&cli.StringFlag{Name: "state", Usage: "only runs in this `STATE` (PENDING, RUNNING, SUCCEEDED, FAILED, CANCELED; comma-separated)"},
 					&cli.IntFlag{Name: "limit", Usage: "at most `N` runs (0: all)"},
 					&cli.StringFlag{Name: "sort-by", Value: "created_at desc", Usage: "order: `FIELD` [asc|desc], FIELD one of created_at, finished_at, name, state"},
@@ -228,6 +230,9 @@ func runsListAction(c *cli.Context) error {
 	if c.Int("limit") < 0 {
 		return usageError("--limit: %d is negative", c.Int("limit"))
 	}
+	if _, err := api.ParseSelector(c.String("selector")); err != nil {
+		return usageError("--selector: %v", err)
+	}
 	if c.Bool("watch") && format != "table" && format != "wide" && format != "name" {
 		return usageError("--watch: with -o table, wide or name")
 	}
@@ -291,7 +296,7 @@ func watchRuns(c *cli.Context, format string, states []string, runs []api.RunSum
 // (all when empty), at most limit (0: all).
 func listRuns(c *cli.Context, k *conn, states []string, limit int) ([]api.RunSummary, error) {
 	all := []api.RunSummary{}
-	opts := api.ListOptions{PageSize: 200, SortBy: c.String("sort-by"), Namespace: c.String("namespace"), ExperimentID: c.String("experiment")}
+	opts := api.ListOptions{PageSize: 200, SortBy: c.String("sort-by"), Namespace: c.String("namespace"), ExperimentID: c.String("experiment"), LabelSelector: c.String("selector")}
 	for {
 		page, err := k.ListRunSummaries(c.Context, opts)
 		if err != nil {
@@ -314,20 +319,36 @@ func listRuns(c *cli.Context, k *conn, states []string, limit int) ([]api.RunSum
 
 // runsWait follows a run to its end and prints it.
 func runsWait(c *cli.Context, k *conn, id string) error {
-	r, err := k.RunSummary(c.Context, id)
+	// The skiff process serving the data dir may end while we wait (its
+	// runs done, or it died): then ask whoever serves it now, or the
+	// data dir itself.
+	summary := func(id string) (api.RunSummary, error) {
+		r, err := k.RunSummary(c.Context, id)
+		if err == nil || !k.local || k.n != nil || !isDialError(err) {
+			return r, err
+		}
+		nk, err := dial(c)
+		if err != nil {
+			return r, err
+		}
+		k = nk
+		return k.RunSummary(c.Context, id)
+	}
+	defer func() { k.close() }()
+	r, err := summary(id)
 	if err != nil {
 		return clientErr(err)
 	}
-	if !finalState(r.State) && k.n != nil {
-		return usageError("run %s is %s but no skiff process runs it; 'skiff runs resume %s' continues it", r.RunID, r.State, short(r.RunID))
-	}
 	for !finalState(r.State) {
+		if k.n != nil {
+			return usageError("run %s is %s but no skiff process runs it; 'skiff runs resume %s' continues it", r.RunID, r.State, short(r.RunID))
+		}
 		select {
 		case <-c.Context.Done():
 			return cli.Exit("", exitRunFail)
 		case <-time.After(300 * time.Millisecond):
 		}
-		if r, err = k.RunSummary(c.Context, r.RunID); err != nil {
+		if r, err = summary(r.RunID); err != nil {
 			return clientErr(err)
 		}
 	}

@@ -266,6 +266,10 @@ func serverAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	sock, err := serveServerSocket(n, le, member, c.String("default-executor"), events)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -289,6 +293,7 @@ func serverAction(c *cli.Context) error {
 			return
 		}
 		srv.SetReady(true)
+		sock.SetReady(true)
 	}()
 
 	ucfg := ui.DefaultConfig(n.store, n.blobs, srv)

@@ -10,6 +10,10 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/skiffml/skiff/api"
+	"github.com/skiffml/skiff/cluster"
+	"github.com/skiffml/skiff/ui"
 )
 
 // socketName is the local socket in the data dir through which the skiff
@@ -31,19 +35,38 @@ const socketLinger = time.Second
 // their view. The runs unfinished now are not this process's to finish
 // (see waitServed).
 func (n *node) serveSocket() {
-	path := filepath.Join(n.dir, socketName)
-	_ = os.Remove(path) // left by a process that died; we hold the lock
 	if un, err := n.store.UnfinishedRuns(); err == nil {
 		n.leftover = map[string]bool{}
 		for _, r := range un {
 			n.leftover[r.ID] = true
 		}
 	}
-	srv, err := localAPI(n, nil)
+	srv, err := localAPI(n, n.events)
 	if err != nil {
 		n.log.Warn("local socket: api", "err", err)
 		return
 	}
+	n.serveSocketWith(withUI(n, srv))
+}
+
+// withUI serves the web UI beside the API, so that 'skiff ui' can show a
+// data dir another skiff process serves (it forwards to the socket).
+func withUI(n *node, srv *api.Server) http.Handler {
+	ucfg := ui.DefaultConfig(n.store, n.blobs, srv)
+	ucfg.Logger = n.log
+	web, err := ui.New(ucfg)
+	if err != nil {
+		n.log.Warn("local socket: ui", "err", err)
+		return srv
+	}
+	return ui.Mount(srv, web)
+}
+
+// serveSocketWith serves h on the data dir's socket until the node closes
+// or unserve is called (skiff server serves its own API there).
+func (n *node) serveSocketWith(srv http.Handler) {
+	path := filepath.Join(n.dir, socketName)
+	_ = os.Remove(path) // left by a process that died; we hold the lock
 	ln, err := net.Listen("unix", path)
 	if err != nil {
 		n.log.Warn("local socket: listen", "err", err)
@@ -124,4 +147,19 @@ func (n *node) waitServed(ctx context.Context, skip string) error {
 			}
 		}
 	}
+}
+
+// serveServerSocket serves a skiff server's API on its data dir's socket,
+// as a workstation's skiff run does, so that skiff commands given the data
+// dir (not --server) reach the server: no token (the socket is the
+// owner's only), the server's executor policy, its engine and cluster.
+func serveServerSocket(n *node, eng api.Engine, member *cluster.Node, defaultExecutor string, events *api.Events) (*api.Server, error) {
+	srv, err := api.New(api.Config{Store: n.store, Engine: eng, Blobs: n.blobs, Cluster: member,
+		DefaultExecutor: defaultExecutor, DisabledExecutors: []string{"local"},
+		NoAuth: true, AllowedHosts: []string{socketHost}, LocalClients: true, Logger: n.log, Version: serverVersion}, events)
+	if err != nil {
+		return nil, err
+	}
+	n.serveSocketWith(withUI(n, srv))
+	return srv, nil
 }

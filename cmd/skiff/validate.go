@@ -25,7 +25,10 @@ its parameters, tasks (groups indented under their group) and outputs.
 A file Skiff cannot run is reported with every error, each naming its field;
 exit code 2. Steps the chosen --executor cannot run (no command: the image's
 entrypoint, which only docker and kube run; KFP backend steps such as
-kfp.kubernetes' CreatePVC) are warned about on standard error.
+kfp.kubernetes' CreatePVC) are warned about on standard error. Steps that
+would fail at their start are errors: asking more GPUs (SKIFF_GPUS, else
+nvidia-smi) or CPU than this machine has, for steps --executor local runs;
+a docker step without an image.
 
 Examples:
   skiff validate pipeline.yaml
@@ -76,6 +79,9 @@ func validateAction(c *cli.Context) error {
 	}
 	for _, w := range kfp.Unrunnable(plan, c.String("executor")) {
 		fmt.Fprintf(os.Stderr, "warning: %s\n", w)
+	}
+	if err := checkPreflight(c.Context, file, plan, c.String("executor")); err != nil {
+		return err
 	}
 	if out == "json" {
 		enc := json.NewEncoder(os.Stdout)

@@ -328,6 +328,8 @@ func (f *finalizer) checkTask(i int) {
 	if t.When != "" {
 		if err := CompileCondition(t.When); err != nil {
 			f.add(path+".when", err.Error())
+		} else {
+			f.checkConditionInputs(path, t)
 		}
 	}
 }

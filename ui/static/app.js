@@ -51,5 +51,41 @@ function initRuns() {
   });
 }
 
+// The cluster page refreshes its numbers from the same handler, as JSON.
+function initCluster() {
+  const roleClass = { leader: "succeeded", follower: "running", unreachable: "failed" };
+  const set = (root, field, text) => {
+    const el = root?.querySelector(`[data-field="${field}"]`);
+    if (el) el.textContent = String(text);
+    return el;
+  };
+  async function refresh() {
+    let d;
+    try {
+      const res = await fetch("/cluster", { headers: { Accept: "application/json" } });
+      if (!res.ok) return;
+      d = await res.json();
+    } catch { return; }
+    const sum = document.getElementById("cluster-summary");
+    set(sum, "leader", d.Leader || "none known");
+    set(sum, "term", d.Term);
+    for (const m of d.Members || []) {
+      const row = document.querySelector(`tr[data-node="${CSS.escape(m.ID)}"]`);
+      if (!row) continue;
+      const badge = set(row, "role", m.Role);
+      if (badge) setState(badge, roleClass[m.Role] || "pending");
+      set(row, "commit", m.Commit);
+      set(row, "applied", m.Applied);
+      set(row, "behind", m.Behind);
+    }
+    for (const c of d.Runs || []) {
+      const chip = document.querySelector(`#run-states [data-state="${CSS.escape(c.State)}"] b`);
+      if (chip) chip.textContent = String(c.N);
+    }
+  }
+  setInterval(refresh, 3000);
+}
+
 if (page === "runs") initRuns();
+if (page === "cluster") initCluster();
 if (page === "run") initRun();
