@@ -16,7 +16,9 @@ import (
 type (
 	activate struct {
 		runID string
-		plan  *spec.Plan // the finalized plan when just submitted, else nil
+		// fresh: the run was just created (the feed says so); its plan
+		// may be one Submit kept (takePlan).
+		fresh bool
 	}
 	cancelRun struct{ runID string }
 	// refreshRun asks the loop to rebuild a run from the store and decide
@@ -80,6 +82,10 @@ type execRef struct {
 func (e *Engine) Run(ctx context.Context) error {
 	defer close(e.stopped)
 	defer e.closeCalls()
+	fctx, stopFeed := context.WithCancel(ctx)
+	defer stopFeed()
+	defer e.sub.Close()
+	go e.follow(fctx, e.sub)
 	for {
 		if ctx.Err() != nil {
 			// Stopping: whatever arrived now is left to the next engine,
@@ -169,7 +175,13 @@ func (e *Engine) take() []any {
 func (e *Engine) handle(ctx context.Context, m any, b *batch) {
 	switch m := m.(type) {
 	case activate:
-		e.activate(ctx, m.runID, m.plan, m.plan != nil, b)
+		var plan *spec.Plan
+		if m.fresh {
+			plan = e.takePlan(m.runID)
+		}
+		e.activate(ctx, m.runID, plan, m.fresh, b)
+	case rescan:
+		e.onRescan(ctx, b)
 	case refreshRun:
 		e.refresh(ctx, m.runID, b)
 	case cancelRun:

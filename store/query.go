@@ -56,3 +56,11 @@ func (s *Store) Task(runID string, index int) (Task, error) {
 	err := s.fsm.view(func(tx *bolt.Tx) (err error) { t, err = getTaskTx(tx, runID, index); return })
 	return t, err
 }
+
+// CancelRequested reports whether the run's cancellation was requested
+// (or the run is final: nothing may start for it either).
+func (s *Store) CancelRequested(runID string) (bool, error) {
+	var r Run
+	err := s.fsm.view(func(tx *bolt.Tx) (err error) { r, err = getRunTx(tx, runID, false); return })
+	return r.CancelRequested || r.State.Final(), err
+}
