@@ -665,6 +665,10 @@ func (e *Engine) onEvent(ev executors.Event, b *batch) {
 		if st != spec.TaskSucceeded && st != spec.TaskCanceled {
 			st = spec.TaskFailed
 		}
+		if st == spec.TaskFailed && ev.Lost && !ref.run.canceled {
+			e.replaceLost(ref, ev.Reason, b)
+			return
+		}
 		if st == spec.TaskFailed && e.retry(ref, ev, b) {
 			return
 		}
@@ -733,4 +737,17 @@ func (e *Engine) onRetryDue(m retryDue, b *batch) {
 		return
 	}
 	e.startAttempt(r, m.task, spec.TaskPending, inputs, "", b)
+}
+
+// replaceLost gives a task whose execution was lost with its node a new
+// attempt (the lost one ends FAILED with reason), as recovery does.
+func (e *Engine) replaceLost(ref *execRef, reason string, b *batch) {
+	r := ref.run
+	inputs, err := r.sched.Inputs(ref.task)
+	if err != nil {
+		e.finishAttempt(r, ref.task, ref.attempt, spec.TaskFailed, fmt.Sprintf("%s; a new attempt cannot start: %v", reason, err), nil, nil, b)
+		return
+	}
+	e.m.executions.WithLabelValues("LOST").Inc()
+	e.startAttempt(r, ref.task, spec.TaskRunning, inputs, reason, b)
 }

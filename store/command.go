@@ -184,3 +184,23 @@ func registeredTypes() []CommandType {
 	slices.Sort(ts)
 	return ts
 }
+
+// EncodeCommands encodes cmds as one log entry's payload, for a node that
+// passes them to the leader (cluster RPC); DecodeCommands reverses it.
+func EncodeCommands(cmds ...Command) ([]byte, error) { return encodeBatch(cmds) }
+
+// DecodeCommands decodes what EncodeCommands made. Unknown ignorable
+// commands are dropped.
+func DecodeCommands(data []byte) ([]Command, error) {
+	dcs, err := decodeBatch(data)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Command, 0, len(dcs))
+	for _, dc := range dcs {
+		if dc.cmd != nil {
+			out = append(out, dc.cmd)
+		}
+	}
+	return out, nil
+}

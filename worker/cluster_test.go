@@ -22,8 +22,8 @@ import (
 
 // Timing of the tests' workers: short, but tolerant of a loaded machine.
 const (
-	testHeartbeat = 100 * time.Millisecond
-	testNodeTTL   = 1500 * time.Millisecond
+	testHeartbeat = 150 * time.Millisecond
+	testNodeTTL   = 3 * time.Second
 )
 
 // ledger counts side effects across the whole cluster: starts per
@@ -237,7 +237,9 @@ func (cl *cluster) startNode(i int) {
 func (cl *cluster) lead(st *store.Store, d *worker.Dispatcher) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	waitD := d.Start(ctx)
-	e, err := engine.New(engine.DefaultConfig(st, d.Executors()...))
+	ecfg := engine.DefaultConfig(st, d.Executors()...)
+	ecfg.Logger = testLogger(st.ID())
+	e, err := engine.New(ecfg)
 	if err != nil {
 		cl.t.Error(err)
 		cancel()
@@ -354,7 +356,6 @@ func fanOut(t testing.TB, width int, retries int) *spec.Plan {
 // log are scheduled by the leader's engine and run by the workers of all
 // three nodes, each execution once; the state machines agree.
 func TestCluster_WorkersRunWhatTheLeaderAssigns(t *testing.T) {
-	t.Parallel()
 	cl := newCluster(t, 3, sim.Config{Default: sim.Behavior{Duration: 20 * time.Millisecond}})
 	cl.submit("run-a", fanOut(t, 30, 0))
 	cl.submit("run-b", fanOut(t, 30, 0))
@@ -393,9 +394,8 @@ func TestCluster_WorkersRunWhatTheLeaderAssigns(t *testing.T) {
 // down, its executions end lost and are retried on the other nodes, and
 // the run succeeds with no execution started twice.
 func TestCluster_DeadWorkersExecutionsAreRetriedElsewhere(t *testing.T) {
-	t.Parallel()
 	cl := newCluster(t, 3, sim.Config{Default: sim.Behavior{Duration: 300 * time.Millisecond}})
-	cl.submit("run", fanOut(t, 12, 6)) // leader changes under load also count attempts
+	cl.submit("run", fanOut(t, 12, 0))
 	victim := (cl.c.Leader() + 1) % 3
 	victimID := cl.c.Nodes[victim].ID
 	cl.c.Eventually("the victim runs something", func() error {

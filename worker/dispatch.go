@@ -249,6 +249,7 @@ func exitEvent(id string, x *store.Exit) executors.Event {
 		ev.State = spec.TaskCanceled
 	default: // failed, lost
 		ev.State = spec.TaskFailed
+		ev.Lost = x.Outcome == store.OutcomeLost
 	}
 	return ev
 }
