@@ -102,7 +102,9 @@ func TestCluster_ThreeServersSurviveLeaderKill(t *testing.T) {
 	raft, listen := freeAddrs(t, 3), freeAddrs(t, 3)
 	procs := make([]*clusterProc, 3)
 	for i := range procs {
-		procs[i] = startClusterNode(t, dir, fmt.Sprintf("n%d", i), listen[i], raft[i], raft)
+		// A short node TTL: the killed leader's worker is declared down
+		// (and its step runs again) within seconds.
+		procs[i] = startClusterNode(t, dir, fmt.Sprintf("n%d", i), listen[i], raft[i], raft, "--worker-heartbeat", "200ms", "--node-ttl", "2s")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

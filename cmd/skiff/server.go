@@ -55,7 +55,10 @@ enables it: 'skiff server policy --namespace N --allow-executor local'.
 
 With --raft the server is one member of a raft cluster (docs/cluster.md):
 any member answers, writes go to the leader, and the engine runs on the
-leader only (resuming unfinished runs when it becomes leader).
+leader only (resuming unfinished runs when it becomes leader). Every server
+runs a worker: the leader assigns each step to a live worker that fits it,
+and a worker silent for --node-ttl is declared down (its steps run again
+elsewhere).
 
 SIGINT/SIGTERM stop accepting requests, finish those in flight and stop the
 engine; unfinished runs continue at the next start.
