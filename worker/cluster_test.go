@@ -207,15 +207,7 @@ func (cl *cluster) startNode(i int) {
 	cl.mu.Lock()
 	cl.stores[i] = st
 	cl.mu.Unlock()
-	nd.exec = &nodeExec{Executor: sim.New(cl.sim), l: cl.l, node: cl.c.Nodes[i].ID, live: map[string]bool{}, ran: cl.ran}
-	w, err := worker.New(worker.Config{NodeID: cl.c.Nodes[i].ID, Executors: []executors.Executor{nd.exec},
-		Capacity: spec.Resources{MilliCPU: 8000}, Proposer: proposer{cl}, State: st, Heartbeat: testHeartbeat, Logger: testLogger(cl.c.Nodes[i].ID)})
-	if err != nil {
-		cl.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	nd.stopWorker, nd.workerDone = cancel, make(chan struct{})
-	go func() { defer close(nd.workerDone); _ = w.Run(ctx) }()
+	cl.startWorker(i)
 	d, err := worker.NewDispatcher(worker.DispatchConfig{Store: st, Kinds: []string{sim.Name}, NodeTTL: testNodeTTL, Interval: testHeartbeat, Logger: testLogger(cl.c.Nodes[i].ID)})
 	if err != nil {
 		cl.t.Fatal(err)
@@ -230,6 +222,22 @@ func (cl *cluster) startNode(i int) {
 			term = cl.lead(st, d)
 		}
 	})
+}
+
+// startWorker starts node i's worker with a fresh executor (a new
+// process: a new epoch).
+func (cl *cluster) startWorker(i int) {
+	nd := cl.nodes[i]
+	st := cl.c.Nodes[i].Store
+	nd.exec = &nodeExec{Executor: sim.New(cl.sim), l: cl.l, node: cl.c.Nodes[i].ID, live: map[string]bool{}, ran: cl.ran}
+	w, err := worker.New(worker.Config{NodeID: cl.c.Nodes[i].ID, Executors: []executors.Executor{nd.exec},
+		Capacity: spec.Resources{MilliCPU: 8000}, Proposer: proposer{cl}, State: st, Heartbeat: testHeartbeat, Logger: testLogger(cl.c.Nodes[i].ID)})
+	if err != nil {
+		cl.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	nd.stopWorker, nd.workerDone = cancel, make(chan struct{})
+	go func() { defer close(nd.workerDone); _ = w.Run(ctx) }()
 }
 
 // lead runs one term: the dispatcher and an engine over it, resumed from
@@ -262,9 +270,7 @@ func (cl *cluster) stopNode(i int) {
 	if nd.stopWorker == nil {
 		return
 	}
-	nd.stopWorker()
-	<-nd.workerDone
-	nd.exec.crash()
+	cl.killWorker(i)
 	nd.stopFollow()
 	nd.stopWorker = nil
 	cl.mu.Lock()
@@ -277,8 +283,12 @@ func (cl *cluster) stopNode(i int) {
 // (and raft membership): a worker crash.
 func (cl *cluster) killWorker(i int) {
 	nd := cl.nodes[i]
+	if nd.workerDone == nil {
+		return
+	}
 	nd.stopWorker()
 	<-nd.workerDone
+	nd.workerDone = nil
 	nd.exec.crash()
 }
 
