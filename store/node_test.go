@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/skiffml/skiff/engine/spec"
 	bolt "go.etcd.io/bbolt"
 )
@@ -151,4 +152,38 @@ func TestFSM_EndedAttemptDropsItsAssignment(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("feed:\n got %+v\nwant %+v", got, want)
 	}
+}
+
+// FuzzApplyWorkerCommands: whatever a worker (or a node passing its
+// commands on) sends, decoding and applying it never panics or halts the
+// state machine: a bad command is rejected.
+func FuzzApplyWorkerCommands(f *testing.F) {
+	exit := &Exit{Outcome: OutcomeFailed, ExitCode: 2, Reason: "x", Time: t0}
+	for _, cmds := range [][]Command{
+		{RegisterNode{Node: testNode("n1"), Epoch: 3, Time: t0}},
+		{Heartbeat{NodeID: "n1", Epoch: 1, Time: t0}},
+		{ReportExecution{ExecutionID: "r1-0-1", NodeID: "n1", Epoch: 1, Started: true, Exit: exit, Time: t0}},
+		{MarkNodeDown{NodeID: "n1", Epoch: 1, LastHeartbeat: t0, Time: t0, Reason: "r"}, CancelAssignment{ExecutionID: "r1-0-1", Time: t0}},
+	} {
+		data, err := EncodeCommands(cmds...)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cmds, err := DecodeCommands(data)
+		if err != nil || len(cmds) == 0 {
+			return
+		}
+		enc, err := EncodeCommands(cmds...)
+		if err != nil {
+			return // refused before it is proposed
+		}
+		fx := workerFixture(t)
+		r := fx.Apply(&raft.Log{Index: fx.next, Term: 1, Type: raft.LogCommand, Data: enc}).(*applyResponse)
+		if r.err != nil {
+			t.Fatalf("the state machine halted on %q: %v", data, r.err)
+		}
+	})
 }
