@@ -86,3 +86,27 @@ func TestFeed_StoreSubscribeSeesRetry(t *testing.T) {
 		t.Fatalf("changes: %+v", got)
 	}
 }
+
+func TestStore_CancelRequestedFollowsCancelAndRetry(t *testing.T) {
+	s := openTestStore(t, t.TempDir())
+	defer s.Close()
+	ctx := t.Context()
+	check := func(want bool) {
+		t.Helper()
+		if got, err := s.CancelRequested("r"); err != nil || got != want {
+			t.Fatalf("CancelRequested = %v, %v; want %v", got, err, want)
+		}
+	}
+	if _, err := s.Apply(ctx, newRun("r", 1)); err != nil {
+		t.Fatal(err)
+	}
+	check(false)
+	if _, err := s.Apply(ctx, RequestCancel{RunID: "r", Time: t0}); err != nil {
+		t.Fatal(err)
+	}
+	check(true)
+	if _, err := s.Apply(ctx, SetRunState{RunID: "r", From: spec.RunCanceling, To: spec.RunCanceled, Time: t0}, RetryRun{RunID: "r", Time: t0}); err != nil {
+		t.Fatal(err)
+	}
+	check(false)
+}

@@ -58,9 +58,13 @@ func (s *Store) Task(runID string, index int) (Task, error) {
 }
 
 // CancelRequested reports whether the run's cancellation was requested
-// (or the run is final: nothing may start for it either).
+// (and not undone by a retry). It reads one key: cheap enough to ask
+// before every start.
 func (s *Store) CancelRequested(runID string) (bool, error) {
-	var r Run
-	err := s.fsm.view(func(tx *bolt.Tx) (err error) { r, err = getRunTx(tx, runID, false); return })
-	return r.CancelRequested || r.State.Final(), err
+	var canceled bool
+	err := s.fsm.view(func(tx *bolt.Tx) error {
+		canceled = tx.Bucket(bucketRunsCanceled).Get([]byte(runID)) != nil
+		return nil
+	})
+	return canceled, err
 }

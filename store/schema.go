@@ -63,9 +63,13 @@ var (
 	// bucketAssignments: execution id -> JSON Assignment, while its attempt
 	// is live.
 	bucketAssignments = []byte("assignments")
+	// bucketRunsCanceled: run ID -> empty, for every run whose
+	// cancellation was requested (and not undone by a retry): checked
+	// before each start without decoding the run.
+	bucketRunsCanceled = []byte("runs_canceled")
 )
 
-var allBuckets = [][]byte{bucketCache, bucketNodes, bucketAssignments, bucketMeta, bucketRuns, bucketPlans, bucketRunsByRequest, bucketRunsActive, bucketTasks,
+var allBuckets = [][]byte{bucketCache, bucketNodes, bucketAssignments, bucketRunsCanceled, bucketMeta, bucketRuns, bucketPlans, bucketRunsByRequest, bucketRunsActive, bucketTasks,
 	bucketExperiments, bucketExperimentsByName, bucketTokens, bucketNamespaces, bucketRunMeta,
 	bucketPipelines, bucketPipelinesByName, bucketPipelineVersions, bucketRecurringRuns}
 
