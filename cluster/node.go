@@ -330,6 +330,9 @@ const (
 	opInfo   = "info"
 	opJoin   = "join"
 	opRemove = "remove"
+	// opPropose passes a worker's commands (store.WorkerCommand) to the
+	// leader.
+	opPropose = "propose"
 )
 
 type rpcRequest struct {
@@ -339,6 +342,8 @@ type rpcRequest struct {
 	// Forwarded is set on a request a follower passed to the leader, which
 	// must not pass it on again.
 	Forwarded bool `json:"forwarded,omitempty"`
+	// Commands: store.EncodeCommands of opPropose's commands.
+	Commands []byte `json:"commands,omitempty"`
 }
 
 type rpcResponse struct {
@@ -450,6 +455,40 @@ func (n *Node) handle(ctx context.Context, req rpcRequest) (any, error) {
 		}
 		n.log.Info("cluster: removing member", "id", req.ID)
 		return nil, n.st.RemoveServer(ctx, req.ID)
+	case opPropose:
+		cmds, err := store.DecodeCommands(req.Commands)
+		if err != nil {
+			return nil, err
+		}
+		if !n.st.IsLeader() && req.Forwarded {
+			return nil, ErrNoLeader
+		}
+		return n.ProposeWorker(ctx, cmds...)
 	}
 	return nil, fmt.Errorf("unknown op %q", req.Op)
+}
+
+// ProposeWorker commits a worker's commands (registration, heartbeat,
+// reports: store.WorkerCommand) through the leader: here when this node
+// leads, else over the cluster port.
+func (n *Node) ProposeWorker(ctx context.Context, cmds ...store.Command) (store.ApplyResult, error) {
+	for _, c := range cmds {
+		if !store.WorkerCommand(c) {
+			return store.ApplyResult{}, fmt.Errorf("cluster: propose: %T is not a worker command", c)
+		}
+	}
+	id, addr := n.st.Leader()
+	if n.mux == nil || id == n.ID() {
+		return n.st.Apply(ctx, cmds...)
+	}
+	if addr == "" {
+		return store.ApplyResult{}, ErrNoLeader
+	}
+	data, err := store.EncodeCommands(cmds...)
+	if err != nil {
+		return store.ApplyResult{}, err
+	}
+	var res store.ApplyResult
+	err = n.call(ctx, addr, rpcRequest{Op: opPropose, Commands: data, Forwarded: true}, &res)
+	return res, err
 }

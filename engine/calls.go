@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/skiffml/skiff/engine/spec"
 	"github.com/skiffml/skiff/executors"
 )
 
@@ -141,6 +142,13 @@ func (e *Engine) startExecution(ef effect) {
 	// with the engine.
 	ctx = e.callCtx
 	e.queues[x.Name()].push(func() {
+		// Invariant 8: nothing starts once the run's cancellation is
+		// committed, though the attempt was committed before it.
+		if canceled, err := e.cfg.Store.CancelRequested(s.RunID); err == nil && canceled {
+			e.report(executors.Event{ID: id, Kind: executors.EventExited, Time: e.now(), State: spec.TaskCanceled,
+				ExitCode: -1, Reason: "canceled before it started"})
+			return
+		}
 		_, err := within(ctx, d, x.Name()+" executor: start", func(ctx context.Context) (struct{}, error) {
 			if ws != "" {
 				if err := os.MkdirAll(ws, 0o755); err != nil {

@@ -20,6 +20,12 @@ type Store interface {
 	Tasks(runID string) ([]store.Task, error)
 	Task(runID string, index int) (store.Task, error)
 	CacheLookup(key string) (store.CacheEntry, error)
+	// Subscribe returns the feed of changes applied from now on: how the
+	// engine learns of new runs, cancellations and retries.
+	Subscribe(limit int) *store.Subscription
+	// CancelRequested reports whether the run's cancellation is committed
+	// (checked right before an execution starts).
+	CancelRequested(runID string) (bool, error)
 }
 
 var _ Store = (*store.Store)(nil)

@@ -32,6 +32,9 @@ type Config struct {
 	Clock           Clock                 // nil = the system clock
 	// MaxBatch caps the task transitions proposed in one store entry.
 	MaxBatch int
+	// FeedLimit bounds the store changes queued for the loop before it is
+	// told it fell behind and rescans the store (0 = store.DefaultFeedLimit).
+	FeedLimit int
 	// OnUpdate, when set, is called from the loop after each commit with
 	// the changes it made durable (never one the store rejected). It must
 	// return quickly.
@@ -105,6 +108,9 @@ func (c Config) Validate() error {
 	if c.MaxBatch < 0 {
 		return errors.New("engine: Config.MaxBatch must not be negative")
 	}
+	if c.FeedLimit < 0 {
+		return errors.New("engine: Config.FeedLimit must not be negative")
+	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
@@ -161,8 +167,13 @@ type Engine struct {
 	defExec string
 	m       *metrics
 
+	// sub is the store's feed of applied changes (feed.go), taken in New
+	// so that nothing committed after New is missed; Run closes it.
+	sub *store.Subscription
+
 	mu      sync.Mutex
 	inbox   []any
+	plans   map[string]*spec.Plan // submitted, not yet activated (feed.go)
 	waiters map[string][]chan struct{}
 	wake    chan struct{}
 	stopped chan struct{}
@@ -198,6 +209,7 @@ func New(cfg Config) (*Engine, error) {
 		execs:    map[string]executors.Executor{},
 		defExec:  cfg.DefaultExecutor,
 		waiters:  map[string][]chan struct{}{},
+		plans:    map[string]*spec.Plan{},
 		wake:     make(chan struct{}, 1),
 		stopped:  make(chan struct{}),
 		active:   map[string]*activeRun{},
@@ -220,6 +232,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e.m = m
+	e.sub = cfg.Store.Subscribe(cfg.FeedLimit)
 	return e, nil
 }
 
@@ -289,7 +302,16 @@ func (e *Engine) Submit(ctx context.Context, plan *spec.Plan, params map[string]
 		CreatedAt:       e.now().UTC(),
 		TaskCount:       len(plan.Tasks),
 	}
+	// The loop learns of the run from the feed; it takes the plan as given
+	// instead of decoding the stored copy again (the same plan: Finalize
+	// made it immutable).
+	e.mu.Lock()
+	e.plans[run.ID] = plan
+	e.mu.Unlock()
 	res, err := e.cfg.Store.Apply(ctx, store.CreateRun{Run: run, TaskNames: names})
+	if err != nil || len(res.Rejected) > 0 {
+		e.takePlan(run.ID)
+	}
 	if err != nil {
 		return "", fmt.Errorf("store run: %w", err)
 	}
@@ -301,9 +323,6 @@ func (e *Engine) Submit(ctx context.Context, plan *spec.Plan, params map[string]
 		}
 		return "", fmt.Errorf("store run: %s", res.Rejected[0].Reason)
 	}
-	// The loop takes the plan as given instead of decoding the stored copy
-	// again (the same plan: Finalize made it immutable).
-	e.post(activate{runID: run.ID, plan: plan})
 	return run.ID, nil
 }
 
@@ -339,7 +358,8 @@ func (e *Engine) Resume(ctx context.Context, ids ...string) ([]string, error) {
 }
 
 // Cancel requests the cancellation of a run: running executions are
-// stopped, nothing new starts, and the run ends CANCELED.
+// stopped, nothing new starts, and the run ends CANCELED. The request is
+// committed here; the loop acts on it when the feed brings it.
 func (e *Engine) Cancel(ctx context.Context, runID string) error {
 	r, err := e.cfg.Store.GetRun(runID)
 	if err != nil {
@@ -355,7 +375,6 @@ func (e *Engine) Cancel(ctx context.Context, runID string) error {
 	if len(res.Rejected) > 0 {
 		return fmt.Errorf("cancel run %s: %s", runID, res.Rejected[0].Reason)
 	}
-	e.post(cancelRun{runID: runID})
 	return nil
 }
 

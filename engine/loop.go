@@ -16,7 +16,9 @@ import (
 type (
 	activate struct {
 		runID string
-		plan  *spec.Plan // the finalized plan when just submitted, else nil
+		// fresh: the run was just created (the feed says so); its plan
+		// may be one Submit kept (takePlan).
+		fresh bool
 	}
 	cancelRun struct{ runID string }
 	// refreshRun asks the loop to rebuild a run from the store and decide
@@ -80,6 +82,10 @@ type execRef struct {
 func (e *Engine) Run(ctx context.Context) error {
 	defer close(e.stopped)
 	defer e.closeCalls()
+	fctx, stopFeed := context.WithCancel(ctx)
+	defer stopFeed()
+	defer e.sub.Close()
+	go e.follow(fctx, e.sub)
 	for {
 		if ctx.Err() != nil {
 			// Stopping: whatever arrived now is left to the next engine,
@@ -169,7 +175,13 @@ func (e *Engine) take() []any {
 func (e *Engine) handle(ctx context.Context, m any, b *batch) {
 	switch m := m.(type) {
 	case activate:
-		e.activate(ctx, m.runID, m.plan, m.plan != nil, b)
+		var plan *spec.Plan
+		if m.fresh {
+			plan = e.takePlan(m.runID)
+		}
+		e.activate(ctx, m.runID, plan, m.fresh, b)
+	case rescan:
+		e.onRescan(ctx, b)
 	case refreshRun:
 		e.refresh(ctx, m.runID, b)
 	case cancelRun:
@@ -653,6 +665,10 @@ func (e *Engine) onEvent(ev executors.Event, b *batch) {
 		if st != spec.TaskSucceeded && st != spec.TaskCanceled {
 			st = spec.TaskFailed
 		}
+		if st == spec.TaskFailed && ev.Lost && !ref.run.canceled {
+			e.replaceLost(ref, ev.Reason, b)
+			return
+		}
 		if st == spec.TaskFailed && e.retry(ref, ev, b) {
 			return
 		}
@@ -721,4 +737,17 @@ func (e *Engine) onRetryDue(m retryDue, b *batch) {
 		return
 	}
 	e.startAttempt(r, m.task, spec.TaskPending, inputs, "", b)
+}
+
+// replaceLost gives a task whose execution was lost with its node a new
+// attempt (the lost one ends FAILED with reason), as recovery does.
+func (e *Engine) replaceLost(ref *execRef, reason string, b *batch) {
+	r := ref.run
+	inputs, err := r.sched.Inputs(ref.task)
+	if err != nil {
+		e.finishAttempt(r, ref.task, ref.attempt, spec.TaskFailed, fmt.Sprintf("%s; a new attempt cannot start: %v", reason, err), nil, nil, b)
+		return
+	}
+	e.m.executions.WithLabelValues("LOST").Inc()
+	e.startAttempt(r, ref.task, spec.TaskRunning, inputs, reason, b)
 }

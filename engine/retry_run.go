@@ -33,6 +33,5 @@ func (e *Engine) Retry(ctx context.Context, runID string) error {
 	if len(res.Rejected) > 0 {
 		return fmt.Errorf("%s: %w", res.Rejected[0].Reason, ErrNotRetryable)
 	}
-	e.post(activate{runID: r.ID})
-	return nil
+	return nil // the feed hands the run to the loop
 }

@@ -112,6 +112,10 @@ type Event struct {
 	Reason   string                // why it failed: "exit code 3", "timed out after 10s", "OOMKilled", ...
 	Outputs  map[string]spec.Value // collected outputs, on success
 	Logs     *spec.ArtifactRef     // the captured stdout+stderr, stored in the blob store
+	// Lost (with TaskFailed): the execution was lost with the node that
+	// ran it, not failed by itself; the engine gives the task a new
+	// attempt, as when it finds an execution lost after a restart.
+	Lost bool
 }
 
 // ExecutionID is the deterministic id of one attempt of one task.

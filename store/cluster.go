@@ -44,9 +44,12 @@ type RaftConfig struct {
 	// long says its reads are stale (Store.Stale).
 	StaleAfter time.Duration
 	// NodeTTL is how long a worker's heartbeat stays valid before the
-	// leader declares the node down (used by workers, the next stage of
-	// the cluster work; validated now so that the knob set is complete).
+	// leader declares the node down (its executions end lost). A new
+	// leader gives every node a full NodeTTL from its first term tick.
 	NodeTTL time.Duration
+	// WorkerHeartbeat is how often each worker renews its lease (one
+	// command per node, whatever it runs); well under NodeTTL.
+	WorkerHeartbeat time.Duration
 }
 
 // DefaultRaftConfig returns the timings of a cluster on a LAN: a lost
@@ -59,6 +62,7 @@ func DefaultRaftConfig() RaftConfig {
 		CommitTimeout:      20 * time.Millisecond,
 		StaleAfter:         time.Second,
 		NodeTTL:            10 * time.Second,
+		WorkerHeartbeat:    time.Second,
 	}
 }
 
@@ -73,6 +77,7 @@ func LocalRaftConfig() RaftConfig {
 		CommitTimeout:      5 * time.Millisecond,
 		StaleAfter:         time.Second,
 		NodeTTL:            10 * time.Second,
+		WorkerHeartbeat:    time.Second,
 	}
 }
 
@@ -88,6 +93,7 @@ func (c RaftConfig) validate() error {
 		{"CommitTimeout", c.CommitTimeout, time.Millisecond},
 		{"StaleAfter", c.StaleAfter, time.Millisecond},
 		{"NodeTTL", c.NodeTTL, time.Millisecond},
+		{"WorkerHeartbeat", c.WorkerHeartbeat, time.Millisecond},
 	} {
 		if d.v < d.min {
 			return fmt.Errorf("%w: Raft.%s: %s is below the minimum %s", ErrInvalidConfig, d.name, d.v, d.min)
@@ -98,6 +104,8 @@ func (c RaftConfig) validate() error {
 		return fmt.Errorf("%w: Raft.LeaderLeaseTimeout: %s must not exceed Raft.HeartbeatTimeout (%s)", ErrInvalidConfig, c.LeaderLeaseTimeout, c.HeartbeatTimeout)
 	case c.ElectionTimeout < c.HeartbeatTimeout:
 		return fmt.Errorf("%w: Raft.ElectionTimeout: %s must be at least Raft.HeartbeatTimeout (%s)", ErrInvalidConfig, c.ElectionTimeout, c.HeartbeatTimeout)
+	case c.NodeTTL < 2*c.WorkerHeartbeat:
+		return fmt.Errorf("%w: Raft.NodeTTL: %s must be at least twice Raft.WorkerHeartbeat (%s)", ErrInvalidConfig, c.NodeTTL, c.WorkerHeartbeat)
 	case c.CommitTimeout > c.HeartbeatTimeout:
 		return fmt.Errorf("%w: Raft.CommitTimeout: %s must not exceed Raft.HeartbeatTimeout (%s)", ErrInvalidConfig, c.CommitTimeout, c.HeartbeatTimeout)
 	}

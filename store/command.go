@@ -40,7 +40,9 @@ type commandDef struct {
 	version uint8 // current encoding version, written on encode
 	encode  func(cmd Command) ([]byte, error)
 	decode  func(version uint8, payload []byte) (Command, error)
-	apply   func(tx *bolt.Tx, cmd Command) ([]Rejection, error)
+	// apply applies cmd; a handler that changes what subscribers act on
+	// in ways its command alone does not say notes it in ch.
+	apply func(tx *bolt.Tx, cmd Command, ch *Change) ([]Rejection, error)
 }
 
 var registry = map[CommandType]*commandDef{}
@@ -48,6 +50,12 @@ var registry = map[CommandType]*commandDef{}
 // registerJSON adds a command whose payload is its JSON encoding. It panics
 // on a duplicate number: that is a programming error.
 func registerJSON[T Command](typ CommandType, name string, version uint8, apply func(tx *bolt.Tx, c T) ([]Rejection, error)) {
+	registerJSONNoted(typ, name, version, func(tx *bolt.Tx, c T, _ *Change) ([]Rejection, error) { return apply(tx, c) })
+}
+
+// registerJSONNoted is registerJSON for a handler that notes its changes
+// for the feed itself.
+func registerJSONNoted[T Command](typ CommandType, name string, version uint8, apply func(tx *bolt.Tx, c T, ch *Change) ([]Rejection, error)) {
 	if typ == 0 || typ&ignorableFlag != 0 {
 		panic(fmt.Sprintf("store: invalid command type %d for %s", typ, name))
 	}
@@ -84,7 +92,7 @@ func registerJSON[T Command](typ CommandType, name string, version uint8, apply 
 			}
 			return c, nil
 		},
-		apply: func(tx *bolt.Tx, cmd Command) ([]Rejection, error) { return apply(tx, cmd.(T)) },
+		apply: func(tx *bolt.Tx, cmd Command, ch *Change) ([]Rejection, error) { return apply(tx, cmd.(T), ch) },
 	}
 }
 
@@ -175,4 +183,24 @@ func registeredTypes() []CommandType {
 	}
 	slices.Sort(ts)
 	return ts
+}
+
+// EncodeCommands encodes cmds as one log entry's payload, for a node that
+// passes them to the leader (cluster RPC); DecodeCommands reverses it.
+func EncodeCommands(cmds ...Command) ([]byte, error) { return encodeBatch(cmds) }
+
+// DecodeCommands decodes what EncodeCommands made. Unknown ignorable
+// commands are dropped.
+func DecodeCommands(data []byte) ([]Command, error) {
+	dcs, err := decodeBatch(data)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Command, 0, len(dcs))
+	for _, dc := range dcs {
+		if dc.cmd != nil {
+			out = append(out, dc.cmd)
+		}
+	}
+	return out, nil
 }

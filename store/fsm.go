@@ -54,6 +54,8 @@ type fsm struct {
 	applied     atomic.Uint64         // index of the last applied entry
 	appliedTerm atomic.Uint64         // its term (0: unknown, a data dir from before terms were kept)
 	halted      atomic.Pointer[error] // set once on an unrecoverable error
+
+	feed feed // applied changes, published after each commit
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -246,7 +248,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	// command); a failed commit (I/O) is not, and halts.
 	skip := map[cmdPos]string{}
 	for {
-		st, err := f.applyTx(logs[:n], decoded, applied, skip, resp)
+		st, changes, err := f.applyTx(logs[:n], decoded, applied, skip, resp)
 		var ce *cmdError
 		if errors.As(err, &ce) {
 			f.logger.Error("store: a command cannot be applied; rejecting it", "err", ce)
@@ -262,6 +264,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		}
 		f.setApplied(logPosition{logs[n-1].Index, logs[n-1].Term})
 		f.metrics.observeApplied(st.entries, st.cmdCounts, st.rejections)
+		f.feed.publish(changes)
 		return resp
 	}
 }
@@ -289,11 +292,13 @@ type applyStats struct {
 }
 
 // applyTx applies logs (decoded) in one transaction, rejecting the
-// commands in skip, and fills resp. It returns a *cmdError when a handler
-// fails.
-func (f *fsm) applyTx(logs []*raft.Log, decoded [][]decodedCmd, applied uint64, skip map[cmdPos]string, resp []any) (applyStats, error) {
+// commands in skip, and fills resp. It returns what the entries changed
+// (for the feed), or a *cmdError when a handler fails.
+func (f *fsm) applyTx(logs []*raft.Log, decoded [][]decodedCmd, applied uint64, skip map[cmdPos]string, resp []any) (applyStats, []Change, error) {
 	st := applyStats{cmdCounts: map[CommandType]int{}}
+	var changes []Change
 	err := f.db.Update(func(tx *bolt.Tx) error {
+		changes = changes[:0]
 		for i, l := range logs {
 			r := &applyResponse{}
 			resp[i] = r
@@ -301,6 +306,7 @@ func (f *fsm) applyTx(logs []*raft.Log, decoded [][]decodedCmd, applied uint64, 
 				continue
 			}
 			st.entries++
+			ch := Change{Index: l.Index}
 			for ci, dc := range decoded[i] {
 				if dc.cmd == nil {
 					continue // unknown but ignorable
@@ -310,7 +316,7 @@ func (f *fsm) applyTx(logs []*raft.Log, decoded [][]decodedCmd, applied uint64, 
 					r.rejected = append(r.rejected, Rejection{Cmd: ci, Reason: "cannot be applied: " + reason})
 					continue
 				}
-				rej, err := registry[dc.typ].apply(tx, dc.cmd)
+				rej, err := registry[dc.typ].apply(tx, dc.cmd, &ch)
 				if err != nil {
 					return &cmdError{pos: cmdPos{i, ci}, index: l.Index, name: registry[dc.typ].name, err: err}
 				}
@@ -318,12 +324,36 @@ func (f *fsm) applyTx(logs []*raft.Log, decoded [][]decodedCmd, applied uint64, 
 					rj.Cmd = ci
 					r.rejected = append(r.rejected, rj)
 				}
+				noteChange(dc, rej, &ch)
 			}
 			st.rejections += len(r.rejected)
+			if !ch.empty() {
+				changes = append(changes, ch)
+			}
 		}
 		return putAppliedTx(tx, logPosition{logs[len(logs)-1].Index, logs[len(logs)-1].Term})
 	})
-	return st, err
+	return st, changes, err
+}
+
+// noteChange adds what an applied command changed to ch, by its noteFunc.
+// A command without batch items that was rejected changed nothing.
+func noteChange(dc decodedCmd, rej []Rejection, ch *Change) {
+	note, ok := notes[dc.typ]
+	if !ok {
+		return
+	}
+	var items map[int]bool
+	if len(rej) > 0 {
+		if dc.typ != TypeTransitionTasks {
+			return
+		}
+		items = make(map[int]bool, len(rej))
+		for _, rj := range rej {
+			items[rj.Item] = true
+		}
+	}
+	note(dc.cmd, items, ch)
 }
 
 // view runs fn in a read transaction on the current db.

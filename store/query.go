@@ -56,3 +56,15 @@ func (s *Store) Task(runID string, index int) (Task, error) {
 	err := s.fsm.view(func(tx *bolt.Tx) (err error) { t, err = getTaskTx(tx, runID, index); return })
 	return t, err
 }
+
+// CancelRequested reports whether the run's cancellation was requested
+// (and not undone by a retry). It reads one key: cheap enough to ask
+// before every start.
+func (s *Store) CancelRequested(runID string) (bool, error) {
+	var canceled bool
+	err := s.fsm.view(func(tx *bolt.Tx) error {
+		canceled = tx.Bucket(bucketRunsCanceled).Get([]byte(runID)) != nil
+		return nil
+	})
+	return canceled, err
+}

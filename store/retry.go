@@ -65,6 +65,9 @@ func applyRetryRun(tx *bolt.Tx, c RetryRun) ([]Rejection, error) {
 		}
 	}
 	r.State, r.Error, r.FinishedAt, r.CancelRequested, r.Outputs = spec.RunRunning, "", time.Time{}, false, nil
+	if err := tx.Bucket(bucketRunsCanceled).Delete([]byte(r.ID)); err != nil {
+		return nil, err
+	}
 	if r.StartedAt.IsZero() {
 		r.StartedAt = c.Time
 	}

@@ -163,6 +163,9 @@ func applyRequestCancel(tx *bolt.Tx, c RequestCancel) ([]Rejection, error) {
 		return reject("cancel run %q: run is already %s", c.RunID, r.State), nil
 	}
 	r.CancelRequested = true
+	if err := tx.Bucket(bucketRunsCanceled).Put([]byte(r.ID), nil); err != nil {
+		return nil, err
+	}
 	if r.State == spec.RunPending || r.State == spec.RunRunning {
 		r.State = spec.RunCanceling
 	}

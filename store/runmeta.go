@@ -96,7 +96,7 @@ func applyDeleteRun(tx *bolt.Tx, c DeleteRun) ([]Rejection, error) {
 		return reject("delete run %s: run is %s; terminate it first", r.ID, r.State), nil
 	}
 	id := []byte(r.ID)
-	for _, b := range [][]byte{bucketRuns, bucketPlans, bucketRunsActive} {
+	for _, b := range [][]byte{bucketRuns, bucketPlans, bucketRunsActive, bucketRunsCanceled} {
 		if err := tx.Bucket(b).Delete(id); err != nil {
 			return nil, err
 		}

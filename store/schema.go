@@ -55,7 +55,21 @@ var (
 	bucketCache = []byte("cache")
 )
 
-var allBuckets = [][]byte{bucketCache, bucketMeta, bucketRuns, bucketPlans, bucketRunsByRequest, bucketRunsActive, bucketTasks,
+// Worker buckets (node.go). Created on open like every bucket, so data
+// dirs from before them open unchanged.
+var (
+	// bucketNodes: node id -> JSON Node.
+	bucketNodes = []byte("nodes")
+	// bucketAssignments: execution id -> JSON Assignment, while its attempt
+	// is live.
+	bucketAssignments = []byte("assignments")
+	// bucketRunsCanceled: run ID -> empty, for every run whose
+	// cancellation was requested (and not undone by a retry): checked
+	// before each start without decoding the run.
+	bucketRunsCanceled = []byte("runs_canceled")
+)
+
+var allBuckets = [][]byte{bucketCache, bucketNodes, bucketAssignments, bucketRunsCanceled, bucketMeta, bucketRuns, bucketPlans, bucketRunsByRequest, bucketRunsActive, bucketTasks,
 	bucketExperiments, bucketExperimentsByName, bucketTokens, bucketNamespaces, bucketRunMeta,
 	bucketPipelines, bucketPipelinesByName, bucketPipelineVersions, bucketRecurringRuns}
 

@@ -125,6 +125,8 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("restore: reopen: %w", err)
 	}
 	f.db = db
+	// The state was replaced wholesale: subscribers rescan it.
+	defer f.feed.lagAll()
 	return db.Update(func(tx *bolt.Tx) error {
 		f.setApplied(appliedTx(tx))
 		if localID == nil {

@@ -119,10 +119,10 @@ func ExpandedName(group string, loop bool, k int, name string) string {
 func (TransitionTasks) Type() CommandType { return TypeTransitionTasks }
 
 func init() {
-	registerJSON(TypeTransitionTasks, "transition_tasks", 1, applyTransitionTasks)
+	registerJSONNoted(TypeTransitionTasks, "transition_tasks", 1, applyTransitionTasks)
 }
 
-func applyTransitionTasks(tx *bolt.Tx, c TransitionTasks) ([]Rejection, error) {
+func applyTransitionTasks(tx *bolt.Tx, c TransitionTasks, ch *Change) ([]Rejection, error) {
 	run, err := getRunTx(tx, c.RunID, false)
 	if err != nil {
 		rej := make([]Rejection, len(c.Items))
@@ -150,6 +150,10 @@ func applyTransitionTasks(tx *bolt.Tx, c TransitionTasks) ([]Rejection, error) {
 			continue
 		}
 		reason := ""
+		ended := "" // the execution of the attempt live before this item
+		if n := len(t.Attempts); t.State == spec.TaskRunning && n > 0 && t.Attempts[n-1].State == spec.TaskRunning {
+			ended = t.Attempts[n-1].ExecutionID
+		}
 		if it.Expand != nil {
 			reason = expandTask(&run, t, it, tasks, noNewAttempts)
 		} else {
@@ -159,6 +163,12 @@ func applyTransitionTasks(tx *bolt.Tx, c TransitionTasks) ([]Rejection, error) {
 			rej = append(rej, Rejection{Item: i, Reason: fmt.Sprintf("run %q task %d (%s) %s -> %s attempt %d: %s",
 				c.RunID, it.Task, t.Name, it.From, it.To, it.Attempt, reason)})
 			continue
+		}
+		if ended != "" && (t.State != spec.TaskRunning || t.Attempts[len(t.Attempts)-1].ExecutionID != ended) {
+			// The attempt ended: so does its assignment to a worker.
+			if err := dropAssignmentTx(tx, ended, ch); err != nil {
+				return nil, err
+			}
 		}
 		if it.Expand != nil {
 			runChanged = true

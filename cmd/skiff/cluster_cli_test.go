@@ -46,11 +46,12 @@ type clusterProc struct {
 func (p *clusterProc) stderr() string { p.mu.Lock(); defer p.mu.Unlock(); return p.log.String() }
 
 // startClusterNode runs one 'skiff server' of a three-node cluster.
-func startClusterNode(t *testing.T, dir, id, listen, raft string, join []string) *clusterProc {
+func startClusterNode(t *testing.T, dir, id, listen, raft string, join []string, extra ...string) *clusterProc {
 	t.Helper()
-	cmd := exec.Command(skiffBin, "--data-dir", filepath.Join(dir, id), "server", "--no-auth", "--listen", listen,
+	args := []string{"--data-dir", filepath.Join(dir, id), "server", "--no-auth", "--listen", listen,
 		"--raft", raft, "--bootstrap-expect", "3", "--join", strings.Join(join, ","), "--node-id", id,
-		"--default-executor", "sim", "--sim-duration", "100ms")
+		"--default-executor", "sim", "--sim-duration", "100ms"}
+	cmd := exec.Command(skiffBin, append(args, extra...)...)
 	p := &clusterProc{id: id, url: "http://" + listen, cmd: cmd}
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
@@ -101,7 +102,9 @@ func TestCluster_ThreeServersSurviveLeaderKill(t *testing.T) {
 	raft, listen := freeAddrs(t, 3), freeAddrs(t, 3)
 	procs := make([]*clusterProc, 3)
 	for i := range procs {
-		procs[i] = startClusterNode(t, dir, fmt.Sprintf("n%d", i), listen[i], raft[i], raft)
+		// A short node TTL: the killed leader's worker is declared down
+		// (and its step runs again) within seconds.
+		procs[i] = startClusterNode(t, dir, fmt.Sprintf("n%d", i), listen[i], raft[i], raft, "--worker-heartbeat", "200ms", "--node-ttl", "2s")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -229,5 +232,100 @@ func pollUntil(t *testing.T, limit time.Duration, what string, fn func() error) 
 			t.Fatalf("%s: not within %s: %v", what, limit, err)
 		}
 		time.Sleep(50 * time.Millisecond) // polling interval
+	}
+}
+
+// TestCluster_StepsOfAKilledWorkerRunElsewhere: three servers; a fan-out
+// of slow steps spreads over the three workers; a follower (and with it
+// its worker and the steps it runs) is killed with SIGKILL. Once its node
+// TTL lapses the leader declares it down, its steps run again on the
+// other nodes, and the run succeeds.
+func TestCluster_StepsOfAKilledWorkerRunElsewhere(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three servers")
+	}
+	dir := t.TempDir()
+	raft, listen := freeAddrs(t, 3), freeAddrs(t, 3)
+	procs := make([]*clusterProc, 3)
+	for i := range procs {
+		procs[i] = startClusterNode(t, dir, fmt.Sprintf("n%d", i), listen[i], raft[i], raft,
+			"--sim-duration", "3s", "--worker-heartbeat", "200ms", "--node-ttl", "2s")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	leader := -1
+	pollUntil(t, 30*time.Second, "a leader", func() error {
+		ms, err := api.NewClient(procs[0].url, "").ClusterMembers(ctx)
+		if err != nil {
+			return err
+		}
+		for i, p := range procs {
+			if ms.LeaderID == p.id {
+				leader = i
+				return nil
+			}
+		}
+		return fmt.Errorf("no leader yet")
+	})
+	victim, other := (leader+1)%3, (leader+2)%3
+	oc := api.NewClient(procs[other].url, "")
+	var b strings.Builder
+	b.WriteString("name: fan\nexecutor: sim\ntasks:\n")
+	for i := range 9 {
+		fmt.Fprintf(&b, "  - {name: s%d, command: [x]}\n", i)
+	}
+	// Registered workers first: a run submitted before they are would
+	// just wait for them.
+	time.Sleep(time.Second) // let the three workers register (a wait for an event the API does not show)
+	run, err := oc.CreateRun(ctx, api.Run{DisplayName: "fan", PipelineSpec: mustJSON(b.String())}, "fan-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, 30*time.Second, "every step running", func() error {
+		r, err := oc.GetRun(ctx, run.RunID)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, d := range r.RunDetails.TaskDetails {
+			if d.State == "RUNNING" {
+				n++
+			}
+		}
+		if n < 9 {
+			return fmt.Errorf("%d steps running", n)
+		}
+		return nil
+	})
+	if err := procs[victim].cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	var final api.Run
+	pollUntil(t, 60*time.Second, "the run's end", func() error {
+		r, err := oc.GetRun(ctx, run.RunID)
+		if err != nil {
+			return err
+		}
+		if r.State != "SUCCEEDED" && r.State != "FAILED" && r.State != "CANCELED" {
+			return fmt.Errorf("run %s", r.State)
+		}
+		final = r
+		return nil
+	})
+	if final.State != "SUCCEEDED" {
+		t.Fatalf("run ended %s: %+v", final.State, final.Error)
+	}
+	again := 0
+	for _, d := range final.RunDetails.TaskDetails {
+		if d.ExecutorDetail != nil && d.ExecutorDetail.Attempts != "1" {
+			again++
+		}
+	}
+	if again == 0 {
+		t.Fatalf("no step ran again after its worker was killed: %+v", final.RunDetails.TaskDetails)
+	}
+	t.Logf("%d of 9 steps ran again on the surviving nodes", again)
+	if !strings.Contains(procs[leader].stderr()+procs[other].stderr(), "node down") {
+		t.Errorf("the leader did not log the node down")
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/skiffml/skiff/engine/spec"
 	"github.com/skiffml/skiff/executors"
 	"github.com/skiffml/skiff/store"
+	"github.com/skiffml/skiff/worker"
 )
 
 // leaderEngine runs an engine on this node only while it is the raft
@@ -32,6 +33,9 @@ type leaderEngine struct {
 	onTerm func(ctx context.Context)
 	// onReady is called once the first engine has resumed its runs.
 	onReady func(resumed int)
+	// dispatch places the engine's executions on the workers (its
+	// executors are the engine's); nil = the engine runs them here.
+	dispatch *worker.Dispatcher
 
 	mu      sync.Mutex
 	cur     *engine.Engine // nil while not leading
@@ -39,12 +43,15 @@ type leaderEngine struct {
 	stop    func()         // ends the current term
 }
 
-func newLeaderEngine(cfg engine.Config, st *store.Store, log *slog.Logger) (*leaderEngine, error) {
+// newLeaderEngine returns the leader engine of a server: cfg's executors
+// are d's (the engine places executions on workers); local are this
+// process's own, which Executor answers with (logs of what runs here).
+func newLeaderEngine(cfg engine.Config, st *store.Store, log *slog.Logger, d *worker.Dispatcher, local []executors.Executor) (*leaderEngine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	le := &leaderEngine{cfg: cfg, st: st, log: log, execs: map[string]executors.Executor{}, changed: make(chan struct{})}
-	for _, x := range cfg.Executors {
+	le := &leaderEngine{cfg: cfg, st: st, log: log, execs: map[string]executors.Executor{}, changed: make(chan struct{}), dispatch: d}
+	for _, x := range local {
 		le.execs[x.Name()] = x
 	}
 	return le, nil
@@ -115,6 +122,12 @@ func (le *leaderEngine) startTerm() {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	waitDispatch := func() {}
+	if le.dispatch != nil {
+		// Before the engine resumes: adoption reads the assignments, and
+		// nothing applied from now on is missed.
+		waitDispatch = le.dispatch.Start(ctx)
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -136,6 +149,7 @@ func (le *leaderEngine) startTerm() {
 		le.log.Error("cluster: new leader could not resume runs; stepping down from scheduling", "err", err)
 		cancel()
 		wg.Wait()
+		waitDispatch()
 		if reg != nil {
 			reg.unregisterAll()
 		}
@@ -151,6 +165,7 @@ func (le *leaderEngine) startTerm() {
 	le.stop = func() {
 		cancel()
 		wg.Wait()
+		waitDispatch()
 		if reg != nil {
 			reg.unregisterAll()
 		}

@@ -36,6 +36,8 @@ type node struct {
 	blobs  *blob.Store
 	local  *local.Executor
 	docker *docker.Executor // nil when no Docker engine answered
+	// execs are this process's executors (a server's worker runs them).
+	execs  []executors.Executor
 	engine *engine.Engine
 	log    *slog.Logger
 	// events carries the engine's updates to the API's event stream (the

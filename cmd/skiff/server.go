@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -29,6 +30,7 @@ import (
 	"github.com/skiffml/skiff/store"
 	"github.com/skiffml/skiff/store/blob"
 	"github.com/skiffml/skiff/ui"
+	"github.com/skiffml/skiff/worker"
 )
 
 func serverCommand() *cli.Command {
@@ -53,7 +55,10 @@ enables it: 'skiff server policy --namespace N --allow-executor local'.
 
 With --raft the server is one member of a raft cluster (docs/cluster.md):
 any member answers, writes go to the leader, and the engine runs on the
-leader only (resuming unfinished runs when it becomes leader).
+leader only (resuming unfinished runs when it becomes leader). Every server
+runs a worker: the leader assigns each step to a live worker that fits it,
+and a worker silent for --node-ttl is declared down (its steps run again
+elsewhere).
 
 SIGINT/SIGTERM stop accepting requests, finish those in flight and stop the
 engine; unfinished runs continue at the next start.
@@ -184,10 +189,23 @@ func openServerNode(c *cli.Context, dir string, cs *clusterSetup, reg prometheus
 	} else {
 		log.Info("docker executor not available", "err", err)
 	}
-	ecfg := engine.DefaultConfig(n.store, execs...)
+	// The engine runs on the leader and places executions on the workers
+	// (every server runs one: serverAction): its executors are the
+	// dispatcher's, one per kind this node offers.
+	kinds := make([]string, len(execs))
+	for i, x := range execs {
+		kinds[i] = x.Name()
+	}
+	d, err := worker.NewDispatcher(worker.DispatchConfig{Store: n.store, Kinds: kinds, NodeTTL: cs.raft.NodeTTL,
+		Interval: cs.raft.WorkerHeartbeat, Logger: log})
+	if err != nil {
+		return fail(err)
+	}
+	n.execs = execs
+	ecfg := engine.DefaultConfig(n.store, d.Executors()...)
 	ecfg.DefaultExecutor = c.String("default-executor")
 	ecfg.Logger, ecfg.Registerer, ecfg.OnUpdate = log, reg, onUpdate
-	le, err := newLeaderEngine(ecfg, n.store, log)
+	le, err := newLeaderEngine(ecfg, n.store, log, d, execs)
 	if err != nil {
 		if errors.Is(err, engine.ErrUnknownExecutor) {
 			return fail(usageError("--default-executor: %v", err))
@@ -283,6 +301,11 @@ func serverAction(c *cli.Context) error {
 	stopFollow := le.follow()
 	defer stopFollow()
 	member.Serve()
+	stopWorker, err := runWorker(n, member, self, cs.raft)
+	if err != nil {
+		return err
+	}
+	defer stopWorker()
 	go func() {
 		if err := member.Form(ctx); err != nil {
 			n.log.Error("cluster: not formed", "err", err)
@@ -336,8 +359,37 @@ func serverAction(c *cli.Context) error {
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
+	stopWorker()
 	stopFollow()
 	return err
+}
+
+// runWorker runs this server's worker until the returned stop is called:
+// it registers the node with its executors and capacity, heartbeats, and
+// runs what the leader assigns to it.
+func runWorker(n *node, member *cluster.Node, apiURL string, rc store.RaftConfig) (stop func(), err error) {
+	w, err := worker.New(worker.Config{NodeID: n.store.ID(), APIURL: apiURL, Capacity: n.local.Capacity(),
+		Executors: n.execs, Proposer: workerProposer{member}, State: n.store, Heartbeat: rc.WorkerHeartbeat, Logger: n.log})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := w.Run(ctx); err != nil {
+			n.log.Error("worker stopped", "err", err)
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { cancel(); <-done }) }, nil
+}
+
+// workerProposer sends the worker's commands through the leader.
+type workerProposer struct{ m *cluster.Node }
+
+func (p workerProposer) Apply(ctx context.Context, cmds ...store.Command) (store.ApplyResult, error) {
+	return p.m.ProposeWorker(ctx, cmds...)
 }
 
 func policyAction(c *cli.Context) error {

@@ -26,7 +26,21 @@ func clusterFlags() []cli.Flag {
 		&cli.IntFlag{Name: "bootstrap-expect", Usage: "form a new cluster once `N` fresh servers (this one included) have found each other through --join"},
 		&cli.StringSliceFlag{Name: "join", EnvVars: []string{"SKIFF_JOIN"}, Usage: "cluster `ADDR[,ADDR...]` of other servers: to join their cluster, or to find the --bootstrap-expect peers (repeatable)"},
 		&cli.StringFlag{Name: "node-id", Usage: "this server's cluster `ID` (default: generated once and kept in the data dir)"},
+		&cli.DurationFlag{Name: "worker-heartbeat", Value: store.DefaultRaftConfig().WorkerHeartbeat, Usage: "how often this server's worker renews its lease (one command per node)"},
+		&cli.DurationFlag{Name: "node-ttl", Value: store.DefaultRaftConfig().NodeTTL, Usage: "a worker not heard from for this `DURATION` is declared down by the leader; what it ran is lost and runs again elsewhere (at least twice --worker-heartbeat)"},
 	}
+}
+
+// workerTimings sets the worker knobs of rc from the flags.
+func workerTimings(c *cli.Context, rc *store.RaftConfig) error {
+	rc.WorkerHeartbeat, rc.NodeTTL = c.Duration("worker-heartbeat"), c.Duration("node-ttl")
+	switch {
+	case rc.WorkerHeartbeat <= 0:
+		return usageError("--worker-heartbeat %s: must be positive", rc.WorkerHeartbeat)
+	case rc.NodeTTL < 2*rc.WorkerHeartbeat:
+		return usageError("--node-ttl %s: must be at least twice --worker-heartbeat (%s)", rc.NodeTTL, rc.WorkerHeartbeat)
+	}
+	return nil
 }
 
 // nodeIDFile keeps a server's cluster id in its data dir.
@@ -89,6 +103,9 @@ type clusterSetup struct {
 // one-voter cluster on an in-memory transport, as a workstation's.
 func setupCluster(c *cli.Context, dir, apiURL string) (*clusterSetup, error) {
 	cs := &clusterSetup{raft: store.LocalRaftConfig(), cfg: cluster.DefaultConfig(apiURL)}
+	if err := workerTimings(c, &cs.raft); err != nil {
+		return nil, err
+	}
 	var join []string
 	for _, j := range c.StringSlice("join") {
 		join = append(join, nonEmpty(strings.Split(j, ","))...)
@@ -126,6 +143,7 @@ func setupCluster(c *cli.Context, dir, apiURL string) (*clusterSetup, error) {
 	}
 	cs.raft = store.DefaultRaftConfig()
 	cs.raft.NodeID = id
+	cs.raft.WorkerHeartbeat, cs.raft.NodeTTL = c.Duration("worker-heartbeat"), c.Duration("node-ttl")
 	cs.cfg.BootstrapExpect, cs.cfg.Join = expect, join
 	return cs, nil
 }

@@ -1,0 +1,187 @@
+package store
+
+import (
+	"sync"
+)
+
+// Change is what one applied raft entry changed that the engine or a
+// worker acts on. Only changes the FSM accepted are listed (a rejected
+// command or batch item changed nothing).
+type Change struct {
+	// Index is the raft index of the entry.
+	Index uint64
+	// RunsCreated, RunsCanceled and RunsRetried name the runs a CreateRun,
+	// RequestCancel or RetryRun of the entry changed.
+	RunsCreated  []string
+	RunsCanceled []string
+	RunsRetried  []string
+	// Tasks are the tasks whose record a transition changed.
+	Tasks []TaskRef
+	// Assignments are the executions whose assignment was made, changed
+	// (started, exited, cancel requested, lost) or dropped.
+	Assignments []string
+	// Nodes are the worker nodes registered, heartbeating or marked down.
+	Nodes []string
+}
+
+// TaskRef names one task of one run.
+type TaskRef struct {
+	RunID string
+	Task  int
+}
+
+func (c *Change) empty() bool {
+	return len(c.RunsCreated)+len(c.RunsCanceled)+len(c.RunsRetried)+len(c.Tasks)+len(c.Assignments)+len(c.Nodes) == 0
+}
+
+// DefaultFeedLimit is the number of changes a subscription holds before it
+// falls behind.
+const DefaultFeedLimit = 16384
+
+// Subscription receives the changes applied on this node, in log order.
+// Publishing never blocks the FSM: a subscriber that lets more than its
+// limit of changes pile up loses them all and is told it lagged, and must
+// then rescan the store (nothing is lost silently).
+type Subscription struct {
+	f      *feed
+	limit  int
+	notify chan struct{}
+
+	mu     sync.Mutex
+	queue  []Change
+	lagged bool
+	closed bool
+}
+
+// Ready is signalled (capacity 1) when Next has something to return.
+func (s *Subscription) Ready() <-chan struct{} { return s.notify }
+
+// Next returns the changes queued since the last call, oldest first, and
+// whether some were dropped since then (the subscriber fell behind, or the
+// state was replaced by a snapshot): then the subscriber must read what it
+// needs from the store again.
+func (s *Subscription) Next() (changes []Change, lagged bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	changes, lagged = s.queue, s.lagged
+	s.queue, s.lagged = nil, false
+	return changes, lagged
+}
+
+// Close ends the subscription. It is safe to call twice.
+func (s *Subscription) Close() {
+	s.mu.Lock()
+	s.closed, s.queue = true, nil
+	s.mu.Unlock()
+	s.f.remove(s)
+}
+
+func (s *Subscription) push(cs []Change) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if s.lagged || len(s.queue)+len(cs) > s.limit {
+		s.queue, s.lagged = nil, true
+	} else {
+		s.queue = append(s.queue, cs...)
+	}
+	s.mu.Unlock()
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Subscription) markLagged() {
+	s.mu.Lock()
+	if !s.closed {
+		s.queue, s.lagged = nil, true
+	}
+	s.mu.Unlock()
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+// feed fans applied changes out to the subscriptions.
+type feed struct {
+	mu   sync.Mutex
+	subs map[*Subscription]struct{}
+}
+
+func (f *feed) add(s *Subscription) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.subs == nil {
+		f.subs = map[*Subscription]struct{}{}
+	}
+	f.subs[s] = struct{}{}
+}
+
+func (f *feed) remove(s *Subscription) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.subs, s)
+}
+
+func (f *feed) publish(cs []Change) {
+	if len(cs) == 0 {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for s := range f.subs {
+		s.push(cs)
+	}
+}
+
+// lagAll tells every subscriber to rescan (the state was replaced).
+func (f *feed) lagAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for s := range f.subs {
+		s.markLagged()
+	}
+}
+
+// Subscribe returns a subscription to the changes this node applies from
+// now on; limit bounds its queue (0 = DefaultFeedLimit). Close it when
+// done.
+func (s *Store) Subscribe(limit int) *Subscription {
+	if limit <= 0 {
+		limit = DefaultFeedLimit
+	}
+	sub := &Subscription{f: &s.fsm.feed, limit: limit, notify: make(chan struct{}, 1)}
+	s.fsm.feed.add(sub)
+	return sub
+}
+
+// noteFunc adds what an accepted command changed to ch; rejected lists the
+// command's rejected batch items (for batch commands; a command rejected
+// as a whole is not noted).
+type noteFunc func(cmd Command, rejected map[int]bool, ch *Change)
+
+// notes holds the noteFunc of each command type that changes something
+// subscribers act on.
+var notes = map[CommandType]noteFunc{
+	TypeCreateRun: func(cmd Command, _ map[int]bool, ch *Change) {
+		ch.RunsCreated = append(ch.RunsCreated, cmd.(CreateRun).Run.ID)
+	},
+	TypeRequestCancel: func(cmd Command, _ map[int]bool, ch *Change) {
+		ch.RunsCanceled = append(ch.RunsCanceled, cmd.(RequestCancel).RunID)
+	},
+	TypeRetryRun: func(cmd Command, _ map[int]bool, ch *Change) {
+		ch.RunsRetried = append(ch.RunsRetried, cmd.(RetryRun).RunID)
+	},
+	TypeTransitionTasks: func(cmd Command, rejected map[int]bool, ch *Change) {
+		c := cmd.(TransitionTasks)
+		for i, it := range c.Items {
+			if !rejected[i] {
+				ch.Tasks = append(ch.Tasks, TaskRef{RunID: c.RunID, Task: it.Task})
+			}
+		}
+	},
+}

@@ -1,0 +1,112 @@
+package store
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/skiffml/skiff/engine/spec"
+)
+
+func subscribeFSM(f *testFSM, limit int) *Subscription {
+	sub := &Subscription{f: &f.feed, limit: limit, notify: make(chan struct{}, 1)}
+	f.feed.add(sub)
+	return sub
+}
+
+func TestFeed_ListsAcceptedChangesOnly(t *testing.T) {
+	f := newTestFSM(t)
+	sub := subscribeFSM(f, 100)
+	defer sub.Close()
+	f.mustAccept(t, newRun("r1", 2))
+	// A duplicate run is rejected: not listed.
+	f.apply(t, newRun("r1", 2), RequestCancel{RunID: "nope", Time: t0})
+	// Item 1 is stale (task 1 is PENDING, not RUNNING): only task 0 listed.
+	f.apply(t, TransitionTasks{RunID: "r1", Items: []Transition{
+		{Task: 0, Attempt: 1, From: spec.TaskPending, To: spec.TaskRunning, Time: t0, ExecutionID: "r1-0-1"},
+		{Task: 1, Attempt: 1, From: spec.TaskRunning, To: spec.TaskSucceeded, Time: t0},
+	}})
+	f.mustAccept(t, RequestCancel{RunID: "r1", Time: t0})
+	select {
+	case <-sub.Ready():
+	default:
+		t.Fatal("Ready not signalled")
+	}
+	got, lagged := sub.Next()
+	if lagged {
+		t.Fatal("lagged with room to spare")
+	}
+	want := []Change{
+		{Index: 1, RunsCreated: []string{"r1"}},
+		{Index: 3, Tasks: []TaskRef{{RunID: "r1", Task: 0}}},
+		{Index: 4, RunsCanceled: []string{"r1"}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("changes:\n got %+v\nwant %+v", got, want)
+	}
+	if got, _ := sub.Next(); len(got) != 0 {
+		t.Fatalf("Next again: %+v", got)
+	}
+}
+
+func TestFeed_SlowSubscriberLagsAndNeverBlocksApply(t *testing.T) {
+	f := newTestFSM(t)
+	slow := subscribeFSM(f, 2)
+	defer slow.Close()
+	for _, id := range []string{"a", "b", "c", "d"} {
+		f.mustAccept(t, newRun(id, 1)) // would block here if publishing waited
+	}
+	got, lagged := slow.Next()
+	if !lagged || len(got) != 0 {
+		t.Fatalf("want lagged with nothing queued, got lagged=%v %+v", lagged, got)
+	}
+	f.mustAccept(t, newRun("e", 1))
+	got, lagged = slow.Next()
+	if lagged || len(got) != 1 || got[0].RunsCreated[0] != "e" {
+		t.Fatalf("after the rescan signal the feed resumes: lagged=%v %+v", lagged, got)
+	}
+	slow.Close()
+	f.mustAccept(t, newRun("f", 1))
+	if got, _ := slow.Next(); len(got) != 0 {
+		t.Fatalf("closed subscription got %+v", got)
+	}
+}
+
+func TestFeed_StoreSubscribeSeesRetry(t *testing.T) {
+	s := openTestStore(t, t.TempDir())
+	defer s.Close()
+	sub := s.Subscribe(0)
+	defer sub.Close()
+	ctx := t.Context()
+	if _, err := s.Apply(ctx, newRun("r", 1), SetRunState{RunID: "r", From: spec.RunRunning, To: spec.RunFailed, Time: t0}, RetryRun{RunID: "r", Time: t0}); err != nil {
+		t.Fatal(err)
+	}
+	<-sub.Ready()
+	got, _ := sub.Next()
+	if len(got) != 1 || !reflect.DeepEqual(got[0].RunsRetried, []string{"r"}) || !reflect.DeepEqual(got[0].RunsCreated, []string{"r"}) {
+		t.Fatalf("changes: %+v", got)
+	}
+}
+
+func TestStore_CancelRequestedFollowsCancelAndRetry(t *testing.T) {
+	s := openTestStore(t, t.TempDir())
+	defer s.Close()
+	ctx := t.Context()
+	check := func(want bool) {
+		t.Helper()
+		if got, err := s.CancelRequested("r"); err != nil || got != want {
+			t.Fatalf("CancelRequested = %v, %v; want %v", got, err, want)
+		}
+	}
+	if _, err := s.Apply(ctx, newRun("r", 1)); err != nil {
+		t.Fatal(err)
+	}
+	check(false)
+	if _, err := s.Apply(ctx, RequestCancel{RunID: "r", Time: t0}); err != nil {
+		t.Fatal(err)
+	}
+	check(true)
+	if _, err := s.Apply(ctx, SetRunState{RunID: "r", From: spec.RunCanceling, To: spec.RunCanceled, Time: t0}, RetryRun{RunID: "r", Time: t0}); err != nil {
+		t.Fatal(err)
+	}
+	check(false)
+}

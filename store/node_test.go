@@ -1,0 +1,189 @@
+package store
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/skiffml/skiff/engine/spec"
+	bolt "go.etcd.io/bbolt"
+)
+
+func testNode(id string) Node {
+	return Node{ID: id, Capacity: spec.Resources{MilliCPU: 4000, MemoryBytes: 1 << 30}, Executors: []string{"sim"}}
+}
+
+// workerFixture: node n1 at epoch 1 holds the assignment of run r1's task
+// 0, attempt 1 (execution r1-0-1).
+func workerFixture(t *testing.T) *testFSM {
+	t.Helper()
+	f := newTestFSM(t)
+	f.mustAccept(t, RegisterNode{Node: testNode("n1"), Epoch: 1, Time: t0}, RegisterNode{Node: testNode("n2"), Epoch: 1, Time: t0},
+		newRun("r1", 2))
+	f.mustAccept(t, TransitionTasks{RunID: "r1", Items: []Transition{{Task: 0, Attempt: 1, From: spec.TaskPending, To: spec.TaskRunning, Time: t0, ExecutionID: "r1-0-1"}}})
+	f.mustAccept(t, AssignExecution{Assignment: Assignment{ExecutionID: "r1-0-1", RunID: "r1", Task: 0, Attempt: 1, NodeID: "n1", Epoch: 1, Executor: "sim", AssignedAt: t0}})
+	return f
+}
+
+func (f *testFSM) getAssignment(t *testing.T, id string) (Assignment, bool) {
+	t.Helper()
+	var a Assignment
+	var found bool
+	err := f.view(func(tx *bolt.Tx) (err error) { a, found, err = getAssignmentTx(tx, id); return })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, found
+}
+
+func (f *testFSM) mustAssignment(t *testing.T, id string) Assignment {
+	t.Helper()
+	a, found := f.getAssignment(t, id)
+	if !found {
+		t.Fatalf("no assignment %s", id)
+	}
+	return a
+}
+
+func wantRejected(t *testing.T, r *applyResponse, substr string) {
+	t.Helper()
+	if len(r.rejected) != 1 || !strings.Contains(r.rejected[0].Reason, substr) {
+		t.Fatalf("want one rejection containing %q, got %+v", substr, r.rejected)
+	}
+}
+
+func TestFSM_ReportFencing(t *testing.T) {
+	exit := &Exit{Outcome: OutcomeSucceeded, Time: t0, Outputs: map[string]spec.Value{"x": {Param: []byte(`1`)}}}
+	t.Run("stale epoch rejected", func(t *testing.T) {
+		f := workerFixture(t)
+		wantRejected(t, f.apply(t, ReportExecution{ExecutionID: "r1-0-1", NodeID: "n1", Epoch: 2, Exit: exit, Time: t0}), "stale epoch")
+		wantRejected(t, f.apply(t, ReportExecution{ExecutionID: "r1-0-1", NodeID: "n1", Epoch: 0, Started: true, Time: t0}), "stale epoch")
+	})
+	t.Run("node that does not hold the assignment rejected", func(t *testing.T) {
+		f := workerFixture(t)
+		wantRejected(t, f.apply(t, ReportExecution{ExecutionID: "r1-0-1", NodeID: "n2", Epoch: 1, Exit: exit, Time: t0}), "does not hold")
+		wantRejected(t, f.apply(t, ReportExecution{ExecutionID: "r1-1-1", NodeID: "n1", Epoch: 1, Started: true, Time: t0}), "does not hold")
+		wantRejected(t, f.apply(t, ReportExecution{ExecutionID: "r1-0-1", NodeID: "ghost", Epoch: 1, Started: true, Time: t0}), "not registered")
+	})
+	t.Run("holder reports start then exit once", func(t *testing.T) {
+		f := workerFixture(t)
+		f.mustAccept(t, ReportExecution{ExecutionID: "r1-0-1", NodeID: "n1", Epoch: 1, Started: true, Time: t0})
+		f.mustAccept(t, ReportExecution{ExecutionID: "r1-0-1", NodeID: "n1", Epoch: 1, Exit: exit, Time: t0.Add(time.Second)})
+		a := f.mustAssignment(t, "r1-0-1")
+		if !a.StartedAt.Equal(t0) || a.Exit == nil || a.Exit.Outcome != OutcomeSucceeded || string(a.Exit.Outputs["x"].Param) != "1" {
+			t.Fatalf("assignment: %+v", a)
+		}
+		wantRejected(t, f.apply(t, ReportExecution{ExecutionID: "r1-0-1", NodeID: "n1", Epoch: 1, Exit: exit, Time: t0}), "already ended")
+		wantRejected(t, f.apply(t, ReportExecution{ExecutionID: "r1-0-1", NodeID: "n1", Epoch: 1, Exit: &Exit{Outcome: "weird"}, Time: t0}), "already ended")
+	})
+	t.Run("unknown outcome rejected", func(t *testing.T) {
+		f := workerFixture(t)
+		wantRejected(t, f.apply(t, ReportExecution{ExecutionID: "r1-0-1", NodeID: "n1", Epoch: 1, Exit: &Exit{Outcome: "lost"}, Time: t0}), "exit.outcome")
+	})
+	t.Run("re-registration loses what the old epoch held and fences it", func(t *testing.T) {
+		f := workerFixture(t)
+		wantRejected(t, f.apply(t, RegisterNode{Node: testNode("n1"), Epoch: 1, Time: t0}), "stale epoch 1")
+		f.mustAccept(t, RegisterNode{Node: testNode("n1"), Epoch: 2, Time: t0})
+		a := f.mustAssignment(t, "r1-0-1")
+		if a.Exit == nil || a.Exit.Outcome != OutcomeLost || !strings.Contains(a.Exit.Reason, "restarted") {
+			t.Fatalf("assignment after re-registration: %+v", a)
+		}
+		wantRejected(t, f.apply(t, ReportExecution{ExecutionID: "r1-0-1", NodeID: "n1", Epoch: 1, Exit: exit, Time: t0}), "stale epoch")
+		wantRejected(t, f.apply(t, ReportExecution{ExecutionID: "r1-0-1", NodeID: "n1", Epoch: 2, Exit: exit, Time: t0}), "does not hold")
+		wantRejected(t, f.apply(t, Heartbeat{NodeID: "n1", Epoch: 1, Time: t0}), "stale epoch")
+	})
+	t.Run("down node: lost, heartbeats and reports refused", func(t *testing.T) {
+		f := workerFixture(t)
+		f.mustAccept(t, Heartbeat{NodeID: "n1", Epoch: 1, Time: t0.Add(time.Second)})
+		// A proposer that saw the old heartbeat loses to the newer one.
+		wantRejected(t, f.apply(t, MarkNodeDown{NodeID: "n1", Epoch: 1, LastHeartbeat: t0, Time: t0.Add(time.Minute), Reason: "lapsed"}), "stale")
+		f.mustAccept(t, MarkNodeDown{NodeID: "n1", Epoch: 1, LastHeartbeat: t0.Add(time.Second), Time: t0.Add(time.Minute), Reason: "heartbeat lapsed"})
+		if a := f.mustAssignment(t, "r1-0-1"); a.Exit == nil || a.Exit.Outcome != OutcomeLost || !strings.Contains(a.Exit.Reason, "heartbeat lapsed") {
+			t.Fatalf("assignment of a down node: %+v", a)
+		}
+		wantRejected(t, f.apply(t, Heartbeat{NodeID: "n1", Epoch: 1, Time: t0.Add(2 * time.Minute)}), "down")
+		wantRejected(t, f.apply(t, ReportExecution{ExecutionID: "r1-0-1", NodeID: "n1", Epoch: 1, Exit: exit, Time: t0}), "down")
+	})
+}
+
+func TestFSM_AssignChecks(t *testing.T) {
+	f := workerFixture(t)
+	a := Assignment{ExecutionID: "r1-1-1", RunID: "r1", Task: 1, Attempt: 1, NodeID: "n2", Epoch: 1, Executor: "sim"}
+	wantRejected(t, f.apply(t, AssignExecution{Assignment: a}), "not the current running attempt")
+	f.mustAccept(t, TransitionTasks{RunID: "r1", Items: []Transition{{Task: 1, Attempt: 1, From: spec.TaskPending, To: spec.TaskRunning, Time: t0, ExecutionID: "r1-1-1"}}})
+	for _, tc := range []struct {
+		name   string
+		edit   func(*Assignment)
+		reason string
+	}{
+		{"stale epoch", func(a *Assignment) { a.Epoch = 7 }, "stale epoch"},
+		{"executor not offered", func(a *Assignment) { a.Executor = "docker" }, "does not offer"},
+		{"old attempt", func(a *Assignment) { a.ExecutionID, a.Attempt = "r1-1-0", 0 }, "not the current"},
+		{"unknown node", func(a *Assignment) { a.NodeID = "ghost" }, "not registered"},
+		{"already assigned", func(a *Assignment) { a.ExecutionID, a.Task = "r1-0-1", 0 }, "already assigned"},
+	} {
+		b := a
+		tc.edit(&b)
+		t.Run(tc.name, func(t *testing.T) { wantRejected(t, f.apply(t, AssignExecution{Assignment: b}), tc.reason) })
+	}
+	// Invariant 8: once the cancel is committed, nothing is assigned.
+	f.mustAccept(t, RequestCancel{RunID: "r1", Time: t0})
+	wantRejected(t, f.apply(t, AssignExecution{Assignment: a}), "cancelled or final")
+}
+
+func TestFSM_EndedAttemptDropsItsAssignment(t *testing.T) {
+	f := workerFixture(t)
+	sub := subscribeFSM(f, 10)
+	f.mustAccept(t, CancelAssignment{ExecutionID: "r1-0-1", Time: t0})
+	if a := f.mustAssignment(t, "r1-0-1"); !a.CancelRequested {
+		t.Fatalf("cancel not recorded: %+v", a)
+	}
+	f.mustAccept(t, TransitionTasks{RunID: "r1", Items: []Transition{{Task: 0, Attempt: 1, From: spec.TaskRunning, To: spec.TaskCanceled, Time: t0}}})
+	if _, found := f.getAssignment(t, "r1-0-1"); found {
+		t.Fatal("the assignment of an ended attempt is still there")
+	}
+	got, _ := sub.Next()
+	want := []Change{
+		{Index: 4, Assignments: []string{"r1-0-1"}},
+		{Index: 5, Tasks: []TaskRef{{RunID: "r1", Task: 0}}, Assignments: []string{"r1-0-1"}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("feed:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// FuzzApplyWorkerCommands: whatever a worker (or a node passing its
+// commands on) sends, decoding and applying it never panics or halts the
+// state machine: a bad command is rejected.
+func FuzzApplyWorkerCommands(f *testing.F) {
+	exit := &Exit{Outcome: OutcomeFailed, ExitCode: 2, Reason: "x", Time: t0}
+	for _, cmds := range [][]Command{
+		{RegisterNode{Node: testNode("n1"), Epoch: 3, Time: t0}},
+		{Heartbeat{NodeID: "n1", Epoch: 1, Time: t0}},
+		{ReportExecution{ExecutionID: "r1-0-1", NodeID: "n1", Epoch: 1, Started: true, Exit: exit, Time: t0}},
+		{MarkNodeDown{NodeID: "n1", Epoch: 1, LastHeartbeat: t0, Time: t0, Reason: "r"}, CancelAssignment{ExecutionID: "r1-0-1", Time: t0}},
+	} {
+		data, err := EncodeCommands(cmds...)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cmds, err := DecodeCommands(data)
+		if err != nil || len(cmds) == 0 {
+			return
+		}
+		enc, err := EncodeCommands(cmds...)
+		if err != nil {
+			return // refused before it is proposed
+		}
+		fx := workerFixture(t)
+		r := fx.Apply(&raft.Log{Index: fx.next, Term: 1, Type: raft.LogCommand, Data: enc}).(*applyResponse)
+		if r.err != nil {
+			t.Fatalf("the state machine halted on %q: %v", data, r.err)
+		}
+	})
+}

@@ -1,0 +1,462 @@
+package worker_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/skiffml/skiff/engine"
+	"github.com/skiffml/skiff/engine/spec"
+	"github.com/skiffml/skiff/executors"
+	"github.com/skiffml/skiff/executors/sim"
+	"github.com/skiffml/skiff/store"
+	"github.com/skiffml/skiff/store/clustertest"
+	"github.com/skiffml/skiff/worker"
+)
+
+// Timing of the tests' workers: short, but tolerant of a loaded machine.
+const (
+	testHeartbeat = 150 * time.Millisecond
+	testNodeTTL   = 3 * time.Second
+)
+
+// ledger counts side effects across the whole cluster: starts per
+// execution, and executions live per task at each instant.
+type ledger struct {
+	mu         sync.Mutex
+	starts     map[string]int
+	live       map[string]int // run/task -> live executions
+	liveOf     map[string]string
+	violations []string
+	where      []string
+}
+
+func newLedger() *ledger {
+	return &ledger{starts: map[string]int{}, live: map[string]int{}, liveOf: map[string]string{}}
+}
+
+func (l *ledger) start(s *executors.Spec, node string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.where = append(l.where, fmt.Sprintf("%s@%s+%s", s.ID, node, time.Now().Format("05.000")))
+	l.starts[s.ID]++
+	if l.starts[s.ID] > 1 {
+		l.violations = append(l.violations, "execution "+s.ID+" started twice")
+	}
+	task := fmt.Sprintf("%s/%d", s.RunID, s.TaskIndex)
+	l.live[task]++
+	l.liveOf[s.ID] = task
+	if l.live[task] > 1 {
+		l.violations = append(l.violations, fmt.Sprintf("task %s has %d live executions (at %s on %s; starts so far %v)", task, l.live[task], s.ID, node, l.where))
+	}
+}
+
+func (l *ledger) end(id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.where = append(l.where, fmt.Sprintf("end:%s+%s", id, time.Now().Format("05.000")))
+	if task, ok := l.liveOf[id]; ok {
+		l.live[task]--
+		delete(l.liveOf, id)
+	}
+}
+
+func (l *ledger) total() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, c := range l.starts {
+		n += c
+	}
+	return n
+}
+
+func (l *ledger) bad() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.violations...)
+}
+
+// nodeExec is one node's sim executor, recording into the ledger. crash
+// ends its executions without a word (the node's process died).
+type nodeExec struct {
+	*sim.Executor
+	l       *ledger
+	node    string
+	mu      sync.Mutex
+	live    map[string]bool
+	crashed bool
+	ran     map[string]string // execution id -> node, shared
+}
+
+func (x *nodeExec) Start(ctx context.Context, s *executors.Spec, report func(executors.Event)) error {
+	x.mu.Lock()
+	if x.crashed {
+		x.mu.Unlock()
+		return fmt.Errorf("node %s is down", x.node)
+	}
+	x.live[s.ID] = true
+	x.mu.Unlock()
+	x.l.start(s, x.node)
+	x.l.mu.Lock()
+	x.ran[s.ID] = x.node
+	x.l.mu.Unlock()
+	err := x.Executor.Start(ctx, s, func(ev executors.Event) {
+		if ev.Kind == executors.EventExited {
+			x.mu.Lock()
+			was := x.live[ev.ID]
+			delete(x.live, ev.ID)
+			crashed := x.crashed
+			x.mu.Unlock()
+			if was {
+				x.l.end(ev.ID)
+			}
+			if crashed {
+				return
+			}
+		}
+		report(ev)
+	})
+	if err != nil { // it never ran
+		x.mu.Lock()
+		delete(x.live, s.ID)
+		x.mu.Unlock()
+		x.l.end(s.ID)
+	}
+	return err
+}
+
+func (x *nodeExec) crash() {
+	x.mu.Lock()
+	x.crashed = true
+	ids := make([]string, 0, len(x.live))
+	for id := range x.live {
+		ids = append(ids, id)
+	}
+	x.mu.Unlock()
+	for _, id := range ids {
+		_ = x.Executor.Cancel(context.Background(), id)
+	}
+}
+
+// cluster is clustertest's cluster with a worker on every node and an
+// engine (with a dispatcher) on the leader.
+type cluster struct {
+	t   testing.TB
+	c   *clustertest.Cluster
+	l   *ledger
+	ran map[string]string
+	sim sim.Config
+
+	nodes []*node
+
+	mu     sync.Mutex
+	stores []*store.Store // the live nodes' stores (the harness's fields are the test goroutine's)
+}
+
+type node struct {
+	i          int
+	exec       *nodeExec
+	stopWorker context.CancelFunc
+	workerDone chan struct{}
+	stopFollow func()
+	leading    bool
+}
+
+func newCluster(t testing.TB, n int, cfg sim.Config) *cluster {
+	t.Helper()
+	cl := &cluster{t: t, c: clustertest.MakeCluster(t, n), l: newLedger(), ran: map[string]string{}, sim: cfg, stores: make([]*store.Store, n)}
+	for i := range n {
+		cl.nodes = append(cl.nodes, &node{i: i})
+		cl.startNode(i)
+	}
+	t.Cleanup(func() {
+		for i := range cl.nodes {
+			cl.stopNode(i)
+		}
+	})
+	return cl
+}
+
+// proposer applies through whichever node leads now (a server forwards
+// to the leader; the in-memory cluster has no RPC).
+type proposer struct{ cl *cluster }
+
+func (p proposer) Apply(ctx context.Context, cmds ...store.Command) (store.ApplyResult, error) {
+	p.cl.mu.Lock()
+	stores := append([]*store.Store(nil), p.cl.stores...)
+	p.cl.mu.Unlock()
+	for _, st := range stores {
+		if st != nil && st.IsLeader() {
+			return st.Apply(ctx, cmds...)
+		}
+	}
+	return store.ApplyResult{}, store.ErrNotLeader
+}
+
+func (cl *cluster) startNode(i int) {
+	cl.t.Helper()
+	nd := cl.nodes[i]
+	st := cl.c.Nodes[i].Store
+	cl.mu.Lock()
+	cl.stores[i] = st
+	cl.mu.Unlock()
+	cl.startWorker(i)
+	d, err := worker.NewDispatcher(worker.DispatchConfig{Store: st, Kinds: []string{sim.Name}, NodeTTL: testNodeTTL, Interval: testHeartbeat, Logger: testLogger(cl.c.Nodes[i].ID)})
+	if err != nil {
+		cl.t.Fatal(err)
+	}
+	var term func()
+	nd.stopFollow = st.WatchLeadership(func(leader bool) {
+		if term != nil {
+			term()
+			term = nil
+		}
+		if leader {
+			term = cl.lead(st, d)
+		}
+	})
+}
+
+// startWorker starts node i's worker with a fresh executor (a new
+// process: a new epoch).
+func (cl *cluster) startWorker(i int) {
+	nd := cl.nodes[i]
+	st := cl.c.Nodes[i].Store
+	nd.exec = &nodeExec{Executor: sim.New(cl.sim), l: cl.l, node: cl.c.Nodes[i].ID, live: map[string]bool{}, ran: cl.ran}
+	w, err := worker.New(worker.Config{NodeID: cl.c.Nodes[i].ID, Executors: []executors.Executor{nd.exec},
+		Capacity: spec.Resources{MilliCPU: 8000}, Proposer: proposer{cl}, State: st, Heartbeat: testHeartbeat, Logger: testLogger(cl.c.Nodes[i].ID)})
+	if err != nil {
+		cl.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	nd.stopWorker, nd.workerDone = cancel, make(chan struct{})
+	go func() { defer close(nd.workerDone); _ = w.Run(ctx) }()
+}
+
+// lead runs one term: the dispatcher and an engine over it, resumed from
+// the store (what a server's leaderEngine does).
+func (cl *cluster) lead(st *store.Store, d *worker.Dispatcher) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	waitD := d.Start(ctx)
+	ecfg := engine.DefaultConfig(st, d.Executors()...)
+	ecfg.Logger = testLogger(st.ID())
+	e, err := engine.New(ecfg)
+	if err != nil {
+		cl.t.Error(err)
+		cancel()
+		return func() { waitD() }
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = e.Run(ctx) }()
+	vctx, vcancel := context.WithTimeout(ctx, 10*time.Second)
+	if err := st.VerifyLeader(vctx); err == nil {
+		_, _ = e.Resume(ctx)
+	}
+	vcancel()
+	return func() { cancel(); <-done; waitD() }
+}
+
+// stopNode kills node i: its worker, its executions (they die with it)
+// and its store.
+func (cl *cluster) stopNode(i int) {
+	nd := cl.nodes[i]
+	if nd.stopWorker == nil {
+		return
+	}
+	cl.killWorker(i)
+	nd.stopFollow()
+	nd.stopWorker = nil
+	cl.mu.Lock()
+	cl.stores[i] = nil
+	cl.mu.Unlock()
+	cl.c.Kill(i)
+}
+
+// killWorker kills node i's worker and its executions, keeping its store
+// (and raft membership): a worker crash.
+func (cl *cluster) killWorker(i int) {
+	nd := cl.nodes[i]
+	if nd.workerDone == nil {
+		return
+	}
+	nd.stopWorker()
+	<-nd.workerDone
+	nd.workerDone = nil
+	nd.exec.crash()
+}
+
+// submit commits a new run of p through the leader (as the API would on
+// any node, by forwarding).
+func (cl *cluster) submit(id string, p *spec.Plan) {
+	cl.t.Helper()
+	raw, err := json.Marshal(p)
+	if err != nil {
+		cl.t.Fatal(err)
+	}
+	names := make([]string, len(p.Tasks))
+	for i := range p.Tasks {
+		names[i] = p.Tasks[i].Name
+	}
+	cl.c.Apply(store.CreateRun{Run: store.Run{ID: id, Name: p.Name, PipelineName: p.Name, Plan: raw, DefaultExecutor: sim.Name,
+		State: spec.RunPending, CreatedAt: time.Now().UTC(), TaskCount: len(p.Tasks)}, TaskNames: names})
+}
+
+// waitFinal waits until every run is final on the leader and returns them.
+func (cl *cluster) waitFinal(ids ...string) map[string]store.Run {
+	cl.t.Helper()
+	out := map[string]store.Run{}
+	cl.c.Eventually("every run final", func() error {
+		st := cl.c.Nodes[cl.c.Leader()].Store
+		for _, id := range ids {
+			r, err := st.GetRun(id)
+			if err != nil {
+				return err
+			}
+			if !r.State.Final() {
+				var open []string
+				ts, _ := st.Tasks(id)
+				for _, tk := range ts {
+					if !tk.State.Final() {
+						open = append(open, fmt.Sprintf("%s:%s:%d", tk.Name, tk.State, len(tk.Attempts)))
+					}
+				}
+				as, _ := st.Assignments("")
+				var asg []string
+				for _, a := range as {
+					asg = append(asg, fmt.Sprintf("%s@%s/%d started=%v exit=%v cancel=%v", a.ExecutionID, a.NodeID, a.Epoch, !a.StartedAt.IsZero(), a.Exit, a.CancelRequested))
+				}
+				if len(open) > 8 {
+					open = open[:8]
+				}
+				return fmt.Errorf("run %s is %s; open tasks %v; assignments %v", id, r.State, open, asg)
+			}
+			out[id] = r
+		}
+		return nil
+	})
+	return out
+}
+
+func mustPlan(t testing.TB, yaml string) *spec.Plan {
+	t.Helper()
+	p, err := spec.ParseSkiff([]byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func fanOut(t testing.TB, width int, retries int) *spec.Plan {
+	items := make([]int, width)
+	for i := range items {
+		items[i] = i
+	}
+	list, _ := json.Marshal(items)
+	return mustPlan(t, fmt.Sprintf("name: fan\nexecutor: sim\ntasks:\n  - name: loop\n    parallelFor: {items: %s}\n    tasks:\n      - name: s\n        command: [x]\n        retry: {limit: %d, backoff: 10ms}\n  - {name: last, command: [x], after: [loop]}\n", list, retries))
+}
+
+// TestCluster_WorkersRunWhatTheLeaderAssigns: runs committed through the
+// log are scheduled by the leader's engine and run by the workers of all
+// three nodes, each execution once; the state machines agree.
+func TestCluster_WorkersRunWhatTheLeaderAssigns(t *testing.T) {
+	cl := newCluster(t, 3, sim.Config{Default: sim.Behavior{Duration: 20 * time.Millisecond}})
+	cl.submit("run-a", fanOut(t, 30, 0))
+	cl.submit("run-b", fanOut(t, 30, 0))
+	for id, r := range cl.waitFinal("run-a", "run-b") {
+		if r.State != spec.RunSucceeded {
+			t.Fatalf("run %s is %s (%s)", id, r.State, r.Error)
+		}
+	}
+	if bad := cl.l.bad(); len(bad) > 0 {
+		t.Fatalf("side effects: %v", bad)
+	}
+	if n := cl.l.total(); n != 2*31 {
+		t.Fatalf("%d executions started, want %d", n, 2*31)
+	}
+	perNode := map[string]int{}
+	cl.l.mu.Lock()
+	for _, nd := range cl.ran {
+		perNode[nd]++
+	}
+	cl.l.mu.Unlock()
+	if len(perNode) != 3 {
+		t.Fatalf("executions per node %v: want all three nodes used", perNode)
+	}
+	cl.c.Eventually("assignments dropped with their attempts", func() error {
+		as, err := cl.c.Nodes[cl.c.Leader()].Store.Assignments("")
+		if err != nil || len(as) > 0 {
+			return fmt.Errorf("%d assignments left (%v)", len(as), err)
+		}
+		return nil
+	})
+	cl.c.CheckConverged()
+}
+
+// TestCluster_DeadWorkersExecutionsAreRetriedElsewhere: a worker dies
+// with executions under way; once its node TTL lapses the leader marks it
+// down, its executions end lost and are retried on the other nodes, and
+// the run succeeds with no execution started twice.
+func TestCluster_DeadWorkersExecutionsAreRetriedElsewhere(t *testing.T) {
+	cl := newCluster(t, 3, sim.Config{Default: sim.Behavior{Duration: 300 * time.Millisecond}})
+	cl.submit("run", fanOut(t, 12, 0))
+	victim := (cl.c.Leader() + 1) % 3
+	victimID := cl.c.Nodes[victim].ID
+	cl.c.Eventually("the victim runs something", func() error {
+		as, _ := cl.c.Nodes[cl.c.Leader()].Store.Assignments(victimID)
+		if len(as) == 0 {
+			return fmt.Errorf("nothing assigned to %s yet", victimID)
+		}
+		return nil
+	})
+	cl.killWorker(victim)
+	r := cl.waitFinal("run")["run"]
+	if r.State != spec.RunSucceeded {
+		ts, _ := cl.c.Nodes[cl.c.Leader()].Store.Tasks("run")
+		for _, tk := range ts {
+			if tk.State == spec.TaskFailed {
+				t.Logf("%s: %+v", tk.Name, tk.Attempts)
+			}
+		}
+		t.Fatalf("run is %s (%s)", r.State, r.Error)
+	}
+	n, err := cl.c.Nodes[cl.c.Leader()].Store.Node(victimID)
+	if err != nil || n.State != store.NodeDown {
+		t.Fatalf("victim node: %+v %v, want down", n, err)
+	}
+	tasks, err := cl.c.Nodes[cl.c.Leader()].Store.Tasks("run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := 0
+	for _, tk := range tasks {
+		for _, a := range tk.Attempts {
+			if a.State == spec.TaskFailed && contains(a.Error, "lost: node "+victimID) {
+				lost++
+			}
+		}
+	}
+	if lost == 0 {
+		t.Fatalf("no attempt ended lost on %s: %+v", victimID, tasks)
+	}
+	if bad := cl.l.bad(); len(bad) > 0 {
+		t.Fatalf("side effects: %v", bad)
+	}
+	cl.c.CheckConverged()
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// testLogger logs to standard error when SKIFF_TEST_LOG is set.
+func testLogger(node string) *slog.Logger {
+	if os.Getenv("SKIFF_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("n", node)
+}

@@ -1,0 +1,644 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/skiffml/skiff/engine/spec"
+	"github.com/skiffml/skiff/executors"
+	"github.com/skiffml/skiff/store"
+)
+
+// DispatchStore is what the dispatcher needs of the leader's store.
+type DispatchStore interface {
+	Apply(ctx context.Context, cmds ...store.Command) (store.ApplyResult, error)
+	Nodes() ([]store.Node, error)
+	Assignment(execID string) (store.Assignment, error)
+	Assignments(nodeID string) ([]store.Assignment, error)
+	Subscribe(limit int) *store.Subscription
+}
+
+// DispatchConfig configures a Dispatcher.
+type DispatchConfig struct {
+	Store DispatchStore
+	// Kinds are the executor names the engine may dispatch ("local",
+	// "docker", "sim").
+	Kinds []string
+	// NodeTTL: a node whose last heartbeat is older is declared down.
+	NodeTTL time.Duration
+	// Interval is how often leases are checked and waiting executions
+	// placed again (Raft.WorkerHeartbeat).
+	Interval time.Duration
+	// MaxBatch caps the assignments committed in one entry.
+	MaxBatch int
+	Logger   *slog.Logger
+	Now      func() time.Time // nil = time.Now
+}
+
+// Validate reports the first invalid field.
+func (c DispatchConfig) Validate() error {
+	switch {
+	case c.Store == nil:
+		return fmt.Errorf("%w: Store: required", ErrInvalidConfig)
+	case len(c.Kinds) == 0:
+		return fmt.Errorf("%w: Kinds: at least one", ErrInvalidConfig)
+	case c.NodeTTL <= 0:
+		return fmt.Errorf("%w: NodeTTL: must be positive", ErrInvalidConfig)
+	case c.Interval <= 0:
+		return fmt.Errorf("%w: Interval: must be positive", ErrInvalidConfig)
+	case c.MaxBatch < 0:
+		return fmt.Errorf("%w: MaxBatch: must not be negative", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// Dispatcher places executions on workers for the leader's engine. Run it
+// for each term the node leads, with the engine of that term.
+type Dispatcher struct {
+	cfg   DispatchConfig
+	log   *slog.Logger
+	now   func() time.Time
+	kinds map[string]*Remote
+	wake  chan struct{}
+
+	mu        sync.Mutex
+	followed  map[string]*followed // by execution id: the engine waits for its events
+	waiting   []*waitingStart      // not assigned yet, in Start order
+	load      map[string]placed    // live assignments, by execution id
+	termStart time.Time
+}
+
+type followed struct {
+	report        func(executors.Event)
+	started, done bool
+	cancel        bool // Cancel came while its assignment was being committed
+}
+
+type waitingStart struct {
+	s     *executors.Spec
+	kind  string
+	since time.Time
+}
+
+type placed struct {
+	node string
+	res  spec.Resources
+}
+
+// NewDispatcher returns a dispatcher; Executor gives the engine its
+// executors.
+func NewDispatcher(cfg DispatchConfig) (*Dispatcher, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.MaxBatch == 0 {
+		cfg.MaxBatch = 1024
+	}
+	d := &Dispatcher{cfg: cfg, log: cfg.Logger, now: cfg.Now, kinds: map[string]*Remote{}, wake: make(chan struct{}, 1),
+		followed: map[string]*followed{}, load: map[string]placed{}}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	for _, k := range cfg.Kinds {
+		d.kinds[k] = &Remote{d: d, kind: k}
+	}
+	return d, nil
+}
+
+// Executors returns the engine's executors: one per kind, each placing
+// its executions on workers that offer it.
+func (d *Dispatcher) Executors() []executors.Executor {
+	out := make([]executors.Executor, 0, len(d.cfg.Kinds))
+	for _, k := range d.cfg.Kinds {
+		out = append(out, d.kinds[k])
+	}
+	return out
+}
+
+// Start begins a term: it subscribes to the feed and reads the live
+// assignments (so that nothing applied from now on is missed), then runs
+// the dispatch loop until ctx ends. wait returns once the loop ended.
+func (d *Dispatcher) Start(ctx context.Context) (wait func()) {
+	sub := d.cfg.Store.Subscribe(0)
+	d.mu.Lock()
+	d.termStart = d.now()
+	clear(d.followed) // the previous term's engine is gone
+	d.waiting = nil
+	d.mu.Unlock()
+	d.rescan()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer sub.Close()
+		d.loop(ctx, sub)
+	}()
+	return func() { <-done }
+}
+
+func (d *Dispatcher) loop(ctx context.Context, sub *store.Subscription) {
+	tick := time.NewTicker(d.cfg.Interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sub.Ready():
+			changes, lagged := sub.Next()
+			if lagged {
+				d.rescan()
+			}
+			nodes := false
+			for _, ch := range changes {
+				for _, id := range ch.Assignments {
+					d.onAssignment(id)
+				}
+				nodes = nodes || len(ch.Nodes) > 0
+			}
+			if nodes {
+				d.place(ctx)
+			}
+		case <-d.wake:
+			d.place(ctx)
+		case <-tick.C:
+			d.checkLeases(ctx)
+			d.place(ctx)
+		}
+	}
+}
+
+// rescan rebuilds the load from the store and delivers what the followed
+// executions' assignments say.
+func (d *Dispatcher) rescan() {
+	as, err := d.cfg.Store.Assignments("")
+	if err != nil {
+		d.log.Error("dispatch: read assignments", "err", err)
+		return
+	}
+	load := map[string]placed{}
+	for _, a := range as {
+		if a.Live() {
+			load[a.ExecutionID] = placed{node: a.NodeID, res: a.Resources}
+		}
+	}
+	d.mu.Lock()
+	d.load = load
+	ids := make([]string, 0, len(d.followed))
+	for id := range d.followed {
+		ids = append(ids, id)
+	}
+	d.mu.Unlock()
+	for _, id := range ids {
+		d.onAssignment(id)
+	}
+}
+
+// onAssignment updates the load and tells the engine what became of a
+// followed execution.
+func (d *Dispatcher) onAssignment(id string) {
+	a, err := d.cfg.Store.Assignment(id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		d.log.Error("dispatch: read assignment", "execution", id, "err", err)
+		return
+	}
+	found := err == nil
+	d.mu.Lock()
+	if found && a.Live() {
+		d.load[id] = placed{node: a.NodeID, res: a.Resources}
+	} else {
+		delete(d.load, id)
+	}
+	f := d.followed[id]
+	var evs []executors.Event
+	if f != nil && found {
+		if !f.started && (!a.StartedAt.IsZero() || a.Exit != nil) {
+			f.started = true
+			evs = append(evs, executors.Event{ID: id, Kind: executors.EventStarted, Time: a.StartedAt})
+		}
+		if !f.done && a.Exit != nil {
+			f.done = true
+			evs = append(evs, exitEvent(id, a.Exit))
+			delete(d.followed, id)
+		}
+	}
+	d.mu.Unlock()
+	for _, ev := range evs {
+		f.report(ev)
+	}
+	if len(evs) > 0 || !found {
+		d.poke() // capacity freed
+	}
+}
+
+func exitEvent(id string, x *store.Exit) executors.Event {
+	ev := executors.Event{ID: id, Kind: executors.EventExited, Time: x.Time, ExitCode: x.ExitCode, Reason: x.Reason, Outputs: x.Outputs, Logs: x.Logs}
+	switch x.Outcome {
+	case store.OutcomeSucceeded:
+		ev.State = spec.TaskSucceeded
+	case store.OutcomeCanceled:
+		ev.State = spec.TaskCanceled
+	default: // failed, lost
+		ev.State = spec.TaskFailed
+		ev.Lost = x.Outcome == store.OutcomeLost
+	}
+	return ev
+}
+
+func (d *Dispatcher) poke() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// alive reports whether node n holds a valid lease at now: up, and heard
+// from within NodeTTL (a new leader counts from its term's start).
+func (d *Dispatcher) alive(n store.Node, now time.Time) bool {
+	if n.State != store.NodeUp {
+		return false
+	}
+	d.mu.Lock()
+	last := n.LastHeartbeat
+	if d.termStart.After(last) {
+		last = d.termStart
+	}
+	d.mu.Unlock()
+	return now.Sub(last) <= d.cfg.NodeTTL
+}
+
+// checkLeases declares down the nodes whose heartbeat lapsed.
+func (d *Dispatcher) checkLeases(ctx context.Context) {
+	nodes, err := d.cfg.Store.Nodes()
+	if err != nil {
+		d.log.Error("dispatch: read nodes", "err", err)
+		return
+	}
+	now := d.now()
+	var cmds []store.Command
+	for _, n := range nodes {
+		if n.State == store.NodeUp && !d.alive(n, now) {
+			cmds = append(cmds, store.MarkNodeDown{NodeID: n.ID, Epoch: n.Epoch, LastHeartbeat: n.LastHeartbeat, Time: now.UTC(),
+				Reason: fmt.Sprintf("no heartbeat since %s (node TTL %s)", n.LastHeartbeat.Format(time.RFC3339Nano), d.cfg.NodeTTL)})
+		}
+	}
+	if len(cmds) == 0 {
+		return
+	}
+	res, err := d.cfg.Store.Apply(ctx, cmds...)
+	if err != nil {
+		d.log.Warn("dispatch: mark nodes down", "err", err)
+		return
+	}
+	for i, c := range cmds {
+		if !rejected(res, i) {
+			d.log.Warn("dispatch: node down; its executions are lost", "node", c.(store.MarkNodeDown).NodeID)
+		}
+	}
+}
+
+func rejected(res store.ApplyResult, cmd int) bool {
+	for _, rj := range res.Rejected {
+		if rj.Cmd == cmd {
+			return true
+		}
+	}
+	return false
+}
+
+// place assigns the waiting executions to live nodes that fit them,
+// least loaded first, and commits the assignments in batches.
+func (d *Dispatcher) place(ctx context.Context) {
+	d.mu.Lock()
+	waiting := d.waiting
+	d.waiting = nil
+	d.mu.Unlock()
+	if len(waiting) == 0 {
+		return
+	}
+	nodes, err := d.cfg.Store.Nodes()
+	if err != nil {
+		d.log.Error("dispatch: read nodes", "err", err)
+		d.requeue(waiting)
+		return
+	}
+	now := d.now()
+	var live []store.Node
+	for _, n := range nodes {
+		if d.alive(n, now) {
+			live = append(live, n)
+		}
+	}
+	d.mu.Lock()
+	used := map[string]usage{}
+	for _, p := range d.load {
+		u := used[p.node]
+		u.add(p.res)
+		used[p.node] = u
+	}
+	d.mu.Unlock()
+	var cmds []store.Command
+	var starts, later []*waitingStart
+	var fails []executors.Event
+	for _, w := range waiting {
+		n, why := choose(live, used, w)
+		switch {
+		case n != nil:
+			u := used[n.ID]
+			u.add(w.s.Resources)
+			used[n.ID] = u
+			a, err := assignment(w, n, now)
+			if err != nil {
+				fails = append(fails, failed(w.s.ID, err.Error(), now))
+				continue
+			}
+			cmds = append(cmds, store.AssignExecution{Assignment: a})
+			starts = append(starts, w)
+		case why != "" || now.Sub(w.since) > d.cfg.NodeTTL && !anyOffers(live, w.kind):
+			if why == "" {
+				why = fmt.Sprintf("%v: %q (no live node offers it)", ErrNoWorker, w.kind)
+			}
+			fails = append(fails, failed(w.s.ID, why, now))
+		default:
+			later = append(later, w) // nodes are busy, or not registered yet
+		}
+	}
+	d.requeue(later)
+	d.deliver(fails...)
+	for i := 0; i < len(cmds); i += d.cfg.MaxBatch {
+		j := min(i+d.cfg.MaxBatch, len(cmds))
+		d.commitAssignments(ctx, cmds[i:j], starts[i:j], now)
+	}
+}
+
+type usage struct {
+	spec.Resources
+	n int
+}
+
+func (u *usage) add(r spec.Resources) {
+	u.MilliCPU += r.MilliCPU
+	u.MemoryBytes += r.MemoryBytes
+	u.GPU += r.GPU
+	u.n++
+}
+
+// choose picks the live node offering w's executor with room for it and
+// the fewest live executions (then the lowest id); why says when no node
+// could ever hold it.
+func choose(live []store.Node, used map[string]usage, w *waitingStart) (*store.Node, string) {
+	var best *store.Node
+	canEver := false
+	r := w.s.Resources
+	for i := range live {
+		n := &live[i]
+		if !n.Offers(w.kind) {
+			continue
+		}
+		if !fits(n.Capacity, spec.Resources{}, r) {
+			continue
+		}
+		canEver = true
+		u := used[n.ID]
+		if !fits(n.Capacity, u.Resources, r) {
+			continue
+		}
+		if best == nil || u.n < used[best.ID].n || u.n == used[best.ID].n && n.ID < best.ID {
+			best = n
+		}
+	}
+	if best == nil && !canEver && anyOffers(live, w.kind) {
+		return nil, fmt.Sprintf("no live node offering %q has room for %d mCPU, %d bytes, %d GPUs", w.kind, r.MilliCPU, r.MemoryBytes, r.GPU)
+	}
+	return best, ""
+}
+
+// fits reports whether r fits in capacity c with used taken; a zero
+// capacity dimension is not accounted (the node's executor queues).
+func fits(c, used, r spec.Resources) bool {
+	return (c.MilliCPU == 0 || used.MilliCPU+r.MilliCPU <= c.MilliCPU) &&
+		(c.MemoryBytes == 0 || used.MemoryBytes+r.MemoryBytes <= c.MemoryBytes) &&
+		(r.GPU == 0 || used.GPU+r.GPU <= c.GPU)
+}
+
+func anyOffers(nodes []store.Node, kind string) bool {
+	return slices.ContainsFunc(nodes, func(n store.Node) bool { return n.Offers(kind) })
+}
+
+func assignment(w *waitingStart, n *store.Node, now time.Time) (store.Assignment, error) {
+	raw, err := json.Marshal(w.s)
+	if err != nil {
+		return store.Assignment{}, fmt.Errorf("encode the execution spec: %w", err)
+	}
+	return store.Assignment{ExecutionID: w.s.ID, RunID: w.s.RunID, Task: w.s.TaskIndex, Attempt: w.s.Attempt,
+		NodeID: n.ID, Epoch: n.Epoch, Executor: w.kind, Resources: w.s.Resources, Spec: raw, AssignedAt: now.UTC()}, nil
+}
+
+func failed(id, reason string, now time.Time) executors.Event {
+	return executors.Event{ID: id, Kind: executors.EventExited, Time: now, State: spec.TaskFailed, ExitCode: -1, Reason: reason}
+}
+
+// commitAssignments commits one batch; a refused assignment to a node
+// that lost its lease meanwhile waits for another node, one refused
+// because its run was cancelled ends CANCELED, any other ends FAILED.
+func (d *Dispatcher) commitAssignments(ctx context.Context, cmds []store.Command, starts []*waitingStart, now time.Time) {
+	res, err := d.cfg.Store.Apply(ctx, cmds...)
+	if err != nil {
+		d.log.Warn("dispatch: assignments not committed; trying again", "n", len(cmds), "err", err)
+		d.requeue(starts)
+		return
+	}
+	why := map[int]string{}
+	for _, rj := range res.Rejected {
+		why[rj.Cmd] = rj.Reason
+	}
+	var evs []executors.Event
+	var again []*waitingStart
+	var cancels []store.Command
+	for i, w := range starts {
+		reason, refused := why[i]
+		switch {
+		case !refused:
+			d.mu.Lock()
+			a := cmds[i].(store.AssignExecution).Assignment
+			d.load[a.ExecutionID] = placed{node: a.NodeID, res: a.Resources}
+			if f := d.followed[w.s.ID]; f != nil && f.cancel {
+				cancels = append(cancels, store.CancelAssignment{ExecutionID: w.s.ID, Time: now.UTC()})
+			}
+			d.mu.Unlock()
+			d.onAssignment(w.s.ID) // it may have ended already (its node went down)
+		case strings.Contains(reason, "stale epoch") || strings.Contains(reason, "is down") || strings.Contains(reason, "not registered"):
+			again = append(again, w)
+		case strings.Contains(reason, "cancelled or final"):
+			evs = append(evs, executors.Event{ID: w.s.ID, Kind: executors.EventExited, Time: now, State: spec.TaskCanceled, ExitCode: -1,
+				Reason: "canceled before it started"})
+		default:
+			evs = append(evs, failed(w.s.ID, "not assigned: "+reason, now))
+		}
+	}
+	d.requeue(again)
+	d.deliver(evs...)
+	if len(cancels) > 0 {
+		if _, err := d.cfg.Store.Apply(ctx, cancels...); err != nil {
+			d.log.Warn("dispatch: cancel assignments", "err", err)
+		}
+	}
+}
+
+func (d *Dispatcher) requeue(ws []*waitingStart) {
+	if len(ws) == 0 {
+		return
+	}
+	d.mu.Lock()
+	kept := ws[:0]
+	for _, w := range ws {
+		if f := d.followed[w.s.ID]; f != nil && !f.cancel {
+			kept = append(kept, w)
+		}
+	}
+	d.waiting = append(kept, d.waiting...)
+	d.mu.Unlock()
+}
+
+// deliver reports final events of followed executions (once each).
+func (d *Dispatcher) deliver(evs ...executors.Event) {
+	for _, ev := range evs {
+		d.mu.Lock()
+		f := d.followed[ev.ID]
+		if f != nil {
+			f.done = true
+			delete(d.followed, ev.ID)
+		}
+		d.mu.Unlock()
+		if f != nil {
+			f.report(ev)
+		}
+	}
+}
+
+// Remote is the engine's executor for one kind: its executions run on
+// workers.
+type Remote struct {
+	d    *Dispatcher
+	kind string
+}
+
+var (
+	_ executors.Executor = (*Remote)(nil)
+	_ executors.Adopter  = (*Remote)(nil)
+)
+
+// Name is the executor kind.
+func (r *Remote) Name() string { return r.kind }
+
+// Root is RemoteRoot(id): the worker rebases it onto its executor's root.
+func (r *Remote) Root(id string) string { return RemoteRoot(id) }
+
+// Start queues s for placement on a worker and returns at once; events
+// come back as the worker reports them.
+func (r *Remote) Start(_ context.Context, s *executors.Spec, report func(executors.Event)) error {
+	if s == nil || s.ID == "" || report == nil {
+		return fmt.Errorf("%w: an execution needs a spec with an id and a report func", executors.ErrBadSpec)
+	}
+	d := r.d
+	d.mu.Lock()
+	if _, dup := d.followed[s.ID]; dup {
+		d.mu.Unlock()
+		return fmt.Errorf("%w: execution %s is already running", executors.ErrBadSpec, s.ID)
+	}
+	d.followed[s.ID] = &followed{report: report}
+	d.waiting = append(d.waiting, &waitingStart{s: s, kind: r.kind, since: d.now()})
+	d.mu.Unlock()
+	d.poke()
+	return nil
+}
+
+// Cancel stops an execution: one still waiting for a node ends at once;
+// an assigned one gets a committed cancel its worker acts on.
+func (r *Remote) Cancel(ctx context.Context, id string) error {
+	d := r.d
+	d.mu.Lock()
+	for i, w := range d.waiting {
+		if w.s.ID == id {
+			d.waiting = append(d.waiting[:i:i], d.waiting[i+1:]...)
+			d.mu.Unlock()
+			d.deliver(executors.Event{ID: id, Kind: executors.EventExited, Time: d.now(), State: spec.TaskCanceled, ExitCode: -1, Reason: "canceled before it was assigned"})
+			return nil
+		}
+	}
+	if f := d.followed[id]; f != nil {
+		f.cancel = true
+	}
+	d.mu.Unlock()
+	res, err := d.cfg.Store.Apply(ctx, store.CancelAssignment{ExecutionID: id, Time: d.now().UTC()})
+	if err != nil {
+		return err
+	}
+	if len(res.Rejected) > 0 {
+		d.log.Debug("dispatch: cancel", "execution", id, "reason", res.Rejected[0].Reason)
+	}
+	return nil
+}
+
+// Logs of remote executions are in their node's blob store.
+func (r *Remote) Logs(context.Context, string, bool) (io.ReadCloser, error) {
+	return nil, fmt.Errorf("%w: read them once the execution ended (its logs artifact), on the node that ran it", ErrRemoteLogs)
+}
+
+// Running lists the live executions of this kind on nodes holding a
+// valid lease.
+func (r *Remote) Running(context.Context) ([]string, error) {
+	nodes, err := r.d.cfg.Store.Nodes()
+	if err != nil {
+		return nil, err
+	}
+	now := r.d.now()
+	up := map[string]uint64{}
+	for _, n := range nodes {
+		if r.d.alive(n, now) {
+			up[n.ID] = n.Epoch
+		}
+	}
+	as, err := r.d.cfg.Store.Assignments("")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, a := range as {
+		if e, ok := up[a.NodeID]; ok && e == a.Epoch && a.Live() && a.Executor == r.kind {
+			out = append(out, a.ExecutionID)
+		}
+	}
+	return out, nil
+}
+
+// Adopt re-attaches to an execution a previous leader assigned: its
+// events come from its assignment from now on (an ended one at once).
+// Without an assignment it returns false and the engine starts a new
+// attempt.
+func (r *Remote) Adopt(_ context.Context, s *executors.Spec, report func(executors.Event)) (bool, error) {
+	d := r.d
+	d.mu.Lock()
+	d.followed[s.ID] = &followed{report: report}
+	d.mu.Unlock()
+	if _, err := d.cfg.Store.Assignment(s.ID); err != nil {
+		d.mu.Lock()
+		delete(d.followed, s.ID)
+		d.mu.Unlock()
+		if errors.Is(err, store.ErrNotFound) {
+			return false, nil
+		}
+		return false, err
+	}
+	d.onAssignment(s.ID)
+	return true, nil
+}

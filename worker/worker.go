@@ -1,0 +1,497 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/skiffml/skiff/engine/spec"
+	"github.com/skiffml/skiff/executors"
+	"github.com/skiffml/skiff/store"
+)
+
+// Proposer commits commands through the cluster's leader (a server's
+// cluster node forwards them; an agent goes through the API).
+type Proposer interface {
+	Apply(ctx context.Context, cmds ...store.Command) (store.ApplyResult, error)
+}
+
+// State is the node's replica of the store, which the worker reads.
+type State interface {
+	Node(id string) (store.Node, error)
+	Assignment(execID string) (store.Assignment, error)
+	Assignments(nodeID string) ([]store.Assignment, error)
+	Subscribe(limit int) *store.Subscription
+}
+
+// Config configures a Worker.
+type Config struct {
+	NodeID string
+	// APIURL is the node's API, recorded for operators.
+	APIURL    string
+	Labels    map[string]string
+	Capacity  spec.Resources
+	GPUKinds  []string
+	Executors []executors.Executor
+	Proposer  Proposer
+	State     State
+	// Heartbeat is how often the lease is renewed (Raft.WorkerHeartbeat).
+	Heartbeat time.Duration
+	Logger    *slog.Logger
+	// Now is the clock (nil = time.Now).
+	Now func() time.Time
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	switch {
+	case c.NodeID == "":
+		return fmt.Errorf("%w: NodeID: required", ErrInvalidConfig)
+	case len(c.Executors) == 0:
+		return fmt.Errorf("%w: Executors: at least one", ErrInvalidConfig)
+	case c.Proposer == nil:
+		return fmt.Errorf("%w: Proposer: required", ErrInvalidConfig)
+	case c.State == nil:
+		return fmt.Errorf("%w: State: required", ErrInvalidConfig)
+	case c.Heartbeat <= 0:
+		return fmt.Errorf("%w: Heartbeat: must be positive", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// RemoteRoot is the execution root the leader resolves placeholders with
+// for a remote execution; the worker rebases it onto its executor's root.
+func RemoteRoot(id string) string { return path.Join("/.skiff-remote", id) }
+
+// Worker runs what the leader assigns to its node.
+type Worker struct {
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	execs map[string]executors.Executor
+
+	mu      sync.Mutex
+	epoch   uint64
+	tried   uint64                // highest epoch proposed
+	running map[string]*execution // by execution id, at the current epoch
+	seen    map[string]bool       // execution ids taken at this epoch (never started twice)
+	reports []store.ReportExecution
+	wake    chan struct{}
+}
+
+type execution struct {
+	x     executors.Executor
+	epoch uint64
+}
+
+// New returns a worker; Run starts it.
+func New(cfg Config) (*Worker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	w := &Worker{cfg: cfg, log: cfg.Logger, now: cfg.Now, execs: map[string]executors.Executor{},
+		running: map[string]*execution{}, seen: map[string]bool{}, wake: make(chan struct{}, 1)}
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
+	}
+	if w.now == nil {
+		w.now = time.Now
+	}
+	for _, x := range cfg.Executors {
+		w.execs[x.Name()] = x
+	}
+	return w, nil
+}
+
+// Epoch is the epoch the node is registered at (0 before).
+func (w *Worker) Epoch() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.epoch
+}
+
+// Run registers the node and works until ctx ends. Executions keep
+// running after it returns; the next start of the worker (a new epoch)
+// kills them.
+func (w *Worker) Run(ctx context.Context) error {
+	sub := w.cfg.State.Subscribe(0)
+	defer sub.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() { defer wg.Done(); w.sendReports(ctx) }()
+	if err := w.register(ctx); err != nil {
+		return err
+	}
+	w.rescan(ctx)
+	tick := time.NewTicker(w.cfg.Heartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			w.heartbeat(ctx)
+		case <-sub.Ready():
+			changes, lagged := sub.Next()
+			if lagged {
+				w.rescan(ctx)
+				continue
+			}
+			for _, ch := range changes {
+				for _, id := range ch.Nodes {
+					if id == w.cfg.NodeID {
+						w.checkSelf(ctx)
+					}
+				}
+				for _, id := range ch.Assignments {
+					w.onAssignment(ctx, id)
+				}
+			}
+		}
+	}
+}
+
+// register kills what this node may still run from an earlier epoch,
+// then registers it at a new epoch, retrying until ctx ends.
+func (w *Worker) register(ctx context.Context) error {
+	w.killAll(ctx)
+	backoff := 50 * time.Millisecond
+	for {
+		epoch := uint64(1)
+		if n, err := w.cfg.State.Node(w.cfg.NodeID); err == nil {
+			epoch = n.Epoch + 1
+		}
+		w.mu.Lock()
+		epoch = max(epoch, w.tried+1)
+		w.tried = epoch
+		w.mu.Unlock()
+		node := store.Node{ID: w.cfg.NodeID, Capacity: w.cfg.Capacity, GPUKinds: w.cfg.GPUKinds, Labels: w.cfg.Labels, APIURL: w.cfg.APIURL}
+		for name := range w.execs {
+			node.Executors = append(node.Executors, name)
+		}
+		slices.Sort(node.Executors)
+		res, err := w.cfg.Proposer.Apply(ctx, store.RegisterNode{Node: node, Epoch: epoch, Time: w.now().UTC()})
+		if err == nil && len(res.Rejected) == 0 {
+			w.mu.Lock()
+			w.epoch = epoch
+			clear(w.seen)
+			w.mu.Unlock()
+			w.log.Info("worker: registered", "node", w.cfg.NodeID, "epoch", epoch, "executors", node.Executors)
+			return nil
+		}
+		if err == nil {
+			err = errors.New(res.Rejected[0].Reason)
+		}
+		w.log.Debug("worker: register", "node", w.cfg.NodeID, "epoch", epoch, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, w.cfg.Heartbeat)
+	}
+}
+
+// killAll stops every execution the node's executors run or may have left
+// from an earlier epoch: what it ran before is no longer its to run.
+func (w *Worker) killAll(ctx context.Context) {
+	w.mu.Lock()
+	ids := make(map[string]executors.Executor, len(w.running))
+	for id, e := range w.running {
+		ids[id] = e.x
+	}
+	clear(w.running)
+	w.mu.Unlock()
+	if as, err := w.cfg.State.Assignments(w.cfg.NodeID); err == nil {
+		for _, a := range as {
+			if x, ok := w.execs[a.Executor]; ok {
+				ids[a.ExecutionID] = x
+			}
+		}
+	}
+	for _, x := range w.execs {
+		if live, err := x.Running(ctx); err == nil {
+			for _, id := range live {
+				ids[id] = x
+			}
+		}
+	}
+	for id, x := range ids {
+		w.kill(ctx, x, id)
+	}
+}
+
+// leftoverKiller is implemented by executors that can stop what an
+// earlier process left running.
+type leftoverKiller interface{ KillLeftover(id string) error }
+
+func (w *Worker) kill(ctx context.Context, x executors.Executor, id string) {
+	if err := x.Cancel(ctx, id); err != nil {
+		w.log.Warn("worker: stop execution", "execution", id, "err", err)
+	}
+	if k, ok := x.(leftoverKiller); ok {
+		_ = k.KillLeftover(id)
+	}
+}
+
+// heartbeat renews the lease; a refused one means the cluster ended it.
+func (w *Worker) heartbeat(ctx context.Context) {
+	epoch := w.Epoch()
+	res, err := w.cfg.Proposer.Apply(ctx, store.Heartbeat{NodeID: w.cfg.NodeID, Epoch: epoch, Time: w.now().UTC()})
+	switch {
+	case err != nil:
+		w.log.Debug("worker: heartbeat not committed", "node", w.cfg.NodeID, "err", err)
+	case len(res.Rejected) > 0:
+		w.log.Warn("worker: lease lost; stopping what this node ran and registering again", "node", w.cfg.NodeID, "reason", res.Rejected[0].Reason)
+		w.reregister(ctx)
+	}
+}
+
+func (w *Worker) reregister(ctx context.Context) {
+	if err := w.register(ctx); err == nil && ctx.Err() == nil {
+		w.rescan(ctx)
+	}
+}
+
+// checkSelf registers again when the cluster declared this node down at
+// its epoch, or another registration of its id took a newer epoch.
+func (w *Worker) checkSelf(ctx context.Context) {
+	n, err := w.cfg.State.Node(w.cfg.NodeID)
+	if err != nil {
+		return
+	}
+	epoch := w.Epoch()
+	if (n.Epoch == epoch && n.State != store.NodeUp) || n.Epoch > epoch {
+		w.log.Warn("worker: node declared down or superseded; stopping what it ran and registering again",
+			"node", w.cfg.NodeID, "epoch", epoch, "stored_epoch", n.Epoch, "reason", n.DownReason)
+		w.reregister(ctx)
+	}
+}
+
+// rescan looks at every assignment of the node again.
+func (w *Worker) rescan(ctx context.Context) {
+	w.checkSelf(ctx)
+	as, err := w.cfg.State.Assignments(w.cfg.NodeID)
+	if err != nil {
+		w.log.Error("worker: read assignments", "err", err)
+		return
+	}
+	live := map[string]bool{}
+	for _, a := range as {
+		live[a.ExecutionID] = true
+		w.onAssignment(ctx, a.ExecutionID)
+	}
+	w.mu.Lock()
+	var gone []string
+	for id := range w.running {
+		if !live[id] {
+			gone = append(gone, id)
+		}
+	}
+	w.mu.Unlock()
+	for _, id := range gone {
+		w.onAssignment(ctx, id)
+	}
+}
+
+// onAssignment acts on the stored state of one assignment: start what is
+// newly assigned to this node at its epoch, stop what it no longer holds
+// or was asked to cancel.
+func (w *Worker) onAssignment(ctx context.Context, id string) {
+	a, err := w.cfg.State.Assignment(id)
+	w.mu.Lock()
+	cur, runs := w.running[id]
+	epoch := w.epoch
+	if errors.Is(err, store.ErrNotFound) {
+		delete(w.seen, id) // the attempt ended
+	}
+	w.mu.Unlock()
+	switch {
+	case errors.Is(err, store.ErrNotFound) || err == nil && (a.NodeID != w.cfg.NodeID || a.Epoch != epoch || !a.Live()):
+		if runs {
+			w.forget(id)
+			w.kill(ctx, cur.x, id) // not (or no longer) ours to run
+		}
+		return
+	case err != nil:
+		w.log.Error("worker: read assignment", "execution", id, "err", err)
+		return
+	case a.CancelRequested:
+		if runs {
+			if err := cur.x.Cancel(ctx, id); err != nil {
+				w.log.Warn("worker: cancel execution", "execution", id, "err", err)
+			}
+			return
+		}
+		if w.take(id) {
+			w.queueReport(store.ReportExecution{ExecutionID: id, NodeID: w.cfg.NodeID, Epoch: epoch, Time: w.now().UTC(),
+				Exit: &store.Exit{Outcome: store.OutcomeCanceled, ExitCode: -1, Reason: "canceled before it started", Time: w.now().UTC()}})
+		}
+		return
+	case !a.StartedAt.IsZero() && !runs:
+		return // started by this epoch and over, or reported already
+	}
+	if !w.take(id) {
+		return
+	}
+	w.start(ctx, a, epoch)
+}
+
+// take marks id as taken at this epoch; false if it was already.
+func (w *Worker) take(id string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.seen[id] {
+		return false
+	}
+	w.seen[id] = true
+	return true
+}
+
+func (w *Worker) forget(id string) {
+	w.mu.Lock()
+	delete(w.running, id)
+	w.mu.Unlock()
+}
+
+// start runs an assignment with the local executor it names.
+func (w *Worker) start(ctx context.Context, a store.Assignment, epoch uint64) {
+	fail := func(reason string) {
+		w.queueReport(store.ReportExecution{ExecutionID: a.ExecutionID, NodeID: w.cfg.NodeID, Epoch: epoch, Time: w.now().UTC(),
+			Exit: &store.Exit{Outcome: store.OutcomeFailed, ExitCode: -1, Reason: reason, Time: w.now().UTC()}})
+	}
+	x, ok := w.execs[a.Executor]
+	if !ok {
+		fail(fmt.Sprintf("node %s has no executor %q", w.cfg.NodeID, a.Executor))
+		return
+	}
+	var s executors.Spec
+	if err := json.Unmarshal(a.Spec, &s); err != nil {
+		fail(fmt.Sprintf("decode the execution spec: %v", err))
+		return
+	}
+	if s.ID != a.ExecutionID {
+		fail(fmt.Sprintf("the spec is for execution %q, not %q", s.ID, a.ExecutionID))
+		return
+	}
+	rebase(&s, RemoteRoot(s.ID), x.Root(s.ID))
+	w.mu.Lock()
+	w.running[a.ExecutionID] = &execution{x: x, epoch: epoch}
+	w.mu.Unlock()
+	report := func(ev executors.Event) {
+		r := store.ReportExecution{ExecutionID: ev.ID, NodeID: w.cfg.NodeID, Epoch: epoch, Time: ev.Time.UTC()}
+		switch ev.Kind {
+		case executors.EventStarted:
+			r.Started = true
+		case executors.EventExited:
+			r.Exit = exitOf(ev)
+			w.mu.Lock()
+			if e := w.running[ev.ID]; e != nil && e.epoch == epoch {
+				delete(w.running, ev.ID)
+			}
+			w.mu.Unlock()
+		default:
+			return
+		}
+		w.queueReport(r)
+	}
+	if err := x.Start(ctx, &s, report); err != nil {
+		w.forget(a.ExecutionID)
+		fail(err.Error())
+	}
+}
+
+func exitOf(ev executors.Event) *store.Exit {
+	out := store.OutcomeFailed
+	switch ev.State {
+	case spec.TaskSucceeded:
+		out = store.OutcomeSucceeded
+	case spec.TaskCanceled:
+		out = store.OutcomeCanceled
+	}
+	return &store.Exit{Outcome: out, ExitCode: ev.ExitCode, Reason: ev.Reason, Outputs: ev.Outputs, Logs: ev.Logs, Time: ev.Time.UTC()}
+}
+
+// rebase moves a spec resolved under root from onto root to.
+func rebase(s *executors.Spec, from, to string) {
+	if from == to {
+		return
+	}
+	re := func(v string) string { return strings.ReplaceAll(v, from, to) }
+	for i := range s.Command {
+		s.Command[i] = re(s.Command[i])
+	}
+	for i := range s.Args {
+		s.Args[i] = re(s.Args[i])
+	}
+	for i := range s.Env {
+		s.Env[i].Value = re(s.Env[i].Value)
+	}
+	s.WorkingDir = re(s.WorkingDir)
+	for i := range s.Outputs {
+		s.Outputs[i].StepRoot = re(s.Outputs[i].StepRoot)
+	}
+}
+
+func (w *Worker) queueReport(r store.ReportExecution) {
+	w.mu.Lock()
+	w.reports = append(w.reports, r)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// maxReports bounds the reports committed in one entry.
+const maxReports = 512
+
+// sendReports commits queued reports in batches, in order, retrying
+// through leader changes; the FSM's rejections (fenced reports) are final.
+func (w *Worker) sendReports(ctx context.Context) {
+	backoff := 20 * time.Millisecond
+	for {
+		w.mu.Lock()
+		n := min(len(w.reports), maxReports)
+		batch := append([]store.ReportExecution(nil), w.reports[:n]...)
+		w.mu.Unlock()
+		if n == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-w.wake:
+				continue
+			}
+		}
+		cmds := make([]store.Command, n)
+		for i := range batch {
+			cmds[i] = batch[i]
+		}
+		res, err := w.cfg.Proposer.Apply(ctx, cmds...)
+		if err != nil {
+			w.log.Debug("worker: reports not committed; retrying", "n", n, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 20 * time.Millisecond
+		for _, rj := range res.Rejected {
+			w.log.Info("worker: report refused", "reason", rj.Reason)
+		}
+		w.mu.Lock()
+		w.reports = w.reports[n:]
+		w.mu.Unlock()
+	}
+}
