@@ -26,6 +26,9 @@ func clusterFlags() []cli.Flag {
 		&cli.IntFlag{Name: "bootstrap-expect", Usage: "form a new cluster once `N` fresh servers (this one included) have found each other through --join"},
 		&cli.StringSliceFlag{Name: "join", EnvVars: []string{"SKIFF_JOIN"}, Usage: "cluster `ADDR[,ADDR...]` of other servers: to join their cluster, or to find the --bootstrap-expect peers (repeatable)"},
 		&cli.StringFlag{Name: "node-id", Usage: "this server's cluster `ID` (default: generated once and kept in the data dir)"},
+		&cli.StringFlag{Name: "cluster-tls-cert", EnvVars: []string{"SKIFF_CLUSTER_TLS_CERT"}, Usage: "this server's certificate `FILE` (PEM) for mutual TLS on the cluster port; signed by --cluster-tls-ca, for both server and client auth"},
+		&cli.StringFlag{Name: "cluster-tls-key", EnvVars: []string{"SKIFF_CLUSTER_TLS_KEY"}, Usage: "private key `FILE` (PEM) of --cluster-tls-cert"},
+		&cli.StringFlag{Name: "cluster-tls-ca", EnvVars: []string{"SKIFF_CLUSTER_TLS_CA"}, Usage: "CA certificate `FILE` (PEM): the cluster port accepts and dials only servers whose certificate it signed"},
 	}
 }
 
@@ -101,7 +104,7 @@ func setupCluster(c *cli.Context, dir, apiURL string) (*clusterSetup, error) {
 	expect := c.Int("bootstrap-expect")
 	raftAddr := c.String("raft")
 	if raftAddr == "" {
-		for _, f := range []string{"raft-advertise", "bootstrap-expect", "join", "node-id"} {
+		for _, f := range []string{"raft-advertise", "bootstrap-expect", "join", "node-id", "cluster-tls-cert", "cluster-tls-key", "cluster-tls-ca"} {
 			if c.IsSet(f) {
 				return nil, usageError("--%s needs --raft ADDR", f)
 			}
@@ -114,11 +117,15 @@ func setupCluster(c *cli.Context, dir, apiURL string) (*clusterSetup, error) {
 	if expect > 1 && len(join) == 0 {
 		return nil, usageError("--bootstrap-expect %d needs --join with the other servers' cluster addresses", expect)
 	}
+	tc, err := clusterTLS(c)
+	if err != nil {
+		return nil, err
+	}
 	id, err := nodeID(dir, c.String("node-id"))
 	if err != nil {
 		return nil, err
 	}
-	if cs.mux, err = cluster.Listen(raftAddr, c.String("raft-advertise")); err != nil {
+	if cs.mux, err = cluster.ListenTLS(raftAddr, c.String("raft-advertise"), tc); err != nil {
 		if errors.Is(err, cluster.ErrInvalidConfig) {
 			return nil, usageError("--raft-advertise: %v", err)
 		}
@@ -128,6 +135,25 @@ func setupCluster(c *cli.Context, dir, apiURL string) (*clusterSetup, error) {
 	cs.raft.NodeID = id
 	cs.cfg.BootstrapExpect, cs.cfg.Join = expect, join
 	return cs, nil
+}
+
+// clusterTLS reads --cluster-tls-cert/-key/-ca (nil when none is given);
+// a bad or missing file is a usage error naming its flag.
+func clusterTLS(c *cli.Context) (*cluster.TLSConfig, error) {
+	files := cluster.TLSFiles{Cert: c.String("cluster-tls-cert"), Key: c.String("cluster-tls-key"), CA: c.String("cluster-tls-ca")}
+	if files == (cluster.TLSFiles{}) {
+		return nil, nil
+	}
+	tc, err := cluster.LoadTLS(files)
+	var te *cluster.TLSError
+	if errors.As(err, &te) {
+		msg := te.Err.Error()
+		if te.Path != "" {
+			msg = fmt.Sprintf("%s: %s", te.Path, msg)
+		}
+		return nil, usageError("--cluster-tls-%s: %s", te.Field, msg)
+	}
+	return tc, err
 }
 
 // apiURL is the URL other servers reach this one's API by.
