@@ -56,9 +56,11 @@ func init() {
 // ClusterDigest is the body of GET /apis/skiff/v1/cluster/digest: the
 // answering node's applied index and a SHA-256 over its whole state
 // machine at that index (store.Digest). Two nodes at the same index must
-// give the same digest (invariant 6).
+// give the same digest (invariant 6). LeaderID is the leader this node
+// knows ("" = none), from its own raft state: a cheap local probe.
 type ClusterDigest struct {
 	NodeID       string `json:"node_id"`
+	LeaderID     string `json:"leader_id"`
 	AppliedIndex uint64 `json:"applied_index"`
 	Digest       string `json:"digest"`
 }
@@ -70,7 +72,8 @@ func (s *Server) clusterDigest(w http.ResponseWriter, _ *http.Request, _ *princi
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, ClusterDigest{NodeID: s.cfg.Store.ID(), AppliedIndex: idx, Digest: d})
+	leader, _ := s.cfg.Store.Leader()
+	writeJSON(w, http.StatusOK, ClusterDigest{NodeID: s.cfg.Store.ID(), LeaderID: leader, AppliedIndex: idx, Digest: d})
 	return nil
 }
 

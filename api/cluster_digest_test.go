@@ -19,7 +19,7 @@ func TestClusterDigest_IsTheStoresDigestForAdminsOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got["digest"] != digest || got["applied_index"] != float64(idx) || got["node_id"] != h.st.ID() {
+	if got["digest"] != digest || got["applied_index"] != float64(idx) || got["node_id"] != h.st.ID() || got["leader_id"] != h.st.ID() {
 		t.Fatalf("digest answer %v; store says %d %s", got, idx, digest)
 	}
 	h.token("team-a", api.RoleEditor) // a change of state
