@@ -40,6 +40,10 @@ image: ## Build the container image IMAGE (default skiff:dev): a static skiff an
 	  --message "skiff $$(git rev-parse --short=12 HEAD 2>/dev/null)" - $(IMAGE) >/dev/null; \
 	echo "image $(IMAGE): skiff $$(git rev-parse --short=12 HEAD 2>/dev/null) and busybox"
 
+.PHONY: test-cluster
+test-cluster: image ## Container tests: three nodes of IMAGE on a private Docker network (kill, partition, rolling restart); about 2 minutes.
+	SKIFF_CLUSTER_IMAGE=$(IMAGE) $(GO) test -count=1 -timeout 15m -v ./cluster/containertest/
+
 .PHONY: check
 check: ## go vet, gofmt and the import rules.
 	$(GO) vet $(PKGS)
