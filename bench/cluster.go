@@ -29,13 +29,13 @@ type Cluster struct {
 	log    io.Writer
 
 	mu      sync.Mutex
-	term    int              // engines started so far
-	cur     *engine.Engine   // nil while no engine runs
-	curNode int              // the node cur runs on
-	changed chan struct{}    // closed and replaced when cur changes
-	starts  map[string]int   // executions started, per run and task
-	onFirst func(term int)   // told of each term's first committed decision
-	firstOf map[int]struct{} // terms whose first decision was told
+	term    int               // engines started so far
+	cur     *engine.Engine    // nil while no engine runs
+	curNode int               // the node cur runs on
+	changed chan struct{}     // closed and replaced when cur changes
+	starts  map[string]int    // executions started, per run and task
+	onFirst func(term int)    // told of each term's first committed decision
+	firstOf map[int]struct{}  // terms whose first decision was told
 	began   map[int]time.Time // when each term's node became leader
 }
 
@@ -340,7 +340,7 @@ func runCluster(ctx context.Context, cfg Config, ws []Workload, runs int, dir st
 	}
 	if cfg.Failover > 0 {
 		fmt.Fprintf(progress, "cluster-%d failover: killing the leader %d times during fan-outs ...\n", cfg.Cluster, cfg.Failover)
-		f := c.RunFailover(ctx, cfg.Failover)
+		f := c.RunFailover(ctx, cfg.Failover, 0)
 		rep.Failover = &f
 	}
 	return nil

@@ -39,16 +39,20 @@ type FailoverResult struct {
 	Error        string `json:"error,omitempty"`
 }
 
-// failoverFanout is the width of each fan-out kept running.
-const failoverFanout = 2000
+// FailoverFanout is the default width of each fan-out kept running.
+const FailoverFanout = 2000
 
 // RunFailover kills the cluster's leader kills times while fan-outs run:
 // each kill waits until the current leader has committed a decision,
 // kills it (engine, raft and cluster port at once), measures the time
 // until the next leader's engine commits one, then brings the killed node
 // back on its data and waits until it has caught up.
-func (c *Cluster) RunFailover(ctx context.Context, kills int) FailoverResult {
-	w := fanoutWorkload(failoverFanout)
+// width is the fan-out's (0 = FailoverFanout).
+func (c *Cluster) RunFailover(ctx context.Context, kills, width int) FailoverResult {
+	if width <= 0 {
+		width = FailoverFanout
+	}
+	w := fanoutWorkload(width)
 	res := FailoverResult{Nodes: len(c.nodes), Kills: kills, Workload: w.Name()}
 	p, err := w.Plan()
 	if err != nil {
