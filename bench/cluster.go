@@ -2,15 +2,18 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
 	"github.com/skiffml/skiff/cluster"
 	"github.com/skiffml/skiff/engine"
+	"github.com/skiffml/skiff/engine/spec"
 	"github.com/skiffml/skiff/executors"
 	"github.com/skiffml/skiff/executors/sim"
 	"github.com/skiffml/skiff/store"
@@ -223,14 +226,76 @@ func (c *Cluster) engine(ctx context.Context) (*engine.Engine, int, error) {
 	}
 }
 
-// node is the leader's engine and store as a Node, to measure a workload
-// with Node.Run.
-func (c *Cluster) node(ctx context.Context, progress io.Writer) (*Node, error) {
-	e, i, err := c.engine(ctx)
+// Run measures one run of w as Node.Run does, on whichever node leads:
+// a submission refused by a node that has just lost leadership is tried
+// again on the next leader, and the wait follows the run across leaders.
+// LeaderChanges in the result counts the terms that began meanwhile.
+func (c *Cluster) Run(ctx context.Context, w Workload) (Result, int, error) {
+	p, err := w.Plan()
 	if err != nil {
-		return nil, err
+		return Result{}, 0, err
 	}
-	return &Node{Store: c.nodes[i].st, Engine: e, Progress: progress, rec: c.rec}, nil
+	if w.Warmup() {
+		if _, _, err := c.run(ctx, w, p); err != nil {
+			return Result{}, 0, fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	return c.run(ctx, w, p)
+}
+
+func (c *Cluster) run(ctx context.Context, w Workload, p *spec.Plan) (Result, int, error) {
+	runtime.GC()
+	heap := newHeapSampler()
+	c.rec.reset(w.Tasks(p))
+	c.mu.Lock()
+	term0 := c.term
+	c.mu.Unlock()
+	_, i, err := c.engine(ctx)
+	if err != nil {
+		heap.stop()
+		return Result{}, 0, err
+	}
+	before := c.nodes[i].st.AppliedIndex()
+	start := time.Now()
+	var id string
+	for try := 0; ; try++ {
+		e, _, err := c.engine(ctx)
+		if err == nil {
+			// The request id makes a retried submission create one run.
+			id, err = e.Submit(ctx, p, map[string]json.RawMessage{}, engine.SubmitOptions{RequestID: fmt.Sprintf("bench-%d-%s", start.UnixNano(), w.Name())})
+		}
+		if err == nil {
+			break
+		}
+		if try == 20 || ctx.Err() != nil {
+			heap.stop()
+			return Result{}, 0, err
+		}
+		time.Sleep(50 * time.Millisecond) // leadership is moving
+	}
+	c.rec.submitted.Store(time.Now().UnixNano())
+	r, err := c.wait(ctx, id)
+	wall := time.Since(start)
+	peak := heap.stop()
+	if err != nil {
+		return Result{}, 0, err
+	}
+	if r.State != spec.RunSucceeded {
+		return Result{}, 0, fmt.Errorf("%s: run %s ended %s: %s", w.Name(), id, r.State, r.Error)
+	}
+	c.mu.Lock()
+	changes := c.term - term0
+	c.mu.Unlock()
+	_, i, err = c.engine(ctx)
+	if err != nil {
+		return Result{}, 0, err
+	}
+	return Result{
+		Workload: w.Name(), Tasks: w.Tasks(p), Wall: wall,
+		Entries: c.nodes[i].st.AppliedIndex() - before, Cached: int(c.rec.cached.Load()),
+		Latency: c.rec.latency(p), FirstDispatch: c.rec.firstDispatch(),
+		HeapBase: heap.base, HeapPeak: peak, LiveBase: heap.liveBase, LivePeak: heap.livePeak.Load(),
+	}, changes, nil
 }
 
 // kill stops node i abruptly: its engine, its raft (without handing over
@@ -292,8 +357,11 @@ type ClusterResult struct {
 	EntriesPerTask float64 `json:"entries_per_task,omitempty"`
 	// OfSingle is the cluster's tasks/s over the single node's.
 	OfSingle float64 `json:"of_single,omitempty"`
-	Skipped  string  `json:"skipped,omitempty"`
-	Error    string  `json:"error,omitempty"`
+	// LeaderChanges: leaders elected while the workload ran (on a loaded
+	// machine heartbeats can time out); the run carried on through them.
+	LeaderChanges int    `json:"leader_changes,omitempty"`
+	Skipped       string `json:"skipped,omitempty"`
+	Error         string `json:"error,omitempty"`
 }
 
 // runCluster measures every workload on a fresh cluster of cfg.Cluster
@@ -317,16 +385,13 @@ func runCluster(ctx context.Context, cfg Config, ws []Workload, runs int, dir st
 		fmt.Fprintf(progress, "cluster-%d %s ...\n", cfg.Cluster, w.Name())
 		var rs []Result
 		for range runs {
-			n, err := c.node(ctx, progress)
-			if err == nil {
-				var r Result
-				if r, err = n.Run(ctx, w); err == nil {
-					rs = append(rs, r)
-					continue
-				}
+			r, changes, err := c.Run(ctx, w)
+			if err != nil {
+				cr.Error = err.Error()
+				break
 			}
-			cr.Error = err.Error()
-			break
+			rs = append(rs, r)
+			cr.LeaderChanges += changes
 		}
 		if cr.Error == "" {
 			m := NewResult(rs)

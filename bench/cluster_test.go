@@ -44,11 +44,7 @@ func TestCluster_RunsWorkloadsOnTheLeader(t *testing.T) {
 	defer c.Close()
 	for _, name := range []string{"fanout-50", "chain-10"} {
 		w, _ := ParseWorkload(name)
-		n, err := c.node(context.Background(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := n.Run(context.Background(), w)
+		r, _, err := c.Run(context.Background(), w)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

@@ -235,6 +235,7 @@ func (c *Cluster) wait(ctx context.Context, id string) (store.Run, error) {
 		if wctx.Err() != nil {
 			return r, err
 		}
+		time.Sleep(20 * time.Millisecond) // that engine stopped: the next leader's
 	}
 }
 

@@ -232,8 +232,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 			case cr.Error != "":
 				fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\t\t\t\t  error: %s\n", label, cr.Error)
 			default:
-				fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.0f\t%.2f\t%.2f\t%.2f\t\t\t\t\t%.0f%% of single\t\n", label, cr.Tasks, cr.WallS, cr.TasksPerSec,
-					cr.LatencyP50Ms, cr.LatencyP99Ms, cr.EntriesPerTask, 100*cr.OfSingle)
+				note := ""
+				if cr.LeaderChanges > 0 {
+					note = fmt.Sprintf(" (%d leader change(s))", cr.LeaderChanges)
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.0f\t%.2f\t%.2f\t%.2f\t\t\t\t\t%.0f%% of single%s\t\n", label, cr.Tasks, cr.WallS, cr.TasksPerSec,
+					cr.LatencyP50Ms, cr.LatencyP99Ms, cr.EntriesPerTask, 100*cr.OfSingle, note)
 			}
 		}
 	}
