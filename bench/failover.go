@@ -83,7 +83,7 @@ func (c *Cluster) RunFailover(ctx context.Context, kills, width int) FailoverRes
 	}
 	var lat, elect []time.Duration
 	for k := 0; k < kills; k++ {
-		if err := c.ensureRunning(ctx, runs, submit); err != nil {
+		if err := c.ensureRunning(ctx, runs, func() error { return submit() }); err != nil {
 			res.Error = fmt.Sprintf("kill %d: %v", k+1, err)
 			break
 		}
@@ -145,19 +145,21 @@ func (c *Cluster) RunFailover(ctx context.Context, kills, width int) FailoverRes
 	return res
 }
 
-// ensureRunning submits a fan-out unless one is unfinished, and waits
-// until the current term's engine has committed a decision for it.
+// ensureRunning keeps two fan-outs unfinished (so that one is still
+// running when the leader dies, whatever the timing), and waits until the
+// current term's engine has committed a decision.
 func (c *Cluster) ensureRunning(ctx context.Context, runs []string, submit func() error) error {
-	running := false
-	if n := len(runs); n > 0 {
-		_, i, err := c.engine(ctx)
-		if err != nil {
-			return err
-		}
-		r, err := c.nodes[i].st.GetRun(runs[n-1])
-		running = err == nil && !r.State.Final()
+	_, i, err := c.engine(ctx)
+	if err != nil {
+		return err
 	}
-	if !running {
+	unfinished := 0
+	for _, id := range runs {
+		if r, err := c.nodes[i].st.GetRun(id); err == nil && !r.State.Final() {
+			unfinished++
+		}
+	}
+	for ; unfinished < 2; unfinished++ {
 		if err := submit(); err != nil {
 			return err
 		}
