@@ -191,7 +191,11 @@ func (c *Cluster) stopEngine(i int) {
 	}
 	c.mu.Unlock()
 	if stop != nil {
-		stop()
+		// Not waited for: an engine whose commit is still pending in raft
+		// after the step-down can take a while to return, and the next
+		// leader's engine must not wait for it (it ends by itself, or when
+		// its store closes).
+		go stop()
 	}
 }
 

@@ -221,23 +221,44 @@ func (c *Cluster) revive(ctx context.Context, i int) error {
 	return c.nodes[i].st.WaitIndex(wctx, target)
 }
 
-// wait waits until run id is final, following the engine across leaders.
+// wait waits until run id is final, following the engine across leaders:
+// a wait on an engine is abandoned as soon as another takes over.
 func (c *Cluster) wait(ctx context.Context, id string) (store.Run, error) {
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	for {
-		e, _, err := c.engine(wctx)
-		if err != nil {
-			return store.Run{}, err
+		c.mu.Lock()
+		e, ch := c.cur, c.changed
+		c.mu.Unlock()
+		if e == nil {
+			select {
+			case <-ch:
+				continue
+			case <-wctx.Done():
+				return store.Run{}, fmt.Errorf("bench: waiting for run %s: no leader engine: %w", id, wctx.Err())
+			}
 		}
-		r, err := e.Wait(wctx, id)
+		actx, acancel := context.WithCancel(wctx)
+		go func() {
+			select {
+			case <-ch:
+				acancel()
+			case <-actx.Done():
+			}
+		}()
+		r, err := e.Wait(actx, id)
+		acancel()
 		if err == nil {
 			return r, nil
 		}
 		if wctx.Err() != nil {
 			return r, err
 		}
-		time.Sleep(20 * time.Millisecond) // that engine stopped: the next leader's
+		select {
+		case <-ch:
+		case <-wctx.Done():
+		case <-time.After(20 * time.Millisecond): // that engine stopped: the next leader's
+		}
 	}
 }
 
