@@ -161,15 +161,24 @@ func (c *Cluster) startEngine(i int) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = e.Run(ctx) }()
 	stop := func() { cancel(); <-done }
-	bctx, bcancel := context.WithTimeout(ctx, 30*time.Second)
-	err = nd.st.VerifyLeader(bctx)
-	bcancel()
-	if err == nil {
-		_, err = e.Resume(ctx)
-	}
-	if err != nil {
-		stop()
-		return
+	// The catch-up barrier is tried again while this node still leads: a
+	// leader without an engine would hold every run.
+	for {
+		bctx, bcancel := context.WithTimeout(ctx, 10*time.Second)
+		err = nd.st.VerifyLeader(bctx)
+		bcancel()
+		if err == nil {
+			_, err = e.Resume(ctx)
+		}
+		if err == nil {
+			break
+		}
+		if !nd.st.IsLeader() {
+			stop()
+			return
+		}
+		fmt.Fprintf(c.log, "bench: %s leads but cannot start its engine yet: %v\n", nd.id, err)
+		time.Sleep(100 * time.Millisecond) // then try the barrier again
 	}
 	c.mu.Lock()
 	nd.stopEngine = stop
