@@ -8,6 +8,7 @@ import (
 	"io"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -234,7 +235,7 @@ func (c *Cluster) engine(ctx context.Context) (*engine.Engine, int, error) {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return nil, -1, fmt.Errorf("bench: no leader engine: %w", ctx.Err())
+			return nil, -1, fmt.Errorf("bench: no leader engine (%s): %w", c.states(), ctx.Err())
 		}
 	}
 }
@@ -323,6 +324,20 @@ func (c *Cluster) kill(i int) {
 	_ = nd.st.Close()
 	_ = nd.mux.Close()
 	nd.st, nd.mux, nd.member = nil, nil, nil
+}
+
+// states describes each node's raft state, for errors.
+func (c *Cluster) states() string {
+	var out []string
+	for _, nd := range c.nodes {
+		if nd.st == nil {
+			out = append(out, nd.id+": down")
+			continue
+		}
+		st := nd.st.Status()
+		out = append(out, fmt.Sprintf("%s: %s term %d leader %q applied %d", nd.id, st.State, st.Term, st.LeaderID, st.AppliedIndex))
+	}
+	return strings.Join(out, "; ")
 }
 
 // Close stops every node.

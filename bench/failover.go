@@ -235,7 +235,7 @@ func (c *Cluster) wait(ctx context.Context, id string) (store.Run, error) {
 			case <-ch:
 				continue
 			case <-wctx.Done():
-				return store.Run{}, fmt.Errorf("bench: waiting for run %s: no leader engine: %w", id, wctx.Err())
+				return store.Run{}, fmt.Errorf("bench: waiting for run %s: no leader engine (%s): %w", id, c.states(), wctx.Err())
 			}
 		}
 		actx, acancel := context.WithCancel(wctx)
