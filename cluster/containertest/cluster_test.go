@@ -47,15 +47,26 @@ func specJSON(yaml string) json.RawMessage {
 	return b
 }
 
+// submit creates a run through cl. A refused submission is sent again
+// with the same request id, as a client should (one run results,
+// invariant 1); each refusal is logged: during a leader change the API
+// can answer 503 ("leadership lost while committing").
 func submit(t *testing.T, cl *api.Client, name, yaml string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	r, err := cl.CreateRun(ctx, api.Run{DisplayName: name, PipelineSpec: specJSON(yaml)}, name)
-	if err != nil {
-		t.Fatalf("submit %s through %s: %v", name, cl.BaseURL, err)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		r, err := cl.CreateRun(ctx, api.Run{DisplayName: name, PipelineSpec: specJSON(yaml)}, name)
+		cancel()
+		if err == nil {
+			return r.RunID
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("submit %s through %s: %v", name, cl.BaseURL, err)
+		}
+		t.Logf("submit %s through %s refused, sent again: %v", name, cl.BaseURL, err)
+		time.Sleep(200 * time.Millisecond) // then the same request again
 	}
-	return r.RunID
 }
 
 // succeeded counts the run's SUCCEEDED tasks.
