@@ -70,16 +70,23 @@ func (c *Cluster) RunFailover(ctx context.Context, kills, width int) FailoverRes
 	c.mu.Unlock()
 	var runs []string
 	submit := func() error {
-		e, _, err := c.engine(ctx)
-		if err != nil {
-			return err
+		// The request id makes a submission retried on the next leader
+		// create one run.
+		opts := engine.SubmitOptions{RequestID: fmt.Sprintf("failover-%d-%d", time.Now().UnixNano(), len(runs))}
+		var err error
+		for try := 0; try < 40; try++ {
+			var e *engine.Engine
+			if e, _, err = c.engine(ctx); err != nil {
+				return err
+			}
+			var id string
+			if id, err = e.Submit(ctx, p, map[string]json.RawMessage{}, opts); err == nil {
+				runs = append(runs, id)
+				return nil
+			}
+			time.Sleep(50 * time.Millisecond) // leadership is moving
 		}
-		id, err := e.Submit(ctx, p, map[string]json.RawMessage{}, engine.SubmitOptions{})
-		if err != nil {
-			return err
-		}
-		runs = append(runs, id)
-		return nil
+		return err
 	}
 	var lat, elect []time.Duration
 	for k := 0; k < kills; k++ {
