@@ -22,6 +22,28 @@ test: ## Run every test with the race detector (what CI runs).
 test-kfp: ## Run the KFP corpus through skiff run (vs cmd/skiff/testdata/kfp_conformance.tsv) and the kfp.local comparison (minutes; needs ../shared).
 	SKIFF_KFP_CONFORMANCE=1 $(GO) test -count=1 -timeout 60m -run '^(TestKFPConformance|TestCLI_KFPLocalComparison)$$' -parallel 4 -v ./cmd/skiff/
 
+IMAGE   ?= skiff:dev
+BUSYBOX ?= /bin/busybox
+
+.PHONY: image
+image: ## Build the container image IMAGE (default skiff:dev): a static skiff and BUSYBOX in a docker-imported root.
+	@set -e; root=$$(mktemp -d); trap 'rm -rf "$$root"' EXIT; \
+	test -x $(BUSYBOX) || { echo "$(BUSYBOX) missing: apt-get install busybox-static"; exit 1; }; \
+	mkdir -p $$root/bin $$root/etc $$root/tmp $$root/root $$root/data; chmod 1777 $$root/tmp; chmod 700 $$root/root; \
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.commit=$$(git rev-parse --short=12 HEAD 2>/dev/null)" -o $$root/bin/skiff ./cmd/skiff; \
+	cp $(BUSYBOX) $$root/bin/busybox; \
+	for a in $$($(BUSYBOX) --list); do [ "$$a" = busybox ] || ln -s busybox "$$root/bin/$$a"; done; \
+	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > $$root/etc/passwd; \
+	printf 'root:x:0:\nnogroup:x:65534:\n' > $$root/etc/group; \
+	tar -C $$root --numeric-owner --owner=0 --group=0 -cf - . | docker import \
+	  --change 'ENV PATH=/bin' --change 'WORKDIR /' --change 'ENTRYPOINT ["/bin/skiff"]' --change 'CMD ["--help"]' \
+	  --message "skiff $$(git rev-parse --short=12 HEAD 2>/dev/null)" - $(IMAGE) >/dev/null; \
+	echo "image $(IMAGE): skiff $$(git rev-parse --short=12 HEAD 2>/dev/null) and busybox"
+
+.PHONY: test-cluster
+test-cluster: image ## Container tests: three nodes of IMAGE on a private Docker network (kill, partition, rolling restart); about 2 minutes.
+	SKIFF_CLUSTER_IMAGE=$(IMAGE) $(GO) test -count=1 -timeout 15m -v ./cluster/containertest/
+
 .PHONY: check
 check: ## go vet, gofmt and the import rules.
 	$(GO) vet $(PKGS)

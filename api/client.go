@@ -313,7 +313,14 @@ func (c *Client) ClusterMembers(ctx context.Context) (ClusterMembers, error) {
 	return out, err
 }
 
+// ClusterDigest returns the state digest of the node asked (admin).
+func (c *Client) ClusterDigest(ctx context.Context) (ClusterDigest, error) {
+	var out ClusterDigest
+	return out, c.call(ctx, http.MethodGet, "/apis/skiff/v1/cluster/digest", nil, &out, nil)
+}
+
 // ClusterRemove removes member id from the cluster (admin).
+
 func (c *Client) ClusterRemove(ctx context.Context, id string) error {
 	return c.call(ctx, http.MethodDelete, "/apis/skiff/v1/cluster/members/"+url.PathEscape(id), nil, nil, nil)
 }

@@ -49,7 +49,32 @@ func init() {
 		s.handle("GET "+sk+"/cluster", RoleViewer, s.clusterMembers)
 		s.handle("DELETE "+sk+"/cluster/members/{id}", RoleAdmin, s.clusterRemove)
 		s.handle("POST "+sk+"/cluster/leave", RoleAdmin, s.clusterLeave)
+		s.handle("GET "+sk+"/cluster/digest", RoleAdmin, s.clusterDigest)
 	})
+}
+
+// ClusterDigest is the body of GET /apis/skiff/v1/cluster/digest: the
+// answering node's applied index and a SHA-256 over its whole state
+// machine at that index (store.Digest). Two nodes at the same index must
+// give the same digest (invariant 6). LeaderID is the leader this node
+// knows ("" = none), from its own raft state: a cheap local probe.
+type ClusterDigest struct {
+	NodeID       string `json:"node_id"`
+	LeaderID     string `json:"leader_id"`
+	AppliedIndex uint64 `json:"applied_index"`
+	Digest       string `json:"digest"`
+}
+
+// clusterDigest is read-only and local (never forwarded): each node
+// answers for its own state. Admin only: it reads every namespace.
+func (s *Server) clusterDigest(w http.ResponseWriter, _ *http.Request, _ *principal) error {
+	idx, d, err := s.cfg.Store.Digest()
+	if err != nil {
+		return err
+	}
+	leader, _ := s.cfg.Store.Leader()
+	writeJSON(w, http.StatusOK, ClusterDigest{NodeID: s.cfg.Store.ID(), LeaderID: leader, AppliedIndex: idx, Digest: d})
+	return nil
 }
 
 // ClusterMembers is the body of GET /apis/skiff/v1/cluster.

@@ -34,6 +34,13 @@ type Config struct {
 	PeerTimeout time.Duration
 	// Progress receives progress lines (stderr); nil = none.
 	Progress io.Writer
+	// Cluster: also run every workload on a cluster of this many nodes on
+	// loopback (0 = none), reported beside the single node's figures.
+	Cluster int
+	// Failover: kill the cluster's leader this many times during running
+	// fan-outs (needs Cluster). With Failover and no Workloads named, only
+	// the failover is measured.
+	Failover int
 }
 
 // Run measures every workload on one real node, then on each peer, and
@@ -41,8 +48,11 @@ type Config struct {
 // Run fails only when the node cannot be opened or a workload name is bad.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	names := cfg.Workloads
-	if len(names) == 0 {
+	if len(names) == 0 && cfg.Failover == 0 {
 		names = DefaultWorkloads
+	}
+	if cfg.Failover > 0 && cfg.Cluster < 1 {
+		return nil, fmt.Errorf("bench: failover needs a cluster (--cluster N)")
 	}
 	var ws []Workload
 	for _, n := range names {
@@ -99,6 +109,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if len(cfg.Peers) > 0 {
 		runPeers(ctx, cfg, ws, runs, dir, rep, progress)
+	}
+	if cfg.Cluster > 0 {
+		if err := runCluster(ctx, cfg, ws, runs, dir, rep, progress); err != nil {
+			return nil, err
+		}
 	}
 	return rep, nil
 }

@@ -22,6 +22,10 @@ type Report struct {
 	Runs    int              `json:"runs"`    // measured runs per workload; figures are the median run's
 	Peers   []PeerStatus     `json:"peers,omitempty"`
 	Results []WorkloadResult `json:"results"`
+	// ClusterNodes: the workloads also ran on a cluster of this many
+	// nodes on loopback (WorkloadResult.Cluster); 0 = not.
+	ClusterNodes int             `json:"cluster_nodes,omitempty"`
+	Failover     *FailoverResult `json:"failover,omitempty"`
 }
 
 // Machine describes where the figures were measured.
@@ -58,6 +62,8 @@ type WorkloadResult struct {
 	Cached           int          `json:"cached_tasks,omitempty"`
 	Error            string       `json:"error,omitempty"`
 	Peers            []PeerResult `json:"peers,omitempty"`
+	// Cluster: the same workload on the cluster (Report.ClusterNodes).
+	Cluster *ClusterResult `json:"cluster,omitempty"`
 }
 
 // PeerResult is one peer's figures for a workload.
@@ -218,9 +224,34 @@ func (r *Report) WriteTable(w io.Writer) error {
 				fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.0f\t\t\t\t\t\t\t\t%s\t\n", label, p.Tasks, p.WallS, p.TasksPerSec, speedup(p.SkiffSpeedup))
 			}
 		}
+		if cr := x.Cluster; cr != nil {
+			label := fmt.Sprintf("  cluster-%d", cr.Nodes)
+			switch {
+			case cr.Skipped != "":
+				fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\t\t\t\t  skipped: %s\n", label, cr.Skipped)
+			case cr.Error != "":
+				fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\t\t\t\t  error: %s\n", label, cr.Error)
+			default:
+				note := ""
+				if cr.LeaderChanges > 0 {
+					note = fmt.Sprintf(" (%d leader change(s))", cr.LeaderChanges)
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.0f\t%.2f\t%.2f\t%.2f\t\t\t\t\t%.0f%% of single%s\t\n", label, cr.Tasks, cr.WallS, cr.TasksPerSec,
+					cr.LatencyP50Ms, cr.LatencyP99Ms, cr.EntriesPerTask, 100*cr.OfSingle, note)
+			}
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if f := r.Failover; f != nil {
+		fmt.Fprintf(w, "\nfailover, cluster of %d: leader killed %d times during %s runs (%d submitted, %d succeeded)\n", f.Nodes, f.Kills, f.Workload, f.Runs, f.Succeeded)
+		fmt.Fprintf(w, "  kill to next committed decision: p50 %.0f ms, p99 %.0f ms, max %.0f ms (kill to new leader: p50 %.0f ms, p99 %.0f ms)\n",
+			f.KillToDecisionP50Ms, f.KillToDecisionP99Ms, f.KillToDecisionMaxMs, f.KillToLeaderP50Ms, f.KillToLeaderP99Ms)
+		fmt.Fprintf(w, "  executions started: %d; started again for a task already started: %d\n", f.Executions, f.StartedTwice)
+		if f.Error != "" {
+			fmt.Fprintf(w, "  error: %s\n", f.Error)
+		}
 	}
 	_, err := fmt.Fprintln(w, "\nvs SKIFF: the peer's wall time over Skiff's (above 1x, Skiff is faster). FSYNCS/task: entries × 2, an estimate.\nHEAP: heap in use, garbage included; LIVE: the live heap as of each GC cycle.")
 	return err

@@ -9,7 +9,10 @@
 // What it must not touch: the state machine (it goes through store's
 // membership methods), the engine, executors and the HTTP API.
 //
-// The cluster port is not authenticated or encrypted yet (node-to-node
-// mutual TLS is a later stage): it must only be reachable from the other
-// servers.
+// With a TLSConfig (ListenTLS; skiff server --cluster-tls-cert/-key/-ca)
+// every connection to and from the cluster port is mutual TLS 1.3: a peer
+// without a certificate the cluster's CA signed is refused in the
+// handshake, before a byte of raft or RPC is read. Without it the port is
+// neither authenticated nor encrypted and must only be reachable from the
+// other servers.
 package cluster

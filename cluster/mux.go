@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -30,11 +32,18 @@ type Mux struct {
 	rpcCh     chan net.Conn
 	closed    chan struct{}
 	closeOnce sync.Once
+	tls       *TLSConfig // nil: plain TCP
 }
 
 // Listen opens the cluster port on bind. advertise is the address the
 // other nodes reach this one by ("" = bind, which must then name a host).
-func Listen(bind, advertise string) (*Mux, error) {
+func Listen(bind, advertise string) (*Mux, error) { return ListenTLS(bind, advertise, nil) }
+
+// ListenTLS is Listen with node-to-node mutual TLS (nil: none): every
+// connection it accepts or dials, raft's and the node RPC's, must complete
+// a TLS handshake with a certificate signed by the cluster's CA before a
+// byte of it is read.
+func ListenTLS(bind, advertise string, tc *TLSConfig) (*Mux, error) {
 	ln, err := net.Listen("tcp", bind)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: listen on %s: %w", bind, err)
@@ -50,13 +59,16 @@ func Listen(bind, advertise string) (*Mux, error) {
 		ln.Close()
 		return nil, fmt.Errorf("%w: advertise address %q: %w", ErrInvalidConfig, advertise, err)
 	}
-	m := &Mux{ln: ln, advertise: adv, raftCh: make(chan net.Conn), rpcCh: make(chan net.Conn), closed: make(chan struct{})}
+	m := &Mux{ln: ln, advertise: adv, raftCh: make(chan net.Conn), rpcCh: make(chan net.Conn), closed: make(chan struct{}), tls: tc}
 	go m.acceptLoop()
 	return m, nil
 }
 
 // Addr is the advertised address of the cluster port.
 func (m *Mux) Addr() string { return m.advertise.String() }
+
+// TLS reports whether the cluster port uses mutual TLS.
+func (m *Mux) TLS() bool { return m.tls != nil }
 
 // Close stops accepting connections.
 func (m *Mux) Close() error {
@@ -89,13 +101,26 @@ func (m *Mux) acceptLoop() {
 }
 
 func (m *Mux) route(conn net.Conn) {
-	_ = conn.SetReadDeadline(time.Now().Add(muxHeaderTimeout))
+	_ = conn.SetDeadline(time.Now().Add(muxHeaderTimeout))
+	if m.tls != nil {
+		tc := tls.Server(conn, m.tls.server())
+		ctx, cancel := context.WithTimeout(context.Background(), muxHeaderTimeout)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			// A peer without a certificate the CA signed, or one that
+			// does not speak TLS: refused before anything is read.
+			conn.Close()
+			return
+		}
+		conn = tc
+	}
 	var b [1]byte
 	if _, err := io.ReadFull(conn, b[:]); err != nil {
 		conn.Close()
 		return
 	}
-	_ = conn.SetReadDeadline(time.Time{})
+	_ = conn.SetDeadline(time.Time{})
 	ch := m.rpcCh
 	switch b[0] {
 	case connRaft:
@@ -112,11 +137,22 @@ func (m *Mux) route(conn net.Conn) {
 	}
 }
 
-// dial connects to a cluster port for kind.
-func dial(addr string, kind byte, timeout time.Duration) (net.Conn, error) {
+// dial connects to a cluster port for kind, with this port's TLS.
+func (m *Mux) dial(addr string, kind byte, timeout time.Duration) (net.Conn, error) {
 	conn, err := net.DialTimeout("tcp", addr, timeout)
 	if err != nil {
 		return nil, err
+	}
+	if m.tls != nil {
+		tc := tls.Client(conn, m.tls.client())
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("tls handshake: %w", err)
+		}
+		conn = tc
 	}
 	if _, err := conn.Write([]byte{kind}); err != nil {
 		conn.Close()
@@ -156,5 +192,5 @@ func (l *raftLayer) Close() error   { return l.m.Close() }
 func (l *raftLayer) Addr() net.Addr { return l.m.advertise }
 
 func (l *raftLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return dial(string(addr), connRaft, timeout)
+	return l.m.dial(string(addr), connRaft, timeout)
 }

@@ -357,7 +357,10 @@ const maxRPCBytes = 1 << 20
 // call sends req to the cluster port at addr and decodes the answer into
 // out (when not nil).
 func (n *Node) call(ctx context.Context, addr string, req rpcRequest, out any) error {
-	conn, err := dial(addr, connRPC, n.cfg.RPCTimeout)
+	if n.mux == nil {
+		return fmt.Errorf("%w: a cluster of one has no cluster port", ErrInvalidConfig)
+	}
+	conn, err := n.mux.dial(addr, connRPC, n.cfg.RPCTimeout)
 	if err != nil {
 		return fmt.Errorf("cluster: %s: %w", addr, err)
 	}

@@ -39,6 +39,8 @@ See bench/README.md.`,
 			&cli.DurationFlag{Name: "peer-timeout", Value: 5 * time.Minute, Usage: "give up on one peer run after this long"},
 			&cli.BoolFlag{Name: "no-sync", Usage: "turn fsyncs off (figures are then not durable ones)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress on standard error"},
+			&cli.IntFlag{Name: "cluster", Usage: "also run the sim workloads on a cluster of `N` nodes on loopback, beside the single node"},
+			&cli.IntFlag{Name: "failover", Usage: "with --cluster: kill the leader `K` times during running fan-outs and report the time to the next decision"},
 		},
 		Action: benchAction,
 	}
@@ -51,6 +53,15 @@ func benchAction(c *cli.Context) error {
 	}
 	if c.Int("runs") < 1 {
 		return usageError("bench: --runs must be at least 1")
+	}
+	if c.Int("cluster") < 0 || c.Int("cluster") > 9 {
+		return usageError("bench: --cluster %d: want 1 to 9 nodes", c.Int("cluster"))
+	}
+	if c.Int("failover") < 0 {
+		return usageError("bench: --failover %d: must not be negative", c.Int("failover"))
+	}
+	if c.Int("failover") > 0 && c.Int("cluster") < 2 {
+		return usageError("bench: --failover needs --cluster N with N of 2 or more (3 to survive a kill)")
 	}
 	peers, err := bench.ParsePeers(c.String("peers"))
 	if err != nil {
@@ -69,6 +80,8 @@ func benchAction(c *cli.Context) error {
 		NoSync:    c.Bool("no-sync"),
 
 		PeerTimeout: c.Duration("peer-timeout"),
+		Cluster:     c.Int("cluster"),
+		Failover:    c.Int("failover"),
 	}
 	if !c.Bool("quiet") {
 		cfg.Progress = os.Stderr
@@ -100,6 +113,12 @@ func benchAction(c *cli.Context) error {
 		if r.Error != "" {
 			return fmt.Errorf("bench: %s failed", r.Workload)
 		}
+		if r.Cluster != nil && r.Cluster.Error != "" {
+			return fmt.Errorf("bench: %s failed on the cluster", r.Workload)
+		}
+	}
+	if f := rep.Failover; f != nil && (f.Error != "" || f.Succeeded != f.Runs) {
+		return fmt.Errorf("bench: failover: %d of %d runs succeeded; %s", f.Succeeded, f.Runs, f.Error)
 	}
 	return nil
 }

@@ -51,3 +51,23 @@ func TestBench_BadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestBench_ClusterFlagsRefuseBadUse: --failover without a cluster of at
+// least two, and an out-of-range --cluster, are usage errors (exit 2)
+// naming the flag.
+func TestBench_ClusterFlagsRefuseBadUse(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench", "--failover", "2"}, "--failover needs --cluster"},
+		{[]string{"bench", "--cluster", "1", "--failover", "2"}, "--failover needs --cluster"},
+		{[]string{"bench", "--cluster", "-1"}, "--cluster -1"},
+		{[]string{"bench", "--cluster", "3", "--failover", "-1"}, "--failover -1"},
+	} {
+		r := skiff(t, t.TempDir(), tc.args...)
+		if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args, r.code, r.stderr, tc.want)
+		}
+	}
+}

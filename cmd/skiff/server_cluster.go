@@ -28,6 +28,9 @@ func clusterFlags() []cli.Flag {
 		&cli.StringFlag{Name: "node-id", Usage: "this server's cluster `ID` (default: generated once and kept in the data dir)"},
 		&cli.DurationFlag{Name: "worker-heartbeat", Value: store.DefaultRaftConfig().WorkerHeartbeat, Usage: "how often this server's worker renews its lease (one command per node)"},
 		&cli.DurationFlag{Name: "node-ttl", Value: store.DefaultRaftConfig().NodeTTL, Usage: "a worker not heard from for this `DURATION` is declared down by the leader; what it ran is lost and runs again elsewhere (at least twice --worker-heartbeat)"},
+		&cli.StringFlag{Name: "cluster-tls-cert", EnvVars: []string{"SKIFF_CLUSTER_TLS_CERT"}, Usage: "this server's certificate `FILE` (PEM) for mutual TLS on the cluster port; signed by --cluster-tls-ca, for both server and client auth"},
+		&cli.StringFlag{Name: "cluster-tls-key", EnvVars: []string{"SKIFF_CLUSTER_TLS_KEY"}, Usage: "private key `FILE` (PEM) of --cluster-tls-cert"},
+		&cli.StringFlag{Name: "cluster-tls-ca", EnvVars: []string{"SKIFF_CLUSTER_TLS_CA"}, Usage: "CA certificate `FILE` (PEM): the cluster port accepts and dials only servers whose certificate it signed"},
 	}
 }
 
@@ -118,7 +121,7 @@ func setupCluster(c *cli.Context, dir, apiURL string) (*clusterSetup, error) {
 	expect := c.Int("bootstrap-expect")
 	raftAddr := c.String("raft")
 	if raftAddr == "" {
-		for _, f := range []string{"raft-advertise", "bootstrap-expect", "join", "node-id"} {
+		for _, f := range []string{"raft-advertise", "bootstrap-expect", "join", "node-id", "cluster-tls-cert", "cluster-tls-key", "cluster-tls-ca"} {
 			if c.IsSet(f) {
 				return nil, usageError("--%s needs --raft ADDR", f)
 			}
@@ -131,11 +134,15 @@ func setupCluster(c *cli.Context, dir, apiURL string) (*clusterSetup, error) {
 	if expect > 1 && len(join) == 0 {
 		return nil, usageError("--bootstrap-expect %d needs --join with the other servers' cluster addresses", expect)
 	}
+	tc, err := clusterTLS(c)
+	if err != nil {
+		return nil, err
+	}
 	id, err := nodeID(dir, c.String("node-id"))
 	if err != nil {
 		return nil, err
 	}
-	if cs.mux, err = cluster.Listen(raftAddr, c.String("raft-advertise")); err != nil {
+	if cs.mux, err = cluster.ListenTLS(raftAddr, c.String("raft-advertise"), tc); err != nil {
 		if errors.Is(err, cluster.ErrInvalidConfig) {
 			return nil, usageError("--raft-advertise: %v", err)
 		}
@@ -146,6 +153,25 @@ func setupCluster(c *cli.Context, dir, apiURL string) (*clusterSetup, error) {
 	cs.raft.WorkerHeartbeat, cs.raft.NodeTTL = c.Duration("worker-heartbeat"), c.Duration("node-ttl")
 	cs.cfg.BootstrapExpect, cs.cfg.Join = expect, join
 	return cs, nil
+}
+
+// clusterTLS reads --cluster-tls-cert/-key/-ca (nil when none is given);
+// a bad or missing file is a usage error naming its flag.
+func clusterTLS(c *cli.Context) (*cluster.TLSConfig, error) {
+	files := cluster.TLSFiles{Cert: c.String("cluster-tls-cert"), Key: c.String("cluster-tls-key"), CA: c.String("cluster-tls-ca")}
+	if files == (cluster.TLSFiles{}) {
+		return nil, nil
+	}
+	tc, err := cluster.LoadTLS(files)
+	var te *cluster.TLSError
+	if errors.As(err, &te) {
+		msg := te.Err.Error()
+		if te.Path != "" {
+			msg = fmt.Sprintf("%s: %s", te.Path, msg)
+		}
+		return nil, usageError("--cluster-tls-%s: %s", te.Field, msg)
+	}
+	return tc, err
 }
 
 // apiURL is the URL other servers reach this one's API by.

@@ -1,0 +1,115 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// digestsAgree fails unless every live node of c holds the same state at
+// the same applied index (waiting for followers to catch up).
+func digestsAgree(t *testing.T, c *Cluster) {
+	t.Helper()
+	_, li, err := c.engine(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, wantD, err := c.nodes[li].st.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, nd := range c.nodes {
+		if err := nd.st.WaitIndex(context.Background(), want); err != nil {
+			t.Fatal(err)
+		}
+		idx, d, err := nd.st.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if idx == want && d != wantD {
+			t.Errorf("%s: digest %s at index %d, leader's %s", nd.id, d, idx, wantD)
+		}
+	}
+}
+
+// TestCluster_RunsWorkloadsOnTheLeader: a three-node cluster on loopback
+// runs a fan-out and a chain through its leader's engine; every task is
+// started once and every node ends with the same state.
+func TestCluster_RunsWorkloadsOnTheLeader(t *testing.T) {
+	c, err := OpenCluster(context.Background(), t.TempDir(), 3, Options{NoSync: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, name := range []string{"fanout-50", "chain-10"} {
+		w, _ := ParseWorkload(name)
+		r, _, err := c.Run(context.Background(), w)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if r.Tasks < w.N || r.Entries == 0 {
+			t.Errorf("%s: %+v", name, r)
+		}
+	}
+	if twice, total := c.startedTwice(); twice != 0 || total < 60 {
+		t.Errorf("started twice %d of %d executions, want 0 of at least 60", twice, total)
+	}
+	digestsAgree(t, c)
+}
+
+// TestCluster_FailoverKillsTheLeaderAndRunsSucceed: two leader kills
+// during a running fan-out; each is followed by a decision of a new
+// leader, the fan-outs succeed, the killed nodes come back, and the
+// state machines agree.
+func TestCluster_FailoverKillsTheLeaderAndRunsSucceed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills leaders (seconds each)")
+	}
+	c, err := OpenCluster(context.Background(), t.TempDir(), 3, Options{NoSync: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	f := c.RunFailover(context.Background(), 2, 300)
+	if f.Error != "" || f.Runs == 0 || f.Succeeded != f.Runs {
+		t.Fatalf("failover: %+v", f)
+	}
+	if len(f.KillToDecisionMs) != 2 || f.KillToDecisionP50Ms <= 0 || f.KillToDecisionP99Ms < f.KillToDecisionP50Ms || f.KillToLeaderP50Ms <= 0 {
+		t.Errorf("kill-to-decision figures: %+v", f)
+	}
+	if f.Executions < 300 {
+		t.Errorf("%d executions started for %d fan-out runs of 300", f.Executions, f.Runs)
+	}
+	for _, nd := range c.nodes {
+		if nd.st == nil {
+			t.Fatalf("%s was not brought back", nd.id)
+		}
+	}
+	digestsAgree(t, c)
+}
+
+func TestReport_ClusterAndFailoverInTableAndJSON(t *testing.T) {
+	rep := &Report{Runs: 1, ClusterNodes: 3, Results: []WorkloadResult{
+		{Workload: "fanout-10", Tasks: 11, WallS: 1, TasksPerSec: 11, Cluster: &ClusterResult{Nodes: 3, Tasks: 11, WallS: 2, TasksPerSec: 5.5, OfSingle: 0.5}},
+		{Workload: "proc-chain-2", Tasks: 2, WallS: 1, TasksPerSec: 2, Cluster: &ClusterResult{Nodes: 3, Skipped: "sim only"}},
+	}, Failover: &FailoverResult{Nodes: 3, Kills: 20, Workload: "fanout-2000", Runs: 4, Succeeded: 4, KillToDecisionP50Ms: 600, KillToDecisionP99Ms: 950, Executions: 8000, StartedTwice: 7}}
+	var out strings.Builder
+	if err := rep.WriteTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"cluster-3", "50% of single", "skipped: sim only", "killed 20 times", "p99 950 ms", "started again for a task already started: 7"} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("table lacks %q:\n%s", s, out.String())
+		}
+	}
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{`"cluster_nodes":3`, `"of_single":0.5`, `"kill_to_decision_p99_ms":950`, `"executions_started_twice":7`} {
+		if !strings.Contains(string(b), s) {
+			t.Errorf("JSON lacks %s: %s", s, b)
+		}
+	}
+}
