@@ -8,7 +8,7 @@ FUZZTIME ?= 20s
 
 .PHONY: help
 help: ## Show this help.
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## Build the skiff binary into bin/skiff.
@@ -21,6 +21,16 @@ test: ## Run every test with the race detector (what CI runs).
 .PHONY: test-kfp
 test-kfp: ## Run the KFP corpus through skiff run (vs cmd/skiff/testdata/kfp_conformance.tsv) and the kfp.local comparison (minutes; needs ../shared).
 	SKIFF_KFP_CONFORMANCE=1 $(GO) test -count=1 -timeout 60m -run '^(TestKFPConformance|TestCLI_KFPLocalComparison)$$' -parallel 4 -v ./cmd/skiff/
+
+S3_PKGS ?= ./store/blob/... ./cmd/skiff/
+
+.PHONY: seaweedfs
+seaweedfs: ## Build SeaweedFS (weed) from the Go module proxy into ~/.cache/skiff-tools (once per version).
+	tools/seaweedfs/build.sh
+
+.PHONY: test-s3
+test-s3: seaweedfs ## Run the S3 tests against a SeaweedFS server started on loopback (SKIFF_S3_TEST).
+	tools/seaweedfs/s3-test.sh $(GO) test -race -count=1 -timeout 20m -run 'S3' $(S3_PKGS)
 
 .PHONY: check
 check: ## go vet, gofmt and the import rules.
