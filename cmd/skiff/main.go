@@ -54,7 +54,7 @@ Start with:  skiff run examples/iris/pipeline.yaml`,
 				EnvVars: []string{"SKIFF_DATA_DIR"},
 			},
 			&cli.BoolFlag{Name: "debug", Usage: "log engine internals to standard error"},
-		}, clientFlags()...),
+		}, append(clientFlags(), artifactStoreFlags()...)...),
 		Commands: []*cli.Command{
 			runCommand(),
 			validateCommand(),

@@ -27,7 +27,6 @@ import (
 	"github.com/skiffml/skiff/executors/local"
 	"github.com/skiffml/skiff/executors/sim"
 	"github.com/skiffml/skiff/store"
-	"github.com/skiffml/skiff/store/blob"
 	"github.com/skiffml/skiff/ui"
 )
 
@@ -166,7 +165,7 @@ func openServerNode(c *cli.Context, dir string, cs *clusterSetup, reg prometheus
 		return nil, nil, fmt.Errorf("open store: %w", err)
 	}
 	fail := func(err error) (*node, *leaderEngine, error) { n.store.Close(); return nil, nil, err }
-	if n.blobs, err = blob.Open(filepath.Join(dir, "blobs")); err != nil {
+	if n.blobs, err = openBlobs(c, dir); err != nil {
 		return fail(fmt.Errorf("open blob store: %w", err))
 	}
 	lcfg := local.DefaultConfig(filepath.Join(dir, "work"), n.blobs)
