@@ -60,3 +60,13 @@ type Info struct {
 type WholeObjects interface {
 	WholeObjects()
 }
+
+// Toucher is implemented by a backend that can mark a stored object as
+// written now without rewriting it. When Put finds the bytes already
+// stored, it touches the object, so that a garbage collection running at
+// that moment (which spares recently written blobs) does not delete it
+// before the new reference to it is committed. Where Touch fails, or a
+// backend has none, Put stores the bytes again instead.
+type Toucher interface {
+	Touch(ctx context.Context, hex string) error
+}

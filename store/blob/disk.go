@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // disk is the local-directory backend: objects under dir/sha256/<first two
@@ -21,7 +22,10 @@ type disk struct {
 	syncDir func(dir string) error
 }
 
-var _ Backend = (*disk)(nil)
+var (
+	_ Backend = (*disk)(nil)
+	_ Toucher = (*disk)(nil)
+)
 
 func (d *disk) String() string { return d.dir }
 
@@ -89,6 +93,12 @@ func (d *disk) Stat(ctx context.Context, hex string) (Info, error) {
 		return Info{}, err
 	}
 	return Info{Digest: digestPrefix + hex, Size: fi.Size(), ModTime: fi.ModTime()}, nil
+}
+
+// Touch sets the object's modification time to now.
+func (d *disk) Touch(ctx context.Context, hex string) error {
+	now := time.Now()
+	return os.Chtimes(d.path(hex), now, now)
 }
 
 func (d *disk) Delete(ctx context.Context, hex string) error {

@@ -217,7 +217,9 @@ func (s *Store) put(ctx context.Context, r io.Reader) (ref spec.ArtifactRef, err
 	hexDigest := hex.EncodeToString(h.Sum(nil))
 	ref = spec.ArtifactRef{Digest: digestPrefix + hexDigest, Size: n}
 	if info, err := s.be.Stat(ctx, hexDigest); err == nil && s.keepStored(ctx, ref.Digest, info, cw.n) {
-		return ref, nil // the deferred Abort drops the new copy
+		if t, ok := s.be.(Toucher); ok && t.Touch(ctx, hexDigest) == nil {
+			return ref, nil // the deferred Abort drops the new copy
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return ref, err

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/skiffml/skiff/engine/spec"
 )
@@ -447,5 +448,32 @@ func TestStore_ListStatDelete(t *testing.T) {
 	}
 	if err := s.Delete(ctx, "sha256:nothex"); !errors.Is(err, ErrInvalidDigest) {
 		t.Fatalf("Delete of a bad digest = %v, want ErrInvalidDigest", err)
+	}
+}
+
+// TestStore_PutOfStoredBytesTouchesThem: storing bytes already there makes
+// the blob look new, so a gc running meanwhile (which spares recent blobs)
+// cannot delete it before the new reference to it is committed.
+func TestStore_PutOfStoredBytesTouchesThem(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(filepath.Join(t.TempDir(), "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := s.Put(ctx, strings.NewReader("same bytes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := parseDigest(ref.Digest)
+	old := time.Now().Add(-48 * time.Hour)
+	if err := os.Chtimes(s.disk.path(h), old, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, strings.NewReader("same bytes")); err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Stat(ctx, ref.Digest)
+	if err != nil || info.ModTime.Before(time.Now().Add(-time.Hour)) {
+		t.Fatalf("after a second Put: %+v, %v; want a fresh modification time", info, err)
 	}
 }
