@@ -74,7 +74,7 @@ Examples:
 			&cli.BoolFlag{Name: "keep-work-dirs", Usage: "keep each execution's work dir and log after its outputs are stored (for debugging; by default they are removed)"},
 			&cli.DurationFlag{Name: "sim-duration", Hidden: true, Usage: "how long each sim execution runs (tests and demos)"},
 			&cli.DurationFlag{Name: "shutdown-grace", Value: 10 * time.Second, Usage: "how long to let in-flight requests finish on shutdown"},
-		}, clusterFlags()...),
+		}, append(clusterFlags(), serverGCFlags()...)...),
 		Action: serverAction,
 		Subcommands: []*cli.Command{
 			{
@@ -277,6 +277,11 @@ func serverAction(c *cli.Context) error {
 	}
 	stopFollow := le.follow()
 	defer stopFollow()
+	stopGC, err := startServerGC(ctx, c, n)
+	if err != nil {
+		return err
+	}
+	defer stopGC()
 	member.Serve()
 	go func() {
 		if err := member.Form(ctx); err != nil {
