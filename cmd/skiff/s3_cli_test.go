@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 
@@ -108,5 +110,53 @@ func TestCLI_S3ArtifactStore(t *testing.T) {
 	}
 	if _, err := os.Stat(out2); !os.IsNotExist(err) {
 		t.Fatalf("a tampered artifact was written out: %v", err)
+	}
+}
+
+// TestS3_ArtifactBench measures the wall time of a run whose one step
+// writes a SKIFF_S3_BENCH_MIB MiB artifact of random bytes, with the local
+// blob store and with S3 (make test-s3's SeaweedFS on loopback). It is a
+// measurement, not a check: it runs only when SKIFF_S3_BENCH_MIB is set:
+//
+//	SKIFF_S3_BENCH_MIB=1024 tools/seaweedfs/s3-test.sh go test -count=1 -run TestS3_ArtifactBench -v ./cmd/skiff/
+func TestS3_ArtifactBench(t *testing.T) {
+	mib := os.Getenv("SKIFF_S3_BENCH_MIB")
+	if mib == "" {
+		t.Skip("a measurement: set SKIFF_S3_BENCH_MIB (and run it under tools/seaweedfs/s3-test.sh)")
+	}
+	cfg := s3test.Config(t, "bench/")
+	dir := t.TempDir()
+	pipe := writeFile(t, dir, "p.yaml", `
+name: artifact-bench
+executor: local
+tasks:
+  - name: write
+    command: [/bin/sh, -c, 'head -c `+mib+`M /dev/urandom > {{outputs.data}}']
+    outputs: {data: Dataset}
+`)
+	for _, store := range [][]string{nil, {"--artifact-store", "s3://" + cfg.Bucket + "/bench", "--s3-endpoint", cfg.Endpoint, "--s3-path-style"}} {
+		data := filepath.Join(dir, "data")
+		start := time.Now()
+		r := skiff(t, data, append(append([]string{"run"}, store...), "-o", "json", pipe)...)
+		wall := time.Since(start)
+		if s := parseSummary(t, r); s.State != "SUCCEEDED" {
+			t.Fatalf("run: %+v\n%s", s, r.stderr)
+		}
+		var got struct {
+			Tasks []struct {
+				Secs float64 `json:"duration_seconds"`
+			} `json:"tasks"`
+		}
+		json.Unmarshal([]byte(r.stdout), &got)
+		name := "local"
+		if store != nil {
+			name = store[1]
+		}
+		step := 0.0
+		if len(got.Tasks) == 1 {
+			step = got.Tasks[0].Secs
+		}
+		t.Logf("%s: %s MiB artifact: skiff run %.2f s wall, step (start to outputs stored) %.2f s", name, mib, wall.Seconds(), step)
+		os.RemoveAll(data)
 	}
 }
