@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -173,4 +176,41 @@ func FuzzParseKeepRuns(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestCLI_ServerGCInterval: skiff server --gc-interval collects on its own.
+func TestCLI_ServerGCInterval(t *testing.T) {
+	t.Parallel()
+	data := filepath.Join(t.TempDir(), "data")
+	bs, err := blob.Open(filepath.Join(data, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan, err := bs.Put(context.Background(), strings.NewReader("nobody refers to me"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(skiffBin, "--data-dir", data, "server", "--no-auth", "--listen", "127.0.0.1:0",
+		"--gc-interval", "100ms", "--gc-grace", "0s", "--keep-runs-days", "30")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("server stderr:\n%s", stderr.String())
+		}
+	})
+	pollUntil(t, 60*time.Second, "the server's gc deletes the unreferenced blob", func() error {
+		if bs.Has(orphan.Digest) {
+			return errors.New("still there")
+		}
+		return nil
+	})
+	if !bs.Has(blob.EmptyDigest) {
+		t.Fatal("the server's gc deleted the empty blob")
+	}
 }
