@@ -18,7 +18,7 @@ JSON
 mkdir -p "$data/weed"
 "$weed" server -dir="$data/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
   -master.port=$master -master.port.grpc=$((master + 10000)) -master.telemetry=false \
-  -master.volumeSizeLimitMB=1024 -volume.max=16 \
+  -master.volumeSizeLimitMB=64 -volume.max=0 \
   -volume.port=$volume -volume.port.grpc=$((volume + 10000)) \
   -filer -filer.port=$filer -filer.port.grpc=$((filer + 10000)) \
   -s3 -s3.port=$s3 -s3.port.grpc=$((s3 + 10000)) -s3.port.iceberg=0 -s3.port.lance=0 \
@@ -31,16 +31,22 @@ stop() {
 }
 trap stop EXIT
 export SKIFF_S3_TEST=1 SKIFF_S3_ENDPOINT=http://127.0.0.1:$s3
-# Ready once the gateway answers S3 (403/404 without a signature is fine).
+# Ready once the master can place data on the volume server (it has
+# registered) and the gateway answers S3 (403/404 without a signature is
+# fine). Each bucket is a collection with volumes of its own (64 MiB each,
+# as many as the disk holds).
+ready=
 for i in $(seq 1 240); do
   if ! kill -0 "$pid" 2>/dev/null; then
     echo "s3-test.sh: weed exited; its log:" >&2; tail -50 "$data/weed.log" >&2; exit 1
   fi
-  code=$(curl -s -o /dev/null -w '%{http_code}' "$SKIFF_S3_ENDPOINT/" || true)
-  case $code in 2??|3??|4??) break ;; esac
+  if curl -sf "http://127.0.0.1:$master/dir/assign" | grep -q '"fid"'; then
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$SKIFF_S3_ENDPOINT/" || true)
+    case $code in 2??|3??|4??) ready=1; break ;; esac
+  fi
   sleep 0.5
 done
-case $code in 2??|3??|4??) ;; *) echo "s3-test.sh: no S3 answer at $SKIFF_S3_ENDPOINT after 120s" >&2; tail -50 "$data/weed.log" >&2; exit 1 ;; esac
+[ -n "$ready" ] || { echo "s3-test.sh: SeaweedFS not ready at $SKIFF_S3_ENDPOINT after 120s" >&2; tail -50 "$data/weed.log" >&2; exit 1; }
 echo "s3-test.sh: SeaweedFS S3 at $SKIFF_S3_ENDPOINT" >&2
 set +e
 "$@"
