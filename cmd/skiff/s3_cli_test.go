@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -104,8 +105,15 @@ func TestCLI_S3ArtifactStore(t *testing.T) {
 	if _, err := c.PutObject(ctx, cfg.Bucket, helloWorld, bytes.NewReader(bad), int64(len(bad)), minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	if obj, err := c.GetObject(ctx, cfg.Bucket, helloWorld, minio.GetObjectOptions{}); err == nil {
+		b, err := io.ReadAll(obj)
+		obj.Close()
+		if err != nil || !bytes.Equal(b, bad) {
+			t.Fatalf("the server did not take the tampered object: %q, %v", b, err)
+		}
+	}
 	out2 := filepath.Join(dir, "text2.out")
-	if r := skiff(t, data, "artifacts", "get", s.RunID[:8], "make", "text", "-o", out2); r.code == 0 || !strings.Contains(r.stderr, "corrupt") {
+	if r := skiff(t, data, "artifacts", "get", s.RunID[:8], "make", "text", "-o", out2); r.code == 0 || !strings.Contains(r.stderr, "damaged") {
 		t.Fatalf("artifacts get of a tampered object: exit %d %s", r.code, r.stderr)
 	}
 	if _, err := os.Stat(out2); !os.IsNotExist(err) {
