@@ -8,7 +8,7 @@ FUZZTIME ?= 20s
 
 .PHONY: help
 help: ## Show this help.
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## Build the skiff binary into bin/skiff.
@@ -43,6 +43,16 @@ image: ## Build the container image IMAGE (default skiff:dev): a static skiff an
 .PHONY: test-cluster
 test-cluster: image ## Container tests: three nodes of IMAGE on a private Docker network (kill, partition, rolling restart); about 2 minutes.
 	SKIFF_CLUSTER_IMAGE=$(IMAGE) $(GO) test -count=1 -timeout 15m -v ./cluster/containertest/
+
+S3_PKGS ?= ./store/blob/... ./cmd/skiff/
+
+.PHONY: seaweedfs
+seaweedfs: ## Build SeaweedFS (weed) from the Go module proxy into ~/.cache/skiff-tools (once per version).
+	tools/seaweedfs/build.sh
+
+.PHONY: test-s3
+test-s3: seaweedfs ## Run the S3 tests against a SeaweedFS server started on loopback (SKIFF_S3_TEST).
+	tools/seaweedfs/s3-test.sh $(GO) test -race -count=1 -timeout 20m -run 'S3' $(S3_PKGS)
 
 .PHONY: check
 check: ## go vet, gofmt and the import rules.

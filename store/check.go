@@ -205,7 +205,7 @@ func checkStateFile(r *CheckReport, dir string, blobs BlobChecker) (logPosition,
 		}
 		at, id = appliedTx(tx), slices.Clone(tx.Bucket(bucketMeta).Get(keyLogID))
 		var err error
-		refs, err = blobRefsTx(tx)
+		refs, err = blobRefsTx(tx, nil)
 		return err
 	})
 	r.add("state.db", err, "reads: applied entry %d (term %d)", at.Index, at.Term)
@@ -235,8 +235,9 @@ func checkBlobs(r *CheckReport, refs map[string]string, blobs BlobChecker) {
 }
 
 // blobRefsTx collects the digest of every artifact and log a run, task or
-// cache entry refers to, with the first place that refers to it.
-func blobRefsTx(tx *bolt.Tx) (map[string]string, error) {
+// cache entry refers to, with the first place that refers to it; runs for
+// which skipRun (when not nil) is true, and their tasks, are left out.
+func blobRefsTx(tx *bolt.Tx, skipRun func(id string) bool) (map[string]string, error) {
 	refs := map[string]string{}
 	note := func(where string, vals map[string]spec.Value) {
 		for name, v := range vals {
@@ -253,6 +254,9 @@ func blobRefsTx(tx *bolt.Tx) (map[string]string, error) {
 			if err := json.Unmarshal(v, storedRun(&run)); err != nil {
 				return fmt.Errorf("run %q: %w", k, err)
 			}
+			if skipRun != nil && skipRun(run.ID) {
+				return nil
+			}
 			note("run "+run.ID, run.Outputs)
 			return nil
 		})
@@ -265,6 +269,9 @@ func blobRefsTx(tx *bolt.Tx) (map[string]string, error) {
 			var t Task
 			if err := json.Unmarshal(v, storedTask(&t)); err != nil {
 				return fmt.Errorf("task %q: %w", k, err)
+			}
+			if skipRun != nil && skipRun(t.RunID) {
+				return nil
 			}
 			where := fmt.Sprintf("run %s task %s", t.RunID, t.Name)
 			note(where, t.Outputs)

@@ -2,10 +2,14 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -178,6 +182,7 @@ func artifactGet(raw bool) cli.ActionFunc {
 			return clientErr(err)
 		}
 		defer rc.Close()
+		rc = verifiedBody(rc, ref.Digest)
 		file := ""
 		if !raw {
 			file = c.String("output")
@@ -189,16 +194,25 @@ func artifactGet(raw bool) cli.ActionFunc {
 			_, err = io.Copy(os.Stdout, rc)
 			return err
 		}
-		f, err := os.Create(file)
+		// A temp file renamed into place: bytes that do not verify are
+		// never left under the name asked for.
+		f, err := os.CreateTemp(filepath.Dir(file), ".skiff-artifact-*")
 		if err != nil {
 			return usageError("-o: %v", err)
 		}
+		defer os.Remove(f.Name())
 		if _, err := io.Copy(f, rc); err != nil {
 			f.Close()
 			return err
 		}
 		if err := f.Close(); err != nil {
 			return err
+		}
+		if err := os.Chmod(f.Name(), 0o644); err != nil {
+			return err
+		}
+		if err := os.Rename(f.Name(), file); err != nil {
+			return usageError("-o: %v", err)
 		}
 		fmt.Fprintf(os.Stderr, "wrote %s (%s)\n", file, byteSize(ref.Size))
 		return nil
@@ -255,4 +269,29 @@ func flattenJSON(v any, prefix string, out *[][2]string) {
 		b, _ := json.Marshal(x)
 		*out = append(*out, [2]string{prefix, string(b)})
 	}
+}
+
+// verifiedBody checks, as it is read, that the bytes of rc hash to digest:
+// at EOF a mismatch is an error instead. The server verifies what it reads
+// from the artifact store, but once it has started sending it can only
+// stop, which a client may not see as an error.
+func verifiedBody(rc io.ReadCloser, digest string) io.ReadCloser {
+	return &verifyingBody{ReadCloser: rc, digest: digest, h: sha256.New()}
+}
+
+type verifyingBody struct {
+	io.ReadCloser
+	digest string
+	h      hash.Hash
+}
+
+func (v *verifyingBody) Read(p []byte) (int, error) {
+	n, err := v.ReadCloser.Read(p)
+	v.h.Write(p[:n])
+	if err == io.EOF {
+		if got := "sha256:" + hex.EncodeToString(v.h.Sum(nil)); got != v.digest {
+			return n, fmt.Errorf("artifact %s: the bytes received hash to %s (damaged in the artifact store?)", v.digest, got)
+		}
+	}
+	return n, err
 }

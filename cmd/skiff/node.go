@@ -94,7 +94,7 @@ func openNode(c *cli.Context, opts nodeOptions) (*node, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	n.store = st
-	if n.blobs, err = blob.Open(filepath.Join(dir, "blobs")); err != nil {
+	if n.blobs, err = openBlobs(c, dir); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("open blob store: %w", err)
 	}

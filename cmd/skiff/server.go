@@ -28,7 +28,6 @@ import (
 	"github.com/skiffml/skiff/executors/local"
 	"github.com/skiffml/skiff/executors/sim"
 	"github.com/skiffml/skiff/store"
-	"github.com/skiffml/skiff/store/blob"
 	"github.com/skiffml/skiff/ui"
 	"github.com/skiffml/skiff/worker"
 )
@@ -80,7 +79,7 @@ Examples:
 			&cli.BoolFlag{Name: "keep-work-dirs", Usage: "keep each execution's work dir and log after its outputs are stored (for debugging; by default they are removed)"},
 			&cli.DurationFlag{Name: "sim-duration", Hidden: true, Usage: "how long each sim execution runs (tests and demos)"},
 			&cli.DurationFlag{Name: "shutdown-grace", Value: 10 * time.Second, Usage: "how long to let in-flight requests finish on shutdown"},
-		}, clusterFlags()...),
+		}, append(clusterFlags(), serverGCFlags()...)...),
 		Action: serverAction,
 		Subcommands: []*cli.Command{
 			{
@@ -171,7 +170,7 @@ func openServerNode(c *cli.Context, dir string, cs *clusterSetup, reg prometheus
 		return nil, nil, fmt.Errorf("open store: %w", err)
 	}
 	fail := func(err error) (*node, *leaderEngine, error) { n.store.Close(); return nil, nil, err }
-	if n.blobs, err = blob.Open(filepath.Join(dir, "blobs")); err != nil {
+	if n.blobs, err = openBlobs(c, dir); err != nil {
 		return fail(fmt.Errorf("open blob store: %w", err))
 	}
 	lcfg := local.DefaultConfig(filepath.Join(dir, "work"), n.blobs)
@@ -300,6 +299,11 @@ func serverAction(c *cli.Context) error {
 	}
 	stopFollow := le.follow()
 	defer stopFollow()
+	stopGC, err := startServerGC(ctx, c, n)
+	if err != nil {
+		return err
+	}
+	defer stopGC()
 	member.Serve()
 	stopWorker, err := runWorker(n, member, self, cs.raft)
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/skiffml/skiff/store"
-	"github.com/skiffml/skiff/store/blob"
 )
 
 func storeCommand() *cli.Command {
@@ -85,7 +84,7 @@ func storeCheckAction(c *cli.Context) error {
 	var check store.BlobChecker
 	blobDir := filepath.Join(filepath.Dir(dir), "blobs")
 	if _, err := os.Stat(blobDir); err == nil {
-		blobs, err := blob.Open(blobDir)
+		blobs, err := openBlobs(c, filepath.Dir(dir))
 		if err != nil {
 			return err
 		}

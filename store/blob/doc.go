@@ -1,12 +1,17 @@
-// Package blob is Skiff's content-addressed artifact store on local disk.
+// Package blob is Skiff's content-addressed artifact store.
 //
 // A blob is named by "sha256:<hex>", the SHA-256 of its uncompressed bytes,
-// and kept zstd-compressed under dir/sha256/<first two hex>/<hex>. Writes go
+// and kept zstd-compressed by a Backend: by default a local directory
+// (dir/sha256/<first two hex>/<hex>); store/blob/s3 keeps them in an
+// S3-compatible bucket under PREFIX/sha256/<hex>. The Store does all the
+// hashing, compressing and verifying, so both backends keep the same bytes
+// and every read is verified the same way. On the local disk, writes go
 // to a temp file under dir/tmp (same filesystem), are fsynced and renamed
 // into place, so a crash never leaves a half-written blob under its final
 // name, and a new shard directory is fsynced into its parent; storing
 // bytes that are already there is a no-op once the stored copy is verified
-// (a damaged copy is replaced). Reads are streamed
+// (a damaged copy is replaced; in an object store, where a PUT is whole or
+// nothing, a copy of the same stored size is kept unread). Reads are streamed
 // and verified: a digest mismatch (or undecodable data) surfaces at EOF as
 // an error wrapping ErrCorrupt.
 //

@@ -143,7 +143,7 @@ func TestPut_ReplacesADamagedBlobInsteadOfDeduplicating(t *testing.T) {
 		t.Fatal(err)
 	}
 	h, _ := parseDigest(ref.Digest)
-	if err := os.WriteFile(s.blobPath(h), []byte("bit rot"), 0o644); err != nil {
+	if err := os.WriteFile(s.disk.path(h), []byte("bit rot"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Put(ctx, strings.NewReader("precious bytes")); err != nil {
@@ -160,7 +160,7 @@ func TestPut_SyncsTheParentOfANewShardDir(t *testing.T) {
 	s := newStore(t)
 	var mu sync.Mutex
 	var synced []string
-	s.syncDir = func(dir string) error {
+	s.disk.syncDir = func(dir string) error {
 		mu.Lock()
 		defer mu.Unlock()
 		synced = append(synced, dir)
@@ -171,7 +171,7 @@ func TestPut_SyncsTheParentOfANewShardDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	h, _ := parseDigest(ref.Digest)
-	shard := filepath.Dir(s.blobPath(h))
+	shard := filepath.Dir(s.disk.path(h))
 	want := []string{filepath.Dir(shard), shard}
 	if fmt.Sprint(synced) != fmt.Sprint(want) {
 		t.Fatalf("synced %v, want %v", synced, want)

@@ -26,8 +26,12 @@ const DefaultMaxEntrySize int64 = 64 << 30
 
 // Config configures a Store.
 type Config struct {
-	// Dir is the store's root directory, created if missing.
+	// Dir is the store's local root directory, created if missing: it
+	// holds the blobs themselves when Backend is nil, and the temp files
+	// of writes in progress either way.
 	Dir string
+	// Backend keeps the compressed blobs; nil keeps them under Dir.
+	Backend Backend
 	// MaxEntrySize bounds the size of one file of a directory artifact
 	// that Materialize unpacks; a larger tar entry is refused with an error
 	// naming the entry and the limit.
@@ -50,13 +54,14 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Store is a content-addressed blob store in one local directory. It is safe
-// for concurrent use, also by several processes sharing the directory.
+// Store is a content-addressed blob store over one Backend (by default a
+// local directory). It is safe for concurrent use, also by several
+// processes sharing the directory or the bucket.
 type Store struct {
 	dir          string
 	maxEntrySize int64
-	// syncDir fsyncs a directory (syncDir; tests see which ones).
-	syncDir func(dir string) error
+	be           Backend
+	disk         *disk // be, when it is the local directory; else nil
 }
 
 // Open opens (creating if needed) the store rooted at dir, with
@@ -75,17 +80,25 @@ func OpenConfig(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blob: open %s: %w", dir, err)
 	}
-	for _, d := range []string{abs, filepath.Join(abs, "sha256"), filepath.Join(abs, "tmp")} {
+	dirs := []string{abs, filepath.Join(abs, "tmp")}
+	if cfg.Backend == nil {
+		dirs = append(dirs, filepath.Join(abs, "sha256"))
+	}
+	for _, d := range dirs {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("blob: open %s: %w", dir, err)
 		}
 	}
-	st := &Store{dir: abs, maxEntrySize: cfg.MaxEntrySize, syncDir: syncDir}
+	st := &Store{dir: abs, maxEntrySize: cfg.MaxEntrySize, be: cfg.Backend}
+	if st.be == nil {
+		st.disk = &disk{dir: abs, syncDir: syncDir}
+		st.be = st.disk
+	}
 	// The empty blob is always present, so empty files (most step logs)
 	// are stored without any I/O.
 	if !st.Has(emptyDigest) {
 		if _, err := st.put(context.Background(), strings.NewReader("")); err != nil {
-			return nil, fmt.Errorf("blob: open %s: %w", dir, err)
+			return nil, fmt.Errorf("blob: open %s: %w", st.be, err)
 		}
 	}
 	return st, nil
@@ -94,8 +107,14 @@ func OpenConfig(cfg Config) (*Store, error) {
 // emptyDigest is the digest of zero bytes.
 const emptyDigest = digestPrefix + "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
-// Dir returns the store's root directory.
+// EmptyDigest is the digest of zero bytes, a blob every Store holds.
+const EmptyDigest = emptyDigest
+
+// Dir returns the store's local root directory.
 func (s *Store) Dir() string { return s.dir }
+
+// Backend returns where the store keeps its blobs.
+func (s *Store) Backend() Backend { return s.be }
 
 // parseDigest returns the hex part of a valid digest.
 func parseDigest(digest string) (string, error) {
@@ -111,19 +130,55 @@ func parseDigest(digest string) (string, error) {
 	return h, nil
 }
 
-func (s *Store) blobPath(hexDigest string) string {
-	return filepath.Join(s.dir, "sha256", hexDigest[:2], hexDigest)
-}
+// ParseDigest checks that digest is "sha256:" followed by 64 lower-case
+// hex digits (else an error wrapping ErrInvalidDigest) and returns the hex.
+func ParseDigest(digest string) (string, error) { return parseDigest(digest) }
 
 // Has reports whether the blob with digest is stored. An invalid digest is
-// never stored.
+// never stored; a backend that cannot be asked (an unreachable S3 server)
+// reports false.
 func (s *Store) Has(digest string) bool {
+	_, err := s.Stat(context.Background(), digest)
+	return err == nil
+}
+
+// Stat describes the stored blob with digest (Size is its stored,
+// compressed size): an error wrapping ErrNotFound when there is none.
+func (s *Store) Stat(ctx context.Context, digest string) (Info, error) {
 	h, err := parseDigest(digest)
 	if err != nil {
-		return false
+		return Info{}, fmt.Errorf("blob: stat: %w", err)
 	}
-	_, err = os.Stat(s.blobPath(h))
-	return err == nil
+	info, err := s.be.Stat(ctx, h)
+	if err != nil {
+		return Info{}, fmt.Errorf("blob: stat %s: %w", digest, err)
+	}
+	return info, nil
+}
+
+// List calls fn for every stored blob, in no particular order.
+func (s *Store) List(ctx context.Context, fn func(Info) error) error {
+	if err := s.be.List(ctx, fn); err != nil {
+		return fmt.Errorf("blob: list %s: %w", s.be, err)
+	}
+	return nil
+}
+
+// Delete removes the blob with digest; a missing one is not an error. The
+// empty blob is never removed (OpenConfig puts it there once, and stores
+// count on it).
+func (s *Store) Delete(ctx context.Context, digest string) error {
+	h, err := parseDigest(digest)
+	if err != nil {
+		return fmt.Errorf("blob: delete: %w", err)
+	}
+	if digest == emptyDigest {
+		return nil
+	}
+	if err := s.be.Delete(ctx, h); err != nil {
+		return fmt.Errorf("blob: delete %s: %w", digest, err)
+	}
+	return nil
 }
 
 // Put stores the bytes of r and returns their reference (Dir false, Type
@@ -137,17 +192,13 @@ func (s *Store) Put(ctx context.Context, r io.Reader) (spec.ArtifactRef, error) 
 }
 
 func (s *Store) put(ctx context.Context, r io.Reader) (ref spec.ArtifactRef, err error) {
-	tmp, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), "put-*")
+	w, err := s.be.Create(ctx)
 	if err != nil {
 		return ref, err
 	}
-	defer func() {
-		if tmp != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	enc, err := getEncoder(tmp)
+	defer w.Abort() // after Commit: nothing
+	cw := &countWriter{w: w}
+	enc, err := getEncoder(cw)
 	if err != nil {
 		return ref, err
 	}
@@ -163,37 +214,42 @@ func (s *Store) put(ctx context.Context, r io.Reader) (ref spec.ArtifactRef, err
 	if err != nil {
 		return ref, err
 	}
-	if err := tmp.Sync(); err != nil {
-		return ref, err
-	}
-	if err := tmp.Close(); err != nil {
-		return ref, err
-	}
 	hexDigest := hex.EncodeToString(h.Sum(nil))
 	ref = spec.ArtifactRef{Digest: digestPrefix + hexDigest, Size: n}
-	final := s.blobPath(hexDigest)
-	if _, err := os.Stat(final); err == nil {
-		// Deduplicate only onto a blob that still holds these bytes; a
-		// damaged one is replaced by the new copy.
-		if s.verify(ctx, ref.Digest) == nil {
-			return ref, nil // the deferred cleanup drops tmp
-		}
-		if err := ctx.Err(); err != nil {
-			return ref, err
+	if info, err := s.be.Stat(ctx, hexDigest); err == nil && s.keepStored(ctx, ref.Digest, info, cw.n) {
+		if t, ok := s.be.(Toucher); ok && t.Touch(ctx, hexDigest) == nil {
+			return ref, nil // the deferred Abort drops the new copy
 		}
 	}
-	shard := filepath.Dir(final)
-	if err := s.mkdirSynced(shard); err != nil {
+	if err := ctx.Err(); err != nil {
 		return ref, err
 	}
-	if err := os.Rename(tmp.Name(), final); err != nil {
-		return ref, err
-	}
-	tmp = nil
-	if err := s.syncDir(shard); err != nil {
+	if err := w.Commit(ctx, hexDigest); err != nil {
 		return ref, err
 	}
 	return ref, nil
+}
+
+// keepStored reports whether an already stored copy of digest (info) may
+// stand for the new one of size bytes: deduplicate only onto a blob that
+// still holds these bytes; a damaged one is replaced by the new copy.
+func (s *Store) keepStored(ctx context.Context, digest string, info Info, size int64) bool {
+	if _, whole := s.be.(WholeObjects); whole && info.Size == size {
+		return true
+	}
+	return s.verify(ctx, digest) == nil
+}
+
+// countWriter counts the bytes written through it.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // encoders keeps zstd encoders for reuse: making one allocates several
@@ -219,35 +275,6 @@ func (s *Store) verify(ctx context.Context, digest string) error {
 	}
 	_, err = io.Copy(io.Discard, rc)
 	return errors.Join(err, rc.Close())
-}
-
-// mkdirSynced creates dir (and missing parents) if missing, fsyncing the
-// parent of each new directory so that its entry survives a crash (the
-// blob renamed into dir would otherwise be lost with it).
-func (s *Store) mkdirSynced(dir string) error {
-	err := os.Mkdir(dir, 0o755)
-	if errors.Is(err, fs.ErrNotExist) { // the parent is gone too
-		if err := s.mkdirSynced(filepath.Dir(dir)); err != nil {
-			return err
-		}
-		err = os.Mkdir(dir, 0o755)
-	}
-	if errors.Is(err, fs.ErrExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return s.syncDir(filepath.Dir(dir))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // PutPath stores the file or directory at path. A directory is stored as a
@@ -309,10 +336,7 @@ func (s *Store) Open(ctx context.Context, digest string) (io.ReadCloser, error) 
 	if err != nil {
 		return nil, fmt.Errorf("blob: open: %w", err)
 	}
-	f, err := os.Open(s.blobPath(h))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("blob: open %s: %w", digest, ErrNotFound)
-	}
+	f, err := s.be.Open(ctx, h)
 	if err != nil {
 		return nil, fmt.Errorf("blob: open %s: %w", digest, err)
 	}
@@ -329,7 +353,7 @@ type verifyReader struct {
 	ctx    context.Context // the Open call's context, checked on each Read
 	digest string
 	want   string
-	f      *os.File
+	f      io.ReadCloser
 	dec    *zstd.Decoder
 	h      hash.Hash
 	err    error // sticky

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/skiffml/skiff/engine/spec"
 )
@@ -149,10 +150,10 @@ func TestStore_CorruptBlobDetected(t *testing.T) {
 	}
 	h, _ := parseDigest(good.Digest)
 	oh, _ := parseDigest(other.Digest)
-	path := s.blobPath(h)
+	path := s.disk.path(h)
 
 	t.Run("swapped content", func(t *testing.T) {
-		b, err := os.ReadFile(s.blobPath(oh))
+		b, err := os.ReadFile(s.disk.path(oh))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -392,5 +393,87 @@ func TestPutPath_EmptyFileNeedsNoWrite(t *testing.T) {
 	rc.Close()
 	if err != nil || len(b) != 0 {
 		t.Fatalf("read %q, %v", b, err)
+	}
+}
+
+func TestStore_ListStatDelete(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(filepath.Join(t.TempDir(), "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.Put(ctx, strings.NewReader("alpha"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Put(ctx, strings.NewReader(strings.Repeat("beta", 1000)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A stray file in the tree is not a blob.
+	if err := os.WriteFile(filepath.Join(s.Dir(), "sha256", "stray"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	list := func() map[string]Info {
+		got := map[string]Info{}
+		if err := s.List(ctx, func(i Info) error { got[i.Digest] = i; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	got := list()
+	if len(got) != 3 || got[a.Digest].Size <= 0 || got[b.Digest].ModTime.IsZero() || got[EmptyDigest].Digest == "" {
+		t.Fatalf("List = %v, want alpha, beta and the empty blob", got)
+	}
+	if info, err := s.Stat(ctx, b.Digest); err != nil || info != got[b.Digest] {
+		t.Fatalf("Stat = %v, %v; List said %v", info, err, got[b.Digest])
+	}
+	if err := s.Delete(ctx, a.Digest); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, a.Digest); err != nil {
+		t.Fatalf("deleting a missing blob: %v", err)
+	}
+	if err := s.Delete(ctx, EmptyDigest); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Stat(ctx, a.Digest); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Stat of a deleted blob = %v, want ErrNotFound", err)
+	}
+	if _, err := s.Open(ctx, a.Digest); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Open of a deleted blob = %v, want ErrNotFound", err)
+	}
+	if got := list(); len(got) != 2 || got[EmptyDigest].Digest == "" {
+		t.Fatalf("after Delete: List = %v, want beta and the (never deleted) empty blob", got)
+	}
+	if err := s.Delete(ctx, "sha256:nothex"); !errors.Is(err, ErrInvalidDigest) {
+		t.Fatalf("Delete of a bad digest = %v, want ErrInvalidDigest", err)
+	}
+}
+
+// TestStore_PutOfStoredBytesTouchesThem: storing bytes already there makes
+// the blob look new, so a gc running meanwhile (which spares recent blobs)
+// cannot delete it before the new reference to it is committed.
+func TestStore_PutOfStoredBytesTouchesThem(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(filepath.Join(t.TempDir(), "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := s.Put(ctx, strings.NewReader("same bytes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := parseDigest(ref.Digest)
+	old := time.Now().Add(-48 * time.Hour)
+	if err := os.Chtimes(s.disk.path(h), old, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(ctx, strings.NewReader("same bytes")); err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Stat(ctx, ref.Digest)
+	if err != nil || info.ModTime.Before(time.Now().Add(-time.Hour)) {
+		t.Fatalf("after a second Put: %+v, %v; want a fresh modification time", info, err)
 	}
 }
