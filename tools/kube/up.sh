@@ -37,9 +37,16 @@ start() { # name command...
   echo "$name $!" >>pids
 }
 
+# Service account signing key; a client CA and an admin client
+# certificate (group system:masters) for the kubeconfig.
 openssl genrsa -out pki/sa.key 2048 2>/dev/null
 openssl rsa -in pki/sa.key -pubout -out pki/sa.pub 2>/dev/null
-echo "$KUBE_TOKEN,skiff-admin,skiff-admin,system:masters" >pki/tokens.csv
+openssl req -x509 -newkey rsa:2048 -nodes -keyout pki/ca.key -out pki/ca.crt -days 30 \
+  -subj "/CN=skiff-test-ca" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout pki/admin.key -out pki/admin.csr \
+  -subj "/O=system:masters/CN=skiff-admin" 2>/dev/null
+openssl x509 -req -in pki/admin.csr -CA pki/ca.crt -CAkey pki/ca.key -CAcreateserial \
+  -out pki/admin.crt -days 30 2>/dev/null
 
 start etcd "$KUBE_BIN/etcd" --data-dir "$KUBE_STATE/etcd" --name skiff-test \
   --listen-client-urls "http://127.0.0.1:$KUBE_ETCD_PORT" \
@@ -54,7 +61,7 @@ start kube-apiserver "$KUBE_BIN/kube-apiserver" \
   --etcd-servers "http://127.0.0.1:$KUBE_ETCD_PORT" \
   --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$KUBE_API_PORT" \
   --endpoint-reconciler-type none \
-  --cert-dir "$KUBE_STATE/pki" --token-auth-file "$KUBE_STATE/pki/tokens.csv" \
+  --cert-dir "$KUBE_STATE/pki" --client-ca-file "$KUBE_STATE/pki/ca.crt" \
   --authorization-mode RBAC \
   --service-account-issuer https://kubernetes.default.svc \
   --service-account-key-file "$KUBE_STATE/pki/sa.pub" \
@@ -63,7 +70,7 @@ start kube-apiserver "$KUBE_BIN/kube-apiserver" \
   --disable-admission-plugins ServiceAccount,TaintNodesByCondition \
   --allow-privileged=true --enable-priority-and-fairness=false
 api="https://127.0.0.1:$KUBE_API_PORT"
-kc() { curl -sfk -H "Authorization: Bearer $KUBE_TOKEN" "$@"; }
+kc() { curl -sfk --cert "$KUBE_STATE/pki/admin.crt" --key "$KUBE_STATE/pki/admin.key" "$@"; }
 wait_until kube-apiserver 180 kc "$api/readyz"
 
 cat >kubeconfig <<KC
@@ -77,7 +84,8 @@ clusters:
 users:
 - name: skiff-admin
   user:
-    token: $KUBE_TOKEN
+    client-certificate-data: $(base64 -w0 pki/admin.crt)
+    client-key-data: $(base64 -w0 pki/admin.key)
 contexts:
 - name: skiff-test
   context: {cluster: skiff-test, user: skiff-admin, namespace: default}
