@@ -83,3 +83,23 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 20s).
 .PHONY: demo
 demo: build ## Build skiff and run the Iris example in a scratch data dir.
 	$(BIN) run --data-dir .demo-data examples/iris/pipeline.yaml
+
+KUBE_TOOLS := tools/kube
+
+.PHONY: kube-build
+kube-build: ## Build etcd, kube-apiserver, kube-scheduler and kwok into the cache (minutes, once).
+	nice -n 10 $(KUBE_TOOLS)/build.sh
+
+.PHONY: kube-up
+kube-up: ## Start a loopback Kubernetes control plane (etcd, apiserver, scheduler, kwok); prints the kubeconfig path.
+	@$(KUBE_TOOLS)/up.sh
+
+.PHONY: kube-down
+kube-down: ## Stop what kube-up started.
+	@$(KUBE_TOOLS)/down.sh
+
+.PHONY: test-kube
+test-kube: ## kube-up, the kube executor's integration tests, kube-down.
+	@kc=$$($(KUBE_TOOLS)/up.sh) && \
+	  SKIFF_KUBECONFIG=$$kc $(GO) test -race -count=1 -timeout 15m -v -run 'Kube' ./executors/kube/ ./cmd/skiff/; \
+	  rc=$$?; $(KUBE_TOOLS)/down.sh; exit $$rc

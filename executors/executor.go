@@ -2,6 +2,7 @@ package executors
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"path"
@@ -55,6 +56,10 @@ type Spec struct {
 
 	Resources spec.Resources
 	Timeout   time.Duration // 0 = none
+
+	// Kubernetes is the step's KFP kubernetes platform settings
+	// (spec.Task.Kubernetes), applied by the kube executor only.
+	Kubernetes json.RawMessage
 }
 
 // ArtifactInput is an input artifact to materialise at InputPath(root, Name).
@@ -98,6 +103,12 @@ type EventKind uint8
 const (
 	EventStarted EventKind = iota + 1
 	EventExited
+	// EventWaiting: the execution is not running yet and Reason says why
+	// ("0/3 nodes are available: 3 Insufficient nvidia.com/gpu",
+	// "ImagePullBackOff: image x:1"). Optional: an executor may report it
+	// any number of times before Started (or Exited); a consumer may
+	// ignore it.
+	EventWaiting
 )
 
 // Event is reported by an executor about one execution.
@@ -106,7 +117,7 @@ type Event struct {
 	Kind EventKind
 	Time time.Time
 
-	// Exited only:
+	// Exited (and Waiting: Reason only):
 	State    spec.TaskState        // TaskSucceeded, TaskFailed or TaskCanceled
 	ExitCode int                   // -1 when there was no exit code
 	Reason   string                // why it failed: "exit code 3", "timed out after 10s", "OOMKilled", ...

@@ -118,6 +118,12 @@ func openNode(c *cli.Context, opts nodeOptions) (*node, error) {
 	} else {
 		log.Debug("docker executor not available", "err", err)
 	}
+	execs, closeKube, err := addKube(c, log, execs)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	n.closers = append(n.closers, closeKube)
 	ecfg := engine.DefaultConfig(st, execs...)
 	ecfg.DefaultExecutor = opts.defaultExecutor
 	ecfg.Logger = log

@@ -45,12 +45,12 @@ Examples:
   skiff run pipeline.yaml -o json > summary.json
   skiff run pipeline.yaml -l team=vision -l stage=dev   # then: skiff runs list -l team=vision
   skiff run nightly --pipeline-version v2     # a pipeline uploaded with 'skiff pipeline upload'`,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringSliceFlag{Name: "param", Aliases: []string{"p"}, Usage: "pipeline parameter `name=value` (repeatable)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "final summary format: table, wide, json, yaml or name (json and yaml go alone to standard output)"},
 			&cli.BoolFlag{Name: "detach", Aliases: []string{"d"}, Usage: "submit the run, print its id and return; a skiff process in the background runs it (follow it with 'skiff runs wait ID')"},
 			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress view: auto, tty (redrawn in place), plain (timestamped lines), json (JSON lines), none"},
-			&cli.StringFlag{Name: "executor", Usage: "default executor for tasks that name none: local, docker (needs a Docker engine; steps name an image) or sim"},
+			&cli.StringFlag{Name: "executor", Usage: "default executor for tasks that name none: local, docker (needs a Docker engine; steps name an image), kube (needs --kubeconfig; steps run as pods) or sim"},
 			&cli.StringFlag{Name: "name", Usage: "display name of the run (default: the pipeline's name)"},
 			&cli.StringSliceFlag{Name: "label", Aliases: []string{"l"}, Usage: "run label `key=value` (repeatable), for 'skiff runs list -l key=value'"},
 			&cli.StringFlag{Name: "pipeline-version", Usage: "with an uploaded pipeline's NAME: the version (`NAME` or id; default the latest)"},
@@ -60,7 +60,7 @@ Examples:
 			&cli.BoolFlag{Name: "no-cache", Usage: "run every task, even those whose results are cached (results are still recorded)"},
 			&cli.StringFlag{Name: "experiment", Usage: "the experiment to run in (`ID`, id prefix or name; default: the namespace's Default); needs a server or a skiff process serving the data dir"},
 			&cli.DurationFlag{Name: "wait-lock", Value: 10 * time.Minute, Usage: "how long to wait when another skiff process uses the data dir"},
-		},
+		}, kubeFlags()...),
 		Action: runAction,
 	}
 }

@@ -75,11 +75,11 @@ Examples:
 			&cli.BoolFlag{Name: "no-auth", Usage: "accept requests without a token (binds to loopback addresses only)"},
 			&cli.StringSliceFlag{Name: "allowed-host", EnvVars: []string{"SKIFF_ALLOWED_HOSTS"},
 				Usage: "`NAME` clients may reach the server by, in the Host header (repeatable; '*' = any, needs auth); default: loopback names and the --listen address (all of this host's addresses and its hostname when that is unspecified)"},
-			&cli.StringFlag{Name: "default-executor", Value: "local", Usage: "executor for tasks that name none: local, docker or sim"},
+			&cli.StringFlag{Name: "default-executor", Value: "local", Usage: "executor for tasks that name none: local, docker, kube (needs --kubeconfig) or sim"},
 			&cli.BoolFlag{Name: "keep-work-dirs", Usage: "keep each execution's work dir and log after its outputs are stored (for debugging; by default they are removed)"},
 			&cli.DurationFlag{Name: "sim-duration", Hidden: true, Usage: "how long each sim execution runs (tests and demos)"},
 			&cli.DurationFlag{Name: "shutdown-grace", Value: 10 * time.Second, Usage: "how long to let in-flight requests finish on shutdown"},
-		}, append(clusterFlags(), serverGCFlags()...)...),
+		}, append(append(clusterFlags(), serverGCFlags()...), kubeFlags()...)...),
 		Action: serverAction,
 		Subcommands: []*cli.Command{
 			{
@@ -191,6 +191,11 @@ func openServerNode(c *cli.Context, dir string, cs *clusterSetup, reg prometheus
 	// The engine runs on the leader and places executions on the workers
 	// (every server runs one: serverAction): its executors are the
 	// dispatcher's, one per kind this node offers.
+	execs, closeKube, err := addKube(c, log, execs)
+	if err != nil {
+		return fail(err)
+	}
+	n.closers = append(n.closers, closeKube)
 	kinds := make([]string, len(execs))
 	for i, x := range execs {
 		kinds[i] = x.Name()

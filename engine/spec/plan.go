@@ -159,6 +159,10 @@ type Resources struct {
 	MilliCPU    int64 `json:"milliCPU,omitempty"`
 	MemoryBytes int64 `json:"memoryBytes,omitempty"`
 	GPU         int   `json:"gpu,omitempty"`
+	// Accelerator is the kind of GPU asked for, as KFP's accelerator type
+	// names it: a resource name ("nvidia.com/gpu", "amd.com/gpu") or a
+	// model ("NVIDIA_TESLA_T4"). Only the kube executor applies it.
+	Accelerator string `json:"accelerator,omitempty"`
 }
 
 // Retry is a task's retry policy (behaviour arrives with control flow; the

@@ -74,12 +74,12 @@ func (r *Recorder) Wait(t testing.TB, id string, kind executors.EventKind, d tim
 }
 
 // CheckOrder checks that id got at most one Started, exactly one Exited,
-// and Started (if any) before Exited.
+// and Started (if any) before Exited (Waiting events aside).
 func (r *Recorder) CheckOrder(t testing.TB, id string) {
 	t.Helper()
 	var kinds []executors.EventKind
 	for _, ev := range r.Events() {
-		if ev.ID == id {
+		if ev.ID == id && ev.Kind != executors.EventWaiting {
 			kinds = append(kinds, ev.Kind)
 		}
 	}

@@ -103,6 +103,10 @@ func staticResources(r *ResourceSpec) (res spec.Resources, dynamic bool, ferr *f
 				return res, dynamic, &fieldErr{f, fmt.Sprintf("expected a count of accelerators, got %q", v)}
 			}
 			res.GPU = n
+			res.Accelerator = strings.TrimSpace(a.ResourceType)
+			if res.Accelerator == "" {
+				res.Accelerator = strings.TrimSpace(a.Type)
+			}
 		}
 	}
 	return res, dynamic, nil

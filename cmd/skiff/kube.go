@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/skiffml/skiff/executors"
+	"github.com/skiffml/skiff/executors/kube"
+)
+
+// kubeStartTimeout bounds how long startup waits for the API server.
+const kubeStartTimeout = 30 * time.Second
+
+// kubeFlags configure the kube executor (skiff run, skiff server). Each has
+// an environment variable, so that commands that resume runs (skiff runs
+// resume) find the same cluster.
+func kubeFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "kubeconfig", EnvVars: []string{"SKIFF_KUBECONFIG"},
+			Usage: "kubeconfig `FILE` of the cluster the kube executor creates pods in; without it there is no kube executor"},
+		&cli.StringFlag{Name: "kube-namespace", EnvVars: []string{"SKIFF_KUBE_NAMESPACE"},
+			Usage: "Kubernetes `NAMESPACE` of the pods (default: the kubeconfig context's, else default)"},
+		&cli.StringFlag{Name: "kube-instance", EnvVars: []string{"SKIFF_KUBE_INSTANCE"}, Value: kube.DefaultInstance,
+			Usage: "`NAME` telling apart the pods of several Skiff installations in one namespace (the skiff.io/instance label)"},
+		&cli.StringFlag{Name: "kube-gpu-resource", EnvVars: []string{"SKIFF_KUBE_GPU_RESOURCE"}, Value: kube.DefaultGPUResource,
+			Usage: "extended `RESOURCE` a step's GPUs are asked as (amd.com/gpu, ...)"},
+		&cli.StringFlag{Name: "kube-service-account", EnvVars: []string{"SKIFF_KUBE_SERVICE_ACCOUNT"},
+			Usage: "service `ACCOUNT` the pods run as (default: none, and no API token in the pod)"},
+		&cli.StringFlag{Name: "kube-default-image", EnvVars: []string{"SKIFF_KUBE_DEFAULT_IMAGE"},
+			Usage: "`IMAGE` of steps that name none"},
+	}
+}
+
+// openKube makes the kube executor when a kubeconfig is given (nil, nil
+// otherwise).
+func openKube(c *cli.Context, log *slog.Logger) (*kube.Executor, error) {
+	path := kubeOpt(c, "kubeconfig")
+	if path == "" {
+		return nil, nil
+	}
+	rules := &clientcmd.ClientConfigLoadingRules{ExplicitPath: path}
+	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{})
+	rest, err := cc.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("--kubeconfig %s: %w", path, err)
+	}
+	ns := kubeOpt(c, "kube-namespace")
+	if ns == "" {
+		if ns, _, err = cc.Namespace(); err != nil {
+			return nil, fmt.Errorf("--kubeconfig %s: namespace: %w", path, err)
+		}
+	}
+	client, err := kubernetes.NewForConfig(rest)
+	if err != nil {
+		return nil, fmt.Errorf("--kubeconfig %s: %w", path, err)
+	}
+	cfg := kube.DefaultConfig(client)
+	cfg.Namespace, cfg.Logger = ns, log
+	cfg.Instance = kubeOpt(c, "kube-instance")
+	cfg.GPUResource = kubeOpt(c, "kube-gpu-resource")
+	cfg.ServiceAccount = kubeOpt(c, "kube-service-account")
+	cfg.DefaultImage = kubeOpt(c, "kube-default-image")
+	ctx, cancel := context.WithTimeout(c.Context, kubeStartTimeout)
+	defer cancel()
+	x, err := kube.New(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("--kubeconfig %s: %w", path, err)
+	}
+	return x, nil
+}
+
+// kubeOpt is flag name's value; a command without the kube flags (skiff
+// runs resume) reads its environment variable (SKIFF_KUBECONFIG...).
+func kubeOpt(c *cli.Context, name string) string {
+	if c.Command == nil {
+		return os.Getenv("SKIFF_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")))
+	}
+	for _, f := range c.Command.Flags {
+		if slices.Contains(f.Names(), name) {
+			return c.String(name)
+		}
+	}
+	v := os.Getenv("SKIFF_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")))
+	if v == "" && name == "kube-instance" {
+		v = kube.DefaultInstance
+	}
+	if v == "" && name == "kube-gpu-resource" {
+		v = kube.DefaultGPUResource
+	}
+	return v
+}
+
+// addKube appends the kube executor to execs when one is configured; the
+// returned func closes it (call it before the store closes).
+func addKube(c *cli.Context, log *slog.Logger, execs []executors.Executor) ([]executors.Executor, func(), error) {
+	x, err := openKube(c, log)
+	if err != nil || x == nil {
+		return execs, func() {}, err
+	}
+	return append(execs, x), x.Close, nil
+}
