@@ -62,7 +62,7 @@ func TestRetryAndResources(t *testing.T) {
 	mem := 2.0
 	res, dyn, ferr := staticResources(&ResourceSpec{CPULimit: &half, MemoryLimit: &mem, ResourceCPURequest: "250m",
 		Accelerator: &AcceleratorSpec{ResourceType: "nvidia.com/gpu", ResourceCount: "2"}})
-	if ferr != nil || dyn || res != (spec.Resources{MilliCPU: 250, MemoryBytes: 2e9, GPU: 2}) {
+	if ferr != nil || dyn || res != (spec.Resources{MilliCPU: 250, MemoryBytes: 2e9, GPU: 2, Accelerator: "nvidia.com/gpu"}) {
 		t.Errorf("resources = %+v, %v, %v", res, dyn, ferr)
 	}
 	_, dyn, _ = staticResources(&ResourceSpec{ResourceMemoryLimit: "{{$.inputs.parameters['m']}}"})
