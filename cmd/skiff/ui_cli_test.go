@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -94,7 +96,10 @@ func TestCLI_UIBesideARunningRun(t *testing.T) {
 	if d.code != 0 || len(slowID) != 36 {
 		t.Fatalf("run --detach: exit %d %q %s", d.code, d.stdout, d.stderr)
 	}
-	t.Cleanup(func() { skiff(t, data, "runs", "cancel", slowID) })
+	t.Cleanup(func() {
+		skiff(t, data, "runs", "cancel", slowID)
+		waitDataDirFree(t, data) // the detached run's process, before TempDir's removal
+	})
 	waitForSocket(t, data)
 	base, how := startUI(t, data)
 	if !strings.Contains(how, "through the skiff process serving it") {
@@ -115,4 +120,23 @@ func TestCLI_UIBesideARunningRun(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stderr, base+"runs/"+id) {
 		t.Errorf("run beside skiff ui: exit %d, stderr:\n%s\nwant %s", r.code, r.stderr, base+"runs/"+id)
 	}
+}
+
+// waitDataDirFree waits until no process holds the data dir's store lock
+// (the flock on store/LOCK), so that the test's temp dir can be removed
+// without a process still writing in it.
+func waitDataDirFree(t testing.TB, data string) {
+	t.Helper()
+	waitUntil(t, "the data dir's lock is free", func() bool {
+		f, err := os.OpenFile(filepath.Join(data, "store", "LOCK"), os.O_RDWR, 0)
+		if err != nil {
+			return errors.Is(err, os.ErrNotExist)
+		}
+		defer f.Close()
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			return false
+		}
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		return true
+	})
 }
