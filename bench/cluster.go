@@ -10,14 +10,17 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/skiffml/skiff/cluster"
 	"github.com/skiffml/skiff/engine"
+	"github.com/skiffml/skiff/engine/leader"
 	"github.com/skiffml/skiff/engine/spec"
 	"github.com/skiffml/skiff/executors"
 	"github.com/skiffml/skiff/executors/sim"
 	"github.com/skiffml/skiff/store"
+	"github.com/skiffml/skiff/worker"
 )
 
 // Cluster is n real servers' cores in one process: each a store with its
@@ -32,15 +35,16 @@ type Cluster struct {
 	rec    *recorder
 	log    io.Writer
 
-	mu      sync.Mutex
-	term    int               // engines started so far
-	cur     *engine.Engine    // nil while no engine runs
-	curNode int               // the node cur runs on
-	changed chan struct{}     // closed and replaced when cur changes
-	starts  map[string]int    // executions started, per run and task
-	onFirst func(term int)    // told of each term's first committed decision
-	firstOf map[int]struct{}  // terms whose first decision was told
-	began   map[int]time.Time // when each term's node became leader
+	mu         sync.Mutex
+	term       int               // engines started so far
+	cur        *engine.Engine    // nil while no engine runs
+	curNode    int               // the node cur runs on
+	changed    chan struct{}     // closed and replaced when cur changes
+	starts     map[string]int    // starts per execution id
+	taskStarts map[string]int    // starts per run and task
+	onFirst    func(term int)    // told of each term's first committed decision
+	firstOf    map[int]struct{}  // terms whose first decision was told
+	began      map[int]time.Time // when each term's node became leader
 }
 
 type clusterNode struct {
@@ -49,8 +53,9 @@ type clusterNode struct {
 	st            *store.Store
 	member        *cluster.Node
 	stopWatch     func()
-	// engine of this node's current term, if it leads
-	stopEngine func()
+	stopWorker    func()
+	stopLeader    func()       // stops following leadership and the engine
+	term          atomic.Int64 // the bench's term of this node's latest election
 }
 
 // OpenCluster starts n nodes in dirs under dir and waits until they have
@@ -62,7 +67,7 @@ func OpenCluster(ctx context.Context, dir string, n int, opts Options, progress 
 	if progress == nil {
 		progress = io.Discard
 	}
-	c := &Cluster{noSync: opts.NoSync, rec: &recorder{}, log: progress, changed: make(chan struct{}), starts: map[string]int{}, firstOf: map[int]struct{}{}, began: map[int]time.Time{}}
+	c := &Cluster{noSync: opts.NoSync, rec: &recorder{}, log: progress, changed: make(chan struct{}), starts: map[string]int{}, taskStarts: map[string]int{}, firstOf: map[int]struct{}{}, began: map[int]time.Time{}}
 	var addrs []string
 	for i := range n {
 		nd := &clusterNode{id: fmt.Sprintf("bench-%d", i), dir: filepath.Join(dir, fmt.Sprintf("node%d", i))}
@@ -102,7 +107,9 @@ func OpenCluster(ctx context.Context, dir string, n int, opts Options, progress 
 }
 
 // open opens node i's store on its cluster port (listening again on its
-// address when the port was closed) and follows its leadership.
+// address when the port was closed), and runs what a server runs beside
+// it: a worker offering the sim executor, and a leader.Leader that runs
+// the engine, with its dispatcher, while the node leads.
 func (c *Cluster) open(ctx context.Context, i, expect int, join []string) error {
 	nd := c.nodes[i]
 	if nd.mux == nil {
@@ -112,9 +119,10 @@ func (c *Cluster) open(ctx context.Context, i, expect int, join []string) error 
 		}
 		nd.mux = m
 	}
+	rc := store.DefaultRaftConfig()
 	scfg := store.DefaultConfig(filepath.Join(nd.dir, "store"))
 	scfg.NoSync = c.noSync
-	scfg.Raft = store.DefaultRaftConfig()
+	scfg.Raft = rc
 	scfg.Raft.NodeID = nd.id
 	scfg.Raft.Transport = nd.mux.Transport(nil)
 	st, err := store.Open(ctx, scfg)
@@ -123,90 +131,82 @@ func (c *Cluster) open(ctx context.Context, i, expect int, join []string) error 
 		nd.mux = nil
 		return fmt.Errorf("bench: open %s: %w", nd.id, err)
 	}
+	fail := func(err error) error {
+		st.Close()
+		nd.mux.Close()
+		nd.mux = nil
+		return err
+	}
 	ncfg := cluster.DefaultConfig("http://" + nd.id + ".invalid")
 	ncfg.BootstrapExpect, ncfg.Join = expect, join
 	ncfg.RetryInterval = 50 * time.Millisecond
 	member, err := cluster.New(ncfg, st, nd.mux)
 	if err != nil {
-		st.Close()
-		return err
+		return fail(err)
+	}
+	d, err := worker.NewDispatcher(worker.DispatchConfig{Store: st, Kinds: []string{"sim"}, NodeTTL: rc.NodeTTL, Interval: rc.WorkerHeartbeat})
+	if err != nil {
+		return fail(err)
+	}
+	ecfg := engine.DefaultConfig(st, d.Executors()...)
+	ecfg.OnUpdate = func(us []engine.Update) {
+		c.rec.onUpdate(us)
+		c.decided(int(nd.term.Load()))
+	}
+	ld, err := leader.New(leader.Config{Engine: ecfg, Store: st, Dispatch: d,
+		OnElected: func() { c.elected(i) },
+		OnChange:  func(e *engine.Engine) { c.engineChanged(i, e) }})
+	if err != nil {
+		return fail(err)
 	}
 	member.Serve()
+	sim := &countingExecutor{&timedExecutor{sim.New(sim.Config{}), c.rec}, c}
+	w, err := worker.New(worker.Config{NodeID: nd.id, Executors: []executors.Executor{sim},
+		Proposer: workerProposer{member}, State: st, Heartbeat: rc.WorkerHeartbeat})
+	if err != nil {
+		member.Close()
+		return fail(err)
+	}
+	wctx, wcancel := context.WithCancel(context.Background())
+	wdone := make(chan struct{})
+	go func() { defer close(wdone); _ = w.Run(wctx) }()
 	nd.st, nd.member = st, member
-	nd.stopWatch = st.WatchLeadership(func(leader bool) {
-		if leader {
-			c.startEngine(i)
-		} else {
-			c.stopEngine(i)
-		}
-	})
+	nd.stopWorker = func() { wcancel(); <-wdone }
+	nd.stopLeader = ld.Follow()
 	return nil
 }
 
-// startEngine runs an engine on node i, which has just become leader.
-func (c *Cluster) startEngine(i int) {
-	nd := c.nodes[i]
+// workerProposer sends a worker's commands through the leader, as a
+// server's does.
+type workerProposer struct{ m *cluster.Node }
+
+func (p workerProposer) Apply(ctx context.Context, cmds ...store.Command) (store.ApplyResult, error) {
+	return p.m.ProposeWorker(ctx, cmds...)
+}
+
+// elected starts a term: node i has just become leader.
+func (c *Cluster) elected(i int) {
 	c.mu.Lock()
 	c.term++
-	term := c.term
-	c.began[term] = time.Now()
-	c.mu.Unlock()
-	ecfg := engine.DefaultConfig(nd.st, &countingExecutor{&timedExecutor{sim.New(sim.Config{}), c.rec}, c})
-	ecfg.OnUpdate = func(us []engine.Update) { c.rec.onUpdate(us); c.decided(term) }
-	e, err := engine.New(ecfg)
-	if err != nil {
-		fmt.Fprintf(c.log, "bench: %s: engine: %v\n", nd.id, err)
-		return
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = e.Run(ctx) }()
-	stop := func() { cancel(); <-done }
-	// The catch-up barrier is tried again while this node still leads: a
-	// leader without an engine would hold every run.
-	for {
-		bctx, bcancel := context.WithTimeout(ctx, 10*time.Second)
-		err = nd.st.VerifyLeader(bctx)
-		bcancel()
-		if err == nil {
-			_, err = e.Resume(ctx)
-		}
-		if err == nil {
-			break
-		}
-		if !nd.st.IsLeader() {
-			stop()
-			return
-		}
-		fmt.Fprintf(c.log, "bench: %s leads but cannot start its engine yet: %v\n", nd.id, err)
-		time.Sleep(100 * time.Millisecond) // then try the barrier again
-	}
-	c.mu.Lock()
-	nd.stopEngine = stop
-	c.cur, c.curNode = e, i
-	close(c.changed)
-	c.changed = make(chan struct{})
+	c.began[c.term] = time.Now()
+	c.nodes[i].term.Store(int64(c.term))
 	c.mu.Unlock()
 }
 
-func (c *Cluster) stopEngine(i int) {
+// engineChanged records node i's engine: running (e) or stopped (nil).
+func (c *Cluster) engineChanged(i int, e *engine.Engine) {
 	c.mu.Lock()
-	nd := c.nodes[i]
-	stop := nd.stopEngine
-	nd.stopEngine = nil
-	if c.curNode == i && c.cur != nil {
+	defer c.mu.Unlock()
+	switch {
+	case e != nil:
+		c.cur, c.curNode = e, i
+	case c.curNode == i && c.cur != nil:
 		c.cur = nil
-		close(c.changed)
-		c.changed = make(chan struct{})
+	default:
+		return
 	}
-	c.mu.Unlock()
-	if stop != nil {
-		// Not waited for: an engine whose commit is still pending in raft
-		// after the step-down can take a while to return, and the next
-		// leader's engine must not wait for it (it ends by itself, or when
-		// its store closes).
-		go stop()
-	}
+	close(c.changed)
+	c.changed = make(chan struct{})
 }
 
 // decided is called after each committed batch of term's engine.
@@ -312,17 +312,20 @@ func (c *Cluster) run(ctx context.Context, w Workload, p *spec.Plan) (Result, in
 	}, changes, nil
 }
 
-// kill stops node i abruptly: its engine, its raft (without handing over
-// leadership) and its cluster port, as a crash would.
+// kill stops node i abruptly: its raft (without handing over
+// leadership), its cluster port, its worker and its engine, as a crash
+// would. Raft and the port go first, so that nothing the dying node does
+// afterwards reaches the others.
 func (c *Cluster) kill(i int) {
 	nd := c.nodes[i]
 	if nd.st == nil {
 		return
 	}
 	nd.member.Close()
-	nd.stopWatch() // stops its engine if it leads
-	_ = nd.st.Close()
 	_ = nd.mux.Close()
+	nd.stopWorker()
+	_ = nd.st.Close()
+	nd.stopLeader()
 	nd.st, nd.mux, nd.member = nil, nil, nil
 }
 
@@ -348,7 +351,8 @@ func (c *Cluster) Close() error {
 	return nil
 }
 
-// countingExecutor counts the executions started per run and task.
+// countingExecutor counts the executions workers start, per execution
+// (run, task, attempt) and per task.
 type countingExecutor struct {
 	executors.Executor
 	c *Cluster
@@ -356,21 +360,29 @@ type countingExecutor struct {
 
 func (x *countingExecutor) Start(ctx context.Context, s *executors.Spec, report func(executors.Event)) error {
 	x.c.mu.Lock()
-	x.c.starts[fmt.Sprintf("%s/%d/%s", s.RunID, s.TaskIndex, s.Task)]++
+	x.c.starts[s.ID]++
+	x.c.taskStarts[fmt.Sprintf("%s/%d", s.RunID, s.TaskIndex)]++
 	x.c.mu.Unlock()
 	return x.Executor.Start(ctx, s, report)
 }
 
-// startedTwice is the number of executions started again for a task
-// already started (every start after a task's first).
-func (c *Cluster) startedTwice() (twice, total int) {
+// startedTwice is the number of starts of an execution already started
+// (the same attempt twice: what fencing must prevent), the number of
+// tasks started again under a new attempt (their worker died with the
+// leader), and all starts.
+func (c *Cluster) startedTwice() (twice, rerun, total int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, n := range c.starts {
 		total += n
 		twice += n - 1
 	}
-	return twice, total
+	for _, n := range c.taskStarts {
+		if n > 1 {
+			rerun++
+		}
+	}
+	return twice, rerun, total
 }
 
 // ClusterResult is a workload's figures on the cluster, beside the single

@@ -32,10 +32,14 @@ type FailoverResult struct {
 	// alone; the rest is the new engine's catch-up, resume and commit).
 	KillToLeaderP50Ms float64 `json:"kill_to_leader_p50_ms"`
 	KillToLeaderP99Ms float64 `json:"kill_to_leader_p99_ms"`
-	// Executions started, and those started again for a task already
-	// started (an execution lost with its leader gets a new attempt).
+	// Executions started by the workers; StartedTwice: starts of an
+	// execution (run, task, attempt) already started, which fencing must
+	// keep at 0; TasksRerun: tasks started again under a new attempt
+	// because the worker running them died with the leader (each kill
+	// takes a worker with it: a server is both).
 	Executions   int    `json:"executions_started"`
 	StartedTwice int    `json:"executions_started_twice"`
+	TasksRerun   int    `json:"tasks_rerun_after_loss"`
 	Error        string `json:"error,omitempty"`
 }
 
@@ -148,7 +152,7 @@ func (c *Cluster) RunFailover(ctx context.Context, kills, width int) FailoverRes
 		slices.Sort(elect)
 		res.KillToLeaderP50Ms, res.KillToLeaderP99Ms = ms(quantile(elect, 0.5)), ms(quantile(elect, 0.99))
 	}
-	res.StartedTwice, res.Executions = c.startedTwice()
+	res.StartedTwice, res.TasksRerun, res.Executions = c.startedTwice()
 	return res
 }
 

@@ -248,7 +248,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(w, "\nfailover, cluster of %d: leader killed %d times during %s runs (%d submitted, %d succeeded)\n", f.Nodes, f.Kills, f.Workload, f.Runs, f.Succeeded)
 		fmt.Fprintf(w, "  kill to next committed decision: p50 %.0f ms, p99 %.0f ms, max %.0f ms (kill to new leader: p50 %.0f ms, p99 %.0f ms)\n",
 			f.KillToDecisionP50Ms, f.KillToDecisionP99Ms, f.KillToDecisionMaxMs, f.KillToLeaderP50Ms, f.KillToLeaderP99Ms)
-		fmt.Fprintf(w, "  executions started: %d; started again for a task already started: %d\n", f.Executions, f.StartedTwice)
+		fmt.Fprintf(w, "  executions started: %d; the same execution started twice: %d; tasks run again after their worker died with the leader: %d\n", f.Executions, f.StartedTwice, f.TasksRerun)
 		if f.Error != "" {
 			fmt.Fprintf(w, "  error: %s\n", f.Error)
 		}

@@ -59,7 +59,7 @@ func DefaultRaftConfig() RaftConfig {
 		HeartbeatTimeout:   400 * time.Millisecond,
 		ElectionTimeout:    400 * time.Millisecond,
 		LeaderLeaseTimeout: 200 * time.Millisecond,
-		CommitTimeout:      20 * time.Millisecond,
+		CommitTimeout:      5 * time.Millisecond,
 		StaleAfter:         time.Second,
 		NodeTTL:            10 * time.Second,
 		WorkerHeartbeat:    time.Second,

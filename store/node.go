@@ -96,8 +96,10 @@ type Assignment struct {
 	Epoch       uint64         `json:"epoch"`
 	Executor    string         `json:"executor"`
 	Resources   spec.Resources `json:"resources"`
-	// Spec is the executors.Spec to run, as JSON (opaque here).
-	Spec       json.RawMessage `json:"spec"`
+	// Spec is the executors.Spec to run, as JSON (opaque here). Stored
+	// apart from the rest (bucketAssignmentSpecs); older data dirs hold
+	// it inline.
+	Spec       json.RawMessage `json:"spec,omitempty"`
 	AssignedAt time.Time       `json:"assigned_at,omitzero"`
 	StartedAt  time.Time       `json:"started_at,omitzero"`
 	// CancelRequested: the leader asked the worker to stop it.
@@ -395,6 +397,9 @@ func dropAssignmentTx(tx *bolt.Tx, execID string, ch *Change) error {
 	if ch != nil {
 		ch.Assignments = append(ch.Assignments, execID)
 	}
+	if err := tx.Bucket(bucketAssignmentSpecs).Delete([]byte(execID)); err != nil {
+		return err
+	}
 	return b.Delete([]byte(execID))
 }
 
@@ -418,14 +423,26 @@ func getNodeTx(tx *bolt.Tx, id string) (Node, bool, error) {
 	return n, true, nil
 }
 
+// putAssignmentTx writes an assignment. Its spec, the bulk of it, lives in
+// its own bucket, written once at assignment: the reports and cancels
+// that rewrite the assignment then neither decode nor encode it.
 func putAssignmentTx(tx *bolt.Tx, a *Assignment) error {
-	b, err := json.Marshal(a)
+	rec := *a
+	if len(rec.Spec) > 0 {
+		if err := tx.Bucket(bucketAssignmentSpecs).Put([]byte(a.ExecutionID), rec.Spec); err != nil {
+			return err
+		}
+		rec.Spec = nil
+	}
+	b, err := json.Marshal(&rec)
 	if err != nil {
 		return fmt.Errorf("encode assignment %q: %w", a.ExecutionID, err)
 	}
 	return tx.Bucket(bucketAssignments).Put([]byte(a.ExecutionID), b)
 }
 
+// getAssignmentTx reads an assignment without its spec (unless a data dir
+// from before bucketAssignmentSpecs holds it inline).
 func getAssignmentTx(tx *bolt.Tx, id string) (Assignment, bool, error) {
 	v := tx.Bucket(bucketAssignments).Get([]byte(id))
 	if v == nil {
@@ -438,8 +455,17 @@ func getAssignmentTx(tx *bolt.Tx, id string) (Assignment, bool, error) {
 	return a, true, nil
 }
 
+// withSpecTx fills a's spec from bucketAssignmentSpecs.
+func withSpecTx(tx *bolt.Tx, a *Assignment) {
+	if len(a.Spec) == 0 || string(a.Spec) == "null" {
+		if v := tx.Bucket(bucketAssignmentSpecs).Get([]byte(a.ExecutionID)); v != nil {
+			a.Spec = bytes.Clone(v)
+		}
+	}
+}
+
 // assignmentsTx returns the assignments of node nodeID ("" = all),
-// ordered by execution id.
+// ordered by execution id, without their specs.
 func assignmentsTx(tx *bolt.Tx, nodeID string) ([]Assignment, error) {
 	var out []Assignment
 	err := tx.Bucket(bucketAssignments).ForEach(func(k, v []byte) error {
@@ -496,6 +522,7 @@ func (s *Store) Assignment(execID string) (Assignment, error) {
 		if err == nil && !found {
 			err = fmt.Errorf("assignment %q: %w", execID, ErrNotFound)
 		}
+		withSpecTx(tx, &a)
 		return err
 	})
 	return a, err
@@ -505,6 +532,12 @@ func (s *Store) Assignment(execID string) (Assignment, error) {
 // ordered by execution id.
 func (s *Store) Assignments(nodeID string) ([]Assignment, error) {
 	var out []Assignment
-	err := s.fsm.view(func(tx *bolt.Tx) (err error) { out, err = assignmentsTx(tx, nodeID); return })
+	err := s.fsm.view(func(tx *bolt.Tx) (err error) {
+		out, err = assignmentsTx(tx, nodeID)
+		for i := range out {
+			withSpecTx(tx, &out[i])
+		}
+		return
+	})
 	return out, err
 }

@@ -187,3 +187,58 @@ func FuzzApplyWorkerCommands(f *testing.F) {
 		}
 	})
 }
+
+// TestFSM_AssignmentSpecKeptApart: the spec is written once, apart from
+// the assignment record that reports rewrite; public reads return it
+// whole; an assignment written inline (before the spec bucket) still
+// reads; the spec goes with its assignment.
+func TestFSM_AssignmentSpecKeptApart(t *testing.T) {
+	f := newTestFSM(t)
+	f.mustAccept(t, RegisterNode{Node: testNode("n1"), Epoch: 1, Time: t0}, newRun("r1", 2))
+	f.mustAccept(t, TransitionTasks{RunID: "r1", Items: []Transition{{Task: 0, Attempt: 1, From: spec.TaskPending, To: spec.TaskRunning, Time: t0, ExecutionID: "r1-0-1"}}})
+	specJSON := `{"ID":"r1-0-1","Command":["true"]}`
+	f.mustAccept(t, AssignExecution{Assignment: Assignment{ExecutionID: "r1-0-1", RunID: "r1", Task: 0, Attempt: 1, NodeID: "n1", Epoch: 1, Executor: "sim", Spec: []byte(specJSON), AssignedAt: t0}})
+	f.mustAccept(t, ReportExecution{ExecutionID: "r1-0-1", NodeID: "n1", Epoch: 1, Started: true, Time: t0})
+	err := f.view(func(tx *bolt.Tx) error {
+		rec := tx.Bucket(bucketAssignments).Get([]byte("r1-0-1"))
+		if strings.Contains(string(rec), "Command") || strings.Contains(string(rec), `"spec"`) {
+			t.Errorf("the assignment record carries the spec: %s", rec)
+		}
+		if got := tx.Bucket(bucketAssignmentSpecs).Get([]byte("r1-0-1")); string(got) != specJSON {
+			t.Errorf("spec bucket: %s", got)
+		}
+		a, _, err := getAssignmentTx(tx, "r1-0-1")
+		withSpecTx(tx, &a)
+		if err != nil || string(a.Spec) != specJSON || a.StartedAt.IsZero() {
+			t.Errorf("read with spec: %+v, %v", a, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A record from before the spec bucket: spec inline.
+	err = f.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAssignments).Put([]byte("old-0-1"), []byte(`{"execution_id":"old-0-1","node_id":"n1","spec":{"ID":"old-0-1"}}`))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = f.view(func(tx *bolt.Tx) error {
+		a, found, err := getAssignmentTx(tx, "old-0-1")
+		withSpecTx(tx, &a)
+		if err != nil || !found || string(a.Spec) != `{"ID":"old-0-1"}` {
+			t.Errorf("inline spec: %+v %v %v", a, found, err)
+		}
+		return nil
+	})
+	// The attempt ends: its assignment and its spec go.
+	f.mustAccept(t, ReportExecution{ExecutionID: "r1-0-1", NodeID: "n1", Epoch: 1, Exit: &Exit{Outcome: OutcomeSucceeded, Time: t0}, Time: t0})
+	f.mustAccept(t, TransitionTasks{RunID: "r1", Items: []Transition{{Task: 0, Attempt: 1, From: spec.TaskRunning, To: spec.TaskSucceeded, Time: t0}}})
+	_ = f.view(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketAssignments).Get([]byte("r1-0-1")) != nil || tx.Bucket(bucketAssignmentSpecs).Get([]byte("r1-0-1")) != nil {
+			t.Error("the ended attempt's assignment or spec is still stored")
+		}
+		return nil
+	})
+}

@@ -63,13 +63,18 @@ var (
 	// bucketAssignments: execution id -> JSON Assignment, while its attempt
 	// is live.
 	bucketAssignments = []byte("assignments")
+	// bucketAssignmentSpecs: execution id -> the assignment's spec (JSON
+	// executors.Spec), kept apart from the assignment, which reports
+	// rewrite. An assignment written before this bucket holds its spec
+	// inline, and still reads.
+	bucketAssignmentSpecs = []byte("assignment_specs")
 	// bucketRunsCanceled: run ID -> empty, for every run whose
 	// cancellation was requested (and not undone by a retry): checked
 	// before each start without decoding the run.
 	bucketRunsCanceled = []byte("runs_canceled")
 )
 
-var allBuckets = [][]byte{bucketCache, bucketNodes, bucketAssignments, bucketRunsCanceled, bucketMeta, bucketRuns, bucketPlans, bucketRunsByRequest, bucketRunsActive, bucketTasks,
+var allBuckets = [][]byte{bucketCache, bucketNodes, bucketAssignments, bucketAssignmentSpecs, bucketRunsCanceled, bucketMeta, bucketRuns, bucketPlans, bucketRunsByRequest, bucketRunsActive, bucketTasks,
 	bucketExperiments, bucketExperimentsByName, bucketTokens, bucketNamespaces, bucketRunMeta,
 	bucketPipelines, bucketPipelinesByName, bucketPipelineVersions, bucketRecurringRuns}
 

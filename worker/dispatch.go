@@ -24,6 +24,10 @@ type DispatchStore interface {
 	Assignment(execID string) (store.Assignment, error)
 	Assignments(nodeID string) ([]store.Assignment, error)
 	Subscribe(limit int) *store.Subscription
+	// ID is this node's id: between equally loaded nodes the dispatcher
+	// prefers its own worker (no forwarded reports, no wait for a
+	// follower to learn of a commit).
+	ID() string
 }
 
 // DispatchConfig configures a Dispatcher.
@@ -350,7 +354,7 @@ func (d *Dispatcher) place(ctx context.Context) {
 	var starts, later []*waitingStart
 	var fails []executors.Event
 	for _, w := range waiting {
-		n, why := choose(live, used, w)
+		n, why := choose(live, used, w, d.cfg.Store.ID())
 		switch {
 		case n != nil:
 			u := used[n.ID]
@@ -393,9 +397,9 @@ func (u *usage) add(r spec.Resources) {
 }
 
 // choose picks the live node offering w's executor with room for it and
-// the fewest live executions (then the lowest id); why says when no node
-// could ever hold it.
-func choose(live []store.Node, used map[string]usage, w *waitingStart) (*store.Node, string) {
+// the fewest live executions (then self, the leader's own node, then the
+// lowest id); why says when no node could ever hold it.
+func choose(live []store.Node, used map[string]usage, w *waitingStart, self string) (*store.Node, string) {
 	var best *store.Node
 	canEver := false
 	r := w.s.Resources
@@ -412,7 +416,7 @@ func choose(live []store.Node, used map[string]usage, w *waitingStart) (*store.N
 		if !fits(n.Capacity, u.Resources, r) {
 			continue
 		}
-		if best == nil || u.n < used[best.ID].n || u.n == used[best.ID].n && n.ID < best.ID {
+		if best == nil || u.n < used[best.ID].n || u.n == used[best.ID].n && better(n.ID, best.ID, self) {
 			best = n
 		}
 	}
@@ -420,6 +424,15 @@ func choose(live []store.Node, used map[string]usage, w *waitingStart) (*store.N
 		return nil, fmt.Sprintf("no live node offering %q has room for %d mCPU, %d bytes, %d GPUs", w.kind, r.MilliCPU, r.MemoryBytes, r.GPU)
 	}
 	return best, ""
+}
+
+// better breaks a tie between two equally loaded nodes: self first, then
+// the lower id.
+func better(a, b, self string) bool {
+	if a == self || b == self {
+		return a == self
+	}
+	return a < b
 }
 
 // fits reports whether r fits in capacity c with used taken; a zero

@@ -83,7 +83,9 @@ type Worker struct {
 	running map[string]*execution // by execution id, at the current epoch
 	seen    map[string]bool       // execution ids taken at this epoch (never started twice)
 	reports []store.ReportExecution
-	wake    chan struct{}
+	// inflight: the first inflight reports are being committed.
+	inflight int
+	wake     chan struct{}
 }
 
 type execution struct {
@@ -443,12 +445,48 @@ func rebase(s *executors.Spec, from, to string) {
 
 func (w *Worker) queueReport(r store.ReportExecution) {
 	w.mu.Lock()
-	w.reports = append(w.reports, r)
+	if !merged(w.reports[w.inflight:], r) {
+		w.reports = append(w.reports, r)
+	}
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
 	default:
 	}
+}
+
+// merged folds exit report r into a queued, unsent start report of the
+// same execution (a short step's start and exit then cost the FSM one
+// command, not two); false if there is none.
+func merged(queued []store.ReportExecution, r store.ReportExecution) bool {
+	if r.Exit == nil {
+		return false
+	}
+	for i := len(queued) - 1; i >= 0; i-- {
+		q := &queued[i]
+		if q.ExecutionID != r.ExecutionID {
+			continue
+		}
+		if q.Exit != nil || q.Epoch != r.Epoch {
+			return false
+		}
+		q.Exit = r.Exit // q.Time stays the start's time; the exit has its own
+		return true
+	}
+	return false
+}
+
+// reportLinger is how long a batch of start reports waits for more (their
+// exits, mostly) before it is committed.
+const reportLinger = 3 * time.Millisecond
+
+func onlyStarts(rs []store.ReportExecution) bool {
+	for _, r := range rs {
+		if r.Exit != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // maxReports bounds the reports committed in one entry.
@@ -458,10 +496,12 @@ const maxReports = 512
 // through leader changes; the FSM's rejections (fenced reports) are final.
 func (w *Worker) sendReports(ctx context.Context) {
 	backoff := 20 * time.Millisecond
+	lingered := false
 	for {
 		w.mu.Lock()
 		n := min(len(w.reports), maxReports)
 		batch := append([]store.ReportExecution(nil), w.reports[:n]...)
+		w.inflight = n // not merged into while they are being sent
 		w.mu.Unlock()
 		if n == 0 {
 			select {
@@ -471,6 +511,22 @@ func (w *Worker) sendReports(ctx context.Context) {
 				continue
 			}
 		}
+		if !lingered && onlyStarts(batch) {
+			// A start alone waits a moment for its exit: a short step
+			// then costs one command, not two.
+			lingered = true
+			w.mu.Lock()
+			w.inflight = 0
+			w.mu.Unlock()
+			select {
+			case <-ctx.Done():
+				return
+			case <-w.wake:
+			case <-time.After(reportLinger):
+			}
+			continue
+		}
+		lingered = false
 		cmds := make([]store.Command, n)
 		for i := range batch {
 			cmds[i] = batch[i]
@@ -492,6 +548,7 @@ func (w *Worker) sendReports(ctx context.Context) {
 		}
 		w.mu.Lock()
 		w.reports = w.reports[n:]
+		w.inflight = 0
 		w.mu.Unlock()
 	}
 }

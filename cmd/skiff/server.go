@@ -24,6 +24,7 @@ import (
 	"github.com/skiffml/skiff/api"
 	"github.com/skiffml/skiff/cluster"
 	"github.com/skiffml/skiff/engine"
+	"github.com/skiffml/skiff/engine/leader"
 	"github.com/skiffml/skiff/executors"
 	"github.com/skiffml/skiff/executors/local"
 	"github.com/skiffml/skiff/executors/sim"
@@ -154,7 +155,7 @@ func allowedHosts(listen string, given []string, noAuth bool) ([]string, error) 
 // openServerNode opens the node a server runs: openNode's parts with
 // metrics on reg, the store a member of the cluster cs describes, and an
 // engine that runs while this node leads (updates fed to onUpdate).
-func openServerNode(c *cli.Context, dir string, cs *clusterSetup, reg prometheus.Registerer, onUpdate func([]engine.Update)) (*node, *leaderEngine, error) {
+func openServerNode(c *cli.Context, dir string, cs *clusterSetup, reg prometheus.Registerer, onUpdate func([]engine.Update)) (*node, *leader.Leader, error) {
 	log := serverLogger(c)
 	n := &node{dir: dir, log: log}
 	scfg := store.DefaultConfig(filepath.Join(dir, "store"))
@@ -169,7 +170,7 @@ func openServerNode(c *cli.Context, dir string, cs *clusterSetup, reg prometheus
 		}
 		return nil, nil, fmt.Errorf("open store: %w", err)
 	}
-	fail := func(err error) (*node, *leaderEngine, error) { n.store.Close(); return nil, nil, err }
+	fail := func(err error) (*node, *leader.Leader, error) { n.store.Close(); return nil, nil, err }
 	if n.blobs, err = openBlobs(c, dir); err != nil {
 		return fail(fmt.Errorf("open blob store: %w", err))
 	}
@@ -209,7 +210,7 @@ func openServerNode(c *cli.Context, dir string, cs *clusterSetup, reg prometheus
 	ecfg := engine.DefaultConfig(n.store, d.Executors()...)
 	ecfg.DefaultExecutor = c.String("default-executor")
 	ecfg.Logger, ecfg.Registerer, ecfg.OnUpdate = log, reg, onUpdate
-	le, err := newLeaderEngine(ecfg, n.store, log, d, execs)
+	le, err := leader.New(leader.Config{Engine: ecfg, Store: n.store, Dispatch: d, Local: execs, Logger: log})
 	if err != nil {
 		if errors.Is(err, engine.ErrUnknownExecutor) {
 			return fail(usageError("--default-executor: %v", err))
@@ -298,11 +299,11 @@ func serverAction(c *cli.Context) error {
 	}
 	// The engine runs while this node leads: unfinished runs are resumed
 	// when it becomes leader; recurring runs fire from the leader only.
-	le.onTerm = func(ctx context.Context) { srv.RunScheduler(ctx, time.Second) }
-	le.onReady = func(resumed int) {
+	le.SetOnTerm(func(ctx context.Context) { srv.RunScheduler(ctx, time.Second) })
+	le.SetOnReady(func(resumed int) {
 		fmt.Fprintf(os.Stderr, "skiff server: leading (node %s); %d unfinished run(s) resumed\n", n.store.ID(), resumed)
-	}
-	stopFollow := le.follow()
+	})
+	stopFollow := le.Follow()
 	defer stopFollow()
 	stopGC, err := startServerGC(ctx, c, n)
 	if err != nil {
