@@ -56,8 +56,8 @@ type RaftConfig struct {
 // leader is replaced within about one second.
 func DefaultRaftConfig() RaftConfig {
 	return RaftConfig{
-		HeartbeatTimeout:   400 * time.Millisecond,
-		ElectionTimeout:    400 * time.Millisecond,
+		HeartbeatTimeout:   250 * time.Millisecond,
+		ElectionTimeout:    250 * time.Millisecond,
 		LeaderLeaseTimeout: 200 * time.Millisecond,
 		CommitTimeout:      5 * time.Millisecond,
 		StaleAfter:         time.Second,

@@ -366,14 +366,17 @@ func (s *Store) Apply(ctx context.Context, cmds ...Command) (ApplyResult, error)
 		}
 	}
 	f := s.raft.Apply(data, timeout)
-	if ctx.Done() != nil {
-		done := make(chan struct{})
-		go func() { _ = f.Error(); close(done) }()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return ApplyResult{}, fmt.Errorf("store: apply: %w (the entry may still commit)", ctx.Err())
-		}
+	// Raft never answers a future still queued in its (buffered) apply
+	// channel when it shuts down, so the wait also ends when the store
+	// closes: an engine's last commit must not outlive its store.
+	done := make(chan struct{})
+	go func() { _ = f.Error(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ApplyResult{}, fmt.Errorf("store: apply: %w (the entry may still commit)", ctx.Err())
+	case <-s.closed:
+		return ApplyResult{}, fmt.Errorf("store: apply: %w (the entry may still have committed)", ErrClosed)
 	}
 	if err := f.Error(); err != nil {
 		switch {

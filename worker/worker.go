@@ -489,6 +489,11 @@ func onlyStarts(rs []store.ReportExecution) bool {
 	return true
 }
 
+// maxReportBackoff caps the pause between tries of a report that did not
+// commit: while leadership moves (most failures) a new leader is there
+// within a second, and reports are what its engine waits for.
+const maxReportBackoff = 100 * time.Millisecond
+
 // maxReports bounds the reports committed in one entry.
 const maxReports = 512
 
@@ -539,7 +544,7 @@ func (w *Worker) sendReports(ctx context.Context) {
 				return
 			case <-time.After(backoff):
 			}
-			backoff = min(2*backoff, time.Second)
+			backoff = min(2*backoff, maxReportBackoff)
 			continue
 		}
 		backoff = 20 * time.Millisecond
