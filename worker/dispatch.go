@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -367,9 +368,9 @@ func (d *Dispatcher) place(ctx context.Context) {
 			}
 			cmds = append(cmds, store.AssignExecution{Assignment: a})
 			starts = append(starts, w)
-		case why != "" || now.Sub(w.since) > d.cfg.NodeTTL && !anyOffers(live, w.kind):
+		case why != "" || now.Sub(w.since) > d.cfg.NodeTTL && !anyCandidate(live, w):
 			if why == "" {
-				why = fmt.Sprintf("%v: %q (no live node offers it)", ErrNoWorker, w.kind)
+				why = noCandidate(w)
 			}
 			fails = append(fails, failed(w.s.ID, why, now))
 		default:
@@ -405,7 +406,7 @@ func choose(live []store.Node, used map[string]usage, w *waitingStart, self stri
 	r := w.s.Resources
 	for i := range live {
 		n := &live[i]
-		if !n.Offers(w.kind) {
+		if !candidate(n, w) {
 			continue
 		}
 		if !fits(n.Capacity, spec.Resources{}, r) {
@@ -420,7 +421,7 @@ func choose(live []store.Node, used map[string]usage, w *waitingStart, self stri
 			best = n
 		}
 	}
-	if best == nil && !canEver && anyOffers(live, w.kind) {
+	if best == nil && !canEver && anyCandidate(live, w) {
 		return nil, fmt.Sprintf("no live node offering %q has room for %d mCPU, %d bytes, %d GPUs", w.kind, r.MilliCPU, r.MemoryBytes, r.GPU)
 	}
 	return best, ""
@@ -443,8 +444,27 @@ func fits(c, used, r spec.Resources) bool {
 		(r.GPU == 0 || used.GPU+r.GPU <= c.GPU)
 }
 
-func anyOffers(nodes []store.Node, kind string) bool {
-	return slices.ContainsFunc(nodes, func(n store.Node) bool { return n.Offers(kind) })
+// candidate reports whether node n could run w: it offers w's executor
+// and carries the labels w's node selector asks for.
+func candidate(n *store.Node, w *waitingStart) bool {
+	return n.Offers(w.kind) && n.Matches(w.s.NodeSelector)
+}
+
+func anyCandidate(nodes []store.Node, w *waitingStart) bool {
+	return slices.ContainsFunc(nodes, func(n store.Node) bool { return candidate(&n, w) })
+}
+
+// noCandidate says why no live node can take w.
+func noCandidate(w *waitingStart) string {
+	if len(w.s.NodeSelector) == 0 {
+		return fmt.Sprintf("%v: %q (no live node offers it)", ErrNoWorker, w.kind)
+	}
+	keys := slices.Sorted(maps.Keys(w.s.NodeSelector))
+	pairs := make([]string, len(keys))
+	for i, k := range keys {
+		pairs[i] = k + "=" + w.s.NodeSelector[k]
+	}
+	return fmt.Sprintf("%v: %q with labels %s (no live node offering it has them; see skiff server --node-label)", ErrNoWorker, w.kind, strings.Join(pairs, ","))
 }
 
 func assignment(w *waitingStart, n *store.Node, now time.Time) (store.Assignment, error) {

@@ -311,7 +311,7 @@ func serverAction(c *cli.Context) error {
 	}
 	defer stopGC()
 	member.Serve()
-	stopWorker, err := runWorker(n, member, self, cs.raft)
+	stopWorker, err := runWorker(n, member, self, cs)
 	if err != nil {
 		return err
 	}
@@ -377,9 +377,9 @@ func serverAction(c *cli.Context) error {
 // runWorker runs this server's worker until the returned stop is called:
 // it registers the node with its executors and capacity, heartbeats, and
 // runs what the leader assigns to it.
-func runWorker(n *node, member *cluster.Node, apiURL string, rc store.RaftConfig) (stop func(), err error) {
-	w, err := worker.New(worker.Config{NodeID: n.store.ID(), APIURL: apiURL, Capacity: n.local.Capacity(),
-		Executors: n.execs, Proposer: workerProposer{member}, State: n.store, Heartbeat: rc.WorkerHeartbeat, Logger: n.log})
+func runWorker(n *node, member *cluster.Node, apiURL string, rc *clusterSetup) (stop func(), err error) {
+	w, err := worker.New(worker.Config{NodeID: n.store.ID(), APIURL: apiURL, Capacity: n.local.Capacity(), Labels: rc.labels,
+		Executors: n.execs, Proposer: workerProposer{member}, State: n.store, Heartbeat: rc.raft.WorkerHeartbeat, Logger: n.log})
 	if err != nil {
 		return nil, err
 	}
