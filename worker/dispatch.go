@@ -84,7 +84,8 @@ type Dispatcher struct {
 type followed struct {
 	report        func(executors.Event)
 	started, done bool
-	cancel        bool // Cancel came while its assignment was being committed
+	waiting       string // the last waiting reason delivered
+	cancel        bool   // Cancel came while its assignment was being committed
 }
 
 type waitingStart struct {
@@ -226,6 +227,10 @@ func (d *Dispatcher) onAssignment(id string) {
 	f := d.followed[id]
 	var evs []executors.Event
 	if f != nil && found {
+		if !f.started && a.Exit == nil && a.StartedAt.IsZero() && a.Waiting != "" && a.Waiting != f.waiting {
+			f.waiting = a.Waiting
+			evs = append(evs, executors.Event{ID: id, Kind: executors.EventWaiting, Reason: a.Waiting, Time: d.now()})
+		}
 		if !f.started && (!a.StartedAt.IsZero() || a.Exit != nil) {
 			f.started = true
 			evs = append(evs, executors.Event{ID: id, Kind: executors.EventStarted, Time: a.StartedAt})
@@ -354,6 +359,7 @@ func (d *Dispatcher) place(ctx context.Context) {
 	var cmds []store.Command
 	var starts, later []*waitingStart
 	var fails []executors.Event
+	var waits []string
 	for _, w := range waiting {
 		n, why := choose(live, used, w, d.cfg.Store.ID())
 		switch {
@@ -375,9 +381,11 @@ func (d *Dispatcher) place(ctx context.Context) {
 			fails = append(fails, failed(w.s.ID, why, now))
 		default:
 			later = append(later, w) // nodes are busy, or not registered yet
+			waits = append(waits, waitReason(live, w))
 		}
 	}
 	d.requeue(later)
+	d.tellWaiting(later, waits, now)
 	d.deliver(fails...)
 	for i := 0; i < len(cmds); i += d.cfg.MaxBatch {
 		j := min(i+d.cfg.MaxBatch, len(cmds))
@@ -442,6 +450,36 @@ func fits(c, used, r spec.Resources) bool {
 	return (c.MilliCPU == 0 || used.MilliCPU+r.MilliCPU <= c.MilliCPU) &&
 		(c.MemoryBytes == 0 || used.MemoryBytes+r.MemoryBytes <= c.MemoryBytes) &&
 		(r.GPU == 0 || used.GPU+r.GPU <= c.GPU)
+}
+
+// waitReason says why w, which no node took this round, waits.
+func waitReason(live []store.Node, w *waitingStart) string {
+	if !anyCandidate(live, w) {
+		return "waiting for a worker: " + strings.TrimPrefix(noCandidate(w), ErrNoWorker.Error()+": ")
+	}
+	r := w.s.Resources
+	return fmt.Sprintf("waiting for capacity: every live worker offering %q is full (this step asks %d mCPU, %d bytes, %d GPUs)", w.kind, r.MilliCPU, r.MemoryBytes, r.GPU)
+}
+
+// tellWaiting delivers to the engine why each of ws still waits, once per
+// change of reason.
+func (d *Dispatcher) tellWaiting(ws []*waitingStart, reasons []string, now time.Time) {
+	var evs []executors.Event
+	var to []func(executors.Event)
+	d.mu.Lock()
+	for i, w := range ws {
+		f := d.followed[w.s.ID]
+		if f == nil || f.started || f.waiting == reasons[i] {
+			continue
+		}
+		f.waiting = reasons[i]
+		evs = append(evs, executors.Event{ID: w.s.ID, Kind: executors.EventWaiting, Reason: reasons[i], Time: now})
+		to = append(to, f.report)
+	}
+	d.mu.Unlock()
+	for i, ev := range evs {
+		to[i](ev)
+	}
 }
 
 // candidate reports whether node n could run w: it offers w's executor

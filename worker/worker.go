@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/skiffml/skiff/engine/spec"
 	"github.com/skiffml/skiff/executors"
@@ -89,8 +90,9 @@ type Worker struct {
 }
 
 type execution struct {
-	x     executors.Executor
-	epoch uint64
+	x       executors.Executor
+	epoch   uint64
+	waiting string // the last waiting reason reported
 }
 
 // New returns a worker; Run starts it.
@@ -391,6 +393,11 @@ func (w *Worker) start(ctx context.Context, a store.Assignment, epoch uint64) {
 	report := func(ev executors.Event) {
 		r := store.ReportExecution{ExecutionID: ev.ID, NodeID: w.cfg.NodeID, Epoch: epoch, Time: ev.Time.UTC()}
 		switch ev.Kind {
+		case executors.EventWaiting:
+			if ev.Reason == "" || !w.newWait(ev.ID, ev.Reason) {
+				return
+			}
+			r.Waiting = truncate(ev.Reason, store.MaxWaitingReason)
 		case executors.EventStarted:
 			r.Started = true
 		case executors.EventExited:
@@ -409,6 +416,30 @@ func (w *Worker) start(ctx context.Context, a store.Assignment, epoch uint64) {
 		w.forget(a.ExecutionID)
 		fail(err.Error())
 	}
+}
+
+// newWait records reason as execution id's latest waiting reason; false
+// if it was already.
+func (w *Worker) newWait(id, reason string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	e := w.running[id]
+	if e == nil || e.waiting == reason {
+		return false
+	}
+	e.waiting = reason
+	return true
+}
+
+// truncate cuts s to at most n bytes, on a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func exitOf(ev executors.Event) *store.Exit {
