@@ -532,7 +532,8 @@ func (s *Store) Node(id string) (Node, error) {
 	return n, err
 }
 
-// Assignment returns the assignment of one execution (ErrNotFound).
+// Assignment returns the assignment of one execution (ErrNotFound),
+// without its spec (AssignmentSpec).
 func (s *Store) Assignment(execID string) (Assignment, error) {
 	var a Assignment
 	err := s.fsm.view(func(tx *bolt.Tx) error {
@@ -542,22 +543,42 @@ func (s *Store) Assignment(execID string) (Assignment, error) {
 		if err == nil && !found {
 			err = fmt.Errorf("assignment %q: %w", execID, ErrNotFound)
 		}
-		withSpecTx(tx, &a)
+		a.Spec = nil // AssignmentSpec reads it (only its worker needs it)
 		return err
 	})
 	return a, err
 }
 
 // Assignments returns the assignments of node nodeID ("" = every node),
-// ordered by execution id.
+// ordered by execution id, without their specs.
 func (s *Store) Assignments(nodeID string) ([]Assignment, error) {
 	var out []Assignment
 	err := s.fsm.view(func(tx *bolt.Tx) (err error) {
 		out, err = assignmentsTx(tx, nodeID)
 		for i := range out {
-			withSpecTx(tx, &out[i])
+			out[i].Spec = nil
 		}
 		return
 	})
 	return out, err
+}
+
+// AssignmentSpec returns the spec of an execution's assignment
+// (ErrNotFound): every worker reads each assignment that changes, but
+// only the one holding it reads its spec, once, to start it.
+func (s *Store) AssignmentSpec(execID string) (json.RawMessage, error) {
+	var spec json.RawMessage
+	err := s.fsm.view(func(tx *bolt.Tx) error {
+		a, found, err := getAssignmentTx(tx, execID)
+		if err == nil && !found {
+			err = fmt.Errorf("assignment %q: %w", execID, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		withSpecTx(tx, &a)
+		spec = a.Spec
+		return nil
+	})
+	return spec, err
 }

@@ -71,7 +71,15 @@ func TestDispatcher_TellsWhyAnExecutionWaits(t *testing.T) {
 		}
 		return nil
 	})
-	report1 := store.ReportExecution{ExecutionID: "r1-0-1", NodeID: "gpu", Epoch: 1, Waiting: "pulling image busybox", Time: time.Now().UTC()}
+	// Every worker reads each changed assignment; only its holder reads
+	// its spec.
+	if a, _ := st.Assignment("r1-0-1"); len(a.Spec) != 0 {
+		t.Errorf("Assignment carries the spec: %s", a.Spec)
+	}
+	if raw, err := st.AssignmentSpec("r1-0-1"); err != nil || !strings.Contains(string(raw), `"r1-0-1"`) {
+		t.Errorf("AssignmentSpec: %s %v", raw, err)
+	}
+		report1 := store.ReportExecution{ExecutionID: "r1-0-1", NodeID: "gpu", Epoch: 1, Waiting: "pulling image busybox", Time: time.Now().UTC()}
 	apply(report1)
 	apply(report1) // the same word again: nothing new
 	apply(store.ReportExecution{ExecutionID: "r1-0-1", NodeID: "gpu", Epoch: 1, Started: true, Time: time.Now().UTC()})

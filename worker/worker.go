@@ -28,6 +28,7 @@ type Proposer interface {
 type State interface {
 	Node(id string) (store.Node, error)
 	Assignment(execID string) (store.Assignment, error)
+	AssignmentSpec(execID string) (json.RawMessage, error)
 	Assignments(nodeID string) ([]store.Assignment, error)
 	Subscribe(limit int) *store.Subscription
 }
@@ -377,8 +378,13 @@ func (w *Worker) start(ctx context.Context, a store.Assignment, epoch uint64) {
 		fail(fmt.Sprintf("node %s has no executor %q", w.cfg.NodeID, a.Executor))
 		return
 	}
+	raw, err := w.cfg.State.AssignmentSpec(a.ExecutionID)
+	if err != nil {
+		fail(fmt.Sprintf("read the execution spec: %v", err))
+		return
+	}
 	var s executors.Spec
-	if err := json.Unmarshal(a.Spec, &s); err != nil {
+	if err := json.Unmarshal(raw, &s); err != nil {
 		fail(fmt.Sprintf("decode the execution spec: %v", err))
 		return
 	}
