@@ -387,10 +387,15 @@ func (d *Dispatcher) place(ctx context.Context) {
 	d.requeue(later)
 	d.tellWaiting(later, waits, now)
 	d.deliver(fails...)
+	// The batches are proposed together: raft writes and replicates them
+	// in one go rather than one round each.
+	var wg sync.WaitGroup
 	for i := 0; i < len(cmds); i += d.cfg.MaxBatch {
 		j := min(i+d.cfg.MaxBatch, len(cmds))
-		d.commitAssignments(ctx, cmds[i:j], starts[i:j], now)
+		wg.Add(1)
+		go func() { defer wg.Done(); d.commitAssignments(ctx, cmds[i:j], starts[i:j], now) }()
 	}
+	wg.Wait()
 }
 
 type usage struct {
