@@ -60,7 +60,6 @@ func validHolderDigest(d string) bool {
 	return true
 }
 
-
 func applyRecordHolders(tx *bolt.Tx, c RecordHolders) ([]Rejection, error) {
 	switch {
 	case c.NodeID == "":
