@@ -192,7 +192,7 @@ func (b *Blobs) serveConn(ctx context.Context, conn net.Conn) {
 		if err := writeFrame(c, blobReply{Send: true}); err != nil {
 			return
 		}
-		n, err := b.local.PutStored(ctx, req.Digest, io.LimitReader(c, req.Size), req.Size)
+		n, err := b.local.PutStored(ctx, req.Digest, exactly(c, req.Size), req.Size)
 		b.received(n)
 		reply := blobReply{}
 		if err != nil {
@@ -251,7 +251,7 @@ func (b *Blobs) get(ctx context.Context, addr, digest string) error {
 	if rep.Size <= 0 || rep.Size > b.cfg.MaxBlobBytes {
 		return fmt.Errorf("cluster: get %s from %s: size %d, want 1 to %d bytes", digest, addr, rep.Size, b.cfg.MaxBlobBytes)
 	}
-	n, err := b.local.PutStored(ctx, digest, io.LimitReader(conn, rep.Size), rep.Size)
+	n, err := b.local.PutStored(ctx, digest, exactly(conn, rep.Size), rep.Size)
 	b.received(n)
 	if err != nil {
 		return fmt.Errorf("cluster: get %s from %s: %w", digest, addr, err)
@@ -446,14 +446,28 @@ func (b *Blobs) Replicate(ctx context.Context, digests []string) error {
 	for _, id := range slices.Sorted(maps.Keys(added)) {
 		cmds = append(cmds, store.RecordHolders{NodeID: id, Add: added[id], Time: now})
 	}
-	res, err := b.n.ProposeWorker(ctx, cmds...)
-	if err != nil {
-		return fmt.Errorf("cluster: record holders: %w", err)
+	return b.propose(ctx, cmds...)
+}
+
+// propose commits cmds through the leader, trying again while leadership
+// moves (until ctx ends); a rejection is final.
+func (b *Blobs) propose(ctx context.Context, cmds ...store.Command) error {
+	backoff := 20 * time.Millisecond
+	for {
+		res, err := b.n.ProposeWorker(ctx, cmds...)
+		if err == nil {
+			if len(res.Rejected) > 0 {
+				return fmt.Errorf("cluster: record holders: refused: %s", res.Rejected[0].Reason)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cluster: record holders: %w", errors.Join(err, ctx.Err()))
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
 	}
-	if len(res.Rejected) > 0 {
-		return fmt.Errorf("cluster: record holders: refused: %s", res.Rejected[0].Reason)
-	}
-	return nil
 }
 
 func uniq(ds []string) []string {
@@ -502,34 +516,38 @@ func (b *Blobs) pushUntil(ctx context.Context, digest string, targets []store.Me
 
 // RepairOnce is one repair pass: it fetches every blob this node should
 // hold and lacks — those recorded as its own (a node that lost its disk),
-// and, on a voter, those held by fewer than a majority of voters (a
-// holder left) — then records itself as their holder.
+// and, on a voter, those held by fewer than a majority of voters that are
+// not declared down (a holder left or died) — and records itself as the holder of those it was not
+// recorded for (a copy it has already, fetched for a read, counts).
 func (b *Blobs) RepairOnce(ctx context.Context) BlobStatus {
 	want, err := b.wanted()
 	b.setPending(len(want), err)
-	var done []string
-	for i, d := range want {
+	var record []string
+	for i, w := range want {
 		if ctx.Err() != nil {
 			break
 		}
-		if err := b.Fetch(ctx, d); err != nil {
-			b.log.Warn("cluster: blob repair", "digest", d, "err", err)
-			b.setPending(len(want)-i, err)
-			continue
+		if !b.local.Has(w.digest) {
+			if err := b.Fetch(ctx, w.digest); err != nil {
+				b.log.Warn("cluster: blob repair", "digest", w.digest, "err", err)
+				b.setPending(len(want)-i, err)
+				continue
+			}
+			b.m.repaired.Inc()
+			b.mu.Lock()
+			b.status.Repaired++
+			b.mu.Unlock()
 		}
-		done = append(done, d)
-		b.m.repaired.Inc()
-		b.mu.Lock()
-		b.status.Repaired++
-		b.mu.Unlock()
+		if !w.mine {
+			record = append(record, w.digest)
+		}
 		b.setPending(len(want)-i-1, nil)
 	}
-	for len(done) > 0 && ctx.Err() == nil {
-		chunk := done[:min(len(done), 1024)]
-		done = done[len(chunk):]
-		_, err := b.n.ProposeWorker(ctx, store.RecordHolders{NodeID: b.n.ID(), Add: chunk, Time: b.now().UTC()})
-		if err != nil {
-			b.setPending(b.Status().Pending, err)
+	for len(record) > 0 && ctx.Err() == nil {
+		chunk := record[:min(len(record), 1024)]
+		record = record[len(chunk):]
+		if err := b.propose(ctx, store.RecordHolders{NodeID: b.n.ID(), Add: chunk, Time: b.now().UTC()}); err != nil {
+			b.setPending(len(record)+len(chunk), err)
 			break
 		}
 	}
@@ -549,8 +567,15 @@ func (b *Blobs) setPending(n int, err error) {
 	}
 }
 
-// wanted lists the blobs this node should hold and lacks.
-func (b *Blobs) wanted() ([]string, error) {
+// wantedBlob is a blob repair acts on.
+type wantedBlob struct {
+	digest string
+	mine   bool // recorded as held by this node
+}
+
+// wanted lists the blobs this node should hold and either lacks or is
+// not recorded as holding.
+func (b *Blobs) wanted() ([]wantedBlob, error) {
 	_, voters, err := b.peers()
 	if err != nil {
 		return nil, err
@@ -558,17 +583,27 @@ func (b *Blobs) wanted() ([]string, error) {
 	self := b.n.ID()
 	voter := slices.Contains(voters, self)
 	q := quorum(voters)
-	var out []string
+	// A voter whose worker the leader declared down holds nothing anyone
+	// can read now: its copies do not count.
+	nodes, err := b.n.st.Nodes()
+	if err != nil {
+		return nil, err
+	}
+	down := map[string]bool{}
+	for _, nd := range nodes {
+		down[nd.ID] = nd.State == store.NodeDown
+	}
+	var out []wantedBlob
 	err = b.n.st.EachHeld(func(d string, holders []string) error {
 		mine := slices.Contains(holders, self)
 		live := 0
 		for _, h := range holders {
-			if slices.Contains(voters, h) {
+			if slices.Contains(voters, h) && !down[h] {
 				live++
 			}
 		}
 		if mine || (voter && live < q) {
-			out = append(out, d)
+			out = append(out, wantedBlob{digest: d, mine: mine})
 		}
 		return nil
 	})
@@ -576,7 +611,7 @@ func (b *Blobs) wanted() ([]string, error) {
 		return nil, err
 	}
 	// Has stats the disk: done outside the store's read transaction.
-	return slices.DeleteFunc(out, b.local.Has), nil
+	return slices.DeleteFunc(out, func(w wantedBlob) bool { return w.mine && b.local.Has(w.digest) }), nil
 }
 
 // blobMetrics are the replicated blob store's Prometheus metrics.

@@ -123,3 +123,28 @@ func (c idleConn) Write(p []byte) (int, error) {
 	_ = c.Conn.SetDeadline(time.Now().Add(c.idle))
 	return c.Conn.Write(p)
 }
+
+// exactly reads exactly n bytes of r: fewer, and the read that meets the
+// early end fails with io.ErrUnexpectedEOF (a receiver then refuses the
+// stream even when what came is a whole blob).
+func exactly(r io.Reader, n int64) io.Reader { return &exactReader{r: r, left: n} }
+
+type exactReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	if e.left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > e.left {
+		p = p[:e.left]
+	}
+	n, err := e.r.Read(p)
+	e.left -= int64(n)
+	if err == io.EOF && e.left > 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}

@@ -1,0 +1,379 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/skiffml/skiff/store"
+	"github.com/skiffml/skiff/store/blob"
+)
+
+// blobNode is a cluster node with its local blob store and replicated
+// blob store.
+type blobNode struct {
+	*testNode
+	local *blob.Store
+	blobs *Blobs
+	reg   *prometheus.Registry
+	stop  context.CancelFunc
+}
+
+// startBlobCluster starts n nodes that form one cluster, each with a
+// replicated blob store (repair every repair; 0 none).
+func startBlobCluster(t *testing.T, n int, repair time.Duration) []*blobNode {
+	t.Helper()
+	addrs := make([]string, n)
+	for i := range addrs {
+		m, err := Listen("127.0.0.1:0", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs[i] = m.Addr()
+		m.Close() // only to reserve distinct addresses below
+	}
+	nodes := make([]*blobNode, n)
+	for i := range nodes {
+		nodes[i] = &blobNode{testNode: startNodeAt(t, addrs[i], fmt.Sprintf("n%d", i), n, addrs...)}
+		nodes[i].startBlobs(t, repair)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i, nd := range nodes {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = nd.Form(ctx) }()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a leader", func() error {
+		tns := make([]*testNode, n)
+		for i, nd := range nodes {
+			tns[i] = nd.testNode
+		}
+		_, err := leaderOf(tns...)
+		return err
+	})
+	return nodes
+}
+
+func (nd *blobNode) startBlobs(t *testing.T, repair time.Duration) {
+	t.Helper()
+	local, err := blob.Open(filepath.Join(t.TempDir(), "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultBlobsConfig()
+	cfg.RepairInterval, cfg.IdleTimeout = repair, 5*time.Second
+	nd.reg = prometheus.NewRegistry()
+	cfg.Registerer = nd.reg
+	if nd.blobs, err = NewBlobs(cfg, nd.Node, local); err != nil {
+		t.Fatal(err)
+	}
+	nd.local = local
+	var ctx context.Context
+	ctx, nd.stop = context.WithCancel(context.Background())
+	nd.blobs.Serve(ctx)
+	t.Cleanup(nd.stop)
+}
+
+// kill stops the node: its cluster port, raft and blob store go away.
+func (nd *blobNode) kill() {
+	nd.stop()
+	nd.Close()
+	_ = nd.mux.Close()
+	_ = nd.st.Close()
+}
+
+func putBlob(t *testing.T, s *blob.Store, content string) string {
+	t.Helper()
+	ref, err := s.Put(context.Background(), strings.NewReader(content))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref.Digest
+}
+
+func readBlob(s *blob.Store, digest string) (string, error) {
+	rc, err := s.Open(context.Background(), digest)
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	return string(b), err
+}
+
+// TestBlobs_ReplicatedToAMajoritySurviveTheProducer: a blob replicated
+// from node A is held by a majority of voters and recorded so on every
+// node; once A is gone, both other nodes read it (one holds it, the
+// other fetches it from that holder and keeps a verified copy); repair
+// makes the node left without a copy a holder, with the figures in its
+// status and metrics.
+func TestBlobs_ReplicatedToAMajoritySurviveTheProducer(t *testing.T) {
+	nodes := startBlobCluster(t, 3, 0)
+	a := nodes[0]
+	content := strings.Repeat("an artifact that outlives its node ", 20000)
+	d := putBlob(t, a.local, content)
+	logs := putBlob(t, a.local, "step log\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.blobs.Replicate(ctx, []string{d, logs, blob.EmptyDigest, d}); err != nil {
+		t.Fatal(err)
+	}
+	var holders []string
+	for _, nd := range nodes {
+		eventually(t, "holders recorded on "+nd.ID(), func() error {
+			hs, err := nd.st.Holders(d)
+			if err != nil || len(hs) < 2 || !slices.Contains(hs, "n0") {
+				return fmt.Errorf("holders %v, %v", hs, err)
+			}
+			holders = hs
+			return nil
+		})
+	}
+	held := 0
+	for _, nd := range nodes {
+		if nd.local.Has(d) != slices.Contains(holders, nd.ID()) {
+			t.Fatalf("%s: has %v, recorded holders %v", nd.ID(), nd.local.Has(d), holders)
+		}
+		if nd.local.Has(d) {
+			held++
+		}
+	}
+	if held < 2 {
+		t.Fatalf("held by %d nodes, want a majority of 3", held)
+	}
+	if got := counterValue(a.blobs.m.bytes.WithLabelValues("sent")); got <= 0 {
+		t.Errorf("sent bytes metric %v", got)
+	}
+
+	// Every node's worker is registered; n0's is declared down once it
+	// is gone (what the leader's dispatcher does when its lease lapses).
+	t0 := time.Now().UTC()
+	for _, nd := range nodes {
+		if _, err := nd.ProposeWorker(ctx, store.RegisterNode{Node: store.Node{ID: nd.ID(), Executors: []string{"sim"}}, Epoch: 1, Time: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.kill()
+	eventually(t, "n0 declared down", func() error {
+		l, err := leaderOf(nodes[1].testNode, nodes[2].testNode)
+		if err != nil {
+			return err
+		}
+		res, err := l.st.Apply(ctx, store.MarkNodeDown{NodeID: "n0", Epoch: 1, LastHeartbeat: t0, Time: t0, Reason: "test"})
+		if err == nil && len(res.Rejected) > 0 {
+			err = errors.New(res.Rejected[0].Reason)
+		}
+		return err
+	})
+	for _, nd := range nodes[1:] {
+		got, err := readBlob(nd.local, d)
+		if err != nil || got != content {
+			t.Fatalf("%s reads %d bytes, %v", nd.ID(), len(got), err)
+		}
+		if got, err := readBlob(nd.local, logs); err != nil || got != "step log\n" {
+			t.Fatalf("%s reads the log %q, %v", nd.ID(), got, err)
+		}
+		if !nd.local.Has(d) {
+			t.Fatalf("%s did not keep the fetched copy", nd.ID())
+		}
+	}
+
+	// Repair: n0 is still a voter but unreachable, so only one live voter
+	// holds the blob by record; the other live one fetches and records.
+	var lacking *blobNode
+	for _, nd := range nodes[1:] {
+		if !slices.Contains(holders, nd.ID()) {
+			lacking = nd
+		}
+	}
+	if lacking == nil {
+		t.Fatalf("every node held the blob: %v", holders)
+	}
+	eventually(t, "repair records "+lacking.ID(), func() error {
+		st := lacking.blobs.RepairOnce(ctx)
+		hs, _ := lacking.st.Holders(d)
+		if !slices.Contains(hs, lacking.ID()) || st.Pending != 0 {
+			return fmt.Errorf("holders %v, status %+v", hs, st)
+		}
+		return nil
+	})
+	if got := counterValue(lacking.blobs.m.bytes.WithLabelValues("received")); got <= 0 {
+		t.Errorf("received bytes metric %v", got)
+	}
+	if info := lacking.Info(); info.Blobs == nil || info.Blobs.BytesReceived == 0 {
+		t.Errorf("info blobs %+v", info.Blobs)
+	}
+}
+
+// TestBlobs_RepairRefetchesWhatANodeLost: a node recorded as a holder
+// that lost its copy (a wiped disk) fetches it again in the background.
+func TestBlobs_RepairRefetchesWhatANodeLost(t *testing.T) {
+	nodes := startBlobCluster(t, 3, 20*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d := putBlob(t, nodes[0].local, "repaired content")
+	if err := nodes[0].blobs.Replicate(ctx, []string{d}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes[0].local.Delete(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "n0 repaired", func() error {
+		if !nodes[0].local.Has(d) {
+			return fmt.Errorf("not yet; status %+v", nodes[0].blobs.Status())
+		}
+		return nil
+	})
+	if st := nodes[0].blobs.Status(); st.Repaired == 0 {
+		t.Errorf("status %+v", st)
+	}
+}
+
+// TestBlobs_TransfersRefuseBadBytesAndHostileRequests: a holder whose
+// copy is corrupt gives nothing the fetching node keeps; requests with
+// hostile digests, unknown ops or lying sizes are refused by the serving
+// node without touching its store.
+func TestBlobs_TransfersRefuseBadBytesAndHostileRequests(t *testing.T) {
+	nodes := startBlobCluster(t, 3, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	src, dst := nodes[0], nodes[1]
+	d := putBlob(t, src.local, strings.Repeat("x", 10000))
+	h, _ := blob.ParseDigest(d)
+	p := filepath.Join(src.local.Dir(), "sha256", h[:2], h)
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := bytes.Clone(raw)
+	bad[len(bad)-5] ^= 0xff
+	if err := os.WriteFile(p, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.blobs.get(ctx, src.mux.Addr(), d); !errors.Is(err, blob.ErrCorrupt) {
+		t.Fatalf("fetch of a corrupt copy: %v", err)
+	}
+	if dst.local.Has(d) {
+		t.Fatal("the corrupt copy was kept")
+	}
+	if err := os.WriteFile(p, raw[:len(raw)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.blobs.get(ctx, src.mux.Addr(), d); !errors.Is(err, blob.ErrCorrupt) {
+		t.Fatalf("fetch of a truncated copy: %v", err)
+	}
+
+	raw2 := func(req blobRequest, body []byte) blobReply {
+		t.Helper()
+		conn, err := dst.mux.dial(src.mux.Addr(), connBlob, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := writeFrame(conn, req); err != nil {
+			t.Fatal(err)
+		}
+		var rep blobReply
+		if err := readFrame(conn, &rep); err != nil {
+			t.Fatal(err)
+		}
+		if rep.Send {
+			_, _ = conn.Write(body)
+			if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+				_ = cw.CloseWrite()
+			}
+			rep = blobReply{}
+			if err := readFrame(conn, &rep); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return rep
+	}
+	other := putBlob(t, dst.local, "pushed content")
+	otherRaw, _, err := dst.local.OpenStored(ctx, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherBytes, _ := io.ReadAll(otherRaw)
+	otherRaw.Close()
+	missing := "sha256:" + strings.Repeat("0", 64)
+	for name, c := range map[string]struct {
+		req  blobRequest
+		body []byte
+	}{
+		"traversal digest":   {blobRequest{Op: blobGet, Digest: "sha256:../../../etc/passwd"}, nil},
+		"path digest":        {blobRequest{Op: blobPut, Digest: "../" + h, Size: 10}, nil},
+		"unknown op":         {blobRequest{Op: "delete", Digest: d}, nil},
+		"zero size":          {blobRequest{Op: blobPut, Digest: missing, Size: 0}, nil},
+		"huge size":          {blobRequest{Op: blobPut, Digest: missing, Size: 1 << 62}, nil},
+		"missing blob":       {blobRequest{Op: blobGet, Digest: missing}, nil},
+		"bytes of another":   {blobRequest{Op: blobPut, Digest: missing, Size: int64(len(otherBytes))}, otherBytes},
+		"short of its size":  {blobRequest{Op: "put", Digest: other, Size: int64(len(otherBytes)) + 10}, otherBytes},
+		"truncated from put": {blobRequest{Op: "put", Digest: other, Size: int64(len(otherBytes))}, otherBytes[:len(otherBytes)-3]},
+	} {
+		if rep := raw2(c.req, c.body); rep.Error == "" {
+			t.Errorf("%s: accepted: %+v", name, rep)
+		}
+	}
+	if src.local.Has(missing) || src.local.Has(other) {
+		t.Fatal("a refused put was stored")
+	}
+	// The same push, whole, is taken.
+	if rep := raw2(blobRequest{Op: blobPut, Digest: other, Size: int64(len(otherBytes))}, otherBytes); rep.Error != "" || !src.local.Has(other) {
+		t.Fatalf("a good put: %+v", rep)
+	}
+}
+
+// FuzzDecodeBlobRequest: whatever a peer sends as a request, decoding
+// never panics, and what it accepts names a valid digest and a known op.
+func FuzzDecodeBlobRequest(f *testing.F) {
+	for _, r := range []blobRequest{
+		{Op: blobGet, Digest: "sha256:" + strings.Repeat("a", 64)},
+		{Op: blobPut, Digest: "sha256:" + strings.Repeat("b", 64), Size: 9},
+		{Op: blobPut, Digest: "sha256:../x", Size: -1},
+	} {
+		var buf bytes.Buffer
+		if err := writeFrame(&buf, r); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(buf.Bytes())
+	}
+	f.Add([]byte{0xff, 0xff, '{'})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		req, err := decodeBlobRequest(bytes.NewReader(data), 1<<20)
+		if err != nil {
+			return
+		}
+		if _, err := blob.ParseDigest(req.Digest); err != nil || (req.Op != blobGet && req.Op != blobPut) ||
+			(req.Op == blobPut && (req.Size <= 0 || req.Size > 1<<20)) {
+			t.Fatalf("accepted %+v", req)
+		}
+	})
+}
+
+func counterValue(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return -1
+	}
+	return m.GetCounter().GetValue()
+}
