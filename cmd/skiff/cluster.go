@@ -37,7 +37,7 @@ Examples:
 			},
 			{
 				Name:   "status",
-				Usage:  "show the leader and term, and each server's commit and applied index",
+				Usage:  "show the leader and term, and each server's commit and applied index and replicated blob figures (repairs pending, repaired, bytes sent and received)",
 				Flags:  []cli.Flag{output},
 				Action: func(c *cli.Context) error { return clusterShow(c, true) },
 			},
@@ -119,9 +119,9 @@ func clusterShow(c *cli.Context, status bool) error {
 			leader = "(none known)"
 		}
 		fmt.Fprintf(tw, "leader: %s\tterm: %d\tasked: %s\n\n", leader, term, ms.NodeID)
-		fmt.Fprintln(tw, "ID\tROLE\tCOMMIT\tAPPLIED\tSTALE")
+		fmt.Fprintln(tw, "ID\tROLE\tCOMMIT\tAPPLIED\tSTALE\tBLOBS PENDING\tREPAIRED\tSENT\tRECEIVED")
 		for _, m := range ms.Members {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%v\n", m.ID, role(m), m.Status.CommitIndex, m.Status.AppliedIndex, m.Status.Stale)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%v\t%s\n", m.ID, role(m), m.Status.CommitIndex, m.Status.AppliedIndex, m.Status.Stale, blobFigures(m.Blobs))
 		}
 		return tw.Flush()
 	}
@@ -136,10 +136,34 @@ func clusterShow(c *cli.Context, status bool) error {
 	return tw.Flush()
 }
 
+// blobFigures is a member's replicated blob store figures: blobs it
+// should hold and lacks (repair pending), blobs repaired, stored bytes
+// sent and received; "-" for a member that keeps none (S3, unreachable).
+func blobFigures(b *cluster.BlobStatus) string {
+	if b == nil {
+		return "-\t-\t-\t-"
+	}
+	return fmt.Sprintf("%d\t%d\t%s\t%s", b.Pending, b.Repaired, humanBytes(b.BytesSent), humanBytes(b.BytesReceived))
+}
+
 // role is a member's raft state in lower case, or "unreachable".
 func role(m cluster.MemberStatus) string {
 	if !m.Reachable {
 		return "unreachable"
 	}
 	return strings.ToLower(m.Status.State)
+}
+
+// humanBytes writes n bytes with a binary unit: 512 B, 1.5 MiB.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

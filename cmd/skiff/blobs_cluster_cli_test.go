@@ -1,0 +1,143 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/skiffml/skiff/api"
+	"github.com/skiffml/skiff/executors/docker/dockertest"
+)
+
+// TestCluster_ArtifactsAndLogsOutliveTheNodeThatMadeThem: three servers
+// run examples/hello in Docker steps (a step that reads an artifact made
+// on another node fetches it from a holder); the node that ran the first
+// step is killed with SIGKILL; its step's artifact and log, and the run's
+// output, are still read through the API of each node left.
+func TestCluster_ArtifactsAndLogsOutliveTheNodeThatMadeThem(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three servers")
+	}
+	dockertest.Client(t)
+	dir := t.TempDir()
+	raft, listen := freeAddrs(t, 3), freeAddrs(t, 3)
+	procs := make([]*clusterProc, 3)
+	for i := range procs {
+		procs[i] = startClusterNode(t, dir, fmt.Sprintf("n%d", i), listen[i], raft[i], raft,
+			"--default-executor", "docker", "--keep-work-dirs", "--worker-heartbeat", "200ms", "--node-ttl", "2s")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	pollUntil(t, 60*time.Second, "a leader", func() error {
+		ms, err := api.NewClient(procs[0].url, "").ClusterMembers(ctx)
+		if err != nil {
+			return err
+		}
+		if ms.LeaderID == "" {
+			return fmt.Errorf("no leader yet")
+		}
+		return nil
+	})
+	p, err := os.ReadFile(dockerPipeline(t, dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c0 := api.NewClient(procs[0].url, "")
+	var run api.Run
+	pollUntil(t, 30*time.Second, "the run created", func() (err error) {
+		run, err = c0.CreateRun(ctx, api.Run{DisplayName: "hello", PipelineSpec: mustJSON(string(p)),
+			RuntimeConfig: &api.RuntimeConfig{Parameters: map[string]json.RawMessage{"who": json.RawMessage(`"skiff"`)}}}, "hello-1")
+		return err
+	})
+	var sum api.RunSummary
+	pollUntil(t, 120*time.Second, "the run's end", func() error {
+		s, err := c0.RunSummary(ctx, run.RunID)
+		if err != nil {
+			return err
+		}
+		if s.State != "SUCCEEDED" && s.State != "FAILED" && s.State != "CANCELED" {
+			return fmt.Errorf("run %s", s.State)
+		}
+		sum = s
+		return nil
+	})
+	if sum.State != "SUCCEEDED" {
+		t.Fatalf("run ended %s: %s", sum.State, sum.Error)
+	}
+	var greeting, loud struct {
+		Digest string `json:"digest"`
+	}
+	for _, task := range sum.Tasks {
+		if task.Name == "greet" {
+			_ = json.Unmarshal(task.Outputs["greeting"], &greeting)
+		}
+	}
+	_ = json.Unmarshal(sum.Outputs["loud"], &loud)
+	if greeting.Digest == "" || loud.Digest == "" {
+		t.Fatalf("no artifact digests in %+v", sum)
+	}
+	// The node that ran greet kept its work dir with the greeting.
+	victim := -1
+	for i, p := range procs {
+		_ = filepath.WalkDir(filepath.Join(dir, p.id, "docker"), func(path string, d fs.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() {
+				if b, _ := os.ReadFile(path); string(b) == "hello, skiff\n" {
+					victim = i
+				}
+			}
+			return nil
+		})
+	}
+	if victim < 0 {
+		t.Fatal("no node kept greet's work dir")
+	}
+	if err := procs[victim].cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = procs[victim].cmd.Wait()
+	t.Logf("killed %s, which ran greet", procs[victim].id)
+	for i, p := range procs {
+		if i == victim {
+			continue
+		}
+		cl := api.NewClient(p.url, "")
+		for digest, want := range map[string]string{greeting.Digest: "hello, skiff\n", loud.Digest: "HELLO, SKIFF\n"} {
+			pollUntil(t, 30*time.Second, p.id+" serves "+digest, func() error {
+				rc, err := cl.Artifact(ctx, digest)
+				if err != nil {
+					return err
+				}
+				defer rc.Close()
+				b, err := io.ReadAll(rc)
+				if err != nil || string(b) != want {
+					return fmt.Errorf("read %q, %v", b, err)
+				}
+				return nil
+			})
+		}
+		pollUntil(t, 30*time.Second, p.id+" serves greet's log", func() error {
+			rc, err := cl.TaskLogs(ctx, run.RunID, "greet", 0, false)
+			if err != nil {
+				return err
+			}
+			defer rc.Close()
+			_, err = io.Copy(io.Discard, rc)
+			return err
+		})
+		var out bytes.Buffer
+		cmd := exec.CommandContext(ctx, skiffBin, "--server", p.url, "cluster", "status")
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil || !strings.Contains(out.String(), "BLOBS PENDING") {
+			t.Errorf("cluster status on %s: %v\n%s", p.id, err, out.String())
+		}
+	}
+}
