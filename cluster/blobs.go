@@ -185,7 +185,9 @@ func (b *Blobs) serveConn(ctx context.Context, conn net.Conn) {
 		n, _ := io.Copy(c, rc)
 		b.sent(n)
 	case blobPut:
-		if b.local.Has(req.Digest) {
+		if b.local.Has(req.Digest) && b.touch(ctx, req.Digest) == nil {
+			// Touched: a collection running now spares it (it is young)
+			// until the report that refers to it commits.
 			_ = writeFrame(c, blobReply{Have: true})
 			return
 		}
@@ -200,6 +202,32 @@ func (b *Blobs) serveConn(ctx context.Context, conn net.Conn) {
 		}
 		_ = writeFrame(c, reply)
 	}
+}
+
+// touch marks a local blob as written now (gc spares young blobs).
+func (b *Blobs) touch(ctx context.Context, digest string) error {
+	t, ok := b.local.Backend().(blob.Toucher)
+	if !ok {
+		return errors.New("the local store cannot touch a blob")
+	}
+	h, err := blob.ParseDigest(digest)
+	if err != nil {
+		return err
+	}
+	return t.Touch(ctx, h)
+}
+
+// Dropped records that this node no longer holds digests (garbage
+// collection deleted them): gc.Config.Dropped.
+func (b *Blobs) Dropped(ctx context.Context, digests []string) error {
+	for len(digests) > 0 {
+		chunk := digests[:min(len(digests), 1024)]
+		digests = digests[len(chunk):]
+		if err := b.propose(ctx, store.RecordHolders{NodeID: b.n.ID(), Drop: chunk, Time: b.now().UTC()}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (b *Blobs) sent(n int64) {
@@ -514,8 +542,8 @@ func (b *Blobs) pushUntil(ctx context.Context, digest string, targets []store.Me
 	return got, nil
 }
 
-// RepairOnce is one repair pass: it fetches every blob this node should
-// hold and lacks — those recorded as its own (a node that lost its disk),
+// RepairOnce is one repair pass: it fetches every blob the state refers
+// to that this node should hold and lacks — those recorded as its own (a node that lost its disk),
 // and, on a voter, those held by fewer than a majority of voters that are
 // not declared down (a holder left or died) — and records itself as the holder of those it was not
 // recorded for (a copy it has already, fetched for a read, counts).
@@ -593,8 +621,17 @@ func (b *Blobs) wanted() ([]wantedBlob, error) {
 	for _, nd := range nodes {
 		down[nd.ID] = nd.State == store.NodeDown
 	}
+	// Only what the state refers to is repaired: a blob garbage
+	// collection deleted on some holders is not brought back.
+	refs, err := b.n.st.BlobRefs(nil)
+	if err != nil {
+		return nil, err
+	}
 	var out []wantedBlob
 	err = b.n.st.EachHeld(func(d string, holders []string) error {
+		if refs[d] == "" {
+			return nil
+		}
 		mine := slices.Contains(holders, self)
 		live := 0
 		for _, h := range holders {

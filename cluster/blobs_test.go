@@ -17,8 +17,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/skiffml/skiff/engine/spec"
 	"github.com/skiffml/skiff/store"
 	"github.com/skiffml/skiff/store/blob"
+	"github.com/skiffml/skiff/store/blob/gc"
 )
 
 // blobNode is a cluster node with its local blob store and replicated
@@ -119,6 +121,36 @@ func readBlob(s *blob.Store, digest string) (string, error) {
 	return string(b), err
 }
 
+// refer commits a run whose outputs are the blobs digests, so that the
+// state refers to them (repair and gc act on what it refers to).
+func refer(t *testing.T, nodes []*blobNode, id string, digests ...string) {
+	t.Helper()
+	outs := map[string]spec.Value{}
+	for i, d := range digests {
+		outs[fmt.Sprint("a", i)] = spec.Value{Artifact: &spec.ArtifactRef{Digest: d}}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	eventually(t, "run "+id+" committed", func() error {
+		for _, nd := range nodes {
+			if nd.st.IsLeader() {
+				_, err := nd.st.Apply(ctx, store.CreateRun{Run: store.Run{ID: id, Name: id, State: spec.RunSucceeded,
+					CreatedAt: time.Now().UTC(), Plan: []byte(`{"name":"p"}`), Outputs: outs}, TaskNames: []string{"t"}})
+				return err
+			}
+		}
+		return errors.New("no leader")
+	})
+	eventually(t, "run "+id+" everywhere", func() error {
+		for _, nd := range nodes {
+			if refs, err := nd.st.BlobRefs(nil); err != nil || refs[digests[0]] == "" {
+				return fmt.Errorf("%s: refs %v, %v", nd.ID(), refs, err)
+			}
+		}
+		return nil
+	})
+}
+
 // TestBlobs_ReplicatedToAMajoritySurviveTheProducer: a blob replicated
 // from node A is held by a majority of voters and recorded so on every
 // node; once A is gone, both other nodes read it (one holds it, the
@@ -136,6 +168,7 @@ func TestBlobs_ReplicatedToAMajoritySurviveTheProducer(t *testing.T) {
 	if err := a.blobs.Replicate(ctx, []string{d, logs, blob.EmptyDigest, d}); err != nil {
 		t.Fatal(err)
 	}
+	refer(t, nodes, "r1", d, logs)
 	var holders []string
 	for _, nd := range nodes {
 		eventually(t, "holders recorded on "+nd.ID(), func() error {
@@ -233,18 +266,16 @@ func TestBlobs_RepairRefetchesWhatANodeLost(t *testing.T) {
 	if err := nodes[0].blobs.Replicate(ctx, []string{d}); err != nil {
 		t.Fatal(err)
 	}
+	refer(t, nodes, "r1", d)
 	if err := nodes[0].local.Delete(ctx, d); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "n0 repaired", func() error {
-		if !nodes[0].local.Has(d) {
-			return fmt.Errorf("not yet; status %+v", nodes[0].blobs.Status())
+		if st := nodes[0].blobs.Status(); !nodes[0].local.Has(d) || st.Repaired == 0 {
+			return fmt.Errorf("not yet; status %+v", st)
 		}
 		return nil
 	})
-	if st := nodes[0].blobs.Status(); st.Repaired == 0 {
-		t.Errorf("status %+v", st)
-	}
 }
 
 // TestBlobs_TransfersRefuseBadBytesAndHostileRequests: a holder whose
@@ -376,4 +407,55 @@ func counterValue(c prometheus.Counter) float64 {
 		return -1
 	}
 	return m.GetCounter().GetValue()
+}
+
+// TestBlobs_GCOnEveryNodeDropsItsHolderRecords: each node's collection
+// deletes the replicated blobs nothing refers to and records that it no
+// longer holds them, so repair does not fetch them again; a blob a run
+// refers to stays on every holder.
+func TestBlobs_GCOnEveryNodeDropsItsHolderRecords(t *testing.T) {
+	nodes := startBlobCluster(t, 3, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	kept := putBlob(t, nodes[0].local, "referenced")
+	garbage := putBlob(t, nodes[0].local, "garbage")
+	if err := nodes[0].blobs.Replicate(ctx, []string{kept, garbage}); err != nil {
+		t.Fatal(err)
+	}
+	refer(t, nodes, "r1", kept)
+	for _, nd := range nodes {
+		cfg := gc.DefaultConfig(nd.st, nd.local)
+		cfg.Grace, cfg.Dropped = 0, nd.blobs.Dropped
+		if _, err := gc.Collect(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+		if nd.local.Has(garbage) {
+			t.Fatalf("%s kept the garbage", nd.ID())
+		}
+	}
+	eventually(t, "the garbage's holders dropped", func() error {
+		for _, nd := range nodes {
+			if hs, _ := nd.st.Holders(garbage); hs != nil {
+				return fmt.Errorf("%s: holders %v", nd.ID(), hs)
+			}
+			if hs, _ := nd.st.Holders(kept); len(hs) < 2 {
+				return fmt.Errorf("%s: holders of the kept blob %v", nd.ID(), hs)
+			}
+		}
+		return nil
+	})
+	for _, nd := range nodes {
+		if st := nd.blobs.RepairOnce(ctx); nd.local.Has(garbage) || st.LastError != "" {
+			t.Fatalf("%s: repair brought the garbage back (%+v)", nd.ID(), st)
+		}
+	}
+	held := 0
+	for _, nd := range nodes {
+		if nd.local.Has(kept) {
+			held++
+		}
+	}
+	if held < 2 {
+		t.Fatalf("the referenced blob is on %d nodes", held)
+	}
 }

@@ -306,16 +306,16 @@ func serverAction(c *cli.Context) error {
 	})
 	stopFollow := le.Follow()
 	defer stopFollow()
-	stopGC, err := startServerGC(ctx, c, n)
-	if err != nil {
-		return err
-	}
-	defer stopGC()
 	member.Serve()
 	repl, err := startBlobReplication(ctx, c, n, member, cs, reg)
 	if err != nil {
 		return err
 	}
+	stopGC, err := startServerGC(ctx, c, n, repl)
+	if err != nil {
+		return err
+	}
+	defer stopGC()
 	stopWorker, err := runWorker(n, member, self, cs.raft, repl)
 	if err != nil {
 		return err
