@@ -63,7 +63,9 @@ func TestChoosePrefersSelfOnTies(t *testing.T) {
 
 type replicatorFunc func(ctx context.Context, digests []string) error
 
-func (f replicatorFunc) Replicate(ctx context.Context, digests []string) error { return f(ctx, digests) }
+func (f replicatorFunc) Replicate(ctx context.Context, digests []string) error {
+	return f(ctx, digests)
+}
 
 // TestReplicateThenReport: an exit is reported only after its outputs and
 // log were handed to the Replicator; a success whose blobs cannot be
