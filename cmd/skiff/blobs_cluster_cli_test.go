@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -138,6 +139,101 @@ func TestCluster_ArtifactsAndLogsOutliveTheNodeThatMadeThem(t *testing.T) {
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil || !strings.Contains(out.String(), "BLOBS PENDING") {
 			t.Errorf("cluster status on %s: %v\n%s", p.id, err, out.String())
+		}
+	}
+}
+
+// TestCluster_ArtifactReplicationBench measures the wall time of a run
+// whose one Docker step writes a SKIFF_BLOB_BENCH_MIB MiB artifact of
+// random bytes, on a server that is a cluster of one and on a cluster of
+// three (where the step is reported only once a second server holds the
+// artifact). It is a measurement, not a check: it runs only when
+// SKIFF_BLOB_BENCH_MIB is set:
+//
+//	SKIFF_BLOB_BENCH_MIB=1024 go test -count=1 -run TestCluster_ArtifactReplicationBench -v ./cmd/skiff/
+func TestCluster_ArtifactReplicationBench(t *testing.T) {
+	mib := os.Getenv("SKIFF_BLOB_BENCH_MIB")
+	if mib == "" {
+		t.Skip("a measurement: set SKIFF_BLOB_BENCH_MIB")
+	}
+	dockertest.Client(t)
+	pipe := `
+name: artifact-bench
+executor: docker
+tasks:
+  - name: write
+    image: ` + dockertest.Image + `
+    command: [/bin/sh, -c, 'dd if=/dev/urandom of={{outputs.data}} bs=1048576 count=` + mib + `']
+    outputs: {data: Dataset}
+`
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	measure := func(name, url string) {
+		cl := api.NewClient(url, "")
+		var run api.Run
+		start := time.Now()
+		pollUntil(t, 60*time.Second, "the run created", func() (err error) {
+			run, err = cl.CreateRun(ctx, api.Run{DisplayName: "bench", PipelineSpec: mustJSON(pipe)}, "bench-"+name)
+			return err
+		})
+		var sum api.RunSummary
+		pollUntil(t, 15*time.Minute, "the run's end", func() error {
+			s, err := cl.RunSummary(ctx, run.RunID)
+			if err != nil {
+				return err
+			}
+			if s.State != "SUCCEEDED" && s.State != "FAILED" && s.State != "CANCELED" {
+				return fmt.Errorf("run %s", s.State)
+			}
+			sum = s
+			return nil
+		})
+		wall := time.Since(start)
+		if sum.State != "SUCCEEDED" {
+			t.Fatalf("%s: run ended %s: %s %+v", name, sum.State, sum.Error, sum.Tasks)
+		}
+		step := 0.0
+		if len(sum.Tasks) == 1 {
+			step = sum.Tasks[0].DurationSecs
+		}
+		t.Logf("%s: %s MiB artifact: run %.2f s wall (submit to SUCCEEDED), step %.2f s (start to outputs stored and replicated)", name, mib, wall.Seconds(), step)
+	}
+
+	dir := t.TempDir()
+	one := freeAddrs(t, 1)[0]
+	solo := exec.Command(skiffBin, "--data-dir", filepath.Join(dir, "solo"), "server", "--no-auth", "--listen", one, "--default-executor", "docker")
+	if err := solo.Start(); err != nil {
+		t.Fatal(err)
+	}
+	measure("one node", "http://"+one)
+	_ = solo.Process.Signal(syscall.SIGTERM)
+	_ = solo.Wait()
+	_ = os.RemoveAll(filepath.Join(dir, "solo"))
+
+	raft, listen := freeAddrs(t, 3), freeAddrs(t, 3)
+	procs := make([]*clusterProc, 3)
+	for i := range procs {
+		procs[i] = startClusterNode(t, dir, fmt.Sprintf("n%d", i), listen[i], raft[i], raft, "--default-executor", "docker")
+	}
+	pollUntil(t, 60*time.Second, "a leader", func() error {
+		ms, err := api.NewClient(procs[0].url, "").ClusterMembers(ctx)
+		if err != nil {
+			return err
+		}
+		if ms.LeaderID == "" {
+			return fmt.Errorf("no leader yet")
+		}
+		return nil
+	})
+	time.Sleep(2 * time.Second) // let the three workers register (a wait for an event the API does not show)
+	measure("three nodes", procs[0].url)
+	ms, err := api.NewClient(procs[0].url, "").ClusterMembers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms.Members {
+		if m.Blobs != nil {
+			t.Logf("%s: sent %d bytes, received %d bytes", m.ID, m.Blobs.BytesSent, m.Blobs.BytesReceived)
 		}
 	}
 }
