@@ -427,7 +427,28 @@ func quorum(voters []string) int { return len(voters)/2 + 1 }
 // records the holders through the leader. It returns only when that is
 // committed: a worker reports an execution succeeded after it (invariant
 // 2). The empty blob is everywhere and never moves.
+//
+// A try that finds too few voters to take a blob (one restarting, a
+// transfer cut) is tried again, with a growing pause, until ctx ends;
+// the last try's error is returned then.
 func (b *Blobs) Replicate(ctx context.Context, digests []string) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := b.replicateOnce(ctx, digests)
+		if err == nil || errors.Is(err, blob.ErrNotFound) {
+			return err
+		}
+		b.log.Warn("cluster: blobs not replicated yet; trying again", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (b *Blobs) replicateOnce(ctx context.Context, digests []string) error {
 	others, voters, err := b.peers()
 	if err != nil {
 		return err

@@ -433,13 +433,23 @@ func (w *Worker) start(ctx context.Context, a store.Assignment, epoch uint64) {
 	}
 }
 
+// failedReplicateTimeout bounds the copying of the log of an execution
+// that did not succeed (its report waits for it).
+const failedReplicateTimeout = 30 * time.Second
+
 // replicateThenReport replicates the blobs of exit report r, then queues
 // it. A success whose outputs could not be replicated is reported failed:
 // it must not be SUCCEEDED with its outputs on one node only.
 func (w *Worker) replicateThenReport(ctx context.Context, r store.ReportExecution) {
 	digests := exitDigests(r.Exit)
 	if len(digests) > 0 {
-		rctx, cancel := context.WithTimeout(ctx, w.cfg.ReplicateTimeout)
+		limit := w.cfg.ReplicateTimeout
+		if r.Exit.Outcome != store.OutcomeSucceeded {
+			// Only a success waits for its blobs; a failure's log is
+			// copied if it can be soon.
+			limit = min(limit, failedReplicateTimeout)
+		}
+		rctx, cancel := context.WithTimeout(ctx, limit)
 		err := w.cfg.Replicator.Replicate(rctx, digests)
 		cancel()
 		if err != nil && ctx.Err() != nil {

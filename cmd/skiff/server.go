@@ -406,7 +406,7 @@ func runWorker(n *node, member *cluster.Node, apiURL string, rc store.RaftConfig
 
 // replicateTimeout bounds the replication of one execution's outputs
 // (a transfer that stalls ends sooner, after BlobsConfig.IdleTimeout).
-const replicateTimeout = 6 * time.Hour
+const replicateTimeout = 30 * time.Minute
 
 // startBlobReplication starts the replicated blob store of a cluster
 // server whose artifacts are kept on the nodes' disks (not in S3, which
