@@ -38,42 +38,14 @@ func TestCluster_ArtifactsAndLogsOutliveTheNodeThatMadeThem(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	pollUntil(t, 60*time.Second, "a leader", func() error {
-		ms, err := api.NewClient(procs[0].url, "").ClusterMembers(ctx)
-		if err != nil {
-			return err
-		}
-		if ms.LeaderID == "" {
-			return fmt.Errorf("no leader yet")
-		}
-		return nil
-	})
+	waitLeader(ctx, t, procs[0].url)
 	p, err := os.ReadFile(dockerPipeline(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}
 	c0 := api.NewClient(procs[0].url, "")
-	var run api.Run
-	pollUntil(t, 30*time.Second, "the run created", func() (err error) {
-		run, err = c0.CreateRun(ctx, api.Run{DisplayName: "hello", PipelineSpec: mustJSON(string(p)),
-			RuntimeConfig: &api.RuntimeConfig{Parameters: map[string]json.RawMessage{"who": json.RawMessage(`"skiff"`)}}}, "hello-1")
-		return err
-	})
-	var sum api.RunSummary
-	pollUntil(t, 120*time.Second, "the run's end", func() error {
-		s, err := c0.RunSummary(ctx, run.RunID)
-		if err != nil {
-			return err
-		}
-		if s.State != "SUCCEEDED" && s.State != "FAILED" && s.State != "CANCELED" {
-			return fmt.Errorf("run %s", s.State)
-		}
-		sum = s
-		return nil
-	})
-	if sum.State != "SUCCEEDED" {
-		t.Fatalf("run ended %s: %s", sum.State, sum.Error)
-	}
+	sum := runToSuccess(ctx, t, c0, 2*time.Minute, api.Run{DisplayName: "hello", PipelineSpec: mustJSON(string(p)),
+		RuntimeConfig: &api.RuntimeConfig{Parameters: map[string]json.RawMessage{"who": json.RawMessage(`"skiff"`)}}}, "hello-1")
 	var greeting, loud struct {
 		Digest string `json:"digest"`
 	}
@@ -126,7 +98,7 @@ func TestCluster_ArtifactsAndLogsOutliveTheNodeThatMadeThem(t *testing.T) {
 			})
 		}
 		pollUntil(t, 30*time.Second, p.id+" serves greet's log", func() error {
-			rc, err := cl.TaskLogs(ctx, run.RunID, "greet", 0, false)
+			rc, err := cl.TaskLogs(ctx, sum.RunID, "greet", 0, false)
 			if err != nil {
 				return err
 			}
@@ -169,29 +141,9 @@ tasks:
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	measure := func(name, url string) {
-		cl := api.NewClient(url, "")
-		var run api.Run
 		start := time.Now()
-		pollUntil(t, 60*time.Second, "the run created", func() (err error) {
-			run, err = cl.CreateRun(ctx, api.Run{DisplayName: "bench", PipelineSpec: mustJSON(pipe)}, "bench-"+name)
-			return err
-		})
-		var sum api.RunSummary
-		pollUntil(t, 15*time.Minute, "the run's end", func() error {
-			s, err := cl.RunSummary(ctx, run.RunID)
-			if err != nil {
-				return err
-			}
-			if s.State != "SUCCEEDED" && s.State != "FAILED" && s.State != "CANCELED" {
-				return fmt.Errorf("run %s", s.State)
-			}
-			sum = s
-			return nil
-		})
+		sum := runToSuccess(ctx, t, api.NewClient(url, ""), 15*time.Minute, api.Run{DisplayName: "bench", PipelineSpec: mustJSON(pipe)}, "bench-"+name)
 		wall := time.Since(start)
-		if sum.State != "SUCCEEDED" {
-			t.Fatalf("%s: run ended %s: %s %+v", name, sum.State, sum.Error, sum.Tasks)
-		}
 		step := 0.0
 		if len(sum.Tasks) == 1 {
 			step = sum.Tasks[0].DurationSecs
@@ -215,16 +167,7 @@ tasks:
 	for i := range procs {
 		procs[i] = startClusterNode(t, dir, fmt.Sprintf("n%d", i), listen[i], raft[i], raft, "--default-executor", "docker")
 	}
-	pollUntil(t, 60*time.Second, "a leader", func() error {
-		ms, err := api.NewClient(procs[0].url, "").ClusterMembers(ctx)
-		if err != nil {
-			return err
-		}
-		if ms.LeaderID == "" {
-			return fmt.Errorf("no leader yet")
-		}
-		return nil
-	})
+	waitLeader(ctx, t, procs[0].url)
 	time.Sleep(2 * time.Second) // let the three workers register (a wait for an event the API does not show)
 	measure("three nodes", procs[0].url)
 	ms, err := api.NewClient(procs[0].url, "").ClusterMembers(ctx)
@@ -236,4 +179,46 @@ tasks:
 			t.Logf("%s: sent %d bytes, received %d bytes", m.ID, m.Blobs.BytesSent, m.Blobs.BytesReceived)
 		}
 	}
+}
+
+// runToSuccess creates run (retried until a server takes it) and waits
+// up to limit for its end, which must be SUCCEEDED.
+func runToSuccess(ctx context.Context, t *testing.T, cl *api.Client, limit time.Duration, run api.Run, key string) api.RunSummary {
+	t.Helper()
+	var created api.Run
+	pollUntil(t, 60*time.Second, "the run created", func() (err error) {
+		created, err = cl.CreateRun(ctx, run, key)
+		return err
+	})
+	var sum api.RunSummary
+	pollUntil(t, limit, "the run's end", func() error {
+		s, err := cl.RunSummary(ctx, created.RunID)
+		if err != nil {
+			return err
+		}
+		if s.State != "SUCCEEDED" && s.State != "FAILED" && s.State != "CANCELED" {
+			return fmt.Errorf("run %s", s.State)
+		}
+		sum = s
+		return nil
+	})
+	if sum.State != "SUCCEEDED" {
+		t.Fatalf("run %s ended %s: %s %+v", key, sum.State, sum.Error, sum.Tasks)
+	}
+	return sum
+}
+
+// waitLeader waits until the server at url knows a leader.
+func waitLeader(ctx context.Context, t *testing.T, url string) {
+	t.Helper()
+	pollUntil(t, 60*time.Second, "a leader", func() error {
+		ms, err := api.NewClient(url, "").ClusterMembers(ctx)
+		if err != nil {
+			return err
+		}
+		if ms.LeaderID == "" {
+			return fmt.Errorf("no leader yet")
+		}
+		return nil
+	})
 }

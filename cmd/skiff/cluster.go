@@ -143,7 +143,7 @@ func blobFigures(b *cluster.BlobStatus) string {
 	if b == nil {
 		return "-\t-\t-\t-"
 	}
-	return fmt.Sprintf("%d\t%d\t%s\t%s", b.Pending, b.Repaired, humanBytes(b.BytesSent), humanBytes(b.BytesReceived))
+	return fmt.Sprintf("%d\t%d\t%s\t%s", b.Pending, b.Repaired, sizeString(b.BytesSent), sizeString(b.BytesReceived))
 }
 
 // role is a member's raft state in lower case, or "unreachable".
@@ -152,18 +152,4 @@ func role(m cluster.MemberStatus) string {
 		return "unreachable"
 	}
 	return strings.ToLower(m.Status.State)
-}
-
-// humanBytes writes n bytes with a binary unit: 512 B, 1.5 MiB.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
