@@ -67,10 +67,13 @@ func applyRecordHolders(tx *bolt.Tx, c RecordHolders) ([]Rejection, error) {
 	case len(c.Add)+len(c.Drop) > maxHolderDigests:
 		return reject("record holders: add, drop: %d digests, at most %d in one command", len(c.Add)+len(c.Drop), maxHolderDigests), nil
 	}
-	for field, ds := range map[string][]string{"add": c.Add, "drop": c.Drop} {
-		for i, d := range ds {
+	for _, f := range []struct {
+		name string
+		ds   []string
+	}{{"add", c.Add}, {"drop", c.Drop}} {
+		for i, d := range f.ds {
 			if !validHolderDigest(d) {
-				return reject("record holders: %s[%d]: invalid digest %q", field, i, d), nil
+				return reject("record holders: %s[%d]: invalid digest %q", f.name, i, d), nil
 			}
 		}
 	}

@@ -2,8 +2,11 @@ package store
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+
+	"pgregory.net/rapid"
 )
 
 func testDigest(c string) string { return "sha256:" + strings.Repeat(c, 64) }
@@ -42,4 +45,52 @@ func TestRecordHolders_AddDrop(t *testing.T) {
 	if err := st.EachHeld(func(d string, hs []string) error { seen = append(seen, d); return nil }); err != nil || !reflect.DeepEqual(seen, []string{a}) {
 		t.Fatalf("EachHeld: %v, %v", seen, err)
 	}
+}
+
+// TestRecordHolders_MatchesASetModel: any sequence of adds and drops
+// leaves each digest's holders equal to a plain set model, sorted, and
+// two stores fed the same log hold the same bytes.
+func TestRecordHolders_MatchesASetModel(t *testing.T) {
+	digests := []string{testDigest("1"), testDigest("2"), testDigest("3")}
+	rapid.Check(t, func(rt *rapid.T) {
+		f, g := newTestFSM(t), newTestFSM(t)
+		model := map[string]map[string]bool{}
+		for range rapid.IntRange(1, 30).Draw(rt, "n") {
+			node := rapid.SampledFrom([]string{"a", "b", "c"}).Draw(rt, "node")
+			ds := rapid.SliceOfN(rapid.SampledFrom(digests), 1, 3).Draw(rt, "digests")
+			c := RecordHolders{NodeID: node, Time: t0}
+			if rapid.Bool().Draw(rt, "drop") {
+				c.Drop = ds
+			} else {
+				c.Add = ds
+			}
+			f.mustAccept(rt, c)
+			g.mustAccept(rt, c)
+			for _, d := range ds {
+				if model[d] == nil {
+					model[d] = map[string]bool{}
+				}
+				if c.Add != nil {
+					model[d][node] = true
+				} else {
+					delete(model[d], node)
+				}
+			}
+		}
+		st := &Store{fsm: f.fsm}
+		for _, d := range digests {
+			var want []string
+			for n := range model[d] {
+				want = append(want, n)
+			}
+			slices.Sort(want)
+			got, err := st.Holders(d)
+			if err != nil || !slices.Equal(got, want) {
+				rt.Fatalf("holders of %s: %v, want %v (%v)", d, got, want, err)
+			}
+		}
+		if a, b := dumpDB(t, f.db), dumpDB(t, g.db); !reflect.DeepEqual(a, b) {
+			rt.Fatalf("two stores fed the same log differ")
+		}
+	})
 }
