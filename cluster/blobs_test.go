@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/skiffml/skiff/cluster/tlstest"
 	"github.com/skiffml/skiff/engine/spec"
 	"github.com/skiffml/skiff/store"
 	"github.com/skiffml/skiff/store/blob"
@@ -457,5 +458,33 @@ func TestBlobs_GCOnEveryNodeDropsItsHolderRecords(t *testing.T) {
 	}
 	if held < 2 {
 		t.Fatalf("the referenced blob is on %d nodes", held)
+	}
+}
+
+// TestBlobs_TransfersNeedTheClusterCertificate: over a TLS cluster port a
+// node whose certificate the cluster's CA signed fetches a blob; one with
+// another CA's certificate gets nothing.
+func TestBlobs_TransfersNeedTheClusterCertificate(t *testing.T) {
+	ca, other := tlstest.NewCA(t, "cluster-ca"), tlstest.NewCA(t, "rogue-ca")
+	srv := &blobNode{testNode: startTLSNode(t, "127.0.0.1:0", "n0", nodeTLS(t, ca, "n0"), 1)}
+	if err := srv.Form(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv.startBlobs(t, 0)
+	d := putBlob(t, srv.local, "over mutual TLS")
+	member := &blobNode{testNode: startTLSNode(t, "127.0.0.1:0", "n1", nodeTLS(t, ca, "n1"), 0)}
+	member.startBlobs(t, 0)
+	rogue := &blobNode{testNode: startTLSNode(t, "127.0.0.1:0", "rogue", nodeTLS(t, other, "rogue"), 0)}
+	rogue.startBlobs(t, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := member.blobs.get(ctx, srv.mux.Addr(), d); err != nil {
+		t.Fatalf("member fetch over TLS: %v", err)
+	}
+	if got, err := readBlob(member.local, d); err != nil || got != "over mutual TLS" {
+		t.Fatalf("member read %q, %v", got, err)
+	}
+	if err := rogue.blobs.get(ctx, srv.mux.Addr(), d); err == nil || rogue.local.Has(d) {
+		t.Fatalf("a node with another CA's certificate fetched the blob (%v)", err)
 	}
 }
