@@ -433,6 +433,17 @@ func TestBlobs_GCOnEveryNodeDropsItsHolderRecords(t *testing.T) {
 		if nd.local.Has(garbage) {
 			t.Fatalf("%s kept the garbage", nd.ID())
 		}
+		// Another node may still hold it (its collection comes later):
+		// repair must not fetch it back, nothing refers to it.
+		eventually(t, nd.ID()+"'s drop applied", func() error {
+			if hs, _ := nd.st.Holders(garbage); slices.Contains(hs, nd.ID()) {
+				return fmt.Errorf("holders %v", hs)
+			}
+			return nil
+		})
+		if nd.blobs.RepairOnce(ctx); nd.local.Has(garbage) {
+			t.Fatalf("%s: repair fetched the garbage back from a holder that has not collected yet", nd.ID())
+		}
 	}
 	eventually(t, "the garbage's holders dropped", func() error {
 		for _, nd := range nodes {
