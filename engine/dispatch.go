@@ -45,7 +45,7 @@ func (e *Engine) buildSkiffSpec(r *activeRun, task, attempt int, id string, x ex
 	}
 	s := &executors.Spec{
 		ID: id, RunID: r.id, Task: r.sched.Name(task), TaskIndex: task, Attempt: attempt,
-		Image: t.Image, Resources: t.Resources, Timeout: t.Timeout.D(), Kubernetes: t.Kubernetes,
+		Image: t.Image, Resources: t.Resources, NodeSelector: t.NodeSelector, Timeout: t.Timeout.D(), Kubernetes: t.Kubernetes,
 	}
 	for _, in := range t.Inputs {
 		v, ok := inputs[in.Name]

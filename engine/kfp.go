@@ -36,7 +36,7 @@ func (e *Engine) buildKFPSpec(r *activeRun, task, attempt int, id string, x exec
 		ID: id, RunID: r.id, Task: r.sched.Name(task), TaskIndex: task, Attempt: attempt,
 		Image: t.Image, Command: inv.Command, Args: inv.Args,
 		Inputs: inv.Inputs, Outputs: inv.Outputs,
-		Resources: inv.Resources, Timeout: t.Timeout.D(), Kubernetes: t.Kubernetes,
+		Resources: inv.Resources, NodeSelector: t.NodeSelector, Timeout: t.Timeout.D(), Kubernetes: t.Kubernetes,
 	}
 	if x.Name() == "local" {
 		// As kfp's local runner does, a local step inherits the engine's

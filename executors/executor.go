@@ -55,7 +55,10 @@ type Spec struct {
 	Outputs []OutputSpec    // what to collect after a zero exit
 
 	Resources spec.Resources
-	Timeout   time.Duration // 0 = none
+	// NodeSelector: the worker must carry these labels (the dispatcher
+	// places by it; executors ignore it).
+	NodeSelector map[string]string
+	Timeout      time.Duration // 0 = none
 
 	// Kubernetes is the step's KFP kubernetes platform settings
 	// (spec.Task.Kubernetes), applied by the kube executor only.

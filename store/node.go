@@ -105,6 +105,9 @@ type Assignment struct {
 	// CancelRequested: the leader asked the worker to stop it.
 	CancelRequested bool  `json:"cancel_requested,omitempty"`
 	Exit            *Exit `json:"exit,omitempty"`
+	// Waiting is the worker's latest word on why the execution has not
+	// started; cleared when it starts or ends.
+	Waiting string `json:"waiting,omitempty"`
 }
 
 // Live reports whether the execution has not ended.
@@ -147,17 +150,23 @@ type AssignExecution struct {
 }
 
 // ReportExecution is a worker's word on an assigned execution: Started,
-// or Exit. Rejected unless the node is up at Epoch and holds the
+// Exit, or (before it starts) why it Waits. Rejected unless the node is up at Epoch and holds the
 // assignment at that epoch (the fencing token), and the execution has not
 // already ended.
 type ReportExecution struct {
-	ExecutionID string    `json:"execution_id"`
-	NodeID      string    `json:"node_id"`
-	Epoch       uint64    `json:"epoch"`
-	Started     bool      `json:"started,omitempty"`
-	Exit        *Exit     `json:"exit,omitempty"`
-	Time        time.Time `json:"time"`
+	ExecutionID string `json:"execution_id"`
+	NodeID      string `json:"node_id"`
+	Epoch       uint64 `json:"epoch"`
+	Started     bool   `json:"started,omitempty"`
+	Exit        *Exit  `json:"exit,omitempty"`
+	// Waiting: the execution is not running yet, and why (the executor's
+	// word: "0/3 nodes: Insufficient nvidia.com/gpu").
+	Waiting string    `json:"waiting,omitempty"`
+	Time    time.Time `json:"time"`
 }
+
+// MaxWaitingReason bounds ReportExecution.Waiting, in bytes.
+const MaxWaitingReason = 1024
 
 // CancelAssignment asks the worker holding a live execution to stop it.
 type CancelAssignment struct {
@@ -346,8 +355,10 @@ func applyReportExecution(tx *bolt.Tx, c ReportExecution, ch *Change) ([]Rejecti
 		return reject("report execution %s: node %s (epoch %d) does not hold its assignment", c.ExecutionID, c.NodeID, c.Epoch), nil
 	case !a.Live():
 		return reject("report execution %s: it already ended (%s)", c.ExecutionID, a.Exit.Outcome), nil
-	case c.Exit == nil && !c.Started:
-		return reject("report execution %s: reports neither a start nor an exit", c.ExecutionID), nil
+	case c.Exit == nil && !c.Started && c.Waiting == "":
+		return reject("report execution %s: reports neither a start, an exit nor a wait", c.ExecutionID), nil
+	case len(c.Waiting) > MaxWaitingReason:
+		return reject("report execution %s: waiting reason of %d bytes, more than %d", c.ExecutionID, len(c.Waiting), MaxWaitingReason), nil
 	}
 	if c.Exit != nil {
 		switch c.Exit.Outcome {
@@ -356,8 +367,17 @@ func applyReportExecution(tx *bolt.Tx, c ReportExecution, ch *Change) ([]Rejecti
 			return reject("report execution %s: exit.outcome %q: want succeeded, failed or canceled", c.ExecutionID, c.Exit.Outcome), nil
 		}
 	}
+	if c.Waiting != "" && a.StartedAt.IsZero() {
+		if a.Waiting == c.Waiting && !c.Started && c.Exit == nil {
+			return nil, nil // nothing new
+		}
+		a.Waiting = c.Waiting
+	}
 	if c.Started && a.StartedAt.IsZero() {
 		a.StartedAt = c.Time
+	}
+	if c.Started || c.Exit != nil {
+		a.Waiting = ""
 	}
 	if c.Exit != nil {
 		e := *c.Exit
@@ -512,7 +532,8 @@ func (s *Store) Node(id string) (Node, error) {
 	return n, err
 }
 
-// Assignment returns the assignment of one execution (ErrNotFound).
+// Assignment returns the assignment of one execution (ErrNotFound),
+// without its spec (AssignmentSpec).
 func (s *Store) Assignment(execID string) (Assignment, error) {
 	var a Assignment
 	err := s.fsm.view(func(tx *bolt.Tx) error {
@@ -522,22 +543,42 @@ func (s *Store) Assignment(execID string) (Assignment, error) {
 		if err == nil && !found {
 			err = fmt.Errorf("assignment %q: %w", execID, ErrNotFound)
 		}
-		withSpecTx(tx, &a)
+		a.Spec = nil // AssignmentSpec reads it (only its worker needs it)
 		return err
 	})
 	return a, err
 }
 
 // Assignments returns the assignments of node nodeID ("" = every node),
-// ordered by execution id.
+// ordered by execution id, without their specs.
 func (s *Store) Assignments(nodeID string) ([]Assignment, error) {
 	var out []Assignment
 	err := s.fsm.view(func(tx *bolt.Tx) (err error) {
 		out, err = assignmentsTx(tx, nodeID)
 		for i := range out {
-			withSpecTx(tx, &out[i])
+			out[i].Spec = nil
 		}
 		return
 	})
 	return out, err
+}
+
+// AssignmentSpec returns the spec of an execution's assignment
+// (ErrNotFound): every worker reads each assignment that changes, but
+// only the one holding it reads its spec, once, to start it.
+func (s *Store) AssignmentSpec(execID string) (json.RawMessage, error) {
+	var spec json.RawMessage
+	err := s.fsm.view(func(tx *bolt.Tx) error {
+		a, found, err := getAssignmentTx(tx, execID)
+		if err == nil && !found {
+			err = fmt.Errorf("assignment %q: %w", execID, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		withSpecTx(tx, &a)
+		spec = a.Spec
+		return nil
+	})
+	return spec, err
 }

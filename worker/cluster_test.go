@@ -153,6 +153,8 @@ type cluster struct {
 	l   *ledger
 	ran map[string]string
 	sim sim.Config
+	// labels[i] are node i's worker labels (nil = none).
+	labels []map[string]string
 
 	nodes []*node
 
@@ -169,9 +171,9 @@ type node struct {
 	leading    bool
 }
 
-func newCluster(t testing.TB, n int, cfg sim.Config) *cluster {
+func newCluster(t testing.TB, n int, cfg sim.Config, labels ...map[string]string) *cluster {
 	t.Helper()
-	cl := &cluster{t: t, c: clustertest.MakeCluster(t, n), l: newLedger(), ran: map[string]string{}, sim: cfg, stores: make([]*store.Store, n)}
+	cl := &cluster{t: t, c: clustertest.MakeCluster(t, n), l: newLedger(), ran: map[string]string{}, sim: cfg, stores: make([]*store.Store, n), labels: labels}
 	for i := range n {
 		cl.nodes = append(cl.nodes, &node{i: i})
 		cl.startNode(i)
@@ -230,7 +232,11 @@ func (cl *cluster) startWorker(i int) {
 	nd := cl.nodes[i]
 	st := cl.c.Nodes[i].Store
 	nd.exec = &nodeExec{Executor: sim.New(cl.sim), l: cl.l, node: cl.c.Nodes[i].ID, live: map[string]bool{}, ran: cl.ran}
-	w, err := worker.New(worker.Config{NodeID: cl.c.Nodes[i].ID, Executors: []executors.Executor{nd.exec},
+	var labels map[string]string
+	if i < len(cl.labels) {
+		labels = cl.labels[i]
+	}
+	w, err := worker.New(worker.Config{NodeID: cl.c.Nodes[i].ID, Executors: []executors.Executor{nd.exec}, Labels: labels,
 		Capacity: spec.Resources{MilliCPU: 8000}, Proposer: proposer{cl}, State: st, Heartbeat: testHeartbeat, Logger: testLogger(cl.c.Nodes[i].ID)})
 	if err != nil {
 		cl.t.Fatal(err)
@@ -459,4 +465,60 @@ func testLogger(node string) *slog.Logger {
 		return nil
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("n", node)
+}
+
+// TestCluster_NodeSelectorPlacesOnLabeledWorkers: steps with a
+// nodeSelector run only on the worker whose labels match; a step whose
+// selector no live worker matches fails after the node TTL with a reason
+// naming the labels, and nothing of it runs anywhere.
+func TestCluster_NodeSelectorPlacesOnLabeledWorkers(t *testing.T) {
+	cl := newCluster(t, 3, sim.Config{Default: sim.Behavior{Duration: 10 * time.Millisecond}},
+		nil, map[string]string{"gpu": "a100", "zone": "b"}, map[string]string{"gpu": "t4"})
+	cl.submit("run-gpu", mustPlan(t, "name: sel\nexecutor: sim\ntasks:\n"+
+		"  - {name: a, command: [x], nodeSelector: {gpu: a100}}\n"+
+		"  - {name: b, command: [x], nodeSelector: {gpu: a100, zone: b}}\n"+
+		"  - {name: c, command: [x], nodeSelector: {gpu: a100}, after: [a]}\n"+
+		"  - {name: d, command: [x], nodeSelector: {gpu: t4}}\n"))
+	if r := cl.waitFinal("run-gpu")["run-gpu"]; r.State != spec.RunSucceeded {
+		t.Fatalf("run-gpu is %s (%s)", r.State, r.Error)
+	}
+	want := map[string]string{"a": cl.c.Nodes[1].ID, "b": cl.c.Nodes[1].ID, "c": cl.c.Nodes[1].ID, "d": cl.c.Nodes[2].ID}
+	cl.l.mu.Lock()
+	for exec, nd := range cl.ran {
+		task := taskOf(t, cl, "run-gpu", exec)
+		if want[task] != nd {
+			t.Errorf("task %s ran on %s, want %s", task, nd, want[task])
+		}
+	}
+	cl.l.mu.Unlock()
+
+	cl.submit("run-none", mustPlan(t, "name: none\nexecutor: sim\ntasks:\n  - {name: a, command: [x], nodeSelector: {gpu: h100}}\n"))
+	r := cl.waitFinal("run-none")["run-none"]
+	if r.State != spec.RunFailed {
+		t.Fatalf("run-none is %s, want FAILED", r.State)
+	}
+	tasks, err := cl.c.Nodes[cl.c.Leader()].Store.Tasks("run-none")
+	if err != nil || len(tasks) != 1 || !strings.Contains(tasks[0].Error, "labels gpu=h100") {
+		t.Fatalf("run-none's task: %+v %v", tasks, err)
+	}
+	if n := cl.l.total(); n != 4 {
+		t.Fatalf("%d executions started, want the 4 of run-gpu", n)
+	}
+}
+
+// taskOf names the task of execution id of run (ids are RUN-INDEX-ATTEMPT).
+func taskOf(t *testing.T, cl *cluster, run, exec string) string {
+	t.Helper()
+	tasks, err := cl.c.Nodes[cl.c.Leader()].Store.Tasks(run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range tasks {
+		for _, a := range tk.Attempts {
+			if a.ExecutionID == exec {
+				return tk.Name
+			}
+		}
+	}
+	return "?"
 }

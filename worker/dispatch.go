@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -83,7 +84,8 @@ type Dispatcher struct {
 type followed struct {
 	report        func(executors.Event)
 	started, done bool
-	cancel        bool // Cancel came while its assignment was being committed
+	waiting       string // the last waiting reason delivered
+	cancel        bool   // Cancel came while its assignment was being committed
 }
 
 type waitingStart struct {
@@ -225,6 +227,10 @@ func (d *Dispatcher) onAssignment(id string) {
 	f := d.followed[id]
 	var evs []executors.Event
 	if f != nil && found {
+		if !f.started && a.Exit == nil && a.StartedAt.IsZero() && a.Waiting != "" && a.Waiting != f.waiting {
+			f.waiting = a.Waiting
+			evs = append(evs, executors.Event{ID: id, Kind: executors.EventWaiting, Reason: a.Waiting, Time: d.now()})
+		}
 		if !f.started && (!a.StartedAt.IsZero() || a.Exit != nil) {
 			f.started = true
 			evs = append(evs, executors.Event{ID: id, Kind: executors.EventStarted, Time: a.StartedAt})
@@ -353,6 +359,7 @@ func (d *Dispatcher) place(ctx context.Context) {
 	var cmds []store.Command
 	var starts, later []*waitingStart
 	var fails []executors.Event
+	var waits []string
 	for _, w := range waiting {
 		n, why := choose(live, used, w, d.cfg.Store.ID())
 		switch {
@@ -367,16 +374,18 @@ func (d *Dispatcher) place(ctx context.Context) {
 			}
 			cmds = append(cmds, store.AssignExecution{Assignment: a})
 			starts = append(starts, w)
-		case why != "" || now.Sub(w.since) > d.cfg.NodeTTL && !anyOffers(live, w.kind):
+		case why != "" || now.Sub(w.since) > d.cfg.NodeTTL && !anyCandidate(live, w):
 			if why == "" {
-				why = fmt.Sprintf("%v: %q (no live node offers it)", ErrNoWorker, w.kind)
+				why = noCandidate(w)
 			}
 			fails = append(fails, failed(w.s.ID, why, now))
 		default:
 			later = append(later, w) // nodes are busy, or not registered yet
+			waits = append(waits, waitReason(live, w))
 		}
 	}
 	d.requeue(later)
+	d.tellWaiting(later, waits, now)
 	d.deliver(fails...)
 	for i := 0; i < len(cmds); i += d.cfg.MaxBatch {
 		j := min(i+d.cfg.MaxBatch, len(cmds))
@@ -405,7 +414,7 @@ func choose(live []store.Node, used map[string]usage, w *waitingStart, self stri
 	r := w.s.Resources
 	for i := range live {
 		n := &live[i]
-		if !n.Offers(w.kind) {
+		if !candidate(n, w) {
 			continue
 		}
 		if !fits(n.Capacity, spec.Resources{}, r) {
@@ -420,7 +429,7 @@ func choose(live []store.Node, used map[string]usage, w *waitingStart, self stri
 			best = n
 		}
 	}
-	if best == nil && !canEver && anyOffers(live, w.kind) {
+	if best == nil && !canEver && anyCandidate(live, w) {
 		return nil, fmt.Sprintf("no live node offering %q has room for %d mCPU, %d bytes, %d GPUs", w.kind, r.MilliCPU, r.MemoryBytes, r.GPU)
 	}
 	return best, ""
@@ -443,8 +452,57 @@ func fits(c, used, r spec.Resources) bool {
 		(r.GPU == 0 || used.GPU+r.GPU <= c.GPU)
 }
 
-func anyOffers(nodes []store.Node, kind string) bool {
-	return slices.ContainsFunc(nodes, func(n store.Node) bool { return n.Offers(kind) })
+// waitReason says why w, which no node took this round, waits.
+func waitReason(live []store.Node, w *waitingStart) string {
+	if !anyCandidate(live, w) {
+		return "waiting for a worker: " + strings.TrimPrefix(noCandidate(w), ErrNoWorker.Error()+": ")
+	}
+	r := w.s.Resources
+	return fmt.Sprintf("waiting for capacity: every live worker offering %q is full (this step asks %d mCPU, %d bytes, %d GPUs)", w.kind, r.MilliCPU, r.MemoryBytes, r.GPU)
+}
+
+// tellWaiting delivers to the engine why each of ws still waits, once per
+// change of reason.
+func (d *Dispatcher) tellWaiting(ws []*waitingStart, reasons []string, now time.Time) {
+	var evs []executors.Event
+	var to []func(executors.Event)
+	d.mu.Lock()
+	for i, w := range ws {
+		f := d.followed[w.s.ID]
+		if f == nil || f.started || f.waiting == reasons[i] {
+			continue
+		}
+		f.waiting = reasons[i]
+		evs = append(evs, executors.Event{ID: w.s.ID, Kind: executors.EventWaiting, Reason: reasons[i], Time: now})
+		to = append(to, f.report)
+	}
+	d.mu.Unlock()
+	for i, ev := range evs {
+		to[i](ev)
+	}
+}
+
+// candidate reports whether node n could run w: it offers w's executor
+// and carries the labels w's node selector asks for.
+func candidate(n *store.Node, w *waitingStart) bool {
+	return n.Offers(w.kind) && n.Matches(w.s.NodeSelector)
+}
+
+func anyCandidate(nodes []store.Node, w *waitingStart) bool {
+	return slices.ContainsFunc(nodes, func(n store.Node) bool { return candidate(&n, w) })
+}
+
+// noCandidate says why no live node can take w.
+func noCandidate(w *waitingStart) string {
+	if len(w.s.NodeSelector) == 0 {
+		return fmt.Sprintf("%v: %q (no live node offers it)", ErrNoWorker, w.kind)
+	}
+	keys := slices.Sorted(maps.Keys(w.s.NodeSelector))
+	pairs := make([]string, len(keys))
+	for i, k := range keys {
+		pairs[i] = k + "=" + w.s.NodeSelector[k]
+	}
+	return fmt.Sprintf("%v: %q with labels %s (no live node offering it has them; see skiff server --node-label)", ErrNoWorker, w.kind, strings.Join(pairs, ","))
 }
 
 func assignment(w *waitingStart, n *store.Node, now time.Time) (store.Assignment, error) {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/skiffml/skiff/engine/spec"
 	"github.com/skiffml/skiff/executors"
@@ -28,6 +29,7 @@ type Proposer interface {
 type State interface {
 	Node(id string) (store.Node, error)
 	Assignment(execID string) (store.Assignment, error)
+	AssignmentSpec(execID string) (json.RawMessage, error)
 	Assignments(nodeID string) ([]store.Assignment, error)
 	Subscribe(limit int) *store.Subscription
 }
@@ -107,8 +109,9 @@ type Worker struct {
 }
 
 type execution struct {
-	x     executors.Executor
-	epoch uint64
+	x       executors.Executor
+	epoch   uint64
+	waiting string // the last waiting reason reported
 }
 
 // New returns a worker; Run starts it.
@@ -393,8 +396,13 @@ func (w *Worker) start(ctx context.Context, a store.Assignment, epoch uint64) {
 		fail(fmt.Sprintf("node %s has no executor %q", w.cfg.NodeID, a.Executor))
 		return
 	}
+	raw, err := w.cfg.State.AssignmentSpec(a.ExecutionID)
+	if err != nil {
+		fail(fmt.Sprintf("read the execution spec: %v", err))
+		return
+	}
 	var s executors.Spec
-	if err := json.Unmarshal(a.Spec, &s); err != nil {
+	if err := json.Unmarshal(raw, &s); err != nil {
 		fail(fmt.Sprintf("decode the execution spec: %v", err))
 		return
 	}
@@ -409,6 +417,11 @@ func (w *Worker) start(ctx context.Context, a store.Assignment, epoch uint64) {
 	report := func(ev executors.Event) {
 		r := store.ReportExecution{ExecutionID: ev.ID, NodeID: w.cfg.NodeID, Epoch: epoch, Time: ev.Time.UTC()}
 		switch ev.Kind {
+		case executors.EventWaiting:
+			if ev.Reason == "" || !w.newWait(ev.ID, ev.Reason) {
+				return
+			}
+			r.Waiting = truncate(ev.Reason, store.MaxWaitingReason)
 		case executors.EventStarted:
 			r.Started = true
 		case executors.EventExited:
@@ -487,6 +500,30 @@ func exitDigests(x *store.Exit) []string {
 		out = append(out, x.Logs.Digest)
 	}
 	return out
+}
+
+// newWait records reason as execution id's latest waiting reason; false
+// if it was already.
+func (w *Worker) newWait(id, reason string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	e := w.running[id]
+	if e == nil || e.waiting == reason {
+		return false
+	}
+	e.waiting = reason
+	return true
+}
+
+// truncate cuts s to at most n bytes, on a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func exitOf(ev executors.Event) *store.Exit {

@@ -137,17 +137,18 @@ func artifactsList(c *cli.Context) error {
 	return tw.Flush()
 }
 
+// byteSize prints n bytes in binary units ("32 B", "1.5 MiB").
 func byteSize(n int64) string {
 	const unit = 1024
 	if n < unit {
-		return fmt.Sprintf("%dB", n)
+		return fmt.Sprintf("%d B", n)
 	}
 	div, exp := int64(unit), 0
 	for m := n / unit; m >= unit; m /= unit {
 		div *= unit
 		exp++
 	}
-	return fmt.Sprintf("%.1f%ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func artifactGet(raw bool) cli.ActionFunc {

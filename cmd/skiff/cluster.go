@@ -143,7 +143,7 @@ func blobFigures(b *cluster.BlobStatus) string {
 	if b == nil {
 		return "-\t-\t-\t-"
 	}
-	return fmt.Sprintf("%d\t%d\t%s\t%s", b.Pending, b.Repaired, sizeString(b.BytesSent), sizeString(b.BytesReceived))
+	return fmt.Sprintf("%d\t%d\t%s\t%s", b.Pending, b.Repaired, byteSize(b.BytesSent), byteSize(b.BytesReceived))
 }
 
 // role is a member's raft state in lower case, or "unreachable".

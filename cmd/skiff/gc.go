@@ -155,24 +155,10 @@ func printGCReport(rep gc.Report, grace time.Duration) {
 		fmt.Printf("%s run %s (namespace %s, finished %s)\n", verb, r.ID, r.Namespace, r.FinishedAt.Format(time.RFC3339))
 	}
 	for _, b := range rep.Blobs {
-		fmt.Printf("%s blob %s %10s\n", verb, b.Digest, sizeString(b.Size))
+		fmt.Printf("%s blob %s %10s\n", verb, b.Digest, byteSize(b.Size))
 	}
 	fmt.Printf("%s %d run(s) and %d blob(s), %s, in %s; kept %d referenced blob(s) and %d younger than %s\n",
-		verb, len(rep.Runs), len(rep.Blobs), sizeString(rep.BytesFreed), rep.Store, rep.Referenced, rep.Young, grace)
-}
-
-// sizeString prints n bytes in binary units.
-func sizeString(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+		verb, len(rep.Runs), len(rep.Blobs), byteSize(rep.BytesFreed), rep.Store, rep.Referenced, rep.Young, grace)
 }
 
 // serverGCFlags are gcFlags plus the schedule.

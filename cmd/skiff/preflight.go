@@ -103,6 +103,23 @@ func preflightError(file string, errs []spec.FieldError) error {
 	return usageError("%s: %d errors:\n  %s", file, len(lines), strings.Join(lines, "\n  "))
 }
 
+// nodeSelectors lists the paths of the tasks of p (every depth) that have
+// a nodeSelector.
+func nodeSelectors(p *spec.Plan, prefix string) []string {
+	var out []string
+	for i := range p.Tasks {
+		t := &p.Tasks[i]
+		path := fmt.Sprintf("%stasks[%d]", prefix, i)
+		if len(t.NodeSelector) > 0 {
+			out = append(out, path)
+		}
+		if t.Body != nil {
+			out = append(out, nodeSelectors(t.Body, path+".")...)
+		}
+	}
+	return out
+}
+
 func asksGPUs(p *spec.Plan) bool {
 	for i := range p.Tasks {
 		t := &p.Tasks[i]

@@ -99,6 +99,9 @@ func runAction(c *cli.Context) error {
 		if err := checkPreflight(c.Context, file, plan, c.String("executor")); err != nil {
 			return err
 		}
+		for _, path := range nodeSelectors(plan, "") {
+			fmt.Fprintf(os.Stderr, "skiff: %s: warning: %s.nodeSelector: this machine runs every step itself; node selectors place steps on a cluster's workers (--server)\n", file, path)
+		}
 	}
 	// A server, or the skiff process serving the data dir, takes the run.
 	// (--lenient compiles here only: it waits for the data dir instead.)

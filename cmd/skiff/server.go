@@ -316,7 +316,7 @@ func serverAction(c *cli.Context) error {
 		return err
 	}
 	defer stopGC()
-	stopWorker, err := runWorker(n, member, self, cs.raft, repl)
+	stopWorker, err := runWorker(n, member, self, cs, repl)
 	if err != nil {
 		return err
 	}
@@ -382,9 +382,9 @@ func serverAction(c *cli.Context) error {
 // runWorker runs this server's worker until the returned stop is called:
 // it registers the node with its executors and capacity, heartbeats, and
 // runs what the leader assigns to it.
-func runWorker(n *node, member *cluster.Node, apiURL string, rc store.RaftConfig, repl *cluster.Blobs) (stop func(), err error) {
-	wcfg := worker.Config{NodeID: n.store.ID(), APIURL: apiURL, Capacity: n.local.Capacity(),
-		Executors: n.execs, Proposer: workerProposer{member}, State: n.store, Heartbeat: rc.WorkerHeartbeat, Logger: n.log}
+func runWorker(n *node, member *cluster.Node, apiURL string, rc *clusterSetup, repl *cluster.Blobs) (stop func(), err error) {
+	wcfg := worker.Config{NodeID: n.store.ID(), APIURL: apiURL, Capacity: n.local.Capacity(), Labels: rc.labels,
+		Executors: n.execs, Proposer: workerProposer{member}, State: n.store, Heartbeat: rc.raft.WorkerHeartbeat, Logger: n.log}
 	if repl != nil {
 		wcfg.Replicator, wcfg.ReplicateTimeout = repl, replicateTimeout
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/skiffml/skiff/cluster"
+	"github.com/skiffml/skiff/engine/spec"
 	"github.com/skiffml/skiff/store"
 )
 
@@ -29,6 +30,7 @@ func clusterFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "worker-heartbeat", Value: store.DefaultRaftConfig().WorkerHeartbeat, Usage: "how often this server's worker renews its lease (one command per node)"},
 		&cli.DurationFlag{Name: "node-ttl", Value: store.DefaultRaftConfig().NodeTTL, Usage: "a worker not heard from for this `DURATION` is declared down by the leader; what it ran is lost and runs again elsewhere (at least twice --worker-heartbeat)"},
 		&cli.DurationFlag{Name: "blob-repair-interval", Value: cluster.DefaultBlobsConfig().RepairInterval, Usage: "how often this server fetches the artifacts and logs it should hold and lacks (it came back, or a holder left); 0 never"},
+		&cli.StringSliceFlag{Name: "node-label", Usage: "a label `KEY=VALUE` of this server's worker (repeatable); a step with nodeSelector runs only on workers whose labels include every pair of it"},
 		&cli.StringFlag{Name: "cluster-tls-cert", EnvVars: []string{"SKIFF_CLUSTER_TLS_CERT"}, Usage: "this server's certificate `FILE` (PEM) for mutual TLS on the cluster port; signed by --cluster-tls-ca, for both server and client auth"},
 		&cli.StringFlag{Name: "cluster-tls-key", EnvVars: []string{"SKIFF_CLUSTER_TLS_KEY"}, Usage: "private key `FILE` (PEM) of --cluster-tls-cert"},
 		&cli.StringFlag{Name: "cluster-tls-ca", EnvVars: []string{"SKIFF_CLUSTER_TLS_CA"}, Usage: "CA certificate `FILE` (PEM): the cluster port accepts and dials only servers whose certificate it signed"},
@@ -101,6 +103,30 @@ type clusterSetup struct {
 	raft store.RaftConfig
 	mux  *cluster.Mux
 	cfg  cluster.Config
+	// labels are the worker's (--node-label).
+	labels map[string]string
+}
+
+// nodeLabels reads --node-label KEY=VALUE flags.
+func nodeLabels(c *cli.Context) (map[string]string, error) {
+	var out map[string]string
+	for _, kv := range c.StringSlice("node-label") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, usageError("--node-label %q: want KEY=VALUE", kv)
+		}
+		if err := spec.CheckLabel(k, v); err != nil {
+			return nil, usageError("--node-label %q: %v", kv, err)
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		if old, dup := out[k]; dup && old != v {
+			return nil, usageError("--node-label %q: %s is already %q", kv, k, old)
+		}
+		out[k] = v
+	}
+	return out, nil
 }
 
 // setupCluster reads the cluster flags. Without --raft the node is a
@@ -110,6 +136,11 @@ func setupCluster(c *cli.Context, dir, apiURL string) (*clusterSetup, error) {
 	if err := workerTimings(c, &cs.raft); err != nil {
 		return nil, err
 	}
+	labels, err := nodeLabels(c)
+	if err != nil {
+		return nil, err
+	}
+	cs.labels = labels
 	var join []string
 	for _, j := range c.StringSlice("join") {
 		join = append(join, nonEmpty(strings.Split(j, ","))...)

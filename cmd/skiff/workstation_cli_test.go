@@ -103,6 +103,9 @@ func TestCLI_RunDetachThenWait(t *testing.T) {
 		_, err := os.Stat(filepath.Join(data, "skiff.sock"))
 		return os.IsNotExist(err)
 	})
+	// The socket goes before the process ends: wait for its lock too, or
+	// TempDir's removal races the process's last writes.
+	waitDataDirFree(t, data)
 }
 
 // TestCLI_UsageErrors: an unknown command, subcommand or flag exits 2 with

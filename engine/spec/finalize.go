@@ -507,6 +507,11 @@ func (f *finalizer) checkPolicies(path string, t *Task) {
 	if t.Timeout < 0 {
 		f.add(path+".timeout", "must not be negative")
 	}
+	for _, k := range sortedKeys(t.NodeSelector) {
+		if err := CheckLabel(k, t.NodeSelector[k]); err != nil {
+			f.add(key(path+".nodeSelector", k), err.Error())
+		}
+	}
 	if rt := t.Retry; rt != nil {
 		if rt.Limit < 0 {
 			f.add(path+".retry.limit", "must not be negative")

@@ -87,6 +87,7 @@ func (f *finalizer) checkGroupFields(path string, t *Task) {
 	bad("cache", t.Cache != nil)
 	bad("timeout", t.Timeout != 0)
 	bad("resources", t.Resources != (Resources{}))
+	bad("nodeSelector", len(t.NodeSelector) > 0)
 	bad("protocol", t.Protocol != "")
 	bad("kubernetes", len(t.Kubernetes) > 0)
 	bad("outputs", len(t.Outputs) > 0 && !slices.Equal(t.Outputs, groupOutputs(t)))

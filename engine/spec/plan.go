@@ -47,9 +47,12 @@ type Task struct {
 	Outputs     []Output  `json:"outputs,omitempty"` // sorted by name
 	After       []string  `json:"after,omitempty"`   // explicit dependencies
 	Resources   Resources `json:"resources,omitempty"`
-	Retry       *Retry    `json:"retry,omitempty"`
-	Cache       *Cache    `json:"cache,omitempty"`
-	Timeout     Duration  `json:"timeout,omitempty"` // 0 = none
+	// NodeSelector: in a cluster, the step runs only on a worker whose
+	// labels (skiff server --node-label) include every pair.
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+	Retry        *Retry            `json:"retry,omitempty"`
+	Cache        *Cache            `json:"cache,omitempty"`
+	Timeout      Duration          `json:"timeout,omitempty"` // 0 = none
 	// When is a CEL condition over the task's inputs (see EvalCondition);
 	// false skips the task. "" = always run.
 	When string `json:"when,omitempty"`

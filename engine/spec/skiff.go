@@ -65,7 +65,7 @@ type skiffDecoder struct {
 var (
 	planFields  = []string{"name", "description", "executor", "parameters", "tasks", "outputs"}
 	paramFields = []string{"type", "default", "description"}
-	taskFields  = []string{"name", "description", "executor", "image", "command", "args", "env", "workingDir", "inputs", "outputs", "after", "resources", "retry", "cache", "timeout", "when", "ignoreUpstreamFailure",
+	taskFields  = []string{"name", "description", "executor", "image", "command", "args", "env", "workingDir", "inputs", "outputs", "after", "resources", "nodeSelector", "retry", "cache", "timeout", "when", "ignoreUpstreamFailure",
 		"tasks", "parallelFor", "pipeline", "if", "elif", "else"}
 	inputFields  = []string{"type", "value", "param", "from", "upstreamStatus", "field"}
 	loopFields   = []string{"items", "as", "itemType", "parallelism"}
@@ -149,6 +149,13 @@ func (d *skiffDecoder) task(path string, v any) Task {
 	for _, k := range sortedKeys(ins) {
 		t.Inputs = append(t.Inputs, d.input(key(path+".inputs", k), k, ins[k]))
 	}
+	// Decoded for groups too, so that Finalize refuses them there rather
+	// than the decoder dropping them unread.
+	t.Resources = d.resources(path+".resources", m["resources"])
+	t.NodeSelector = d.labels(path+".nodeSelector", m["nodeSelector"])
+	t.Retry = d.retry(path+".retry", m["retry"])
+	t.Cache = d.cache(path+".cache", m["cache"])
+	t.Timeout = d.duration(path+".timeout", m["timeout"])
 	if d.isGroup(m) {
 		d.group(path, m, &t)
 		return t
@@ -164,10 +171,6 @@ func (d *skiffDecoder) task(path string, v any) Task {
 		}
 		t.Outputs = append(t.Outputs, o)
 	}
-	t.Resources = d.resources(path+".resources", m["resources"])
-	t.Retry = d.retry(path+".retry", m["retry"])
-	t.Cache = d.cache(path+".cache", m["cache"])
-	t.Timeout = d.duration(path+".timeout", m["timeout"])
 	t.When = d.str(path+".when", m["when"])
 	if v, ok := m["ignoreUpstreamFailure"]; ok {
 		t.IgnoreUpstreamFailure = d.bool(path+".ignoreUpstreamFailure", v)
@@ -234,6 +237,25 @@ func (d *skiffDecoder) resources(path string, v any) Resources {
 	}
 	r.GPU = d.int(path+".gpu", m["gpu"])
 	return r
+}
+
+// labels reads a node selector: an object of label names to values.
+func (d *skiffDecoder) labels(path string, v any) map[string]string {
+	m := d.object(path, v, nil)
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for _, k := range sortedKeys(m) {
+		kp := key(path, k)
+		val := d.str(kp, m[k])
+		if err := CheckLabel(k, val); err != nil {
+			d.errs.add(kp, err.Error())
+			continue
+		}
+		out[k] = val
+	}
+	return out
 }
 
 func (d *skiffDecoder) retry(path string, v any) *Retry {

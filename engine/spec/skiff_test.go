@@ -138,6 +138,10 @@ func TestParseSkiff_Rejects(t *testing.T) {
 		{"invalid name", strings.Replace(base, "name: p\n", "name: Bad.Name\n", 1), `name: invalid name "Bad.Name"`},
 		{"invalid task name", edit("- name: b", "- name: B"), `tasks[1].name: invalid name "B"`},
 		{"missing task name", edit("- name: b", "- image: x"), "tasks[1].name: required"},
+		{"node selector not an object", edit("  - name: b\n", "  - name: b\n    nodeSelector: gpu\n"), "tasks[1].nodeSelector: expected"},
+		{"node selector bad name", edit("  - name: b\n", "  - name: b\n    nodeSelector: {\"-gpu\": a100}\n"), `tasks[1].nodeSelector.-gpu: label name "-gpu"`},
+		{"node selector bad value", edit("  - name: b\n", "  - name: b\n    nodeSelector: {gpu: \"a 100\"}\n"), `tasks[1].nodeSelector.gpu: label gpu value "a 100"`},
+		{"node selector value not a string", edit("  - name: b\n", "  - name: b\n    nodeSelector: {gpu: [a]}\n"), "tasks[1].nodeSelector.gpu: expected a string"},
 		{"duplicate task", edit("- name: b", "- name: a"), `tasks[1].name: duplicate task name "a" (also tasks[0])`},
 		{"duplicate key", edit("  frac: {type: float, default: 0.3}\n", "  frac: {type: float, default: 0.3}\n  frac: {type: int}\n"), "invalid YAML"},
 		{"invalid param name", edit("  name: {type: string}", "  9x: {type: string}"), "parameters.9x: invalid parameter name"},
@@ -388,6 +392,32 @@ tasks:
 		_, err := ParseSkiff([]byte(strings.Replace(good, tc.from, tc.to, 1)))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want %q", name, err, tc.want)
+		}
+	}
+}
+
+// TestParseSkiff_NodeSelector: a task's nodeSelector is kept as given and
+// reaches the plan; a group may not have one (nor resources, retry,
+// timeout or cache).
+func TestParseSkiff_NodeSelector(t *testing.T) {
+	t.Parallel()
+	p, err := ParseSkiff([]byte(strings.Replace(base, "  - name: b\n", "  - name: b\n    nodeSelector: {skiff.dev/gpu: a100, zone: \"\"}\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := p.Tasks[1].NodeSelector
+	if len(got) != 2 || got["skiff.dev/gpu"] != "a100" || got["zone"] != "" {
+		t.Fatalf("nodeSelector: %v", got)
+	}
+	_, err = ParseSkiff([]byte("name: p\ntasks:\n  - name: g\n    nodeSelector: {gpu: a100}\n    tasks:\n      - {name: s, command: [x]}\n"))
+	if err == nil || !strings.Contains(err.Error(), "remove nodeSelector") {
+		t.Fatalf("group with a nodeSelector: %v", err)
+	}
+	// Step fields on a group were once dropped unread.
+	for field, src := range map[string]string{"resources": "resources: {cpu: 1}", "retry": "retry: {limit: 2}", "timeout": "timeout: 1m", "cache": "cache: true"} {
+		_, err = ParseSkiff([]byte("name: p\ntasks:\n  - name: g\n    " + src + "\n    tasks:\n      - {name: s, command: [x]}\n"))
+		if err == nil || !strings.Contains(err.Error(), "remove "+field) {
+			t.Errorf("group with %s: %v", field, err)
 		}
 	}
 }

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestServer_NodeLabelRefusesBadUse: a malformed --node-label is a usage
+// error (exit 2) naming the flag and the bad pair, and the server leaves
+// its data dir untouched.
+func TestServer_NodeLabelRefusesBadUse(t *testing.T) {
+	for _, tc := range []struct {
+		labels []string
+		want   string
+	}{
+		{[]string{"gpu"}, `--node-label "gpu": want KEY=VALUE`},
+		{[]string{"-gpu=a100"}, `--node-label "-gpu=a100": label name`},
+		{[]string{"gpu=a 100"}, `--node-label "gpu=a 100": label gpu value`},
+		{[]string{"gpu=a100", "gpu=t4"}, `--node-label "gpu=t4": gpu is already "a100"`},
+	} {
+		dir := filepath.Join(t.TempDir(), "data")
+		args := []string{"server", "--listen", "127.0.0.1:0", "--no-auth"}
+		for _, l := range tc.labels {
+			args = append(args, "--node-label", l)
+		}
+		r := skiff(t, dir, args...)
+		if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.labels, r.code, r.stderr, tc.want)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "store")); err == nil {
+			t.Errorf("%v: the refused server created its store", tc.labels)
+		}
+	}
+}
+
+// TestRun_NodeSelectorOnAWorkstationWarns: a workstation run does not
+// place by node selectors; it says so for each task that has one (at any
+// depth) and runs the steps.
+func TestRun_NodeSelectorOnAWorkstationWarns(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "p.yaml")
+	src := "name: p\ntasks:\n  - {name: a, command: [echo, hi], nodeSelector: {gpu: a100}}\n  - name: g\n    tasks:\n      - {name: b, command: [echo, hi], nodeSelector: {zone: b}}\n"
+	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := skiff(t, t.TempDir(), "run", file)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	for _, want := range []string{"tasks[0].nodeSelector: this machine runs every step itself", "tasks[1].tasks[0].nodeSelector"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
+		}
+	}
+}
