@@ -18,18 +18,21 @@ import (
 const (
 	connRaft byte = 'R'
 	connRPC  byte = 'C'
+	// connBlob carries one blob transfer (blobs.go).
+	connBlob byte = 'B'
 )
 
 // muxHeaderTimeout bounds the wait for a connection's first byte.
 const muxHeaderTimeout = 5 * time.Second
 
 // Mux is the cluster port: it accepts connections and hands each to raft's
-// transport or to the node RPC by its first byte.
+// transport, to the node RPC or to the blob transfers by its first byte.
 type Mux struct {
 	ln        net.Listener
 	advertise net.Addr
 	raftCh    chan net.Conn
 	rpcCh     chan net.Conn
+	blobCh    chan net.Conn
 	closed    chan struct{}
 	closeOnce sync.Once
 	tls       *TLSConfig // nil: plain TCP
@@ -59,7 +62,7 @@ func ListenTLS(bind, advertise string, tc *TLSConfig) (*Mux, error) {
 		ln.Close()
 		return nil, fmt.Errorf("%w: advertise address %q: %w", ErrInvalidConfig, advertise, err)
 	}
-	m := &Mux{ln: ln, advertise: adv, raftCh: make(chan net.Conn), rpcCh: make(chan net.Conn), closed: make(chan struct{}), tls: tc}
+	m := &Mux{ln: ln, advertise: adv, raftCh: make(chan net.Conn), rpcCh: make(chan net.Conn), blobCh: make(chan net.Conn), closed: make(chan struct{}), tls: tc}
 	go m.acceptLoop()
 	return m, nil
 }
@@ -126,13 +129,22 @@ func (m *Mux) route(conn net.Conn) {
 	case connRaft:
 		ch = m.raftCh
 	case connRPC:
+	case connBlob:
+		ch = m.blobCh
 	default:
 		conn.Close()
 		return
 	}
+	var wait <-chan time.Time // nil: no limit
+	if b[0] == connBlob {
+		// A node that serves no blobs (none started) refuses them.
+		wait = time.After(muxHeaderTimeout)
+	}
 	select {
 	case ch <- conn:
 	case <-m.closed:
+		conn.Close()
+	case <-wait:
 		conn.Close()
 	}
 }

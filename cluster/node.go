@@ -60,6 +60,9 @@ type Info struct {
 	RaftAddr string         `json:"raft_addr"`
 	APIURL   string         `json:"api_url"`
 	Members  []store.Member `json:"members,omitempty"` // its raft configuration; empty on a fresh node
+	// Blobs is the node's replication figure (nil: it keeps no replicated
+	// blobs).
+	Blobs *BlobStatus `json:"blobs,omitempty"`
 }
 
 // MemberStatus is one member as seen from the node asked: its place in the
@@ -70,6 +73,7 @@ type MemberStatus struct {
 	Reachable bool             `json:"reachable"`
 	Error     string           `json:"error,omitempty"`
 	Status    store.RaftStatus `json:"status"`
+	Blobs     *BlobStatus      `json:"blobs,omitempty"`
 }
 
 // Node is this server's place in the cluster.
@@ -81,6 +85,7 @@ type Node struct {
 
 	mu        sync.Mutex
 	leaderURL map[string]string // leader id -> its API URL
+	blobs     *Blobs            // the replicated blob store, when NewBlobs made one
 	done      chan struct{}
 }
 
@@ -106,6 +111,13 @@ func (n *Node) Info() Info {
 		info.RaftAddr = n.mux.Addr()
 	}
 	info.Members, _ = n.st.Members()
+	n.mu.Lock()
+	b := n.blobs
+	n.mu.Unlock()
+	if b != nil {
+		st := b.Status()
+		info.Blobs = &st
+	}
 	return info
 }
 
@@ -257,7 +269,7 @@ func (n *Node) Members(ctx context.Context) ([]MemberStatus, error) {
 		out[i].Member = m
 		if m.ID == n.ID() {
 			info := n.Info()
-			out[i].Reachable, out[i].Status, out[i].APIURL = true, info.RaftStatus, info.APIURL
+			out[i].Reachable, out[i].Status, out[i].APIURL, out[i].Blobs = true, info.RaftStatus, info.APIURL, info.Blobs
 			continue
 		}
 		wg.Add(1)
@@ -268,7 +280,7 @@ func (n *Node) Members(ctx context.Context) ([]MemberStatus, error) {
 				out[i].Error = err.Error()
 				return
 			}
-			out[i].Reachable, out[i].Status, out[i].APIURL = true, info.RaftStatus, info.APIURL
+			out[i].Reachable, out[i].Status, out[i].APIURL, out[i].Blobs = true, info.RaftStatus, info.APIURL, info.Blobs
 		}()
 	}
 	wg.Wait()

@@ -185,7 +185,7 @@ func (CancelAssignment) Type() CommandType { return TypeCancelAssignment }
 // what a node's worker sends through another node or the API.
 func WorkerCommand(c Command) bool {
 	switch c.Type() {
-	case TypeRegisterNode, TypeHeartbeat, TypeReportExecution:
+	case TypeRegisterNode, TypeHeartbeat, TypeReportExecution, TypeRecordHolders:
 		return true
 	}
 	return false

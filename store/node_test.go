@@ -164,6 +164,7 @@ func FuzzApplyWorkerCommands(f *testing.F) {
 		{Heartbeat{NodeID: "n1", Epoch: 1, Time: t0}},
 		{ReportExecution{ExecutionID: "r1-0-1", NodeID: "n1", Epoch: 1, Started: true, Exit: exit, Time: t0}},
 		{MarkNodeDown{NodeID: "n1", Epoch: 1, LastHeartbeat: t0, Time: t0, Reason: "r"}, CancelAssignment{ExecutionID: "r1-0-1", Time: t0}},
+		{RecordHolders{NodeID: "n1", Add: []string{"sha256:" + strings.Repeat("ab", 32)}, Drop: []string{"sha256:../x"}, Time: t0}},
 	} {
 		data, err := EncodeCommands(cmds...)
 		if err != nil {

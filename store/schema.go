@@ -74,7 +74,15 @@ var (
 	bucketRunsCanceled = []byte("runs_canceled")
 )
 
-var allBuckets = [][]byte{bucketCache, bucketNodes, bucketAssignments, bucketAssignmentSpecs, bucketRunsCanceled, bucketMeta, bucketRuns, bucketPlans, bucketRunsByRequest, bucketRunsActive, bucketTasks,
+// Replicated blob store buckets (blobholders.go), created on open like
+// every bucket: a data dir from before them opens unchanged.
+var (
+	// bucketBlobHolders: digest ("sha256:<hex>") -> JSON holderRecord, the
+	// nodes that hold the blob, for every blob a node recorded.
+	bucketBlobHolders = []byte("blob_holders")
+)
+
+var allBuckets = [][]byte{bucketBlobHolders, bucketCache, bucketNodes, bucketAssignments, bucketAssignmentSpecs, bucketRunsCanceled, bucketMeta, bucketRuns, bucketPlans, bucketRunsByRequest, bucketRunsActive, bucketTasks,
 	bucketExperiments, bucketExperimentsByName, bucketTokens, bucketNamespaces, bucketRunMeta,
 	bucketPipelines, bucketPipelinesByName, bucketPipelineVersions, bucketRecurringRuns}
 

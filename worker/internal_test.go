@@ -1,8 +1,15 @@
 package worker
 
 import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/skiffml/skiff/engine/spec"
 	"github.com/skiffml/skiff/executors"
 	"github.com/skiffml/skiff/store"
 )
@@ -51,6 +58,48 @@ func TestChoosePrefersSelfOnTies(t *testing.T) {
 	used["b"] = usage{n: 1}
 	if n, _ := choose(nodes, used, w, "b"); n == nil || n.ID != "a" {
 		t.Fatalf("self busier: chose %v, want a", n)
+	}
+}
+
+type replicatorFunc func(ctx context.Context, digests []string) error
+
+func (f replicatorFunc) Replicate(ctx context.Context, digests []string) error {
+	return f(ctx, digests)
+}
+
+// TestReplicateThenReport: an exit is reported only after its outputs and
+// log were handed to the Replicator; a success whose blobs cannot be
+// replicated is reported failed, with the reason; a failure stays one.
+func TestReplicateThenReport(t *testing.T) {
+	out := &spec.ArtifactRef{Digest: "sha256:" + strings.Repeat("a", 64)}
+	logs := &spec.ArtifactRef{Digest: "sha256:" + strings.Repeat("b", 64)}
+	for name, c := range map[string]struct {
+		err      error
+		outcome  string
+		reported string
+	}{
+		"replicated":         {nil, store.OutcomeSucceeded, store.OutcomeSucceeded},
+		"not replicated":     {errors.New("no voter took it"), store.OutcomeSucceeded, store.OutcomeFailed},
+		"failed, not copied": {errors.New("no voter took it"), store.OutcomeFailed, store.OutcomeFailed},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var got []string
+			w := &Worker{cfg: Config{ReplicateTimeout: time.Minute, Replicator: replicatorFunc(func(_ context.Context, ds []string) error {
+				got = ds
+				return c.err
+			})}, log: slog.New(slog.DiscardHandler), wake: make(chan struct{}, 1)}
+			w.replicateThenReport(context.Background(), store.ReportExecution{ExecutionID: "r-0-1", Exit: &store.Exit{
+				Outcome: c.outcome, Outputs: map[string]spec.Value{"m": {Artifact: out}, "p": {Param: []byte("1")}}, Logs: logs}})
+			if want := []string{out.Digest, logs.Digest}; !slices.Equal(got, want) {
+				t.Fatalf("replicated %v, want %v", got, want)
+			}
+			if len(w.reports) != 1 || w.reports[0].Exit.Outcome != c.reported {
+				t.Fatalf("reports %+v", w.reports)
+			}
+			if c.reported != c.outcome && !strings.Contains(w.reports[0].Exit.Reason, "not replicated") {
+				t.Fatalf("reason %q", w.reports[0].Exit.Reason)
+			}
+		})
 	}
 }
 

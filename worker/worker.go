@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -33,6 +34,13 @@ type State interface {
 	Subscribe(limit int) *store.Subscription
 }
 
+// Replicator makes blobs durable beyond this node: it returns once a
+// majority of voters hold each digest and that is recorded (the
+// replicated blob store, cluster.Blobs).
+type Replicator interface {
+	Replicate(ctx context.Context, digests []string) error
+}
+
 // Config configures a Worker.
 type Config struct {
 	NodeID string
@@ -46,7 +54,15 @@ type Config struct {
 	State     State
 	// Heartbeat is how often the lease is renewed (Raft.WorkerHeartbeat).
 	Heartbeat time.Duration
-	Logger    *slog.Logger
+	// Replicator, when set, gets an execution's outputs and log before
+	// its exit is reported: a success is reported only once they are
+	// replicated (invariant 2), and becomes a failure when they cannot be
+	// within ReplicateTimeout. nil: outputs stay where the executor put
+	// them (a single node, or an S3 store every node shares).
+	Replicator Replicator
+	// ReplicateTimeout bounds the replication of one execution's outputs.
+	ReplicateTimeout time.Duration
+	Logger           *slog.Logger
 	// Now is the clock (nil = time.Now).
 	Now func() time.Time
 }
@@ -64,6 +80,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: State: required", ErrInvalidConfig)
 	case c.Heartbeat <= 0:
 		return fmt.Errorf("%w: Heartbeat: must be positive", ErrInvalidConfig)
+	case c.Replicator != nil && c.ReplicateTimeout <= 0:
+		return fmt.Errorf("%w: ReplicateTimeout: must be positive with a Replicator", ErrInvalidConfig)
 	}
 	return nil
 }
@@ -413,6 +431,10 @@ func (w *Worker) start(ctx context.Context, a store.Assignment, epoch uint64) {
 				delete(w.running, ev.ID)
 			}
 			w.mu.Unlock()
+			if w.cfg.Replicator != nil {
+				go w.replicateThenReport(ctx, r)
+				return
+			}
 		default:
 			return
 		}
@@ -422,6 +444,62 @@ func (w *Worker) start(ctx context.Context, a store.Assignment, epoch uint64) {
 		w.forget(a.ExecutionID)
 		fail(err.Error())
 	}
+}
+
+// failedReplicateTimeout bounds the copying of the log of an execution
+// that did not succeed (its report waits for it).
+const failedReplicateTimeout = 30 * time.Second
+
+// replicateThenReport replicates the blobs of exit report r, then queues
+// it. A success whose outputs could not be replicated is reported failed:
+// it must not be SUCCEEDED with its outputs on one node only.
+func (w *Worker) replicateThenReport(ctx context.Context, r store.ReportExecution) {
+	digests := exitDigests(r.Exit)
+	if len(digests) > 0 {
+		limit := w.cfg.ReplicateTimeout
+		if r.Exit.Outcome != store.OutcomeSucceeded {
+			// Only a success waits for its blobs; a failure's log is
+			// copied if it can be soon.
+			limit = min(limit, failedReplicateTimeout)
+		}
+		rctx, cancel := context.WithTimeout(ctx, limit)
+		err := w.cfg.Replicator.Replicate(rctx, digests)
+		cancel()
+		if err != nil && ctx.Err() != nil {
+			return // the worker stops; its next epoch ends the execution lost
+		}
+		if err != nil {
+			w.log.Warn("worker: outputs not replicated", "execution", r.ExecutionID, "err", err)
+			if r.Exit.Outcome == store.OutcomeSucceeded {
+				x := *r.Exit
+				x.Outcome, x.Reason = store.OutcomeFailed, fmt.Sprintf("outputs not replicated to a majority of nodes: %v", err)
+				if x.ExitCode == 0 {
+					x.ExitCode = -1
+				}
+				r.Exit = &x
+			}
+		}
+	}
+	w.queueReport(r)
+}
+
+// exitDigests lists the blobs an exit refers to: its output artifacts and
+// its log.
+func exitDigests(x *store.Exit) []string {
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(x.Outputs)) {
+		v := x.Outputs[name]
+		if v.Artifact != nil {
+			out = append(out, v.Artifact.Digest)
+		}
+		for _, a := range v.Artifacts {
+			out = append(out, a.Digest)
+		}
+	}
+	if x.Logs != nil {
+		out = append(out, x.Logs.Digest)
+	}
+	return out
 }
 
 // newWait records reason as execution id's latest waiting reason; false

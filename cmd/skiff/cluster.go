@@ -37,7 +37,7 @@ Examples:
 			},
 			{
 				Name:   "status",
-				Usage:  "show the leader and term, and each server's commit and applied index",
+				Usage:  "show the leader and term, and each server's commit and applied index and replicated blob figures (repairs pending, repaired, bytes sent and received)",
 				Flags:  []cli.Flag{output},
 				Action: func(c *cli.Context) error { return clusterShow(c, true) },
 			},
@@ -119,9 +119,9 @@ func clusterShow(c *cli.Context, status bool) error {
 			leader = "(none known)"
 		}
 		fmt.Fprintf(tw, "leader: %s\tterm: %d\tasked: %s\n\n", leader, term, ms.NodeID)
-		fmt.Fprintln(tw, "ID\tROLE\tCOMMIT\tAPPLIED\tSTALE")
+		fmt.Fprintln(tw, "ID\tROLE\tCOMMIT\tAPPLIED\tSTALE\tBLOBS PENDING\tREPAIRED\tSENT\tRECEIVED")
 		for _, m := range ms.Members {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%v\n", m.ID, role(m), m.Status.CommitIndex, m.Status.AppliedIndex, m.Status.Stale)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%v\t%s\n", m.ID, role(m), m.Status.CommitIndex, m.Status.AppliedIndex, m.Status.Stale, blobFigures(m.Blobs))
 		}
 		return tw.Flush()
 	}
@@ -134,6 +134,16 @@ func clusterShow(c *cli.Context, status bool) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\t%d\n", m.ID, m.RaftAddr, m.APIURL, role(m), m.Voter, contact, m.Status.AppliedIndex)
 	}
 	return tw.Flush()
+}
+
+// blobFigures is a member's replicated blob store figures: blobs it
+// should hold and lacks (repair pending), blobs repaired, stored bytes
+// sent and received; "-" for a member that keeps none (S3, unreachable).
+func blobFigures(b *cluster.BlobStatus) string {
+	if b == nil {
+		return "-\t-\t-\t-"
+	}
+	return fmt.Sprintf("%d\t%d\t%s\t%s", b.Pending, b.Repaired, byteSize(b.BytesSent), byteSize(b.BytesReceived))
 }
 
 // role is a member's raft state in lower case, or "unreachable".

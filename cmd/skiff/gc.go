@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/skiffml/skiff/cluster"
 	"github.com/skiffml/skiff/store"
 	"github.com/skiffml/skiff/store/blob"
 	"github.com/skiffml/skiff/store/blob/gc"
@@ -172,11 +173,19 @@ func serverGCFlags() []cli.Flag {
 // returns its stop. Only the leader collects, after checking that it still
 // leads, so the references it reads are the cluster's latest: a follower
 // behind the log must not judge which blobs are unreferenced.
-func startServerGC(ctx context.Context, c *cli.Context, n *node) (func(), error) {
+func startServerGC(ctx context.Context, c *cli.Context, n *node, repl *cluster.Blobs) (func(), error) {
 	every := c.Duration("gc-interval")
 	cfg, err := gcConfig(c, n.store, n.blobs, n.log)
 	if err != nil || every <= 0 {
 		return func() {}, err
+	}
+	// With replicated blobs each node keeps its own copies: every node
+	// collects them (and records what it dropped); run retention stays
+	// the leader's.
+	local := cfg
+	local.KeepRuns = nil
+	if repl != nil {
+		cfg.Dropped, local.Dropped = repl.Dropped, repl.Dropped
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -190,10 +199,14 @@ func startServerGC(ctx context.Context, c *cli.Context, n *node) (func(), error)
 				return
 			case <-tick.C:
 			}
+			run := cfg
 			if !n.store.IsLeader() || n.store.VerifyLeader(ctx) != nil {
-				continue
+				if repl == nil {
+					continue
+				}
+				run = local
 			}
-			if _, err := gc.Collect(ctx, cfg); err != nil && ctx.Err() == nil {
+			if _, err := gc.Collect(ctx, run); err != nil && ctx.Err() == nil {
 				n.log.Error("gc", "err", err)
 			}
 		}

@@ -29,6 +29,7 @@ import (
 	"github.com/skiffml/skiff/executors/local"
 	"github.com/skiffml/skiff/executors/sim"
 	"github.com/skiffml/skiff/store"
+	"github.com/skiffml/skiff/store/blob"
 	"github.com/skiffml/skiff/ui"
 	"github.com/skiffml/skiff/worker"
 )
@@ -305,13 +306,17 @@ func serverAction(c *cli.Context) error {
 	})
 	stopFollow := le.Follow()
 	defer stopFollow()
-	stopGC, err := startServerGC(ctx, c, n)
+	member.Serve()
+	repl, err := startBlobReplication(ctx, c, n, member, cs, reg)
+	if err != nil {
+		return err
+	}
+	stopGC, err := startServerGC(ctx, c, n, repl)
 	if err != nil {
 		return err
 	}
 	defer stopGC()
-	member.Serve()
-	stopWorker, err := runWorker(n, member, self, cs)
+	stopWorker, err := runWorker(n, member, self, cs, repl)
 	if err != nil {
 		return err
 	}
@@ -377,9 +382,13 @@ func serverAction(c *cli.Context) error {
 // runWorker runs this server's worker until the returned stop is called:
 // it registers the node with its executors and capacity, heartbeats, and
 // runs what the leader assigns to it.
-func runWorker(n *node, member *cluster.Node, apiURL string, rc *clusterSetup) (stop func(), err error) {
-	w, err := worker.New(worker.Config{NodeID: n.store.ID(), APIURL: apiURL, Capacity: n.local.Capacity(), Labels: rc.labels,
-		Executors: n.execs, Proposer: workerProposer{member}, State: n.store, Heartbeat: rc.raft.WorkerHeartbeat, Logger: n.log})
+func runWorker(n *node, member *cluster.Node, apiURL string, rc *clusterSetup, repl *cluster.Blobs) (stop func(), err error) {
+	wcfg := worker.Config{NodeID: n.store.ID(), APIURL: apiURL, Capacity: n.local.Capacity(), Labels: rc.labels,
+		Executors: n.execs, Proposer: workerProposer{member}, State: n.store, Heartbeat: rc.raft.WorkerHeartbeat, Logger: n.log}
+	if repl != nil {
+		wcfg.Replicator, wcfg.ReplicateTimeout = repl, replicateTimeout
+	}
+	w, err := worker.New(wcfg)
 	if err != nil {
 		return nil, err
 	}
@@ -393,6 +402,33 @@ func runWorker(n *node, member *cluster.Node, apiURL string, rc *clusterSetup) (
 	}()
 	var once sync.Once
 	return func() { once.Do(func() { cancel(); <-done }) }, nil
+}
+
+// replicateTimeout bounds the replication of one execution's outputs
+// (a transfer that stalls ends sooner, after BlobsConfig.IdleTimeout).
+const replicateTimeout = 30 * time.Minute
+
+// startBlobReplication starts the replicated blob store of a cluster
+// server whose artifacts are kept on the nodes' disks (not in S3, which
+// every node reaches already): nil for a cluster of one or an S3 store.
+func startBlobReplication(ctx context.Context, c *cli.Context, n *node, member *cluster.Node, cs *clusterSetup, reg prometheus.Registerer) (*cluster.Blobs, error) {
+	if cs.mux == nil {
+		return nil, nil
+	}
+	if _, shared := n.blobs.Backend().(blob.WholeObjects); shared {
+		return nil, nil
+	}
+	bcfg := cluster.DefaultBlobsConfig()
+	bcfg.RepairInterval, bcfg.Registerer, bcfg.Logger = c.Duration("blob-repair-interval"), reg, n.log
+	if err := bcfg.Validate(); err != nil {
+		return nil, usageError("--blob-repair-interval: %v", err)
+	}
+	b, err := cluster.NewBlobs(bcfg, member, n.blobs)
+	if err != nil {
+		return nil, err
+	}
+	b.Serve(ctx)
+	return b, nil
 }
 
 // workerProposer sends the worker's commands through the leader.

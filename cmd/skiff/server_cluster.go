@@ -29,6 +29,7 @@ func clusterFlags() []cli.Flag {
 		&cli.StringFlag{Name: "node-id", Usage: "this server's cluster `ID` (default: generated once and kept in the data dir)"},
 		&cli.DurationFlag{Name: "worker-heartbeat", Value: store.DefaultRaftConfig().WorkerHeartbeat, Usage: "how often this server's worker renews its lease (one command per node)"},
 		&cli.DurationFlag{Name: "node-ttl", Value: store.DefaultRaftConfig().NodeTTL, Usage: "a worker not heard from for this `DURATION` is declared down by the leader; what it ran is lost and runs again elsewhere (at least twice --worker-heartbeat)"},
+		&cli.DurationFlag{Name: "blob-repair-interval", Value: cluster.DefaultBlobsConfig().RepairInterval, Usage: "how often this server fetches the artifacts and logs it should hold and lacks (it came back, or a holder left); 0 never"},
 		&cli.StringSliceFlag{Name: "node-label", Usage: "a label `KEY=VALUE` of this server's worker (repeatable); a step with nodeSelector runs only on workers whose labels include every pair of it"},
 		&cli.StringFlag{Name: "cluster-tls-cert", EnvVars: []string{"SKIFF_CLUSTER_TLS_CERT"}, Usage: "this server's certificate `FILE` (PEM) for mutual TLS on the cluster port; signed by --cluster-tls-ca, for both server and client auth"},
 		&cli.StringFlag{Name: "cluster-tls-key", EnvVars: []string{"SKIFF_CLUSTER_TLS_KEY"}, Usage: "private key `FILE` (PEM) of --cluster-tls-cert"},

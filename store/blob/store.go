@@ -62,6 +62,7 @@ type Store struct {
 	maxEntrySize int64
 	be           Backend
 	disk         *disk // be, when it is the local directory; else nil
+	fetch        fetchHook
 }
 
 // Open opens (creating if needed) the store rooted at dir, with
@@ -330,13 +331,23 @@ func fileKind(m fs.FileMode) string {
 
 // Open returns the uncompressed bytes of the blob with digest. The reader
 // verifies the digest: at EOF, a mismatch returns an error wrapping
-// ErrCorrupt instead of io.EOF. A missing blob is ErrNotFound.
+// ErrCorrupt instead of io.EOF. A missing blob is fetched with the
+// store's Fetcher (SetFetcher) when it has one, else ErrNotFound.
 func (s *Store) Open(ctx context.Context, digest string) (io.ReadCloser, error) {
 	h, err := parseDigest(digest)
 	if err != nil {
 		return nil, fmt.Errorf("blob: open: %w", err)
 	}
 	f, err := s.be.Open(ctx, h)
+	if errors.Is(err, ErrNotFound) {
+		// Not here: a cluster node fetches it from one that holds it.
+		var fetched bool
+		if fetched, err = s.fetchMissing(ctx, digest); fetched {
+			f, err = s.be.Open(ctx, h)
+		} else if err == nil {
+			err = ErrNotFound
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("blob: open %s: %w", digest, err)
 	}

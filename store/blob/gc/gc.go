@@ -32,6 +32,10 @@ type Config struct {
 	Grace time.Duration
 	// DryRun reports what would be deleted and deletes nothing.
 	DryRun bool
+	// Dropped, when set, is told the blobs a collection deleted, after it
+	// deleted them: a cluster node records that it no longer holds them
+	// (cluster.Blobs.Dropped), so that repair does not fetch them again.
+	Dropped func(ctx context.Context, digests []string) error
 	// Now is the clock (time.Now when nil).
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -153,6 +157,15 @@ func Collect(ctx context.Context, cfg Config) (Report, error) {
 		}
 		rep.Blobs = append(rep.Blobs, info)
 		rep.BytesFreed += info.Size
+	}
+	if cfg.Dropped != nil && !cfg.DryRun && len(rep.Blobs) > 0 {
+		ds := make([]string, len(rep.Blobs))
+		for i, b := range rep.Blobs {
+			ds[i] = b.Digest
+		}
+		if err := cfg.Dropped(ctx, ds); err != nil {
+			return rep, fmt.Errorf("gc: %w", err)
+		}
 	}
 	cfg.Logger.Info("gc", "dry_run", cfg.DryRun, "runs", len(rep.Runs), "blobs", len(rep.Blobs),
 		"bytes_freed", rep.BytesFreed, "referenced", rep.Referenced, "young", rep.Young)
