@@ -21,8 +21,8 @@ import (
 	"github.com/skiffml/skiff/engine"
 	"github.com/skiffml/skiff/engine/spec"
 	"github.com/skiffml/skiff/executors"
-	"github.com/skiffml/skiff/store"
 	"github.com/skiffml/skiff/executors/launch"
+	"github.com/skiffml/skiff/store"
 	"github.com/skiffml/skiff/store/blob"
 )
 
