@@ -3,12 +3,17 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/skiffml/skiff/api"
 	"github.com/skiffml/skiff/engine/spec"
+	"github.com/skiffml/skiff/executors"
 	"github.com/skiffml/skiff/executors/launch"
 	"github.com/skiffml/skiff/store"
 )
@@ -159,3 +164,79 @@ func TestLaunch_NoKeysRefusesEverything(t *testing.T) {
 }
 
 var _ = store.DefaultNamespace
+
+// TestLaunch_RunAgainstTheAPI runs launch.Run in this process against the
+// API: the input comes through the token, the outputs and the log go up,
+// and the signed report carries them.
+func TestLaunch_RunAgainstTheAPI(t *testing.T) {
+	keys := launch.RandomKeys()
+	h := newHarness(t, harnessOpts{sim: slowSim(), launchKeys: keys})
+	in := putBlob(t, h, "hello\n")
+	_, c := launchSetup(t, h, "team-a")
+	c.Inputs = []string{in}
+	root := t.TempDir()
+	s := &launch.Spec{Execution: c.Execution, Root: root,
+		Command: []string{"/bin/sh", "-c", `cd "$0" && tr a-z A-Z < inputs/data > outputs/model && echo 0.75 > outputs/acc && echo ran; echo "token:${SKIFF_LAUNCH_TOKEN}"`, root},
+		Inputs:  []executors.ArtifactInput{{Name: "data", Ref: spec.ArtifactRef{Digest: in}}},
+		Outputs: []executors.OutputSpec{{Name: "model", Type: spec.TypeModel}, {Name: "acc", Type: spec.TypeFloat}},
+	}
+	term := filepath.Join(t.TempDir(), "termination")
+	t.Setenv(launch.EnvToken, "must-not-leak") // the step must not see it
+	var out bytes.Buffer
+	code, err := launch.Run(context.Background(), launch.Config{
+		Spec: s, Client: &launch.Client{Base: h.http.URL, Token: mint(t, keys, c)},
+		CacheDir: t.TempDir(), TerminationPath: term, Stdout: &out,
+	})
+	if err != nil || code != 0 {
+		t.Fatalf("launch: code %d, err %v; output %s", code, err, out.String())
+	}
+	if out.String() != "ran\ntoken:\n" {
+		t.Fatalf("step output %q (the step must not see SKIFF_LAUNCH_*)", out.String())
+	}
+	msg, err := os.ReadFile(term)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, ok := launch.ParseTermination(string(msg))
+	if !ok || !keys.CheckReport(c.Execution, rc.Digest, rc.Signature) {
+		t.Fatalf("termination message %q", msg)
+	}
+	var rep launch.Report
+	rd, err := h.blobs.Open(context.Background(), rc.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	if err := json.NewDecoder(rd).Decode(&rep); err != nil {
+		t.Fatal(err)
+	}
+	if string(rep.Outputs["acc"].Param) != "0.75" || rep.Outputs["model"].Artifact == nil || rep.Logs == nil {
+		t.Fatalf("report %+v", rep)
+	}
+	m, err := h.blobs.Open(context.Background(), rep.Outputs["model"].Artifact.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if b, _ := io.ReadAll(m); string(b) != "HELLO\n" {
+		t.Fatalf("model %q", b)
+	}
+}
+
+// TestLaunch_RunReportsAMissingOutput: a step that exits 0 without writing
+// an output fails, and the report says which.
+func TestLaunch_RunReportsAMissingOutput(t *testing.T) {
+	t.Parallel()
+	keys := launch.RandomKeys()
+	h := newHarness(t, harnessOpts{sim: slowSim(), launchKeys: keys})
+	_, c := launchSetup(t, h, "team-a")
+	s := &launch.Spec{Execution: c.Execution, Root: t.TempDir(), Command: []string{"/bin/true"},
+		Outputs: []executors.OutputSpec{{Name: "model", Type: spec.TypeModel}}}
+	var out bytes.Buffer
+	code, err := launch.Run(context.Background(), launch.Config{
+		Spec: s, Client: &launch.Client{Base: h.http.URL, Token: mint(t, keys, c)}, CacheDir: t.TempDir(), Stdout: &out,
+	})
+	if code != 1 || err == nil || !strings.Contains(err.Error(), `output "model": missing`) {
+		t.Fatalf("code %d, err %v", code, err)
+	}
+}
