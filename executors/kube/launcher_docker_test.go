@@ -408,4 +408,3 @@ func runWall(ts []store.Task) time.Duration {
 	}
 	return last.Sub(first).Round(time.Millisecond)
 }
-
