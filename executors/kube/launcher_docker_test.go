@@ -408,3 +408,6 @@ func runWall(ts []store.Task) time.Duration {
 	}
 	return last.Sub(first).Round(time.Millisecond)
 }
+
+// The engine deletes the kube executor's orphans after a resume.
+var _ engine.OrphanDeleter = (*kube.Executor)(nil)
