@@ -179,7 +179,9 @@ func (e *Executor) onPod(obj any, deleted bool) {
 		return
 	}
 	x := e.lookup(pod.Annotations[AnnotationExecution])
-	if x == nil || x.pod.Name != pod.Name {
+	// The pod's name, from the immutable id: x.pod is observe's, under
+	// x.mu.
+	if x == nil || PodName(x.spec.ID) != pod.Name {
 		return
 	}
 	x.observe(pod, deleted)
