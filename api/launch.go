@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/skiffml/skiff/executors"
 	"github.com/skiffml/skiff/executors/launch"
 )
 
@@ -37,7 +38,11 @@ func init() {
 // maxReportBytes bounds a report's JSON (parameters are inline in it).
 const maxReportBytes = 8 << 20
 
-// launchUploads is, per execution, the digests its launcher uploaded.
+// launchUploads is, per execution, the digests its launcher uploaded. It
+// is this process's memory, not the store's: a launcher whose uploads and
+// report reach different servers (a failover between them) has its report
+// refused, and its step fails (and is retried by its retry policy). An
+// execution that never reports leaves its entry until the process ends.
 type launchUploads struct {
 	mu  sync.Mutex
 	set map[string]map[string]bool
@@ -128,7 +133,12 @@ func (s *Server) launchBlob(w http.ResponseWriter, r *http.Request, c launch.Cla
 }
 
 func (s *Server) launchUpload(w http.ResponseWriter, r *http.Request, c launch.Claims) error {
-	ref, err := s.cfg.Blobs.Put(r.Context(), r.Body)
+	body := http.MaxBytesReader(w, r.Body, executors.DefaultMaxOutputBytes)
+	ref, err := s.cfg.Blobs.Put(r.Context(), body)
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return badRequest("upload: larger than %d bytes, the limit of one output", tooBig.Limit)
+	}
 	if err != nil {
 		return err
 	}
