@@ -54,7 +54,7 @@ SKIFF_LAUNCH_ variables.`,
 			if term == "" {
 				term = launch.DefaultTerminationPath
 			}
-			cache, err := os.MkdirTemp("", "skiff-launch-")
+			cache, err := launchCacheDir()
 			if err != nil {
 				return err
 			}
@@ -72,6 +72,18 @@ SKIFF_LAUNCH_ variables.`,
 			return nil
 		},
 	}
+}
+
+// launchCacheDir is a new directory for the launcher's blobs and log:
+// beside the installed binary (the pod's launcher emptyDir, there in any
+// image), else under the temp dir.
+func launchCacheDir() (string, error) {
+	if self, err := os.Executable(); err == nil {
+		if d, err := os.MkdirTemp(filepath.Dir(self), ".launch-"); err == nil {
+			return d, nil
+		}
+	}
+	return os.MkdirTemp("", "skiff-launch-")
 }
 
 // installSelf copies the running binary to dst (a temp name, then a
