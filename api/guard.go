@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/skiffml/skiff/executors/launch"
 )
 
 // AnyHost in Config.AllowedHosts accepts every Host header (a server behind
@@ -41,6 +43,8 @@ func (s *Server) guard(r *http.Request) *Error {
 	want := "application/json"
 	if uploadPaths[r.URL.Path] {
 		want = "multipart/form-data"
+	} else if r.URL.Path == launch.PathBlobs {
+		want = "application/octet-stream"
 	}
 	if ct == "" && r.ContentLength == 0 && want == "application/json" {
 		return nil // no body at all (:terminate, :retry, ...)

@@ -17,6 +17,7 @@ import (
 	"github.com/skiffml/skiff/api"
 	"github.com/skiffml/skiff/engine"
 	"github.com/skiffml/skiff/executors"
+	"github.com/skiffml/skiff/executors/launch"
 	"github.com/skiffml/skiff/executors/local"
 	"github.com/skiffml/skiff/executors/sim"
 	"github.com/skiffml/skiff/store"
@@ -33,6 +34,7 @@ type harness struct {
 	http  *httptest.Server
 	reg   *prometheus.Registry
 	admin string // token for every namespace
+	blobs *blob.Store
 }
 
 type harnessOpts struct {
@@ -42,6 +44,7 @@ type harnessOpts struct {
 	// defaultExecutor runs tasks that name none; "" = sim.
 	defaultExecutor string
 	allowedHosts    []string // api.Config.AllowedHosts
+	launchKeys      *launch.Keys
 }
 
 func newHarness(t testing.TB, o harnessOpts) *harness {
@@ -81,13 +84,14 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	srv, err := api.New(api.Config{
 		Store: st, Engine: eng, Blobs: blobs, DefaultExecutor: o.defaultExecutor, DisabledExecutors: []string{"local"},
 		NoAuth: o.noAuth, AllowedHosts: o.allowedHosts, Registerer: reg, Gatherer: reg, Version: "test", Clock: o.clock,
+		LaunchKeys: o.launchKeys,
 	}, events)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv.SetReady(true)
 	hs := httptest.NewServer(srv)
-	h := &harness{t: t, st: st, eng: eng, srv: srv, http: hs, reg: reg}
+	h := &harness{t: t, st: st, eng: eng, srv: srv, http: hs, reg: reg, blobs: blobs}
 	t.Cleanup(func() {
 		hs.CloseClientConnections()
 		hs.Close()

@@ -21,6 +21,7 @@ import (
 	"github.com/skiffml/skiff/engine"
 	"github.com/skiffml/skiff/engine/spec"
 	"github.com/skiffml/skiff/executors"
+	"github.com/skiffml/skiff/executors/launch"
 	"github.com/skiffml/skiff/store"
 	"github.com/skiffml/skiff/store/blob"
 )
@@ -75,6 +76,11 @@ type Config struct {
 	// the leader (elections included). 0 = the defaults.
 	MaxIndexWait   time.Duration
 	ForwardTimeout time.Duration
+
+	// LaunchKeys checks the tokens of in-pod launchers (the kube
+	// executor mints them with the same keys); nil = the launch routes
+	// refuse every request.
+	LaunchKeys *launch.Keys
 }
 
 // Engine is what the API asks of the engine (*engine.Engine has it).
@@ -113,6 +119,8 @@ type Server struct {
 	schedMu sync.Mutex
 	// forwardTransport carries requests forwarded to the leader.
 	forwardTransport http.RoundTripper
+	// launched tracks what each launcher uploaded (launch.go).
+	launched launchUploads
 }
 
 // New returns a server. Events, when non-nil, is the run-change feed

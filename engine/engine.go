@@ -354,6 +354,7 @@ func (e *Engine) Resume(ctx context.Context, ids ...string) ([]string, error) {
 	for _, id := range out {
 		e.post(activate{runID: id})
 	}
+	e.deleteOrphans()
 	return out, nil
 }
 

@@ -656,6 +656,14 @@ func (e *Engine) onEvent(ev executors.Event, b *batch) {
 	switch ev.Kind {
 	case executors.EventStarted:
 		e.m.started.Inc()
+	case executors.EventWaiting:
+		// Not durable: the reason goes to the update feed (API events,
+		// UI, progress), not into the store.
+		if !ref.run.gone() && ev.Reason != "" {
+			r := ref.run
+			b.update(durable, Update{RunID: r.id, Task: ref.task, Name: r.sched.Name(ref.task), TaskState: spec.TaskRunning,
+				Attempt: ref.attempt, Reason: "waiting: " + ev.Reason, Time: e.now().UTC()})
+		}
 	case executors.EventExited:
 		delete(e.inflight, ev.ID)
 		if ref.run.gone() {

@@ -15,6 +15,8 @@ import (
 
 	"github.com/skiffml/skiff/executors"
 	"github.com/skiffml/skiff/executors/kube"
+	"github.com/skiffml/skiff/executors/launch"
+	"github.com/skiffml/skiff/store/blob"
 )
 
 // kubeStartTimeout bounds how long startup waits for the API server.
@@ -37,12 +39,42 @@ func kubeFlags() []cli.Flag {
 			Usage: "service `ACCOUNT` the pods run as (default: none, and no API token in the pod)"},
 		&cli.StringFlag{Name: "kube-default-image", EnvVars: []string{"SKIFF_KUBE_DEFAULT_IMAGE"},
 			Usage: "`IMAGE` of steps that name none"},
+		&cli.StringFlag{Name: "kube-launcher-image", EnvVars: []string{"SKIFF_KUBE_LAUNCHER_IMAGE"},
+			Usage: "Skiff `IMAGE` (make image) whose /bin/skiff an init container copies into pods of steps that move artifacts; skiff server only (without it such steps are refused)"},
+		&cli.StringFlag{Name: "kube-launcher-api", EnvVars: []string{"SKIFF_KUBE_LAUNCHER_API"},
+			Usage: "`URL` of this server's API as pods reach it (required with --kube-launcher-image)"},
+		&cli.StringFlag{Name: "kube-launcher-key-file", EnvVars: []string{"SKIFF_KUBE_LAUNCHER_KEY_FILE"},
+			Usage: "`FILE` of at least 32 bytes: the key of the launchers' per-execution tokens; every server of a cluster needs the same (default: a key of this process's own, so pods started before a restart or failover fail their report)"},
 	}
+}
+
+// kubeLauncher is the launcher of a server's kube executor (nil when no
+// launcher image is set), with the keys of its tokens.
+func kubeLauncher(c *cli.Context, blobs *blob.Store) (*kube.Launcher, *launch.Keys, error) {
+	img := kubeOpt(c, "kube-launcher-image")
+	if img == "" {
+		return nil, nil, nil
+	}
+	url := kubeOpt(c, "kube-launcher-api")
+	if url == "" {
+		return nil, nil, fmt.Errorf("--kube-launcher-image needs --kube-launcher-api: the URL pods reach this server's API at")
+	}
+	keys := launch.RandomKeys()
+	if f := kubeOpt(c, "kube-launcher-key-file"); f != "" {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--kube-launcher-key-file: %w", err)
+		}
+		if keys, err = launch.NewKeys(data); err != nil {
+			return nil, nil, fmt.Errorf("--kube-launcher-key-file %s: %w", f, err)
+		}
+	}
+	return &kube.Launcher{Image: img, API: url, Keys: keys, Blobs: blobs}, keys, nil
 }
 
 // openKube makes the kube executor when a kubeconfig is given (nil, nil
 // otherwise).
-func openKube(c *cli.Context, log *slog.Logger) (*kube.Executor, error) {
+func openKube(c *cli.Context, log *slog.Logger, l *kube.Launcher) (*kube.Executor, error) {
 	path := kubeOpt(c, "kubeconfig")
 	if path == "" {
 		return nil, nil
@@ -69,6 +101,7 @@ func openKube(c *cli.Context, log *slog.Logger) (*kube.Executor, error) {
 	cfg.GPUResource = kubeOpt(c, "kube-gpu-resource")
 	cfg.ServiceAccount = kubeOpt(c, "kube-service-account")
 	cfg.DefaultImage = kubeOpt(c, "kube-default-image")
+	cfg.Launcher = l
 	ctx, cancel := context.WithTimeout(c.Context, kubeStartTimeout)
 	defer cancel()
 	x, err := kube.New(ctx, cfg)
@@ -99,10 +132,11 @@ func kubeOpt(c *cli.Context, name string) string {
 	return v
 }
 
-// addKube appends the kube executor to execs when one is configured; the
-// returned func closes it (call it before the store closes).
-func addKube(c *cli.Context, log *slog.Logger, execs []executors.Executor) ([]executors.Executor, func(), error) {
-	x, err := openKube(c, log)
+// addKube appends the kube executor to execs when one is configured, with
+// launcher l (nil: steps that move artifacts are refused); the returned
+// func closes it (call it before the store closes).
+func addKube(c *cli.Context, log *slog.Logger, execs []executors.Executor, l *kube.Launcher) ([]executors.Executor, func(), error) {
+	x, err := openKube(c, log, l)
 	if err != nil || x == nil {
 		return execs, func() {}, err
 	}

@@ -71,6 +71,7 @@ Start with:  skiff run examples/iris/pipeline.yaml`,
 			storeCommand(),
 			gcCommand(),
 			completionCommand(),
+			launchCommand(),
 		},
 		Version:        version(),
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints errors and picks the exit code

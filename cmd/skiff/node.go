@@ -16,6 +16,7 @@ import (
 	"github.com/skiffml/skiff/engine"
 	"github.com/skiffml/skiff/executors"
 	"github.com/skiffml/skiff/executors/docker"
+	"github.com/skiffml/skiff/executors/launch"
 	"github.com/skiffml/skiff/executors/local"
 	"github.com/skiffml/skiff/executors/sim"
 	"github.com/skiffml/skiff/store"
@@ -43,6 +44,9 @@ type node struct {
 	// events carries the engine's updates to the API's event stream (the
 	// web UI's live pages) on the data dir's socket.
 	events *api.Events
+	// launchKeys check the kube launchers' tokens (a server with a
+	// launcher image); nil otherwise.
+	launchKeys *launch.Keys
 	// closers run (last first) before the store closes.
 	closers []func()
 	// unserve stops serving the data dir's socket; leftover holds the runs
@@ -118,7 +122,7 @@ func openNode(c *cli.Context, opts nodeOptions) (*node, error) {
 	} else {
 		log.Debug("docker executor not available", "err", err)
 	}
-	execs, closeKube, err := addKube(c, log, execs)
+	execs, closeKube, err := addKube(c, log, execs, nil) // the launcher needs a server's API
 	if err != nil {
 		st.Close()
 		return nil, err

@@ -193,7 +193,12 @@ func openServerNode(c *cli.Context, dir string, cs *clusterSetup, reg prometheus
 	// The engine runs on the leader and places executions on the workers
 	// (every server runs one: serverAction): its executors are the
 	// dispatcher's, one per kind this node offers.
-	execs, closeKube, err := addKube(c, log, execs)
+	launcher, keys, err := kubeLauncher(c, n.blobs)
+	if err != nil {
+		return fail(err)
+	}
+	n.launchKeys = keys
+	execs, closeKube, err := addKube(c, log, execs, launcher)
 	if err != nil {
 		return fail(err)
 	}
@@ -286,6 +291,7 @@ func serverAction(c *cli.Context) error {
 		Store: n.store, Engine: le, Blobs: n.blobs, Cluster: member, OnLeave: stop,
 		DefaultExecutor: c.String("default-executor"), DisabledExecutors: []string{"local"},
 		NoAuth: c.Bool("no-auth"), AllowedHosts: hosts, Registerer: reg, Gatherer: reg, Logger: n.log, Version: serverVersion,
+		LaunchKeys: n.launchKeys,
 	}, events)
 	if err != nil {
 		return err

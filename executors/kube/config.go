@@ -63,6 +63,9 @@ type Config struct {
 	// KeepPods leaves finished pods in the cluster (for debugging); by
 	// default a pod is deleted once its end is reported.
 	KeepPods bool
+	// Launcher runs the steps that move artifacts or output parameters
+	// (nil = such steps are refused).
+	Launcher *Launcher
 	Logger   *slog.Logger     // nil = discard
 	Clock    func() time.Time // nil = time.Now
 }
@@ -118,6 +121,11 @@ func (c Config) Validate() error {
 	}
 	if c.GracePeriod < 0 {
 		bad("GracePeriod", "must not be negative, got %s", c.GracePeriod)
+	}
+	if c.Launcher != nil {
+		if err := c.Launcher.validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.ImagePullTimeout < 0 {
 		bad("ImagePullTimeout", "must not be negative, got %s", c.ImagePullTimeout)

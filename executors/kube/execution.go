@@ -157,7 +157,13 @@ func (x *execution) observe(pod *corev1.Pod, deleted bool) {
 			evs = append(evs, executors.Event{Kind: executors.EventWaiting, Reason: reason})
 		}
 	}
+	launched := final != nil && !x.canceled && !x.timedOut && terminal(p) && needsLauncher(x.spec)
 	x.mu.Unlock()
+	if launched {
+		ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+		*final = x.e.withReport(ctx, x.spec, p, *final)
+		cancel()
+	}
 	for _, ev := range evs {
 		ev.ID, ev.Time = x.spec.ID, now
 		x.report(ev)

@@ -110,14 +110,6 @@ func (e *Executor) Namespace() string { return e.cfg.Namespace }
 // Start builds the pod (a bad spec or kubernetes setting is rejected here,
 // naming the field) and creates it in the background.
 func (e *Executor) Start(ctx context.Context, s *executors.Spec, report func(executors.Event)) error {
-	if s != nil && (len(s.Inputs) > 0 || len(s.Outputs) > 0) {
-		what := "inputs"
-		if len(s.Inputs) == 0 {
-			what = "outputs"
-		}
-		return fmt.Errorf("kube: start %q: %w", s.ID, executors.BadSpec(
-			"%s: the kube executor does not move artifacts or output parameters yet (the in-pod launcher is not built): run this step with the local or docker executor", what))
-	}
 	pod, err := BuildPod(e.cfg, s)
 	if err != nil {
 		id := ""
@@ -187,7 +179,9 @@ func (e *Executor) onPod(obj any, deleted bool) {
 		return
 	}
 	x := e.lookup(pod.Annotations[AnnotationExecution])
-	if x == nil || x.pod.Name != pod.Name {
+	// The pod's name, from the immutable id: x.pod is observe's, under
+	// x.mu.
+	if x == nil || PodName(x.spec.ID) != pod.Name {
 		return
 	}
 	x.observe(pod, deleted)

@@ -115,7 +115,7 @@ func (b *podBuilder) build() (*corev1.Pod, error) {
 	for _, step := range []func() error{
 		b.metadata, b.secrets, b.configMaps, b.fieldPaths, b.pvcs, b.emptyDirs,
 		b.ephemeral, b.sharedMemory, b.scheduling, b.affinity, b.pullSettings,
-		b.securityContext, b.claims, b.initContainers,
+		b.securityContext, b.claims, b.initContainers, b.launcher,
 	} {
 		if err := step(); err != nil {
 			return nil, err

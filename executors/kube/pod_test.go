@@ -13,6 +13,7 @@ import (
 
 	"github.com/skiffml/skiff/engine/spec"
 	"github.com/skiffml/skiff/executors"
+	"github.com/skiffml/skiff/executors/launch"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden pod specs in testdata/pods")
@@ -25,6 +26,20 @@ func baseSpec() *executors.Spec {
 		Image: "python:3.12", Command: []string{"python", "-c"}, Args: []string{"print('hi')"},
 		Env: []spec.EnvVar{{Name: "LR", Value: "0.1"}},
 	}
+}
+
+// withLauncher gives s an input artifact and outputs, and c a launcher
+// with a fixed key and clock, so that the token in the pod is fixed.
+func withLauncher(s *executors.Spec, c *Config) {
+	keys, err := launch.NewKeys([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		panic(err)
+	}
+	c.Launcher = &Launcher{Image: "skiff:dev", API: "http://skiff.example:8080", Keys: keys}
+	c.Clock = func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
+	s.Inputs = []executors.ArtifactInput{{Name: "data", Ref: spec.ArtifactRef{
+		Digest: "sha256:" + strings.Repeat("ab", 32), Size: 5, Type: spec.TypeDataset}}}
+	s.Outputs = []executors.OutputSpec{{Name: "model", Type: spec.TypeModel}, {Name: "acc", Type: spec.TypeFloat}}
 }
 
 func TestBuildPod_Golden(t *testing.T) {
@@ -85,6 +100,9 @@ func TestBuildPod_Golden(t *testing.T) {
 			{"matchPodLabels":{"app":"cache"},"topologyKey":"kubernetes.io/hostname"},
 			{"matchPodExpressions":[{"key":"app","operator":"In","values":["trainer"]}],"topologyKey":"kubernetes.io/hostname","anti":true,"weight":100},
 			{"matchPodLabels":{"app":"db"},"topologyKey":"topology.kubernetes.io/zone","namespaces":["data"],"matchNamespaceLabels":{"env":"prod"}}]}`},
+		{name: "launcher", mod: withLauncher},
+		{name: "launcher-and-kfp-init-container", mod: withLauncher,
+			kube: `{"initContainers":[{"name":"fetch","image":"busybox:1","command":["true"]}]}`},
 		{name: "active-deadline", mod: func(s *executors.Spec, _ *Config) { s.Timeout = time.Hour },
 			kube: `{"activeDeadlineSeconds":600}`},
 		{name: "security-context", kube: `{"securityContext":{"runAsUser":"1000","runAsGroup":100,"runAsNonRoot":true}}`},
@@ -176,6 +194,13 @@ func TestBuildPod_BadSettings(t *testing.T) {
 			"kubernetes.initContainers[0].volumeMounts[0].volumeName", nil},
 		{"init container named main", `{"initContainers":[{"name":"main","image":"x"}]}`, "kubernetes.initContainers[0].name", nil},
 		{"claim without template", `{"podResourceClaims":[{}]}`, "kubernetes.podResourceClaims[0].resourceClaimTemplateName", nil},
+		{"outputs without a launcher", ``, "outputs: moving artifacts", func(s *executors.Spec, _ *Config) {
+			s.Outputs = []executors.OutputSpec{{Name: "n", Type: spec.TypeInt}}
+		}},
+		{"launcher step without command", ``, "command: required", func(s *executors.Spec, c *Config) {
+			withLauncher(s, c)
+			s.Command = nil
+		}},
 		{"no image", ``, "image", func(s *executors.Spec, _ *Config) { s.Image = "" }},
 		{"relative working dir", ``, "workingDir", func(s *executors.Spec, _ *Config) { s.WorkingDir = "rel" }},
 		{"bad accelerator resource", ``, "resources.accelerator", func(s *executors.Spec, _ *Config) { s.Resources = spec.Resources{GPU: 1, Accelerator: "a/b/c"} }},
