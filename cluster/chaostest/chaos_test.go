@@ -324,9 +324,10 @@ func TestChaos_Suite(t *testing.T) {
 		if d := time.Until(begin.Add(f.At)); d > 0 {
 			time.Sleep(d) // the schedule's time for it
 		}
+		at := time.Since(begin)
 		what := s.inject(f)
 		c.WaitHealthy(cfg.nodes)
-		did = append(did, fmt.Sprintf("  %2d at %6s %-18s %s; healthy at %s", k, time.Since(begin).Round(100*time.Millisecond), f.Kind, what, time.Since(begin).Round(100*time.Millisecond)))
+		did = append(did, fmt.Sprintf("  %2d at %6s %-18s %s; healthy at %s", k, at.Round(100*time.Millisecond), f.Kind, what, time.Since(begin).Round(100*time.Millisecond)))
 	}
 	if d := time.Until(begin.Add(cfg.length)); d > 0 {
 		time.Sleep(d) // the rest of the workload's time
@@ -348,6 +349,7 @@ func (s *suite) check(cfg settings) {
 	}
 	t.Logf("runs accepted %d, final %d %v; not acknowledged %d; creates sent %d (%d refused, %d resent after an answer); consistent reads %d (%d refused); cancels %d",
 		len(s.runs), len(final), byState, s.stats.unacked.Load(), s.stats.creates.Load(), s.stats.createErrs.Load(), s.stats.resends.Load(), s.stats.reads.Load(), s.stats.readErrs.Load(), s.stats.cancels.Load())
+	s.outcomes(final)
 	if len(stuck) > 0 {
 		t.Errorf("%d runs not final 5 minutes after healing: %v", len(stuck), stuck)
 	}
@@ -555,4 +557,31 @@ func (s *suite) readOne(i int, what, run, task, digest string) error {
 		return fmt.Errorf("bytes do not match %s", digest)
 	}
 	return nil
+}
+
+// outcomes prints each workload's final states and the first reason
+// each ending other than SUCCEEDED gave.
+func (s *suite) outcomes(final map[string]api.Run) {
+	states := map[Workload]map[string]int{}
+	reasons := map[string]string{}
+	for _, a := range s.runs {
+		r, ok := final[a.id]
+		if !ok {
+			continue
+		}
+		if states[a.kind] == nil {
+			states[a.kind] = map[string]int{}
+		}
+		states[a.kind][r.State]++
+		k := string(a.kind) + " " + r.State
+		if _, seen := reasons[k]; !seen && r.State != "SUCCEEDED" && r.Error != nil {
+			reasons[k] = r.Error.Message
+		}
+	}
+	for _, w := range Workloads {
+		s.t.Logf("  %-7s %v", w, states[w])
+	}
+	for k, m := range reasons {
+		s.t.Logf("  first %s: %s", k, m)
+	}
 }
