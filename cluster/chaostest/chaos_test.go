@@ -448,13 +448,10 @@ func (s *suite) allNonFinal() int {
 	}
 }
 
-// doubleStarts reads the side-effect file: an attempt started twice, or
-// an attempt number above what the run records for that task, is an
-// execution started beyond its retry policy. (A task may have more
-// attempts than its retry limit allows plus one: an attempt lost with its
-// node does not count against the retries; the store records each.)
+// doubleStarts reads the side-effect file and counts, against what the
+// final runs record, the executions started beyond their retry policy
+// (countStarts).
 func (s *suite) doubleStarts(final map[string]api.Run) (twice, unknown, total int) {
-	seen := map[string]int{}
 	recorded := map[[2]string]int{}
 	for id, r := range final {
 		if r.RunDetails == nil {
@@ -468,21 +465,12 @@ func (s *suite) doubleStarts(final map[string]api.Run) (twice, unknown, total in
 			}
 		}
 	}
-	for _, st := range s.c.Starts(s.t) {
-		total++
-		k := st.Run + " " + st.Task + " " + st.Attempt
-		if seen[k]++; seen[k] == 2 {
-			twice++
-			s.t.Logf("started twice: run %s task %s attempt %s (last on %s)", st.Run, st.Task, st.Attempt, st.Node)
-		}
-		if n, ok := recorded[[2]string{st.Run, st.Task}]; ok {
-			if a, _ := strconv.Atoi(st.Attempt); a > n {
-				unknown++
-				s.t.Logf("run %s task %s attempt %s started on %s; the run records %d attempts", st.Run, st.Task, st.Attempt, st.Node, n)
-			}
-		}
+	starts := s.c.Starts(s.t)
+	twice, unknown, lines := countStarts(starts, recorded)
+	for _, l := range lines {
+		s.t.Log(l)
 	}
-	return twice, unknown, total
+	return twice, unknown, len(starts)
 }
 
 // readable reads every artifact (checking its digest) and every log of

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"github.com/skiffml/skiff/cluster/containertest"
 	"github.com/skiffml/skiff/engine/spec"
 )
 
@@ -101,5 +102,33 @@ func TestPipelines_Parse(t *testing.T) {
 		if _, err := spec.ParseSkiff([]byte(Pipeline(w))); err != nil {
 			t.Errorf("%s: %v\n%s", w, err, Pipeline(w))
 		}
+	}
+}
+
+// TestCountStarts_Offences: a twice-started attempt and an attempt the
+// run does not record are counted; a recorded retry and a lost attempt
+// started again elsewhere as a new attempt are not.
+func TestCountStarts_Offences(t *testing.T) {
+	st := func(run, task, attempt, node string) containertest.StepStart {
+		return containertest.StepStart{Run: run, Task: task, Attempt: attempt, Node: node}
+	}
+	recorded := map[[2]string]int{{"r1", "a"}: 2, {"r1", "b"}: 1, {"r2", "a"}: 1}
+	cases := []struct {
+		name           string
+		starts         []containertest.StepStart
+		twice, unknown int
+	}{
+		{"clean: a retry and a lost attempt restarted", []containertest.StepStart{st("r1", "a", "1", "node0"), st("r1", "a", "2", "node1"), st("r1", "b", "1", "node2")}, 0, 0},
+		{"one attempt started on two nodes", []containertest.StepStart{st("r2", "a", "1", "node0"), st("r2", "a", "1", "node1")}, 1, 0},
+		{"an attempt the run does not record", []containertest.StepStart{st("r1", "b", "1", "node0"), st("r1", "b", "2", "node1")}, 0, 1},
+		{"a run not final: only twice-started attempts", []containertest.StepStart{st("r9", "x", "7", "node0")}, 0, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			twice, unknown, lines := countStarts(tc.starts, recorded)
+			if twice != tc.twice || unknown != tc.unknown {
+				t.Fatalf("twice %d unknown %d, want %d %d: %v", twice, unknown, tc.twice, tc.unknown, lines)
+			}
+		})
 	}
 }
