@@ -563,7 +563,7 @@ func (s *suite) outcomes(final map[string]api.Run) {
 		states[a.kind][r.State]++
 		k := string(a.kind) + " " + r.State
 		if _, seen := reasons[k]; !seen && r.State != "SUCCEEDED" && r.Error != nil {
-			reasons[k] = r.Error.Message
+			reasons[k] = r.Error.Message + taskError(r)
 		}
 	}
 	for _, w := range Workloads {
@@ -572,4 +572,17 @@ func (s *suite) outcomes(final map[string]api.Run) {
 	for k, m := range reasons {
 		s.t.Logf("  first %s: %s", k, m)
 	}
+}
+
+// taskError is the first failed task's error, for a run's reason.
+func taskError(r api.Run) string {
+	if r.RunDetails == nil {
+		return ""
+	}
+	for _, d := range r.RunDetails.TaskDetails {
+		if d.State == "FAILED" && d.Error != nil {
+			return ": " + d.Error.Message
+		}
+	}
+	return ""
 }
