@@ -44,6 +44,18 @@ image: ## Build the container image IMAGE (default skiff:dev): a static skiff an
 test-cluster: image ## Container tests: three nodes of IMAGE on a private Docker network (kill, partition, rolling restart); about 2 minutes.
 	SKIFF_CLUSTER_IMAGE=$(IMAGE) $(GO) test -count=1 -timeout 15m -v ./cluster/containertest/
 
+CHAOS_TIME ?= 90s
+CHAOS_NODES ?= 3
+CHAOS_GO_TIMEOUT ?= 30m
+
+.PHONY: test-chaos
+test-chaos: image ## Chaos suite: CHAOS_NODES (3) nodes of IMAGE, a workload for CHAOS_TIME (90s) under a seeded nemesis, then the invariants; SKIFF_CHAOS_SEED=N replays.
+	SKIFF_CLUSTER_IMAGE=$(IMAGE) SKIFF_CHAOS_TIME=$(CHAOS_TIME) SKIFF_CHAOS_NODES=$(CHAOS_NODES) $(GO) test -count=1 -timeout $(CHAOS_GO_TIMEOUT) -v -run TestChaos_Suite ./cluster/chaostest/
+
+.PHONY: chaos
+chaos: ## The long chaos run: test-chaos with a 10-minute workload unless CHAOS_TIME is given (make chaos CHAOS_TIME=20m).
+	$(MAKE) test-chaos CHAOS_TIME=$(if $(filter command line environment,$(origin CHAOS_TIME)),$(CHAOS_TIME),10m) CHAOS_GO_TIMEOUT=90m
+
 S3_PKGS ?= ./store/blob/... ./cmd/skiff/
 
 .PHONY: seaweedfs

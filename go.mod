@@ -3,6 +3,7 @@ module github.com/skiffml/skiff
 go 1.26.8
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/chromedp/cdproto v0.0.0-20250403032234-65de8f5d025b
 	github.com/chromedp/chromedp v0.13.6
 	github.com/docker/docker v28.5.2+incompatible

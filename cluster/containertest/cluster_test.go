@@ -1,86 +1,14 @@
 package containertest
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/skiffml/skiff/api"
 )
-
-// step is a task's shell: one line per start in the shared side-effect
-// file (run, task, attempt, the node it ran on), then a pause.
-func step(pause string) string {
-	return fmt.Sprintf(`[/bin/sh, -c, 'echo "$SKIFF_RUN_ID $SKIFF_TASK $SKIFF_ATTEMPT $(/bin/hostname)" >> /shared/starts.log; /bin/sleep %s']`, pause)
-}
-
-func fanout(n int, pause string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "name: fanout-%d\ntasks:\n", n)
-	for i := range n {
-		fmt.Fprintf(&b, "  - name: f%d\n    command: %s\n", i, step(pause))
-	}
-	return b.String()
-}
-
-func chain(n int, pause string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "name: chain-%d\ntasks:\n", n)
-	for i := range n {
-		fmt.Fprintf(&b, "  - name: c%d\n    command: %s\n", i, step(pause))
-		if i > 0 {
-			fmt.Fprintf(&b, "    after: [c%d]\n", i-1)
-		}
-	}
-	return b.String()
-}
-
-func specJSON(yaml string) json.RawMessage {
-	b, _ := json.Marshal(yaml)
-	return b
-}
-
-// submit creates a run through cl. A refused submission is sent again
-// with the same request id, as a client should (one run results,
-// invariant 1); each refusal is logged: during a leader change the API
-// can answer 503 ("leadership lost while committing").
-func submit(t *testing.T, cl *api.Client, name, yaml string) string {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		r, err := cl.CreateRun(ctx, api.Run{DisplayName: name, PipelineSpec: specJSON(yaml)}, name)
-		cancel()
-		if err == nil {
-			return r.RunID
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("submit %s through %s: %v", name, cl.BaseURL, err)
-		}
-		t.Logf("submit %s through %s refused, sent again: %v", name, cl.BaseURL, err)
-		time.Sleep(200 * time.Millisecond) // then the same request again
-	}
-}
-
-// succeeded counts the run's SUCCEEDED tasks.
-func succeeded(r api.Run) int {
-	n := 0
-	if r.RunDetails != nil {
-		for _, d := range r.RunDetails.TaskDetails {
-			if d.State == "SUCCEEDED" {
-				n++
-			}
-		}
-	}
-	return n
-}
 
 // waitRuns waits until every run is final (asking node i, tolerating
 // errors while nodes come and go) and requires each SUCCEEDED.
@@ -96,38 +24,15 @@ func (c *Cluster) waitRuns(t *testing.T, i int, limit time.Duration, ids ...stri
 				return err
 			}
 			last = r
-			switch r.State {
-			case "SUCCEEDED", "FAILED", "CANCELED", "SKIPPED":
+			if Final(r.State) {
 				return nil
 			}
-			return fmt.Errorf("run %s %s (%d tasks done)", r.DisplayName, r.State, succeeded(r))
+			return fmt.Errorf("run %s %s (%d tasks done)", r.DisplayName, r.State, Succeeded(r))
 		})
 		if last.State != "SUCCEEDED" {
 			t.Errorf("run %s (%s) ended %s: %+v", id, last.DisplayName, last.State, last.Error)
 		}
 	}
-}
-
-// start is one line of the side-effect file.
-type start struct{ run, task, attempt, node string }
-
-func (c *Cluster) starts(t *testing.T) []start {
-	t.Helper()
-	f, err := os.Open(filepath.Join(c.Shared, "starts.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []start
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fs := strings.Fields(sc.Text())
-		if len(fs) != 4 {
-			t.Fatalf("side-effect line %q", sc.Text())
-		}
-		out = append(out, start{fs[0], fs[1], fs[2], fs[3]})
-	}
-	return out
 }
 
 // TestContainers_ThreeNodeCluster runs a three-node cluster of the
@@ -159,7 +64,7 @@ func TestContainers_ThreeNodeCluster(t *testing.T) {
 
 	t.Run("submit through a follower", func(t *testing.T) {
 		f := (leaderNow() + 1) % 3
-		id := submit(t, c.Client(f), "via-follower", fanout(5, "0.1"))
+		id := Submit(t, c.Client(f), "via-follower", Fanout(5, "0.1"))
 		runs = append(runs, id)
 		c.waitRuns(t, f, 2*time.Minute, id)
 	})
@@ -167,8 +72,8 @@ func TestContainers_ThreeNodeCluster(t *testing.T) {
 	t.Run("leader killed during a fan-out and a chain", func(t *testing.T) {
 		l := leaderNow()
 		f := (l + 1) % 3
-		fan := submit(t, c.Client(f), "fanout-kill", fanout(40, "0.5"))
-		ch := submit(t, c.Client(f), "chain-kill", chain(12, "0.3"))
+		fan := Submit(t, c.Client(f), "fanout-kill", Fanout(40, "0.5"))
+		ch := Submit(t, c.Client(f), "chain-kill", Chain(12, "0.3"))
 		runs = append(runs, fan, ch)
 		eventually(t, 2*time.Minute, "both runs under way", func() error {
 			a, err := c.Client(f).GetRun(ctx, fan)
@@ -179,8 +84,8 @@ func TestContainers_ThreeNodeCluster(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if succeeded(a) < 5 || succeeded(b) < 3 {
-				return fmt.Errorf("fan-out %d, chain %d tasks done", succeeded(a), succeeded(b))
+			if Succeeded(a) < 5 || Succeeded(b) < 3 {
+				return fmt.Errorf("fan-out %d, chain %d tasks done", Succeeded(a), Succeeded(b))
 			}
 			return nil
 		})
@@ -207,7 +112,7 @@ func TestContainers_ThreeNodeCluster(t *testing.T) {
 				readErrs++
 			}
 			if elected != 0 {
-				if _, err := c.Client(f).CreateRun(cctx, api.Run{DisplayName: "after-kill", PipelineSpec: specJSON(fanout(1, "0"))}, "after-kill"); err == nil {
+				if _, err := c.Client(f).CreateRun(cctx, api.Run{DisplayName: "after-kill", PipelineSpec: SpecJSON(Fanout(1, "0"))}, "after-kill"); err == nil {
 					wrote = time.Since(killed)
 				}
 			}
@@ -259,7 +164,7 @@ func TestContainers_ThreeNodeCluster(t *testing.T) {
 			return nil
 		})
 		// The majority goes on without it.
-		id := submit(t, c.Client(l), "during-partition", fanout(3, "0.1"))
+		id := Submit(t, c.Client(l), "during-partition", Fanout(3, "0.1"))
 		runs = append(runs, id)
 		c.waitRuns(t, l, 2*time.Minute, id)
 		c.Connect(p)
@@ -270,8 +175,8 @@ func TestContainers_ThreeNodeCluster(t *testing.T) {
 	})
 
 	t.Run("rolling restart while runs continue", func(t *testing.T) {
-		ch := submit(t, c.Client(0), "chain-rolling", chain(24, "0.3"))
-		fan := submit(t, c.Client(0), "fanout-rolling", fanout(24, "0.5"))
+		ch := Submit(t, c.Client(0), "chain-rolling", Chain(24, "0.3"))
+		fan := Submit(t, c.Client(0), "fanout-rolling", Fanout(24, "0.5"))
 		runs = append(runs, ch, fan)
 		for i := range c.Nodes {
 			if leaderNow() == i {
@@ -279,7 +184,7 @@ func TestContainers_ThreeNodeCluster(t *testing.T) {
 			}
 			c.Stop(i)
 			other := (i + 1) % 3
-			id := submit(t, c.Client(other), fmt.Sprintf("while-%s-down", c.Nodes[i].ID), fanout(2, "0"))
+			id := Submit(t, c.Client(other), fmt.Sprintf("while-%s-down", c.Nodes[i].ID), Fanout(2, "0"))
 			runs = append(runs, id)
 			c.Restart(i)
 			c.WaitHealthy(3)
@@ -299,10 +204,10 @@ func TestContainers_ThreeNodeCluster(t *testing.T) {
 	})
 
 	t.Run("no step started twice but as a new attempt after its node went away", func(t *testing.T) {
-		byTask := map[[2]string][]start{}
-		all := c.starts(t)
+		byTask := map[[2]string][]StepStart{}
+		all := c.Starts(t)
 		for _, s := range all {
-			k := [2]string{s.run, s.task}
+			k := [2]string{s.Run, s.Task}
 			byTask[k] = append(byTask[k], s)
 		}
 		twice := 0
@@ -313,12 +218,12 @@ func TestContainers_ThreeNodeCluster(t *testing.T) {
 			twice++
 			seen := map[string]bool{}
 			for i, s := range ss {
-				if seen[s.attempt] {
-					t.Errorf("run %s task %s: attempt %s started twice: %v", k[0], k[1], s.attempt, ss)
+				if seen[s.Attempt] {
+					t.Errorf("run %s task %s: attempt %s started twice: %v", k[0], k[1], s.Attempt, ss)
 				}
-				seen[s.attempt] = true
-				if i < len(ss)-1 && !lost[s.node] {
-					t.Errorf("run %s task %s started again although its node %s stayed: %v", k[0], k[1], s.node, ss)
+				seen[s.Attempt] = true
+				if i < len(ss)-1 && !lost[s.Node] {
+					t.Errorf("run %s task %s started again although its node %s stayed: %v", k[0], k[1], s.Node, ss)
 				}
 			}
 		}

@@ -60,6 +60,17 @@ type Cluster struct {
 	Shared    string // host dir mounted at /shared (the steps' side-effect files)
 	Token     string // an admin token of every namespace
 	Nodes     []*Node
+	opts      Options
+}
+
+// Options shape a cluster beyond its size.
+type Options struct {
+	// BlobTmpfs, when set, is the size (a docker tmpfs size such as
+	// "48m") of a tmpfs mounted on the last node's blob directory
+	// (/data/blobs), so a test can fill that node's disk (FillDisk) and
+	// free it again. A tmpfs is empty again after the container restarts:
+	// that node loses its blobs, as a node whose disk was replaced would.
+	BlobTmpfs string
 }
 
 // docker runs the docker CLI and returns its trimmed standard output
@@ -109,9 +120,15 @@ func Image(tb testing.TB) string {
 // the others join it.
 func Start(tb testing.TB, n int) *Cluster {
 	tb.Helper()
+	return StartWith(tb, n, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(tb testing.TB, n int, o Options) *Cluster {
+	tb.Helper()
 	var b [4]byte
 	_, _ = rand.Read(b[:])
-	c := &Cluster{tb: tb, Image: Image(tb), Prefix: "skiff-ct-" + hex.EncodeToString(b[:])}
+	c := &Cluster{tb: tb, Image: Image(tb), Prefix: "skiff-ct-" + hex.EncodeToString(b[:]), opts: o}
 	c.Net, c.ClientNet = c.Prefix+"-cluster", c.Prefix+"-client"
 	tb.Cleanup(c.destroy)
 	ipnet := c.clusterNetwork()
@@ -192,7 +209,11 @@ func (c *Cluster) create(i int, bootstrap bool) string {
 	args := []string{"create", "--name", name, "--hostname", nd.ID, "--label", "skiff-test=" + c.Prefix,
 		"--network", c.Net, "--ip", nd.ClusterIP,
 		"-v", nd.Volume + ":/data", "-v", c.Certs + ":/certs:ro", "-v", c.Shared + ":/shared",
-		"--stop-timeout", "10", c.Image}
+		"--stop-timeout", "10"}
+	if c.opts.BlobTmpfs != "" && i == len(c.Nodes)-1 && !bootstrap {
+		args = append(args, "--tmpfs", "/data/blobs:rw,size="+c.opts.BlobTmpfs+",mode=0755")
+	}
+	args = append(args, c.Image)
 	c.docker(append(args, c.serverArgs(i, bootstrap)...)...)
 	if !bootstrap {
 		c.docker("network", "connect", c.ClientNet, name)
@@ -243,6 +264,36 @@ func (c *Cluster) Restart(i int) { c.tb.Helper(); c.startNode(i) }
 
 // Stop stops node i gracefully (SIGTERM, then SIGKILL after 10 s).
 func (c *Cluster) Stop(i int) { c.tb.Helper(); c.docker("stop", "-t", "10", c.Nodes[i].Name) }
+
+// Pause freezes node i's processes (docker pause): it neither answers
+// nor renews its leases until Unpause.
+func (c *Cluster) Pause(i int) { c.tb.Helper(); c.docker("pause", c.Nodes[i].Name) }
+
+// Unpause thaws a paused node.
+func (c *Cluster) Unpause(i int) { c.tb.Helper(); c.docker("unpause", c.Nodes[i].Name) }
+
+// Exec runs a command in node i's container and returns its output.
+func (c *Cluster) Exec(i int, cmd ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return docker(ctx, append([]string{"exec", c.Nodes[i].Name}, cmd...)...)
+}
+
+// FillDisk fills the last node's blob tmpfs (Options.BlobTmpfs) with one
+// file, until the file system says it is full; FreeDisk removes it.
+func (c *Cluster) FillDisk() error {
+	out, err := c.Exec(len(c.Nodes)-1, "/bin/sh", "-c", "/bin/dd if=/dev/zero of=/data/blobs/chaos-fill bs=1M 2>&1; /bin/df -k /data/blobs | /bin/tail -1")
+	if !strings.Contains(out, "100%") {
+		return fmt.Errorf("fill %s: %v: %s", c.Nodes[len(c.Nodes)-1].ID, err, out)
+	}
+	return nil
+}
+
+// FreeDisk undoes FillDisk.
+func (c *Cluster) FreeDisk() error {
+	_, err := c.Exec(len(c.Nodes)-1, "/bin/rm", "-f", "/data/blobs/chaos-fill")
+	return err
+}
 
 // Disconnect cuts node i off the cluster network (docker network
 // disconnect); the tests still reach its API on the client network.
@@ -385,6 +436,12 @@ func contains(xs []int, x int) bool {
 		}
 	}
 	return false
+}
+
+// Eventually polls fn until it returns nil, failing after limit.
+func Eventually(tb testing.TB, limit time.Duration, what string, fn func() error) {
+	tb.Helper()
+	eventually(tb, limit, what, fn)
 }
 
 // eventually polls fn until it returns nil, failing after limit.
