@@ -33,6 +33,8 @@ type harness struct {
 	http  *httptest.Server
 	reg   *prometheus.Registry
 	admin string // token for every namespace
+	// workspace is api.Config.WorkspaceDir (pipeline files sent with runs).
+	workspace string
 }
 
 type harnessOpts struct {
@@ -81,13 +83,14 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	srv, err := api.New(api.Config{
 		Store: st, Engine: eng, Blobs: blobs, DefaultExecutor: o.defaultExecutor, DisabledExecutors: []string{"local"},
 		NoAuth: o.noAuth, AllowedHosts: o.allowedHosts, Registerer: reg, Gatherer: reg, Version: "test", Clock: o.clock,
+		WorkspaceDir: filepath.Join(dir, "workspaces"),
 	}, events)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv.SetReady(true)
 	hs := httptest.NewServer(srv)
-	h := &harness{t: t, st: st, eng: eng, srv: srv, http: hs, reg: reg}
+	h := &harness{t: t, st: st, eng: eng, srv: srv, http: hs, reg: reg, workspace: filepath.Join(dir, "workspaces")}
 	t.Cleanup(func() {
 		hs.CloseClientConnections()
 		hs.Close()
