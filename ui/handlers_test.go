@@ -393,3 +393,35 @@ func TestComparePage_DrawsMetricChartsAndParallelCoordinates(t *testing.T) {
 	}
 	contains(t, body, `<ul class="legend"`)
 }
+
+// TestComparePage_TwentyRunsDifferencesOnly: Compare takes twenty distinct
+// runs side by side, and "differences only" drops the rows where every run
+// holds the same value while keeping those that differ.
+func TestComparePage_TwentyRunsDifferencesOnly(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{})
+	const two = `name: two
+executor: sim
+parameters:
+  who: {type: string, default: world}
+  team: {type: string, default: ml}
+tasks:
+  - name: greet
+    command: [echo, "{{inputs.who}} {{inputs.team}}"]
+    inputs:
+      who: {type: string, param: who}
+      team: {type: string, param: team}
+`
+	var ids []string
+	for i := range 20 {
+		ids = append(ids, h.submitWith(fmt.Sprint("run-", i), two, map[string]any{"who": fmt.Sprint("person-", i)}))
+	}
+	for _, id := range ids {
+		h.waitRun(id)
+	}
+	all := h.must(200, "GET", "/compare?runs="+strings.Join(ids, ","), "", "").body
+	contains(t, all, "<th>who</th>", "<th>team</th>", "person-0", "person-19")
+	diff := h.must(200, "GET", "/compare?runs="+strings.Join(ids, ",")+"&diff=1", "", "").body
+	contains(t, diff, "Showing differences only", "<th>who</th>", "person-0", "person-19")
+	lacks(t, diff, "<th>team</th>")
+}
