@@ -290,7 +290,7 @@ func TestComparePage_ShowsParamsAndMetricsSideBySide(t *testing.T) {
 	r = h.must(200, "GET", "/compare?runs="+a+","+b+"&diff=1", "", "")
 	contains(t, r.body, "Showing differences only")
 	contains(t, r.body, `title="not logged by this run">—</span>`) // b logged no metrics: a dash, not an empty cell
-	ids := strings.Repeat(a+",", 20) // duplicates count once
+	ids := strings.Repeat(a+",", 20)                               // duplicates count once
 	h.must(200, "GET", "/compare?runs="+ids, "", "")
 	var many []string
 	for i := range 21 {
