@@ -289,8 +289,10 @@ func TestComparePage_ShowsParamsAndMetricsSideBySide(t *testing.T) {
 	contains(t, r.body, "Parameters", "Metrics", "make.metrics.accuracy", "0.93", "who", `id="metric-charts"`, `aria-label="make.metrics.accuracy by run"`)
 	r = h.must(200, "GET", "/compare?runs="+a+","+b+"&diff=1", "", "")
 	contains(t, r.body, "Showing differences only")
-	contains(t, r.body, `title="not logged by this run">—</span>`) // b logged no metrics: a dash, not an empty cell
-	ids := strings.Repeat(a+",", 20)                               // duplicates count once
+	// b logged no metrics: a dash, not an empty cell
+	contains(t, r.body, `title="not logged by this run">—</span>`)
+	// duplicates count once
+	ids := strings.Repeat(a+",", 20)
 	h.must(200, "GET", "/compare?runs="+ids, "", "")
 	var many []string
 	for i := range 21 {
