@@ -428,3 +428,43 @@ tasks:
 	contains(t, diff, "Showing differences only", "<th>who</th>", "person-0", "person-19")
 	lacks(t, diff, "<th>team</th>")
 }
+
+// TestEveryAction_RefusesCrossSiteRequests: every state-changing route of
+// the UI (the login form included: no login CSRF) and every method the
+// API proxy forwards is refused when another site sends it, or when
+// nothing says where it comes from, and changes nothing.
+func TestEveryAction_RefusesCrossSiteRequests(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{auth: true, sim: sim.Config{Tasks: map[string]sim.Behavior{"greet": {Duration: time.Hour}}}})
+	id := h.submit("long", simPipeline)
+	tok := h.token(api.AllNamespaces, api.RoleAdmin)
+	cases := []struct{ method, path, body, ctype string }{
+		{"POST", "/login", "token=" + tok, "application/x-www-form-urlencoded"},
+		{"POST", "/logout", "", ""},
+		{"POST", "/_api/apis/v2beta1/runs/" + id + ":terminate", "{}", "application/json"},
+		{"POST", "/_api/apis/v2beta1/runs/" + id + ":retry", "{}", "application/json"},
+		{"POST", "/_api/apis/v2beta1/runs", `{"display_name":"x","pipeline_spec":"name: p\ntasks:\n  - name: a\n    command: [x]\n"}`, "application/json"},
+		{"DELETE", "/_api/apis/v2beta1/runs/" + id, "", ""},
+		{"PUT", "/_api/apis/v2beta1/runs/" + id, "{}", "application/json"},
+		{"PATCH", "/_api/apis/v2beta1/runs/" + id, "{}", "application/json"},
+	}
+	for _, c := range cases {
+		for _, from := range [][]string{
+			{"Origin", "https://evil.example"},
+			{"Origin", "null"},
+			{"Sec-Fetch-Site", "cross-site"},
+			{}, // no Origin, no Sec-Fetch-Site
+		} {
+			hdr := append([]string{"Content-Type", c.ctype}, from...)
+			if r := h.do(c.method, c.path, "", c.body, hdr...); r.status != http.StatusForbidden {
+				t.Errorf("%s %s from %v: status %d, want 403", c.method, c.path, from, r.status)
+			}
+		}
+	}
+	if r, _ := h.st.GetRun(id); r.CancelRequested || r.State.Final() {
+		t.Fatalf("refused requests changed the run: %v", r.State)
+	}
+	if runs, _ := h.st.ListRuns(); len(runs) != 1 {
+		t.Fatalf("refused requests created runs: %d", len(runs))
+	}
+}
