@@ -21,6 +21,21 @@ import (
 // quote, a space or a shell operator.
 var pipelineDirRefs = regexp.MustCompile(`\{\{pipeline\.dir\}\}(/[^"'\s;&|<>()]*)?`)
 
+// subPipelineRefs finds the sub-pipeline files a Skiff YAML pipeline
+// includes (a task's `pipeline: FILE`).
+var subPipelineRefs = regexp.MustCompile(`(?m)^[ \t]*(?:-[ \t]+)?pipeline:[ \t]*["']?([^"'\s#]+)`)
+
+// checkNoSubPipelines refuses, before submitting to a server, a pipeline
+// that includes sub-pipeline files: the server compiles the pipeline's
+// text alone and cannot read them.
+func checkNoSubPipelines(file string, text []byte) error {
+	m := subPipelineRefs.FindSubmatch(text)
+	if m == nil {
+		return nil
+	}
+	return usageError("%s: it includes the sub-pipeline file %s, which a server cannot read (only the files named with %s are sent): run it without --server, or inline the sub-pipeline's tasks", file, m[1], pipelineDirRef)
+}
+
 // bundleRefs lists the paths (slash-separated, relative to the pipeline's
 // directory, "." for all of it) that a pipeline's text names with
 // {{pipeline.dir}}. A path that goes on with another placeholder stands

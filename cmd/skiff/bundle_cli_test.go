@@ -10,7 +10,8 @@ import (
 // TestCLI_PipelineFilesOverServer: a pipeline that reads files beside it
 // ({{pipeline.dir}}) runs on a server: the client sends the files it names
 // and the server's steps read them from the run's workspace. A file that is
-// missing, or a link leading out of the pipeline's directory, is refused
+// missing, a link leading out of the pipeline's directory, or a
+// sub-pipeline file (which the server cannot compile from) is refused
 // before submission with exit 2, naming it.
 func TestCLI_PipelineFilesOverServer(t *testing.T) {
 	t.Parallel()
@@ -44,6 +45,12 @@ func TestCLI_PipelineFilesOverServer(t *testing.T) {
 	r := skiff(t, client, "--server", url, "run", missing)
 	if r.code != 2 || !strings.Contains(r.stderr, "nope.csv") || !strings.Contains(r.stderr, "not found") {
 		t.Errorf("missing pipeline file over --server: exit %d %s", r.code, r.stderr)
+	}
+	writeFile(t, filepath.Join(pdir, "data"), "sub.yaml", "name: sub\ntasks:\n  - name: s\n    command: [echo]\n")
+	withSub := writeFile(t, pdir, "top.yaml", "name: top\nexecutor: local\ntasks:\n  - name: train\n    pipeline: data/sub.yaml\n")
+	r = skiff(t, client, "--server", url, "run", withSub)
+	if r.code != 2 || !strings.Contains(r.stderr, "data/sub.yaml") || !strings.Contains(r.stderr, "without --server") {
+		t.Errorf("sub-pipeline file over --server: exit %d %s", r.code, r.stderr)
 	}
 	secret := writeFile(t, dir, "secret.txt", "do not send\n")
 	if err := os.Symlink(secret, filepath.Join(pdir, "link.txt")); err != nil {

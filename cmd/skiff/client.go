@@ -61,6 +61,8 @@ func createRun(c *cli.Context, k *conn, file string, params map[string]json.RawM
 		if in.PipelineFile, err = filepath.Abs(file); err != nil {
 			return api.Run{}, err
 		}
+	} else if err := checkNoSubPipelines(file, data); err != nil {
+		return api.Run{}, err
 	} else if bytes.Contains(data, []byte(pipelineDirRef)) {
 		// A server cannot read this machine's files: send the ones the
 		// pipeline names with the run.
