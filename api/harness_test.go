@@ -35,6 +35,8 @@ type harness struct {
 	reg   *prometheus.Registry
 	admin string // token for every namespace
 	blobs *blob.Store
+	// workspace is api.Config.WorkspaceDir (pipeline files sent with runs).
+	workspace string
 }
 
 type harnessOpts struct {
@@ -84,14 +86,15 @@ func newHarness(t testing.TB, o harnessOpts) *harness {
 	srv, err := api.New(api.Config{
 		Store: st, Engine: eng, Blobs: blobs, DefaultExecutor: o.defaultExecutor, DisabledExecutors: []string{"local"},
 		NoAuth: o.noAuth, AllowedHosts: o.allowedHosts, Registerer: reg, Gatherer: reg, Version: "test", Clock: o.clock,
-		LaunchKeys: o.launchKeys,
+		LaunchKeys:   o.launchKeys,
+		WorkspaceDir: filepath.Join(dir, "workspaces"),
 	}, events)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv.SetReady(true)
 	hs := httptest.NewServer(srv)
-	h := &harness{t: t, st: st, eng: eng, srv: srv, http: hs, reg: reg, blobs: blobs}
+	h := &harness{t: t, st: st, eng: eng, srv: srv, http: hs, reg: reg, blobs: blobs, workspace: filepath.Join(dir, "workspaces")}
 	t.Cleanup(func() {
 		hs.CloseClientConnections()
 		hs.Close()

@@ -179,6 +179,9 @@ func (s *Server) resolveRun(r *http.Request, p *principal, in *Run, nsParam, req
 		}
 		rc.pipelineDir = filepath.Dir(in.PipelineFile)
 	}
+	if len(in.PipelineFiles) > 0 && in.PipelineFile != "" {
+		return nil, badRequest("pipeline_file and pipeline_files: give one, not both")
+	}
 	switch {
 	case in.PipelineVersionReference != nil || in.PipelineVersionID != "":
 		if len(in.PipelineSpec) > 0 {
@@ -247,6 +250,11 @@ func (s *Server) resolveRun(r *http.Request, p *principal, in *Run, nsParam, req
 		return nil, err
 	}
 	rc.meta.Labels = in.Labels
+	if len(in.PipelineFiles) > 0 { // last: a refused run unpacks nothing
+		if rc.pipelineDir, err = s.unpackBundle(ns, in.PipelineFiles); err != nil {
+			return nil, err
+		}
+	}
 	return rc, nil
 }
 

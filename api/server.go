@@ -62,6 +62,10 @@ type Config struct {
 	// (a data dir's owner-only socket, or the CLI in-process): a run may
 	// name a pipeline_dir, a directory of this host the engine reads.
 	LocalClients bool
+	// WorkspaceDir holds the pipeline files that remote clients send with
+	// their runs (pipeline_files), one directory per namespace. Empty: such
+	// runs are refused.
+	WorkspaceDir string
 	// Version is reported by healthz.
 	Version string
 

@@ -89,6 +89,13 @@ type Run struct {
 	Executor     string `json:"executor,omitempty"`
 	NoCache      bool   `json:"no_cache,omitempty"`
 	PipelineFile string `json:"pipeline_file,omitempty"`
+	// PipelineFiles is a gzip-compressed tar of the files beside the
+	// pipeline that it names with {{pipeline.dir}} (what `skiff run
+	// --server` sends): the server unpacks it into the namespace's
+	// workspace, which {{pipeline.dir}} then names. Bounded by
+	// MaxBundleBytes packed and MaxBundleUnpackedBytes unpacked; only
+	// regular files and directories with relative names are accepted.
+	PipelineFiles []byte `json:"pipeline_files,omitempty"`
 	// Labels are key=value pairs to select runs by (label_selector);
 	// KFP's run has none.
 	Labels map[string]string `json:"labels,omitempty"`

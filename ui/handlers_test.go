@@ -289,7 +289,10 @@ func TestComparePage_ShowsParamsAndMetricsSideBySide(t *testing.T) {
 	contains(t, r.body, "Parameters", "Metrics", "make.metrics.accuracy", "0.93", "who", `id="metric-charts"`, `aria-label="make.metrics.accuracy by run"`)
 	r = h.must(200, "GET", "/compare?runs="+a+","+b+"&diff=1", "", "")
 	contains(t, r.body, "Showing differences only")
-	ids := strings.Repeat(a+",", 20) // duplicates count once
+	// b logged no metrics: a dash, not an empty cell
+	contains(t, r.body, `title="not logged by this run">—</span>`)
+	// duplicates count once
+	ids := strings.Repeat(a+",", 20)
 	h.must(200, "GET", "/compare?runs="+ids, "", "")
 	var many []string
 	for i := range 21 {
@@ -392,4 +395,76 @@ func TestComparePage_DrawsMetricChartsAndParallelCoordinates(t *testing.T) {
 		t.Fatal("runs do not keep their colours")
 	}
 	contains(t, body, `<ul class="legend"`)
+}
+
+// TestComparePage_TwentyRunsDifferencesOnly: Compare takes twenty distinct
+// runs side by side, and "differences only" drops the rows where every run
+// holds the same value while keeping those that differ.
+func TestComparePage_TwentyRunsDifferencesOnly(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{})
+	const two = `name: two
+executor: sim
+parameters:
+  who: {type: string, default: world}
+  team: {type: string, default: ml}
+tasks:
+  - name: greet
+    command: [echo, "{{inputs.who}} {{inputs.team}}"]
+    inputs:
+      who: {type: string, param: who}
+      team: {type: string, param: team}
+`
+	var ids []string
+	for i := range 20 {
+		ids = append(ids, h.submitWith(fmt.Sprint("run-", i), two, map[string]any{"who": fmt.Sprint("person-", i)}))
+	}
+	for _, id := range ids {
+		h.waitRun(id)
+	}
+	all := h.must(200, "GET", "/compare?runs="+strings.Join(ids, ","), "", "").body
+	contains(t, all, "<th>who</th>", "<th>team</th>", "person-0", "person-19")
+	diff := h.must(200, "GET", "/compare?runs="+strings.Join(ids, ",")+"&diff=1", "", "").body
+	contains(t, diff, "Showing differences only", "<th>who</th>", "person-0", "person-19")
+	lacks(t, diff, "<th>team</th>")
+}
+
+// TestEveryAction_RefusesCrossSiteRequests: every state-changing route of
+// the UI (the login form included: no login CSRF) and every method the
+// API proxy forwards is refused when another site sends it, or when
+// nothing says where it comes from, and changes nothing.
+func TestEveryAction_RefusesCrossSiteRequests(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{auth: true, sim: sim.Config{Tasks: map[string]sim.Behavior{"greet": {Duration: time.Hour}}}})
+	id := h.submit("long", simPipeline)
+	tok := h.token(api.AllNamespaces, api.RoleAdmin)
+	cases := []struct{ method, path, body, ctype string }{
+		{"POST", "/login", "token=" + tok, "application/x-www-form-urlencoded"},
+		{"POST", "/logout", "", ""},
+		{"POST", "/_api/apis/v2beta1/runs/" + id + ":terminate", "{}", "application/json"},
+		{"POST", "/_api/apis/v2beta1/runs/" + id + ":retry", "{}", "application/json"},
+		{"POST", "/_api/apis/v2beta1/runs", `{"display_name":"x","pipeline_spec":"name: p\ntasks:\n  - name: a\n    command: [x]\n"}`, "application/json"},
+		{"DELETE", "/_api/apis/v2beta1/runs/" + id, "", ""},
+		{"PUT", "/_api/apis/v2beta1/runs/" + id, "{}", "application/json"},
+		{"PATCH", "/_api/apis/v2beta1/runs/" + id, "{}", "application/json"},
+	}
+	for _, c := range cases {
+		for _, from := range [][]string{
+			{"Origin", "https://evil.example"},
+			{"Origin", "null"},
+			{"Sec-Fetch-Site", "cross-site"},
+			{}, // no Origin, no Sec-Fetch-Site
+		} {
+			hdr := append([]string{"Content-Type", c.ctype}, from...)
+			if r := h.do(c.method, c.path, "", c.body, hdr...); r.status != http.StatusForbidden {
+				t.Errorf("%s %s from %v: status %d, want 403", c.method, c.path, from, r.status)
+			}
+		}
+	}
+	if r, _ := h.st.GetRun(id); r.CancelRequested || r.State.Final() {
+		t.Fatalf("refused requests changed the run: %v", r.State)
+	}
+	if runs, _ := h.st.ListRuns(); len(runs) != 1 {
+		t.Fatalf("refused requests created runs: %d", len(runs))
+	}
 }

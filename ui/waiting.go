@@ -12,14 +12,21 @@ import (
 	"github.com/skiffml/skiff/store"
 )
 
-// waitReason says why PENDING task i of a running run has not started,
-// from what the store holds: the dependencies it waits for, its loop's
-// parallelism limit, a retry backoff, or none of these (then it is ready
-// and waits for its executor to take it). "" when the task is not
-// waiting.
+// waitReason says why task i of a running run has not started, from what
+// the store holds: the reason its executor gave, when the task record
+// holds one (recordedWaitReason); else, for a PENDING task, the
+// dependencies it waits for, its loop's parallelism limit, a retry
+// backoff, or none of these (then it is ready and waits for its executor
+// to take it). "" when the task is not waiting.
 func (m *runModel) waitReason(i int, now time.Time) string {
 	t := m.tasks[i]
-	if t == nil || t.State != spec.TaskPending || m.run.State.Final() {
+	if t == nil || t.State.Final() || m.run.State.Final() {
+		return ""
+	}
+	if r := recordedWaitReason(t); r != "" {
+		return "Its executor says it waits: " + r + "."
+	}
+	if t.State != spec.TaskPending {
 		return ""
 	}
 	if m.run.State == spec.RunPending {
@@ -251,4 +258,44 @@ func (m *runModel) paramValue(i int, param string, depth int) (json.RawMessage, 
 		}
 	}
 	return nil, false
+}
+
+// waitReasonKeys are the names under which a task record (or its last
+// attempt) may carry the reason its executor gave for not running it yet
+// (executors.EventWaiting, e.g. "0/3 nodes: Insufficient nvidia.com/gpu").
+// The UI looks them up in the record's JSON so that it shows the reason
+// as soon as the engine records one, without naming a Go field that the
+// store may not have.
+var waitReasonKeys = []string{"waiting_reason", "waiting", "wait_reason"}
+
+// recordedWaitReason is the executor's waiting reason recorded on t or on
+// its last attempt, "" when there is none.
+func recordedWaitReason(t *store.Task) string {
+	if r := stringField(t, waitReasonKeys); r != "" || len(t.Attempts) == 0 {
+		return r
+	}
+	last := t.Attempts[len(t.Attempts)-1]
+	if last.State.Final() {
+		return ""
+	}
+	return stringField(last, waitReasonKeys)
+}
+
+// stringField is the first non-empty string among keys of v's JSON object.
+func stringField(v any, keys []string) string {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return ""
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(data, &m) != nil {
+		return ""
+	}
+	for _, k := range keys {
+		var s string
+		if raw, ok := m[k]; ok && json.Unmarshal(raw, &s) == nil && strings.TrimSpace(s) != "" {
+			return truncate(strings.Join(strings.Fields(s), " "), 300)
+		}
+	}
+	return ""
 }

@@ -104,3 +104,32 @@ func TestRunModel_LoopItemFromARunParameter(t *testing.T) {
 		t.Fatalf("inputs %+v", p.Inputs)
 	}
 }
+
+// TestStringField_FindsARecordedWaitingReason: the reason an executor gave
+// for not running a task (executors.EventWaiting), once the engine records
+// it on the task or its live attempt under one of waitReasonKeys, is what
+// the page says; a finished attempt's reason is not shown.
+func TestStringField_FindsARecordedWaitingReason(t *testing.T) {
+	t.Parallel()
+	type attempt struct {
+		State  spec.TaskState `json:"state"`
+		Reason string         `json:"waiting_reason,omitempty"`
+	}
+	type task struct {
+		store.Task
+		Waiting string `json:"waiting,omitempty"`
+	}
+	rec := task{Task: store.Task{State: spec.TaskRunning}, Waiting: "0/3 nodes:\n Insufficient nvidia.com/gpu"}
+	if got := stringField(rec, waitReasonKeys); got != "0/3 nodes: Insufficient nvidia.com/gpu" {
+		t.Errorf("task's reason = %q", got)
+	}
+	if got := stringField(attempt{State: spec.TaskRunning, Reason: "pulling image"}, waitReasonKeys); got != "pulling image" {
+		t.Errorf("attempt's reason = %q", got)
+	}
+	if got := stringField(store.Task{State: spec.TaskPending, Error: "x"}, waitReasonKeys); got != "" {
+		t.Errorf("a record without a reason gave %q", got)
+	}
+	if got := recordedWaitReason(&store.Task{State: spec.TaskRunning, Attempts: []store.Attempt{{N: 1, State: spec.TaskRunning}}}); got != "" {
+		t.Errorf("today's store record gave %q", got)
+	}
+}

@@ -227,13 +227,7 @@ func printMetrics(r io.Reader, meta json.RawMessage) error {
 	if err != nil {
 		return err
 	}
-	var rows [][2]string
-	for _, doc := range [][]byte{meta, data} {
-		var v any
-		if len(doc) > 0 && json.Unmarshal(doc, &v) == nil {
-			flattenJSON(v, "", &rows)
-		}
-	}
+	rows := metricRows(meta, data)
 	if len(rows) == 0 {
 		_, err := os.Stdout.Write(data)
 		return err
@@ -244,6 +238,19 @@ func printMetrics(r io.Reader, meta json.RawMessage) error {
 		fmt.Fprintf(tw, "%s\t%s\n", kv[0], kv[1])
 	}
 	return tw.Flush()
+}
+
+// metricRows are the scalar leaves of a Metrics artifact's metadata and
+// content, as dotted names and values.
+func metricRows(meta json.RawMessage, data []byte) [][2]string {
+	var rows [][2]string
+	for _, doc := range [][]byte{meta, data} {
+		var v any
+		if len(doc) > 0 && json.Unmarshal(doc, &v) == nil {
+			flattenJSON(v, "", &rows)
+		}
+	}
+	return rows
 }
 
 // flattenJSON lists the scalar leaves of v as dotted names and values.

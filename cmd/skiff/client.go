@@ -44,8 +44,8 @@ const pipelineDirRef = "{{pipeline.dir}}"
 
 // createRun submits FILE's pipeline through the API. A local API (the data
 // dir's socket, or in-process) is given the pipeline's directory, which it
-// may read; a remote server cannot read it, so a pipeline that needs it is
-// refused with what to do.
+// may read; a remote server cannot, so the files the pipeline names with
+// {{pipeline.dir}} are sent with the run (bundlePipelineFiles).
 func createRun(c *cli.Context, k *conn, file string, params map[string]json.RawMessage) (api.Run, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
@@ -61,8 +61,14 @@ func createRun(c *cli.Context, k *conn, file string, params map[string]json.RawM
 		if in.PipelineFile, err = filepath.Abs(file); err != nil {
 			return api.Run{}, err
 		}
+	} else if err := checkNoSubPipelines(file, data); err != nil {
+		return api.Run{}, err
 	} else if bytes.Contains(data, []byte(pipelineDirRef)) {
-		return api.Run{}, usageError("%s: the pipeline reads files beside it (%s), which the server at %s cannot read: run it on this machine without --server, or put those files into its steps' images", file, pipelineDirRef, k.BaseURL)
+		// A server cannot read this machine's files: send the ones the
+		// pipeline names with the run.
+		if in.PipelineFiles, err = bundlePipelineFiles(file, data); err != nil {
+			return api.Run{}, err
+		}
 	}
 	if len(params) > 0 {
 		in.RuntimeConfig = &api.RuntimeConfig{Parameters: params}

@@ -291,7 +291,8 @@ func serverAction(c *cli.Context) error {
 		Store: n.store, Engine: le, Blobs: n.blobs, Cluster: member, OnLeave: stop,
 		DefaultExecutor: c.String("default-executor"), DisabledExecutors: []string{"local"},
 		NoAuth: c.Bool("no-auth"), AllowedHosts: hosts, Registerer: reg, Gatherer: reg, Logger: n.log, Version: serverVersion,
-		LaunchKeys: n.launchKeys,
+		LaunchKeys:   n.launchKeys,
+		WorkspaceDir: filepath.Join(n.dir, "workspaces"),
 	}, events)
 	if err != nil {
 		return err
