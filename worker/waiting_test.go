@@ -79,7 +79,7 @@ func TestDispatcher_TellsWhyAnExecutionWaits(t *testing.T) {
 	if raw, err := st.AssignmentSpec("r1-0-1"); err != nil || !strings.Contains(string(raw), `"r1-0-1"`) {
 		t.Errorf("AssignmentSpec: %s %v", raw, err)
 	}
-		report1 := store.ReportExecution{ExecutionID: "r1-0-1", NodeID: "gpu", Epoch: 1, Waiting: "pulling image busybox", Time: time.Now().UTC()}
+	report1 := store.ReportExecution{ExecutionID: "r1-0-1", NodeID: "gpu", Epoch: 1, Waiting: "pulling image busybox", Time: time.Now().UTC()}
 	apply(report1)
 	apply(report1) // the same word again: nothing new
 	apply(store.ReportExecution{ExecutionID: "r1-0-1", NodeID: "gpu", Epoch: 1, Started: true, Time: time.Now().UTC()})
