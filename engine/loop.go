@@ -673,8 +673,15 @@ func (e *Engine) onEvent(ev executors.Event, b *batch) {
 		if st != spec.TaskSucceeded && st != spec.TaskCanceled {
 			st = spec.TaskFailed
 		}
-		if st == spec.TaskFailed && ev.Lost && !ref.run.canceled {
-			e.replaceLost(ref, ev.Reason, b)
+		if st == spec.TaskFailed && ev.Lost {
+			if !ref.run.canceled {
+				e.replaceLost(ref, ev.Reason, b)
+				return
+			}
+			// Its run was cancelled: the step is stopped either way, and
+			// the run ends CANCELED, not FAILED for a node that died
+			// meanwhile.
+			e.finishAttempt(ref.run, ref.task, ref.attempt, spec.TaskCanceled, "canceled; its execution was "+ev.Reason, nil, ev.Logs, b)
 			return
 		}
 		if st == spec.TaskFailed && e.retry(ref, ev, b) {

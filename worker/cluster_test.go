@@ -522,3 +522,37 @@ func taskOf(t *testing.T, cl *cluster, run, exec string) string {
 	}
 	return "?"
 }
+
+// TestCluster_CancelledRunWhoseWorkerDiesEndsCanceled: a run is cancelled
+// while its step's worker is dead (its cancel cannot be acted on); when
+// the node is declared down the execution ends lost, and the run ends
+// CANCELED, not FAILED (found by the chaos suite).
+func TestCluster_CancelledRunWhoseWorkerDiesEndsCanceled(t *testing.T) {
+	cl := newCluster(t, 3, sim.Config{Default: sim.Behavior{Duration: time.Hour}})
+	cl.submit("run", mustPlan(t, "name: long\nexecutor: sim\ntasks:\n  - {name: a, command: [x]}\n  - {name: b, command: [x], after: [a]}\n"))
+	var victim int
+	cl.c.Eventually("the step assigned", func() error {
+		as, _ := cl.c.Nodes[cl.c.Leader()].Store.Assignments("")
+		if len(as) == 0 {
+			return fmt.Errorf("nothing assigned yet")
+		}
+		for i := range cl.c.Nodes {
+			if cl.c.Nodes[i].ID == as[0].NodeID {
+				victim = i
+			}
+		}
+		return nil
+	})
+	cl.killWorker(victim)
+	if _, err := (proposer{cl}).Apply(context.Background(), store.RequestCancel{RunID: "run", Time: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	r := cl.waitFinal("run")["run"]
+	tasks, _ := cl.c.Nodes[cl.c.Leader()].Store.Tasks("run")
+	if r.State != spec.RunCanceled || tasks[0].State != spec.TaskCanceled {
+		t.Fatalf("run %s (%s); task a %s %+v", r.State, r.Error, tasks[0].State, tasks[0].Attempts)
+	}
+	if n := cl.l.total(); n != 1 {
+		t.Fatalf("%d executions started, want 1 (no new attempt after the loss)", n)
+	}
+}
