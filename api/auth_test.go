@@ -184,3 +184,28 @@ func TestEvents_StreamRunChanges(t *testing.T) {
 	}
 	t.Fatalf("stream ended: %v", sc.Err())
 }
+
+// TestLogs_MissingLogBlobIsNotFound: a task whose stored log blob is gone
+// (a lost disk, a node that never got its copy) answers 404 naming the
+// execution, as the artifact route does, not 500.
+func TestLogs_MissingLogBlobIsNotFound(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{})
+	adm := h.token("team-a", api.RoleAdmin)
+	h.must(200, "PUT", "/apis/skiff/v1/namespaces/team-a/policy", adm, map[string]any{"allowed_executors": []string{"local"}})
+	id := h.must(200, "POST", "/apis/v2beta1/runs", adm, runBody(localPipeline, nil)).m(t)["run_id"].(string)
+	if final := h.waitRun(id, adm); final["state"] != "SUCCEEDED" {
+		t.Fatalf("local run %v", final)
+	}
+	tasks, err := h.st.Tasks(id)
+	if err != nil || len(tasks) == 0 || len(tasks[0].Attempts) == 0 || tasks[0].Attempts[0].Logs == nil {
+		t.Fatalf("no stored log: %+v %v", tasks, err)
+	}
+	if err := h.blobs.Delete(context.Background(), tasks[0].Attempts[0].Logs.Digest); err != nil {
+		t.Fatal(err)
+	}
+	r := h.must(404, "GET", "/apis/skiff/v1/runs/"+id+"/tasks/hi/logs", adm, nil)
+	if !strings.Contains(string(r.body), tasks[0].Attempts[0].ExecutionID) {
+		t.Fatalf("404 does not name the execution: %s", r.body)
+	}
+}

@@ -327,7 +327,11 @@ func (s *Server) apply(ctx context.Context, c store.Command) error {
 // logsOf opens an attempt's logs: the stored blob, else the executor's.
 func (s *Server) logsOf(ctx context.Context, a store.Attempt, follow bool) (io.ReadCloser, error) {
 	if a.Logs != nil && s.cfg.Blobs != nil {
-		return s.cfg.Blobs.Open(ctx, a.Logs.Digest)
+		rc, err := s.cfg.Blobs.Open(ctx, a.Logs.Digest)
+		if errors.Is(err, blob.ErrNotFound) {
+			return nil, apiErr(codeNotFound, "the log of execution %s (%s) is not stored on this server, nor on any server it asked", a.ExecutionID, a.Logs.Digest)
+		}
+		return rc, err
 	}
 	x, ok := s.cfg.Engine.Executor(a.Executor)
 	if !ok {
