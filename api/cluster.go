@@ -33,6 +33,9 @@ const (
 	// (its value: the follower's id); notLeaderHeader, the answer of a
 	// node that no longer leads, so the follower tries the new leader.
 	forwardedHeader = "X-Skiff-Forwarded-By"
+	// logProxyHeader marks a request for a running step's log that a
+	// server passed to the server whose worker runs the step.
+	logProxyHeader  = "X-Skiff-Log-Proxied-By"
 	notLeaderHeader = "X-Skiff-Not-Leader"
 )
 
@@ -146,8 +149,7 @@ func leaderOnly(r *http.Request) bool {
 	switch {
 	case p == "/apis/skiff/v1/cluster/leave":
 		return false
-	case isWrite(r), p == "/apis/skiff/v1/events", strings.HasPrefix(p, "/apis/skiff/v1/artifacts/"),
-		strings.HasPrefix(p, "/apis/skiff/v1/runs/") && strings.Contains(p, "/logs"):
+	case isWrite(r), p == "/apis/skiff/v1/events", strings.HasPrefix(p, "/apis/skiff/v1/artifacts/"):
 		return true
 	}
 	return r.URL.Query().Has("consistent")
@@ -305,6 +307,54 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// logHolder returns the API URL of the server whose worker runs attempt
+// a, when that is another server and a's log is not stored yet (a step
+// still running); "" to serve the log here. Any server answers for a
+// stored log (a blob, fetched from a holder if need be). A request
+// already proxied is served here, whatever it finds, so that proxies
+// never loop.
+func (s *Server) logHolder(r *http.Request, a store.Attempt) string {
+	if a.Logs != nil || r.Header.Get(logProxyHeader) != "" || a.ExecutionID == "" {
+		return ""
+	}
+	as, err := s.cfg.Store.Assignment(a.ExecutionID)
+	if err != nil || !as.Live() || as.NodeID == s.cfg.Store.ID() {
+		return ""
+	}
+	n, err := s.cfg.Store.Node(as.NodeID)
+	if err != nil || n.APIURL == "" {
+		return ""
+	}
+	return n.APIURL
+}
+
+// proxyLogs streams a running step's log from the server that runs it,
+// with the caller's credentials (that server checks them again).
+func (s *Server) proxyLogs(w http.ResponseWriter, r *http.Request, base string) error {
+	target, err := url.Parse(base)
+	if err != nil {
+		return apiErr(codeInternal, "worker API URL %q: %v", base, err)
+	}
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = target.Host
+			for _, h := range []string{"Origin", "Referer", "Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest"} {
+				pr.Out.Header.Del(h)
+			}
+			pr.Out.Header.Del(forwardedHeader)
+			pr.Out.Header.Set(logProxyHeader, s.cfg.Store.ID())
+		},
+		FlushInterval: -1, // a followed log streams as it comes
+		Transport:     s.forwardTransport,
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			writeError(w, apiErr(codeUnavailable, "reading the log from the server that runs the step (%s): %v", base, err))
+		},
+	}
+	proxy.ServeHTTP(w, r)
+	return nil
 }
 
 func (s *Server) readyState() (bool, string) {

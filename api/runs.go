@@ -469,6 +469,9 @@ func (s *Server) taskLogs(w http.ResponseWriter, r *http.Request, p *principal) 
 			}
 			a = t.Attempts[k-1]
 		}
+		if base := s.logHolder(r, a); base != "" {
+			return s.proxyLogs(w, r, base)
+		}
 		rc, err := s.logsOf(r.Context(), a, r.URL.Query().Get("follow") == "true")
 		if err != nil {
 			return err
