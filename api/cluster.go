@@ -263,9 +263,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				pr.SetURL(target)
 				pr.Out.Host = target.Host
-				for _, h := range []string{"Origin", "Referer", "Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest"} {
-					pr.Out.Header.Del(h) // checked here; the leader would see them as foreign
-				}
+				dropBrowserHeaders(pr.Out.Header) // checked here; the leader would see them as foreign
 				pr.Out.Header.Set(forwardedHeader, s.cfg.Store.ID())
 				pr.Out.Body = newBody(body)
 				pr.Out.ContentLength = int64(len(body))
@@ -309,6 +307,15 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// dropBrowserHeaders removes the cross-site headers of a request this
+// server checked before passing it to another server, which would see
+// them as foreign.
+func dropBrowserHeaders(h http.Header) {
+	for _, k := range []string{"Origin", "Referer", "Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest"} {
+		h.Del(k)
+	}
+}
+
 // logHolder returns the API URL of the server whose worker runs attempt
 // a, when that is another server and a's log is not stored yet (a step
 // still running); "" to serve the log here. Any server answers for a
@@ -341,9 +348,7 @@ func (s *Server) proxyLogs(w http.ResponseWriter, r *http.Request, base string) 
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = target.Host
-			for _, h := range []string{"Origin", "Referer", "Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest"} {
-				pr.Out.Header.Del(h)
-			}
+			dropBrowserHeaders(pr.Out.Header)
 			pr.Out.Header.Del(forwardedHeader)
 			pr.Out.Header.Set(logProxyHeader, s.cfg.Store.ID())
 		},

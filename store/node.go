@@ -477,7 +477,7 @@ func getAssignmentTx(tx *bolt.Tx, id string) (Assignment, bool, error) {
 
 // withSpecTx fills a's spec from bucketAssignmentSpecs.
 func withSpecTx(tx *bolt.Tx, a *Assignment) {
-	if len(a.Spec) == 0 || string(a.Spec) == "null" {
+	if len(a.Spec) == 0 {
 		if v := tx.Bucket(bucketAssignmentSpecs).Get([]byte(a.ExecutionID)); v != nil {
 			a.Spec = bytes.Clone(v)
 		}

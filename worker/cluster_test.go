@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/skiffml/skiff/engine"
+	"github.com/skiffml/skiff/engine/leader"
 	"github.com/skiffml/skiff/engine/spec"
 	"github.com/skiffml/skiff/executors"
 	"github.com/skiffml/skiff/executors/sim"
@@ -168,7 +169,6 @@ type node struct {
 	stopWorker context.CancelFunc
 	workerDone chan struct{}
 	stopFollow func()
-	leading    bool
 }
 
 func newCluster(t testing.TB, n int, cfg sim.Config, labels ...map[string]string) *cluster {
@@ -214,16 +214,13 @@ func (cl *cluster) startNode(i int) {
 	if err != nil {
 		cl.t.Fatal(err)
 	}
-	var term func()
-	nd.stopFollow = st.WatchLeadership(func(leader bool) {
-		if term != nil {
-			term()
-			term = nil
-		}
-		if leader {
-			term = cl.lead(st, d)
-		}
-	})
+	ecfg := engine.DefaultConfig(st, d.Executors()...)
+	ecfg.Logger = testLogger(st.ID())
+	l, err := leader.New(leader.Config{Engine: ecfg, Store: st, Dispatch: d, Logger: testLogger(st.ID())})
+	if err != nil {
+		cl.t.Fatal(err)
+	}
+	nd.stopFollow = l.Follow()
 }
 
 // startWorker starts node i's worker with a fresh executor (a new
@@ -244,29 +241,6 @@ func (cl *cluster) startWorker(i int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	nd.stopWorker, nd.workerDone = cancel, make(chan struct{})
 	go func() { defer close(nd.workerDone); _ = w.Run(ctx) }()
-}
-
-// lead runs one term: the dispatcher and an engine over it, resumed from
-// the store (what a server's leaderEngine does).
-func (cl *cluster) lead(st *store.Store, d *worker.Dispatcher) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	waitD := d.Start(ctx)
-	ecfg := engine.DefaultConfig(st, d.Executors()...)
-	ecfg.Logger = testLogger(st.ID())
-	e, err := engine.New(ecfg)
-	if err != nil {
-		cl.t.Error(err)
-		cancel()
-		return func() { waitD() }
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = e.Run(ctx) }()
-	vctx, vcancel := context.WithTimeout(ctx, 10*time.Second)
-	if err := st.VerifyLeader(vctx); err == nil {
-		_, _ = e.Resume(ctx)
-	}
-	vcancel()
-	return func() { cancel(); <-done; waitD() }
 }
 
 // stopNode kills node i: its worker, its executions (they die with it)

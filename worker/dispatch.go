@@ -376,7 +376,7 @@ func (d *Dispatcher) place(ctx context.Context) {
 			starts = append(starts, w)
 		case why != "" || now.Sub(w.since) > d.cfg.NodeTTL && !anyCandidate(live, w):
 			if why == "" {
-				why = noCandidate(w)
+				why = fmt.Sprintf("%v: %s", ErrNoWorker, noCandidate(w))
 			}
 			fails = append(fails, failed(w.s.ID, why, now))
 		default:
@@ -460,7 +460,7 @@ func fits(c, used, r spec.Resources) bool {
 // waitReason says why w, which no node took this round, waits.
 func waitReason(live []store.Node, w *waitingStart) string {
 	if !anyCandidate(live, w) {
-		return "waiting for a worker: " + strings.TrimPrefix(noCandidate(w), ErrNoWorker.Error()+": ")
+		return "waiting for a worker: " + noCandidate(w)
 	}
 	r := w.s.Resources
 	return fmt.Sprintf("waiting for capacity: every live worker offering %q is full (this step asks %d mCPU, %d bytes, %d GPUs)", w.kind, r.MilliCPU, r.MemoryBytes, r.GPU)
@@ -497,17 +497,18 @@ func anyCandidate(nodes []store.Node, w *waitingStart) bool {
 	return slices.ContainsFunc(nodes, func(n store.Node) bool { return candidate(&n, w) })
 }
 
-// noCandidate says why no live node can take w.
+// noCandidate says why no live node can take w (without ErrNoWorker's
+// words, which a failure adds).
 func noCandidate(w *waitingStart) string {
 	if len(w.s.NodeSelector) == 0 {
-		return fmt.Sprintf("%v: %q (no live node offers it)", ErrNoWorker, w.kind)
+		return fmt.Sprintf("%q (no live node offers it)", w.kind)
 	}
 	keys := slices.Sorted(maps.Keys(w.s.NodeSelector))
 	pairs := make([]string, len(keys))
 	for i, k := range keys {
 		pairs[i] = k + "=" + w.s.NodeSelector[k]
 	}
-	return fmt.Sprintf("%v: %q with labels %s (no live node offering it has them; see skiff server --node-label)", ErrNoWorker, w.kind, strings.Join(pairs, ","))
+	return fmt.Sprintf("%q with labels %s (no live node offering it has them; see skiff server --node-label)", w.kind, strings.Join(pairs, ","))
 }
 
 func assignment(w *waitingStart, n *store.Node, now time.Time) (store.Assignment, error) {

@@ -30,12 +30,7 @@ func TestCluster_ArtifactsAndLogsOutliveTheNodeThatMadeThem(t *testing.T) {
 	}
 	dockertest.Client(t)
 	dir := t.TempDir()
-	raft, listen := freeAddrs(t, 3), freeAddrs(t, 3)
-	procs := make([]*clusterProc, 3)
-	for i := range procs {
-		procs[i] = startClusterNode(t, dir, fmt.Sprintf("n%d", i), listen[i], raft[i], raft,
-			"--default-executor", "docker", "--keep-work-dirs", "--worker-heartbeat", "200ms", "--node-ttl", "2s")
-	}
+	procs := startThreeServers(t, dir, "--default-executor", "docker", "--keep-work-dirs", "--worker-heartbeat", "200ms", "--node-ttl", "2s")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	waitLeader(ctx, t, procs[0].url)
@@ -162,11 +157,7 @@ tasks:
 	_ = solo.Wait()
 	_ = os.RemoveAll(filepath.Join(dir, "solo"))
 
-	raft, listen := freeAddrs(t, 3), freeAddrs(t, 3)
-	procs := make([]*clusterProc, 3)
-	for i := range procs {
-		procs[i] = startClusterNode(t, dir, fmt.Sprintf("n%d", i), listen[i], raft[i], raft, "--default-executor", "docker")
-	}
+	procs := startThreeServers(t, dir, "--default-executor", "docker")
 	waitLeader(ctx, t, procs[0].url)
 	time.Sleep(2 * time.Second) // let the three workers register (a wait for an event the API does not show)
 	measure("three nodes", procs[0].url)

@@ -90,6 +90,18 @@ func chainPipeline(n int) string {
 	return b.String()
 }
 
+// startThreeServers starts n0, n1 and n2 on loopback, formed with
+// --bootstrap-expect 3; extra are flags for each.
+func startThreeServers(t *testing.T, dir string, extra ...string) []*clusterProc {
+	t.Helper()
+	raft, listen := freeAddrs(t, 3), freeAddrs(t, 3)
+	procs := make([]*clusterProc, 3)
+	for i := range procs {
+		procs[i] = startClusterNode(t, dir, fmt.Sprintf("n%d", i), listen[i], raft[i], raft, extra...)
+	}
+	return procs
+}
+
 // TestCluster_ThreeServersSurviveLeaderKill: three servers on loopback form
 // a cluster; a 50-step chain submitted through a follower succeeds although
 // the leader is killed (SIGKILL) in the middle, and a client polling a
@@ -99,13 +111,9 @@ func TestCluster_ThreeServersSurviveLeaderKill(t *testing.T) {
 		t.Skip("starts three servers")
 	}
 	dir := t.TempDir()
-	raft, listen := freeAddrs(t, 3), freeAddrs(t, 3)
-	procs := make([]*clusterProc, 3)
-	for i := range procs {
-		// A short node TTL: the killed leader's worker is declared down
-		// (and its step runs again) within seconds.
-		procs[i] = startClusterNode(t, dir, fmt.Sprintf("n%d", i), listen[i], raft[i], raft, "--worker-heartbeat", "200ms", "--node-ttl", "2s")
-	}
+	// A short node TTL: the killed leader's worker is declared down
+	// (and its step runs again) within seconds.
+	procs := startThreeServers(t, dir, "--worker-heartbeat", "200ms", "--node-ttl", "2s")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	leaderOf := func(skip int) (int, error) {
@@ -245,12 +253,7 @@ func TestCluster_StepsOfAKilledWorkerRunElsewhere(t *testing.T) {
 		t.Skip("starts three servers")
 	}
 	dir := t.TempDir()
-	raft, listen := freeAddrs(t, 3), freeAddrs(t, 3)
-	procs := make([]*clusterProc, 3)
-	for i := range procs {
-		procs[i] = startClusterNode(t, dir, fmt.Sprintf("n%d", i), listen[i], raft[i], raft,
-			"--sim-duration", "3s", "--worker-heartbeat", "200ms", "--node-ttl", "2s")
-	}
+	procs := startThreeServers(t, dir, "--sim-duration", "3s", "--worker-heartbeat", "200ms", "--node-ttl", "2s")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	leader := -1

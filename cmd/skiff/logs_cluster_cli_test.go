@@ -22,12 +22,7 @@ func TestCluster_RunningStepsLogReadFromEveryServer(t *testing.T) {
 		t.Skip("starts three servers")
 	}
 	dir := t.TempDir()
-	raft, listen := freeAddrs(t, 3), freeAddrs(t, 3)
-	procs := make([]*clusterProc, 3)
-	for i := range procs {
-		procs[i] = startClusterNode(t, dir, fmt.Sprintf("n%d", i), listen[i], raft[i], raft,
-			"--default-executor", "local", "--worker-heartbeat", "200ms", "--node-ttl", "2s")
-	}
+	procs := startThreeServers(t, dir, "--default-executor", "local", "--worker-heartbeat", "200ms", "--node-ttl", "2s")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	waitLeader(ctx, t, procs[0].url)
