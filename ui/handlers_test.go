@@ -175,7 +175,10 @@ func TestRunModel_TenThousandIterationLoopIsOneNode(t *testing.T) {
 	if len(gp.Iterations) != groupPageSize || gp.Iterations[0].State != "FAILED" || gp.Iterations[0].K != 7 || gp.Pages != n/groupPageSize {
 		t.Fatalf("group panel: %d rows, first %+v, %d pages", len(gp.Iterations), gp.Iterations[0], gp.Pages)
 	}
-	if d := time.Since(start); d > 2*time.Second {
+	// A guard against a quadratic blow-up (minutes), not a speed figure:
+	// -race on a loaded 2-core CI machine took 2.3 s once. The page's
+	// speed is measured in the browser test.
+	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("model, layout and panel took %v", d)
 	}
 }
