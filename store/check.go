@@ -267,7 +267,7 @@ func blobRefsTx(tx *bolt.Tx, skipRun func(id string) bool) (map[string]string, e
 	if b := tx.Bucket(bucketTasks); b != nil {
 		err := b.ForEach(func(k, v []byte) error {
 			var t Task
-			if err := json.Unmarshal(v, storedTask(&t)); err != nil {
+			if err := decodeTask(v, &t); err != nil {
 				return fmt.Errorf("task %q: %w", k, err)
 			}
 			if skipRun != nil && skipRun(t.RunID) {

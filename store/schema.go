@@ -21,7 +21,8 @@ var (
 	bucketRunsByRequest = []byte("runs_by_request")
 	// bucketRunsActive: run ID -> empty, for every run not in a final state.
 	bucketRunsActive = []byte("runs_active")
-	// bucketTasks: taskKey(run ID, index) -> JSON Task.
+	// bucketTasks: taskKey(run ID, index) -> binary task record
+	// (binary.go), or a JSON Task written before schema version 3.
 	bucketTasks = []byte("tasks")
 )
 
@@ -107,12 +108,16 @@ var (
 //	1  the first release: enums (run and task states) stored as names
 //	2  enums stored as numeric codes (codec.go); version 1 data still
 //	   decodes, so the migration rewrites nothing
-const schemaVersion = 2
+//	3  task records binary (binary.go); JSON records still decode and
+//	   become binary when next written, so the migration rewrites
+//	   nothing, but an older binary must not open the data dir
+const schemaVersion = 3
 
 // migrations[v] upgrades a state.db from version v-1 to v, in the
 // transaction that records v.
 var migrations = map[uint64]func(tx *bolt.Tx) error{
 	2: func(*bolt.Tx) error { return nil }, // the decoders read names and codes
+	3: func(*bolt.Tx) error { return nil }, // decodeTask reads JSON and binary records
 }
 
 // initSchemaTx creates every bucket, checks the schema version and

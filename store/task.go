@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -119,7 +118,35 @@ func ExpandedName(group string, loop bool, k int, name string) string {
 func (TransitionTasks) Type() CommandType { return TypeTransitionTasks }
 
 func init() {
-	registerJSONNoted(TypeTransitionTasks, "transition_tasks", 1, applyTransitionTasks)
+	registerJSONNoted(TypeTransitionTasks, "transition_tasks", transitionTasksVersion, applyTransitionTasks)
+	// Version 2 is binary (binary.go); version 1 (JSON) still decodes.
+	def := registry[TypeTransitionTasks]
+	decodeJSON := def.decode
+	def.encode = func(cmd Command) ([]byte, error) {
+		var c TransitionTasks
+		switch v := cmd.(type) {
+		case TransitionTasks:
+			c = v
+		case *TransitionTasks:
+			c = *v
+		default:
+			return nil, fmt.Errorf("%T is not a transition_tasks", cmd)
+		}
+		if err := c.checkStates(); err != nil {
+			return nil, err
+		}
+		return encodeTransitions(&c)
+	}
+	def.decode = func(v uint8, payload []byte) (Command, error) {
+		if v != transitionTasksVersion {
+			return decodeJSON(v, payload)
+		}
+		c, err := decodeTransitions(payload)
+		if err != nil {
+			return nil, fmt.Errorf("decode transition_tasks: %w", err)
+		}
+		return c, nil
+	}
 }
 
 func applyTransitionTasks(tx *bolt.Tx, c TransitionTasks, ch *Change) ([]Rejection, error) {
@@ -313,7 +340,7 @@ func newAttempt(it Transition) Attempt {
 }
 
 func putTaskTx(tx *bolt.Tx, t *Task) error {
-	b, err := json.Marshal(storedTask(t))
+	b, err := encodeTask(t)
 	if err != nil {
 		return fmt.Errorf("encode task %q/%d: %w", t.RunID, t.Index, err)
 	}
@@ -329,7 +356,7 @@ func getTaskTx(tx *bolt.Tx, runID string, index int) (Task, error) {
 		return Task{}, fmt.Errorf("task %q/%d: %w", runID, index, ErrNotFound)
 	}
 	var t Task
-	if err := json.Unmarshal(v, storedTask(&t)); err != nil {
+	if err := decodeTask(v, &t); err != nil {
 		return Task{}, fmt.Errorf("decode task %q/%d: %w", runID, index, err)
 	}
 	return t, nil
@@ -345,7 +372,7 @@ func tasksTx(tx *bolt.Tx, runID string) ([]Task, error) {
 	var out []Task
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		var t Task
-		if err := json.Unmarshal(v, storedTask(&t)); err != nil {
+		if err := decodeTask(v, &t); err != nil {
 			return nil, fmt.Errorf("decode task %q: %w", k, err)
 		}
 		out = append(out, t)
