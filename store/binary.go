@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/skiffml/skiff/engine/spec"
@@ -337,4 +338,344 @@ func decodeTransitions(b []byte) (TransitionTasks, error) {
 		return TransitionTasks{}, r.err
 	}
 	return c, nil
+}
+
+// Worker records and commands (node.go) in the same style: a cluster
+// commits an assignment, a report and a transition per task, each applied
+// on every node, and their JSON dominated a cluster fan-out's CPU.
+//
+// A record starts with workerRecordMagic and its version; records written
+// before (JSON, starting with '{') still read.
+
+const (
+	workerRecordMagic   byte = 0xB8
+	workerRecordVersion byte = 1
+	// assignExecutionVersion and reportExecutionVersion: 1 is JSON, 2
+	// binary.
+	assignExecutionVersion = 2
+	reportExecutionVersion = 2
+)
+
+func (w *binWriter) resources(r spec.Resources) {
+	w.b = binary.AppendVarint(w.b, r.MilliCPU)
+	w.b = binary.AppendVarint(w.b, r.MemoryBytes)
+	w.int(r.GPU)
+	w.str(r.Accelerator)
+}
+
+func (r *binReader) int64() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail(errBinaryTruncated)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *binReader) resources() spec.Resources {
+	return spec.Resources{MilliCPU: r.int64(), MemoryBytes: r.int64(), GPU: r.int(), Accelerator: r.str()}
+}
+
+func (w *binWriter) strs(s []string) {
+	w.uvarint(uint64(len(s)))
+	for _, v := range s {
+		w.str(v)
+	}
+}
+
+// strs reads a list; absent (0) reads as nil, as JSON's omitempty does.
+func (r *binReader) strs() []string {
+	n := r.count(1)
+	if n == 0 {
+		return nil
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = r.str()
+	}
+	return out
+}
+
+// bool is one byte, 0 or 1.
+func (w *binWriter) bool(v bool) {
+	if v {
+		w.byte1(1)
+	} else {
+		w.byte1(0)
+	}
+}
+
+func (r *binReader) bool() bool {
+	switch r.byte1() {
+	case 0:
+		return false
+	case 1:
+		return true
+	}
+	r.fail(errors.New("bool: not 0 or 1"))
+	return false
+}
+
+// exit writes a presence byte, then the exit.
+func (w *binWriter) exit(e *Exit) error {
+	w.bool(e != nil)
+	if e == nil {
+		return nil
+	}
+	w.str(e.Outcome)
+	w.int(e.ExitCode)
+	w.str(e.Reason)
+	if err := w.json(e.Outputs, len(e.Outputs) == 0); err != nil {
+		return fmt.Errorf("exit.outputs: %w", err)
+	}
+	if err := w.json(e.Logs, e.Logs == nil); err != nil {
+		return fmt.Errorf("exit.logs: %w", err)
+	}
+	return w.time(e.Time)
+}
+
+func (r *binReader) exit() *Exit {
+	if !r.bool() {
+		return nil
+	}
+	e := &Exit{Outcome: r.str(), ExitCode: r.int(), Reason: r.str()}
+	r.json(&e.Outputs, "exit.outputs")
+	r.json(&e.Logs, "exit.logs")
+	e.Time = r.time()
+	return e
+}
+
+// assignment writes a's fields; the spec only when withSpec (the record
+// keeps it in its own bucket).
+func (w *binWriter) assignment(a *Assignment, withSpec bool) error {
+	w.str(a.ExecutionID)
+	w.str(a.RunID)
+	w.int(a.Task)
+	w.int(a.Attempt)
+	w.str(a.NodeID)
+	w.uvarint(a.Epoch)
+	w.str(a.Executor)
+	w.resources(a.Resources)
+	if withSpec {
+		w.rawBytes(a.Spec)
+	}
+	if err := w.time(a.AssignedAt); err != nil {
+		return fmt.Errorf("assigned_at: %w", err)
+	}
+	if err := w.time(a.StartedAt); err != nil {
+		return fmt.Errorf("started_at: %w", err)
+	}
+	w.bool(a.CancelRequested)
+	if err := w.exit(a.Exit); err != nil {
+		return err
+	}
+	w.str(a.Waiting)
+	return nil
+}
+
+func (r *binReader) assignment(withSpec bool) Assignment {
+	a := Assignment{ExecutionID: r.str(), RunID: r.str(), Task: r.int(), Attempt: r.int(), NodeID: r.str(),
+		Epoch: r.uvarint(), Executor: r.str(), Resources: r.resources()}
+	if withSpec {
+		if s := r.raw(); len(s) > 0 {
+			a.Spec = json.RawMessage(s)
+		}
+	}
+	a.AssignedAt = r.time()
+	a.StartedAt = r.time()
+	a.CancelRequested = r.bool()
+	a.Exit = r.exit()
+	a.Waiting = r.str()
+	return a
+}
+
+// done checks that r read everything without error.
+func (r *binReader) done(what string) error {
+	if r.err == nil && len(r.b) != 0 {
+		r.fail(fmt.Errorf("%d bytes after the %s", len(r.b), what))
+	}
+	if r.err != nil {
+		return fmt.Errorf("%s: %w", what, r.err)
+	}
+	return nil
+}
+
+// recordHeader checks a binary record's magic and version; json is true
+// for a record written before the binary form.
+func recordHeader(b []byte, what string) (rest []byte, isJSON bool, err error) {
+	if len(b) == 0 || b[0] != workerRecordMagic {
+		return nil, true, nil
+	}
+	if len(b) < 2 {
+		return nil, false, fmt.Errorf("%s record: %w", what, errBinaryTruncated)
+	}
+	if b[1] != workerRecordVersion {
+		return nil, false, fmt.Errorf("%s record version %d: this binary knows %d (use a newer skiff)", what, b[1], workerRecordVersion)
+	}
+	return b[2:], false, nil
+}
+
+func encodeAssignmentRecord(a *Assignment) ([]byte, error) {
+	w := binWriter{b: make([]byte, 0, 128)}
+	w.byte1(workerRecordMagic)
+	w.byte1(workerRecordVersion)
+	if err := w.assignment(a, false); err != nil {
+		return nil, err
+	}
+	return w.b, nil
+}
+
+func decodeAssignmentRecord(b []byte, a *Assignment) error {
+	rest, isJSON, err := recordHeader(b, "assignment")
+	if err != nil {
+		return err
+	}
+	if isJSON {
+		return json.Unmarshal(b, a)
+	}
+	r := binReader{b: rest}
+	*a = r.assignment(false)
+	return r.done("assignment record")
+}
+
+func encodeNodeRecord(n *Node) ([]byte, error) {
+	w := binWriter{b: make([]byte, 0, 128)}
+	w.byte1(workerRecordMagic)
+	w.byte1(workerRecordVersion)
+	w.str(n.ID)
+	w.uvarint(n.Epoch)
+	w.str(n.State)
+	w.resources(n.Capacity)
+	w.strs(n.GPUKinds)
+	w.strs(n.Executors)
+	keys := make([]string, 0, len(n.Labels))
+	for k := range n.Labels {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	w.uvarint(uint64(len(keys)))
+	for _, k := range keys {
+		w.str(k)
+		w.str(n.Labels[k])
+	}
+	w.str(n.APIURL)
+	if err := w.time(n.RegisteredAt); err != nil {
+		return nil, fmt.Errorf("registered_at: %w", err)
+	}
+	if err := w.time(n.LastHeartbeat); err != nil {
+		return nil, fmt.Errorf("last_heartbeat: %w", err)
+	}
+	w.str(n.DownReason)
+	return w.b, nil
+}
+
+func decodeNodeRecord(b []byte, n *Node) error {
+	rest, isJSON, err := recordHeader(b, "node")
+	if err != nil {
+		return err
+	}
+	if isJSON {
+		return json.Unmarshal(b, n)
+	}
+	r := binReader{b: rest}
+	*n = Node{ID: r.str(), Epoch: r.uvarint(), State: r.str(), Capacity: r.resources(), GPUKinds: r.strs()}
+	// Executors is not omitempty in JSON: an empty list reads back
+	// non-nil there, and here.
+	n.Executors = r.strs()
+	if n.Executors == nil {
+		n.Executors = []string{}
+	}
+	if k := r.count(2); k > 0 {
+		n.Labels = make(map[string]string, k)
+		for range k {
+			key := r.str()
+			n.Labels[key] = r.str()
+		}
+	}
+	n.APIURL = r.str()
+	n.RegisteredAt = r.time()
+	n.LastHeartbeat = r.time()
+	n.DownReason = r.str()
+	return r.done("node record")
+}
+
+func encodeAssignExecution(c *AssignExecution) ([]byte, error) {
+	if len(c.Assignment.Spec) > 0 && !json.Valid(c.Assignment.Spec) {
+		return nil, errors.New("assignment.spec: not JSON")
+	}
+	w := binWriter{b: make([]byte, 0, 128+len(c.Assignment.Spec))}
+	if err := w.assignment(&c.Assignment, true); err != nil {
+		return nil, err
+	}
+	return w.b, nil
+}
+
+func decodeAssignExecution(b []byte) (AssignExecution, error) {
+	r := binReader{b: b}
+	c := AssignExecution{Assignment: r.assignment(true)}
+	return c, r.done("assign_execution")
+}
+
+func encodeReportExecution(c *ReportExecution) ([]byte, error) {
+	w := binWriter{b: make([]byte, 0, 64+len(c.Waiting))}
+	w.str(c.ExecutionID)
+	w.str(c.NodeID)
+	w.uvarint(c.Epoch)
+	w.bool(c.Started)
+	if err := w.exit(c.Exit); err != nil {
+		return nil, err
+	}
+	w.str(c.Waiting)
+	if err := w.time(c.Time); err != nil {
+		return nil, fmt.Errorf("time: %w", err)
+	}
+	return w.b, nil
+}
+
+func decodeReportExecution(b []byte) (ReportExecution, error) {
+	r := binReader{b: b}
+	c := ReportExecution{ExecutionID: r.str(), NodeID: r.str(), Epoch: r.uvarint(), Started: r.bool(), Exit: r.exit(), Waiting: r.str(), Time: r.time()}
+	return c, r.done("report_execution")
+}
+
+// setBinaryCodec replaces a registered command's encoding from version on
+// with enc/dec; older versions decode as before.
+func setBinaryCodec[T Command](typ CommandType, version uint8, enc func(*T) ([]byte, error), dec func([]byte) (T, error)) {
+	def := registry[typ]
+	if def == nil || def.version != version {
+		panic(fmt.Sprintf("store: binary codec for command %d: registered at another version", typ))
+	}
+	older := def.decode
+	name := def.name
+	def.encode = func(cmd Command) ([]byte, error) {
+		var c T
+		switch v := any(cmd).(type) {
+		case T:
+			c = v
+		case *T:
+			c = *v
+		default:
+			return nil, fmt.Errorf("%T is not a %s", cmd, name)
+		}
+		if chk, ok := any(c).(checkStates); ok {
+			if err := chk.checkStates(); err != nil {
+				return nil, err
+			}
+		}
+		return enc(&c)
+	}
+	def.decode = func(v uint8, payload []byte) (Command, error) {
+		if v != version {
+			return older(v, payload)
+		}
+		c, err := dec(payload)
+		if err != nil {
+			return nil, fmt.Errorf("decode %s: %w", name, err)
+		}
+		return c, nil
+	}
 }

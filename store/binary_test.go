@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"testing"
@@ -274,6 +275,194 @@ func FuzzDecodeTask(f *testing.F) {
 		b, _ := json.Marshal(back)
 		if !bytes.Equal(a, b) {
 			t.Fatalf("changed in a round trip:\n%s\n%s", a, b)
+		}
+	})
+}
+
+func genExit(t *rapid.T, label string) *Exit {
+	if rapid.Bool().Draw(t, label) {
+		return nil
+	}
+	return &Exit{Outcome: rapid.SampledFrom([]string{OutcomeSucceeded, OutcomeFailed, OutcomeLost, ""}).Draw(t, label+"_outcome"),
+		ExitCode: rapid.IntRange(-1, 255).Draw(t, label+"_code"), Reason: rapid.String().Draw(t, label+"_reason"),
+		Outputs: genOutputs(t, label+"_outputs"), Logs: genRef(t, label+"_logs"), Time: genTime(t, label+"_time")}
+}
+
+func genResources(t *rapid.T, label string) spec.Resources {
+	return spec.Resources{MilliCPU: rapid.Int64().Draw(t, label+"_cpu"), MemoryBytes: rapid.Int64().Draw(t, label+"_mem"),
+		GPU: rapid.IntRange(-1, 1<<20).Draw(t, label+"_gpu"), Accelerator: rapid.String().Draw(t, label+"_acc")}
+}
+
+func genAssignment(t *rapid.T) Assignment {
+	a := Assignment{ExecutionID: rapid.String().Draw(t, "exec"), RunID: rapid.String().Draw(t, "run"),
+		Task: rapid.IntRange(-1, 1<<31-1).Draw(t, "task"), Attempt: rapid.IntRange(0, 100).Draw(t, "attempt"),
+		NodeID: rapid.String().Draw(t, "node"), Epoch: rapid.Uint64().Draw(t, "epoch"), Executor: rapid.String().Draw(t, "executor"),
+		Resources: genResources(t, "res"), AssignedAt: genTime(t, "assigned"), StartedAt: genTime(t, "started"),
+		CancelRequested: rapid.Bool().Draw(t, "cancel"), Exit: genExit(t, "exit"), Waiting: rapid.String().Draw(t, "waiting")}
+	if rapid.Bool().Draw(t, "spec") {
+		a.Spec = json.RawMessage(`{"command":["/bin/true"],"n":` + fmt.Sprint(rapid.Int().Draw(t, "spec_n")) + `}`)
+	}
+	return a
+}
+
+// TestBinaryWorkerRecords_RoundTrip: node and assignment records and the
+// assign and report commands read back as written, and their JSON forms
+// (records and version 1 entries from before) still read.
+func TestBinaryWorkerRecords_RoundTrip(t *testing.T) {
+	t.Parallel()
+	rapid.Check(t, func(t *rapid.T) {
+		a := genAssignment(t)
+		rec := a
+		rec.Spec = nil
+		b, err := encodeAssignmentRecord(&rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Assignment
+		if err := decodeAssignmentRecord(b, &back); err != nil {
+			t.Fatalf("assignment record: %v", err)
+		}
+		sameJSON(t, "assignment record", rec, back)
+		js, _ := json.Marshal(&a)
+		if err := decodeAssignmentRecord(js, &back); err != nil {
+			t.Fatalf("JSON assignment record: %v", err)
+		}
+		sameJSON(t, "JSON assignment record", a, back)
+		for n := range len(b) {
+			if err := decodeAssignmentRecord(b[:n], &back); err == nil && n > 0 {
+				t.Fatalf("an assignment record cut to %d of %d bytes decoded", n, len(b))
+			}
+		}
+
+		cmd := AssignExecution{Assignment: a}
+		cb, err := encodeAssignExecution(&cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cback, err := decodeAssignExecution(cb)
+		if err != nil {
+			t.Fatalf("assign_execution: %v", err)
+		}
+		sameJSON(t, "assign_execution", cmd, cback)
+
+		rep := ReportExecution{ExecutionID: a.ExecutionID, NodeID: a.NodeID, Epoch: a.Epoch, Started: rapid.Bool().Draw(t, "started"),
+			Exit: genExit(t, "report_exit"), Waiting: rapid.String().Draw(t, "report_waiting"), Time: genTime(t, "report_time")}
+		rb, err := encodeReportExecution(&rep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rback, err := decodeReportExecution(rb)
+		if err != nil {
+			t.Fatalf("report_execution: %v", err)
+		}
+		sameJSON(t, "report_execution", rep, rback)
+		for n := range len(rb) {
+			if _, err := decodeReportExecution(rb[:n]); err == nil {
+				t.Fatalf("a report cut to %d of %d bytes decoded", n, len(rb))
+			}
+		}
+
+		node := Node{ID: rapid.String().Draw(t, "node_id"), Epoch: rapid.Uint64().Draw(t, "node_epoch"), State: NodeUp,
+			Capacity: genResources(t, "cap"), GPUKinds: rapid.SliceOfN(rapid.String(), 0, 2).Draw(t, "kinds"),
+			Executors: rapid.SliceOfN(rapid.String(), 1, 3).Draw(t, "executors"),
+			Labels:    rapid.MapOfN(rapid.String(), rapid.String(), 0, 3).Draw(t, "labels"), APIURL: rapid.String().Draw(t, "api"),
+			RegisteredAt: genTime(t, "registered"), LastHeartbeat: genTime(t, "heartbeat"), DownReason: rapid.String().Draw(t, "down")}
+		if len(node.GPUKinds) == 0 {
+			node.GPUKinds = nil
+		}
+		if len(node.Labels) == 0 {
+			node.Labels = nil
+		}
+		nb, err := encodeNodeRecord(&node)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var nback Node
+		if err := decodeNodeRecord(nb, &nback); err != nil {
+			t.Fatalf("node record: %v", err)
+		}
+		sameJSON(t, "node record", node, nback)
+		nb2, _ := encodeNodeRecord(&nback)
+		if !bytes.Equal(nb, nb2) {
+			t.Fatal("a node record is not encoded the same way twice (labels order)")
+		}
+		njs, _ := json.Marshal(&node)
+		if err := decodeNodeRecord(njs, &nback); err != nil {
+			t.Fatalf("JSON node record: %v", err)
+		}
+		sameJSON(t, "JSON node record", node, nback)
+	})
+}
+
+// TestBinaryWorkerCommands_VersionOneStillApplies: assign and report
+// entries written as JSON (version 1) apply as before.
+func TestBinaryWorkerCommands_VersionOneStillApplies(t *testing.T) {
+	t.Parallel()
+	for _, c := range []Command{
+		AssignExecution{Assignment: Assignment{ExecutionID: "e", RunID: "r", NodeID: "n", Epoch: 1, Executor: "sim", Spec: json.RawMessage(`{}`)}},
+		ReportExecution{ExecutionID: "e", NodeID: "n", Epoch: 1, Started: true, Exit: &Exit{Outcome: OutcomeSucceeded}},
+	} {
+		js, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v1 := binary.AppendUvarint([]byte{batchFormat, byte(c.Type()), 1}, uint64(len(js)))
+		v1 = append(v1, js...)
+		got, err := decodeBatch(v1)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("%T version 1: %v %v", c, got, err)
+		}
+		a, _ := json.Marshal(c)
+		b, _ := json.Marshal(got[0].cmd)
+		if !bytes.Equal(a, b) {
+			t.Errorf("%T version 1 read back as %s, want %s", c, b, a)
+		}
+		v2, err := encodeBatch([]Command{c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v2[2] != 2 || bytes.Contains(v2, []byte(`"execution_id"`)) {
+			t.Errorf("%T is written as %q: want version 2, binary", c, v2)
+		}
+	}
+}
+
+// FuzzDecodeWorkerRecords: any bytes give a node or assignment record or
+// an error, never a panic, and a decoded record encodes to bytes that
+// decode the same.
+func FuzzDecodeWorkerRecords(f *testing.F) {
+	a := Assignment{ExecutionID: "e", RunID: "r", NodeID: "n", Epoch: 2, Executor: "local", Exit: &Exit{Outcome: OutcomeFailed, ExitCode: 1}}
+	b, _ := encodeAssignmentRecord(&a)
+	f.Add(b)
+	n := Node{ID: "n", Epoch: 1, State: NodeUp, Executors: []string{"local"}, Labels: map[string]string{"gpu": "true"}}
+	nb, _ := encodeNodeRecord(&n)
+	f.Add(nb)
+	f.Add([]byte{workerRecordMagic, workerRecordVersion, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var a Assignment
+		if decodeAssignmentRecord(data, &a) == nil {
+			again, err := encodeAssignmentRecord(&a)
+			if err == nil {
+				var back Assignment
+				if err := decodeAssignmentRecord(again, &back); err != nil {
+					t.Fatalf("re-encoded assignment does not decode: %v", err)
+				}
+				x, _ := json.Marshal(a)
+				y, _ := json.Marshal(back)
+				if !bytes.Equal(x, y) {
+					t.Fatalf("assignment changed in a round trip:\n%s\n%s", x, y)
+				}
+			}
+		}
+		var n Node
+		if decodeNodeRecord(data, &n) == nil {
+			again, err := encodeNodeRecord(&n)
+			if err == nil {
+				var back Node
+				if err := decodeNodeRecord(again, &back); err != nil {
+					t.Fatalf("re-encoded node does not decode: %v", err)
+				}
+			}
 		}
 	})
 }

@@ -195,8 +195,11 @@ func init() {
 	registerJSONNoted(TypeRegisterNode, "register_node", 1, applyRegisterNode)
 	registerJSON(TypeHeartbeat, "heartbeat", 1, applyHeartbeat)
 	registerJSONNoted(TypeMarkNodeDown, "mark_node_down", 1, applyMarkNodeDown)
-	registerJSONNoted(TypeAssignExecution, "assign_execution", 1, applyAssignExecution)
-	registerJSONNoted(TypeReportExecution, "report_execution", 1, applyReportExecution)
+	registerJSONNoted(TypeAssignExecution, "assign_execution", assignExecutionVersion, applyAssignExecution)
+	registerJSONNoted(TypeReportExecution, "report_execution", reportExecutionVersion, applyReportExecution)
+	// Version 2 of both is binary (binary.go); version 1 (JSON) still decodes.
+	setBinaryCodec(TypeAssignExecution, assignExecutionVersion, encodeAssignExecution, decodeAssignExecution)
+	setBinaryCodec(TypeReportExecution, reportExecutionVersion, encodeReportExecution, decodeReportExecution)
 	registerJSONNoted(TypeCancelAssignment, "cancel_assignment", 1, applyCancelAssignment)
 }
 
@@ -424,7 +427,7 @@ func dropAssignmentTx(tx *bolt.Tx, execID string, ch *Change) error {
 }
 
 func putNodeTx(tx *bolt.Tx, n *Node) error {
-	b, err := json.Marshal(n)
+	b, err := encodeNodeRecord(n)
 	if err != nil {
 		return fmt.Errorf("encode node %q: %w", n.ID, err)
 	}
@@ -437,7 +440,7 @@ func getNodeTx(tx *bolt.Tx, id string) (Node, bool, error) {
 		return Node{}, false, nil
 	}
 	var n Node
-	if err := json.Unmarshal(v, &n); err != nil {
+	if err := decodeNodeRecord(v, &n); err != nil {
 		return Node{}, false, fmt.Errorf("decode node %q: %w", id, err)
 	}
 	return n, true, nil
@@ -454,7 +457,7 @@ func putAssignmentTx(tx *bolt.Tx, a *Assignment) error {
 		}
 		rec.Spec = nil
 	}
-	b, err := json.Marshal(&rec)
+	b, err := encodeAssignmentRecord(&rec)
 	if err != nil {
 		return fmt.Errorf("encode assignment %q: %w", a.ExecutionID, err)
 	}
@@ -469,7 +472,7 @@ func getAssignmentTx(tx *bolt.Tx, id string) (Assignment, bool, error) {
 		return Assignment{}, false, nil
 	}
 	var a Assignment
-	if err := json.Unmarshal(v, &a); err != nil {
+	if err := decodeAssignmentRecord(v, &a); err != nil {
 		return Assignment{}, false, fmt.Errorf("decode assignment %q: %w", id, err)
 	}
 	return a, true, nil
@@ -490,7 +493,7 @@ func assignmentsTx(tx *bolt.Tx, nodeID string) ([]Assignment, error) {
 	var out []Assignment
 	err := tx.Bucket(bucketAssignments).ForEach(func(k, v []byte) error {
 		var a Assignment
-		if err := json.Unmarshal(v, &a); err != nil {
+		if err := decodeAssignmentRecord(v, &a); err != nil {
 			return fmt.Errorf("decode assignment %q: %w", bytes.Clone(k), err)
 		}
 		if nodeID == "" || a.NodeID == nodeID {
@@ -507,7 +510,7 @@ func (s *Store) Nodes() ([]Node, error) {
 	err := s.fsm.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketNodes).ForEach(func(k, v []byte) error {
 			var n Node
-			if err := json.Unmarshal(v, &n); err != nil {
+			if err := decodeNodeRecord(v, &n); err != nil {
 				return fmt.Errorf("decode node %q: %w", bytes.Clone(k), err)
 			}
 			out = append(out, n)

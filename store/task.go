@@ -120,33 +120,7 @@ func (TransitionTasks) Type() CommandType { return TypeTransitionTasks }
 func init() {
 	registerJSONNoted(TypeTransitionTasks, "transition_tasks", transitionTasksVersion, applyTransitionTasks)
 	// Version 2 is binary (binary.go); version 1 (JSON) still decodes.
-	def := registry[TypeTransitionTasks]
-	decodeJSON := def.decode
-	def.encode = func(cmd Command) ([]byte, error) {
-		var c TransitionTasks
-		switch v := cmd.(type) {
-		case TransitionTasks:
-			c = v
-		case *TransitionTasks:
-			c = *v
-		default:
-			return nil, fmt.Errorf("%T is not a transition_tasks", cmd)
-		}
-		if err := c.checkStates(); err != nil {
-			return nil, err
-		}
-		return encodeTransitions(&c)
-	}
-	def.decode = func(v uint8, payload []byte) (Command, error) {
-		if v != transitionTasksVersion {
-			return decodeJSON(v, payload)
-		}
-		c, err := decodeTransitions(payload)
-		if err != nil {
-			return nil, fmt.Errorf("decode transition_tasks: %w", err)
-		}
-		return c, nil
-	}
+	setBinaryCodec(TypeTransitionTasks, transitionTasksVersion, encodeTransitions, decodeTransitions)
 }
 
 func applyTransitionTasks(tx *bolt.Tx, c TransitionTasks, ch *Change) ([]Rejection, error) {
