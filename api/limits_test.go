@@ -56,8 +56,9 @@ func TestLimits_BombsRefusedFast(t *testing.T) {
 		}
 		// Milliseconds on an idle machine (the parsers' own tests hold them
 		// to a second); the bound leaves room for -race on a loaded one,
-		// and is still far below the minute the alias bomb took unbounded.
-		if el > 10*time.Second {
+		// and is still far below the minute the alias bomb took unbounded
+		// (10 s was once exceeded, 10.3 s at load 14).
+		if el > 30*time.Second {
 			t.Errorf("%s: refusing took %s", tc.name, el)
 		}
 	}
