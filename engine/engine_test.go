@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -439,5 +440,30 @@ func TestEngine_CancelRightAfterResume(t *testing.T) {
 			t.Fatalf("run = %s, want CANCELED", r.State)
 		}
 		h2.stop()
+	}
+}
+
+// TestEngine_RunErrorNamesFailedTasksReadably: a run's error lists the
+// failed tasks as words for the run page, not as a Go slice.
+func TestEngine_RunErrorNamesFailedTasksReadably(t *testing.T) {
+	t.Parallel()
+	var yaml strings.Builder
+	yaml.WriteString("name: many\ntasks:\n")
+	fail := map[string]sim.Behavior{}
+	for i := range 7 {
+		name := fmt.Sprintf("t%d", i)
+		fmt.Fprintf(&yaml, "  - name: %s\n    image: busybox\n    command: [\"true\"]\n", name)
+		fail[name] = sim.Behavior{Fail: true, ExitCode: 1}
+	}
+	for n, want := range map[int]string{2: "2 tasks failed: t0, t1", 7: "7 tasks failed: t0, t1, t2, t3, t4 and 2 more"} {
+		only := map[string]sim.Behavior{}
+		for i := range n {
+			only[fmt.Sprintf("t%d", i)] = fail[fmt.Sprintf("t%d", i)]
+		}
+		h := newHarness(t, t.TempDir(), sim.Config{Tasks: only})
+		r := h.wait(h.submit(mustPlan(t, yaml.String()), nil))
+		if r.State != spec.RunFailed || r.Error != want {
+			t.Errorf("%d failures: run %s with error %q, want %q", n, r.State, r.Error, want)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/skiffml/skiff/engine/spec"
@@ -706,9 +707,9 @@ func (r *activeRun) failureSummary() string {
 		return fmt.Sprintf("task %s failed", names[0])
 	}
 	if len(names) > 5 {
-		return fmt.Sprintf("%d tasks failed, first %v", len(names), names[:5])
+		return fmt.Sprintf("%d tasks failed: %s and %d more", len(names), strings.Join(names[:5], ", "), len(names)-5)
 	}
-	return fmt.Sprintf("tasks %v failed", names)
+	return fmt.Sprintf("%d tasks failed: %s", len(names), strings.Join(names, ", "))
 }
 
 // retry ends a failed attempt and schedules the next one when the task's
