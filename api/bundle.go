@@ -68,6 +68,11 @@ func (s *Server) unpackBundle(ns string, data []byte) (string, error) {
 	return final, nil
 }
 
+// ExtractBundle writes a pipeline_files bundle's files under dir (empty),
+// with the API's checks: what a worker uses to unpack a run's files kept
+// in the store (worker.Config.UnpackWorkspace).
+func ExtractBundle(dir string, data []byte) error { return extractBundle(dir, data) }
+
 // extractBundle writes the bundle's files under dir.
 func extractBundle(dir string, data []byte) error {
 	root, err := os.OpenRoot(dir)

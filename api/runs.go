@@ -128,6 +128,8 @@ type runCreation struct {
 	meta                              store.RunMeta
 	pipelineDir, executor             string
 	noCache                           bool
+	// bundle: the pipeline files to keep in the store (StoreWorkspaces).
+	bundle []byte
 }
 
 func (s *Server) createRun(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -254,6 +256,10 @@ func (s *Server) resolveRun(r *http.Request, p *principal, in *Run, nsParam, req
 		if rc.pipelineDir, err = s.unpackBundle(ns, in.PipelineFiles); err != nil {
 			return nil, err
 		}
+		if s.cfg.StoreWorkspaces {
+			rc.bundle = in.PipelineFiles
+			rc.pipelineDir = store.WorkspaceRoot(ns, store.WorkspaceDigest(in.PipelineFiles))
+		}
 	}
 	return rc, nil
 }
@@ -272,6 +278,16 @@ func (s *Server) submit(r *http.Request, rc *runCreation, clientReqID bool) (Run
 	}
 	if len(res.Rejected) > 0 && !clientReqID {
 		return Run{}, apiErr(codeInternal, "%s", res.Rejected[0].Reason)
+	}
+	if rc.bundle != nil {
+		// Durable (on a majority, in a cluster) before the run exists.
+		res, err := s.cfg.Store.Apply(ctx, store.PutWorkspace{Namespace: rc.ns, Digest: store.WorkspaceDigest(rc.bundle), Data: rc.bundle, Time: s.now().UTC()})
+		if err != nil {
+			return Run{}, err
+		}
+		if len(res.Rejected) > 0 {
+			return Run{}, apiErr(codeInternal, "pipeline_files: %s", res.Rejected[0].Reason)
+		}
 	}
 	id, err := s.cfg.Engine.Submit(ctx, rc.plan, rc.params, engine.SubmitOptions{
 		RequestID: rc.requestID, Name: rc.name, Executor: rc.executor, PipelineDir: rc.pipelineDir, NoCache: rc.noCache,

@@ -66,6 +66,13 @@ type Config struct {
 	// their runs (pipeline_files), one directory per namespace. Empty: such
 	// runs are refused.
 	WorkspaceDir string
+	// StoreWorkspaces also keeps each run's pipeline files in the
+	// replicated store (store.PutWorkspace) and has {{pipeline.dir}} name
+	// store.WorkspaceRoot: the worker that runs a step, on any node and
+	// after any failover, unpacks them into its own data dir (skiff
+	// server, whose steps all run through workers). False: the directory
+	// unpacked here is {{pipeline.dir}} (an engine with local executors).
+	StoreWorkspaces bool
 	// Version is reported by healthz.
 	Version string
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/skiffml/skiff/engine/spec"
 	"github.com/skiffml/skiff/executors"
+	"github.com/skiffml/skiff/store"
 )
 
 // leftoverKiller is implemented by executors that can find and stop what an
@@ -46,6 +47,9 @@ func (e *Engine) buildSkiffSpec(r *activeRun, task, attempt int, id string, x ex
 	s := &executors.Spec{
 		ID: id, RunID: r.id, Task: r.sched.Name(task), TaskIndex: task, Attempt: attempt,
 		Image: t.Image, Resources: t.Resources, NodeSelector: t.NodeSelector, Timeout: t.Timeout.D(), Kubernetes: t.Kubernetes,
+	}
+	if _, _, ok := store.ParseWorkspaceRoot(r.rec.PipelineDir); ok {
+		s.PipelineFiles = r.rec.PipelineDir
 	}
 	for _, in := range t.Inputs {
 		v, ok := inputs[in.Name]

@@ -63,6 +63,12 @@ type Spec struct {
 	// Kubernetes is the step's KFP kubernetes platform settings
 	// (spec.Task.Kubernetes), applied by the kube executor only.
 	Kubernetes json.RawMessage
+
+	// PipelineFiles, when set, is the workspace root (store.WorkspaceRoot)
+	// that {{pipeline.dir}} was resolved to: the run's pipeline files are
+	// kept in the replicated store, and the worker that runs the step
+	// unpacks them into its data dir and rebases the spec onto them.
+	PipelineFiles string `json:",omitempty"`
 }
 
 // ArtifactInput is an input artifact to materialise at InputPath(root, Name).

@@ -83,7 +83,7 @@ var (
 	bucketBlobHolders = []byte("blob_holders")
 )
 
-var allBuckets = [][]byte{bucketBlobHolders, bucketCache, bucketNodes, bucketAssignments, bucketAssignmentSpecs, bucketRunsCanceled, bucketMeta, bucketRuns, bucketPlans, bucketRunsByRequest, bucketRunsActive, bucketTasks,
+var allBuckets = [][]byte{bucketWorkspaces, bucketBlobHolders, bucketCache, bucketNodes, bucketAssignments, bucketAssignmentSpecs, bucketRunsCanceled, bucketMeta, bucketRuns, bucketPlans, bucketRunsByRequest, bucketRunsActive, bucketTasks,
 	bucketExperiments, bucketExperimentsByName, bucketTokens, bucketNamespaces, bucketRunMeta,
 	bucketPipelines, bucketPipelinesByName, bucketPipelineVersions, bucketRecurringRuns}
 

@@ -1,16 +1,22 @@
 package worker_test
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/skiffml/skiff/api"
 	"github.com/skiffml/skiff/engine"
 	"github.com/skiffml/skiff/engine/leader"
 	"github.com/skiffml/skiff/engine/spec"
@@ -36,10 +42,11 @@ type ledger struct {
 	liveOf     map[string]string
 	violations []string
 	where      []string
+	args       map[string][]string // execution id -> the args it started with
 }
 
 func newLedger() *ledger {
-	return &ledger{starts: map[string]int{}, live: map[string]int{}, liveOf: map[string]string{}}
+	return &ledger{starts: map[string]int{}, live: map[string]int{}, liveOf: map[string]string{}, args: map[string][]string{}}
 }
 
 func (l *ledger) start(s *executors.Spec, node string) {
@@ -47,6 +54,7 @@ func (l *ledger) start(s *executors.Spec, node string) {
 	defer l.mu.Unlock()
 	l.where = append(l.where, fmt.Sprintf("%s@%s+%s", s.ID, node, time.Now().Format("05.000")))
 	l.starts[s.ID]++
+	l.args[s.ID] = append([]string(nil), s.Args...)
 	if l.starts[s.ID] > 1 {
 		l.violations = append(l.violations, "execution "+s.ID+" started twice")
 	}
@@ -156,6 +164,8 @@ type cluster struct {
 	sim sim.Config
 	// labels[i] are node i's worker labels (nil = none).
 	labels []map[string]string
+	// workspaces[i], when set, is node i's worker's WorkspaceDir.
+	workspaces []string
 
 	nodes []*node
 
@@ -233,8 +243,12 @@ func (cl *cluster) startWorker(i int) {
 	if i < len(cl.labels) {
 		labels = cl.labels[i]
 	}
-	w, err := worker.New(worker.Config{NodeID: cl.c.Nodes[i].ID, Executors: []executors.Executor{nd.exec}, Labels: labels,
-		Capacity: spec.Resources{MilliCPU: 8000}, Proposer: proposer{cl}, State: st, Heartbeat: testHeartbeat, Logger: testLogger(cl.c.Nodes[i].ID)})
+	wcfg := worker.Config{NodeID: cl.c.Nodes[i].ID, Executors: []executors.Executor{nd.exec}, Labels: labels,
+		Capacity: spec.Resources{MilliCPU: 8000}, Proposer: proposer{cl}, State: st, Heartbeat: testHeartbeat, Logger: testLogger(cl.c.Nodes[i].ID)}
+	if i < len(cl.workspaces) && cl.workspaces[i] != "" {
+		wcfg.WorkspaceDir, wcfg.UnpackWorkspace = cl.workspaces[i], api.ExtractBundle
+	}
+	w, err := worker.New(wcfg)
 	if err != nil {
 		cl.t.Fatal(err)
 	}
@@ -477,6 +491,77 @@ func TestCluster_NodeSelectorPlacesOnLabeledWorkers(t *testing.T) {
 	}
 	if n := cl.l.total(); n != 4 {
 		t.Fatalf("%d executions started, want the 4 of run-gpu", n)
+	}
+}
+
+// TestCluster_PipelineFilesUnpackedWhereTheStepRuns: a run's pipeline
+// files kept in the store (what `skiff run --server` sends) are unpacked
+// by the worker that runs the step, on a node that never saw the request,
+// and the step's {{pipeline.dir}} is rebased onto that node's copy; a
+// worker keeping no workspaces fails such a step, saying why.
+func TestCluster_PipelineFilesUnpackedWhereTheStepRuns(t *testing.T) {
+	ws := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	labels := []map[string]string{nil, {"files": "yes"}, {"bare": "yes"}}
+	cl := &cluster{t: t, c: clustertest.MakeCluster(t, 3), l: newLedger(), ran: map[string]string{},
+		sim: sim.Config{Default: sim.Behavior{Duration: 5 * time.Millisecond}}, stores: make([]*store.Store, 3), labels: labels,
+		workspaces: []string{ws[0], ws[1], ""}}
+	for i := range 3 {
+		cl.nodes = append(cl.nodes, &node{i: i})
+		cl.startNode(i)
+	}
+	t.Cleanup(func() {
+		for i := range cl.nodes {
+			cl.stopNode(i)
+		}
+	})
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	body := "sepal,petal\n5.1,1.4\n"
+	if err := tw.WriteHeader(&tar.Header{Name: "data/in.csv", Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = tw.Write([]byte(body))
+	_ = tw.Close()
+	_ = zw.Close()
+	bundle := buf.Bytes()
+	digest := store.WorkspaceDigest(bundle)
+	cl.c.Apply(store.PutWorkspace{Namespace: "team", Digest: digest, Data: bundle, Time: time.Now().UTC()})
+	root := store.WorkspaceRoot("team", digest)
+	submit := func(id, selector string) {
+		p := mustPlan(t, "name: files\nexecutor: sim\ntasks:\n  - {name: a, command: [cat], args: ['{{pipeline.dir}}/data/in.csv'], nodeSelector: {"+selector+": 'yes'}}\n")
+		raw, _ := json.Marshal(p)
+		cl.c.Apply(store.CreateRun{Run: store.Run{ID: id, Name: p.Name, PipelineName: p.Name, Plan: raw, DefaultExecutor: sim.Name,
+			PipelineDir: root, Namespace: "team", State: spec.RunPending, CreatedAt: time.Now().UTC(), TaskCount: 1}, TaskNames: []string{"a"}})
+	}
+	submit("run-files", "files")
+	if r := cl.waitFinal("run-files")["run-files"]; r.State != spec.RunSucceeded {
+		t.Fatalf("run-files is %s (%s)", r.State, r.Error)
+	}
+	local := filepath.Join(ws[1], "team", digest)
+	cl.l.mu.Lock()
+	args := cl.l.args["run-files-0-1"]
+	cl.l.mu.Unlock()
+	if want := []string{filepath.Join(local, "data", "in.csv")}; !slices.Equal(args, want) {
+		t.Fatalf("the step started with args %q, want %q (rebased onto its node's copy)", args, want)
+	}
+	if got, err := os.ReadFile(args[0]); err != nil || string(got) != body {
+		t.Fatalf("%s: %q, %v", args[0], got, err)
+	}
+	for _, i := range []int{0} {
+		if ents, _ := os.ReadDir(ws[i]); len(ents) != 0 {
+			t.Errorf("node %d, which did not run the step, unpacked %v", i, ents)
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(ws[1], "team")); len(ents) != 1 {
+		t.Errorf("the step's node holds %d entries in the namespace's workspace, want 1 (no staging left)", len(ents))
+	}
+
+	submit("run-bare", "bare")
+	r := cl.waitFinal("run-bare")["run-bare"]
+	tasks, err := cl.c.Nodes[cl.c.Leader()].Store.Tasks("run-bare")
+	if r.State != spec.RunFailed || err != nil || len(tasks) != 1 || !strings.Contains(tasks[0].Error, "keeps no workspaces") {
+		t.Fatalf("run-bare on a worker without workspaces: %s, tasks %+v %v", r.State, tasks, err)
 	}
 }
 

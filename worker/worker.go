@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -32,6 +34,12 @@ type State interface {
 	AssignmentSpec(execID string) (json.RawMessage, error)
 	Assignments(nodeID string) ([]store.Assignment, error)
 	Subscribe(limit int) *store.Subscription
+}
+
+// WorkspaceState is the part of the node's replica that holds runs'
+// pipeline files (store.PutWorkspace).
+type WorkspaceState interface {
+	Workspace(ns, digest string) ([]byte, error)
 }
 
 // Replicator makes blobs durable beyond this node: it returns once a
@@ -62,7 +70,15 @@ type Config struct {
 	Replicator Replicator
 	// ReplicateTimeout bounds the replication of one execution's outputs.
 	ReplicateTimeout time.Duration
-	Logger           *slog.Logger
+	// WorkspaceDir is where the worker unpacks runs' pipeline files kept
+	// in the store (a step whose spec has PipelineFiles), one directory
+	// per namespace and bundle digest; UnpackWorkspace unpacks a bundle
+	// into an empty directory (the API's checks: api.ExtractBundle), and
+	// State must then also be a WorkspaceState. Unset: such steps fail,
+	// saying so.
+	WorkspaceDir    string
+	UnpackWorkspace func(dst string, bundle []byte) error
+	Logger          *slog.Logger
 	// Now is the clock (nil = time.Now).
 	Now func() time.Time
 }
@@ -411,6 +427,15 @@ func (w *Worker) start(ctx context.Context, a store.Assignment, epoch uint64) {
 		return
 	}
 	rebase(&s, RemoteRoot(s.ID), x.Root(s.ID))
+	if s.PipelineFiles != "" {
+		dir, err := w.workspace(s.PipelineFiles)
+		if err != nil {
+			fail(fmt.Sprintf("pipeline files: %v", err))
+			return
+		}
+		rebase(&s, s.PipelineFiles, dir)
+		s.PipelineFiles = ""
+	}
 	w.mu.Lock()
 	w.running[a.ExecutionID] = &execution{x: x, epoch: epoch}
 	w.mu.Unlock()
@@ -535,6 +560,48 @@ func exitOf(ev executors.Event) *store.Exit {
 		out = store.OutcomeCanceled
 	}
 	return &store.Exit{Outcome: out, ExitCode: ev.ExitCode, Reason: ev.Reason, Outputs: ev.Outputs, Logs: ev.Logs, Time: ev.Time.UTC()}
+}
+
+// workspace returns this node's directory of the pipeline files under
+// root (store.WorkspaceRoot), unpacking them from the store the first
+// time: into a staging directory, renamed into place once complete, so
+// a crash leaves no half-unpacked workspace that later steps would use.
+func (w *Worker) workspace(root string) (string, error) {
+	ns, digest, ok := store.ParseWorkspaceRoot(root)
+	if !ok {
+		return "", fmt.Errorf("%q is not a workspace", root)
+	}
+	st, ok := w.cfg.State.(WorkspaceState)
+	if w.cfg.WorkspaceDir == "" || w.cfg.UnpackWorkspace == nil || !ok {
+		return "", fmt.Errorf("worker %s keeps no workspaces: it cannot run steps that read {{pipeline.dir}} files sent with the run", w.cfg.NodeID)
+	}
+	nsDir := filepath.Join(w.cfg.WorkspaceDir, ns)
+	final := filepath.Join(nsDir, digest)
+	if fi, err := os.Stat(final); err == nil && fi.IsDir() {
+		return final, nil
+	}
+	data, err := st.Workspace(ns, digest)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(nsDir, 0o700); err != nil {
+		return "", err
+	}
+	stage, err := os.MkdirTemp(nsDir, ".unpack-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(stage) // a no-op once renamed
+	if err := w.cfg.UnpackWorkspace(stage, data); err != nil {
+		return "", fmt.Errorf("unpack %s/%s: %w", ns, digest, err)
+	}
+	if err := os.Rename(stage, final); err != nil {
+		if fi, serr := os.Stat(final); serr == nil && fi.IsDir() {
+			return final, nil // unpacked meanwhile for another step
+		}
+		return "", err
+	}
+	return final, nil
 }
 
 // rebase moves a spec resolved under root from onto root to.

@@ -293,6 +293,9 @@ func serverAction(c *cli.Context) error {
 		NoAuth: c.Bool("no-auth"), AllowedHosts: hosts, Registerer: reg, Gatherer: reg, Logger: n.log, Version: serverVersion,
 		LaunchKeys:   n.launchKeys,
 		WorkspaceDir: filepath.Join(n.dir, "workspaces"),
+		// Steps run through workers, on any node: they unpack a run's
+		// files from the store (runWorker).
+		StoreWorkspaces: true,
 	}, events)
 	if err != nil {
 		return err
@@ -391,7 +394,8 @@ func serverAction(c *cli.Context) error {
 // runs what the leader assigns to it.
 func runWorker(n *node, member *cluster.Node, apiURL string, rc *clusterSetup, repl *cluster.Blobs) (stop func(), err error) {
 	wcfg := worker.Config{NodeID: n.store.ID(), APIURL: apiURL, Capacity: n.local.Capacity(), Labels: rc.labels,
-		Executors: n.execs, Proposer: workerProposer{member}, State: n.store, Heartbeat: rc.raft.WorkerHeartbeat, Logger: n.log}
+		Executors: n.execs, Proposer: workerProposer{member}, State: n.store, Heartbeat: rc.raft.WorkerHeartbeat, Logger: n.log,
+		WorkspaceDir: filepath.Join(n.dir, "workspaces"), UnpackWorkspace: api.ExtractBundle}
 	if repl != nil {
 		wcfg.Replicator, wcfg.ReplicateTimeout = repl, replicateTimeout
 	}
