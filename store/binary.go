@@ -570,6 +570,7 @@ func encodeNodeRecord(n *Node) ([]byte, error) {
 		return nil, fmt.Errorf("last_heartbeat: %w", err)
 	}
 	w.str(n.DownReason)
+	w.str(n.LowDisk)
 	return w.b, nil
 }
 
@@ -600,6 +601,7 @@ func decodeNodeRecord(b []byte, n *Node) error {
 	n.RegisteredAt = r.time()
 	n.LastHeartbeat = r.time()
 	n.DownReason = r.str()
+	n.LowDisk = r.str()
 	return r.done("node record")
 }
 

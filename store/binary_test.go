@@ -366,7 +366,8 @@ func TestBinaryWorkerRecords_RoundTrip(t *testing.T) {
 			Capacity: genResources(t, "cap"), GPUKinds: rapid.SliceOfN(rapid.String(), 0, 2).Draw(t, "kinds"),
 			Executors: rapid.SliceOfN(rapid.String(), 1, 3).Draw(t, "executors"),
 			Labels:    rapid.MapOfN(rapid.String(), rapid.String(), 0, 3).Draw(t, "labels"), APIURL: rapid.String().Draw(t, "api"),
-			RegisteredAt: genTime(t, "registered"), LastHeartbeat: genTime(t, "heartbeat"), DownReason: rapid.String().Draw(t, "down")}
+			RegisteredAt: genTime(t, "registered"), LastHeartbeat: genTime(t, "heartbeat"), DownReason: rapid.String().Draw(t, "down"),
+			LowDisk: rapid.String().Draw(t, "low_disk")}
 		if len(node.GPUKinds) == 0 {
 			node.GPUKinds = nil
 		}

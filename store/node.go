@@ -49,6 +49,10 @@ type Node struct {
 	RegisteredAt  time.Time `json:"registered_at,omitzero"`
 	LastHeartbeat time.Time `json:"last_heartbeat,omitzero"`
 	DownReason    string    `json:"down_reason,omitempty"`
+	// LowDisk, when set, is the worker's word that its disk is nearly
+	// full ("120 MiB free under /data, less than 256 MiB"): the leader
+	// places nothing new on it until a heartbeat clears it.
+	LowDisk string `json:"low_disk,omitempty"`
 }
 
 // Offers reports whether the node runs executor name.
@@ -127,7 +131,12 @@ type Heartbeat struct {
 	NodeID string    `json:"node_id"`
 	Epoch  uint64    `json:"epoch"`
 	Time   time.Time `json:"time"`
+	// LowDisk replaces the node's LowDisk ("" clears it).
+	LowDisk string `json:"low_disk,omitempty"`
 }
+
+// MaxLowDiskReason bounds Node.LowDisk, in bytes.
+const MaxLowDiskReason = 256
 
 // MarkNodeDown declares a node down (its heartbeat lapsed, as the
 // proposer judged by its clock): rejected unless the node is up at Epoch
@@ -193,7 +202,7 @@ func WorkerCommand(c Command) bool {
 
 func init() {
 	registerJSONNoted(TypeRegisterNode, "register_node", 1, applyRegisterNode)
-	registerJSON(TypeHeartbeat, "heartbeat", 1, applyHeartbeat)
+	registerJSONNoted(TypeHeartbeat, "heartbeat", 1, applyHeartbeat)
 	registerJSONNoted(TypeMarkNodeDown, "mark_node_down", 1, applyMarkNodeDown)
 	registerJSONNoted(TypeAssignExecution, "assign_execution", assignExecutionVersion, applyAssignExecution)
 	registerJSONNoted(TypeReportExecution, "report_execution", reportExecutionVersion, applyReportExecution)
@@ -214,6 +223,8 @@ func applyRegisterNode(tx *bolt.Tx, c RegisterNode, ch *Change) ([]Rejection, er
 		return reject("register node %s: epoch: must be at least 1", n.ID), nil
 	case n.Capacity.MilliCPU < 0 || n.Capacity.MemoryBytes < 0 || n.Capacity.GPU < 0:
 		return reject("register node %s: node.capacity: must not be negative", n.ID), nil
+	case len(n.LowDisk) > MaxLowDiskReason:
+		return reject("register node %s: node.low_disk: %d bytes, more than %d", n.ID, len(n.LowDisk), MaxLowDiskReason), nil
 	}
 	old, found, err := getNodeTx(tx, n.ID)
 	if err != nil {
@@ -233,7 +244,7 @@ func applyRegisterNode(tx *bolt.Tx, c RegisterNode, ch *Change) ([]Rejection, er
 	return nil, putNodeTx(tx, &n)
 }
 
-func applyHeartbeat(tx *bolt.Tx, c Heartbeat) ([]Rejection, error) {
+func applyHeartbeat(tx *bolt.Tx, c Heartbeat, ch *Change) ([]Rejection, error) {
 	n, found, err := getNodeTx(tx, c.NodeID)
 	if err != nil {
 		return nil, err
@@ -241,8 +252,16 @@ func applyHeartbeat(tx *bolt.Tx, c Heartbeat) ([]Rejection, error) {
 	if why := fenceNode(n, found, c.NodeID, c.Epoch); why != "" {
 		return reject("heartbeat: %s", why), nil
 	}
+	if len(c.LowDisk) > MaxLowDiskReason {
+		return reject("heartbeat: low_disk: %d bytes, more than %d", len(c.LowDisk), MaxLowDiskReason), nil
+	}
 	if c.Time.After(n.LastHeartbeat) {
 		n.LastHeartbeat = c.Time
+	}
+	if n.LowDisk != c.LowDisk {
+		// Placement changes: the dispatcher looks again.
+		n.LowDisk = c.LowDisk
+		ch.Nodes = append(ch.Nodes, n.ID)
 	}
 	return nil, putNodeTx(tx, &n)
 }

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -166,6 +167,8 @@ type cluster struct {
 	labels []map[string]string
 	// workspaces[i], when set, is node i's worker's WorkspaceDir.
 	workspaces []string
+	// disk[i], when set, is node i's worker's DiskCheck.
+	disk []func() string
 
 	nodes []*node
 
@@ -245,6 +248,9 @@ func (cl *cluster) startWorker(i int) {
 	}
 	wcfg := worker.Config{NodeID: cl.c.Nodes[i].ID, Executors: []executors.Executor{nd.exec}, Labels: labels,
 		Capacity: spec.Resources{MilliCPU: 8000}, Proposer: proposer{cl}, State: st, Heartbeat: testHeartbeat, Logger: testLogger(cl.c.Nodes[i].ID)}
+	if i < len(cl.disk) {
+		wcfg.DiskCheck = cl.disk[i]
+	}
 	if i < len(cl.workspaces) && cl.workspaces[i] != "" {
 		wcfg.WorkspaceDir, wcfg.UnpackWorkspace = cl.workspaces[i], api.ExtractBundle
 	}
@@ -562,6 +568,95 @@ func TestCluster_PipelineFilesUnpackedWhereTheStepRuns(t *testing.T) {
 	tasks, err := cl.c.Nodes[cl.c.Leader()].Store.Tasks("run-bare")
 	if r.State != spec.RunFailed || err != nil || len(tasks) != 1 || !strings.Contains(tasks[0].Error, "keeps no workspaces") {
 		t.Fatalf("run-bare on a worker without workspaces: %s, tasks %+v %v", r.State, tasks, err)
+	}
+}
+
+// TestCluster_LowDiskNodesGetNoNewWork: a worker whose disk check says
+// its disk is nearly full is placed nothing new while it says so; when it
+// has room again and the others do not, the work goes to it; when every
+// node is low the steps wait (they do not fail) until one has room.
+func TestCluster_LowDiskNodesGetNoNewWork(t *testing.T) {
+	var low [3]atomic.Value
+	for i := range low {
+		low[i].Store("")
+	}
+	check := func(i int) func() string { return func() string { return low[i].Load().(string) } }
+	cl := &cluster{t: t, c: clustertest.MakeCluster(t, 3), l: newLedger(), ran: map[string]string{},
+		sim: sim.Config{Default: sim.Behavior{Duration: 5 * time.Millisecond}}, stores: make([]*store.Store, 3),
+		disk: []func() string{check(0), check(1), check(2)}}
+	low[1].Store("10 MiB free under /data, less than 256 MiB")
+	for i := range 3 {
+		cl.nodes = append(cl.nodes, &node{i: i})
+		cl.startNode(i)
+	}
+	t.Cleanup(func() {
+		for i := range cl.nodes {
+			cl.stopNode(i)
+		}
+	})
+	ranOn := func(run string) map[string]int {
+		cl.l.mu.Lock()
+		defer cl.l.mu.Unlock()
+		out := map[string]int{}
+		for exec, nd := range cl.ran {
+			if strings.HasPrefix(exec, run+"-") {
+				out[nd]++
+			}
+		}
+		return out
+	}
+	waitLowDisk := func(want [3]bool) {
+		cl.c.Eventually("the nodes' low-disk marks", func() error {
+			st := cl.c.Nodes[cl.c.Leader()].Store
+			for i, w := range want {
+				n, err := st.Node(cl.c.Nodes[i].ID)
+				if err != nil {
+					return err
+				}
+				if (n.LowDisk != "") != w {
+					return fmt.Errorf("node %d low_disk %q", i, n.LowDisk)
+				}
+			}
+			return nil
+		})
+	}
+	waitLowDisk([3]bool{false, true, false})
+	cl.submit("run-1", fanOut(t, 8, 0))
+	if r := cl.waitFinal("run-1")["run-1"]; r.State != spec.RunSucceeded {
+		t.Fatalf("run-1 is %s (%s)", r.State, r.Error)
+	}
+	if got := ranOn("run-1"); got[cl.c.Nodes[1].ID] != 0 {
+		t.Fatalf("run-1 placed %d executions on the low-disk node: %v", got[cl.c.Nodes[1].ID], got)
+	}
+
+	low[0].Store("1 MiB free")
+	low[1].Store("")
+	low[2].Store("2 MiB free")
+	waitLowDisk([3]bool{true, false, true})
+	cl.submit("run-2", fanOut(t, 8, 0))
+	if r := cl.waitFinal("run-2")["run-2"]; r.State != spec.RunSucceeded {
+		t.Fatalf("run-2 is %s (%s)", r.State, r.Error)
+	}
+	if got := ranOn("run-2"); got[cl.c.Nodes[1].ID] == 0 || got[cl.c.Nodes[0].ID]+got[cl.c.Nodes[2].ID] != 0 {
+		t.Fatalf("run-2 placed work on low-disk nodes: %v", got)
+	}
+
+	low[1].Store("3 MiB free")
+	waitLowDisk([3]bool{true, true, true})
+	cl.submit("run-3", fanOut(t, 2, 0))
+	time.Sleep(testNodeTTL + 500*time.Millisecond) // past the node TTL: the steps still wait, not fail
+	if got := ranOn("run-3"); len(got) != 0 {
+		t.Fatalf("run-3 ran on low-disk nodes: %v", got)
+	}
+	if r, err := cl.c.Nodes[cl.c.Leader()].Store.GetRun("run-3"); err != nil || r.State.Final() {
+		t.Fatalf("run-3 with every node low on disk: %s %v (want it waiting)", r.State, err)
+	}
+	low[2].Store("")
+	if r := cl.waitFinal("run-3")["run-3"]; r.State != spec.RunSucceeded {
+		t.Fatalf("run-3 after node 2 freed its disk: %s (%s)", r.State, r.Error)
+	}
+	if got := ranOn("run-3"); got[cl.c.Nodes[2].ID] == 0 || got[cl.c.Nodes[0].ID]+got[cl.c.Nodes[1].ID] != 0 {
+		t.Fatalf("run-3 ran on %v, want node 2 only", got)
 	}
 }
 

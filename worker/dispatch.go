@@ -426,6 +426,9 @@ func choose(live []store.Node, used map[string]usage, w *waitingStart, self stri
 			continue
 		}
 		canEver = true
+		if n.LowDisk != "" {
+			continue // until its disk has room again
+		}
 		u := used[n.ID]
 		if !fits(n.Capacity, u.Resources, r) {
 			continue
@@ -463,6 +466,20 @@ func waitReason(live []store.Node, w *waitingStart) string {
 		return "waiting for a worker: " + noCandidate(w)
 	}
 	r := w.s.Resources
+	var low []string
+	all := true
+	for i := range live {
+		if n := &live[i]; candidate(n, w) && fits(n.Capacity, spec.Resources{}, r) {
+			if n.LowDisk == "" {
+				all = false
+			} else {
+				low = append(low, n.ID+": "+n.LowDisk)
+			}
+		}
+	}
+	if all && len(low) > 0 {
+		return fmt.Sprintf("waiting for disk space: every live worker offering %q is nearly full (%s)", w.kind, strings.Join(low, "; "))
+	}
 	return fmt.Sprintf("waiting for capacity: every live worker offering %q is full (this step asks %d mCPU, %d bytes, %d GPUs)", w.kind, r.MilliCPU, r.MemoryBytes, r.GPU)
 }
 

@@ -78,7 +78,12 @@ type Config struct {
 	// saying so.
 	WorkspaceDir    string
 	UnpackWorkspace func(dst string, bundle []byte) error
-	Logger          *slog.Logger
+	// DiskCheck, when set, is asked at each heartbeat whether this node's
+	// disk is nearly full: a reason ("120 MiB free under /data, less than
+	// 256 MiB"), or "". While it gives one the leader places no new
+	// execution here (outputs written to a full disk fail the step).
+	DiskCheck func() string
+	Logger    *slog.Logger
 	// Now is the clock (nil = time.Now).
 	Now func() time.Time
 }
@@ -122,6 +127,8 @@ type Worker struct {
 	// inflight: the first inflight reports are being committed.
 	inflight int
 	wake     chan struct{}
+	// lastLowDisk is DiskCheck's last word.
+	lastLowDisk string
 }
 
 type execution struct {
@@ -212,7 +219,8 @@ func (w *Worker) register(ctx context.Context) error {
 		epoch = max(epoch, w.tried+1)
 		w.tried = epoch
 		w.mu.Unlock()
-		node := store.Node{ID: w.cfg.NodeID, Capacity: w.cfg.Capacity, GPUKinds: w.cfg.GPUKinds, Labels: w.cfg.Labels, APIURL: w.cfg.APIURL}
+		node := store.Node{ID: w.cfg.NodeID, Capacity: w.cfg.Capacity, GPUKinds: w.cfg.GPUKinds, Labels: w.cfg.Labels, APIURL: w.cfg.APIURL,
+			LowDisk: w.lowDisk()}
 		for name := range w.execs {
 			node.Executors = append(node.Executors, name)
 		}
@@ -281,10 +289,29 @@ func (w *Worker) kill(ctx context.Context, x executors.Executor, id string) {
 	}
 }
 
+// lowDisk is DiskCheck's word, bounded, logged when it changes.
+func (w *Worker) lowDisk() string {
+	if w.cfg.DiskCheck == nil {
+		return ""
+	}
+	why := truncate(w.cfg.DiskCheck(), store.MaxLowDiskReason)
+	w.mu.Lock()
+	changed := why != w.lastLowDisk
+	w.lastLowDisk = why
+	w.mu.Unlock()
+	switch {
+	case changed && why != "":
+		w.log.Warn("worker: disk nearly full; the leader places nothing new here until it is freed", "node", w.cfg.NodeID, "reason", why)
+	case changed:
+		w.log.Info("worker: disk space back; taking new work", "node", w.cfg.NodeID)
+	}
+	return why
+}
+
 // heartbeat renews the lease; a refused one means the cluster ended it.
 func (w *Worker) heartbeat(ctx context.Context) {
 	epoch := w.Epoch()
-	res, err := w.cfg.Proposer.Apply(ctx, store.Heartbeat{NodeID: w.cfg.NodeID, Epoch: epoch, Time: w.now().UTC()})
+	res, err := w.cfg.Proposer.Apply(ctx, store.Heartbeat{NodeID: w.cfg.NodeID, Epoch: epoch, Time: w.now().UTC(), LowDisk: w.lowDisk()})
 	switch {
 	case err != nil:
 		w.log.Debug("worker: heartbeat not committed", "node", w.cfg.NodeID, "err", err)

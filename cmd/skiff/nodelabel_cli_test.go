@@ -54,3 +54,24 @@ func TestRun_NodeSelectorOnAWorkstationWarns(t *testing.T) {
 		}
 	}
 }
+
+// TestServer_MinFreeDiskFlag: a negative --min-free-disk-mib is a usage
+// error naming the flag; the check reports a file system below the floor
+// with its free space and says nothing above it, or when turned off.
+func TestServer_MinFreeDiskFlag(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	r := skiff(t, dir, "server", "--listen", "127.0.0.1:0", "--no-auth", "--min-free-disk-mib", "-1")
+	if r.code != 2 || !strings.Contains(r.stderr, "--min-free-disk-mib -1") {
+		t.Errorf("exit %d, stderr %q; want 2 naming the flag", r.code, r.stderr)
+	}
+	tmp := t.TempDir()
+	if why := diskCheck(tmp, 1<<60)(); !strings.Contains(why, "MiB free under "+tmp) {
+		t.Errorf("below the floor: %q", why)
+	}
+	if why := diskCheck(tmp, 1)(); why != "" {
+		t.Errorf("above the floor: %q", why)
+	}
+	if diskCheck(tmp, 0) != nil {
+		t.Error("--min-free-disk-mib 0 still checks")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -30,6 +31,7 @@ func clusterFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "worker-heartbeat", Value: store.DefaultRaftConfig().WorkerHeartbeat, Usage: "how often this server's worker renews its lease (one command per node)"},
 		&cli.DurationFlag{Name: "node-ttl", Value: store.DefaultRaftConfig().NodeTTL, Usage: "a worker not heard from for this `DURATION` is declared down by the leader; what it ran is lost and runs again elsewhere (at least twice --worker-heartbeat)"},
 		&cli.DurationFlag{Name: "blob-repair-interval", Value: cluster.DefaultBlobsConfig().RepairInterval, Usage: "how often this server fetches the artifacts and logs it should hold and lacks (it came back, or a holder left); 0 never"},
+		&cli.Int64Flag{Name: "min-free-disk-mib", Value: 256, Usage: "while the data dir's file system has less than `MIB` MiB free, this server's worker tells the leader, which places no new step on it (0: never)"},
 		&cli.StringSliceFlag{Name: "node-label", Usage: "a label `KEY=VALUE` of this server's worker (repeatable); a step with nodeSelector runs only on workers whose labels include every pair of it"},
 		&cli.StringFlag{Name: "cluster-tls-cert", EnvVars: []string{"SKIFF_CLUSTER_TLS_CERT"}, Usage: "this server's certificate `FILE` (PEM) for mutual TLS on the cluster port; signed by --cluster-tls-ca, for both server and client auth"},
 		&cli.StringFlag{Name: "cluster-tls-key", EnvVars: []string{"SKIFF_CLUSTER_TLS_KEY"}, Usage: "private key `FILE` (PEM) of --cluster-tls-cert"},
@@ -105,6 +107,8 @@ type clusterSetup struct {
 	cfg  cluster.Config
 	// labels are the worker's (--node-label).
 	labels map[string]string
+	// minFreeDisk is --min-free-disk-mib in bytes (0: not checked).
+	minFreeDisk int64
 }
 
 // nodeLabels reads --node-label KEY=VALUE flags.
@@ -141,6 +145,11 @@ func setupCluster(c *cli.Context, dir, apiURL string) (*clusterSetup, error) {
 		return nil, err
 	}
 	cs.labels = labels
+	if mib := c.Int64("min-free-disk-mib"); mib < 0 || mib > 1<<40 {
+		return nil, usageError("--min-free-disk-mib %d: want 0 (off) or a number of MiB", mib)
+	} else {
+		cs.minFreeDisk = mib << 20
+	}
 	var join []string
 	for _, j := range c.StringSlice("join") {
 		join = append(join, nonEmpty(strings.Split(j, ","))...)
@@ -225,4 +234,23 @@ func apiURL(c *cli.Context, scheme string) (string, error) {
 		host = "127.0.0.1"
 	}
 	return scheme + "://" + net.JoinHostPort(host, port), nil
+}
+
+// diskCheck is a worker's DiskCheck for dir: a reason while its file
+// system has less than min bytes free for unprivileged writers.
+func diskCheck(dir string, min int64) func() string {
+	if min <= 0 {
+		return nil
+	}
+	return func() string {
+		var fs syscall.Statfs_t
+		if err := syscall.Statfs(dir, &fs); err != nil {
+			return "" // unknown: do not keep work away on a failed check
+		}
+		free := int64(fs.Bavail) * int64(fs.Bsize)
+		if free >= min {
+			return ""
+		}
+		return fmt.Sprintf("%d MiB free under %s, less than %d MiB", free>>20, dir, min>>20)
+	}
 }
