@@ -187,7 +187,10 @@ func (c *Cluster) serverArgs(i int, bootstrap bool) []string {
 	args := []string{"--data-dir", "/data", "server",
 		"--raft", "0.0.0.0:" + raftPort, "--raft-advertise", net.JoinHostPort(nd.ClusterIP, raftPort), "--node-id", nd.ID,
 		"--cluster-tls-cert", "/certs/" + nd.ID + ".pem", "--cluster-tls-key", "/certs/" + nd.ID + "-key.pem", "--cluster-tls-ca", "/certs/ca.pem",
-		"--default-executor", "local", "--shutdown-grace", "3s"}
+		"--default-executor", "local", "--shutdown-grace", "3s",
+		// The chaos suite's full-disk fault fills a 48 MiB blob tmpfs:
+		// the floor must sit inside it.
+		"--min-free-disk-mib", "8"}
 	if bootstrap {
 		return append(args, "--no-auth", "--listen", "127.0.0.1:"+apiPort, "--bootstrap-expect", "1")
 	}

@@ -65,13 +65,13 @@ func TestServer_MinFreeDiskFlag(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want 2 naming the flag", r.code, r.stderr)
 	}
 	tmp := t.TempDir()
-	if why := diskCheck(tmp, 1<<60)(); !strings.Contains(why, "MiB free under "+tmp) {
+	if why := diskCheck(1<<60, t.TempDir(), tmp)(); !strings.Contains(why, "MiB free under ") {
 		t.Errorf("below the floor: %q", why)
 	}
-	if why := diskCheck(tmp, 1)(); why != "" {
+	if why := diskCheck(1, tmp)(); why != "" {
 		t.Errorf("above the floor: %q", why)
 	}
-	if diskCheck(tmp, 0) != nil {
+	if diskCheck(0, tmp) != nil {
 		t.Error("--min-free-disk-mib 0 still checks")
 	}
 }

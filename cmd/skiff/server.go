@@ -395,7 +395,7 @@ func serverAction(c *cli.Context) error {
 func runWorker(n *node, member *cluster.Node, apiURL string, rc *clusterSetup, repl *cluster.Blobs) (stop func(), err error) {
 	wcfg := worker.Config{NodeID: n.store.ID(), APIURL: apiURL, Capacity: n.local.Capacity(), Labels: rc.labels,
 		Executors: n.execs, Proposer: workerProposer{member}, State: n.store, Heartbeat: rc.raft.WorkerHeartbeat, Logger: n.log,
-		WorkspaceDir: filepath.Join(n.dir, "workspaces"), UnpackWorkspace: api.ExtractBundle, DiskCheck: diskCheck(n.dir, rc.minFreeDisk)}
+		WorkspaceDir: filepath.Join(n.dir, "workspaces"), UnpackWorkspace: api.ExtractBundle, DiskCheck: diskCheck(rc.minFreeDisk, n.dir, filepath.Join(n.dir, "blobs"))}
 	if repl != nil {
 		wcfg.Replicator, wcfg.ReplicateTimeout = repl, replicateTimeout
 	}

@@ -31,7 +31,7 @@ func clusterFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "worker-heartbeat", Value: store.DefaultRaftConfig().WorkerHeartbeat, Usage: "how often this server's worker renews its lease (one command per node)"},
 		&cli.DurationFlag{Name: "node-ttl", Value: store.DefaultRaftConfig().NodeTTL, Usage: "a worker not heard from for this `DURATION` is declared down by the leader; what it ran is lost and runs again elsewhere (at least twice --worker-heartbeat)"},
 		&cli.DurationFlag{Name: "blob-repair-interval", Value: cluster.DefaultBlobsConfig().RepairInterval, Usage: "how often this server fetches the artifacts and logs it should hold and lacks (it came back, or a holder left); 0 never"},
-		&cli.Int64Flag{Name: "min-free-disk-mib", Value: 256, Usage: "while the data dir's file system has less than `MIB` MiB free, this server's worker tells the leader, which places no new step on it (0: never)"},
+		&cli.Int64Flag{Name: "min-free-disk-mib", Value: 64, Usage: "while the data dir's (or its blob dir's) file system has less than `MIB` MiB free, this server's worker tells the leader, which places no new step on it (0: never)"},
 		&cli.StringSliceFlag{Name: "node-label", Usage: "a label `KEY=VALUE` of this server's worker (repeatable); a step with nodeSelector runs only on workers whose labels include every pair of it"},
 		&cli.StringFlag{Name: "cluster-tls-cert", EnvVars: []string{"SKIFF_CLUSTER_TLS_CERT"}, Usage: "this server's certificate `FILE` (PEM) for mutual TLS on the cluster port; signed by --cluster-tls-ca, for both server and client auth"},
 		&cli.StringFlag{Name: "cluster-tls-key", EnvVars: []string{"SKIFF_CLUSTER_TLS_KEY"}, Usage: "private key `FILE` (PEM) of --cluster-tls-cert"},
@@ -236,21 +236,23 @@ func apiURL(c *cli.Context, scheme string) (string, error) {
 	return scheme + "://" + net.JoinHostPort(host, port), nil
 }
 
-// diskCheck is a worker's DiskCheck for dir: a reason while its file
-// system has less than min bytes free for unprivileged writers.
-func diskCheck(dir string, min int64) func() string {
+// diskCheck is a worker's DiskCheck for dirs (the data dir, the blob dir,
+// which may be a mount of its own): a reason while one's file system has
+// less than min bytes free for unprivileged writers.
+func diskCheck(min int64, dirs ...string) func() string {
 	if min <= 0 {
 		return nil
 	}
 	return func() string {
-		var fs syscall.Statfs_t
-		if err := syscall.Statfs(dir, &fs); err != nil {
-			return "" // unknown: do not keep work away on a failed check
+		for _, dir := range dirs {
+			var fs syscall.Statfs_t
+			if err := syscall.Statfs(dir, &fs); err != nil {
+				continue // unknown: do not keep work away on a failed check
+			}
+			if free := int64(fs.Bavail) * int64(fs.Bsize); free < min {
+				return fmt.Sprintf("%d MiB free under %s, less than %d MiB", free>>20, dir, min>>20)
+			}
 		}
-		free := int64(fs.Bavail) * int64(fs.Bsize)
-		if free >= min {
-			return ""
-		}
-		return fmt.Sprintf("%d MiB free under %s, less than %d MiB", free>>20, dir, min>>20)
+		return ""
 	}
 }
