@@ -71,6 +71,9 @@ func Check(dir string, blobs BlobChecker) (CheckReport, error) {
 	logs, err := openLogStore(dir)
 	var log logRange
 	logFile := "raft log"
+	if kinds := presentLogs(dir); len(kinds) == 1 {
+		logFile = logFileOf(kinds[0])
+	}
 	if err == nil {
 		defer logs.Close()
 		logFile = logs.file
