@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -30,6 +31,11 @@ type Config struct {
 	DataDir   string // the node's data dir; "" = a temp dir, removed after
 	// NoSync turns fsyncs off (never for reported figures).
 	NoSync bool
+	// LogStores are the raft log backends to measure (store.LogStoreWAL,
+	// store.LogStoreBolt); nil = the store's default. With more than
+	// one, each has its own node (data dir DataDir/log-KIND) and they run
+	// interleaved: run 1 of a workload on each, then run 2 on each, ...
+	LogStores []string
 	// PeerTimeout bounds one peer run; 0 = 5 minutes.
 	PeerTimeout time.Duration
 	// Progress receives progress lines (stderr); nil = none.
@@ -82,29 +88,61 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Durable: !cfg.NoSync,
 		Runs:    runs,
 	}
-	n, err := OpenNode(ctx, dir, Options{NoSync: cfg.NoSync})
-	if err != nil {
-		return nil, fmt.Errorf("open node in %s: %w", dir, err)
+	kinds := cfg.LogStores
+	if len(kinds) == 0 {
+		kinds = []string{""}
 	}
-	n.Progress = cfg.Progress
-	for _, w := range ws {
-		fmt.Fprintf(progress, "skiff %s ...\n", w.Name())
-		var rs []Result
-		var rerr error
-		for i := 0; i < runs && rerr == nil; i++ {
-			var r Result
-			if r, rerr = n.Run(ctx, w); rerr == nil {
-				rs = append(rs, r)
+	var nodes []*Node
+	closeNodes := func() error {
+		var first error
+		for _, n := range nodes {
+			if err := n.Close(); err != nil && first == nil {
+				first = err
 			}
 		}
-		res := NewResult(rs)
-		res.Workload = w.Name()
-		if rerr != nil {
-			res = WorkloadResult{Workload: w.Name(), Error: rerr.Error()}
-		}
-		rep.Results = append(rep.Results, res)
+		nodes = nil
+		return first
 	}
-	if err := n.Close(); err != nil {
+	defer closeNodes()
+	for _, kind := range kinds {
+		ndir := dir
+		if len(kinds) > 1 {
+			ndir = filepath.Join(dir, "log-"+kind)
+		}
+		n, err := OpenNode(ctx, ndir, Options{NoSync: cfg.NoSync, LogStore: kind})
+		if err != nil {
+			return nil, fmt.Errorf("open node in %s: %w", ndir, err)
+		}
+		n.Progress = cfg.Progress
+		nodes = append(nodes, n)
+	}
+	for _, w := range ws {
+		rs := make([][]Result, len(nodes))
+		errs := make([]error, len(nodes))
+		for i := 0; i < runs; i++ {
+			for k, n := range nodes {
+				if errs[k] != nil {
+					continue
+				}
+				fmt.Fprintf(progress, "skiff %s [%s] run %d ...\n", w.Name(), n.Store.LogStore(), i+1)
+				r, err := n.Run(ctx, w)
+				if err != nil {
+					errs[k] = err
+					continue
+				}
+				rs[k] = append(rs[k], r)
+			}
+		}
+		for k, n := range nodes {
+			res := NewResult(rs[k])
+			res.Workload, res.LogStore = w.Name(), n.Store.LogStore()
+			if errs[k] != nil {
+				res = WorkloadResult{Workload: w.Name(), LogStore: n.Store.LogStore(), Error: errs[k].Error()}
+			}
+			rep.Results = append(rep.Results, res)
+		}
+	}
+	if err := closeNodes(); err != nil {
 		return nil, err
 	}
 	if len(cfg.Peers) > 0 {
@@ -133,8 +171,8 @@ func runPeers(ctx context.Context, cfg Config, ws []Workload, runs int, dir stri
 			st.Version, st.Error = errString(p.Install(ctx, cache, io.Discard))
 		}
 		rep.Peers = append(rep.Peers, st)
-		for i, w := range ws {
-			res := &rep.Results[i]
+		for _, w := range ws {
+			res := rep.result(w.Name())
 			pr := PeerResult{Peer: p.Name()}
 			switch {
 			case st.Error != "":
@@ -175,6 +213,18 @@ func runPeer(ctx context.Context, p Peer, w Workload, runs int, dir string, time
 		walls = append(walls, wall)
 	}
 	return NewPeerResult(p.Name(), tasks, walls, skiffWallS)
+}
+
+// result is the first result of workload name (with several log stores,
+// that of the first one named): peers and the cluster are compared with it.
+func (r *Report) result(name string) *WorkloadResult {
+	for i := range r.Results {
+		if r.Results[i].Workload == name {
+			return &r.Results[i]
+		}
+	}
+	r.Results = append(r.Results, WorkloadResult{Workload: name})
+	return &r.Results[len(r.Results)-1]
 }
 
 func errString(v string, err error) (string, string) {

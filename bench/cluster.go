@@ -414,8 +414,8 @@ func runCluster(ctx context.Context, cfg Config, ws []Workload, runs int, dir st
 	}
 	defer c.Close()
 	rep.ClusterNodes = cfg.Cluster
-	for i, w := range ws {
-		res := &rep.Results[i]
+	for _, w := range ws {
+		res := rep.result(w.Name())
 		cr := ClusterResult{Nodes: cfg.Cluster}
 		if w.Executor != "sim" {
 			cr.Skipped = "the cluster bench runs sim workloads only"

@@ -23,7 +23,8 @@ import (
 )
 
 // FsyncsPerEntry is the estimated number of fsyncs one store entry costs
-// with syncs on. Each entry is one raft-boltdb transaction (the raft log),
+// with syncs on when the raft log is raft-boltdb (the WAL's are counted:
+// store.LogSyncs). Each entry is one raft-boltdb transaction (the raft log),
 // and a bbolt commit calls fdatasync twice: once for the data pages, once
 // for the meta page. The state.db transaction applying it is not synced
 // (the log is what makes the entry durable; see store's fsm). The engine
@@ -49,12 +50,18 @@ type Node struct {
 // Options tune a benchmark node.
 type Options struct {
 	NoSync bool // skip fsyncs (never for reported figures)
+	// LogStore is the raft log's backend (store.LogStoreWAL or
+	// store.LogStoreBolt); "" = the store's default.
+	LogStore string
 }
 
 // OpenNode opens a node in dir and starts its engine loop.
 func OpenNode(ctx context.Context, dir string, opts Options) (*Node, error) {
 	scfg := store.DefaultConfig(filepath.Join(dir, "store"))
 	scfg.NoSync = opts.NoSync
+	if opts.LogStore != "" {
+		scfg.LogStore = opts.LogStore
+	}
 	st, err := store.Open(ctx, scfg)
 	if err != nil {
 		return nil, err
@@ -101,7 +108,12 @@ type Result struct {
 	Tasks    int
 	Wall     time.Duration // submission to the run's final state durable
 	Entries  uint64        // store entries committed for the run
-	Cached   int           // tasks that SUCCEEDED from the cache
+	// LogStore is the raft log's backend; LogSyncs the fsyncs it made
+	// during the run when SyncsCounted (the WAL), else 0.
+	LogStore     string
+	LogSyncs     uint64
+	SyncsCounted bool
+	Cached       int // tasks that SUCCEEDED from the cache
 	// Latency is the scheduling latency from ready to dispatched, over
 	// every task (see recorder).
 	Latency Latency
@@ -126,8 +138,14 @@ func (r Result) TasksPerSec() float64 { return float64(r.Tasks) / r.Wall.Seconds
 // EntriesPerTask is the store entries committed per task.
 func (r Result) EntriesPerTask() float64 { return float64(r.Entries) / float64(r.Tasks) }
 
-// FsyncsPerTask is the estimated fsyncs per task (see FsyncsPerEntry).
-func (r Result) FsyncsPerTask() float64 { return r.EntriesPerTask() * FsyncsPerEntry }
+// FsyncsPerTask is the log's fsyncs per task: counted when SyncsCounted,
+// else estimated (see FsyncsPerEntry).
+func (r Result) FsyncsPerTask() float64 {
+	if r.SyncsCounted {
+		return float64(r.LogSyncs) / float64(r.Tasks)
+	}
+	return r.EntriesPerTask() * FsyncsPerEntry
+}
 
 // LiveBytesPerTask is the live heap the run added at its peak, per task:
 // the memory the engine holds for it, without uncollected garbage.
@@ -162,11 +180,18 @@ func (n *Node) Run(ctx context.Context, w Workload) (Result, error) {
 	return n.run(ctx, w, p, true)
 }
 
+// logSyncsSince is the log's counted fsyncs since it counted before.
+func logSyncsSince(st *store.Store, before uint64) uint64 {
+	now, _ := st.LogSyncs()
+	return now - before
+}
+
 func (n *Node) run(ctx context.Context, w Workload, p *spec.Plan, measured bool) (Result, error) {
 	runtime.GC()
 	heap := newHeapSampler()
 	n.rec.reset(w.Tasks(p))
 	before := n.Store.AppliedIndex()
+	syncsBefore, counted := n.Store.LogSyncs()
 	start := time.Now()
 	stopProgress := n.progress(w.Name(), w.Tasks(p), start, measured)
 	defer stopProgress()
@@ -190,6 +215,9 @@ func (n *Node) run(ctx context.Context, w Workload, p *spec.Plan, measured bool)
 		Tasks:         w.Tasks(p),
 		Wall:          wall,
 		Entries:       n.Store.AppliedIndex() - before,
+		LogStore:      n.Store.LogStore(),
+		LogSyncs:      logSyncsSince(n.Store, syncsBefore),
+		SyncsCounted:  counted,
 		Cached:        int(n.rec.cached.Load()),
 		Latency:       n.rec.latency(p),
 		FirstDispatch: n.rec.firstDispatch(),

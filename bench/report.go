@@ -45,6 +45,7 @@ type Machine struct {
 // WorkloadResult is Skiff's figures for one workload, and the peers'.
 type WorkloadResult struct {
 	Workload         string       `json:"workload"`
+	LogStore         string       `json:"log_store,omitempty"` // the raft log's backend
 	Tasks            int          `json:"tasks"`
 	WallS            float64      `json:"wall_s"`
 	WallRunsS        []float64    `json:"wall_runs_s,omitempty"` // every measured run, when more than one
@@ -58,7 +59,8 @@ type WorkloadResult struct {
 	LiveBytesPerTask float64      `json:"heap_live_bytes_per_task"`
 	Entries          uint64       `json:"entries"`
 	EntriesPerTask   float64      `json:"entries_per_task"`
-	FsyncsPerTask    float64      `json:"fsyncs_per_task_est"`
+	FsyncsPerTask    float64      `json:"fsyncs_per_task"`
+	FsyncsCounted    bool         `json:"fsyncs_counted"` // counted in the log store, not estimated
 	Cached           int          `json:"cached_tasks,omitempty"`
 	Error            string       `json:"error,omitempty"`
 	Peers            []PeerResult `json:"peers,omitempty"`
@@ -99,6 +101,7 @@ func NewResult(runs []Result) WorkloadResult {
 	r := sorted[len(sorted)/2]
 	out := WorkloadResult{
 		Workload:         r.Workload,
+		LogStore:         r.LogStore,
 		Tasks:            r.Tasks,
 		WallS:            r.Wall.Seconds(),
 		TasksPerSec:      r.TasksPerSec(),
@@ -112,6 +115,7 @@ func NewResult(runs []Result) WorkloadResult {
 		Entries:          r.Entries,
 		EntriesPerTask:   r.EntriesPerTask(),
 		FsyncsPerTask:    r.FsyncsPerTask(),
+		FsyncsCounted:    r.SyncsCounted,
 		Cached:           r.Cached,
 	}
 	if len(runs) > 1 {
@@ -211,8 +215,15 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\t\t\t\t  error: %s\n", x.Workload, x.Error)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.0f\t%.2f\t%.2f\t%.2f\t%.1f\t%.1f\t%.0f\t%.0f\t\t\n", x.Workload, x.Tasks, x.WallS, x.TasksPerSec,
-			x.LatencyP50Ms, x.LatencyP99Ms, x.EntriesPerTask, x.FsyncsPerTask, float64(x.HeapPeakBytes)/(1<<20), x.HeapBytesPerTask, x.LiveBytesPerTask)
+		label, fsyncs := x.Workload, fmt.Sprintf("%.1f", x.FsyncsPerTask)
+		if x.LogStore != "" {
+			label += " [" + x.LogStore + "]"
+		}
+		if !x.FsyncsCounted {
+			fsyncs = "~" + fsyncs
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%.0f\t%.2f\t%.2f\t%.2f\t%s\t%.1f\t%.0f\t%.0f\t\t\n", label, x.Tasks, x.WallS, x.TasksPerSec,
+			x.LatencyP50Ms, x.LatencyP99Ms, x.EntriesPerTask, fsyncs, float64(x.HeapPeakBytes)/(1<<20), x.HeapBytesPerTask, x.LiveBytesPerTask)
 		for _, p := range x.Peers {
 			label := "  " + p.Peer
 			switch {
@@ -253,7 +264,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(w, "  error: %s\n", f.Error)
 		}
 	}
-	_, err := fmt.Fprintln(w, "\nvs SKIFF: the peer's wall time over Skiff's (above 1x, Skiff is faster). FSYNCS/task: entries × 2, an estimate.\nHEAP: heap in use, garbage included; LIVE: the live heap as of each GC cycle.")
+	_, err := fmt.Fprintln(w, "\nvs SKIFF: the peer's wall time over Skiff's (above 1x, Skiff is faster).\n[wal] [bolt]: the raft log's backend. FSYNCS/task: counted in the log store (wal); ~N: entries × 2, an estimate (bolt: bbolt syncs by itself).\nHEAP: heap in use, garbage included; LIVE: the live heap as of each GC cycle.")
 	return err
 }
 

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/klauspost/compress/zstd"
 	"github.com/skiffml/skiff/engine/spec"
 	bolt "go.etcd.io/bbolt"
@@ -19,8 +18,8 @@ import (
 
 // Finding is one line of a Check: what was looked at and what was found.
 type Finding struct {
-	// File is the part of the data dir: raft.db, state.db,
-	// snapshots/ID, or "blob sha256:...".
+	// File is the part of the data dir: raft-wal or raft.db (the raft
+	// log), state.db, snapshots/ID, or "blob sha256:...".
 	File string `json:"file"`
 	OK   bool   `json:"ok"`
 	// Message says what was found; for a problem, also the way out when
@@ -60,8 +59,8 @@ type BlobChecker func(digest string) error
 // error.
 func Check(dir string, blobs BlobChecker) (CheckReport, error) {
 	var r CheckReport
-	if _, err := os.Stat(filepath.Join(dir, "raft.db")); err != nil {
-		return r, fmt.Errorf("store: check %s: not a data dir: %w", dir, err)
+	if _, err := os.Stat(filepath.Join(dir, "state.db")); err != nil && len(presentLogs(dir)) == 0 {
+		return r, fmt.Errorf("store: check %s: not a data dir (no %s, %s or state.db): %w", dir, walLogDir, boltLogFile, err)
 	}
 	lock, err := lockDir(dir, 0)
 	if err != nil {
@@ -71,34 +70,39 @@ func Check(dir string, blobs BlobChecker) (CheckReport, error) {
 
 	logs, err := openLogStore(dir)
 	var log logRange
+	logFile := "raft log"
+	if kinds := presentLogs(dir); len(kinds) == 1 {
+		logFile = logFileOf(kinds[0])
+	}
 	if err == nil {
 		defer logs.Close()
+		logFile = logs.file
 		log, err = checkLog(logs)
 	}
 	if err != nil {
-		r.add("raft.db", err, "")
+		r.add(logFile, err, "")
 		logs = nil
 	} else {
-		r.add("raft.db", checkEntries(logs, log), "entries %d..%d read and decode", log.First, log.Last)
+		r.add(logFile, checkEntries(logs, log), "entries %d..%d read and decode (%s)", log.First, log.Last, logs.kind)
 	}
 	metas := checkSnapshots(&r, dir)
 	at, stateID := checkStateFile(&r, dir, blobs)
 	switch {
 	case logs == nil:
 	case at.Index == 0:
-		r.add("raft.db", checkLogCoverage(log, metas), "reaches back to the newest snapshot")
+		r.add(logFile, checkLogCoverage(log, metas), "reaches back to the newest snapshot")
 	default:
 		err := checkPairing(at, stateID, logs, log, metas)
 		if err == nil {
 			err = checkLogCoverage(log, metas)
 		}
-		r.add("state.db", err, "is the state of raft.db up to entry %d (term %d)", at.Index, at.Term)
+		r.add("state.db", err, "is the state of %s up to entry %d (term %d)", logFile, at.Index, at.Term)
 	}
 	return r, nil
 }
 
 // checkEntries decodes every command entry of the log.
-func checkEntries(logs *raftboltdb.BoltStore, log logRange) error {
+func checkEntries(logs *raftLog, log logRange) error {
 	var bad []error
 	for i := log.First; i != 0 && i <= log.Last; i++ {
 		var l raft.Log

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,9 +23,9 @@ func findingFor(r CheckReport, file string) string {
 func TestCheck_ReportsWhatItFinds(t *testing.T) {
 	t.Parallel()
 	const digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-	withBlob := func(tb testing.TB) damagedDir {
-		d := newDamagedDir(tb)
-		s := openTestStore(tb, d.dir)
+	withBlob := func(tb testing.TB, kind string) damagedDir {
+		d := newDamagedDirOf(tb, kind)
+		s := openTestStoreOf(tb, d.dir, kind)
 		defer s.Close()
 		out := map[string]spec.Value{"model": {Artifact: &spec.ArtifactRef{Digest: digest, Size: 1}}}
 		res, err := s.Apply(context.Background(), TransitionTasks{RunID: "aa", Items: []Transition{
@@ -47,41 +46,44 @@ func TestCheck_ReportsWhatItFinds(t *testing.T) {
 	}{
 		{"healthy", func(testing.TB, damagedDir) {}, okBlobs, "", ""},
 		{"snapshot garbage", func(tb testing.TB, d damagedDir) { overwrite(tb, filepath.Join(d.snaps[1], "state.bin")) }, okBlobs, "snapshots/", "CRC"},
-		{"raft.db replaced", func(tb testing.TB, d damagedDir) {
-			remove(tb, filepath.Join(d.dir, "raft.db"))
-			other := newDamagedDir(tb)
-			raw, _ := os.ReadFile(filepath.Join(other.dir, "raft.db"))
-			os.WriteFile(filepath.Join(d.dir, "raft.db"), raw, 0o600)
-		}, okBlobs, "state.db", "does not match"},
-		{"raft.db garbage", func(tb testing.TB, d damagedDir) { overwrite(tb, filepath.Join(d.dir, "raft.db")) }, okBlobs, "raft.db", "damaged"},
+		{"log replaced", func(tb testing.TB, d damagedDir) { replaceLog(tb, newDamagedDirOf(tb, d.kind), d) }, okBlobs, "state.db", "does not match"},
+		{"log garbage", func(tb testing.TB, d damagedDir) {
+			if d.kind == LogStoreWAL {
+				overwrite(tb, walSegments(tb, d)[0])
+				return
+			}
+			overwrite(tb, d.logPath())
+		}, okBlobs, "raft", "damaged"},
 		{"state.db garbage", func(tb testing.TB, d damagedDir) { overwrite(tb, filepath.Join(d.dir, "state.db")) }, okBlobs, "state.db", "damaged"},
 		{"blob missing", func(testing.TB, damagedDir) {}, func(string) error { return errors.New("blob not found") }, "blob " + digest, "run aa task task-0 output model: blob not found"},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			d := withBlob(t)
-			c.damage(t, d)
-			r, err := Check(d.dir, c.blobs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if c.file == "" {
-				if !r.Healthy() {
-					t.Fatalf("healthy dir reported: %+v", r.Findings)
+	for _, kind := range LogStores {
+		for _, c := range cases {
+			t.Run(kind+" "+c.name, func(t *testing.T) {
+				t.Parallel()
+				d := withBlob(t, kind)
+				c.damage(t, d)
+				r, err := Check(d.dir, c.blobs)
+				if err != nil {
+					t.Fatal(err)
 				}
-				if len(r.Findings) < 5 {
-					t.Errorf("too few findings: %+v", r.Findings)
+				if c.file == "" {
+					if !r.Healthy() {
+						t.Fatalf("healthy dir reported: %+v", r.Findings)
+					}
+					if len(r.Findings) < 5 {
+						t.Errorf("too few findings: %+v", r.Findings)
+					}
+					return
 				}
-				return
-			}
-			if r.Healthy() {
-				t.Fatalf("damage not found: %+v", r.Findings)
-			}
-			if msg := findingFor(r, c.file); !strings.Contains(msg, c.want) {
-				t.Fatalf("finding for %s: %q, want %q; all: %+v", c.file, msg, c.want, r.Findings)
-			}
-		})
+				if r.Healthy() {
+					t.Fatalf("damage not found: %+v", r.Findings)
+				}
+				if msg := findingFor(r, c.file); !strings.Contains(msg, c.want) {
+					t.Fatalf("finding for %s: %q, want %q; all: %+v", c.file, msg, c.want, r.Findings)
+				}
+			})
+		}
 	}
 }
 

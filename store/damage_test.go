@@ -21,15 +21,30 @@ import (
 // newest, and the state it holds.
 type damagedDir struct {
 	dir   string
+	kind  string // its log store
 	want  map[string]map[string]string
 	snaps []string // snapshot directories, newest first
 }
 
+// logPath is the path of the dir's raft log (raft.db or raft-wal).
+func (d damagedDir) logPath() string { return filepath.Join(d.dir, logFileOf(d.kind)) }
+
 func newDamagedDir(tb testing.TB, opts ...option) damagedDir {
+	tb.Helper()
+	return newDamagedDirOf(tb, DefaultLogStore, opts...)
+}
+
+// testSegmentSize makes the WAL of test dirs rotate segments every few
+// entries, so that sealed segments and a tail are there to damage.
+const testSegmentSize = 2048
+
+func newDamagedDirOf(tb testing.TB, kind string, opts ...option) damagedDir {
 	tb.Helper()
 	dir := tb.TempDir()
 	cfg := DefaultConfig(dir)
 	cfg.NoSync = true
+	cfg.LogStore = kind
+	opts = append([]option{withWALSegmentSize(testSegmentSize)}, opts...)
 	s, err := open(context.Background(), cfg, opts...)
 	if err != nil {
 		tb.Fatal(err)
@@ -47,7 +62,7 @@ func newDamagedDir(tb testing.TB, opts ...option) damagedDir {
 	if err := s.Close(); err != nil {
 		tb.Fatal(err)
 	}
-	return damagedDir{dir: dir, want: want, snaps: snapshotDirs(tb, dir)}
+	return damagedDir{dir: dir, kind: kind, want: want, snaps: snapshotDirs(tb, dir)}
 }
 
 // snapshotDirs lists dir's snapshot directories, newest first.
@@ -108,8 +123,14 @@ func remove(tb testing.TB, path string) {
 // the test.
 func openDamaged(tb testing.TB, dir string) (*Store, error) {
 	tb.Helper()
+	return openDamagedOf(tb, dir, DefaultLogStore)
+}
+
+func openDamagedOf(tb testing.TB, dir, kind string) (*Store, error) {
+	tb.Helper()
 	cfg := DefaultConfig(dir)
 	cfg.NoSync = true
+	cfg.LogStore = kind
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var s *Store
@@ -178,26 +199,41 @@ func TestOpen_DamagedDataDirIsAnErrorNamingTheFile(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name   string
+		kind   string
 		damage func(tb testing.TB, d damagedDir)
 		file   string
 	}{
-		{"raft.db truncated", func(tb testing.TB, d damagedDir) { truncateHalf(tb, filepath.Join(d.dir, "raft.db")) }, "raft.db"},
-		{"raft.db garbage", func(tb testing.TB, d damagedDir) { overwrite(tb, filepath.Join(d.dir, "raft.db")) }, "raft.db"},
-		{"raft.db emptied", func(tb testing.TB, d damagedDir) {
-			if err := os.Truncate(filepath.Join(d.dir, "raft.db"), 0); err != nil {
+		{"raft.db truncated", LogStoreBolt, func(tb testing.TB, d damagedDir) { truncateHalf(tb, d.logPath()) }, "raft.db"},
+		{"raft.db garbage", LogStoreBolt, func(tb testing.TB, d damagedDir) { overwrite(tb, d.logPath()) }, "raft.db"},
+		{"raft.db emptied", LogStoreBolt, func(tb testing.TB, d damagedDir) {
+			if err := os.Truncate(d.logPath(), 0); err != nil {
 				tb.Fatal(err)
 			}
 		}, "raft.db"},
-		{"raft.db deleted", func(tb testing.TB, d damagedDir) { remove(tb, filepath.Join(d.dir, "raft.db")) }, "raft.db"},
-		{"state.db garbage", func(tb testing.TB, d damagedDir) { overwrite(tb, filepath.Join(d.dir, "state.db")) }, "state.db"},
-		{"state.db truncated", func(tb testing.TB, d damagedDir) { truncateHalf(tb, filepath.Join(d.dir, "state.db")) }, "state.db"},
+		{"raft.db deleted", LogStoreBolt, func(tb testing.TB, d damagedDir) { remove(tb, d.logPath()) }, "raft.db"},
+		{"wal-meta.db truncated", LogStoreWAL, func(tb testing.TB, d damagedDir) { truncateHalf(tb, filepath.Join(d.logPath(), walMetaFile)) }, "raft-wal"},
+		{"wal-meta.db garbage", LogStoreWAL, func(tb testing.TB, d damagedDir) { overwrite(tb, filepath.Join(d.logPath(), walMetaFile)) }, "raft-wal"},
+		{"wal-meta.db deleted", LogStoreWAL, func(tb testing.TB, d damagedDir) { remove(tb, filepath.Join(d.logPath(), walMetaFile)) }, "raft-wal"},
+		{"wal first segment garbage", LogStoreWAL, func(tb testing.TB, d damagedDir) { overwrite(tb, walSegments(tb, d)[0]) }, "raft-wal"},
+		{"wal first segment truncated", LogStoreWAL, func(tb testing.TB, d damagedDir) { truncateFile(tb, walSegments(tb, d)[0], 0.5) }, "raft-wal"},
+		{"wal first segment deleted", LogStoreWAL, func(tb testing.TB, d damagedDir) { remove(tb, walSegments(tb, d)[0]) }, "raft-wal"},
+		{"wal tail segment garbage", LogStoreWAL, func(tb testing.TB, d damagedDir) { overwrite(tb, lastOf(walSegments(tb, d))) }, "raft-wal"},
+		{"wal tail segment emptied", LogStoreWAL, func(tb testing.TB, d damagedDir) { truncateFile(tb, lastOf(walSegments(tb, d)), 0) }, "raft-wal"},
+		{"wal segments deleted", LogStoreWAL, func(tb testing.TB, d damagedDir) {
+			for _, seg := range walSegments(tb, d) {
+				remove(tb, seg)
+			}
+		}, "raft-wal"},
+		{"raft-wal deleted", LogStoreWAL, func(tb testing.TB, d damagedDir) { remove(tb, d.logPath()) }, "raft-wal"},
+		{"state.db garbage", DefaultLogStore, func(tb testing.TB, d damagedDir) { overwrite(tb, filepath.Join(d.dir, "state.db")) }, "state.db"},
+		{"state.db truncated", DefaultLogStore, func(tb testing.TB, d damagedDir) { truncateHalf(tb, filepath.Join(d.dir, "state.db")) }, "state.db"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			d := newDamagedDir(t)
+			d := newDamagedDirOf(t, c.kind)
 			c.damage(t, d)
-			s, err := openDamaged(t, d.dir)
+			s, err := openDamagedOf(t, d.dir, c.kind)
 			if err == nil {
 				s.Close()
 				t.Fatal("Open of a damaged data dir succeeded")
@@ -207,6 +243,52 @@ func TestOpen_DamagedDataDirIsAnErrorNamingTheFile(t *testing.T) {
 				t.Fatalf("want one line naming %s, got %q", c.file, msg)
 			}
 		})
+	}
+}
+
+// walSegments lists the segment files of d's WAL, oldest first.
+func walSegments(tb testing.TB, d damagedDir) []string {
+	tb.Helper()
+	segs, err := filepath.Glob(filepath.Join(d.logPath(), "*.wal"))
+	if err != nil || len(segs) == 0 {
+		tb.Fatalf("no WAL segments in %s: %v", d.logPath(), err)
+	}
+	return segs
+}
+
+func lastOf(s []string) string { return s[len(s)-1] }
+
+// truncateFile cuts path to frac of its size.
+func truncateFile(tb testing.TB, path string, frac float64) {
+	tb.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.Truncate(path, int64(float64(fi.Size())*frac)); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// replaceLog puts a copy of the raft log of from (a file or a directory)
+// in place of to's.
+func replaceLog(tb testing.TB, from, to damagedDir) {
+	tb.Helper()
+	remove(tb, to.logPath())
+	fi, err := os.Stat(from.logPath())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if fi.IsDir() {
+		err = os.CopyFS(to.logPath(), os.DirFS(from.logPath()))
+	} else {
+		var raw []byte
+		if raw, err = os.ReadFile(from.logPath()); err == nil {
+			err = os.WriteFile(to.logPath(), raw, 0o600)
+		}
+	}
+	if err != nil {
+		tb.Fatal(err)
 	}
 }
 
@@ -254,22 +336,24 @@ func TestOpen_FallsBackToThePreviousSnapshot(t *testing.T) {
 func TestOpen_NoUsableSnapshotForACompactedLog(t *testing.T) {
 	t.Parallel()
 	for _, n := range []int{1, 2} {
-		t.Run(fmt.Sprintf("%d damaged", n), func(t *testing.T) {
-			t.Parallel()
-			d := newDamagedDir(t, withTrailingLogs(1))
-			for _, snap := range d.snaps[:n] {
-				overwrite(t, filepath.Join(snap, "state.bin"))
-			}
-			remove(t, filepath.Join(d.dir, "state.db"))
-			s, err := openDamaged(t, d.dir)
-			if err == nil {
-				s.Close()
-				t.Fatal("Open succeeded without the entries the snapshots held")
-			}
-			if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "raft.db") || !strings.Contains(err.Error(), "snapshot") {
-				t.Fatalf("err = %v", err)
-			}
-		})
+		for _, kind := range LogStores {
+			t.Run(fmt.Sprintf("%s %d damaged", kind, n), func(t *testing.T) {
+				t.Parallel()
+				d := newDamagedDirOf(t, kind, withTrailingLogs(1))
+				for _, snap := range d.snaps[:n] {
+					overwrite(t, filepath.Join(snap, "state.bin"))
+				}
+				remove(t, filepath.Join(d.dir, "state.db"))
+				s, err := openDamagedOf(t, d.dir, kind)
+				if err == nil {
+					s.Close()
+					t.Fatal("Open succeeded without the entries the snapshots held")
+				}
+				if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), logFileOf(kind)) || !strings.Contains(err.Error(), "snapshot") {
+					t.Fatalf("err = %v", err)
+				}
+			})
+		}
 	}
 }
 
@@ -279,25 +363,24 @@ func TestOpen_NoUsableSnapshotForACompactedLog(t *testing.T) {
 // how to recover.
 func TestOpen_StateAheadOfTheLogIsRefused(t *testing.T) {
 	t.Parallel()
-	d := newDamagedDir(t)
-	other := newDamagedDir(t)
-	// The other dir's log has more entries than ours, other terms.
-	s := openTestStore(t, other.dir)
-	fill(t, s, "z", 20)
-	s.Close()
-	raw, err := os.ReadFile(filepath.Join(other.dir, "raft.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(d.dir, "raft.db"), raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s, err = openDamaged(t, d.dir)
-	if err == nil {
-		s.Close()
-		t.Fatal("Open of a state.db with another data dir's raft.db succeeded")
-	}
-	if !errors.Is(err, ErrStateMismatch) || !strings.Contains(err.Error(), "term") || !strings.Contains(err.Error(), "to recover") {
-		t.Fatalf("err = %v", err)
+	for _, kind := range LogStores {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			d := newDamagedDirOf(t, kind)
+			other := newDamagedDirOf(t, kind)
+			// The other dir's log has more entries than ours, other terms.
+			s := openTestStoreOf(t, other.dir, kind)
+			fill(t, s, "z", 20)
+			s.Close()
+			replaceLog(t, other, d)
+			s, err := openDamagedOf(t, d.dir, kind)
+			if err == nil {
+				s.Close()
+				t.Fatal("Open of a state.db with another data dir's raft log succeeded")
+			}
+			if !errors.Is(err, ErrStateMismatch) || !strings.Contains(err.Error(), "term") || !strings.Contains(err.Error(), "to recover") {
+				t.Fatalf("err = %v", err)
+			}
+		})
 	}
 }

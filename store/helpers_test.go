@@ -111,8 +111,14 @@ func dumpDB(tb testing.TB, db *bolt.DB) map[string]map[string]string {
 
 func openTestStore(tb testing.TB, dir string) *Store {
 	tb.Helper()
+	return openTestStoreOf(tb, dir, DefaultLogStore)
+}
+
+func openTestStoreOf(tb testing.TB, dir, kind string) *Store {
+	tb.Helper()
 	cfg := DefaultConfig(dir)
 	cfg.NoSync = true
+	cfg.LogStore = kind
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	s, err := Open(ctx, cfg)

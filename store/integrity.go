@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -80,25 +79,34 @@ func checkBoltFile(path string, timeout time.Duration) error {
 }
 
 // logRange is the span of entries a raft log store holds; First is 0 when
-// it is empty.
-type logRange struct{ First, Last uint64 }
+// it is empty. file names the log (raft.db or raft-wal) in messages.
+type logRange struct {
+	First, Last uint64
+	file        string
+}
 
 // checkLog reads every entry of the log (raft panics on an entry it cannot
 // read or find) and returns its range.
-func checkLog(logs *raftboltdb.BoltStore) (logRange, error) {
-	var r logRange
-	err := guard("raft.db", func() error {
+func checkLog(logs *raftLog) (logRange, error) {
+	r := logRange{file: logs.file}
+	err := guard(logs.file, func() error {
 		var err error
 		if r.First, err = logs.FirstIndex(); err != nil {
-			return fmt.Errorf("raft.db: %w: %w", ErrDamaged, err)
+			return fmt.Errorf("%s: %w: %w", logs.file, ErrDamaged, err)
 		}
 		if r.Last, err = logs.LastIndex(); err != nil {
-			return fmt.Errorf("raft.db: %w: %w", ErrDamaged, err)
+			return fmt.Errorf("%s: %w: %w", logs.file, ErrDamaged, err)
+		}
+		if r.First > r.Last || (r.First == 0) != (r.Last == 0) {
+			return fmt.Errorf("%s: %w: first entry %d after last entry %d", logs.file, ErrDamaged, r.First, r.Last)
 		}
 		for i := r.First; i != 0 && i <= r.Last; i++ {
 			var l raft.Log
 			if err := logs.GetLog(i, &l); err != nil {
-				return fmt.Errorf("raft.db: %w: entry %d of %d..%d: %w", ErrDamaged, i, r.First, r.Last, err)
+				return fmt.Errorf("%s: %w: entry %d of %d..%d: %w", logs.file, ErrDamaged, i, r.First, r.Last, err)
+			}
+			if l.Index != i {
+				return fmt.Errorf("%s: %w: entry %d of %d..%d reads as entry %d", logs.file, ErrDamaged, i, r.First, r.Last, l.Index)
 			}
 		}
 		return nil
@@ -106,17 +114,14 @@ func checkLog(logs *raftboltdb.BoltStore) (logRange, error) {
 	return r, err
 }
 
-// raftKeyLogID is the key of the log id in raft.db's stable store.
+// raftKeyLogID is the key of the log id in the raft log's stable store.
 var raftKeyLogID = []byte("skiff_log_id")
 
-// raftLogID returns raft.db's log id, or nil if it has none (yet).
-func raftLogID(logs *raftboltdb.BoltStore) ([]byte, error) {
-	id, err := logs.Get(raftKeyLogID)
-	if errors.Is(err, raftboltdb.ErrKeyNotFound) {
-		return nil, nil
-	}
+// raftLogID returns the raft log's id, or nil if it has none (yet).
+func raftLogID(logs *raftLog) ([]byte, error) {
+	id, err := getStable(logs, raftKeyLogID)
 	if err != nil {
-		return nil, fmt.Errorf("raft.db: %w: log id: %w", ErrDamaged, err)
+		return nil, fmt.Errorf("%s: %w: log id: %w", logs.file, ErrDamaged, err)
 	}
 	return id, nil
 }
@@ -141,7 +146,7 @@ func orNone(id []byte) string {
 // state.db (once the checks have accepted the pair). raft.db is written
 // first: a state.db naming a log that raft.db does not is a mismatch.
 func (s *Store) pairLog() error {
-	id, err := raftLogID(s.logStore)
+	id, err := raftLogID(s.log)
 	if err != nil {
 		return err
 	}
@@ -149,8 +154,8 @@ func (s *Store) pairLog() error {
 		if id, err = newLogID(); err != nil {
 			return err
 		}
-		if err := s.logStore.Set(raftKeyLogID, id); err != nil {
-			return fmt.Errorf("raft.db: write log id: %w", err)
+		if err := s.log.Set(raftKeyLogID, id); err != nil {
+			return fmt.Errorf("%s: write log id: %w", s.log.file, err)
 		}
 	}
 	cur, err := s.fsm.logID()
@@ -164,7 +169,7 @@ func (s *Store) pairLog() error {
 }
 
 // recoverHint is the way out of a state.db that does not belong to the log.
-const recoverHint = "to recover, stop every skiff using this data dir and either put back the raft.db that belongs to it, " +
+const recoverHint = "to recover, stop every skiff using this data dir and either put back the raft log that belongs to it, " +
 	"or run `skiff store reset-log` to keep what state.db holds and start a new raft log from it, " +
 	"or move state.db away to rebuild the state from raft.db and snapshots/ (what only state.db holds is lost)"
 
@@ -178,7 +183,7 @@ func (s *Store) checkStateMatchesLog(log logRange, snaps []*raft.SnapshotMeta) e
 	if err != nil {
 		return fmt.Errorf("store: data dir %s: state.db: %w", s.cfg.Dir, err)
 	}
-	if err := checkPairing(s.fsm.appliedAt(), stateID, s.logStore, log, snaps); err != nil {
+	if err := checkPairing(s.fsm.appliedAt(), stateID, s.log, log, snaps); err != nil {
 		return fmt.Errorf("store: data dir %s: %w", s.cfg.Dir, err)
 	}
 	return nil
@@ -186,30 +191,30 @@ func (s *Store) checkStateMatchesLog(log logRange, snaps []*raft.SnapshotMeta) e
 
 // checkPairing is checkStateMatchesLog for a state.db at position at
 // belonging to log stateID.
-func checkPairing(at logPosition, stateID []byte, logs *raftboltdb.BoltStore, log logRange, snaps []*raft.SnapshotMeta) error {
+func checkPairing(at logPosition, stateID []byte, logs *raftLog, log logRange, snaps []*raft.SnapshotMeta) error {
 	if at.Index == 0 {
 		return nil
 	}
 	mismatch := func(format string, args ...any) error {
 		what := fmt.Sprintf(format, args...)
 		return fmt.Errorf("%w: state.db has applied raft entry %d (term %d), but %s: "+
-			"raft.db was deleted, emptied or replaced, or state.db comes from another data dir; %s",
-			ErrStateMismatch, at.Index, at.Term, what, recoverHint)
+			"%s was deleted, emptied or replaced, or state.db comes from another data dir; %s",
+			ErrStateMismatch, at.Index, at.Term, what, logs.file, recoverHint)
 	}
 	raftID, err := raftLogID(logs)
 	if err != nil {
 		return err
 	}
 	if stateID != nil && !bytes.Equal(stateID, raftID) {
-		return mismatch("it is the state of raft log %s and raft.db is %s", stateID, orNone(raftID))
+		return mismatch("it is the state of raft log %s and %s is %s", stateID, logs.file, orNone(raftID))
 	}
 	if log.First != 0 && at.Index >= log.First && at.Index <= log.Last {
 		var l raft.Log
 		if err := logs.GetLog(at.Index, &l); err != nil {
-			return fmt.Errorf("raft.db: %w: entry %d: %w", ErrDamaged, at.Index, err)
+			return fmt.Errorf("%s: %w: entry %d: %w", logs.file, ErrDamaged, at.Index, err)
 		}
 		if at.Term != 0 && l.Term != at.Term {
-			return mismatch("raft.db holds entry %d at term %d", at.Index, l.Term)
+			return mismatch("%s holds entry %d at term %d", logs.file, at.Index, l.Term)
 		}
 		return nil
 	}
@@ -222,10 +227,10 @@ func checkPairing(at logPosition, stateID []byte, logs *raftboltdb.BoltStore, lo
 		}
 	}
 	if log.First == 0 {
-		return mismatch("raft.db holds no entries and no snapshot ends there")
+		return mismatch("%s holds no entries and no snapshot ends there", logs.file)
 	}
 	if at.Index > log.Last {
-		return mismatch("raft.db ends at entry %d", log.Last)
+		return mismatch("%s ends at entry %d", logs.file, log.Last)
 	}
-	return mismatch("raft.db starts at entry %d and no snapshot ends there", log.First)
+	return mismatch("%s starts at entry %d and no snapshot ends there", logs.file, log.First)
 }

@@ -28,9 +28,17 @@ type openOptions struct {
 	// trailingLogs overrides raft's TrailingLogs (tests compact the log
 	// without writing a thousand entries).
 	trailingLogs uint64
+	// walSegmentSize overrides raft-wal's segment size (tests rotate
+	// segments without writing 64 MiB).
+	walSegmentSize int
 }
 
 type option func(*openOptions)
+
+// withWALSegmentSize makes raft-wal segments of n bytes.
+func withWALSegmentSize(n int) option {
+	return func(o *openOptions) { o.walSegmentSize = n }
+}
 
 // withTrailingLogs keeps only n entries before a snapshot in the log.
 func withTrailingLogs(n uint64) option {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -40,13 +39,13 @@ func SkipEntry(dir string, index uint64) (string, error) {
 	defer logs.Close()
 	var l raft.Log
 	if err := logs.GetLog(index, &l); err != nil {
-		return "", fmt.Errorf("store: data dir %s: raft.db: entry %d: %w", dir, index, err)
+		return "", fmt.Errorf("store: data dir %s: %s: entry %d: %w", dir, logs.file, index, err)
 	}
 	if l.Type != raft.LogCommand {
-		return "", fmt.Errorf("store: data dir %s: raft.db: entry %d is raft's own (%s), not a command", dir, index, l.Type)
+		return "", fmt.Errorf("store: data dir %s: %s: entry %d is raft's own (%s), not a command", dir, logs.file, index, l.Type)
 	}
 	if _, derr := decodeBatch(l.Data); derr == nil {
-		return "", fmt.Errorf("store: data dir %s: raft.db: entry %d decodes; skip-entry only drops an entry the state machine cannot read", dir, index)
+		return "", fmt.Errorf("store: data dir %s: %s: entry %d decodes; skip-entry only drops an entry the state machine cannot read", dir, logs.file, index)
 	}
 	kept := filepath.Join("damaged", "entry-"+strconv.FormatUint(index, 10)+".bin")
 	if err := os.MkdirAll(filepath.Join(dir, "damaged"), 0o700); err != nil {
@@ -55,9 +54,8 @@ func SkipEntry(dir string, index uint64) (string, error) {
 	if err := os.WriteFile(filepath.Join(dir, kept), l.Data, 0o600); err != nil {
 		return "", err
 	}
-	l.Data = []byte{batchFormat}
-	if err := logs.StoreLog(&l); err != nil {
-		return "", fmt.Errorf("store: data dir %s: raft.db: rewrite entry %d: %w", dir, index, err)
+	if err := emptyEntry(dir, logs, index); err != nil {
+		return "", fmt.Errorf("store: data dir %s: %s: rewrite entry %d: %w", dir, logs.file, index, err)
 	}
 	return fmt.Sprintf("raft entry %d is now empty; its bytes are in %s", index, kept), nil
 }
@@ -110,7 +108,12 @@ func resetLog(dir string, db *bolt.DB, at logPosition) error {
 	if err := os.MkdirAll(filepath.Join(dir, "damaged"), 0o700); err != nil {
 		return err
 	}
-	for _, name := range []string{"raft.db", "snapshots"} {
+	// The new log has the backend of the old one.
+	kind := DefaultLogStore
+	if kinds := presentLogs(dir); len(kinds) == 1 {
+		kind = kinds[0]
+	}
+	for _, name := range []string{boltLogFile, walLogDir, "snapshots"} {
 		err := os.Rename(filepath.Join(dir, name), filepath.Join(dir, "damaged", name+"."+stamp))
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
@@ -141,7 +144,7 @@ func resetLog(dir string, db *bolt.DB, at logPosition) error {
 	if err := sink.Close(); err != nil {
 		return err
 	}
-	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	logs, err := openRaftLog(dir, kind, logOptions{lockTimeout: time.Nanosecond})
 	if err != nil {
 		return err
 	}
@@ -169,20 +172,19 @@ func logIntact(dir string, at logPosition, stateID []byte) bool {
 	return err == nil && checkPairing(at, stateID, logs, log, metas) == nil && checkLogCoverage(log, metas) == nil
 }
 
-// openLogStore opens raft.db of a stopped data dir after checking it.
-func openLogStore(dir string) (*raftboltdb.BoltStore, error) {
-	path := filepath.Join(dir, "raft.db")
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("raft.db: %w", err)
-	}
-	if err := checkBoltFile(path, time.Nanosecond); err != nil {
+// openLogStore opens the raft log of a stopped data dir (raft-wal or
+// raft.db, whichever it holds) after checking it.
+func openLogStore(dir string) (*raftLog, error) {
+	if err := finishRewrite(dir); err != nil {
 		return nil, err
 	}
-	var logs *raftboltdb.BoltStore
-	err := guard("raft.db", func() error {
-		var err error
-		logs, err = raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: &bolt.Options{Timeout: time.Nanosecond}})
-		return err
-	})
-	return logs, err
+	kinds := presentLogs(dir)
+	switch len(kinds) {
+	case 0:
+		return nil, fmt.Errorf("%s: %w (nor %s)", boltLogFile, os.ErrNotExist, walLogDir)
+	case 2:
+		return nil, fmt.Errorf("%w: both %s and %s are there: a migration between them was interrupted; "+
+			"the next open of the store finishes it", ErrDamaged, walLogDir, boltLogFile)
+	}
+	return openRaftLog(dir, kinds[0], logOptions{lockTimeout: time.Nanosecond})
 }

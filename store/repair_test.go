@@ -16,10 +16,19 @@ import (
 // skipped as "already applied") and survive a restart.
 func TestResetLog_KeepsTheStateAndStartsANewLog(t *testing.T) {
 	t.Parallel()
-	d := newDamagedDir(t)
-	remove(t, filepath.Join(d.dir, "raft.db"))
-	if _, err := openDamaged(t, d.dir); !errors.Is(err, ErrStateMismatch) || !strings.Contains(err.Error(), "skiff store reset-log") {
-		t.Fatalf("open without raft.db: %v", err)
+	for _, kind := range LogStores {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			testResetLog(t, kind)
+		})
+	}
+}
+
+func testResetLog(t *testing.T, kind string) {
+	d := newDamagedDirOf(t, kind)
+	remove(t, d.logPath())
+	if _, err := openDamagedOf(t, d.dir, kind); !errors.Is(err, ErrStateMismatch) || !strings.Contains(err.Error(), "skiff store reset-log") {
+		t.Fatalf("open without the raft log: %v", err)
 	}
 	msg, err := ResetLog(d.dir)
 	if err != nil {
@@ -28,7 +37,7 @@ func TestResetLog_KeepsTheStateAndStartsANewLog(t *testing.T) {
 	if !strings.Contains(msg, "new raft log") {
 		t.Errorf("message %q", msg)
 	}
-	s := openTestStore(t, d.dir)
+	s := openTestStoreOf(t, d.dir, kind)
 	if got := stateDump(t, s); !reflect.DeepEqual(d.want, got) {
 		for b := range got {
 			if !reflect.DeepEqual(d.want[b], got[b]) {
@@ -40,7 +49,7 @@ func TestResetLog_KeepsTheStateAndStartsANewLog(t *testing.T) {
 	fill(t, s, "new", 3)
 	want := stateDump(t, s)
 	s.Close()
-	s = openTestStore(t, d.dir)
+	s = openTestStoreOf(t, d.dir, kind)
 	defer s.Close()
 	if !reflect.DeepEqual(want, stateDump(t, s)) {
 		t.Fatal("commands applied after reset-log were lost at restart")
@@ -70,8 +79,8 @@ func TestResetLog_RefusesAnUncleanState(t *testing.T) {
 	if _, err := ResetLog(d.dir); err == nil || !strings.Contains(err.Error(), "not closed cleanly") {
 		t.Fatalf("reset-log of an unclean state.db: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(d.dir, "raft.db")); err != nil {
-		t.Errorf("a refused reset-log moved raft.db: %v", err)
+	if _, err := os.Stat(d.logPath()); err != nil {
+		t.Errorf("a refused reset-log moved the raft log: %v", err)
 	}
 }
 
@@ -81,8 +90,17 @@ func TestResetLog_RefusesAnUncleanState(t *testing.T) {
 // drops it and the store works again.
 func TestSkipEntry_AnUndecodableEntryIsReportedAndCanBeDropped(t *testing.T) {
 	t.Parallel()
+	for _, kind := range LogStores {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			testSkipEntry(t, kind)
+		})
+	}
+}
+
+func testSkipEntry(t *testing.T, kind string) {
 	dir := t.TempDir()
-	s := openTestStore(t, dir)
+	s := openTestStoreOf(t, dir, kind)
 	ctx := context.Background()
 	fill(t, s, "a", 2)
 	payload := `{"run_id":"aa","from":"NOT A STATE","to":2}`
@@ -103,7 +121,7 @@ func TestSkipEntry_AnUndecodableEntryIsReportedAndCanBeDropped(t *testing.T) {
 	}
 	s.Close()
 	for range 2 {
-		_, err := openDamaged(t, dir)
+		_, err := openDamagedOf(t, dir, kind)
 		if !errors.Is(err, ErrFSMHalted) || !strings.Contains(err.Error(), "skiff store skip-entry "+itoa(index)) {
 			t.Fatalf("open: %v", err)
 		}
@@ -119,7 +137,7 @@ func TestSkipEntry_AnUndecodableEntryIsReportedAndCanBeDropped(t *testing.T) {
 	if err != nil || string(kept) != string(bad) || !strings.Contains(msg, "damaged") {
 		t.Fatalf("the dropped entry was not kept: %q %v", msg, err)
 	}
-	s = openTestStore(t, dir)
+	s = openTestStoreOf(t, dir, kind)
 	defer s.Close()
 	fill(t, s, "b", 1)
 	if _, err := s.GetRun("ab"); err != nil {

@@ -12,16 +12,20 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	bolt "go.etcd.io/bbolt"
-	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Config configures a Store.
 type Config struct {
-	// Dir is the data directory: raft.db, state.db and snapshots/.
+	// Dir is the data directory: the raft log (raft-wal/ or raft.db),
+	// state.db and snapshots/.
 	Dir string
+	// LogStore is the raft log's backend: LogStoreWAL ("wal",
+	// hashicorp/raft-wal, one fsync per appended batch) or LogStoreBolt
+	// ("bolt", hashicorp/raft-boltdb, one bbolt commit per batch); ""
+	// means DefaultLogStore. A data dir holding the other backend's log
+	// is migrated to this one when it opens (logstore.go).
+	LogStore string
 	// Logger receives the store's and raft's logs; nil discards them.
 	Logger *slog.Logger
 	// Registerer receives the store's metrics; nil exports none.
@@ -34,7 +38,8 @@ type Config struct {
 	SnapshotThreshold uint64
 	// NoSync skips fsyncs of the raft log. Tests and benchmarks only: a
 	// crash may lose acknowledged writes. (state.db is never synced entry
-	// by entry: see fsm.)
+	// by entry: see fsm. With the WAL, its small metadata file wal-meta.db
+	// still syncs its rare commits.)
 	NoSync bool
 	// Raft: node id, transport and timing knobs (cluster.go).
 	Raft RaftConfig
@@ -42,7 +47,7 @@ type Config struct {
 
 // DefaultConfig returns a durable configuration for dir.
 func DefaultConfig(dir string) Config {
-	return Config{Dir: dir, LockTimeout: 0, SnapshotThreshold: defaultSnapshotThreshold, Raft: LocalRaftConfig()}
+	return Config{Dir: dir, LogStore: DefaultLogStore, LockTimeout: 0, SnapshotThreshold: defaultSnapshotThreshold, Raft: LocalRaftConfig()}
 }
 
 // Validate reports the first invalid field.
@@ -52,6 +57,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: Dir: required", ErrInvalidConfig)
 	case c.LockTimeout < 0:
 		return fmt.Errorf("%w: LockTimeout: must not be negative", ErrInvalidConfig)
+	case c.LogStore != "" && !validLogStore(c.LogStore):
+		return fmt.Errorf("%w: LogStore: %q: want %q or %q", ErrInvalidConfig, c.LogStore, LogStoreWAL, LogStoreBolt)
 	}
 	return c.Raft.validate()
 }
@@ -64,7 +71,7 @@ type Store struct {
 	metrics   *metrics
 	fsm       *fsm
 	lock      *dirLock
-	logStore  *raftboltdb.BoltStore
+	log       *raftLog
 	transport raft.Transport
 	raft      *raft.Raft
 
@@ -132,11 +139,11 @@ func open(ctx context.Context, cfg Config, opts ...option) (*Store, error) {
 	}
 	cleanup = append(cleanup, func() { _ = s.fsm.close() })
 
-	if err := s.openLog(); err != nil {
+	if err := s.openLog(o); err != nil {
 		return nil, fmt.Errorf("store: data dir %s: %w", cfg.Dir, err)
 	}
-	cleanup = append(cleanup, func() { _ = s.logStore.Close() })
-	logRange, err := checkLog(s.logStore)
+	cleanup = append(cleanup, func() { _ = s.log.Close() })
+	logRange, err := checkLog(s.log)
 	if err != nil {
 		return nil, fmt.Errorf("store: data dir %s: %w", cfg.Dir, err)
 	}
@@ -173,17 +180,18 @@ func open(ctx context.Context, cfg Config, opts ...option) (*Store, error) {
 	}
 	cleanup = append(cleanup, func() { closeTransport(s.transport) })
 
-	existing, err := raft.HasExistingState(s.logStore, s.logStore, snaps)
+	logs := s.log.backend()
+	existing, err := raft.HasExistingState(logs, logs, snaps)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	if !existing && !clustered {
 		boot := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: s.transport.LocalAddr()}}}
-		if err := raft.BootstrapCluster(rc, s.logStore, s.logStore, snaps, s.transport, boot); err != nil {
+		if err := raft.BootstrapCluster(rc, logs, logs, snaps, s.transport, boot); err != nil {
 			return nil, fmt.Errorf("store: bootstrap: %w", err)
 		}
 	}
-	if s.raft, err = raft.NewRaft(rc, s.fsm, s.logStore, s.logStore, snaps, s.transport); err != nil {
+	if s.raft, err = raft.NewRaft(rc, s.fsm, logs, logs, snaps, s.transport); err != nil {
 		return nil, fmt.Errorf("store: start raft: %w", err)
 	}
 	cleanup = append(cleanup, func() { _ = s.raft.Shutdown().Error() })
@@ -196,31 +204,20 @@ func open(ctx context.Context, cfg Config, opts ...option) (*Store, error) {
 	return s, nil
 }
 
-// openLog opens raft.db after checking that bbolt can read all of it.
-func (s *Store) openLog() error {
-	path := filepath.Join(s.cfg.Dir, "raft.db")
-	lockTimeout := max(s.cfg.LockTimeout, time.Nanosecond)
-	if err := checkBoltFile(path, lockTimeout); err != nil {
-		if errors.Is(err, berrors.ErrTimeout) {
-			return fmt.Errorf("raft.db: %w", ErrLocked)
-		}
+// openLog opens the data dir's raft log with the configured backend,
+// migrating the other backend's log first if that is what the dir holds.
+func (s *Store) openLog(o openOptions) error {
+	kind := s.cfg.LogStore
+	if kind == "" {
+		kind = DefaultLogStore
+	}
+	lo := logOptions{noSync: s.cfg.NoSync, lockTimeout: s.cfg.LockTimeout, segmentSize: o.walSegmentSize, logger: newHCLogger(s.cfg.Logger)}
+	if err := prepareLog(s.cfg.Dir, kind, lo, s.logger); err != nil {
 		return err
 	}
-	return guard("raft.db", func() error {
-		var err error
-		s.logStore, err = raftboltdb.New(raftboltdb.Options{
-			Path:        path,
-			BoltOptions: &bolt.Options{Timeout: lockTimeout, NoFreelistSync: true, FreelistType: bolt.FreelistMapType},
-			NoSync:      s.cfg.NoSync,
-		})
-		if errors.Is(err, berrors.ErrTimeout) {
-			err = ErrLocked
-		}
-		if err != nil {
-			return fmt.Errorf("raft.db: %w", err)
-		}
-		return nil
-	})
+	var err error
+	s.log, err = openRaftLog(s.cfg.Dir, kind, lo)
+	return err
 }
 
 // catchUpFromSnapshot restores the latest raft snapshot into state.db when
@@ -288,10 +285,10 @@ func checkLogCoverage(log logRange, snaps []*raft.SnapshotMeta) error {
 	if log.First == 0 || log.First <= from+1 {
 		return nil
 	}
-	return fmt.Errorf("raft.db: %w: its log starts at entry %d, but the newest usable snapshot ends at entry %d "+
+	return fmt.Errorf("%s: %w: its log starts at entry %d, but the newest usable snapshot ends at entry %d "+
 		"(snapshots/ lost or damaged; see damaged/): entries %d..%d are gone; "+
 		"if state.db is intact, `skiff store reset-log` starts a new log from it",
-		ErrDamaged, log.First, from, from+1, log.First-1)
+		log.file, ErrDamaged, log.First, from, from+1, log.First-1)
 }
 
 // waitLeader polls until this node leads, then issues a barrier so every
@@ -330,7 +327,7 @@ func (s *Store) Close() error {
 		close(s.closed)
 		errs := []error{s.raft.Shutdown().Error()}
 		closeTransport(s.transport)
-		errs = append(errs, s.logStore.Close(), s.fsm.close(), s.lock.unlock())
+		errs = append(errs, s.log.Close(), s.fsm.close(), s.lock.unlock())
 		s.metrics.unregister()
 		s.closeErr = errors.Join(errs...)
 	})
@@ -398,6 +395,20 @@ func (s *Store) Apply(ctx context.Context, cmds ...Command) (ApplyResult, error)
 	}
 	res.Rejected = resp.rejected
 	return res, nil
+}
+
+// LogStore is the backend of the open raft log (LogStoreWAL or
+// LogStoreBolt).
+func (s *Store) LogStore() string { return s.log.kind }
+
+// LogSyncs returns the fsyncs the raft log has made since the store
+// opened, and whether they are counted: with the WAL each fsync of a
+// segment file or its directory is counted where it is made, and each
+// commit of its metadata file as bbolt's two; with raft-boltdb bbolt
+// calls fdatasync itself and nothing here can count them (counted is
+// false, n is 0). Under NoSync no fsync is made or counted.
+func (s *Store) LogSyncs() (n uint64, counted bool) {
+	return s.log.syncs.Load(), s.log.syncsCounted()
 }
 
 // AppliedIndex is the raft index of the last entry applied to state.db.

@@ -4,12 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/skiffml/skiff/bench"
+	"github.com/skiffml/skiff/store"
 )
 
 func benchCommand() *cli.Command {
@@ -24,7 +26,10 @@ workloads run /bin/true with the local executor.
 
 For each workload it reports the wall time from submission to the run's final
 state being durable, tasks/s, the scheduling latency from ready to dispatched
-(p50/p99), store entries and estimated fsyncs per task, and the peak heap.
+(p50/p99), store entries and fsyncs per task, and the peak heap. Fsyncs are
+counted in the Raft log store with the wal backend; with bolt (bbolt syncs by
+itself) they are estimated as entries × 2 and marked ~. --raft-log-store
+wal,bolt measures both backends in one invocation, interleaved.
 With --peers, go-task and go-workflows run the same shapes on this machine in
 the same invocation (installed with go install into a cache dir on first use).
 
@@ -38,6 +43,7 @@ See bench/README.md.`,
 			&cli.StringFlag{Name: "save", Usage: "also write the JSON report to this file"},
 			&cli.DurationFlag{Name: "peer-timeout", Value: 5 * time.Minute, Usage: "give up on one peer run after this long"},
 			&cli.BoolFlag{Name: "no-sync", Usage: "turn fsyncs off (figures are then not durable ones)"},
+			&cli.StringFlag{Name: "raft-log-store", Value: store.DefaultLogStore, Usage: "the Raft log backend(s) to measure: wal, bolt, or a list (wal,bolt): each gets its own node and they run interleaved, run by run"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress on standard error"},
 			&cli.IntFlag{Name: "cluster", Usage: "also run the sim workloads on a cluster of `N` nodes on loopback, beside the single node"},
 			&cli.IntFlag{Name: "failover", Usage: "with --cluster: kill the leader `K` times during running fan-outs and report the time to the next decision"},
@@ -72,12 +78,23 @@ func benchAction(c *cli.Context) error {
 			return usageError("bench: %v", err)
 		}
 	}
+	var kinds []string
+	for _, k := range strings.Split(c.String("raft-log-store"), ",") {
+		k = strings.TrimSpace(k)
+		if !slices.Contains(store.LogStores, k) {
+			return usageError("bench: --raft-log-store %q: want %s, or a list of them", k, strings.Join(store.LogStores, ", "))
+		}
+		if !slices.Contains(kinds, k) {
+			kinds = append(kinds, k)
+		}
+	}
 	cfg := bench.Config{
 		Workloads: c.Args().Slice(),
 		Runs:      c.Int("runs"),
 		Peers:     peers,
 		DataDir:   c.String("data-dir"),
 		NoSync:    c.Bool("no-sync"),
+		LogStores: kinds,
 
 		PeerTimeout: c.Duration("peer-timeout"),
 		Cluster:     c.Int("cluster"),

@@ -38,12 +38,41 @@ func TestBench_JSON(t *testing.T) {
 	}
 }
 
+// TestBench_BothLogStores: --raft-log-store wal,bolt measures each
+// backend on its own node, run by run, and says which figures are counted.
+func TestBench_BothLogStores(t *testing.T) {
+	r := skiff(t, t.TempDir(), "bench", "chain-3", "--runs", "2", "--raft-log-store", "wal,bolt", "--no-sync", "-o", "json", "--data-dir", t.TempDir())
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstderr:\n%s", r.code, r.stderr)
+	}
+	var rep struct {
+		Results []struct {
+			Workload      string    `json:"workload"`
+			LogStore      string    `json:"log_store"`
+			FsyncsCounted bool      `json:"fsyncs_counted"`
+			WallRunsS     []float64 `json:"wall_runs_s"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, r.stdout)
+	}
+	if len(rep.Results) != 2 || rep.Results[0].LogStore != "wal" || !rep.Results[0].FsyncsCounted ||
+		rep.Results[1].LogStore != "bolt" || rep.Results[1].FsyncsCounted || len(rep.Results[1].WallRunsS) != 2 {
+		t.Fatalf("report:\n%s", r.stdout)
+	}
+	// Interleaved: wal's second run comes after bolt's first.
+	if i, j := strings.Index(r.stderr, "chain-3 [bolt] run 1"), strings.Index(r.stderr, "chain-3 [wal] run 2"); i < 0 || j < i {
+		t.Errorf("runs not interleaved:\n%s", r.stderr)
+	}
+}
+
 func TestBench_BadInput(t *testing.T) {
 	for args, want := range map[string]string{
-		"parallelfor-0":      "not a positive integer",
-		"ring-3":             "unknown shape",
-		"chain-3 --peers xx": "unknown peer",
-		"chain-3 --output x": "--output",
+		"chain-3 --raft-log-store wal,xx": "--raft-log-store",
+		"parallelfor-0":                   "not a positive integer",
+		"ring-3":                          "unknown shape",
+		"chain-3 --peers xx":              "unknown peer",
+		"chain-3 --output x":              "--output",
 	} {
 		r := skiff(t, t.TempDir(), append([]string{"bench"}, strings.Fields(args)...)...)
 		if r.code != exitBadInput || !strings.Contains(r.stderr, want) {

@@ -113,7 +113,10 @@ func gcAction(c *cli.Context) error {
 		return usageError("data dir %s holds no store: %v", dir, err)
 	}
 	log := logger(c)
-	scfg := store.DefaultConfig(filepath.Join(dir, "store"))
+	scfg, err := storeConfig(c, dir)
+	if err != nil {
+		return err
+	}
 	scfg.Logger = log
 	st, err := store.Open(c.Context, scfg)
 	if errors.Is(err, store.ErrLocked) {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/skiffml/skiff/store"
 )
 
 // Exit codes, as kubectl and argo users expect them.
@@ -52,6 +54,12 @@ Start with:  skiff run examples/iris/pipeline.yaml`,
 				Usage:   "where the embedded node keeps its state, artifacts and work dirs",
 				Value:   defaultDataDir(),
 				EnvVars: []string{"SKIFF_DATA_DIR"},
+			},
+			&cli.StringFlag{
+				Name:    "raft-log-store",
+				Usage:   "the Raft log's backend: wal (hashicorp/raft-wal, append-only segments, one fsync per batch) or bolt (raft-boltdb, raft.db); a data dir holding the other one is migrated to it when it opens",
+				Value:   store.DefaultLogStore,
+				EnvVars: []string{"SKIFF_RAFT_LOG_STORE"},
 			},
 			&cli.BoolFlag{Name: "debug", Usage: "log engine internals to standard error"},
 		}, append(clientFlags(), artifactStoreFlags()...)...),

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -73,6 +75,17 @@ func logger(c *cli.Context) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
+// storeConfig is the store's config for the data dir dir, with the raft
+// log backend --raft-log-store names.
+func storeConfig(c *cli.Context, dir string) (store.Config, error) {
+	scfg := store.DefaultConfig(filepath.Join(dir, "store"))
+	scfg.LogStore = c.String("raft-log-store")
+	if !slices.Contains(store.LogStores, scfg.LogStore) {
+		return scfg, usageError("--raft-log-store %q: want one of %s", scfg.LogStore, strings.Join(store.LogStores, ", "))
+	}
+	return scfg, nil
+}
+
 // openNode opens the data dir. When another skiff process holds it, it
 // says so on standard error and waits up to opts.wait.
 func openNode(c *cli.Context, opts nodeOptions) (*node, error) {
@@ -86,7 +99,10 @@ func openNode(c *cli.Context, opts nodeOptions) (*node, error) {
 	log := logger(c)
 	n := &node{dir: dir, log: log, events: api.NewEvents()}
 
-	scfg := store.DefaultConfig(filepath.Join(dir, "store"))
+	scfg, err := storeConfig(c, dir)
+	if err != nil {
+		return nil, err
+	}
 	scfg.Logger = log
 	st, err := store.Open(c.Context, scfg)
 	if errors.Is(err, store.ErrLocked) && opts.wait > 0 {

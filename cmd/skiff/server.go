@@ -159,12 +159,14 @@ func allowedHosts(listen string, given []string, noAuth bool) ([]string, error) 
 func openServerNode(c *cli.Context, dir string, cs *clusterSetup, reg prometheus.Registerer, onUpdate func([]engine.Update)) (*node, *leader.Leader, error) {
 	log := serverLogger(c)
 	n := &node{dir: dir, log: log}
-	scfg := store.DefaultConfig(filepath.Join(dir, "store"))
+	scfg, err := storeConfig(c, dir)
+	if err != nil {
+		return nil, nil, err
+	}
 	scfg.Logger, scfg.Registerer, scfg.Raft = log, reg, cs.raft
 	if cs.mux != nil {
 		scfg.Raft.Transport = cs.mux.Transport(nil)
 	}
-	var err error
 	if n.store, err = store.Open(c.Context, scfg); err != nil {
 		if errors.Is(err, store.ErrLocked) {
 			return nil, nil, fmt.Errorf("data dir %s is in use by another skiff process: %w", dir, err)
@@ -517,7 +519,10 @@ func openStoreOnly(c *cli.Context) (*store.Store, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	scfg := store.DefaultConfig(filepath.Join(dir, "store"))
+	scfg, err := storeConfig(c, dir)
+	if err != nil {
+		return nil, dir, err
+	}
 	scfg.Logger = logger(c)
 	scfg.LockTimeout = 2 * time.Second
 	st, err := store.Open(c.Context, scfg)

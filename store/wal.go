@@ -1,0 +1,183 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+
+	"github.com/hashicorp/go-hclog"
+	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/fs"
+	"github.com/hashicorp/raft-wal/metadb"
+	"github.com/hashicorp/raft-wal/segment"
+	"github.com/hashicorp/raft-wal/types"
+)
+
+// The raft-wal backend: hashicorp/raft-wal keeps the log in append-only
+// segment files and its own metadata (segment list, stable store) in a
+// small bbolt file, wal-meta.db. An append of a batch of entries writes
+// the frames and one commit frame, then fsyncs the segment once.
+//
+// Skiff gives it a file layer of its own (syncVFS) that counts every
+// fsync of a segment file or of the directory, and skips them under
+// Config.NoSync. wal-meta.db is bbolt's: it syncs by itself (NoSync does
+// not reach it) and its fsyncs cannot be seen from here; each commit to
+// it (a segment rotation, a stable-store write such as a new term) is
+// counted as the two fdatasyncs a bbolt commit makes.
+
+// walMetaFile is the name raft-wal gives its metadata database.
+const walMetaFile = metadb.FileName
+
+// boltCommitSyncs is the number of fdatasyncs one bbolt commit makes (the
+// data pages, then the meta page).
+const boltCommitSyncs = 2
+
+// openWAL opens (creating if needed) the raft-wal log in dir. segmentSize
+// 0 means raft-wal's default (64 MiB).
+func openWAL(dir string, noSync bool, segmentSize int, syncs *atomic.Uint64, logger hclog.Logger) (*walStore, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	vfs := &syncVFS{noSync: noSync, syncs: syncs}
+	meta := &countingMeta{BoltMetaDB: &metadb.BoltMetaDB{}, syncs: syncs}
+	w, err := wal.Open(dir,
+		wal.WithSegmentFiler(segment.NewFiler(dir, vfs)),
+		wal.WithMetaStore(meta),
+		wal.WithLogger(logger.Named("wal")),
+		wal.WithSegmentSize(segmentSizeOr(segmentSize)),
+	)
+	if err != nil {
+		return nil, errors.Join(err, meta.Close())
+	}
+	return &walStore{WAL: w, meta: meta}, nil
+}
+
+// walStore is a raft-wal log that closes its metadata database on Close
+// (raft-wal's own Close leaves it open, and with it the file's lock).
+type walStore struct {
+	*wal.WAL
+	meta *countingMeta
+}
+
+func (w *walStore) Close() error {
+	return errors.Join(w.WAL.Close(), w.meta.Close())
+}
+
+func segmentSizeOr(n int) int {
+	if n <= 0 {
+		return wal.DefaultSegmentSize
+	}
+	return n
+}
+
+// syncVFS is raft-wal's default file layer with its fsyncs counted (and
+// skipped under noSync).
+type syncVFS struct {
+	fs.FS
+	noSync bool
+	syncs  *atomic.Uint64
+}
+
+var _ types.VFS = (*syncVFS)(nil)
+
+func (v *syncVFS) sync(f *os.File) error {
+	if v.noSync {
+		return nil
+	}
+	if v.syncs != nil {
+		v.syncs.Add(1)
+	}
+	return f.Sync()
+}
+
+func (v *syncVFS) syncDir(dir string) error {
+	if v.noSync {
+		return nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = v.sync(d)
+	return errors.Join(err, d.Close())
+}
+
+// Create creates and preallocates a segment file (raft-wal's own Create)
+// and returns it with counted syncs: the first Sync also syncs the
+// directory, so that the new file's entry survives a crash.
+func (v *syncVFS) Create(dir, name string, size uint64) (types.WritableFile, error) {
+	wf, err := v.FS.Create(dir, name, size)
+	if err != nil {
+		return nil, err
+	}
+	f, ok := wf.(*fs.File)
+	if !ok {
+		_ = wf.Close()
+		return nil, fmt.Errorf("raft-wal: unexpected file type %T", wf)
+	}
+	return &syncFile{File: &f.File, vfs: v, dir: dir, fresh: true}, nil
+}
+
+// Delete removes a segment file and syncs the directory.
+func (v *syncVFS) Delete(dir, name string) error {
+	if err := os.Remove(filepath.Join(dir, name)); err != nil {
+		return err
+	}
+	return v.syncDir(dir)
+}
+
+// OpenWriter opens an existing segment file (the tail, on recovery).
+func (v *syncVFS) OpenWriter(dir, name string) (types.WritableFile, error) {
+	f, err := os.OpenFile(filepath.Join(dir, name), os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	return &syncFile{File: f, vfs: v, dir: dir}, nil
+}
+
+// syncFile is a segment file whose Sync goes through its syncVFS.
+type syncFile struct {
+	*os.File
+	vfs   *syncVFS
+	dir   string
+	fresh bool // created by this process: the first Sync also syncs dir
+}
+
+func (f *syncFile) Sync() error {
+	if err := f.vfs.sync(f.File); err != nil {
+		return err
+	}
+	if f.fresh {
+		// raft-wal calls Sync from its single writer only.
+		f.fresh = false
+		return f.vfs.syncDir(f.dir)
+	}
+	return nil
+}
+
+// countingMeta is raft-wal's bbolt metadata store with its commits counted.
+type countingMeta struct {
+	*metadb.BoltMetaDB
+	syncs *atomic.Uint64
+}
+
+func (m *countingMeta) count() {
+	if m.syncs != nil {
+		m.syncs.Add(boltCommitSyncs)
+	}
+}
+
+func (m *countingMeta) CommitState(s types.PersistentState) error {
+	m.count()
+	return m.BoltMetaDB.CommitState(s)
+}
+
+func (m *countingMeta) SetStable(key, value []byte) error {
+	m.count()
+	return m.BoltMetaDB.SetStable(key, value)
+}
