@@ -202,7 +202,7 @@ func openServerNode(c *cli.Context, dir string, cs *clusterSetup, reg prometheus
 		return fail(err)
 	}
 	n.launchKeys = keys
-	execs, closeKube, err := addKube(c, log, execs, launcher)
+	execs, closeKube, err := addKube(c, log, execs, launcher, n.store)
 	if err != nil {
 		return fail(err)
 	}
