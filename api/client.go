@@ -257,6 +257,16 @@ func (c *Client) SetNamespacePolicy(ctx context.Context, ns string, allowed []st
 	return out, c.call(ctx, "PUT", "/apis/skiff/v1/namespaces/"+url.PathEscape(ns)+"/policy", in, &out, nil)
 }
 
+// PutNamespacePolicy replaces a namespace's policy with pol (admin; a nil
+// KubeNamespace keeps the stored one).
+func (c *Client) PutNamespacePolicy(ctx context.Context, ns string, pol NamespacePolicy) (NamespacePolicy, error) {
+	var out NamespacePolicy
+	if pol.AllowedExecutors == nil {
+		pol.AllowedExecutors = []string{}
+	}
+	return out, c.call(ctx, "PUT", "/apis/skiff/v1/namespaces/"+url.PathEscape(ns)+"/policy", pol, &out, nil)
+}
+
 // Watch streams run changes (all visible runs, or runID's) to fn until ctx
 // ends, fn returns false, or the stream breaks.
 func (c *Client) Watch(ctx context.Context, runID string, fn func(Event) bool) error {

@@ -146,3 +146,41 @@ func TestPolicy_RecurringFiringChecked(t *testing.T) {
 		t.Fatalf("firing error %v", got["error"])
 	}
 }
+
+// The kube namespace of a Skiff namespace: set by an admin of every
+// namespace, kept by a PUT that leaves it out, refused from a namespace's
+// own admin and when it is no namespace name.
+func TestPolicy_KubeNamespace(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, harnessOpts{})
+	path := "/apis/skiff/v1/namespaces/team-a/policy"
+	got := h.must(200, "PUT", path, h.admin, map[string]any{"allowed_executors": []string{}, "kube_namespace": "tenant-a"}).m(t)
+	if got["kube_namespace"] != "tenant-a" {
+		t.Fatalf("PUT answered %v", got)
+	}
+	// Left out: kept.
+	h.must(200, "PUT", path, h.admin, map[string]any{"allowed_executors": []string{"local"}})
+	if got := h.must(200, "GET", path, h.admin, nil).m(t); got["kube_namespace"] != "tenant-a" {
+		t.Fatalf("a PUT without kube_namespace changed it: %v", got)
+	}
+	r := h.must(400, "PUT", path, h.admin, map[string]any{"allowed_executors": []string{}, "kube_namespace": "Tenant_A"})
+	if !strings.Contains(string(r.body), "kube_namespace") {
+		t.Errorf("bad name: %s", r.body)
+	}
+	// The namespace's own admin can change its executors but not where
+	// its pods go.
+	own := h.token("team-a", api.RoleAdmin)
+	r = h.must(403, "PUT", path, own, map[string]any{"allowed_executors": []string{}, "kube_namespace": "tenant-b"})
+	if !strings.Contains(string(r.body), "kube_namespace") {
+		t.Errorf("namespace admin: %s", r.body)
+	}
+	h.must(200, "PUT", path, own, map[string]any{"allowed_executors": []string{}, "kube_namespace": "tenant-a"})
+	if got := h.must(200, "GET", path, own, nil).m(t); got["kube_namespace"] != "tenant-a" {
+		t.Fatalf("after refused and same-value PUTs: %v", got)
+	}
+	// Cleared by an admin of every namespace.
+	h.must(200, "PUT", path, h.admin, map[string]any{"allowed_executors": []string{}, "kube_namespace": ""})
+	if got := h.must(200, "GET", path, h.admin, nil).m(t); got["kube_namespace"] != nil {
+		t.Fatalf("cleared: %v", got)
+	}
+}

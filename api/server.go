@@ -279,6 +279,22 @@ func (s *Server) whoami(w http.ResponseWriter, _ *http.Request, p *principal) er
 type NamespacePolicy struct {
 	Namespace        string   `json:"namespace,omitempty"`
 	AllowedExecutors []string `json:"allowed_executors"`
+	// KubeNamespace is the Kubernetes namespace of the namespace's pods on
+	// the kube executor ("" = the executor's --kube-namespace). In a PUT,
+	// absent keeps the stored one; only an admin of every namespace may
+	// change it (a namespace's admin could otherwise point its pods at
+	// another tenant's Kubernetes namespace).
+	KubeNamespace *string `json:"kube_namespace,omitempty"`
+}
+
+// policyBody is the API form of a stored policy.
+func policyBody(ns string, pol store.NamespacePolicy) NamespacePolicy {
+	out := NamespacePolicy{Namespace: ns, AllowedExecutors: pol.AllowedExecutors}
+	if pol.KubeNamespace != "" {
+		k := pol.KubeNamespace
+		out.KubeNamespace = &k
+	}
+	return out
 }
 
 func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request, p *principal) error {
@@ -290,7 +306,7 @@ func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request, p *principal)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, NamespacePolicy{Namespace: ns, AllowedExecutors: pol.AllowedExecutors})
+	writeJSON(w, http.StatusOK, policyBody(ns, pol))
 	return nil
 }
 
@@ -311,11 +327,24 @@ func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request, p *principal)
 			return badRequest("allowed_executors[%d]: %q: %v", i, x, engine.ErrUnknownExecutor)
 		}
 	}
-	pol := store.NamespacePolicy{Namespace: ns, AllowedExecutors: body.AllowedExecutors}
+	old, err := s.cfg.Store.GetNamespacePolicy(ns)
+	if err != nil {
+		return err
+	}
+	pol := store.NamespacePolicy{Namespace: ns, AllowedExecutors: body.AllowedExecutors, KubeNamespace: old.KubeNamespace}
+	if k := body.KubeNamespace; k != nil && *k != old.KubeNamespace {
+		if *k != "" && !store.ValidKubeNamespace(*k) {
+			return badRequest("kube_namespace: %q: use lowercase letters, digits and '-' (at most 63)", *k)
+		}
+		if p.namespace != AllNamespaces {
+			return apiErr(codePermissionDenied, "kube_namespace: only an admin of every namespace may change it (this token is for namespace %q)", p.namespace)
+		}
+		pol.KubeNamespace = *k
+	}
 	if err := s.apply(r.Context(), store.SetNamespacePolicy{Policy: pol}); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, NamespacePolicy{Namespace: ns, AllowedExecutors: pol.AllowedExecutors})
+	writeJSON(w, http.StatusOK, policyBody(ns, pol))
 	return nil
 }
 

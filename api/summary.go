@@ -42,6 +42,9 @@ type TaskSummary struct {
 	FinishedAt   string                     `json:"finished_at,omitempty"`
 	DurationSecs float64                    `json:"duration_seconds,omitempty"`
 	Outputs      map[string]json.RawMessage `json:"outputs,omitempty"`
+	// WaitingReason: why the RUNNING task's execution has not started
+	// yet, as its executor said.
+	WaitingReason string `json:"waiting_reason,omitempty"`
 }
 
 // Summarize builds the summary of a stored run and its tasks.
@@ -60,6 +63,7 @@ func Summarize(r store.Run, tasks []store.Task) RunSummary {
 			Cached: t.Cached(), CachedFrom: t.CachedFrom,
 			StartedAt: timeText(t.StartedAt), FinishedAt: timeText(t.FinishedAt),
 			DurationSecs: duration(t.StartedAt, t.FinishedAt), Outputs: values(t.Outputs),
+			WaitingReason: store.WaitingReason(t),
 		})
 	}
 	return s

@@ -123,6 +123,10 @@ type TaskDetail struct {
 	StateHistory   []RuntimeStatus            `json:"state_history,omitempty"`
 	ChildTasks     []json.RawMessage          `json:"child_tasks,omitempty"`
 	ExecutorDetail *ExecutorDetail            `json:"executor_detail,omitempty"`
+	// WaitingReason (Skiff's): why the RUNNING task's execution has not
+	// started yet, as its executor said ("Unschedulable: 0/3 nodes are
+	// available: 3 Insufficient nvidia.com/gpu.").
+	WaitingReason string `json:"waiting_reason,omitempty"`
 }
 
 // ExecutorDetail is Skiff's account of a task's attempts.
@@ -226,5 +230,6 @@ func taskOut(r store.Run, t store.Task) TaskDetail {
 		d.ExecutionID = a.ExecutionID
 		d.ExecutorDetail = &ExecutorDetail{Executor: a.Executor, Attempts: strconv.Itoa(n)}
 	}
+	d.WaitingReason = store.WaitingReason(t)
 	return d
 }

@@ -45,7 +45,7 @@ func (e *Engine) buildSkiffSpec(r *activeRun, task, attempt int, id string, x ex
 		Attempt:      attempt,
 	}
 	s := &executors.Spec{
-		ID: id, RunID: r.id, Task: r.sched.Name(task), TaskIndex: task, Attempt: attempt,
+		ID: id, RunID: r.id, Task: r.sched.Name(task), TaskIndex: task, Attempt: attempt, Namespace: store.RunNamespace(r.rec),
 		Image: t.Image, Resources: t.Resources, NodeSelector: t.NodeSelector, Timeout: t.Timeout.D(), Kubernetes: t.Kubernetes,
 	}
 	if _, _, ok := store.ParseWorkspaceRoot(r.rec.PipelineDir); ok {

@@ -9,6 +9,7 @@ import (
 	"github.com/skiffml/skiff/engine/spec"
 	"github.com/skiffml/skiff/engine/spec/kfp"
 	"github.com/skiffml/skiff/executors"
+	"github.com/skiffml/skiff/store"
 )
 
 // buildKFPSpec builds the execution spec of a step compiled from KFP IR
@@ -33,7 +34,7 @@ func (e *Engine) buildKFPSpec(r *activeRun, task, attempt int, id string, x exec
 		return nil, "", err
 	}
 	s := &executors.Spec{
-		ID: id, RunID: r.id, Task: r.sched.Name(task), TaskIndex: task, Attempt: attempt,
+		ID: id, RunID: r.id, Task: r.sched.Name(task), TaskIndex: task, Attempt: attempt, Namespace: store.RunNamespace(r.rec),
 		Image: t.Image, Command: inv.Command, Args: inv.Args,
 		Inputs: inv.Inputs, Outputs: inv.Outputs,
 		Resources: inv.Resources, NodeSelector: t.NodeSelector, Timeout: t.Timeout.D(), Kubernetes: t.Kubernetes,

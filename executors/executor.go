@@ -44,6 +44,10 @@ type Spec struct {
 	Task      string
 	TaskIndex int
 	Attempt   int // 1 for the first attempt
+	// Namespace is the Skiff namespace of the run ("" = the default):
+	// the kube executor maps it to a Kubernetes namespace (its policy's
+	// kube_namespace).
+	Namespace string
 
 	Image      string
 	Command    []string

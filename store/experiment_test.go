@@ -1,6 +1,8 @@
 package store
 
 import (
+	"context"
+	"strings"
 	"testing"
 
 	"github.com/skiffml/skiff/engine/spec"
@@ -76,4 +78,38 @@ func TestToken_CreateDeleteAndPolicy(t *testing.T) {
 		t.Error("deleted twice")
 	}
 	f.mustAccept(t, SetNamespacePolicy{Policy: NamespacePolicy{Namespace: "a", AllowedExecutors: []string{"local"}}})
+}
+
+func TestNamespacePolicy_KubeNamespace(t *testing.T) {
+	t.Parallel()
+	s := openTestStore(t, t.TempDir())
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	for _, bad := range []string{"Team-A", "-a", "a_b", strings.Repeat("a", 64)} {
+		res, err := s.Apply(ctx, SetNamespacePolicy{Policy: NamespacePolicy{Namespace: "a", KubeNamespace: bad}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Rejected) != 1 || !strings.Contains(res.Rejected[0].Reason, "kube_namespace") {
+			t.Errorf("kube_namespace %q: rejections %+v, want one naming kube_namespace", bad, res.Rejected)
+		}
+	}
+	if pols, err := s.NamespacePolicies(); err != nil || len(pols) != 0 {
+		t.Fatalf("after rejected policies: %+v, %v; want none", pols, err)
+	}
+	for _, p := range []NamespacePolicy{{Namespace: "b", KubeNamespace: "team-b"}, {Namespace: "a", KubeNamespace: "team-a", AllowedExecutors: []string{"local"}}} {
+		if res, err := s.Apply(ctx, SetNamespacePolicy{Policy: p}); err != nil || len(res.Rejected) > 0 {
+			t.Fatalf("%+v: %v %+v", p, err, res.Rejected)
+		}
+	}
+	pols, err := s.NamespacePolicies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pols) != 2 || pols[0].Namespace != "a" || pols[0].KubeNamespace != "team-a" || pols[1].KubeNamespace != "team-b" {
+		t.Errorf("policies %+v", pols)
+	}
+	if p, _ := s.GetNamespacePolicy("b"); p.KubeNamespace != "team-b" {
+		t.Errorf("policy of b: %+v", p)
+	}
 }

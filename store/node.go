@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -389,6 +390,7 @@ func applyReportExecution(tx *bolt.Tx, c ReportExecution, ch *Change) ([]Rejecti
 			return reject("report execution %s: exit.outcome %q: want succeeded, failed or canceled", c.ExecutionID, c.Exit.Outcome), nil
 		}
 	}
+	was := a.Waiting
 	if c.Waiting != "" && a.StartedAt.IsZero() {
 		if a.Waiting == c.Waiting && !c.Started && c.Exit == nil {
 			return nil, nil // nothing new
@@ -405,8 +407,33 @@ func applyReportExecution(tx *bolt.Tx, c ReportExecution, ch *Change) ([]Rejecti
 		e := *c.Exit
 		a.Exit = &e
 	}
+	if a.Waiting != was {
+		if err := setAttemptWaitingTx(tx, a); err != nil {
+			return nil, err
+		}
+	}
 	ch.Assignments = append(ch.Assignments, a.ExecutionID)
 	return nil, putAssignmentTx(tx, &a)
+}
+
+// setAttemptWaitingTx copies the assignment's waiting reason onto its
+// attempt in the task record, so that every reader of tasks (the API's
+// task views, the UI) sees it, after a restart too. A task that moved on
+// (another attempt, or none) is left alone.
+func setAttemptWaitingTx(tx *bolt.Tx, a Assignment) error {
+	t, err := getTaskTx(tx, a.RunID, a.Task)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	i := a.Attempt - 1
+	if i < 0 || i >= len(t.Attempts) || t.Attempts[i].ExecutionID != a.ExecutionID || t.Attempts[i].State != spec.TaskRunning {
+		return nil
+	}
+	t.Attempts[i].Waiting = a.Waiting
+	return putTaskTx(tx, &t)
 }
 
 func applyCancelAssignment(tx *bolt.Tx, c CancelAssignment, ch *Change) ([]Rejection, error) {

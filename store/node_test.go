@@ -243,3 +243,34 @@ func TestFSM_AssignmentSpecKeptApart(t *testing.T) {
 		return nil
 	})
 }
+
+// A waiting reason a worker reports lands on the attempt in the task
+// record (what the API and the UI read), changes only when it changes, and
+// is cleared when the execution starts.
+func TestFSM_WaitingReasonOnAttempt(t *testing.T) {
+	f := workerFixture(t)
+	waiting := func() string {
+		tk := f.task(t, "r1", 0)
+		return tk.Attempts[len(tk.Attempts)-1].Waiting
+	}
+	why := "Unschedulable: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
+	f.mustAccept(t, ReportExecution{ExecutionID: "r1-0-1", NodeID: "n1", Epoch: 1, Waiting: why, Time: t0})
+	if got := waiting(); got != why {
+		t.Fatalf("attempt waiting = %q, want %q", got, why)
+	}
+	if got := f.mustAssignment(t, "r1-0-1").Waiting; got != why {
+		t.Fatalf("assignment waiting = %q", got)
+	}
+	f.mustAccept(t, ReportExecution{ExecutionID: "r1-0-1", NodeID: "n1", Epoch: 1, Waiting: "ImagePullBackOff: image x:1", Time: t0})
+	if got := waiting(); got != "ImagePullBackOff: image x:1" {
+		t.Fatalf("attempt waiting after a new reason = %q", got)
+	}
+	// Another task is untouched.
+	if tk := f.task(t, "r1", 1); len(tk.Attempts) != 0 {
+		t.Fatalf("task 1: %+v", tk)
+	}
+	f.mustAccept(t, ReportExecution{ExecutionID: "r1-0-1", NodeID: "n1", Epoch: 1, Started: true, Time: t0.Add(time.Second)})
+	if got := waiting(); got != "" {
+		t.Fatalf("attempt waiting after start = %q, want none", got)
+	}
+}

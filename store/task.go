@@ -41,6 +41,24 @@ type Attempt struct {
 	FinishedAt  time.Time         `json:"finished_at,omitzero"`
 	Error       string            `json:"error,omitempty"`
 	Logs        *spec.ArtifactRef `json:"logs,omitempty"`
+	// Waiting is why the attempt's execution has not started, as its
+	// worker last reported it (ReportExecution.Waiting, kept with the
+	// assignment): "Unschedulable: 0/3 nodes are available: ...".
+	// Cleared when the execution starts or ends.
+	Waiting string `json:"waiting_reason,omitempty"`
+}
+
+// WaitingReason is why t's live attempt has not started, as its worker
+// last reported it; "" when t is not RUNNING or its attempt gave none.
+func WaitingReason(t Task) string {
+	if t.State != spec.TaskRunning || len(t.Attempts) == 0 {
+		return ""
+	}
+	a := t.Attempts[len(t.Attempts)-1]
+	if a.State != spec.TaskRunning {
+		return ""
+	}
+	return a.Waiting
 }
 
 // TransitionTasks applies a batch of task transitions to one run. Each item

@@ -36,6 +36,9 @@ type NamespacePolicy struct {
 	// AllowedExecutors lists executors enabled for the namespace on top of
 	// the server's defaults (the local process executor is off by default).
 	AllowedExecutors []string `json:"allowed_executors,omitempty"`
+	// KubeNamespace is the Kubernetes namespace the kube executor creates
+	// this namespace's pods in ("" = the executor's own, --kube-namespace).
+	KubeNamespace string `json:"kube_namespace,omitempty"`
 }
 
 // SetNamespacePolicy replaces a namespace's policy.
@@ -77,6 +80,9 @@ func applySetNamespacePolicy(tx *bolt.Tx, c SetNamespacePolicy) ([]Rejection, er
 	if c.Policy.Namespace == "" {
 		return reject("set namespace policy: empty namespace"), nil
 	}
+	if k := c.Policy.KubeNamespace; k != "" && !ValidKubeNamespace(k) {
+		return reject("set namespace policy %q: kube_namespace %q: use lowercase letters, digits and '-' (at most 63)", c.Policy.Namespace, k), nil
+	}
 	return nil, putJSON(tx, bucketNamespaces, c.Policy.Namespace, &c.Policy)
 }
 
@@ -102,6 +108,38 @@ func (s *Store) ListTokens() ([]Token, error) {
 				return err
 			}
 			out = append(out, t)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// ValidKubeNamespace reports whether ns is a Kubernetes namespace name (a
+// DNS-1123 label: at most 63 lowercase letters, digits and '-', starting
+// and ending with a letter or digit).
+func ValidKubeNamespace(ns string) bool {
+	if ns == "" || len(ns) > 63 || ns[0] == '-' || ns[len(ns)-1] == '-' {
+		return false
+	}
+	for _, r := range ns {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// NamespacePolicies returns every namespace's stored policy, in namespace
+// order (namespaces never configured have none).
+func (s *Store) NamespacePolicies() ([]NamespacePolicy, error) {
+	var out []NamespacePolicy
+	err := s.fsm.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketNamespaces).ForEach(func(k, v []byte) error {
+			var p NamespacePolicy
+			if err := json.Unmarshal(v, &p); err != nil {
+				return fmt.Errorf("namespace policy %q: %w", k, err)
+			}
+			out = append(out, p)
 			return nil
 		})
 	})

@@ -130,6 +130,12 @@ func TestStringField_FindsARecordedWaitingReason(t *testing.T) {
 		t.Errorf("a record without a reason gave %q", got)
 	}
 	if got := recordedWaitReason(&store.Task{State: spec.TaskRunning, Attempts: []store.Attempt{{N: 1, State: spec.TaskRunning}}}); got != "" {
-		t.Errorf("today's store record gave %q", got)
+		t.Errorf("a store record without a reason gave %q", got)
+	}
+	// The store's own field (Attempt.Waiting, committed with the worker's
+	// report) is found under its JSON key.
+	stored := &store.Task{State: spec.TaskRunning, Attempts: []store.Attempt{{N: 1, State: spec.TaskRunning, Waiting: "Unschedulable: 0/3 nodes"}}}
+	if got := recordedWaitReason(stored); got != "Unschedulable: 0/3 nodes" {
+		t.Errorf("store record with Attempt.Waiting gave %q", got)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/skiffml/skiff/executors"
 	"github.com/skiffml/skiff/executors/kube"
 	"github.com/skiffml/skiff/executors/launch"
+	"github.com/skiffml/skiff/store"
 	"github.com/skiffml/skiff/store/blob"
 )
 
@@ -74,7 +75,7 @@ func kubeLauncher(c *cli.Context, blobs *blob.Store) (*kube.Launcher, *launch.Ke
 
 // openKube makes the kube executor when a kubeconfig is given (nil, nil
 // otherwise).
-func openKube(c *cli.Context, log *slog.Logger, l *kube.Launcher) (*kube.Executor, error) {
+func openKube(c *cli.Context, log *slog.Logger, l *kube.Launcher, st *store.Store) (*kube.Executor, error) {
 	path := kubeOpt(c, "kubeconfig")
 	if path == "" {
 		return nil, nil
@@ -102,6 +103,9 @@ func openKube(c *cli.Context, log *slog.Logger, l *kube.Launcher) (*kube.Executo
 	cfg.ServiceAccount = kubeOpt(c, "kube-service-account")
 	cfg.DefaultImage = kubeOpt(c, "kube-default-image")
 	cfg.Launcher = l
+	if st != nil {
+		cfg.Targets = policyTargets{st}
+	}
 	ctx, cancel := context.WithTimeout(c.Context, kubeStartTimeout)
 	defer cancel()
 	x, err := kube.New(ctx, cfg)
@@ -132,11 +136,35 @@ func kubeOpt(c *cli.Context, name string) string {
 	return v
 }
 
+// policyTargets maps Skiff namespaces to Kubernetes namespaces by the
+// namespace policies of st (kube_namespace; skiff server policy
+// --kube-namespace).
+type policyTargets struct{ st *store.Store }
+
+func (p policyTargets) Target(ns string) (string, error) {
+	pol, err := p.st.GetNamespacePolicy(ns)
+	return pol.KubeNamespace, err
+}
+
+func (p policyTargets) All() ([]string, error) {
+	pols, err := p.st.NamespacePolicies()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, pol := range pols {
+		if pol.KubeNamespace != "" {
+			out = append(out, pol.KubeNamespace)
+		}
+	}
+	return out, nil
+}
+
 // addKube appends the kube executor to execs when one is configured, with
 // launcher l (nil: steps that move artifacts are refused); the returned
 // func closes it (call it before the store closes).
-func addKube(c *cli.Context, log *slog.Logger, execs []executors.Executor, l *kube.Launcher) ([]executors.Executor, func(), error) {
-	x, err := openKube(c, log, l)
+func addKube(c *cli.Context, log *slog.Logger, execs []executors.Executor, l *kube.Launcher, st *store.Store) ([]executors.Executor, func(), error) {
+	x, err := openKube(c, log, l, st)
 	if err != nil || x == nil {
 		return execs, func() {}, err
 	}

@@ -138,7 +138,7 @@ func openNode(c *cli.Context, opts nodeOptions) (*node, error) {
 	} else {
 		log.Debug("docker executor not available", "err", err)
 	}
-	execs, closeKube, err := addKube(c, log, execs, nil) // the launcher needs a server's API
+	execs, closeKube, err := addKube(c, log, execs, nil, st) // the launcher needs a server's API
 	if err != nil {
 		st.Close()
 		return nil, err

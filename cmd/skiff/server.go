@@ -86,13 +86,17 @@ Examples:
 		Subcommands: []*cli.Command{
 			{
 				Name:  "policy",
-				Usage: "show or change a namespace's policy (which extra executors it may use)",
+				Usage: "show or change a namespace's policy (which extra executors it may use, where its kube pods go)",
 				Description: `With the server stopped, edits the data dir directly; with --server, asks
-the server (an admin token is needed). --allow-executor replaces the list;
---allow-executor "" clears it.`,
+the server (an admin token is needed; changing --kube-namespace needs an admin
+of every namespace). --allow-executor replaces the list; --allow-executor ""
+clears it. --kube-namespace sets the Kubernetes namespace the kube executor
+creates the namespace's pods in; --kube-namespace "" goes back to the
+executor's own (--kube-namespace of skiff server).`,
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "namespace", Required: true, Usage: "the `NAMESPACE`"},
 					&cli.StringSliceFlag{Name: "allow-executor", Usage: "executor `NAME` to enable (repeatable)"},
+					&cli.StringFlag{Name: "kube-namespace", Usage: "Kubernetes `NAMESPACE` of the namespace's pods (\"\" = the kube executor's own)"},
 				},
 				Action: policyAction,
 			},
@@ -200,7 +204,7 @@ func openServerNode(c *cli.Context, dir string, cs *clusterSetup, reg prometheus
 		return fail(err)
 	}
 	n.launchKeys = keys
-	execs, closeKube, err := addKube(c, log, execs, launcher)
+	execs, closeKube, err := addKube(c, log, execs, launcher, n.store)
 	if err != nil {
 		return fail(err)
 	}
@@ -456,16 +460,28 @@ func policyAction(c *cli.Context) error {
 	if cl, err := newClientFrom(c); err != nil {
 		return err
 	} else if cl != nil {
-		var pol api.NamespacePolicy
-		if c.IsSet("allow-executor") {
-			pol, err = cl.SetNamespacePolicy(c.Context, ns, nonEmpty(c.StringSlice("allow-executor")))
-		} else {
-			pol, err = cl.NamespacePolicy(c.Context, ns)
-		}
+		pol, err := cl.NamespacePolicy(c.Context, ns)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("namespace %s: extra executors allowed: %s\n", ns, listOrNone(pol.AllowedExecutors))
+		if c.IsSet("allow-executor") || c.IsSet("kube-namespace") {
+			if c.IsSet("allow-executor") {
+				pol.AllowedExecutors = nonEmpty(c.StringSlice("allow-executor"))
+			}
+			pol.KubeNamespace = nil
+			if c.IsSet("kube-namespace") {
+				k := c.String("kube-namespace")
+				pol.KubeNamespace = &k
+			}
+			if pol, err = cl.PutNamespacePolicy(c.Context, ns, pol); err != nil {
+				return err
+			}
+		}
+		k := ""
+		if pol.KubeNamespace != nil {
+			k = *pol.KubeNamespace
+		}
+		fmt.Printf("namespace %s: extra executors allowed: %s; kube namespace: %s\n", ns, listOrNone(pol.AllowedExecutors), kubeNamespaceOrDefault(k))
 		return nil
 	}
 	st, dir, err := openStoreOnly(c)
@@ -484,6 +500,14 @@ func policyAction(c *cli.Context) error {
 				return usageError("--allow-executor %q: unknown executor (local, docker, sim)", x)
 			}
 		}
+	}
+	if c.IsSet("kube-namespace") {
+		pol.KubeNamespace = c.String("kube-namespace")
+		if pol.KubeNamespace != "" && !store.ValidKubeNamespace(pol.KubeNamespace) {
+			return usageError("--kube-namespace %q: use lowercase letters, digits and '-' (at most 63)", pol.KubeNamespace)
+		}
+	}
+	if c.IsSet("allow-executor") || c.IsSet("kube-namespace") {
 		res, err := st.Apply(c.Context, store.SetNamespacePolicy{Policy: pol})
 		if err != nil {
 			return err
@@ -492,8 +516,16 @@ func policyAction(c *cli.Context) error {
 			return usageError("%s", res.Rejected[0].Reason)
 		}
 	}
-	fmt.Printf("namespace %s (data dir %s): extra executors allowed: %s\n", ns, dir, listOrNone(pol.AllowedExecutors))
+	fmt.Printf("namespace %s (data dir %s): extra executors allowed: %s; kube namespace: %s\n", ns, dir, listOrNone(pol.AllowedExecutors), kubeNamespaceOrDefault(pol.KubeNamespace))
 	return nil
+}
+
+// kubeNamespaceOrDefault says where a namespace's kube pods go.
+func kubeNamespaceOrDefault(k string) string {
+	if k == "" {
+		return "the kube executor's own"
+	}
+	return k
 }
 
 func nonEmpty(xs []string) []string {

@@ -34,6 +34,9 @@ type Config struct {
 	Client kubernetes.Interface
 	// Namespace is where pods are created; "" = DefaultNamespace.
 	Namespace string
+	// Targets maps a Skiff namespace to the Kubernetes namespace of its
+	// pods (nil = every pod goes to Namespace).
+	Targets Targets
 	// Instance tells apart the pods of several Skiff installations that
 	// share a namespace: it is the skiff.io/instance label, and Running,
 	// adoption and orphan removal see only this instance's pods.
@@ -68,6 +71,17 @@ type Config struct {
 	Launcher *Launcher
 	Logger   *slog.Logger     // nil = discard
 	Clock    func() time.Time // nil = time.Now
+}
+
+// Targets tells the executor which Kubernetes namespace each Skiff
+// namespace's pods go to (the namespace policy's kube_namespace).
+type Targets interface {
+	// Target is the Kubernetes namespace of skiffNamespace's pods; "" =
+	// Config.Namespace.
+	Target(skiffNamespace string) (string, error)
+	// All lists every Kubernetes namespace Target may name now: adoption
+	// and orphan removal look in each (and in Config.Namespace).
+	All() ([]string, error)
 }
 
 // DefaultConfig returns a Config for client with the defaults.

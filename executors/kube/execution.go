@@ -20,6 +20,7 @@ import (
 type execution struct {
 	e      *Executor
 	spec   *executors.Spec
+	ns     string // the Kubernetes namespace of its pod
 	report func(executors.Event)
 
 	mu       sync.Mutex
@@ -45,6 +46,10 @@ func (x *execution) create(ctx context.Context) {
 	}
 	tmpl := x.pod
 	x.mu.Unlock()
+	if _, err := x.e.watch(ctx, tmpl.Namespace); err != nil {
+		x.finish(executors.Event{State: spec.TaskFailed, ExitCode: -1, Reason: "watch pods: " + err.Error()}, false)
+		return
+	}
 	created, err := x.e.cli.CoreV1().Pods(tmpl.Namespace).Create(ctx, tmpl, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		// A retry after a restart: the pod is this execution's when its
@@ -67,8 +72,8 @@ func (x *execution) create(ctx context.Context) {
 		return
 	}
 	// The informer may have seen the pod before created was set.
-	if cur, ok, _ := x.e.pods.GetStore().GetByKey(created.Namespace + "/" + created.Name); ok {
-		created = cur.(*corev1.Pod)
+	if cur, ok := x.e.cached(created.Namespace, created.Name); ok {
+		created = cur
 	}
 	x.observe(created, false)
 }

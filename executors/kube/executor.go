@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -35,8 +38,11 @@ type Executor struct {
 	cli  kubernetes.Interface
 	log  *slog.Logger
 	sel  labels.Selector
-	pods cache.SharedIndexInformer
 	stop chan struct{}
+
+	wmu      sync.Mutex                           // held while an informer starts
+	imu      sync.Mutex                           // guards informers
+	informer map[string]cache.SharedIndexInformer // pod informers, by Kubernetes namespace
 
 	mu   sync.Mutex
 	live map[string]*execution // by execution id
@@ -55,27 +61,165 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 	if _, err := cfg.Client.CoreV1().Pods(cfg.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String(), Limit: 1}); err != nil {
 		return nil, fmt.Errorf("kube: %w: list pods in namespace %q: %v", ErrNoCluster, cfg.Namespace, err)
 	}
-	f := informers.NewSharedInformerFactoryWithOptions(cfg.Client, DefaultResync,
-		informers.WithNamespace(cfg.Namespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = sel.String() }))
 	e := &Executor{
-		cfg: cfg, cli: cfg.Client, log: cfg.Logger, sel: sel,
-		pods: f.Core().V1().Pods().Informer(), stop: make(chan struct{}),
-		live: map[string]*execution{},
+		cfg: cfg, cli: cfg.Client, log: cfg.Logger, sel: sel, stop: make(chan struct{}),
+		informer: map[string]cache.SharedIndexInformer{}, live: map[string]*execution{},
 	}
-	if _, err := e.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := e.watch(ctx, cfg.Namespace); err != nil {
+		close(e.stop)
+		return nil, err
+	}
+	return e, nil
+}
+
+// watch returns the pod informer of Kubernetes namespace ns, starting it
+// (and waiting for its first list) the first time.
+func (e *Executor) watch(ctx context.Context, ns string) (cache.SharedIndexInformer, error) {
+	if inf := e.informerOf(ns); inf != nil {
+		return inf, nil
+	}
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	if inf := e.informerOf(ns); inf != nil {
+		return inf, nil
+	}
+	select {
+	case <-e.stop:
+		return nil, errors.New("kube: executor closed")
+	default:
+	}
+	f := informers.NewSharedInformerFactoryWithOptions(e.cli, DefaultResync,
+		informers.WithNamespace(ns),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = e.sel.String() }))
+	inf := f.Core().V1().Pods().Informer()
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { e.onPod(obj, false) },
 		UpdateFunc: func(_, obj any) { e.onPod(obj, false) },
 		DeleteFunc: func(obj any) { e.onPod(obj, true) },
 	}); err != nil {
-		return nil, fmt.Errorf("kube: pod informer: %w", err)
+		return nil, fmt.Errorf("kube: pod informer of namespace %q: %w", ns, err)
 	}
 	f.Start(e.stop)
-	if !cache.WaitForCacheSync(ctx.Done(), e.pods.HasSynced) {
-		close(e.stop)
-		return nil, fmt.Errorf("kube: %w: pod informer did not sync: %v", ErrNoCluster, ctx.Err())
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		f.Shutdown()
+		return nil, fmt.Errorf("kube: %w: pod informer of namespace %q did not sync: %v", ErrNoCluster, ns, ctx.Err())
 	}
-	return e, nil
+	e.imu.Lock()
+	e.informer[ns] = inf
+	e.imu.Unlock()
+	return inf, nil
+}
+
+func (e *Executor) informerOf(ns string) cache.SharedIndexInformer {
+	e.imu.Lock()
+	defer e.imu.Unlock()
+	return e.informer[ns]
+}
+
+// cached returns the informer's latest copy of pod ns/name, if any.
+func (e *Executor) cached(ns, name string) (*corev1.Pod, bool) {
+	inf := e.informerOf(ns)
+	if inf == nil {
+		return nil, false
+	}
+	obj, ok, _ := inf.GetStore().GetByKey(ns + "/" + name)
+	if !ok {
+		return nil, false
+	}
+	p, ok := obj.(*corev1.Pod)
+	return p, ok
+}
+
+// target is the Kubernetes namespace of the pods of Skiff namespace ns.
+func (e *Executor) target(ns string) (string, error) {
+	if e.cfg.Targets == nil {
+		return e.cfg.Namespace, nil
+	}
+	t, err := e.cfg.Targets.Target(ns)
+	if err != nil {
+		return "", fmt.Errorf("kube namespace of namespace %q: %w", ns, err)
+	}
+	if t == "" {
+		return e.cfg.Namespace, nil
+	}
+	if m := validation.IsDNS1123Label(t); len(m) > 0 {
+		return "", fmt.Errorf("kube namespace of namespace %q: %q: %s", ns, t, m[0])
+	}
+	return t, nil
+}
+
+// namespaces lists every Kubernetes namespace this executor's pods may be
+// in: its own, every target, and every one it watches.
+func (e *Executor) namespaces() ([]string, error) {
+	set := map[string]bool{e.cfg.Namespace: true}
+	if e.cfg.Targets != nil {
+		all, err := e.cfg.Targets.All()
+		if err != nil {
+			return nil, fmt.Errorf("kube: target namespaces: %w", err)
+		}
+		for _, ns := range all {
+			if ns != "" {
+				set[ns] = true
+			}
+		}
+	}
+	e.imu.Lock()
+	for ns := range e.informer {
+		set[ns] = true
+	}
+	e.imu.Unlock()
+	return slices.Sorted(maps.Keys(set)), nil
+}
+
+// listPods lists this instance's pods in every namespace of namespaces.
+func (e *Executor) listPods(ctx context.Context) ([]corev1.Pod, error) {
+	nss, err := e.namespaces()
+	if err != nil {
+		return nil, err
+	}
+	var out []corev1.Pod
+	for _, ns := range nss {
+		pods, err := e.cli.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: e.sel.String()})
+		if err != nil {
+			return nil, fmt.Errorf("kube: list pods in namespace %q: %w", ns, err)
+		}
+		out = append(out, pods.Items...)
+	}
+	return out, nil
+}
+
+// findPod returns execution id's pod: in namespace first (the target of
+// its Skiff namespace), else in any other namespace of this executor (a
+// mapping changed since the pod was made); nil when there is none.
+func (e *Executor) findPod(ctx context.Context, id, first string) (*corev1.Pod, error) {
+	name := PodName(id)
+	pod, err := e.cli.CoreV1().Pods(first).Get(ctx, name, metav1.GetOptions{})
+	if err == nil && pod.Annotations[AnnotationExecution] == id && pod.Labels[LabelInstance] == e.cfg.Instance {
+		return pod, nil
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, err
+	}
+	nss, err := e.namespaces()
+	if err != nil {
+		return nil, err
+	}
+	for _, ns := range nss {
+		if ns == first {
+			continue
+		}
+		pod, err := e.cli.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if pod.Annotations[AnnotationExecution] == id && pod.Labels[LabelInstance] == e.cfg.Instance {
+			return pod, nil
+		}
+	}
+	return nil, nil
 }
 
 // Close stops watching; pods keep running (a later executor adopts them).
@@ -104,24 +248,31 @@ func (e *Executor) Name() string { return "kube" }
 // Root is PodRoot (/skiff) for every execution.
 func (e *Executor) Root(id string) string { return PodRoot }
 
-// Namespace is where the executor's pods live.
+// Namespace is where the executor's pods live unless Config.Targets maps
+// a Skiff namespace elsewhere.
 func (e *Executor) Namespace() string { return e.cfg.Namespace }
 
-// Start builds the pod (a bad spec or kubernetes setting is rejected here,
-// naming the field) and creates it in the background.
+// Start builds the pod in the Kubernetes namespace of the spec's Skiff
+// namespace (a bad spec or kubernetes setting is rejected here, naming the
+// field) and creates it in the background.
 func (e *Executor) Start(ctx context.Context, s *executors.Spec, report func(executors.Event)) error {
-	pod, err := BuildPod(e.cfg, s)
+	if s == nil {
+		return fmt.Errorf("kube: start: %w: nil spec", executors.ErrBadSpec)
+	}
+	cfg := e.cfg
+	ns, err := e.target(s.Namespace)
 	if err != nil {
-		id := ""
-		if s != nil {
-			id = s.ID
-		}
-		return fmt.Errorf("kube: start %q: %w", id, err)
+		return fmt.Errorf("kube: start %q: %w", s.ID, err)
+	}
+	cfg.Namespace = ns
+	pod, err := BuildPod(cfg, s)
+	if err != nil {
+		return fmt.Errorf("kube: start %q: %w", s.ID, err)
 	}
 	if report == nil {
 		return fmt.Errorf("kube: start %q: %w: nil report func", s.ID, executors.ErrBadSpec)
 	}
-	x := &execution{e: e, spec: s.Clone(), pod: pod, report: report}
+	x := &execution{e: e, spec: s.Clone(), ns: ns, pod: pod, report: report}
 	if err := e.register(x); err != nil {
 		return fmt.Errorf("kube: start %q: %w", s.ID, err)
 	}
@@ -179,9 +330,9 @@ func (e *Executor) onPod(obj any, deleted bool) {
 		return
 	}
 	x := e.lookup(pod.Annotations[AnnotationExecution])
-	// The pod's name, from the immutable id: x.pod is observe's, under
-	// x.mu.
-	if x == nil || PodName(x.spec.ID) != pod.Name {
+	// The pod's name and namespace, from the immutable id and ns: x.pod
+	// is observe's, under x.mu.
+	if x == nil || PodName(x.spec.ID) != pod.Name || x.ns != pod.Namespace {
 		return
 	}
 	x.observe(pod, deleted)
@@ -204,12 +355,12 @@ func (e *Executor) Cancel(ctx context.Context, id string) error {
 // Running lists the executions whose pods (of this instance) are not
 // finished, whether or not this process follows them.
 func (e *Executor) Running(ctx context.Context) ([]string, error) {
-	pods, err := e.cli.CoreV1().Pods(e.cfg.Namespace).List(ctx, metav1.ListOptions{LabelSelector: e.sel.String()})
+	pods, err := e.listPods(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("kube: list pods: %w", err)
+		return nil, err
 	}
 	var ids []string
-	for _, p := range pods.Items {
+	for _, p := range pods {
 		id := p.Annotations[AnnotationExecution]
 		if id == "" || p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			continue
@@ -226,24 +377,28 @@ func (e *Executor) Adopt(ctx context.Context, s *executors.Spec, report func(exe
 	if s == nil || report == nil {
 		return false, fmt.Errorf("kube: adopt: %w: nil spec or report func", executors.ErrBadSpec)
 	}
-	pod, err := e.cli.CoreV1().Pods(e.cfg.Namespace).Get(ctx, PodName(s.ID), metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return false, nil
-	}
+	ns, err := e.target(s.Namespace)
 	if err != nil {
 		return false, fmt.Errorf("kube: adopt %q: %w", s.ID, err)
 	}
-	if pod.Annotations[AnnotationExecution] != s.ID || pod.Labels[LabelInstance] != e.cfg.Instance {
+	pod, err := e.findPod(ctx, s.ID, ns)
+	if err != nil {
+		return false, fmt.Errorf("kube: adopt %q: %w", s.ID, err)
+	}
+	if pod == nil {
 		return false, nil
 	}
-	x := &execution{e: e, spec: s.Clone(), pod: pod, report: report, created: true, started: true, adopted: true}
+	if _, err := e.watch(ctx, pod.Namespace); err != nil {
+		return false, fmt.Errorf("kube: adopt %q: %w", s.ID, err)
+	}
+	x := &execution{e: e, spec: s.Clone(), ns: pod.Namespace, pod: pod, report: report, created: true, started: true, adopted: true}
 	if err := e.register(x); err != nil {
 		return false, fmt.Errorf("kube: adopt %q: %w", s.ID, err)
 	}
 	// The informer may have the newer state; the pod read here may
 	// already be final.
-	if cur, ok, _ := e.pods.GetStore().GetByKey(pod.Namespace + "/" + pod.Name); ok {
-		pod = cur.(*corev1.Pod)
+	if cur, ok := e.cached(pod.Namespace, pod.Name); ok {
+		pod = cur
 	}
 	x.observe(pod, false)
 	return true, nil
@@ -254,24 +409,24 @@ func (e *Executor) Adopt(ctx context.Context, s *executors.Spec, report func(exe
 // running), and returns their ids. The engine calls it once it has
 // adopted what it knows, after a restart or a failover.
 func (e *Executor) DeleteOrphans(ctx context.Context, known func(id string) bool) ([]string, error) {
-	pods, err := e.cli.CoreV1().Pods(e.cfg.Namespace).List(ctx, metav1.ListOptions{LabelSelector: e.sel.String()})
+	pods, err := e.listPods(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("kube: list pods: %w", err)
+		return nil, err
 	}
 	var gone []string
 	var errs []error
-	for _, p := range pods.Items {
+	for _, p := range pods {
 		id := p.Annotations[AnnotationExecution]
 		if p.DeletionTimestamp != nil || known(id) || e.lookup(id) != nil {
 			continue
 		}
 		grace := int64(0)
-		err := e.cli.CoreV1().Pods(e.cfg.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &grace})
+		err := e.cli.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &grace})
 		if err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("delete orphan pod %s: %w", p.Name, err))
+			errs = append(errs, fmt.Errorf("delete orphan pod %s/%s: %w", p.Namespace, p.Name, err))
 			continue
 		}
-		e.log.Info("deleted orphan pod", "pod", p.Name, "execution", id)
+		e.log.Info("deleted orphan pod", "namespace", p.Namespace, "pod", p.Name, "execution", id)
 		gone = append(gone, id)
 	}
 	return gone, errors.Join(errs...)
@@ -281,27 +436,29 @@ func (e *Executor) DeleteOrphans(ctx context.Context, known func(id string) bool
 // the container ends. A pod not yet running is waited for when following.
 func (e *Executor) Logs(ctx context.Context, id string, follow bool) (io.ReadCloser, error) {
 	name := PodName(id)
-	pod, err := e.cli.CoreV1().Pods(e.cfg.Namespace).Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("kube: logs %q: %w", id, executors.ErrUnknownExecution)
+	first := e.cfg.Namespace
+	if x := e.lookup(id); x != nil {
+		first = x.ns
 	}
+	pod, err := e.findPod(ctx, id, first)
 	if err != nil {
 		return nil, fmt.Errorf("kube: logs %q: %w", id, err)
 	}
-	if pod.Annotations[AnnotationExecution] != id {
+	if pod == nil {
 		return nil, fmt.Errorf("kube: logs %q: %w", id, executors.ErrUnknownExecution)
 	}
+	ns := pod.Namespace
 	for follow && pod.Status.Phase == corev1.PodPending {
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("kube: logs %q: %w", id, ctx.Err())
 		case <-time.After(500 * time.Millisecond):
 		}
-		if pod, err = e.cli.CoreV1().Pods(e.cfg.Namespace).Get(ctx, name, metav1.GetOptions{}); err != nil {
+		if pod, err = e.cli.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{}); err != nil {
 			return nil, fmt.Errorf("kube: logs %q: %w", id, err)
 		}
 	}
-	rc, err := e.cli.CoreV1().Pods(e.cfg.Namespace).GetLogs(name, &corev1.PodLogOptions{Container: ContainerName, Follow: follow}).Stream(ctx)
+	rc, err := e.cli.CoreV1().Pods(ns).GetLogs(name, &corev1.PodLogOptions{Container: ContainerName, Follow: follow}).Stream(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("kube: logs %q: %w", id, err)
 	}

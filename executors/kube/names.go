@@ -17,10 +17,12 @@ const (
 	LabelTask      = "skiff.io/task" // the task name made a label value
 	LabelTaskIndex = "skiff.io/task-index"
 	LabelAttempt   = "skiff.io/attempt"
+	LabelNamespace = "skiff.io/namespace" // the run's Skiff namespace, when the spec names one
 
 	AnnotationExecution = "skiff.io/execution" // the execution id as given
 	AnnotationRun       = "skiff.io/run"
 	AnnotationTask      = "skiff.io/task"
+	AnnotationNamespace = "skiff.io/namespace"
 )
 
 // ContainerName is the name of the container that runs the step.

@@ -99,6 +99,10 @@ func (b *podBuilder) build() (*corev1.Pod, error) {
 				VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
 		},
 	}
+	if s.Namespace != "" {
+		b.pod.Labels[LabelNamespace] = labelValue(s.Namespace)
+		b.pod.Annotations[AnnotationNamespace] = s.Namespace
+	}
 	if sa := b.cfg.ServiceAccount; sa != "" {
 		b.pod.Spec.ServiceAccountName = sa
 	} else {
