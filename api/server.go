@@ -85,6 +85,12 @@ type Config struct {
 	// executor mints them with the same keys); nil = the launch routes
 	// refuse every request.
 	LaunchKeys *launch.Keys
+
+	// Replicator, when set, makes an agent's uploaded outputs durable
+	// beyond this server before the upload is answered (cluster.Blobs);
+	// nil: this server's blob store is the durable copy (a cluster of
+	// one, or S3).
+	Replicator BlobReplicator
 }
 
 // Engine is what the API asks of the engine (*engine.Engine has it).
