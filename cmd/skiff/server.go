@@ -287,13 +287,21 @@ func serverAction(c *cli.Context) error {
 	defer member.Close()
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	srv, err := api.New(api.Config{
+	repl, err := startBlobReplication(ctx, c, n, member, cs, reg)
+	if err != nil {
+		return err
+	}
+	acfg := api.Config{
 		Store: n.store, Engine: le, Blobs: n.blobs, Cluster: member, OnLeave: stop,
 		DefaultExecutor: c.String("default-executor"), DisabledExecutors: []string{"local"},
 		NoAuth: c.Bool("no-auth"), AllowedHosts: hosts, Registerer: reg, Gatherer: reg, Logger: n.log, Version: serverVersion,
 		LaunchKeys:   n.launchKeys,
 		WorkspaceDir: filepath.Join(n.dir, "workspaces"),
-	}, events)
+	}
+	if repl != nil {
+		acfg.Replicator = repl // an agent's outputs reach a majority before its upload is answered
+	}
+	srv, err := api.New(acfg, events)
 	if err != nil {
 		return err
 	}
@@ -314,10 +322,6 @@ func serverAction(c *cli.Context) error {
 	stopFollow := le.Follow()
 	defer stopFollow()
 	member.Serve()
-	repl, err := startBlobReplication(ctx, c, n, member, cs, reg)
-	if err != nil {
-		return err
-	}
 	stopGC, err := startServerGC(ctx, c, n, repl)
 	if err != nil {
 		return err
