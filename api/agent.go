@@ -279,6 +279,15 @@ func (s *Server) agentPropose(w http.ResponseWriter, r *http.Request, node strin
 // a registration must not claim an API URL (servers pass callers' tokens
 // to a worker's API URL to read its logs) nor a server's id.
 func (s *Server) agentCommand(c AgentCommand, node string) (store.Command, error) {
+	cmd, err := checkAgentCommand(c, node)
+	if err == nil && c.Register != nil {
+		err = s.notAServer(node)
+	}
+	return cmd, err
+}
+
+// checkAgentCommand is agentCommand's check of the command alone.
+func checkAgentCommand(c AgentCommand, node string) (store.Command, error) {
 	n := 0
 	for _, set := range []bool{c.Register != nil, c.Heartbeat != nil, c.Report != nil} {
 		if set {
@@ -304,9 +313,6 @@ func (s *Server) agentCommand(c AgentCommand, node string) (store.Command, error
 			if err := spec.CheckLabel(k, v); err != nil {
 				return nil, badRequest("register.node.labels: %v", err)
 			}
-		}
-		if err := s.notAServer(node); err != nil {
-			return nil, err
 		}
 		return *c.Register, nil
 	case c.Heartbeat != nil:
