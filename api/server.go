@@ -339,6 +339,11 @@ func (s *Server) logsOf(ctx context.Context, a store.Attempt, follow bool) (io.R
 		}
 		return rc, err
 	}
+	if as, err := s.cfg.Store.Assignment(a.ExecutionID); err == nil && as.Live() && as.NodeID != s.cfg.Store.ID() {
+		if n, err := s.cfg.Store.Node(as.NodeID); err == nil && n.APIURL == "" {
+			return nil, apiErr(codeNotFound, "the log of execution %s is on worker %s, which serves no API (a skiff agent): it is readable once the step ends", a.ExecutionID, as.NodeID)
+		}
+	}
 	x, ok := s.cfg.Engine.Executor(a.Executor)
 	if !ok {
 		return nil, apiErr(codeNotFound, "no logs kept for execution %s", a.ExecutionID)

@@ -46,8 +46,10 @@ it cannot submit runs, read any namespace, or act as another node.
 When a call to one server fails the agent goes on to the next of --join;
 a server that is not the leader passes the agent's writes to the leader.
 An agent silent for the cluster's --node-ttl is declared down: its steps
-end lost and run again on another worker that fits them (or wait for
-one). An agent started again stops what it ran before and registers anew.
+end lost and run again on another live worker that fits them; one that no
+worker fits waits up to --node-ttl for one, then fails (its retry policy
+applies). An agent started again stops what it ran before and registers
+anew.
 
 State (the agent's blobs and the steps' work dirs) is kept under
 --data-dir/agent. The local process executor runs steps as this user on
@@ -57,8 +59,8 @@ Examples:
   skiff agent --join http://10.0.0.1:8888,http://10.0.0.2:8888 --token "$WORKER_TOKEN" \
     --node-label gpu=true --gpus 0,1`,
 		Flags: []cli.Flag{
-			&cli.StringSliceFlag{Name: "join", EnvVars: []string{"SKIFF_AGENT_JOIN"}, Required: true, Usage: "API `URL[,URL...]` of the cluster's servers (repeatable)"},
-			&cli.StringFlag{Name: "token", EnvVars: []string{"SKIFF_AGENT_TOKEN"}, Required: true, Usage: "the worker `TOKEN` (skiff token create --role worker --node-id ID)"},
+			&cli.StringSliceFlag{Name: "join", EnvVars: []string{"SKIFF_AGENT_JOIN"}, Usage: "API `URL[,URL...]` of the cluster's servers (repeatable; required)"},
+			&cli.StringFlag{Name: "token", EnvVars: []string{"SKIFF_AGENT_TOKEN"}, Usage: "the worker `TOKEN`, required (skiff token create --role worker --node-id ID)"},
 			&cli.StringFlag{Name: "node-id", Usage: "the node `ID` the token acts as (checked; default: the token's)"},
 			&cli.StringSliceFlag{Name: "executor", Usage: "executor `NAME` to offer: local, docker or sim (repeatable; default: local, and docker when a Docker engine answers)"},
 			&cli.StringSliceFlag{Name: "node-label", Aliases: []string{"label"}, Usage: "a label `KEY=VALUE` of this worker (repeatable); a step with nodeSelector runs only on workers whose labels include every pair of it"},
@@ -95,6 +97,9 @@ func agentFlags(c *cli.Context, dir string) (*agentSetup, error) {
 	}
 	if len(a.servers) == 0 {
 		return nil, usageError("--join: give at least one server's API URL")
+	}
+	if c.String("token") == "" {
+		return nil, usageError("--token: required: the worker token (skiff token create --role worker --node-id ID)")
 	}
 	if id := c.String("node-id"); id != "" && !validNodeID.MatchString(id) {
 		return nil, usageError("--node-id %q: use 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit", id)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -180,6 +181,9 @@ func TestAgent_RunsGPUStepWithArtifacts(t *testing.T) {
 	dead := "http://" + freeAddrs(t, 1)[0]
 	ag := ac.startAgent(t, agentDir, "gpu-1", wt, dead, ac.url)
 	ac.waitWorkerUp(t, "gpu-1")
+	if r := skiff(t, filepath.Join(dir, "agent-x"), "agent", "--join", ac.url, "--token", wt, "--node-id", "gpu-9"); r.code != 2 || !strings.Contains(r.stderr, `the token acts as node "gpu-1"`) {
+		t.Errorf("an agent with another --node-id than its token's: exit %d: %s", r.code, r.stderr)
+	}
 	r := skiff(t, t.TempDir(), "--server", ac.url, "--token", ac.admin, "cluster", "members")
 	if r.code != 0 || !strings.Contains(r.stdout, "gpu-1") || !regexpLine(r.stdout, `gpu-1\s+agent\s+up`) || !regexpLine(r.stdout, `s1\s+server\s+up`) {
 		t.Errorf("cluster members (exit %d) does not list gpu-1 as an up agent and s1 as a server:\n%s%s", r.code, r.stdout, r.stderr)
@@ -269,6 +273,18 @@ tasks:
 		}
 		return nil
 	})
+	// The running step's log is on the agent, which serves no API.
+	req, _ := http.NewRequest("GET", ac.url+"/apis/skiff/v1/runs/"+run.RunID+"/tasks/train/logs", nil)
+	req.Header.Set("Authorization", "Bearer "+ac.admin)
+	if res, err := http.DefaultClient.Do(req); err != nil {
+		t.Error(err)
+	} else {
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "skiff agent") {
+			t.Errorf("log of a step running on an agent: %d %s, want 404 saying why", res.StatusCode, body)
+		}
+	}
 	if err := a1.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -297,6 +313,34 @@ tasks:
 	for _, w := range ms.Workers {
 		if w.ID == "gpu-1" && w.State != "down" {
 			t.Errorf("gpu-1 is %s after its death, want down", w.State)
+		}
+	}
+}
+
+// TestAgent_RefusesBadFlags: bad agent flags are usage errors (exit 2)
+// naming the flag, before anything is contacted or written.
+func TestAgent_RefusesBadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--join", "10.0.0.1:8888", "--token", "x"}, `--join "10.0.0.1:8888": want a server's API URL`},
+		{[]string{"--join", "http://127.0.0.1:1", "--token", "x", "--executor", "kube"}, `--executor "kube": an agent offers local, docker or sim`},
+		{[]string{"--join", "http://127.0.0.1:1", "--token", "x", "--cpus", "-2"}, `--cpus "-2"`},
+		{[]string{"--join", "http://127.0.0.1:1", "--token", "x", "--memory", "lots"}, `--memory "lots"`},
+		{[]string{"--join", "http://127.0.0.1:1", "--token", "x", "--gpus", "0,0"}, `--gpus "0,0"`},
+		{[]string{"--join", "http://127.0.0.1:1", "--token", "x", "--node-label", "gpu"}, `--node-label "gpu": want KEY=VALUE`},
+		{[]string{"--join", "http://127.0.0.1:1", "--token", "x", "--node-id", "-a"}, `--node-id "-a"`},
+		{[]string{"--join", "http://127.0.0.1:1"}, `--token: required`},
+		{[]string{"--token", "x"}, `--join: give at least one`},
+	} {
+		dir := filepath.Join(t.TempDir(), "data")
+		r := skiff(t, dir, append([]string{"agent"}, tc.args...)...)
+		if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args, r.code, r.stderr, tc.want)
+		}
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("%v: the refused agent created its data dir", tc.args)
 		}
 	}
 }
