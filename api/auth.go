@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -25,21 +26,32 @@ const (
 	RoleAdmin
 )
 
+// RoleWorker is a skiff agent's token: it acts as one worker node (the
+// token's node id) on the agent routes (agent.go) and nowhere else. It is
+// below every other role, so every route that requires one refuses it.
+const RoleWorker Role = -1
+
 var roleNames = []string{"", "viewer", "editor", "admin"}
 
 func (r Role) String() string {
+	if r == RoleWorker {
+		return "worker"
+	}
 	if r > 0 && int(r) < len(roleNames) {
 		return roleNames[r]
 	}
 	return fmt.Sprintf("Role(%d)", int(r))
 }
 
-// ParseRole reads viewer, editor or admin.
+// ParseRole reads viewer, editor, admin or worker.
 func ParseRole(s string) (Role, error) {
 	if i := slices.Index(roleNames, s); i > 0 {
 		return Role(i), nil
 	}
-	return 0, fmt.Errorf("role %q: expected viewer, editor or admin", s)
+	if s == "worker" {
+		return RoleWorker, nil
+	}
+	return 0, fmt.Errorf("role %q: expected viewer, editor, admin or worker", s)
 }
 
 // AllNamespaces, as a token's namespace, grants every namespace.
@@ -60,6 +72,23 @@ func NewToken(ns string, role Role, description string, now time.Time) (string, 
 	if role.String() == "" || role < RoleViewer || role > RoleAdmin {
 		return "", store.Token{}, fmt.Errorf("role: invalid")
 	}
+	return newToken(store.Token{Namespace: ns, Role: role.String(), Description: description, CreatedAt: now.UTC()})
+}
+
+// validNodeID is what a worker node id may be (as skiff server --node-id).
+var validNodeID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// NewWorkerToken makes a worker token (a skiff agent's) that acts as
+// worker node nodeID and nothing else: its secret text and its record.
+func NewWorkerToken(nodeID, description string, now time.Time) (string, store.Token, error) {
+	if !validNodeID.MatchString(nodeID) {
+		return "", store.Token{}, fmt.Errorf("node_id %q: use 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit", nodeID)
+	}
+	return newToken(store.Token{Namespace: AllNamespaces, Role: RoleWorker.String(), NodeID: nodeID, Description: description, CreatedAt: now.UTC()})
+}
+
+// newToken fills rec's id and hash with new random ones.
+func newToken(rec store.Token) (string, store.Token, error) {
 	var id [8]byte
 	var secret [24]byte
 	if _, err := rand.Read(id[:]); err != nil {
@@ -69,7 +98,7 @@ func NewToken(ns string, role Role, description string, now time.Time) (string, 
 		return "", store.Token{}, err
 	}
 	idText, secretText := hex.EncodeToString(id[:]), hex.EncodeToString(secret[:])
-	rec := store.Token{ID: idText, Namespace: ns, Role: role.String(), Hash: hashSecret(secretText), Description: description, CreatedAt: now.UTC()}
+	rec.ID, rec.Hash = idText, hashSecret(secretText)
 	return tokenPrefix + idText + "_" + secretText, rec, nil
 }
 
@@ -93,8 +122,10 @@ func validNamespace(ns string) bool {
 // principal is the authenticated caller.
 type principal struct {
 	tokenID   string
-	namespace string // AllNamespaces for every namespace
+	namespace string // AllNamespaces for every namespace; "" for a worker
 	role      Role
+	// nodeID is the worker node a worker token acts as.
+	nodeID string
 }
 
 // sees reports whether the caller may see objects of namespace ns.
@@ -155,6 +186,14 @@ func (s *Server) authenticate(r *http.Request) (*principal, error) {
 	role, err := ParseRole(rec.Role)
 	if err != nil {
 		return nil, apiErr(codeUnauthenticated, "invalid bearer token")
+	}
+	if role == RoleWorker {
+		if rec.NodeID == "" {
+			return nil, apiErr(codeUnauthenticated, "invalid bearer token")
+		}
+		// A worker sees no namespace: only its node's assignments,
+		// through the agent routes.
+		return &principal{tokenID: rec.ID, role: RoleWorker, nodeID: rec.NodeID}, nil
 	}
 	return &principal{tokenID: rec.ID, namespace: rec.Namespace, role: role}, nil
 }

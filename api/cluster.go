@@ -85,6 +85,9 @@ type ClusterMembers struct {
 	NodeID   string                 `json:"node_id"`   // the node that answered
 	LeaderID string                 `json:"leader_id"` // "" when none is known
 	Members  []cluster.MemberStatus `json:"members"`
+	// Workers are the registered worker nodes: every server's, and those
+	// of agents (skiff agent), which are not members.
+	Workers []store.Node `json:"workers"`
 }
 
 func (s *Server) clusterMembers(w http.ResponseWriter, r *http.Request, _ *principal) error {
@@ -98,7 +101,11 @@ func (s *Server) clusterMembers(w http.ResponseWriter, r *http.Request, _ *princ
 		return err
 	}
 	leader, _ := s.cfg.Store.Leader()
-	writeJSON(w, http.StatusOK, ClusterMembers{NodeID: s.cfg.Store.ID(), LeaderID: leader, Members: ms})
+	workers, err := s.cfg.Store.Nodes()
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ClusterMembers{NodeID: s.cfg.Store.ID(), LeaderID: leader, Members: ms, Workers: workers})
 	return nil
 }
 
@@ -147,7 +154,7 @@ func isWrite(r *http.Request) bool { return r.Method != http.MethodGet && r.Meth
 func leaderOnly(r *http.Request) bool {
 	p := r.URL.Path
 	switch {
-	case p == "/apis/skiff/v1/cluster/leave":
+	case p == "/apis/skiff/v1/cluster/leave", agentBlobPath(p):
 		return false
 	case isWrite(r), p == "/apis/skiff/v1/events", strings.HasPrefix(p, "/apis/skiff/v1/artifacts/"):
 		return true

@@ -43,7 +43,7 @@ func (s *Server) guard(r *http.Request) *Error {
 	want := "application/json"
 	if uploadPaths[r.URL.Path] {
 		want = "multipart/form-data"
-	} else if r.URL.Path == launch.PathBlobs {
+	} else if r.URL.Path == launch.PathBlobs || agentBlobPath(r.URL.Path) {
 		want = "application/octet-stream"
 	}
 	if ct == "" && r.ContentLength == 0 && want == "application/json" {

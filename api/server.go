@@ -92,6 +92,12 @@ type Config struct {
 	// executor mints them with the same keys); nil = the launch routes
 	// refuse every request.
 	LaunchKeys *launch.Keys
+
+	// Replicator, when set, makes an agent's uploaded outputs durable
+	// beyond this server before the upload is answered (cluster.Blobs);
+	// nil: this server's blob store is the durable copy (a cluster of
+	// one, or S3).
+	Replicator BlobReplicator
 }
 
 // Engine is what the API asks of the engine (*engine.Engine has it).
@@ -368,6 +374,11 @@ func (s *Server) logsOf(ctx context.Context, a store.Attempt, follow bool) (io.R
 			return nil, apiErr(codeNotFound, "the log of execution %s (%s) is not stored on this server, nor on any server it asked", a.ExecutionID, a.Logs.Digest)
 		}
 		return rc, err
+	}
+	if as, err := s.cfg.Store.Assignment(a.ExecutionID); err == nil && as.Live() && as.NodeID != s.cfg.Store.ID() {
+		if n, err := s.cfg.Store.Node(as.NodeID); err == nil && n.APIURL == "" {
+			return nil, apiErr(codeNotFound, "the log of execution %s is on worker %s, which serves no API (a skiff agent): it is readable once the step ends", a.ExecutionID, as.NodeID)
+		}
 	}
 	x, ok := s.cfg.Engine.Executor(a.Executor)
 	if !ok {

@@ -113,3 +113,20 @@ func TestNamespacePolicy_KubeNamespace(t *testing.T) {
 		t.Errorf("policy of b: %+v", p)
 	}
 }
+
+// TestToken_WorkerTokenIsBoundToANode: a worker token must name the node
+// it acts as, and no other role may name one.
+func TestToken_WorkerTokenIsBoundToANode(t *testing.T) {
+	t.Parallel()
+	f := newTestFSM(t)
+	f.mustAccept(t, CreateToken{Token: Token{ID: "w1", Namespace: "*", Role: "worker", NodeID: "gpu-1", Hash: "h"}})
+	for _, bad := range []Token{
+		{ID: "w2", Namespace: "*", Role: "worker", Hash: "h"},
+		{ID: "w3", Namespace: "a", Role: "editor", NodeID: "gpu-1", Hash: "h"},
+		{ID: "w4", Namespace: "*", Role: "worker", NodeID: "bad\x00id", Hash: "h"},
+	} {
+		if r := f.apply(t, CreateToken{Token: bad}); len(r.rejected) != 1 {
+			t.Errorf("accepted %+v", bad)
+		}
+	}
+}

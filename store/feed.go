@@ -159,6 +159,29 @@ func (s *Store) Subscribe(limit int) *Subscription {
 	return sub
 }
 
+// Feed is a change feed that is fed from outside a store: an agent's
+// copy of its node's state publishes the changes it sees through it, so
+// that a worker reads it as it reads a store. The zero value is ready.
+type Feed struct{ f feed }
+
+// Subscribe returns a subscription to the changes published from now on;
+// limit bounds its queue (0 = DefaultFeedLimit).
+func (f *Feed) Subscribe(limit int) *Subscription {
+	if limit <= 0 {
+		limit = DefaultFeedLimit
+	}
+	sub := &Subscription{f: &f.f, limit: limit, notify: make(chan struct{}, 1)}
+	f.f.add(sub)
+	return sub
+}
+
+// Publish hands cs to every subscription.
+func (f *Feed) Publish(cs ...Change) { f.f.publish(cs) }
+
+// Lag tells every subscription to read its state again (the publisher
+// lost track of what changed).
+func (f *Feed) Lag() { f.f.lagAll() }
+
 // noteFunc adds what an accepted command changed to ch; rejected lists the
 // command's rejected batch items (for batch commands; a command rejected
 // as a whole is not noted).

@@ -110,3 +110,25 @@ func TestStore_CancelRequestedFollowsCancelAndRetry(t *testing.T) {
 	}
 	check(false)
 }
+
+// TestFeed_PublishedFromOutside: a Feed fed by its owner reaches its
+// subscriptions like a store's, and Lag makes them rescan.
+func TestFeed_PublishedFromOutside(t *testing.T) {
+	var f Feed
+	sub := f.Subscribe(0)
+	defer sub.Close()
+	f.Publish(Change{Index: 3, Assignments: []string{"x"}})
+	select {
+	case <-sub.Ready():
+	default:
+		t.Fatal("not ready after Publish")
+	}
+	got, lagged := sub.Next()
+	if lagged || len(got) != 1 || got[0].Assignments[0] != "x" {
+		t.Fatalf("got %+v lagged=%v", got, lagged)
+	}
+	f.Lag()
+	if _, lagged := sub.Next(); !lagged {
+		t.Fatal("Lag did not mark the subscription lagged")
+	}
+}

@@ -12,10 +12,13 @@ import (
 // Token is an API bearer token. Only a hash of its secret is stored: the
 // secret itself is shown once, when the token is created.
 type Token struct {
-	ID          string    `json:"id"`
-	Namespace   string    `json:"namespace"` // "*" = every namespace
-	Role        string    `json:"role"`      // viewer, editor or admin
-	Hash        string    `json:"hash"`      // hex SHA-256 of the secret
+	ID        string `json:"id"`
+	Namespace string `json:"namespace"` // "*" = every namespace
+	Role      string `json:"role"`      // viewer, editor, admin or worker
+	// NodeID is the worker node a worker token acts as (skiff agent);
+	// empty for every other role.
+	NodeID      string    `json:"node_id,omitempty"`
+	Hash        string    `json:"hash"` // hex SHA-256 of the secret
 	Description string    `json:"description,omitempty"`
 	CreatedAt   time.Time `json:"created_at,omitzero"`
 }
@@ -61,8 +64,12 @@ func applyCreateToken(tx *bolt.Tx, c CreateToken) ([]Rejection, error) {
 	switch {
 	case t.ID == "" || t.Namespace == "" || t.Hash == "":
 		return reject("create token: id, namespace and hash are required"), nil
-	case !slices.Contains([]string{"viewer", "editor", "admin"}, t.Role):
+	case !slices.Contains([]string{"viewer", "editor", "admin", "worker"}, t.Role):
 		return reject("create token %q: unknown role %q", t.ID, t.Role), nil
+	case (t.Role == "worker") != (t.NodeID != ""):
+		return reject("create token %q: node_id: a worker token needs one, and only a worker token has one", t.ID), nil
+	case t.NodeID != "" && !validID(t.NodeID):
+		return reject("create token %q: node_id %q is not a valid id", t.ID, t.NodeID), nil
 	case tx.Bucket(bucketTokens).Get([]byte(t.ID)) != nil:
 		return reject("create token %q: id already exists", t.ID), nil
 	}

@@ -49,6 +49,13 @@ type Replicator interface {
 	Replicate(ctx context.Context, digests []string) error
 }
 
+// ExecutionReplicator is a Replicator that is told which execution the
+// blobs are of (an agent's: the server checks that the execution is its
+// node's). The worker uses ReplicateExecution when its Replicator has it.
+type ExecutionReplicator interface {
+	ReplicateExecution(ctx context.Context, execID string, digests []string) error
+}
+
 // Config configures a Worker.
 type Config struct {
 	NodeID string
@@ -515,7 +522,12 @@ func (w *Worker) replicateThenReport(ctx context.Context, r store.ReportExecutio
 			limit = min(limit, failedReplicateTimeout)
 		}
 		rctx, cancel := context.WithTimeout(ctx, limit)
-		err := w.cfg.Replicator.Replicate(rctx, digests)
+		var err error
+		if er, ok := w.cfg.Replicator.(ExecutionReplicator); ok {
+			err = er.ReplicateExecution(rctx, r.ExecutionID, digests)
+		} else {
+			err = w.cfg.Replicator.Replicate(rctx, digests)
+		}
 		cancel()
 		if err != nil && ctx.Err() != nil {
 			return // the worker stops; its next epoch ends the execution lost

@@ -3,7 +3,9 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,7 +33,7 @@ Examples:
 		Subcommands: []*cli.Command{
 			{
 				Name:   "members",
-				Usage:  "list the servers: id, cluster address, API URL, role, voter, last contact, applied index",
+				Usage:  "list the servers (id, cluster address, API URL, role, voter, last contact, applied index), then the workers, servers' and agents' (state, epoch, last heartbeat, executors, labels)",
 				Flags:  []cli.Flag{output},
 				Action: func(c *cli.Context) error { return clusterShow(c, false) },
 			},
@@ -132,6 +134,44 @@ func clusterShow(c *cli.Context, status bool) error {
 			contact = time.Since(m.Status.LastContact).Round(time.Millisecond).String() + " ago"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\t%d\n", m.ID, m.RaftAddr, m.APIURL, role(m), m.Voter, contact, m.Status.AppliedIndex)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return showWorkers(ms)
+}
+
+// showWorkers lists the registered workers: every server's and every
+// agent's (KIND agent: not a member of the raft cluster).
+func showWorkers(ms api.ClusterMembers) error {
+	if len(ms.Workers) == 0 {
+		return nil
+	}
+	member := map[string]bool{}
+	for _, m := range ms.Members {
+		member[m.ID] = true
+	}
+	fmt.Println()
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "WORKER\tKIND\tSTATE\tEPOCH\tLAST HEARTBEAT\tEXECUTORS\tLABELS")
+	for _, w := range ms.Workers {
+		kind := "agent"
+		if member[w.ID] {
+			kind = "server"
+		}
+		beat := "-"
+		if !w.LastHeartbeat.IsZero() {
+			beat = time.Since(w.LastHeartbeat).Round(time.Millisecond).String() + " ago"
+		}
+		var labels []string
+		for _, k := range slices.Sorted(maps.Keys(w.Labels)) {
+			labels = append(labels, k+"="+w.Labels[k])
+		}
+		state := w.State
+		if w.DownReason != "" {
+			state += " (" + w.DownReason + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", w.ID, kind, state, w.Epoch, beat, strings.Join(w.Executors, ","), listOrNone(labels))
 	}
 	return tw.Flush()
 }

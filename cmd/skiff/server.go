@@ -293,7 +293,11 @@ func serverAction(c *cli.Context) error {
 	defer member.Close()
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	srv, err := api.New(api.Config{
+	repl, err := startBlobReplication(ctx, c, n, member, cs, reg)
+	if err != nil {
+		return err
+	}
+	acfg := api.Config{
 		Store: n.store, Engine: le, Blobs: n.blobs, Cluster: member, OnLeave: stop,
 		DefaultExecutor: c.String("default-executor"), DisabledExecutors: []string{"local"},
 		NoAuth: c.Bool("no-auth"), AllowedHosts: hosts, Registerer: reg, Gatherer: reg, Logger: n.log, Version: serverVersion,
@@ -302,7 +306,11 @@ func serverAction(c *cli.Context) error {
 		// Steps run through workers, on any node: they unpack a run's
 		// files from the store (runWorker).
 		StoreWorkspaces: true,
-	}, events)
+	}
+	if repl != nil {
+		acfg.Replicator = repl // an agent's outputs reach a majority before its upload is answered
+	}
+	srv, err := api.New(acfg, events)
 	if err != nil {
 		return err
 	}
@@ -323,10 +331,6 @@ func serverAction(c *cli.Context) error {
 	stopFollow := le.Follow()
 	defer stopFollow()
 	member.Serve()
-	repl, err := startBlobReplication(ctx, c, n, member, cs, reg)
-	if err != nil {
-		return err
-	}
 	stopGC, err := startServerGC(ctx, c, n, repl)
 	if err != nil {
 		return err

@@ -27,29 +27,59 @@ needed: one of a namespace creates tokens of that namespace, no higher
 than its role); else it edits the data dir, so run it while 'skiff server'
 is stopped.
 
-Example:
-  export SKIFF_TOKEN=$(skiff token create --namespace team-a --role editor)`,
+--role worker makes a skiff agent's token (docs/cluster.md): it acts as
+the worker node --node-id only, through the agent routes, and can do
+nothing else (no run, no namespace's data, no other node). Only an admin
+of every namespace makes one; its namespace is "*" (the agent runs the
+steps of any namespace placed on it).
+
+Examples:
+  export SKIFF_TOKEN=$(skiff token create --namespace team-a --role editor)
+  skiff --server http://10.0.0.1:8888 token create --role worker --node-id gpu-1`,
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "namespace", Required: true, Usage: "the token's `NAMESPACE` (\"*\" = every namespace)"},
-					&cli.StringFlag{Name: "role", Value: "editor", Usage: "viewer, editor or admin"},
+					&cli.StringFlag{Name: "namespace", Usage: "the token's `NAMESPACE` (\"*\" = every namespace); required but for --role worker"},
+					&cli.StringFlag{Name: "role", Value: "editor", Usage: "viewer, editor, admin or worker"},
+					&cli.StringFlag{Name: "node-id", Usage: "with --role worker: the worker node `ID` the token acts as (skiff agent)"},
 					&cli.StringFlag{Name: "description", Usage: "a note kept with the token"},
 				},
 				Action: func(c *cli.Context) error {
-					if cl, _ := newClientFrom(c); cl != nil {
-						t, err := cl.CreateToken(c.Context, api.TokenRequest{Namespace: c.String("namespace"), Role: c.String("role"), Description: c.String("description")})
-						if err != nil {
-							return clientErr(err)
-						}
-						notice("token %s: %s in namespace %s, on %s (shown once; keep it secret)\n", t.ID, t.Role, t.Namespace, cl.BaseURL)
-						fmt.Println(t.Token)
-						return nil
-					}
 					role, err := api.ParseRole(c.String("role"))
 					if err != nil {
 						return usageError("--role: %v", err)
 					}
-					text, rec, err := api.NewToken(c.String("namespace"), role, c.String("description"), time.Now())
-					if err != nil {
+					ns, nodeID := c.String("namespace"), c.String("node-id")
+					switch {
+					case role == api.RoleWorker && nodeID == "":
+						return usageError("--role worker needs --node-id ID (the node the agent acts as)")
+					case role != api.RoleWorker && nodeID != "":
+						return usageError("--node-id: only a worker token (--role worker) acts as a node")
+					case role != api.RoleWorker && ns == "":
+						return usageError("--namespace: required (\"*\" = every namespace)")
+					}
+					if cl, _ := newClientFrom(c); cl != nil {
+						t, err := cl.CreateToken(c.Context, api.TokenRequest{Namespace: ns, Role: role.String(), NodeID: nodeID, Description: c.String("description")})
+						if err != nil {
+							return clientErr(err)
+						}
+						if t.NodeID != "" {
+							notice("token %s: worker for node %s, on %s (shown once; keep it secret)\n", t.ID, t.NodeID, cl.BaseURL)
+						} else {
+							notice("token %s: %s in namespace %s, on %s (shown once; keep it secret)\n", t.ID, t.Role, t.Namespace, cl.BaseURL)
+						}
+						fmt.Println(t.Token)
+						return nil
+					}
+					var text string
+					var rec store.Token
+					if role == api.RoleWorker {
+						if ns != "" && ns != api.AllNamespaces {
+							return usageError("--namespace %q: a worker token is for every namespace (give \"*\" or none)", ns)
+						}
+						text, rec, err = api.NewWorkerToken(nodeID, c.String("description"), time.Now())
+						if err != nil {
+							return usageError("--node-id: %v", err)
+						}
+					} else if text, rec, err = api.NewToken(ns, role, c.String("description"), time.Now()); err != nil {
 						return usageError("--namespace: %v", err)
 					}
 					st, _, err := openStoreOnly(c)
@@ -57,6 +87,17 @@ Example:
 						return err
 					}
 					defer st.Close()
+					if rec.NodeID != "" {
+						ms, err := st.Members()
+						if err != nil {
+							return err
+						}
+						for _, m := range ms {
+							if m.ID == rec.NodeID {
+								return usageError("--node-id %q: a server of this cluster, not an agent", rec.NodeID)
+							}
+						}
+					}
 					res, err := st.Apply(c.Context, store.CreateToken{Token: rec})
 					if err != nil {
 						return err
@@ -83,9 +124,13 @@ Example:
 						return err
 					}
 					tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-					fmt.Fprintln(tw, "ID\tNAMESPACE\tROLE\tCREATED\tDESCRIPTION")
+					fmt.Fprintln(tw, "ID\tNAMESPACE\tROLE\tNODE\tCREATED\tDESCRIPTION")
 					for _, t := range toks {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.Namespace, t.Role, t.CreatedAt.Local().Format(time.DateTime), t.Description)
+						node := t.NodeID
+						if node == "" {
+							node = "-"
+						}
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Namespace, t.Role, node, t.CreatedAt.Local().Format(time.DateTime), t.Description)
 					}
 					return tw.Flush()
 				},

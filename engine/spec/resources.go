@@ -74,3 +74,11 @@ func toInt64(f float64) (int64, error) {
 	}
 	return int64(f), nil
 }
+
+// ParseCPU reads a CPU amount as a step's resources take it (cores, or
+// millicores with "m") and returns millicores.
+func ParseCPU(s string) (int64, error) { return parseCPU(s) }
+
+// ParseMemory reads a memory size as a step's resources take it (bytes,
+// or a number with Ki, Mi, Gi, Ti, K, M, G or T) and returns bytes.
+func ParseMemory(s string) (int64, error) { return parseMemory(s) }
