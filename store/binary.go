@@ -206,6 +206,7 @@ func encodeTask(t *Task) ([]byte, error) {
 		if err := w.json(a.Logs, a.Logs == nil); err != nil {
 			return nil, fmt.Errorf("attempts[%d].logs: %w", i, err)
 		}
+		w.str(a.Waiting)
 	}
 	if err := w.json(t.Outputs, len(t.Outputs) == 0); err != nil {
 		return nil, fmt.Errorf("outputs: %w", err)
@@ -239,7 +240,7 @@ func decodeTask(b []byte, t *Task) error {
 	t.Index = r.int()
 	t.Name = r.str()
 	t.State = spec.TaskState(r.state())
-	if n := r.count(8); n > 0 {
+	if n := r.count(9); n > 0 {
 		t.Attempts = make([]Attempt, n)
 		for i := range t.Attempts {
 			a := &t.Attempts[i]
@@ -251,6 +252,7 @@ func decodeTask(b []byte, t *Task) error {
 			a.FinishedAt = r.time()
 			a.Error = r.str()
 			r.json(&a.Logs, "logs")
+			a.Waiting = r.str()
 		}
 	}
 	r.json(&t.Outputs, "outputs")

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -60,7 +62,7 @@ func genTask(t *rapid.T) Task {
 			N: rapid.IntRange(-5, 1000).Draw(t, l+"n"), ExecutionID: rapid.String().Draw(t, l+"exec"),
 			Executor: rapid.String().Draw(t, l+"executor"), State: spec.TaskState(rapid.Uint8().Draw(t, l+"state")),
 			StartedAt: genTime(t, l+"started"), FinishedAt: genTime(t, l+"finished"),
-			Error: rapid.String().Draw(t, l+"error"), Logs: genRef(t, l+"logs"),
+			Error: rapid.String().Draw(t, l+"error"), Logs: genRef(t, l+"logs"), Waiting: rapid.String().Draw(t, l+"waiting"),
 		})
 	}
 	return tk
@@ -466,4 +468,37 @@ func FuzzDecodeWorkerRecords(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestBinaryRecords_CoverEveryField fails when a field is added to a
+// struct that binary.go encodes field by field: such a field would be
+// silently dropped by the binary records (as Attempt.Waiting once was).
+// Encode the new field in binary.go (and draw it in the generators above),
+// then add it here.
+func TestBinaryRecords_CoverEveryField(t *testing.T) {
+	encoded := []struct {
+		v      any
+		fields []string
+	}{
+		{Task{}, []string{"RunID", "Index", "Name", "State", "Attempts", "Outputs", "Error", "StartedAt", "FinishedAt", "CacheKey", "CachedFrom"}},
+		{Attempt{}, []string{"N", "ExecutionID", "Executor", "State", "StartedAt", "FinishedAt", "Error", "Logs", "Waiting"}},
+		{TransitionTasks{}, []string{"RunID", "Items"}},
+		{Transition{}, []string{"Task", "Attempt", "From", "To", "Time", "ExecutionID", "Executor", "Outputs", "Error", "Logs", "CacheKey", "CachedFrom", "Expand"}},
+		{Assignment{}, []string{"ExecutionID", "RunID", "Task", "Attempt", "NodeID", "Epoch", "Executor", "Resources", "Spec", "AssignedAt", "StartedAt", "CancelRequested", "Exit", "Waiting"}},
+		{Exit{}, []string{"Outcome", "ExitCode", "Reason", "Outputs", "Logs", "Time"}},
+		{Node{}, []string{"ID", "Epoch", "State", "Capacity", "GPUKinds", "Executors", "Labels", "APIURL", "RegisteredAt", "LastHeartbeat", "DownReason", "LowDisk"}},
+		{AssignExecution{}, []string{"Assignment"}},
+		{ReportExecution{}, []string{"ExecutionID", "NodeID", "Epoch", "Started", "Exit", "Waiting", "Time"}},
+		{spec.Resources{}, []string{"MilliCPU", "MemoryBytes", "GPU", "Accelerator"}},
+	}
+	for _, e := range encoded {
+		typ, want := reflect.TypeOf(e.v), e.fields
+		var got []string
+		for i := range typ.NumField() {
+			got = append(got, typ.Field(i).Name)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s has fields %v; binary.go encodes %v", typ, got, want)
+		}
+	}
 }
