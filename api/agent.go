@@ -37,6 +37,9 @@ import (
 //     stored on this server and, in a cluster, held by a majority of
 //     voters with that recorded (Config.Replicator). Served by the server
 //     asked (not forwarded to the leader: blobs can be large).
+//   - GET  AgentPath/workspaces/{ns}/{digest}: a run's pipeline files
+//     (store.PutWorkspace's bundle), when one of the node's live
+//     executions reads them (its spec's PipelineFiles names them).
 const (
 	AgentPath      = "/apis/skiff/v1/agent"
 	AgentBlobsPath = AgentPath + "/blobs"
@@ -95,6 +98,7 @@ func init() {
 		s.handle("POST "+AgentPath+"/propose", RoleWorker, s.agentOnly(s.agentPropose))
 		s.handle("GET "+AgentBlobsPath+"/{digest}", RoleWorker, s.agentOnly(s.agentBlob))
 		s.handle("PUT "+AgentBlobsPath+"/{digest}", RoleWorker, s.agentOnly(s.agentUpload))
+		s.handle("GET "+AgentPath+"/workspaces/{ns}/{digest}", RoleWorker, s.agentOnly(s.agentWorkspace))
 	})
 }
 
@@ -387,6 +391,50 @@ func (s *Server) agentUpload(w http.ResponseWriter, r *http.Request, node string
 		}
 	}
 	writeJSON(w, http.StatusOK, ref)
+	return nil
+}
+
+// agentWorkspace serves a run's pipeline files to the node that runs one
+// of its steps: a worker token reads no other namespace's files, nor a
+// run's it has no live step of.
+func (s *Server) agentWorkspace(w http.ResponseWriter, r *http.Request, node string) error {
+	ns, digest := r.PathValue("ns"), r.PathValue("digest")
+	if !store.ValidWorkspace(ns, digest) {
+		return badRequest("workspace %q/%q: not a namespace and a hex SHA-256", ns, digest)
+	}
+	root := store.WorkspaceRoot(ns, digest)
+	as, err := s.cfg.Store.Assignments(node)
+	if err != nil {
+		return err
+	}
+	reads := false
+	for _, a := range as {
+		if !a.Live() {
+			continue
+		}
+		raw, err := s.cfg.Store.AssignmentSpec(a.ExecutionID)
+		if err != nil {
+			continue // ended meanwhile
+		}
+		var sp executors.Spec
+		if json.Unmarshal(raw, &sp) == nil && sp.PipelineFiles == root {
+			reads = true
+			break
+		}
+	}
+	if !reads {
+		return apiErr(codePermissionDenied, "no live execution of node %s reads workspace %s/%s", node, ns, digest)
+	}
+	data, err := s.cfg.Store.Workspace(ns, digest)
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("workspace", ns+"/"+digest)
+	}
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(data)
 	return nil
 }
 

@@ -121,6 +121,22 @@ func TestAgent_WorkerTokenDoesOnlyItsNodesCalls(t *testing.T) {
 	if r := h.do("PUT", api.AgentBlobsPath+"/"+digest+"?execution=nope", wt, "data", "Content-Type", "application/octet-stream"); r.status != http.StatusNotFound {
 		t.Errorf("upload for no execution: status %d, want 404: %s", r.status, r.body)
 	}
+	// Workspaces: only those a live execution of the node reads.
+	bundle := []byte("not really a bundle")
+	ws := store.WorkspaceDigest(bundle)
+	if res, err := h.st.Apply(context.Background(), store.PutWorkspace{Namespace: "default", Digest: ws, Data: bundle, Time: now}); err != nil || len(res.Rejected) > 0 {
+		t.Fatalf("put workspace: %+v %v", res, err)
+	}
+	for path, want := range map[string]int{
+		api.AgentPath + "/workspaces/default/" + ws:                      http.StatusForbidden,
+		api.AgentPath + "/workspaces/team-a/" + ws:                       http.StatusForbidden,
+		api.AgentPath + "/workspaces/default/" + strings.Repeat("g", 64): http.StatusBadRequest,
+		api.AgentPath + "/workspaces/%2e%2e/" + ws:                       http.StatusBadRequest,
+	} {
+		if r := h.do("GET", path, wt, nil); r.status != want || strings.Contains(string(r.body), string(bundle)) {
+			t.Errorf("GET %s with a worker token that runs nothing: status %d, want %d: %s", path, r.status, want, r.body)
+		}
+	}
 	for _, tok := range []string{h.admin, h.token("team-a", api.RoleEditor)} {
 		if r := h.do("GET", api.AgentPath+"/state", tok, nil); r.status != http.StatusForbidden {
 			t.Errorf("agent state with a user token: status %d, want 403", r.status)

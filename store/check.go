@@ -62,7 +62,7 @@ func Check(dir string, blobs BlobChecker) (CheckReport, error) {
 	if _, err := os.Stat(filepath.Join(dir, "state.db")); err != nil && len(presentLogs(dir)) == 0 {
 		return r, fmt.Errorf("store: check %s: not a data dir (no %s, %s or state.db): %w", dir, walLogDir, boltLogFile, err)
 	}
-	lock, err := lockDir(dir, 0)
+	lock, err := lockDir(dir, toolLockWait)
 	if err != nil {
 		return r, fmt.Errorf("store: check %s: %w (stop the skiff using it first)", dir, err)
 	}

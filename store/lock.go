@@ -14,6 +14,12 @@ import (
 // owns the directory, so that state.db can be replaced while it is held.
 type dirLock struct{ f *os.File }
 
+// toolLockWait is how long check and repair wait for the lock. Not 0: a
+// store closed a moment ago may still look held, because a fork in this
+// process (exec.Cmd) copies every descriptor, the LOCK file's too, until
+// the child's exec closes it.
+const toolLockWait = 500 * time.Millisecond
+
 func lockDir(dir string, timeout time.Duration) (*dirLock, error) {
 	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {

@@ -27,7 +27,7 @@ var raftKeyCurrentTerm = []byte("CurrentTerm")
 // damaged/entry-INDEX.bin. An entry that decodes is refused: skipping it
 // would make this node's state differ from the log.
 func SkipEntry(dir string, index uint64) (string, error) {
-	lock, err := lockDir(dir, 0)
+	lock, err := lockDir(dir, toolLockWait)
 	if err != nil {
 		return "", fmt.Errorf("store: data dir %s: %w", dir, err)
 	}
@@ -67,7 +67,7 @@ func SkipEntry(dir string, index uint64) (string, error) {
 // both files get a new log id. state.db must have been closed cleanly.
 // This is a single-node repair: in a cluster, a node rejoins instead.
 func ResetLog(dir string) (string, error) {
-	lock, err := lockDir(dir, 0)
+	lock, err := lockDir(dir, toolLockWait)
 	if err != nil {
 		return "", fmt.Errorf("store: data dir %s: %w", dir, err)
 	}

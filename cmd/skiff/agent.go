@@ -15,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/skiffml/skiff/api"
 	"github.com/skiffml/skiff/engine/spec"
 	"github.com/skiffml/skiff/executors"
 	"github.com/skiffml/skiff/executors/local"
@@ -205,7 +206,8 @@ func agentAction(c *cli.Context) error {
 	}
 	w, err := worker.New(worker.Config{NodeID: cl.NodeID(), Labels: setup.labels, Capacity: capacity,
 		Executors: execs, Proposer: cl, State: cl, Replicator: cl, ReplicateTimeout: replicateTimeout,
-		Heartbeat: c.Duration("worker-heartbeat"), Logger: log})
+		Heartbeat: c.Duration("worker-heartbeat"), Logger: log,
+		WorkspaceDir: filepath.Join(dir, "workspaces"), UnpackWorkspace: api.ExtractBundle})
 	if err != nil {
 		return err
 	}

@@ -212,6 +212,34 @@ func TestAgent_RunsGPUStepWithArtifacts(t *testing.T) {
 		t.Fatalf("model %q: not made in the agent's work dir from the server's data", r.stdout)
 	}
 	t.Logf("model: %s", r.stdout)
+
+	// A step on the agent reads the run's pipeline files: the agent gets
+	// them through its worker token and unpacks them in its data dir.
+	pdir := filepath.Join(dir, "pipe")
+	if err := os.MkdirAll(filepath.Join(pdir, "data"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(pdir, "data"), "in.csv", "sepal,petal\n5.1,1.4\n")
+	p := writeFile(t, pdir, "p.yaml", `name: files
+executor: local
+tasks:
+  - name: read
+    nodeSelector: {gpu: "true"}
+    command: [/bin/sh, -c, 'cat "$1" > "$2"', read]
+    args: ["{{pipeline.dir}}/data/in.csv", "{{outputs.copy}}"]
+    outputs: {copy: Artifact}
+`)
+	r = skiff(t, t.TempDir(), "--server", ac.url, "--token", ac.admin, "run", p, "-o", "name", "--progress", "none")
+	if r.code != 0 {
+		t.Fatalf("run with pipeline files on the agent: exit %d\n%s", r.code, r.stderr)
+	}
+	r = skiff(t, t.TempDir(), "--server", ac.url, "--token", ac.admin, "artifacts", "cat", strings.TrimSpace(r.stdout), "read", "copy")
+	if r.code != 0 || r.stdout != "sepal,petal\n5.1,1.4\n" {
+		t.Errorf("the agent's step did not read the sent file: exit %d %q %s", r.code, r.stdout, r.stderr)
+	}
+	if ws, _ := filepath.Glob(filepath.Join(agentDir, "agent", "workspaces", "default", "*", "data", "in.csv")); len(ws) != 1 {
+		t.Errorf("agent workspace files = %v, want one data/in.csv", ws)
+	}
 	if !strings.Contains(ag.stderr(), "now talking to") {
 		t.Errorf("the agent did not say it passed over the dead server")
 	}

@@ -331,6 +331,30 @@ func (c *Client) AssignmentSpec(execID string) (json.RawMessage, error) {
 	return raw, nil
 }
 
+// Workspace returns a run's pipeline files (worker.WorkspaceState): the
+// server hands them over only while one of this node's executions reads
+// them.
+func (c *Client) Workspace(ns, digest string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var data []byte
+	err := c.do(ctx, http.MethodGet, api.AgentPath+"/workspaces/"+url.PathEscape(ns)+"/"+url.PathEscape(digest), nil, nil, "", func(res *http.Response) error {
+		var err error
+		data, err = io.ReadAll(io.LimitReader(res.Body, store.MaxWorkspaceBytes+1))
+		if err == nil && len(data) > store.MaxWorkspaceBytes {
+			err = fmt.Errorf("workspace %s/%s: more than %d bytes", ns, digest, store.MaxWorkspaceBytes)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if store.WorkspaceDigest(data) != digest {
+		return nil, fmt.Errorf("workspace %s/%s: the server's bytes do not match the digest", ns, digest)
+	}
+	return data, nil
+}
+
 // Apply commits the worker's commands through the cluster's leader
 // (worker.Proposer): the server checks that each names this node.
 func (c *Client) Apply(ctx context.Context, cmds ...store.Command) (store.ApplyResult, error) {
