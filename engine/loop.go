@@ -674,6 +674,14 @@ func (e *Engine) onEvent(ev executors.Event, b *batch) {
 		if st != spec.TaskSucceeded && st != spec.TaskCanceled {
 			st = spec.TaskFailed
 		}
+		if st == spec.TaskSucceeded {
+			if missing := missingOutputs(ref.run.sched.Task(ref.task), ev.Outputs); missing != "" {
+				// An executor's success without what the task declares
+				// would fail only the steps reading it: fail it here.
+				st, ev.State = spec.TaskFailed, spec.TaskFailed
+				ev.Reason = fmt.Sprintf("exited 0 without its declared outputs (%s)", missing)
+			}
+		}
 		if st == spec.TaskFailed && ev.Lost {
 			if !ref.run.canceled {
 				e.replaceLost(ref, ev.Reason, b)
@@ -690,6 +698,18 @@ func (e *Engine) onEvent(ev executors.Event, b *batch) {
 		}
 		e.finishAttempt(ref.run, ref.task, ref.attempt, st, ev.Reason, ev.Outputs, ev.Logs, b)
 	}
+}
+
+// missingOutputs names the outputs t declares that outs lacks ("" when
+// none is missing).
+func missingOutputs(t *spec.Task, outs map[string]spec.Value) string {
+	var missing []string
+	for _, o := range t.Outputs {
+		if _, ok := outs[o.Name]; !ok {
+			missing = append(missing, o.Name)
+		}
+	}
+	return strings.Join(missing, ", ")
 }
 
 // failureSummary names the tasks that failed, for the run's error.
