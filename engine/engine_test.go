@@ -261,8 +261,9 @@ func TestEngine_BatchesTransitions(t *testing.T) {
 	}
 	entries := h.store.AppliedIndex() - before
 	// 2*(width+1) task transitions plus run states: unbatched that would be
-	// over 2000 entries.
-	if entries > 50 {
+	// over 2000 entries. A quiet machine takes about 10; one at load 17
+	// with the race detector took 68.
+	if entries > 200 {
 		t.Errorf("fan-out of %d took %d store entries; transitions are not batched", width, entries)
 	}
 }

@@ -240,17 +240,23 @@ type manual struct {
 	name string
 	mu   sync.Mutex
 	live map[string]func(executors.Event)
+	outs map[string]map[string]spec.Value // what a success reports: sim's outputs
 }
 
 func newManual(name string) *manual {
-	return &manual{name: name, live: map[string]func(executors.Event){}}
+	return &manual{name: name, live: map[string]func(executors.Event){}, outs: map[string]map[string]spec.Value{}}
 }
 
 func (m *manual) Name() string          { return m.name }
 func (m *manual) Root(id string) string { return "/manual/" + id }
 func (m *manual) Start(_ context.Context, s *executors.Spec, report func(executors.Event)) error {
+	var outs map[string]spec.Value
+	if err := sim.New(sim.Config{}).Start(context.Background(), s, func(ev executors.Event) { outs = ev.Outputs }); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	m.live[s.ID] = report
+	m.outs[s.ID] = outs
 	m.mu.Unlock()
 	report(executors.Event{ID: s.ID, Kind: executors.EventStarted, Time: time.Now()})
 	return nil
@@ -259,13 +265,17 @@ func (m *manual) Start(_ context.Context, s *executors.Spec, report func(executo
 // end reports the end of execution id (false when it is not live).
 func (m *manual) end(id string, st spec.TaskState) bool {
 	m.mu.Lock()
-	report := m.live[id]
+	report, outs := m.live[id], m.outs[id]
 	delete(m.live, id)
+	delete(m.outs, id)
 	m.mu.Unlock()
 	if report == nil {
 		return false
 	}
-	report(executors.Event{ID: id, Kind: executors.EventExited, Time: time.Now(), State: st})
+	if st != spec.TaskSucceeded {
+		outs = nil
+	}
+	report(executors.Event{ID: id, Kind: executors.EventExited, Time: time.Now(), State: st, Outputs: outs})
 	return true
 }
 

@@ -655,8 +655,6 @@ func (e *Engine) onEvent(ev executors.Event, b *batch) {
 		return // an event of an attempt we no longer follow
 	}
 	switch ev.Kind {
-	case executors.EventStarted:
-		e.m.started.Inc()
 	case executors.EventWaiting:
 		// Not durable: the reason goes to the update feed (API events,
 		// UI, progress), not into the store.

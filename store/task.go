@@ -152,10 +152,24 @@ func applyTransitionTasks(tx *bolt.Tx, c TransitionTasks, ch *Change) ([]Rejecti
 	}
 	noNewAttempts := run.CancelRequested || run.State.Final()
 	tasks := map[int]*Task{} // loaded tasks, written back once at the end
+	// fresh: the tasks groups added (PENDING, never loaded), made only
+	// when an item names one or when written: a 100,000-iteration loop
+	// would otherwise hold as many records at once.
+	var fresh []freshTasks
 	var rej []Rejection
 	runChanged := false
 	for i, it := range c.Items {
 		t := tasks[it.Task]
+		if t == nil {
+			for _, f := range fresh {
+				if it.Task >= f.x.Base && it.Task < f.x.Base+f.x.Count*len(f.x.Names) {
+					nt := f.task(run.ID, it.Task)
+					t = &nt
+					tasks[it.Task] = t
+					break
+				}
+			}
+		}
 		if t == nil && it.Task >= 0 && it.Task < run.TaskCount {
 			loaded, err := getTaskTx(tx, c.RunID, it.Task)
 			if err != nil {
@@ -174,7 +188,9 @@ func applyTransitionTasks(tx *bolt.Tx, c TransitionTasks, ch *Change) ([]Rejecti
 			ended = t.Attempts[n-1].ExecutionID
 		}
 		if it.Expand != nil {
-			reason = expandTask(&run, t, it, tasks, noNewAttempts)
+			if reason = expandTask(&run, t, it, noNewAttempts); reason == "" {
+				fresh = append(fresh, freshTasks{group: t.Name, x: it.Expand})
+			}
 		} else {
 			reason = transitionTask(t, it, noNewAttempts)
 		}
@@ -200,14 +216,35 @@ func applyTransitionTasks(tx *bolt.Tx, c TransitionTasks, ch *Change) ([]Rejecti
 			}
 		}
 	}
+	// In key order: the loaded tasks below the first group's tasks, then
+	// each group's (fresh ranges follow each other from the old task
+	// count on), a loaded one where an item changed it.
+	end := run.TaskCount
+	if len(fresh) > 0 {
+		end = fresh[0].x.Base
+	}
 	idx := make([]int, 0, len(tasks))
 	for i := range tasks {
-		idx = append(idx, i)
+		if i < end {
+			idx = append(idx, i)
+		}
 	}
 	slices.Sort(idx)
 	for _, i := range idx {
 		if err := putTaskTx(tx, tasks[i]); err != nil {
 			return nil, err
+		}
+	}
+	for _, f := range fresh {
+		for i := f.x.Base; i < f.x.Base+f.x.Count*len(f.x.Names); i++ {
+			t := tasks[i]
+			if t == nil {
+				nt := f.task(run.ID, i)
+				t = &nt
+			}
+			if err := putTaskTx(tx, t); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if runChanged {
@@ -218,9 +255,21 @@ func applyTransitionTasks(tx *bolt.Tx, c TransitionTasks, ch *Change) ([]Rejecti
 	return rej, nil
 }
 
-// expandTask starts group t and adds its tasks to run (and to tasks, to be
-// written), or says why not.
-func expandTask(run *Run, t *Task, it Transition, tasks map[int]*Task, noNewAttempts bool) string {
+// freshTasks are the tasks expansion x of group added.
+type freshTasks struct {
+	group string
+	x     *Expansion
+}
+
+// task is the new record of task i (one of f's).
+func (f freshTasks) task(runID string, i int) Task {
+	k, j := (i-f.x.Base)/len(f.x.Names), (i-f.x.Base)%len(f.x.Names)
+	return Task{RunID: runID, Index: i, Name: ExpandedName(f.group, f.x.Loop, k, f.x.Names[j]), State: spec.TaskPending}
+}
+
+// expandTask starts group t and adds its tasks' count to run (the caller
+// writes the tasks: freshTasks), or says why not.
+func expandTask(run *Run, t *Task, it Transition, noNewAttempts bool) string {
 	x := it.Expand
 	switch {
 	case t.State != spec.TaskPending || it.From != spec.TaskPending || it.To != spec.TaskRunning:
@@ -235,14 +284,7 @@ func expandTask(run *Run, t *Task, it Transition, tasks map[int]*Task, noNewAtte
 		return fmt.Sprintf("expansion of %d instances of %d tasks is invalid", x.Count, len(x.Names))
 	}
 	t.State, t.StartedAt = spec.TaskRunning, it.Time
-	n := x.Count * len(x.Names)
-	for k := 0; k < x.Count; k++ {
-		for j, name := range x.Names {
-			i := x.Base + k*len(x.Names) + j
-			tasks[i] = &Task{RunID: run.ID, Index: i, Name: ExpandedName(t.Name, x.Loop, k, name), State: spec.TaskPending}
-		}
-	}
-	run.TaskCount += n
+	run.TaskCount += x.Count * len(x.Names)
 	run.Expansions = append(run.Expansions, *x)
 	return ""
 }

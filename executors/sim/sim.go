@@ -99,8 +99,14 @@ type Executor struct {
 
 	mu    sync.Mutex
 	live  map[string]*execution // unfinished executions with a Duration
-	known map[string]record     // every execution started, for Logs
+	known map[string]record     // the last KeepLogs executions started, for Logs
+	order []string              // known's ids, a ring, oldest at next
+	next  int
 }
+
+// KeepLogs is how many executions' logs sim keeps (the most recently
+// started): a benchmark's millions of executions must not grow its heap.
+const KeepLogs = 16384
 
 var _ executors.Executor = (*Executor)(nil)
 
@@ -158,7 +164,7 @@ func (e *Executor) Start(ctx context.Context, s *executors.Spec, report func(exe
 		e.mu.Unlock()
 		return fmt.Errorf("sim: start %q: %w: execution is already running", s.ID, executors.ErrBadSpec)
 	}
-	e.known[s.ID] = record{task: s.Task, attempt: s.Attempt}
+	e.remember(s.ID, record{task: s.Task, attempt: s.Attempt})
 	if after == 0 {
 		e.mu.Unlock()
 		now := e.clock.Now()
@@ -184,6 +190,26 @@ func (e *Executor) Start(ctx context.Context, s *executors.Spec, report func(exe
 	x.timer = e.clock.AfterFunc(after, func() { e.expire(s.ID, x) })
 	e.mu.Unlock()
 	return nil
+}
+
+// remember keeps id's record for Logs, forgetting the oldest one kept
+// once KeepLogs are. Called with e.mu held.
+func (e *Executor) remember(id string, r record) {
+	if _, ok := e.known[id]; ok {
+		e.known[id] = r
+		return
+	}
+	if len(e.order) < KeepLogs {
+		e.order = append(e.order, id)
+	} else {
+		old := e.order[e.next]
+		if _, live := e.live[old]; !live {
+			delete(e.known, old)
+		}
+		e.order[e.next] = id
+		e.next = (e.next + 1) % KeepLogs
+	}
+	e.known[id] = r
 }
 
 // expire reports x's decided outcome when its time is up.
@@ -237,8 +263,8 @@ func (e *Executor) Cancel(ctx context.Context, id string) error {
 
 // Logs returns one line, "sim: <task> attempt <n>". With follow on an
 // unfinished execution the reader returns io.EOF only once it exits (or
-// ctx ends, or the reader is closed). An id never started wraps
-// executors.ErrUnknownExecution.
+// ctx ends, or the reader is closed). An id never started, or not among
+// the last KeepLogs started, wraps executors.ErrUnknownExecution.
 func (e *Executor) Logs(ctx context.Context, id string, follow bool) (io.ReadCloser, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

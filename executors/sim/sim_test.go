@@ -478,3 +478,32 @@ func BenchmarkExecutor_Instant(b *testing.B) {
 		i++
 	}
 }
+
+// TestLogs_KeepsTheLastKeepLogs: sim remembers the logs of the last
+// KeepLogs executions started, not of every one (a benchmark starts
+// millions); a live one stays readable however old.
+func TestLogs_KeepsTheLastKeepLogs(t *testing.T) {
+	t.Parallel()
+	clock := newManualClock()
+	x := New(Config{Tasks: map[string]Behavior{"slow": {Duration: time.Minute}}, Clock: clock})
+	rec := newRecorder()
+	ctx := context.Background()
+	start(t, x, specFor("slow-1", "slow"), rec)
+	for i := range KeepLogs + 10 {
+		start(t, x, specFor(fmt.Sprintf("fast-%d", i), "fast"), rec)
+	}
+	if _, err := x.Logs(ctx, "fast-0", false); !errors.Is(err, executors.ErrUnknownExecution) {
+		t.Errorf("logs of an execution %d starts old: %v, want ErrUnknownExecution", KeepLogs+10, err)
+	}
+	for _, id := range []string{"slow-1", fmt.Sprintf("fast-%d", KeepLogs+9), "fast-11"} {
+		if _, err := x.Logs(ctx, id, false); err != nil {
+			t.Errorf("logs of %s: %v", id, err)
+		}
+	}
+	x.mu.Lock()
+	n := len(x.known)
+	x.mu.Unlock()
+	if n > KeepLogs+1 {
+		t.Errorf("%d records kept, want at most %d", n, KeepLogs+1)
+	}
+}
