@@ -20,8 +20,17 @@ type Change struct {
 	// Assignments are the executions whose assignment was made, changed
 	// (started, exited, cancel requested, lost) or dropped.
 	Assignments []string
+	// AssignmentNodes holds the node of each of Assignments, in the same
+	// order (a worker skips other nodes' executions without reading
+	// them); a Change made elsewhere may leave it empty.
+	AssignmentNodes []string
 	// Nodes are the worker nodes registered, heartbeating or marked down.
 	Nodes []string
+}
+
+func (ch *Change) addAssignment(execID, node string) {
+	ch.Assignments = append(ch.Assignments, execID)
+	ch.AssignmentNodes = append(ch.AssignmentNodes, node)
 }
 
 // TaskRef names one task of one run.

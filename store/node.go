@@ -315,7 +315,7 @@ func loseAssignmentsTx(tx *bolt.Tx, nodeID, reason string, at time.Time, ch *Cha
 		if err := putAssignmentTx(tx, a); err != nil {
 			return err
 		}
-		ch.Assignments = append(ch.Assignments, a.ExecutionID)
+		ch.addAssignment(a.ExecutionID, a.NodeID)
 	}
 	return nil
 }
@@ -357,7 +357,7 @@ func applyAssignExecution(tx *bolt.Tx, c AssignExecution, ch *Change) ([]Rejecti
 		return reject("assign execution %s: not the current running attempt of task %d (task is %s, attempt %d)", a.ExecutionID, a.Task, t.State, cur), nil
 	}
 	a.StartedAt, a.CancelRequested, a.Exit = time.Time{}, false, nil
-	ch.Assignments = append(ch.Assignments, a.ExecutionID)
+	ch.addAssignment(a.ExecutionID, a.NodeID)
 	return nil, putAssignmentTx(tx, &a)
 }
 
@@ -412,7 +412,7 @@ func applyReportExecution(tx *bolt.Tx, c ReportExecution, ch *Change) ([]Rejecti
 			return nil, err
 		}
 	}
-	ch.Assignments = append(ch.Assignments, a.ExecutionID)
+	ch.addAssignment(a.ExecutionID, a.NodeID)
 	return nil, putAssignmentTx(tx, &a)
 }
 
@@ -450,7 +450,7 @@ func applyCancelAssignment(tx *bolt.Tx, c CancelAssignment, ch *Change) ([]Rejec
 		return nil, nil
 	}
 	a.CancelRequested = true
-	ch.Assignments = append(ch.Assignments, a.ExecutionID)
+	ch.addAssignment(a.ExecutionID, a.NodeID)
 	return nil, putAssignmentTx(tx, &a)
 }
 
@@ -460,11 +460,16 @@ func dropAssignmentTx(tx *bolt.Tx, execID string, ch *Change) error {
 		return nil
 	}
 	b := tx.Bucket(bucketAssignments)
-	if b.Get([]byte(execID)) == nil {
+	v := b.Get([]byte(execID))
+	if v == nil {
 		return nil
 	}
 	if ch != nil {
-		ch.Assignments = append(ch.Assignments, execID)
+		var a Assignment
+		if err := decodeAssignmentRecord(v, &a); err != nil {
+			return fmt.Errorf("assignment %s: %w", execID, err)
+		}
+		ch.addAssignment(execID, a.NodeID)
 	}
 	if err := tx.Bucket(bucketAssignmentSpecs).Delete([]byte(execID)); err != nil {
 		return err

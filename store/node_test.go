@@ -146,8 +146,8 @@ func TestFSM_EndedAttemptDropsItsAssignment(t *testing.T) {
 	}
 	got, _ := sub.Next()
 	want := []Change{
-		{Index: 4, Assignments: []string{"r1-0-1"}},
-		{Index: 5, Tasks: []TaskRef{{RunID: "r1", Task: 0}}, Assignments: []string{"r1-0-1"}},
+		{Index: 4, Assignments: []string{"r1-0-1"}, AssignmentNodes: []string{"n1"}},
+		{Index: 5, Tasks: []TaskRef{{RunID: "r1", Task: 0}}, Assignments: []string{"r1-0-1"}, AssignmentNodes: []string{"n1"}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("feed:\n got %+v\nwant %+v", got, want)

@@ -177,7 +177,10 @@ type cluster struct {
 }
 
 type node struct {
-	i          int
+	i int
+	// othersRead counts the worker's reads of other nodes' assignments.
+	othersRead atomic.Int64
+
 	exec       *nodeExec
 	stopWorker context.CancelFunc
 	workerDone chan struct{}
@@ -247,7 +250,7 @@ func (cl *cluster) startWorker(i int) {
 		labels = cl.labels[i]
 	}
 	wcfg := worker.Config{NodeID: cl.c.Nodes[i].ID, Executors: []executors.Executor{nd.exec}, Labels: labels,
-		Capacity: spec.Resources{MilliCPU: 8000}, Proposer: proposer{cl}, State: st, Heartbeat: testHeartbeat, Logger: testLogger(cl.c.Nodes[i].ID)}
+		Capacity: spec.Resources{MilliCPU: 8000}, Proposer: proposer{cl}, State: readCounter{st, cl.c.Nodes[i].ID, &nd.othersRead}, Heartbeat: testHeartbeat, Logger: testLogger(cl.c.Nodes[i].ID)}
 	if i < len(cl.disk) {
 		wcfg.DiskCheck = cl.disk[i]
 	}
@@ -261,6 +264,22 @@ func (cl *cluster) startWorker(i int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	nd.stopWorker, nd.workerDone = cancel, make(chan struct{})
 	go func() { defer close(nd.workerDone); _ = w.Run(ctx) }()
+}
+
+// readCounter is a worker's view of its node's store that counts the
+// reads of other nodes' assignments.
+type readCounter struct {
+	*store.Store
+	node   string
+	others *atomic.Int64
+}
+
+func (r readCounter) Assignment(id string) (store.Assignment, error) {
+	a, err := r.Store.Assignment(id)
+	if err == nil && a.NodeID != r.node {
+		r.others.Add(1)
+	}
+	return a, err
 }
 
 // stopNode kills node i: its worker, its executions (they die with it)
@@ -388,6 +407,11 @@ func TestCluster_WorkersRunWhatTheLeaderAssigns(t *testing.T) {
 	cl.l.mu.Unlock()
 	if len(perNode) != 3 {
 		t.Fatalf("executions per node %v: want all three nodes used", perNode)
+	}
+	for _, nd := range cl.nodes {
+		if n := nd.othersRead.Load(); n > 0 {
+			t.Errorf("worker %d read %d assignments of other nodes (the change feed names each one's node)", nd.i, n)
+		}
 	}
 	cl.c.Eventually("assignments dropped with their attempts", func() error {
 		as, err := cl.c.Nodes[cl.c.Leader()].Store.Assignments("")

@@ -204,7 +204,10 @@ func (w *Worker) Run(ctx context.Context) error {
 						w.checkSelf(ctx)
 					}
 				}
-				for _, id := range ch.Assignments {
+				for i, id := range ch.Assignments {
+					if len(ch.AssignmentNodes) == len(ch.Assignments) && ch.AssignmentNodes[i] != w.cfg.NodeID && !w.runs(id) {
+						continue // another node's, and nothing this node runs
+					}
 					w.onAssignment(ctx, id)
 				}
 			}
@@ -378,6 +381,14 @@ func (w *Worker) rescan(ctx context.Context) {
 // onAssignment acts on the stored state of one assignment: start what is
 // newly assigned to this node at its epoch, stop what it no longer holds
 // or was asked to cancel.
+// runs reports whether this node runs execution id.
+func (w *Worker) runs(id string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.running[id]
+	return ok
+}
+
 func (w *Worker) onAssignment(ctx context.Context, id string) {
 	a, err := w.cfg.State.Assignment(id)
 	w.mu.Lock()
