@@ -26,6 +26,10 @@ type Change struct {
 	AssignmentNodes []string
 	// Nodes are the worker nodes registered, heartbeating or marked down.
 	Nodes []string
+
+	// memo is the run record the entry's commands last decoded (see
+	// assignedRun); cleared before the change is published.
+	memo *runMemo
 }
 
 func (ch *Change) addAssignment(execID, node string) {

@@ -327,6 +327,7 @@ func (f *fsm) applyTx(logs []*raft.Log, decoded [][]decodedCmd, applied uint64, 
 				noteChange(dc, rej, &ch)
 			}
 			st.rejections += len(r.rejected)
+			ch.memo = nil
 			if !ch.empty() {
 				changes = append(changes, ch)
 			}

@@ -338,7 +338,7 @@ func applyAssignExecution(tx *bolt.Tx, c AssignExecution, ch *Change) ([]Rejecti
 	if !n.Offers(a.Executor) {
 		return reject("assign execution %s: node %s does not offer executor %q", a.ExecutionID, n.ID, a.Executor), nil
 	}
-	r, err := getRunTx(tx, a.RunID, false)
+	r, err := ch.run(tx, a.RunID)
 	if err != nil {
 		return reject("assign execution %s: %v", a.ExecutionID, err), nil
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -131,6 +132,32 @@ func TestFSM_AssignChecks(t *testing.T) {
 	// Invariant 8: once the cancel is committed, nothing is assigned.
 	f.mustAccept(t, RequestCancel{RunID: "r1", Time: t0})
 	wantRejected(t, f.apply(t, AssignExecution{Assignment: a}), "cancelled or final")
+}
+
+// TestFSM_AssignSeesACancelInTheSameEntry: the assignments of one entry
+// read their run once (a memo), but a cancel between them in the same
+// entry still stops the ones after it.
+func TestFSM_AssignSeesACancelInTheSameEntry(t *testing.T) {
+	f := workerFixture(t)
+	f.mustAccept(t, newRun("r2", 3))
+	f.mustAccept(t, TransitionTasks{RunID: "r2", Items: []Transition{
+		{Task: 0, Attempt: 1, From: spec.TaskPending, To: spec.TaskRunning, Time: t0, ExecutionID: "r2-0-1"},
+		{Task: 1, Attempt: 1, From: spec.TaskPending, To: spec.TaskRunning, Time: t0, ExecutionID: "r2-1-1"},
+		{Task: 2, Attempt: 1, From: spec.TaskPending, To: spec.TaskRunning, Time: t0, ExecutionID: "r2-2-1"},
+	}})
+	as := func(task int) AssignExecution {
+		id := fmt.Sprintf("r2-%d-1", task)
+		return AssignExecution{Assignment: Assignment{ExecutionID: id, RunID: "r2", Task: task, Attempt: 1, NodeID: "n2", Epoch: 1, Executor: "sim", AssignedAt: t0}}
+	}
+	r := f.apply(t, as(0), as(1), RequestCancel{RunID: "r2", Time: t0}, as(2))
+	if len(r.rejected) != 1 || r.rejected[0].Cmd != 3 || !strings.Contains(r.rejected[0].Reason, "cancelled or final") {
+		t.Fatalf("rejections %+v: want only the assignment after the cancel", r.rejected)
+	}
+	for task, want := range []bool{true, true, false} {
+		if _, found := f.getAssignment(t, fmt.Sprintf("r2-%d-1", task)); found != want {
+			t.Errorf("assignment of task %d: found %v, want %v", task, found, want)
+		}
+	}
 }
 
 func TestFSM_EndedAttemptDropsItsAssignment(t *testing.T) {

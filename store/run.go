@@ -200,6 +200,41 @@ func getRunTx(tx *bolt.Tx, id string, withPlan bool) (Run, error) {
 	return decodeRun(tx, v, withPlan)
 }
 
+// runMemo is a run record decoded while applying one entry, with the
+// stored bytes it came from.
+type runMemo struct {
+	id  string
+	raw []byte
+	run Run
+}
+
+// run reads run id (without its plan) for a command that only looks at
+// it: an entry of many assignments of one run decodes its record once.
+// The memo holds while the record's stored bytes are the very same (a
+// write of the record stores new ones); it lives no longer than the entry,
+// inside one transaction.
+func (ch *Change) run(tx *bolt.Tx, id string) (Run, error) {
+	v := tx.Bucket(bucketRuns).Get([]byte(id))
+	if v == nil {
+		return Run{}, fmt.Errorf("run %q: %w", id, ErrNotFound)
+	}
+	if m := ch.memoOf(id, v); m != nil {
+		return m.run, nil
+	}
+	r, err := decodeRun(tx, v, false)
+	if err == nil && ch != nil {
+		ch.memo = &runMemo{id: id, raw: v, run: r}
+	}
+	return r, err
+}
+
+func (ch *Change) memoOf(id string, v []byte) *runMemo {
+	if ch == nil || ch.memo == nil || ch.memo.id != id || len(ch.memo.raw) != len(v) || len(v) == 0 || &ch.memo.raw[0] != &v[0] {
+		return nil
+	}
+	return ch.memo
+}
+
 func decodeRun(tx *bolt.Tx, v []byte, withPlan bool) (Run, error) {
 	var r Run
 	if err := json.Unmarshal(v, storedRun(&r)); err != nil {
