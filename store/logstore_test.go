@@ -3,11 +3,14 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/hashicorp/raft"
 )
 
 func TestConfig_LogStoreIsValidated(t *testing.T) {
@@ -240,5 +243,61 @@ func TestStore_LogSyncsAreCounted(t *testing.T) {
 	defer s.Close()
 	if n, counted := s.LogSyncs(); counted || n != 0 {
 		t.Errorf("bolt: LogSyncs = %d, %v; want 0, false", n, counted)
+	}
+}
+
+// TestWAL_RestartAfterSuffixTruncation: raft deletes a suffix of a
+// follower's log when a new leader's entries conflict with it. raft-wal
+// v0.4.0 then marks the tail segment sealed without an index block, and
+// after a restart reading it failed ("sealed segment has no index
+// block"), so the node could not start (seen in the chaos suite after a
+// partition of the leader). Every entry must read back after the restart:
+// those below the cut from the old segment, the new ones from the next.
+func TestWAL_RestartAfterSuffixTruncation(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	entries := func(from, to uint64, term uint64) []*raft.Log {
+		var ls []*raft.Log
+		for i := from; i <= to; i++ {
+			ls = append(ls, &raft.Log{Index: i, Term: term, Type: raft.LogCommand, Data: []byte(fmt.Sprintf("t%d-%d", term, i))})
+		}
+		return ls
+	}
+	l, err := openRaftLog(dir, LogStoreWAL, logOptions{noSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.StoreLogs(entries(1, 20, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.DeleteRange(15, 20); err != nil { // the conflicting suffix
+		t.Fatal(err)
+	}
+	if err := l.StoreLogs(entries(15, 25, 2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err = openRaftLog(dir, LogStoreWAL, logOptions{noSync: true})
+	if err != nil {
+		t.Fatalf("reopen after a suffix truncation: %v", err)
+	}
+	defer l.Close()
+	for i := uint64(1); i <= 25; i++ {
+		var got raft.Log
+		if err := l.GetLog(i, &got); err != nil {
+			t.Fatalf("entry %d after the restart: %v", i, err)
+		}
+		term := uint64(1)
+		if i >= 15 {
+			term = 2
+		}
+		if want := fmt.Sprintf("t%d-%d", term, i); string(got.Data) != want || got.Term != term {
+			t.Errorf("entry %d = term %d %q, want term %d %q", i, got.Term, got.Data, term, want)
+		}
+	}
+	if last, _ := l.LastIndex(); last != 25 {
+		t.Errorf("last index %d, want 25", last)
 	}
 }

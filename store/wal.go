@@ -46,7 +46,7 @@ func openWAL(dir string, noSync bool, segmentSize int, syncs *atomic.Uint64, log
 	vfs := &syncVFS{noSync: noSync, syncs: syncs}
 	meta := &countingMeta{BoltMetaDB: &metadb.BoltMetaDB{}, syncs: syncs}
 	w, err := wal.Open(dir,
-		wal.WithSegmentFiler(segment.NewFiler(dir, vfs)),
+		wal.WithSegmentFiler(truncatedTailFiler{segment.NewFiler(dir, vfs)}),
 		wal.WithMetaStore(meta),
 		wal.WithLogger(logger.Named("wal")),
 		wal.WithSegmentSize(segmentSizeOr(segmentSize)),
@@ -55,6 +55,26 @@ func openWAL(dir string, noSync bool, segmentSize int, syncs *atomic.Uint64, log
 		return nil, errors.Join(err, meta.Close())
 	}
 	return &walStore{WAL: w, meta: meta}, nil
+}
+
+// truncatedTailFiler works around a raft-wal v0.4.0 bug (hashicorp/
+// raft-wal#31, fixed upstream after the last release the module proxy
+// serves): deleting a suffix of the log (raft does so when a follower's
+// uncommitted entries conflict with a new leader's) marks the tail
+// segment sealed in the metadata without writing its index block, and
+// after a restart every read of that segment fails with "sealed segment
+// has no index block" -- the node cannot start. Such a segment is opened
+// here the way an unsealed tail is recovered: by scanning its frames into
+// an in-memory index. Nothing is written to it (raft-wal only reads a
+// sealed segment; the scan writes nothing to a file with commits), and
+// the metadata still bounds which of its entries are served.
+type truncatedTailFiler struct{ *segment.Filer }
+
+func (f truncatedTailFiler) Open(info types.SegmentInfo) (types.SegmentReader, error) {
+	if !info.SealTime.IsZero() && info.IndexStart == 0 {
+		return f.Filer.RecoverTail(info)
+	}
+	return f.Filer.Open(info)
 }
 
 // walStore is a raft-wal log that closes its metadata database on Close
