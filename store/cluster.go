@@ -56,9 +56,9 @@ type RaftConfig struct {
 // leader is replaced within about one second.
 func DefaultRaftConfig() RaftConfig {
 	return RaftConfig{
-		HeartbeatTimeout:   250 * time.Millisecond,
-		ElectionTimeout:    250 * time.Millisecond,
-		LeaderLeaseTimeout: 200 * time.Millisecond,
+		HeartbeatTimeout:   200 * time.Millisecond,
+		ElectionTimeout:    200 * time.Millisecond,
+		LeaderLeaseTimeout: 150 * time.Millisecond,
 		CommitTimeout:      5 * time.Millisecond,
 		StaleAfter:         time.Second,
 		NodeTTL:            10 * time.Second,

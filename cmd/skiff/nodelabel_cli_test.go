@@ -5,6 +5,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/skiffml/skiff/store"
 )
 
 // TestServer_NodeLabelRefusesBadUse: a malformed --node-label is a usage
@@ -73,5 +78,39 @@ func TestServer_MinFreeDiskFlag(t *testing.T) {
 	}
 	if diskCheck(0, tmp) != nil {
 		t.Error("--min-free-disk-mib 0 still checks")
+	}
+}
+
+// TestServer_RaftTimingFlags: the election knobs are flags, checked
+// before anything opens: a heartbeat under 10ms, an election timeout
+// under the heartbeat, or a lease over it is a usage error naming the
+// flag; good values reach the raft config.
+func TestServer_RaftTimingFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"--raft-heartbeat-timeout", "1ms"}, "--raft-heartbeat-timeout 1ms"},
+		{[]string{"--raft-heartbeat-timeout", "400ms"}, "--raft-election-timeout 200ms"},
+		{[]string{"--raft-lease-timeout", "300ms"}, "--raft-lease-timeout 300ms"},
+	} {
+		dir := filepath.Join(t.TempDir(), "data")
+		r := skiff(t, dir, append([]string{"server", "--listen", "127.0.0.1:0", "--no-auth"}, tc.args...)...)
+		if r.code != 2 || !strings.Contains(r.stderr, tc.says) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 saying %q", tc.args, r.code, r.stderr, tc.says)
+		}
+	}
+	app := &cli.App{Flags: clusterFlags(), Action: func(c *cli.Context) error {
+		var rc store.RaftConfig
+		if err := raftTimings(c, &rc); err != nil {
+			return err
+		}
+		if rc.HeartbeatTimeout != 500*time.Millisecond || rc.ElectionTimeout != time.Second || rc.LeaderLeaseTimeout != 400*time.Millisecond {
+			t.Errorf("raft config %+v", rc)
+		}
+		return nil
+	}}
+	if err := app.Run([]string{"skiff", "--raft-heartbeat-timeout", "500ms", "--raft-election-timeout", "1s", "--raft-lease-timeout", "400ms"}); err != nil {
+		t.Fatal(err)
 	}
 }

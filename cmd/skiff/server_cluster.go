@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -28,6 +29,9 @@ func clusterFlags() []cli.Flag {
 		&cli.IntFlag{Name: "bootstrap-expect", Usage: "form a new cluster once `N` fresh servers (this one included) have found each other through --join"},
 		&cli.StringSliceFlag{Name: "join", EnvVars: []string{"SKIFF_JOIN"}, Usage: "cluster `ADDR[,ADDR...]` of other servers: to join their cluster, or to find the --bootstrap-expect peers (repeatable)"},
 		&cli.StringFlag{Name: "node-id", Usage: "this server's cluster `ID` (default: generated once and kept in the data dir)"},
+		&cli.DurationFlag{Name: "raft-heartbeat-timeout", Value: store.DefaultRaftConfig().HeartbeatTimeout, Usage: "with --raft: a follower that hears nothing from the leader for this `DURATION` (up to twice it, randomised) stands for election; raise it (with --raft-election-timeout) on a slow or loaded network"},
+		&cli.DurationFlag{Name: "raft-election-timeout", Value: store.DefaultRaftConfig().ElectionTimeout, Usage: "with --raft: a candidate without a majority tries again after this `DURATION` (randomised; at least --raft-heartbeat-timeout)"},
+		&cli.DurationFlag{Name: "raft-lease-timeout", Value: store.DefaultRaftConfig().LeaderLeaseTimeout, Usage: "with --raft: a leader that hears from no majority for this `DURATION` steps down (at most --raft-heartbeat-timeout)"},
 		&cli.DurationFlag{Name: "worker-heartbeat", Value: store.DefaultRaftConfig().WorkerHeartbeat, Usage: "how often this server's worker renews its lease (one command per node)"},
 		&cli.DurationFlag{Name: "node-ttl", Value: store.DefaultRaftConfig().NodeTTL, Usage: "a worker not heard from for this `DURATION` is declared down by the leader; what it ran is lost and runs again elsewhere (at least twice --worker-heartbeat)"},
 		&cli.DurationFlag{Name: "blob-repair-interval", Value: cluster.DefaultBlobsConfig().RepairInterval, Usage: "how often this server fetches the artifacts and logs it should hold and lacks (it came back, or a holder left); 0 never"},
@@ -48,6 +52,22 @@ func workerTimings(c *cli.Context, rc *store.RaftConfig) error {
 	case rc.NodeTTL < 2*rc.WorkerHeartbeat:
 		return usageError("--node-ttl %s: must be at least twice --worker-heartbeat (%s)", rc.NodeTTL, rc.WorkerHeartbeat)
 	}
+	return nil
+}
+
+// raftTimings sets the election knobs of rc from the flags.
+func raftTimings(c *cli.Context, rc *store.RaftConfig) error {
+	hb, el, lease := c.Duration("raft-heartbeat-timeout"), c.Duration("raft-election-timeout"), c.Duration("raft-lease-timeout")
+	const least = 10 * time.Millisecond
+	switch {
+	case hb < least:
+		return usageError("--raft-heartbeat-timeout %s: want at least %s", hb, least)
+	case el < hb:
+		return usageError("--raft-election-timeout %s: want at least --raft-heartbeat-timeout (%s)", el, hb)
+	case lease < least || lease > hb:
+		return usageError("--raft-lease-timeout %s: want %s to --raft-heartbeat-timeout (%s)", lease, least, hb)
+	}
+	rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = hb, el, lease
 	return nil
 }
 
@@ -140,6 +160,9 @@ func setupCluster(c *cli.Context, dir, apiURL string) (*clusterSetup, error) {
 	if err := workerTimings(c, &cs.raft); err != nil {
 		return nil, err
 	}
+	if err := raftTimings(c, new(store.RaftConfig)); err != nil { // checked before any port opens
+		return nil, err
+	}
 	labels, err := nodeLabels(c)
 	if err != nil {
 		return nil, err
@@ -192,6 +215,9 @@ func setupCluster(c *cli.Context, dir, apiURL string) (*clusterSetup, error) {
 	cs.raft = store.DefaultRaftConfig()
 	cs.raft.NodeID = id
 	cs.raft.WorkerHeartbeat, cs.raft.NodeTTL = c.Duration("worker-heartbeat"), c.Duration("node-ttl")
+	if err := raftTimings(c, &cs.raft); err != nil {
+		return nil, err
+	}
 	cs.cfg.BootstrapExpect, cs.cfg.Join = expect, join
 	return cs, nil
 }
