@@ -179,3 +179,24 @@ func TestCLI_KubeLogsWhileStepRuns(t *testing.T) {
 		t.Fatalf("run %s: %s %s", runID, s.State, s.Error)
 	}
 }
+
+// TestCLI_KubeQPSRefusesBadValue: --kube-qps takes a number above 0 (no
+// control plane needed: the value is checked before the API is called).
+func TestCLI_KubeQPSRefusesBadValue(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	kc := writeFile(t, dir, "kubeconfig", `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`)
+	p := writeFile(t, dir, "held.yaml", kfpHeld)
+	for _, v := range []string{"0", "-3", "fast"} {
+		r := skiff(t, filepath.Join(dir, "data"), "run", p, "--executor", "kube", "--kubeconfig", kc, "--kube-qps", v)
+		if r.code == 0 || !strings.Contains(r.stderr, "--kube-qps") {
+			t.Errorf("--kube-qps %s: exit %d, stderr %s; want a refusal naming --kube-qps", v, r.code, r.stderr)
+		}
+	}
+}
