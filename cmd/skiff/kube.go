@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,6 +23,11 @@ import (
 
 // kubeStartTimeout bounds how long startup waits for the API server.
 const kubeStartTimeout = 30 * time.Second
+
+// defaultKubeQPS is the kube executor's client-side rate limit, in
+// requests a second (each step makes at least two: create and delete
+// its pod); its burst is twice that.
+const defaultKubeQPS = 50
 
 // kubeFlags configure the kube executor (skiff run, skiff server). Each has
 // an environment variable, so that commands that resume runs (skiff runs
@@ -44,6 +50,8 @@ func kubeFlags() []cli.Flag {
 			Usage: "Skiff `IMAGE` (make image) whose /bin/skiff an init container copies into pods of steps that move artifacts; skiff server only (without it such steps are refused)"},
 		&cli.StringFlag{Name: "kube-launcher-api", EnvVars: []string{"SKIFF_KUBE_LAUNCHER_API"},
 			Usage: "`URL` of this server's API as pods reach it (required with --kube-launcher-image)"},
+		&cli.StringFlag{Name: "kube-qps", EnvVars: []string{"SKIFF_KUBE_QPS"}, Value: fmt.Sprint(defaultKubeQPS),
+			Usage: "`N` requests a second the kube executor may make to the API server (bursts of twice that); client-go's own default of 5 throttles a chain of steps to about 400 ms a step"},
 		&cli.StringFlag{Name: "kube-launcher-key-file", EnvVars: []string{"SKIFF_KUBE_LAUNCHER_KEY_FILE"},
 			Usage: "`FILE` of at least 32 bytes: the key of the launchers' per-execution tokens; every server of a cluster needs the same (default: a key of this process's own, so pods started before a restart or failover fail their report)"},
 	}
@@ -92,6 +100,13 @@ func openKube(c *cli.Context, log *slog.Logger, l *kube.Launcher, st *store.Stor
 			return nil, fmt.Errorf("--kubeconfig %s: namespace: %w", path, err)
 		}
 	}
+	qps := float64(defaultKubeQPS)
+	if v := kubeOpt(c, "kube-qps"); v != "" {
+		if qps, err = strconv.ParseFloat(v, 32); err != nil || qps <= 0 {
+			return nil, fmt.Errorf("--kube-qps %q: want a number above 0", v)
+		}
+	}
+	rest.QPS, rest.Burst = float32(qps), int(2*qps)
 	client, err := kubernetes.NewForConfig(rest)
 	if err != nil {
 		return nil, fmt.Errorf("--kubeconfig %s: %w", path, err)

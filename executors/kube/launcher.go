@@ -126,8 +126,8 @@ func (b *podBuilder) launcher() error {
 
 // withReport completes ev, the exit of a launcher pod, from the report
 // its termination message names: outputs and the log on success, the
-// launcher's reason on failure. A report that is missing, unsigned or of
-// another execution fails a zero exit.
+// launcher's reason on failure. A report that is missing, unsigned, of
+// another execution or without every declared output fails a zero exit.
 func (e *Executor) withReport(ctx context.Context, s *executors.Spec, p *corev1.Pod, ev executors.Event) executors.Event {
 	rep, err := e.readReport(ctx, s.ID, p)
 	if err != nil {
@@ -141,11 +141,25 @@ func (e *Executor) withReport(ctx context.Context, s *executors.Spec, p *corev1.
 	case ev.State == spec.TaskSucceeded && rep.Reason != "":
 		ev.State, ev.Reason = spec.TaskFailed, rep.Reason
 	case ev.State == spec.TaskSucceeded:
+		if name := missingOutput(s, rep.Outputs); name != "" {
+			ev.State, ev.Reason = spec.TaskFailed, fmt.Sprintf("launcher: the report lacks declared output %q", name)
+			return ev
+		}
 		ev.Outputs = rep.Outputs
 	case rep.Reason != "" && rep.Reason != fmt.Sprintf("exit code %d", ev.ExitCode):
 		ev.Reason = joinReason(ev.Reason, rep.Reason)
 	}
 	return ev
+}
+
+// missingOutput is the first output s declares that outs lacks, or "".
+func missingOutput(s *executors.Spec, outs map[string]spec.Value) string {
+	for _, o := range s.Outputs {
+		if _, ok := outs[o.Name]; !ok {
+			return o.Name
+		}
+	}
+	return ""
 }
 
 func (e *Executor) readReport(ctx context.Context, id string, p *corev1.Pod) (*launch.Report, error) {

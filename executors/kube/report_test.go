@@ -19,7 +19,7 @@ import (
 // TestWithReport_TrustsOnlySignedReportsOfTheExecution: the executor
 // takes a launcher pod's outputs from the report its termination message
 // names, and fails a zero exit whose report is missing, unsigned, of
-// another execution or says the launcher failed.
+// another execution, says the launcher failed or lacks a declared output.
 func TestWithReport_TrustsOnlySignedReportsOfTheExecution(t *testing.T) {
 	blobs, err := blob.Open(filepath.Join(t.TempDir(), "blobs"))
 	if err != nil {
@@ -27,7 +27,7 @@ func TestWithReport_TrustsOnlySignedReportsOfTheExecution(t *testing.T) {
 	}
 	keys := launch.RandomKeys()
 	e := &Executor{cfg: Config{Launcher: &Launcher{Keys: keys, Blobs: blobs}}}
-	s := &executors.Spec{ID: "run-0-1"}
+	s := &executors.Spec{ID: "run-0-1", Outputs: []executors.OutputSpec{{Name: "n", Type: spec.TypeInt}}}
 	store := func(rep launch.Report) launch.ReportReceipt {
 		data, _ := json.Marshal(rep)
 		ref, err := blobs.Put(context.Background(), bytes.NewReader(data))
@@ -44,6 +44,7 @@ func TestWithReport_TrustsOnlySignedReportsOfTheExecution(t *testing.T) {
 	good := store(launch.Report{Execution: s.ID, Outputs: map[string]spec.Value{"n": {Param: json.RawMessage("3")}}, Logs: logs})
 	mine := store(launch.Report{Execution: s.ID, Reason: `output "m": missing`})
 	other := store(launch.Report{Execution: "run-1-1", Outputs: map[string]spec.Value{"n": {Param: json.RawMessage("9")}}})
+	lacking := store(launch.Report{Execution: s.ID, Outputs: map[string]spec.Value{"other": {Param: json.RawMessage("1")}}, Logs: logs})
 	forged := good
 	forged.Signature = strings.Repeat("0", len(good.Signature))
 	otherSignedForMe := launch.ReportReceipt{Digest: other.Digest, Signature: keys.SignReport(s.ID, other.Digest)}
@@ -59,6 +60,7 @@ func TestWithReport_TrustsOnlySignedReportsOfTheExecution(t *testing.T) {
 		{"another execution's report", other.Termination(), "signature"},
 		{"another execution's report, signed for this one", otherSignedForMe.Termination(), "is not one of execution"},
 		{"the launcher failed", mine.Termination(), `output "m": missing`},
+		{"a signed report without a declared output", lacking.Termination(), `lacks declared output "n"`},
 	} {
 		ev := e.withReport(context.Background(), s, pod(0, c.msg), succeeded)
 		if ev.State != spec.TaskFailed || !strings.Contains(ev.Reason, c.reason) || ev.Outputs != nil {

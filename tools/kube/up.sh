@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Starts a Kubernetes control plane on loopback for Skiff's tests: etcd,
 # kube-apiserver, kube-scheduler and kwok (fake nodes: kwok-cpu-0,
-# kwok-cpu-1 and kwok-gpu-0 with 4 nvidia.com/gpu). Builds the binaries
+# kwok-cpu-1 and kwok-gpu-0 with 4 nvidia.com/gpu). kwok also serves
+# container logs as a kubelet would (kubectl logs, pods/log through the API
+# server): a test creates a kwok Logs object (kwok.x-k8s.io/v1alpha1,
+# namespace and name of the pod) naming a file in the CRI log format, and
+# the API server reaches kwok on loopback at the node's kubelet port,
+# without verifying kwok's self-signed certificate. Builds the binaries
 # first when the cache lacks them (build.sh). Writes a kubeconfig and
 # prints its path; down.sh stops everything.
 set -euo pipefail
@@ -68,7 +73,8 @@ start kube-apiserver "$KUBE_BIN/kube-apiserver" \
   --service-account-signing-key-file "$KUBE_STATE/pki/sa.key" \
   --service-cluster-ip-range 10.96.0.0/16 \
   --disable-admission-plugins ServiceAccount,TaintNodesByCondition \
-  --allow-privileged=true --enable-priority-and-fairness=false
+  --allow-privileged=true --enable-priority-and-fairness=false \
+  --kubelet-preferred-address-types InternalIP
 api="https://127.0.0.1:$KUBE_API_PORT"
 kc() { curl -sfk --cert "$KUBE_STATE/pki/admin.crt" --key "$KUBE_STATE/pki/admin.key" "$@"; }
 wait_until kube-apiserver 180 kc "$api/readyz"
@@ -95,8 +101,13 @@ chmod 600 kubeconfig
 
 start kube-scheduler "$KUBE_BIN/kube-scheduler" --kubeconfig "$KUBE_STATE/kubeconfig" \
   --leader-elect=false --bind-address 127.0.0.1 --secure-port 0
+# kwok's Logs resource (its CRD, copied from sigs.k8s.io/kwok's
+# kustomize/crd/bases), established before kwok starts watching it.
+kc -X POST -H 'Content-Type: application/yaml' --data-binary @"$KUBE_TOOLS_DIR/kwok-logs-crd.yaml" \
+  "$api/apis/apiextensions.k8s.io/v1/customresourcedefinitions" >/dev/null || fail "create the kwok Logs CRD"
+wait_until "kwok Logs CRD" 60 kc "$api/apis/kwok.x-k8s.io/v1alpha1/logs"
 start kwok "$KUBE_BIN/kwok" --kubeconfig "$KUBE_STATE/kubeconfig" \
-  --config "$KUBE_TOOLS_DIR/stages.yaml" \
+  --config "$KUBE_TOOLS_DIR/stages.yaml" --enable-crds Logs --node-port "$KUBE_KWOK_PORT" \
   --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \
   --node-ip 127.0.0.1 --cidr 10.244.0.0/16 --server-address "127.0.0.1:$KUBE_KWOK_PORT"
 
@@ -117,6 +128,8 @@ ready() { kc "$api/api/v1/nodes" | jq -e '[.items[] | select(.status.conditions[
 wait_until "kwok nodes" 120 ready
 kc "$api/api/v1/nodes/kwok-gpu-0" | jq -e '.status.allocatable["nvidia.com/gpu"] == "4"' >/dev/null ||
   fail "kwok-gpu-0 lacks its 4 nvidia.com/gpu"
+kc "$api/api/v1/nodes/kwok-cpu-0" | jq -e ".status.daemonEndpoints.kubeletEndpoint.Port == $KUBE_KWOK_PORT" >/dev/null ||
+  fail "kwok-cpu-0 lacks its kubelet port $KUBE_KWOK_PORT (pod logs)"
 # The default namespace's default service account: no controller manager
 # makes it here.
 kc -X POST -H 'Content-Type: application/json' "$api/api/v1/namespaces/default/serviceaccounts" \
