@@ -101,9 +101,10 @@ chmod 600 kubeconfig
 
 start kube-scheduler "$KUBE_BIN/kube-scheduler" --kubeconfig "$KUBE_STATE/kubeconfig" \
   --leader-elect=false --bind-address 127.0.0.1 --secure-port 0
-# kwok's Logs resource (its CRD, copied from sigs.k8s.io/kwok's
-# kustomize/crd/bases), established before kwok starts watching it.
-kc -X POST -H 'Content-Type: application/yaml' --data-binary @"$KUBE_TOOLS_DIR/kwok-logs-crd.yaml" \
+# kwok's Logs resource: its CRD, as the kwok module kwok was built from
+# ships it (kustomize/crd/bases), established before kwok starts watching it.
+kwok_dir=$(cd "$KUBE_TOOLS_DIR/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok) || fail "find the sigs.k8s.io/kwok module"
+kc -X POST -H 'Content-Type: application/yaml' --data-binary @"$kwok_dir/kustomize/crd/bases/kwok.x-k8s.io_logs.yaml" \
   "$api/apis/apiextensions.k8s.io/v1/customresourcedefinitions" >/dev/null || fail "create the kwok Logs CRD"
 wait_until "kwok Logs CRD" 60 kc "$api/apis/kwok.x-k8s.io/v1alpha1/logs"
 start kwok "$KUBE_BIN/kwok" --kubeconfig "$KUBE_STATE/kubeconfig" \
