@@ -6,7 +6,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
+
+	"github.com/skiffml/skiff/store"
 )
 
 // DefaultWorkloads run when none are named: a small-to-medium set that
@@ -47,6 +50,16 @@ type Config struct {
 	// fan-outs (needs Cluster). With Failover and no Workloads named, only
 	// the failover is measured.
 	Failover int
+	// Trace, when set, is called before each measured run with its side
+	// ("skiff[wal]", or a peer's name), workload and run number (from 1):
+	// tests check the interleaving with it.
+	Trace func(side, workload string, run int)
+}
+
+func (c Config) trace(side, workload string, run int) {
+	if c.Trace != nil {
+		c.Trace(side, workload, run)
+	}
 }
 
 // Run measures every workload on one real node, then on each peer, and
@@ -83,10 +96,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		dir = d
 	}
 	rep := &Report{
-		Date:    time.Now().UTC().Format(time.RFC3339),
-		Machine: DescribeMachine(),
-		Durable: !cfg.NoSync,
-		Runs:    runs,
+		Date:       time.Now().UTC().Format(time.RFC3339),
+		Machine:    DescribeMachine(),
+		Durable:    !cfg.NoSync,
+		Durability: SkiffDurability(cfg.NoSync, cfg.LogStores),
+		Runs:       runs,
 	}
 	kinds := cfg.LogStores
 	if len(kinds) == 0 {
@@ -116,37 +130,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		n.Progress = cfg.Progress
 		nodes = append(nodes, n)
 	}
+	peers := installPeers(ctx, cfg, rep, progress)
 	for _, w := range ws {
-		rs := make([][]Result, len(nodes))
-		errs := make([]error, len(nodes))
-		for i := 0; i < runs; i++ {
-			for k, n := range nodes {
-				if errs[k] != nil {
-					continue
-				}
-				fmt.Fprintf(progress, "skiff %s [%s] run %d ...\n", w.Name(), n.Store.LogStore(), i+1)
-				r, err := n.Run(ctx, w)
-				if err != nil {
-					errs[k] = err
-					continue
-				}
-				rs[k] = append(rs[k], r)
-			}
-		}
-		for k, n := range nodes {
-			res := NewResult(rs[k])
-			res.Workload, res.LogStore = w.Name(), n.Store.LogStore()
-			if errs[k] != nil {
-				res = WorkloadResult{Workload: w.Name(), LogStore: n.Store.LogStore(), Error: errs[k].Error()}
-			}
-			rep.Results = append(rep.Results, res)
-		}
+		runWorkload(ctx, cfg, w, runs, dir, nodes, peers, rep, progress)
 	}
 	if err := closeNodes(); err != nil {
 		return nil, err
-	}
-	if len(cfg.Peers) > 0 {
-		runPeers(ctx, cfg, ws, runs, dir, rep, progress)
 	}
 	if cfg.Cluster > 0 {
 		if err := runCluster(ctx, cfg, ws, runs, dir, rep, progress); err != nil {
@@ -156,14 +145,35 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return rep, nil
 }
 
-func runPeers(ctx context.Context, cfg Config, ws []Workload, runs int, dir string, rep *Report, progress io.Writer) {
-	timeout := cfg.PeerTimeout
-	if timeout == 0 {
-		timeout = 5 * time.Minute
+// SkiffDurability is Report.Durability: what one entry costs, as run.
+func SkiffDurability(noSync bool, logStores []string) string {
+	if noSync {
+		return "none (--no-sync): the Raft log is not fsynced; a crash may lose acknowledged entries"
 	}
+	return "fsync per Raft log append (" + strings.Join(logStoresOrDefault(logStores), ", ") + "): every committed entry is on disk before it is applied; state.db is rebuilt from the log after a crash"
+}
+
+func logStoresOrDefault(kinds []string) []string {
+	var out []string
+	for _, k := range kinds {
+		if k == "" {
+			k = store.DefaultLogStore
+		}
+		out = append(out, k)
+	}
+	if len(out) == 0 {
+		out = []string{store.DefaultLogStore}
+	}
+	return out
+}
+
+// installPeers installs cfg.Peers and records their status in rep; it
+// returns them in the same order, nil for one not installed.
+func installPeers(ctx context.Context, cfg Config, rep *Report, progress io.Writer) []Peer {
 	cache, cerr := PeerCacheDir()
+	var ok []Peer
 	for _, p := range cfg.Peers {
-		st := PeerStatus{Peer: p.Name()}
+		st := PeerStatus{Peer: p.Name(), Durability: p.Durability()}
 		if cerr != nil {
 			st.Error = cerr.Error()
 		} else {
@@ -171,48 +181,111 @@ func runPeers(ctx context.Context, cfg Config, ws []Workload, runs int, dir stri
 			st.Version, st.Error = errString(p.Install(ctx, cache, io.Discard))
 		}
 		rep.Peers = append(rep.Peers, st)
-		for _, w := range ws {
-			res := rep.result(w.Name())
-			pr := PeerResult{Peer: p.Name()}
-			switch {
-			case st.Error != "":
-				pr.Error = "not installed: " + st.Error
-			case p.Unsupported(w) != "":
-				pr.Skipped = p.Unsupported(w)
-			default:
-				fmt.Fprintf(progress, "%s %s ...\n", p.Name(), w.Name())
-				pr = runPeer(ctx, p, w, runs, dir, timeout, res.WallS)
-			}
-			res.Peers = append(res.Peers, pr)
+		if st.Error == "" {
+			ok = append(ok, p)
+		} else {
+			ok = append(ok, nil)
 		}
 	}
+	return ok
 }
 
-func runPeer(ctx context.Context, p Peer, w Workload, runs int, dir string, timeout time.Duration, skiffWallS float64) PeerResult {
+// runWorkload measures w on every node and every peer, interleaved: round
+// r runs Skiff's run r on each node (log store), then each peer's run r,
+// so that a change in the machine's load falls on every side alike. A
+// side that fails is not run again; the others go on.
+func runWorkload(ctx context.Context, cfg Config, w Workload, runs int, dir string, nodes []*Node, peers []Peer, rep *Report, progress io.Writer) {
+	timeout := cfg.PeerTimeout
+	if timeout == 0 {
+		timeout = 5 * time.Minute
+	}
+	rs := make([][]Result, len(nodes))
+	errs := make([]error, len(nodes))
+	prs := make([][]PeerRun, len(peers))
+	perrs := make([]string, len(peers))
+	for j, p := range peers {
+		switch {
+		case p == nil:
+			perrs[j] = "not installed: " + rep.Peers[j].Error
+		case p.Unsupported(w) != "":
+			perrs[j] = "skipped: " + p.Unsupported(w)
+		}
+	}
+	for i := 0; i < runs; i++ {
+		for k, n := range nodes {
+			if errs[k] != nil {
+				continue
+			}
+			cfg.trace("skiff["+n.Store.LogStore()+"]", w.Name(), i+1)
+			fmt.Fprintf(progress, "skiff %s [%s] run %d ...\n", w.Name(), n.Store.LogStore(), i+1)
+			r, err := n.Run(ctx, w)
+			if err != nil {
+				errs[k] = err
+				continue
+			}
+			rs[k] = append(rs[k], r)
+		}
+		for j, p := range peers {
+			if perrs[j] != "" {
+				continue
+			}
+			cfg.trace(p.Name(), w.Name(), i+1)
+			fmt.Fprintf(progress, "%s %s run %d ...\n", p.Name(), w.Name(), i+1)
+			pr, err := runPeerOnce(ctx, p, w, dir, timeout)
+			if err != nil {
+				perrs[j] = "error: " + err.Error()
+				continue
+			}
+			prs[j] = append(prs[j], pr)
+		}
+	}
+	for k, n := range nodes {
+		res := NewResult(rs[k])
+		res.Workload, res.LogStore = w.Name(), n.Store.LogStore()
+		if errs[k] != nil {
+			res = WorkloadResult{Workload: w.Name(), LogStore: n.Store.LogStore(), Error: errs[k].Error()}
+		}
+		rep.Results = append(rep.Results, res)
+	}
+	res := rep.result(w.Name())
 	tasks := 0
 	if pl, err := w.Plan(); err == nil {
 		tasks = w.Tasks(pl)
 	}
-	var walls []time.Duration
-	for i := 0; i < runs; i++ {
-		d, err := os.MkdirTemp(dir, "peer-")
-		if err != nil {
-			return PeerResult{Peer: p.Name(), Error: err.Error()}
+	for j, p := range peers {
+		name := cfg.Peers[j].Name()
+		var pr PeerResult
+		switch e := perrs[j]; {
+		case strings.HasPrefix(e, "skipped: "):
+			pr = PeerResult{Peer: name, Skipped: strings.TrimPrefix(e, "skipped: ")}
+		case strings.HasPrefix(e, "not installed: "):
+			pr = PeerResult{Peer: name, Error: e}
+		case e != "":
+			pr = PeerResult{Peer: name, Error: strings.TrimPrefix(e, "error: ")}
+		default:
+			pr = NewPeerResult(name, tasks, prs[j], res.WallS)
 		}
-		rctx, cancel := context.WithTimeout(ctx, timeout)
-		wall, err := p.Run(rctx, w, d)
-		timedOut := rctx.Err() != nil
-		cancel()
-		os.RemoveAll(d)
-		if timedOut {
-			return PeerResult{Peer: p.Name(), Error: fmt.Sprintf("timed out after %s (over %.0fx Skiff's wall time)", timeout, timeout.Seconds()/max(skiffWallS, 1e-9))}
+		if g, ok := p.(*goWorkflows); ok && g.SQLiteSettings() != "" {
+			rep.Peers[j].Notes = "SQLite as run: " + g.SQLiteSettings()
 		}
-		if err != nil {
-			return PeerResult{Peer: p.Name(), Error: err.Error()}
-		}
-		walls = append(walls, wall)
+		res.Peers = append(res.Peers, pr)
 	}
-	return NewPeerResult(p.Name(), tasks, walls, skiffWallS)
+}
+
+// runPeerOnce runs p on w once in a fresh dir under dir, bounded by timeout.
+func runPeerOnce(ctx context.Context, p Peer, w Workload, dir string, timeout time.Duration) (PeerRun, error) {
+	d, err := os.MkdirTemp(dir, "peer-")
+	if err != nil {
+		return PeerRun{}, err
+	}
+	defer os.RemoveAll(d)
+	rctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	pr, err := p.Run(rctx, w, d)
+	if rctx.Err() != nil {
+		return PeerRun{}, fmt.Errorf("timed out after %s", timeout)
+	}
+	return pr, err
 }
 
 // result is the first result of workload name (with several log stores,
