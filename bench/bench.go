@@ -50,6 +50,10 @@ type Config struct {
 	// fan-outs (needs Cluster). With Failover and no Workloads named, only
 	// the failover is measured.
 	Failover int
+	// Reopen, when set, also measures the recovery time after a kill -9
+	// (MeasureReopen). With Reopen and no Workloads named, only that is
+	// measured.
+	Reopen *ReopenConfig
 	// Trace, when set, is called before each measured run with its side
 	// ("skiff[wal]", or a peer's name), workload and run number (from 1):
 	// tests check the interleaving with it.
@@ -67,7 +71,7 @@ func (c Config) trace(side, workload string, run int) {
 // Run fails only when the node cannot be opened or a workload name is bad.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	names := cfg.Workloads
-	if len(names) == 0 && cfg.Failover == 0 {
+	if len(names) == 0 && cfg.Failover == 0 && cfg.Reopen == nil {
 		names = DefaultWorkloads
 	}
 	if cfg.Failover > 0 && cfg.Cluster < 1 {
@@ -141,6 +145,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if err := runCluster(ctx, cfg, ws, runs, dir, rep, progress); err != nil {
 			return nil, err
 		}
+	}
+	if cfg.Reopen != nil {
+		fmt.Fprintf(progress, "reopen: filling a log, kill -9, reopening ...\n")
+		r := MeasureReopen(ctx, *cfg.Reopen, dir)
+		rep.Reopen = &r
 	}
 	return rep, nil
 }

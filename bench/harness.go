@@ -56,6 +56,9 @@ type Options struct {
 	// LogStore is the raft log's backend (store.LogStoreWAL or
 	// store.LogStoreBolt); "" = the store's default.
 	LogStore string
+	// SnapshotThreshold is the store's (log entries between snapshots);
+	// 0 = the store's default.
+	SnapshotThreshold uint64
 }
 
 // OpenNode opens a node in dir and starts its engine loop.
@@ -64,6 +67,9 @@ func OpenNode(ctx context.Context, dir string, opts Options) (*Node, error) {
 	scfg.NoSync = opts.NoSync
 	if opts.LogStore != "" {
 		scfg.LogStore = opts.LogStore
+	}
+	if opts.SnapshotThreshold != 0 {
+		scfg.SnapshotThreshold = opts.SnapshotThreshold
 	}
 	st, err := store.Open(ctx, scfg)
 	if err != nil {
@@ -310,6 +316,10 @@ type recorder struct {
 	submitted atomic.Int64
 	finished  atomic.Int64 // tasks in a final state
 	cached    atomic.Int64
+	// firstUpdate and firstStart: when the engine first reported a
+	// committed change, and first called an executor's Start, since the
+	// node opened (never reset).
+	firstUpdate, firstStart atomic.Int64
 	// startNanos sums the time spent inside executors' Start calls;
 	// execNanos the time from each Start call to its exit report; execs
 	// counts the executions.
@@ -345,6 +355,7 @@ func (r *recorder) dispatched(task int) { r.mark(func() []atomic.Int64 { return 
 func (r *recorder) exited(task int)     { r.mark(func() []atomic.Int64 { return r.done }, task) }
 
 func (r *recorder) onUpdate(us []engine.Update) {
+	r.firstUpdate.CompareAndSwap(0, time.Now().UnixNano())
 	for _, u := range us {
 		if u.Task < 0 || !u.TaskState.Final() {
 			continue
@@ -414,6 +425,7 @@ type timedExecutor struct {
 }
 
 func (x *timedExecutor) Start(ctx context.Context, s *executors.Spec, report func(executors.Event)) error {
+	x.rec.firstStart.CompareAndSwap(0, time.Now().UnixNano())
 	x.rec.dispatched(s.TaskIndex)
 	task := s.TaskIndex
 	start := time.Now()

@@ -32,6 +32,8 @@ type Report struct {
 	// nodes on loopback (WorkloadResult.Cluster); 0 = not.
 	ClusterNodes int             `json:"cluster_nodes,omitempty"`
 	Failover     *FailoverResult `json:"failover,omitempty"`
+	// Reopen: the recovery time after a kill -9 (--reopen).
+	Reopen *ReopenResult `json:"reopen,omitempty"`
 }
 
 // Machine describes where the figures were measured.
@@ -280,6 +282,32 @@ func (r *Report) WriteTable(w io.Writer) error {
 			}
 		}
 	}
+	if len(r.Results) > 0 {
+		if err := r.writeResults(w); err != nil {
+			return err
+		}
+	}
+	r.writeBreakdowns(w)
+	if f := r.Failover; f != nil {
+		fmt.Fprintf(w, "\nfailover, cluster of %d: leader killed %d times during %s runs (%d submitted, %d succeeded)\n", f.Nodes, f.Kills, f.Workload, f.Runs, f.Succeeded)
+		fmt.Fprintf(w, "  kill to next committed decision: p50 %.0f ms, p99 %.0f ms, max %.0f ms (kill to new leader: p50 %.0f ms, p99 %.0f ms)\n",
+			f.KillToDecisionP50Ms, f.KillToDecisionP99Ms, f.KillToDecisionMaxMs, f.KillToLeaderP50Ms, f.KillToLeaderP99Ms)
+		fmt.Fprintf(w, "  executions started: %d; the same execution started twice: %d; tasks run again after their worker died with the leader: %d\n", f.Executions, f.StartedTwice, f.TasksRerun)
+		if f.Error != "" {
+			fmt.Fprintf(w, "  error: %s\n", f.Error)
+		}
+	}
+	r.writeReopen(w)
+	_, err := fmt.Fprintln(w, "\nWALL: from the pipeline's text to its final state durable, parse and plan included (Skiff: its YAML; go-task: the whole `task` process;\n"+
+		"go-workflows: the whole harness process, opening its database included). SCHED: submission to the final state (go-workflows: its own timer).\n"+
+		"vs SKIFF: the peer's wall time over Skiff's (above 1x, Skiff is faster).\n[wal] [bolt]: the raft log's backend. FSYNCS/task: counted in the log store (wal); ~N: entries × 2, an estimate (bolt: bbolt syncs by itself).\n"+
+		"HEAP: heap in use, garbage included; LIVE: the live heap as of each GC cycle.")
+	return err
+}
+
+// writeResults prints the table of workloads, with their peers and
+// cluster rows.
+func (r *Report) writeResults(w io.Writer) error {
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	const blank = "\t\t\t\t\t\t\t\t\t\t\t\t\t"
@@ -333,22 +361,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	r.writeBreakdowns(w)
-	if f := r.Failover; f != nil {
-		fmt.Fprintf(w, "\nfailover, cluster of %d: leader killed %d times during %s runs (%d submitted, %d succeeded)\n", f.Nodes, f.Kills, f.Workload, f.Runs, f.Succeeded)
-		fmt.Fprintf(w, "  kill to next committed decision: p50 %.0f ms, p99 %.0f ms, max %.0f ms (kill to new leader: p50 %.0f ms, p99 %.0f ms)\n",
-			f.KillToDecisionP50Ms, f.KillToDecisionP99Ms, f.KillToDecisionMaxMs, f.KillToLeaderP50Ms, f.KillToLeaderP99Ms)
-		fmt.Fprintf(w, "  executions started: %d; the same execution started twice: %d; tasks run again after their worker died with the leader: %d\n", f.Executions, f.StartedTwice, f.TasksRerun)
-		if f.Error != "" {
-			fmt.Fprintf(w, "  error: %s\n", f.Error)
-		}
-	}
-	r.writeReopen(w)
-	_, err := fmt.Fprintln(w, "\nWALL: from the pipeline's text to its final state durable, parse and plan included (Skiff: its YAML; go-task: the whole `task` process;\n"+
-		"go-workflows: the whole harness process, opening its database included). SCHED: submission to the final state (go-workflows: its own timer).\n"+
-		"vs SKIFF: the peer's wall time over Skiff's (above 1x, Skiff is faster).\n[wal] [bolt]: the raft log's backend. FSYNCS/task: counted in the log store (wal); ~N: entries × 2, an estimate (bolt: bbolt syncs by itself).\n"+
-		"HEAP: heap in use, garbage included; LIVE: the live heap as of each GC cycle.")
-	return err
+	return nil
 }
 
 // writeBreakdowns prints, for each proc- workload, where a task's time
