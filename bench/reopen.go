@@ -132,14 +132,19 @@ func MeasureReopen(ctx context.Context, cfg ReopenConfig, dir string) ReopenResu
 		res.Error = "no child command"
 		return res
 	}
-	kept := filepath.Join(dir, "reopen")
+	kept, lost := filepath.Join(dir, "reopen"), filepath.Join(dir, "reopen-state-lost")
+	for _, d := range []string{kept, lost} { // left by an earlier --data-dir run
+		if err := os.RemoveAll(d); err != nil {
+			res.Error = err.Error()
+			return res
+		}
+	}
 	runID, index, err := killedChild(ctx, cfg, kept)
 	res.Entries, res.Killed = index, err == nil
 	if err != nil {
 		res.Error = err.Error()
 		return res
 	}
-	lost := filepath.Join(dir, "reopen-state-lost")
 	if err := copyDir(kept, lost); err != nil {
 		res.Error = err.Error()
 		return res
