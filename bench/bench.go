@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -136,7 +137,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	peers := installPeers(ctx, cfg, rep, progress)
 	for _, w := range ws {
-		runWorkload(ctx, cfg, w, runs, dir, nodes, peers, rep, progress)
+		runWorkload(ctx, cfg, w, runs, dir, nodes, peersFor(w, ws, peers), rep, progress)
 	}
 	if err := closeNodes(); err != nil {
 		return nil, err
@@ -197,6 +198,37 @@ func installPeers(ctx context.Context, cfg Config, rep *Report, progress io.Writ
 		}
 	}
 	return ok
+}
+
+// peersFor is peers, or, for parallelfor-N when fanout-N runs in the
+// same invocation, the same peers marked to skip it: peers run a loop as
+// that very fan-out, so the fan-out's row has their figures.
+func peersFor(w Workload, ws []Workload, peers []Peer) []Peer {
+	if w.Shape != ShapeParallelFor {
+		return peers
+	}
+	fan := Workload{Shape: ShapeFanout, N: w.N, Executor: w.Executor, Command: w.Command}
+	if !slices.ContainsFunc(ws, func(x Workload) bool { return x.Name() == fan.Name() }) {
+		return peers
+	}
+	out := make([]Peer, len(peers))
+	for i, p := range peers {
+		if p != nil {
+			p = sameAs{p, fan.Name()}
+		}
+		out[i] = p
+	}
+	return out
+}
+
+// sameAs is a peer that skips a workload it would run as another one.
+type sameAs struct {
+	Peer
+	other string
+}
+
+func (p sameAs) Unsupported(Workload) string {
+	return "runs as " + p.other + " (no loops): see that row"
 }
 
 // runWorkload measures w on every node and every peer, interleaved: round
@@ -273,6 +305,9 @@ func runWorkload(ctx context.Context, cfg Config, w Workload, runs int, dir stri
 			pr = PeerResult{Peer: name, Error: strings.TrimPrefix(e, "error: ")}
 		default:
 			pr = NewPeerResult(name, tasks, prs[j], res.WallS)
+		}
+		if s, ok := p.(sameAs); ok {
+			p = s.Peer
 		}
 		if g, ok := p.(*goWorkflows); ok && g.SQLiteSettings() != "" {
 			rep.Peers[j].Notes = "SQLite as run: " + g.SQLiteSettings()

@@ -142,3 +142,22 @@ func TestWorkload_YAMLCompilesToPlan(t *testing.T) {
 		})
 	}
 }
+
+// TestRun_PeersSkipParallelForBesideItsFanout: peers run parallelfor-N as
+// fanout-N, so with both named they run it once, in the fan-out's row.
+func TestRun_PeersSkipParallelForBesideItsFanout(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	counts := map[string]int{}
+	a := &fakePeer{name: "peer-a"}
+	rep, err := Run(context.Background(), Config{Workloads: []string{"fanout-3", "parallelfor-3", "parallelfor-2"}, Peers: []Peer{a}, DataDir: t.TempDir(), NoSync: true,
+		Trace: func(side, w string, _ int) { counts[side+" "+w]++ }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts["peer-a fanout-3"] != 1 || counts["peer-a parallelfor-3"] != 0 || counts["peer-a parallelfor-2"] != 1 || counts["skiff[wal] parallelfor-3"] != 1 {
+		t.Errorf("runs %v", counts)
+	}
+	if p := rep.Results[1].Peers[0]; p.Peer != "peer-a" || !strings.Contains(p.Skipped, "fanout-3") {
+		t.Errorf("parallelfor-3's peer row %+v", p)
+	}
+}
