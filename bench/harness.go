@@ -536,7 +536,8 @@ func heapInuse() uint64 {
 //     work dir and the fork/exec of the step's process);
 //   - Exec: from that call to the executor's exit report (the process's
 //     start, its run, its wait, the executor's output handling): with
-//     /bin/true this is process start;
+//     /bin/true this is process start; where tasks run at once it also
+//     holds the wait for a slot of the local executor (its CPU count);
 //   - Commit: the engine's commits (skiff_engine_commit_seconds: the store
 //     entry through Raft, the log's fsync and the state machine's apply);
 //   - Engine: the rest of the wall time per task (event delivery, the

@@ -310,7 +310,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 func (r *Report) writeResults(w io.Writer) error {
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	const blank = "\t\t\t\t\t\t\t\t\t\t\t\t\t"
+	const blank = "\t\t\t\t\t\t\t\t\t\t\t\t\t\t"
 	fmt.Fprintln(tw, "WORKLOAD\tTASKS\tWALL s\t(min-max)\tSCHED s\tTASKS/s\tP50 ms\tP99 ms\tENTRIES/task\tFSYNCS/task\tHEAP peak MiB\tHEAP B/task\tLIVE B/task\tvs SKIFF\t")
 	for _, x := range r.Results {
 		if x.Error != "" {
@@ -374,7 +374,7 @@ func (r *Report) writeBreakdowns(w io.Writer) {
 			continue
 		}
 		if first {
-			fmt.Fprintln(w, "\nper task (median run): executor Start call / Start to exit (process start and run) / engine commits (store entry, fsync) / rest of the engine")
+			fmt.Fprintln(w, "\nper task (median run): executor Start call / Start to exit (process start and run; with tasks at once, waiting for an executor slot too) / engine commits (store entry, fsync) / rest of the engine (chains only)")
 			first = false
 		}
 		engine := "overlapped"
