@@ -56,8 +56,11 @@ type ReopenResult struct {
 	Kept ReopenTiming `json:"state_kept"`
 	// Lost: the same data dir with state.db removed (as after a power
 	// loss that took its unsynced pages): every entry is applied again.
-	Lost  ReopenTiming `json:"state_lost"`
-	Error string       `json:"error,omitempty"`
+	Lost ReopenTiming `json:"state_lost"`
+	// FreshOpenMs is the baseline: opening a new, empty data dir (the
+	// store created, raft bootstrapped and elected), nothing to replay.
+	FreshOpenMs float64 `json:"fresh_open_ms"`
+	Error       string  `json:"error,omitempty"`
 }
 
 // ReopenTiming is one reopen: from opening the data dir to the store
@@ -132,8 +135,8 @@ func MeasureReopen(ctx context.Context, cfg ReopenConfig, dir string) ReopenResu
 		res.Error = "no child command"
 		return res
 	}
-	kept, lost := filepath.Join(dir, "reopen"), filepath.Join(dir, "reopen-state-lost")
-	for _, d := range []string{kept, lost} { // left by an earlier --data-dir run
+	kept, lost, fresh := filepath.Join(dir, "reopen"), filepath.Join(dir, "reopen-state-lost"), filepath.Join(dir, "reopen-fresh")
+	for _, d := range []string{kept, lost, fresh} { // left by an earlier --data-dir run
 		if err := os.RemoveAll(d); err != nil {
 			res.Error = err.Error()
 			return res
@@ -155,6 +158,17 @@ func MeasureReopen(ctx context.Context, cfg ReopenConfig, dir string) ReopenResu
 	}
 	if ents, err := os.ReadDir(filepath.Join(kept, "store", "snapshots")); err == nil {
 		res.Snapshots = len(ents)
+	}
+	start := time.Now()
+	n, err := OpenNode(ctx, fresh, Options{NoSync: cfg.NoSync, LogStore: cfg.LogStore})
+	if err != nil {
+		res.Error = err.Error()
+		return res
+	}
+	res.FreshOpenMs = ms(time.Since(start))
+	if err := n.Close(); err != nil {
+		res.Error = err.Error()
+		return res
 	}
 	res.Kept, res.LogEntries = reopenOnce(ctx, cfg, kept, runID)
 	res.Lost, _ = reopenOnce(ctx, cfg, lost, runID)
@@ -278,7 +292,7 @@ func (r *Report) writeReopen(w io.Writer) {
 	if x == nil {
 		return
 	}
-	fmt.Fprintf(w, "\nreopen after kill -9: %d log entries after the last snapshot (%d snapshots); child killed: %v\n", x.LogEntries, x.Snapshots, x.Killed)
+	fmt.Fprintf(w, "\nreopen after kill -9: %d log entries after the last snapshot (%d snapshots); child killed: %v; opening a new data dir takes %.0f ms\n", x.LogEntries, x.Snapshots, x.Killed, x.FreshOpenMs)
 	if x.Error != "" {
 		fmt.Fprintf(w, "  error: %s\n", x.Error)
 		return

@@ -42,7 +42,7 @@ func TestMeasureReopen_ReplaysTheKilledChildsLog(t *testing.T) {
 	if res.Error != "" {
 		t.Fatal(res.Error)
 	}
-	if !res.Killed || res.Entries < entries || res.LogEntries < res.Entries || res.Snapshots != 0 {
+	if !res.Killed || res.Entries < entries || res.LogEntries < res.Entries || res.Snapshots != 0 || res.FreshOpenMs <= 0 {
 		t.Errorf("result %+v: want a killed child with at least %d entries, all in the reopened log, no snapshot", res, entries)
 	}
 	for name, x := range map[string]ReopenTiming{"kept": res.Kept, "lost": res.Lost} {
