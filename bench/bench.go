@@ -231,6 +231,12 @@ func (p sameAs) Unsupported(Workload) string {
 	return "runs as " + p.other + " (no loops): see that row"
 }
 
+// peerRuns is one peer's runs of a workload, or why it has none (more).
+type peerRuns struct {
+	runs         []PeerRun
+	skipped, err string
+}
+
 // runWorkload measures w on every node and every peer, interleaved: round
 // r runs Skiff's run r on each node (log store), then each peer's run r,
 // so that a change in the machine's load falls on every side alike. A
@@ -242,14 +248,13 @@ func runWorkload(ctx context.Context, cfg Config, w Workload, runs int, dir stri
 	}
 	rs := make([][]Result, len(nodes))
 	errs := make([]error, len(nodes))
-	prs := make([][]PeerRun, len(peers))
-	perrs := make([]string, len(peers))
+	prs := make([]peerRuns, len(peers))
 	for j, p := range peers {
 		switch {
 		case p == nil:
-			perrs[j] = "not installed: " + rep.Peers[j].Error
+			prs[j].err = "not installed: " + rep.Peers[j].Error
 		case p.Unsupported(w) != "":
-			perrs[j] = "skipped: " + p.Unsupported(w)
+			prs[j].skipped = p.Unsupported(w)
 		}
 	}
 	for i := 0; i < runs; i++ {
@@ -267,17 +272,17 @@ func runWorkload(ctx context.Context, cfg Config, w Workload, runs int, dir stri
 			rs[k] = append(rs[k], r)
 		}
 		for j, p := range peers {
-			if perrs[j] != "" {
+			if prs[j].skipped != "" || prs[j].err != "" {
 				continue
 			}
 			cfg.trace(p.Name(), w.Name(), i+1)
 			fmt.Fprintf(progress, "%s %s run %d ...\n", p.Name(), w.Name(), i+1)
 			pr, err := runPeerOnce(ctx, p, w, dir, timeout)
 			if err != nil {
-				perrs[j] = "error: " + err.Error()
+				prs[j].err = err.Error()
 				continue
 			}
-			prs[j] = append(prs[j], pr)
+			prs[j].runs = append(prs[j].runs, pr)
 		}
 	}
 	for k, n := range nodes {
@@ -288,23 +293,20 @@ func runWorkload(ctx context.Context, cfg Config, w Workload, runs int, dir stri
 		}
 		rep.Results = append(rep.Results, res)
 	}
+	addPeerResults(cfg, w, peers, prs, rep)
+}
+
+// addPeerResults puts the peers' figures under w's first result.
+func addPeerResults(cfg Config, w Workload, peers []Peer, prs []peerRuns, rep *Report) {
 	res := rep.result(w.Name())
 	tasks := 0
 	if pl, err := w.Plan(); err == nil {
 		tasks = w.Tasks(pl)
 	}
 	for j, p := range peers {
-		name := cfg.Peers[j].Name()
-		var pr PeerResult
-		switch e := perrs[j]; {
-		case strings.HasPrefix(e, "skipped: "):
-			pr = PeerResult{Peer: name, Skipped: strings.TrimPrefix(e, "skipped: ")}
-		case strings.HasPrefix(e, "not installed: "):
-			pr = PeerResult{Peer: name, Error: e}
-		case e != "":
-			pr = PeerResult{Peer: name, Error: strings.TrimPrefix(e, "error: ")}
-		default:
-			pr = NewPeerResult(name, tasks, prs[j], res.WallS)
+		pr := PeerResult{Peer: cfg.Peers[j].Name(), Skipped: prs[j].skipped, Error: prs[j].err}
+		if pr.Skipped == "" && pr.Error == "" {
+			pr = NewPeerResult(pr.Peer, tasks, prs[j].runs, res.WallS)
 		}
 		if s, ok := p.(sameAs); ok {
 			p = s.Peer
