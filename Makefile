@@ -74,11 +74,12 @@ check: ## go vet, gofmt and the import rules.
 
 BENCH_WORKLOADS ?= fanout-10000 parallelfor-10000 chain-1000 lattice-100x10 cached-10000 proc-chain-1000 proc-fanout-1000
 BENCH_PEERS     ?= all
-BENCH_FLAGS     ?= --peer-timeout 3m
+BENCH_RUNS      ?= 3
+BENCH_FLAGS     ?= --peer-timeout 3m --reopen
 
 .PHONY: bench
-bench: build ## skiff bench with peers (durable); writes bench/results.json.
-	$(BIN) bench --peers $(BENCH_PEERS) --save bench/results.json $(BENCH_FLAGS) $(BENCH_WORKLOADS)
+bench: build ## skiff bench with peers, interleaved, --runs BENCH_RUNS, and --reopen (durable); writes bench/results.json.
+	$(BIN) bench --peers $(BENCH_PEERS) --runs $(BENCH_RUNS) --save bench/results.json $(BENCH_FLAGS) $(BENCH_WORKLOADS)
 
 .PHONY: gobench
 gobench: ## Run the Go benchmarks (store, scheduler, engine).

@@ -118,7 +118,7 @@ func TestReport_JSONAndTable(t *testing.T) {
 	if r.WallS != 2 || r.TasksPerSec != 1 || r.EntriesPerTask != 2 || r.FsyncsPerTask != 4 || len(r.WallRunsS) != 3 {
 		t.Errorf("median result %+v", r)
 	}
-	r.Peers = []PeerResult{NewPeerResult("go-task", 2, []time.Duration{4 * time.Second}, r.WallS), {Peer: "go-workflows", Error: "boom"}}
+	r.Peers = []PeerResult{NewPeerResult("go-task", 2, []PeerRun{{Wall: 4 * time.Second}}, r.WallS), {Peer: "go-workflows", Error: "boom"}}
 	if r.Peers[0].SkiffSpeedup != 2 {
 		t.Errorf("speedup %v, want 2", r.Peers[0].SkiffSpeedup)
 	}

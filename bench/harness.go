@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/skiffml/skiff/engine"
 	"github.com/skiffml/skiff/engine/spec"
 	"github.com/skiffml/skiff/executors"
@@ -43,6 +45,7 @@ type Node struct {
 	Progress io.Writer
 
 	rec  *recorder
+	reg  *prometheus.Registry // the engine's metrics: commit time
 	stop context.CancelFunc
 	done chan error
 }
@@ -53,6 +56,9 @@ type Options struct {
 	// LogStore is the raft log's backend (store.LogStoreWAL or
 	// store.LogStoreBolt); "" = the store's default.
 	LogStore string
+	// SnapshotThreshold is the store's (log entries between snapshots);
+	// 0 = the store's default.
+	SnapshotThreshold uint64
 }
 
 // OpenNode opens a node in dir and starts its engine loop.
@@ -61,6 +67,9 @@ func OpenNode(ctx context.Context, dir string, opts Options) (*Node, error) {
 	scfg.NoSync = opts.NoSync
 	if opts.LogStore != "" {
 		scfg.LogStore = opts.LogStore
+	}
+	if opts.SnapshotThreshold != 0 {
+		scfg.SnapshotThreshold = opts.SnapshotThreshold
 	}
 	st, err := store.Open(ctx, scfg)
 	if err != nil {
@@ -79,15 +88,17 @@ func OpenNode(ctx context.Context, dir string, opts Options) (*Node, error) {
 		return nil, err
 	}
 	rec := &recorder{}
+	reg := prometheus.NewRegistry()
 	ecfg := engine.DefaultConfig(st, &timedExecutor{sim.New(sim.Config{}), rec}, &timedExecutor{lx, rec})
 	ecfg.OnUpdate = rec.onUpdate
+	ecfg.Registerer = reg
 	eng, err := engine.New(ecfg)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
 	runCtx, stop := context.WithCancel(context.Background())
-	n := &Node{Store: st, Engine: eng, rec: rec, stop: stop, done: make(chan error, 1)}
+	n := &Node{Store: st, Engine: eng, rec: rec, reg: reg, stop: stop, done: make(chan error, 1)}
 	go func() { n.done <- eng.Run(runCtx) }()
 	return n, nil
 }
@@ -106,8 +117,15 @@ func (n *Node) Close() error {
 type Result struct {
 	Workload string
 	Tasks    int
-	Wall     time.Duration // submission to the run's final state durable
-	Entries  uint64        // store entries committed for the run
+	// Wall runs from the pipeline's YAML text to the run's final state
+	// durable: parse and plan (Parse), then submission to the final
+	// state (Sched).
+	Wall  time.Duration
+	Parse time.Duration // YAML text to finalized plan
+	Sched time.Duration // submission to the run's final state durable
+	// Breakdown splits the run's time by where it went (see Breakdown).
+	Breakdown Breakdown
+	Entries   uint64 // store entries committed for the run
 	// LogStore is the raft log's backend; LogSyncs the fsyncs it made
 	// during the run when SyncsCounted (the WAL), else 0.
 	LogStore     string
@@ -164,20 +182,21 @@ func (r Result) HeapBytesPerTask() float64 {
 	return float64(r.HeapPeak-r.HeapBase) / float64(r.Tasks)
 }
 
-// Run submits the workload and waits for its end; wall time runs from
-// submission to the run's final state being durable. A workload with a
-// warm-up (cached-N) is run once first, unmeasured.
+// Run compiles the workload's pipeline text (Workload.YAML), submits the
+// plan and waits for its end; wall time runs from the text to the run's
+// final state being durable, and Sched from submission to that. A
+// workload with a warm-up (cached-N) is run once first, unmeasured.
 func (n *Node) Run(ctx context.Context, w Workload) (Result, error) {
-	p, err := w.Plan()
-	if err != nil {
-		return Result{}, err
-	}
 	if w.Warmup() {
-		if _, err := n.run(ctx, w, p, false); err != nil {
+		p, err := w.Plan()
+		if err != nil {
+			return Result{}, err
+		}
+		if _, err := n.run(ctx, w, nil, p, false); err != nil {
 			return Result{}, fmt.Errorf("warm-up: %w", err)
 		}
 	}
-	return n.run(ctx, w, p, true)
+	return n.run(ctx, w, w.YAML(), nil, true)
 }
 
 // logSyncsSince is the log's counted fsyncs since it counted before.
@@ -186,13 +205,23 @@ func logSyncsSince(st *store.Store, before uint64) uint64 {
 	return now - before
 }
 
-func (n *Node) run(ctx context.Context, w Workload, p *spec.Plan, measured bool) (Result, error) {
+// run runs plan p, or, when text is set, the plan compiled from it, timed.
+func (n *Node) run(ctx context.Context, w Workload, text []byte, p *spec.Plan, measured bool) (Result, error) {
 	runtime.GC()
 	heap := newHeapSampler()
-	n.rec.reset(w.Tasks(p))
 	before := n.Store.AppliedIndex()
 	syncsBefore, counted := n.Store.LogSyncs()
+	commitBefore := n.commitSeconds()
 	start := time.Now()
+	if text != nil {
+		var err error
+		if p, err = spec.ParseSkiff(text); err != nil {
+			heap.stop()
+			return Result{}, fmt.Errorf("%s: parse its pipeline text: %w", w.Name(), err)
+		}
+	}
+	parsed := time.Now()
+	n.rec.reset(w.Tasks(p))
 	stopProgress := n.progress(w.Name(), w.Tasks(p), start, measured)
 	defer stopProgress()
 	id, err := n.Engine.Submit(ctx, p, map[string]json.RawMessage{}, engine.SubmitOptions{})
@@ -210,10 +239,13 @@ func (n *Node) run(ctx context.Context, w Workload, p *spec.Plan, measured bool)
 	if r.State != spec.RunSucceeded {
 		return Result{}, fmt.Errorf("%s: run %s ended %s: %s", w.Name(), id, r.State, r.Error)
 	}
-	return Result{
+	res := Result{
 		Workload:      w.Name(),
 		Tasks:         w.Tasks(p),
 		Wall:          wall,
+		Parse:         parsed.Sub(start),
+		Sched:         wall - parsed.Sub(start),
+		Breakdown:     n.rec.breakdown(w.Tasks(p), n.commitSeconds().minus(commitBefore)),
 		Entries:       n.Store.AppliedIndex() - before,
 		LogStore:      n.Store.LogStore(),
 		LogSyncs:      logSyncsSince(n.Store, syncsBefore),
@@ -225,7 +257,12 @@ func (n *Node) run(ctx context.Context, w Workload, p *spec.Plan, measured bool)
 		HeapPeak:      peak,
 		LiveBase:      heap.liveBase,
 		LivePeak:      heap.livePeak.Load(),
-	}, nil
+	}
+	if w.Shape == ShapeChain {
+		b := &res.Breakdown
+		b.EngineMsPerTask = max(0, ms(res.Sched)/float64(res.Tasks)-b.ExecMsPerTask-b.CommitMsPerTask)
+	}
+	return res, nil
 }
 
 // progress prints a line to n.Progress every second until the returned
@@ -279,9 +316,17 @@ type recorder struct {
 	submitted atomic.Int64
 	finished  atomic.Int64 // tasks in a final state
 	cached    atomic.Int64
-	mu        sync.RWMutex // guards the slices' identity, not their slots
-	done      []atomic.Int64
-	disp      []atomic.Int64
+	// firstUpdate and firstStart: when the engine first reported a
+	// committed change, and first called an executor's Start, since the
+	// node opened (never reset).
+	firstUpdate, firstStart atomic.Int64
+	// startNanos sums the time spent inside executors' Start calls;
+	// execNanos the time from each Start call to its exit report; execs
+	// counts the executions.
+	startNanos, execNanos, execs atomic.Int64
+	mu                           sync.RWMutex // guards the slices' identity, not their slots
+	done                         []atomic.Int64
+	disp                         []atomic.Int64
 }
 
 func (r *recorder) reset(tasks int) {
@@ -292,6 +337,9 @@ func (r *recorder) reset(tasks int) {
 	r.submitted.Store(0)
 	r.finished.Store(0)
 	r.cached.Store(0)
+	r.startNanos.Store(0)
+	r.execNanos.Store(0)
+	r.execs.Store(0)
 }
 
 // mark sets slot i of s to now unless it is set already.
@@ -307,6 +355,7 @@ func (r *recorder) dispatched(task int) { r.mark(func() []atomic.Int64 { return 
 func (r *recorder) exited(task int)     { r.mark(func() []atomic.Int64 { return r.done }, task) }
 
 func (r *recorder) onUpdate(us []engine.Update) {
+	r.firstUpdate.CompareAndSwap(0, time.Now().UnixNano())
 	for _, u := range us {
 		if u.Task < 0 || !u.TaskState.Final() {
 			continue
@@ -376,14 +425,20 @@ type timedExecutor struct {
 }
 
 func (x *timedExecutor) Start(ctx context.Context, s *executors.Spec, report func(executors.Event)) error {
+	x.rec.firstStart.CompareAndSwap(0, time.Now().UnixNano())
 	x.rec.dispatched(s.TaskIndex)
 	task := s.TaskIndex
-	return x.Executor.Start(ctx, s, func(ev executors.Event) {
+	start := time.Now()
+	x.rec.execs.Add(1)
+	err := x.Executor.Start(ctx, s, func(ev executors.Event) {
 		if ev.Kind == executors.EventExited {
+			x.rec.execNanos.Add(int64(time.Since(start)))
 			x.rec.exited(task)
 		}
 		report(ev)
 	})
+	x.rec.startNanos.Add(int64(time.Since(start)))
+	return err
 }
 
 // heapSampler samples the heap in use (runtime.MemStats.HeapInuse, read
@@ -471,4 +526,68 @@ func heapInuse() uint64 {
 		}
 	}
 	return sum
+}
+
+// Breakdown splits a run's time per task by where it went, from counters
+// the harness and the engine keep anyway (cheap: two clock reads per
+// execution, one metrics gather per run):
+//
+//   - Start: inside the executor's Start call (for the local executor, the
+//     work dir and the fork/exec of the step's process);
+//   - Exec: from that call to the executor's exit report (the process's
+//     start, its run, its wait, the executor's output handling): with
+//     /bin/true this is process start; where tasks run at once it also
+//     holds the wait for a slot of the local executor (its CPU count);
+//   - Commit: the engine's commits (skiff_engine_commit_seconds: the store
+//     entry through Raft, the log's fsync and the state machine's apply);
+//   - Engine: the rest of the wall time per task (event delivery, the
+//     scheduler's decisions, bookkeeping). Only for a chain do the three
+//     add up to the wall time; where tasks run at once their executions
+//     overlap each other and the commits, and Engine is then left out (0).
+type Breakdown struct {
+	Executions      int     `json:"executions"`
+	StartMsPerTask  float64 `json:"executor_start_ms_per_task"`
+	ExecMsPerTask   float64 `json:"process_ms_per_task"`
+	Commits         int     `json:"commits"`
+	CommitMsPerTask float64 `json:"commit_ms_per_task"`
+	EngineMsPerTask float64 `json:"engine_ms_per_task,omitempty"`
+}
+
+type histSum struct {
+	sum   float64
+	count uint64
+}
+
+// commitSeconds reads the engine's commit-time histogram.
+func (n *Node) commitSeconds() histSum {
+	mfs, err := n.reg.Gather()
+	if err != nil {
+		return histSum{}
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "skiff_engine_commit_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if h := m.GetHistogram(); h != nil {
+				return histSum{h.GetSampleSum(), h.GetSampleCount()}
+			}
+		}
+	}
+	return histSum{}
+}
+
+func (h histSum) minus(o histSum) histSum { return histSum{h.sum - o.sum, h.count - o.count} }
+
+// breakdown is the run's Breakdown so far; commit is the engine's commit
+// time during the run.
+func (r *recorder) breakdown(tasks int, commit histSum) Breakdown {
+	per := func(ns int64) float64 { return float64(ns) / 1e6 / float64(max(tasks, 1)) }
+	return Breakdown{
+		Executions:      int(r.execs.Load()),
+		StartMsPerTask:  per(r.startNanos.Load()),
+		ExecMsPerTask:   per(r.execNanos.Load()),
+		Commits:         int(commit.count),
+		CommitMsPerTask: commit.sum * 1e3 / float64(max(tasks, 1)),
+	}
 }

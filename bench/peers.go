@@ -28,9 +28,20 @@ type Peer interface {
 	Install(ctx context.Context, cacheDir string, log io.Writer) (version string, err error)
 	// Unsupported says why the peer cannot run w, or "".
 	Unsupported(w Workload) string
-	// Run runs w once in dir (empty, removed afterwards) and returns the
-	// wall time.
-	Run(ctx context.Context, w Workload, dir string) (time.Duration, error)
+	// Run runs w once in dir (empty, removed afterwards) and returns its
+	// times.
+	Run(ctx context.Context, w Workload, dir string) (PeerRun, error)
+	// Durability says what the peer makes durable, and how, as it is run
+	// here (Skiff's is Report.Durability).
+	Durability() string
+}
+
+// PeerRun is one run's times. Wall is the whole process, its start-up
+// and its reading of the shape included, as Skiff's wall time starts from
+// the pipeline's text. Sched, when the peer reports it, is its own
+// measure of the run alone (0: not measured apart).
+type PeerRun struct {
+	Wall, Sched time.Duration
 }
 
 // Peer versions, pinned so that figures can be reproduced. See
@@ -138,10 +149,16 @@ func (g *goTask) Install(ctx context.Context, cacheDir string, log io.Writer) (s
 
 func (*goTask) Unsupported(w Workload) string { return peerShape(w) }
 
-func (g *goTask) Run(ctx context.Context, w Workload, dir string) (time.Duration, error) {
+// GoTaskDurability: go-task keeps no state of a run (its only files are
+// the checksums of `sources:`, which these Taskfiles do not use).
+const GoTaskDurability = "none: no run state is kept; a crash loses the run"
+
+func (*goTask) Durability() string { return GoTaskDurability }
+
+func (g *goTask) Run(ctx context.Context, w Workload, dir string) (PeerRun, error) {
 	tf := filepath.Join(dir, "Taskfile.yml")
 	if err := os.WriteFile(tf, GoTaskfile(w), 0o644); err != nil {
-		return 0, err
+		return PeerRun{}, err
 	}
 	cmd := exec.CommandContext(ctx, g.bin, "--taskfile", tf, "--silent", "main")
 	cmd.Dir = dir
@@ -151,9 +168,9 @@ func (g *goTask) Run(ctx context.Context, w Workload, dir string) (time.Duration
 	err := cmd.Run()
 	wall := time.Since(start)
 	if err != nil {
-		return 0, fmt.Errorf("task: %w: %s", err, lastLine(out.String()))
+		return PeerRun{}, fmt.Errorf("task: %w: %s", err, lastLine(out.String()))
 	}
-	return wall, nil
+	return PeerRun{Wall: wall}, nil
 }
 
 // GoTaskfile writes w as a Taskfile whose task "main" runs the whole DAG.
@@ -219,7 +236,7 @@ func GoTaskfile(w Workload) []byte {
 // goWorkflows is cschleiden/go-workflows, a durable embedded workflow
 // engine on SQLite, driven by the harness in bench/peers/goworkflows (its
 // own module), built with `go build` there on first use.
-type goWorkflows struct{ bin string }
+type goWorkflows struct{ bin, sqlite string }
 
 func (*goWorkflows) Name() string { return "go-workflows" }
 
@@ -287,7 +304,17 @@ func moduleVersion(gomod, mod string) string {
 
 func (*goWorkflows) Unsupported(w Workload) string { return peerShape(w) }
 
-func (g *goWorkflows) Run(ctx context.Context, w Workload, dir string) (time.Duration, error) {
+// GoWorkflowsDurability is what go-workflows' SQLite backend (v1.2.0,
+// backend/sqlite/sqlite.go) sets, read from its code: it opens the file
+// with modernc.org/sqlite, sets `PRAGMA journal_mode=WAL` and
+// `busy_timeout`, one connection, and leaves `synchronous` at the
+// driver's compiled default, which the harness reads back and reports
+// (PeerStatus.Notes): FULL (2), so the WAL is fsynced at every commit.
+const GoWorkflowsDurability = "SQLite (modernc.org/sqlite), journal_mode=WAL, synchronous=FULL (the driver's default; the backend sets none): the WAL is fsynced at every commit"
+
+func (*goWorkflows) Durability() string { return GoWorkflowsDurability }
+
+func (g *goWorkflows) Run(ctx context.Context, w Workload, dir string) (PeerRun, error) {
 	shape := w.Shape
 	if shape == ShapeParallelFor {
 		shape = ShapeFanout // the harness has no loops: the same fan-out
@@ -307,14 +334,24 @@ func (g *goWorkflows) Run(ctx context.Context, w Workload, dir string) (time.Dur
 	cmd := exec.CommandContext(ctx, g.bin, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return 0, fmt.Errorf("%w: %s", err, lastLine(errb.String()))
+	start := time.Now()
+	err := cmd.Run()
+	wall := time.Since(start)
+	if err != nil {
+		return PeerRun{}, fmt.Errorf("%w: %s", err, lastLine(errb.String()))
 	}
 	var res struct {
-		WallS float64 `json:"wall_s"`
+		WallS       float64 `json:"wall_s"`
+		Synchronous string  `json:"sqlite_synchronous"`
+		JournalMode string  `json:"sqlite_journal_mode"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		return 0, fmt.Errorf("harness output %q: %w", out.String(), err)
+		return PeerRun{}, fmt.Errorf("harness output %q: %w", out.String(), err)
 	}
-	return time.Duration(res.WallS * float64(time.Second)), nil
+	g.sqlite = fmt.Sprintf("journal_mode=%s, synchronous=%s", res.JournalMode, res.Synchronous)
+	return PeerRun{Wall: wall, Sched: time.Duration(res.WallS * float64(time.Second))}, nil
 }
+
+// SQLiteSettings is what the harness last read back from its database:
+// "journal_mode=wal, synchronous=2", or "" before a run.
+func (g *goWorkflows) SQLiteSettings() string { return g.sqlite }

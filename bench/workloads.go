@@ -241,3 +241,74 @@ func cachedTasks(w Workload, cmd []string) []spec.Task {
 	}
 	return ts
 }
+
+// YAML writes the workload as the Skiff pipeline text (docs/pipeline-format.md)
+// whose compiled plan is Plan's: the measured wall time starts from this
+// text, so that Skiff's parse and plan are timed as go-task's parsing of
+// its Taskfile is.
+func (w Workload) YAML() []byte {
+	var b strings.Builder
+	cmd := w.Command
+	if len(cmd) == 0 {
+		cmd = []string{"sim"}
+	}
+	cmdText := "[" + strings.Join(quoteAll(cmd), ", ") + "]"
+	fmt.Fprintf(&b, "name: %s\nexecutor: %s\ntasks:\n", w.Name(), w.Executor)
+	task := func(name string, after []string, extra string) {
+		fmt.Fprintf(&b, "  - name: %s\n    command: %s\n", name, cmdText)
+		if len(after) > 0 {
+			b.WriteString("    after: [")
+			b.WriteString(strings.Join(after, ", "))
+			b.WriteString("]\n")
+		}
+		b.WriteString(extra)
+	}
+	switch w.Shape {
+	case ShapeChain:
+		for i := 0; i < w.N; i++ {
+			var after []string
+			if i > 0 {
+				after = []string{name(i - 1)}
+			}
+			task(name(i), after, "")
+		}
+	case ShapeFanout, ShapeCached:
+		extra := func(n string) string {
+			if w.Shape != ShapeCached {
+				return ""
+			}
+			return "    args: [" + n + "]\n    cache: {enabled: true}\n"
+		}
+		task("root", nil, extra("root"))
+		root := []string{"root"}
+		for i := 0; i < w.N; i++ {
+			task(name(i), root, extra(name(i)))
+		}
+	case ShapeLattice:
+		var prev []string
+		for l := 0; l < w.D; l++ {
+			layer := make([]string, w.W)
+			for i := range layer {
+				layer[i] = "l" + strconv.Itoa(l) + "-" + strconv.Itoa(i)
+				task(layer[i], prev, "")
+			}
+			prev = layer
+		}
+	case ShapeParallelFor:
+		items := make([]string, w.N)
+		for i := range items {
+			items[i] = strconv.Itoa(i)
+		}
+		fmt.Fprintf(&b, "  - name: loop\n    parallelFor:\n      items: [%s]\n      as: item\n      itemType: int\n    tasks:\n", strings.Join(items, ", "))
+		fmt.Fprintf(&b, "      - name: t\n        command: %s\n        args: ['{{inputs.item}}']\n        inputs: {item: {param: item}}\n", cmdText)
+	}
+	return []byte(b.String())
+}
+
+func quoteAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strconv.Quote(s)
+	}
+	return out
+}

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,14 +26,25 @@ in a fresh data dir, on named workloads: ` + bench.Usage() + `.
 Sim workloads use the simulated executor (steps finish at once); proc-
 workloads run /bin/true with the local executor.
 
-For each workload it reports the wall time from submission to the run's final
-state being durable, tasks/s, the scheduling latency from ready to dispatched
+Runs are interleaved: round r runs Skiff's run r (on each --raft-log-store),
+then each peer's run r; every side reports its median of --runs and the
+spread (min-max). For each workload it reports the wall time from the
+pipeline's YAML text (parse and plan included, as a peer's wall time
+includes reading its own file) to the run's final state being durable, the
+scheduling time alone (SCHED: submission to the final state), tasks/s, the scheduling latency from ready to dispatched
 (p50/p99), store entries and fsyncs per task, and the peak heap. Fsyncs are
 counted in the Raft log store with the wal backend; with bolt (bbolt syncs by
 itself) they are estimated as entries × 2 and marked ~. --raft-log-store
 wal,bolt measures both backends in one invocation, interleaved.
 With --peers, go-task and go-workflows run the same shapes on this machine in
-the same invocation (installed with go install into a cache dir on first use).
+the same invocation (installed with go install into a cache dir on first use);
+each side's durability is stated. proc- workloads also get a per-task
+breakdown (JSON "breakdown"): the executor's process time, the engine's
+commits (store entry and fsync) and the rest of the engine.
+With --reopen, a child skiff process fills a Raft log of --reopen-entries
+entries without a snapshot, mid-run, and is killed with SIGKILL; the report
+gives the time from opening its data dir to the first scheduling decision on
+the resumed run (with --reopen and no workload named, only that is measured).
 
 Default workloads: ` + strings.Join(bench.DefaultWorkloads, " ") + `
 See bench/README.md.`,
@@ -47,12 +60,19 @@ See bench/README.md.`,
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress on standard error"},
 			&cli.IntFlag{Name: "cluster", Usage: "also run the sim workloads on a cluster of `N` nodes on loopback, beside the single node"},
 			&cli.IntFlag{Name: "failover", Usage: "with --cluster: kill the leader `K` times during running fan-outs and report the time to the next decision"},
+			&cli.BoolFlag{Name: "reopen", Usage: "also measure recovery: a child skiff fills a Raft log (no snapshot) mid-run and is killed with SIGKILL; report the time from opening its data dir to the first new scheduling decision (with state.db kept, and removed)"},
+			&cli.IntFlag{Name: "reopen-entries", Value: bench.DefaultReopenEntries, Usage: "with --reopen: the Raft log entries to leave to replay (about `N`)"},
+			&cli.StringFlag{Name: "reopen-child", Hidden: true, Usage: "internal: run the --reopen child in `DIR` until killed"},
 		},
 		Action: benchAction,
 	}
 }
 
 func benchAction(c *cli.Context) error {
+	if dir := c.String("reopen-child"); dir != "" {
+		kind := strings.Split(c.String("raft-log-store"), ",")[0]
+		return bench.ReopenChild(c.Context, dir, c.Int("reopen-entries"), c.Bool("no-sync"), kind, os.Stdout)
+	}
 	out := c.String("output")
 	if out != "table" && out != "json" {
 		return usageError("bench: --output must be table or json, not %q", out)
@@ -100,6 +120,23 @@ func benchAction(c *cli.Context) error {
 		Cluster:     c.Int("cluster"),
 		Failover:    c.Int("failover"),
 	}
+	if c.Int("reopen-entries") < 1 {
+		return usageError("bench: --reopen-entries must be at least 1")
+	}
+	if c.Bool("reopen") {
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("bench: --reopen: %w", err)
+		}
+		cfg.Reopen = &bench.ReopenConfig{Entries: c.Int("reopen-entries"), NoSync: c.Bool("no-sync"), LogStore: kinds[0],
+			Child: func(dir string, entries int) *exec.Cmd {
+				args := []string{"bench", "--reopen-child", dir, "--reopen-entries", strconv.Itoa(entries), "--raft-log-store", kinds[0]}
+				if c.Bool("no-sync") {
+					args = append(args, "--no-sync")
+				}
+				return exec.Command(self, args...)
+			}}
+	}
 	if !c.Bool("quiet") {
 		cfg.Progress = os.Stderr
 	}
@@ -133,6 +170,9 @@ func benchAction(c *cli.Context) error {
 		if r.Cluster != nil && r.Cluster.Error != "" {
 			return fmt.Errorf("bench: %s failed on the cluster", r.Workload)
 		}
+	}
+	if x := rep.Reopen; x != nil && (x.Error != "" || x.Kept.Error != "" || x.Lost.Error != "") {
+		return fmt.Errorf("bench: reopen failed: %s", strings.Join(slices.DeleteFunc([]string{x.Error, x.Kept.Error, x.Lost.Error}, func(s string) bool { return s == "" }), "; "))
 	}
 	if f := rep.Failover; f != nil && (f.Error != "" || f.Succeeded != f.Runs) {
 		return fmt.Errorf("bench: failover: %d of %d runs succeeded; %s", f.Succeeded, f.Runs, f.Error)

@@ -100,3 +100,92 @@ func TestBench_ClusterFlagsRefuseBadUse(t *testing.T) {
 		}
 	}
 }
+
+// TestBench_Reopen: --reopen kills a child skiff (the same binary) with
+// SIGKILL after it filled a log, and reports the time from reopening its
+// data dir to the first decision on the resumed run, in JSON and table.
+func TestBench_Reopen(t *testing.T) {
+	r := skiff(t, t.TempDir(), "bench", "--reopen", "--reopen-entries", "200", "--no-sync", "-o", "json", "--data-dir", t.TempDir())
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	var rep struct {
+		Results []json.RawMessage `json:"results"`
+		Reopen  *struct {
+			Entries    uint64 `json:"entries_before_kill"`
+			LogEntries uint64 `json:"log_entries"`
+			Killed     bool   `json:"killed"`
+			Kept       struct {
+				OpenMs          float64 `json:"open_ms"`
+				FirstDecisionMs float64 `json:"first_decision_ms"`
+				Resumed         int     `json:"runs_resumed"`
+			} `json:"state_kept"`
+			Lost struct {
+				FirstDecisionMs float64 `json:"first_decision_ms"`
+				Applied         uint64  `json:"applied_index"`
+			} `json:"state_lost"`
+		} `json:"reopen"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, r.stdout)
+	}
+	x := rep.Reopen
+	if x == nil || len(rep.Results) != 0 || !x.Killed || x.Entries < 200 || x.LogEntries < x.Entries ||
+		x.Kept.Resumed != 1 || x.Kept.OpenMs <= 0 || x.Kept.FirstDecisionMs < x.Kept.OpenMs ||
+		x.Lost.FirstDecisionMs <= 0 || x.Lost.Applied < x.Entries {
+		t.Errorf("reopen report:\n%s", r.stdout)
+	}
+}
+
+// TestBench_HelpDescribesFlags: --help names the interleaving, the wall
+// time from the pipeline's text, and the --reopen flags (not the child's).
+func TestBench_HelpDescribesFlags(t *testing.T) {
+	r := skiff(t, t.TempDir(), "bench", "--help")
+	for _, s := range []string{"--reopen ", "--reopen-entries", "interleaved", "YAML text", "SCHED", "durability", "breakdown", "min-max"} {
+		if !strings.Contains(r.stdout, s) {
+			t.Errorf("help lacks %q:\n%s", s, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, "reopen-child") {
+		t.Errorf("help shows the hidden --reopen-child:\n%s", r.stdout)
+	}
+}
+
+// TestBench_JSONHasSpreadSchedAndDurability: every side's median comes
+// with its spread, Skiff's wall time contains its parse and sched times,
+// and the report states Skiff's durability.
+func TestBench_JSONHasSpreadSchedAndDurability(t *testing.T) {
+	r := skiff(t, t.TempDir(), "bench", "proc-chain-3", "--runs", "3", "--no-sync", "-o", "json", "--data-dir", t.TempDir())
+	if r.code != 0 {
+		t.Fatalf("exit %d\nstderr:\n%s", r.code, r.stderr)
+	}
+	var rep struct {
+		Durability string `json:"durability"`
+		Results    []struct {
+			WallS     float64 `json:"wall_s"`
+			WallMinS  float64 `json:"wall_min_s"`
+			WallMaxS  float64 `json:"wall_max_s"`
+			ParseMs   float64 `json:"parse_ms"`
+			SchedS    float64 `json:"sched_s"`
+			Breakdown *struct {
+				Executions int     `json:"executions"`
+				ProcessMs  float64 `json:"process_ms_per_task"`
+				Commits    int     `json:"commits"`
+				CommitMs   float64 `json:"commit_ms_per_task"`
+			} `json:"breakdown"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, r.stdout)
+	}
+	if !strings.HasPrefix(rep.Durability, "none (--no-sync)") || len(rep.Results) != 1 {
+		t.Fatalf("report:\n%s", r.stdout)
+	}
+	x := rep.Results[0]
+	if !(x.WallMinS <= x.WallS && x.WallS <= x.WallMaxS) || x.ParseMs <= 0 || x.SchedS <= 0 || x.SchedS > x.WallMaxS {
+		t.Errorf("times: %+v", x)
+	}
+	if b := x.Breakdown; b == nil || b.Executions != 3 || b.ProcessMs <= 0 || b.Commits == 0 || b.CommitMs <= 0 {
+		t.Errorf("breakdown: %+v", x.Breakdown)
+	}
+}

@@ -2,7 +2,10 @@ module github.com/skiffml/skiff/bench/peers/goworkflows
 
 go 1.26
 
-require github.com/cschleiden/go-workflows v1.2.0
+require (
+	github.com/cschleiden/go-workflows v1.2.0
+	modernc.org/sqlite v1.27.0
+)
 
 require (
 	github.com/benbjohnson/clock v1.3.0 // indirect
@@ -44,7 +47,6 @@ require (
 	modernc.org/mathutil v1.6.0 // indirect
 	modernc.org/memory v1.7.2 // indirect
 	modernc.org/opt v0.1.3 // indirect
-	modernc.org/sqlite v1.27.0 // indirect
 	modernc.org/strutil v1.1.3 // indirect
 	modernc.org/token v1.0.1 // indirect
 )

@@ -20,6 +20,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -35,6 +36,7 @@ import (
 	"github.com/cschleiden/go-workflows/client"
 	"github.com/cschleiden/go-workflows/worker"
 	"github.com/cschleiden/go-workflows/workflow"
+	_ "modernc.org/sqlite" // the driver go-workflows' SQLite backend uses
 )
 
 // Shape is the DAG to run, the workflow's input.
@@ -126,7 +128,34 @@ func main() {
 		fmt.Fprintln(os.Stderr, "goworkflows:", err)
 		os.Exit(1)
 	}
-	json.NewEncoder(os.Stdout).Encode(map[string]any{"tasks": s.Tasks(), "wall_s": wall.Seconds()})
+	mode, sync, err := sqliteSettings(filepath.Join(*dir, "gwf.sqlite"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "goworkflows: read back the SQLite settings:", err)
+		os.Exit(1)
+	}
+	json.NewEncoder(os.Stdout).Encode(map[string]any{"tasks": s.Tasks(), "wall_s": wall.Seconds(),
+		"sqlite_journal_mode": mode, "sqlite_synchronous": sync})
+}
+
+// sqliteSettings reads the database's journal mode (kept in the file) and
+// the synchronous setting a connection of the same driver gets by
+// default: go-workflows' backend sets journal_mode=WAL and busy_timeout
+// on its connection, never synchronous, so its connection has this one.
+// synchronous: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA.
+func sqliteSettings(path string) (mode, sync string, err error) {
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		return "", "", err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil {
+		return "", "", err
+	}
+	if err := db.QueryRow("PRAGMA synchronous").Scan(&sync); err != nil {
+		return "", "", err
+	}
+	return mode, sync, nil
 }
 
 func run(dir string, s Shape, timeout time.Duration) (time.Duration, error) {
