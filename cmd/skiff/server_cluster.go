@@ -160,7 +160,8 @@ func setupCluster(c *cli.Context, dir, apiURL string) (*clusterSetup, error) {
 	if err := workerTimings(c, &cs.raft); err != nil {
 		return nil, err
 	}
-	if err := raftTimings(c, new(store.RaftConfig)); err != nil { // checked before any port opens
+	var timings store.RaftConfig // read before any port opens
+	if err := raftTimings(c, &timings); err != nil {
 		return nil, err
 	}
 	labels, err := nodeLabels(c)
@@ -215,9 +216,7 @@ func setupCluster(c *cli.Context, dir, apiURL string) (*clusterSetup, error) {
 	cs.raft = store.DefaultRaftConfig()
 	cs.raft.NodeID = id
 	cs.raft.WorkerHeartbeat, cs.raft.NodeTTL = c.Duration("worker-heartbeat"), c.Duration("node-ttl")
-	if err := raftTimings(c, &cs.raft); err != nil {
-		return nil, err
-	}
+	cs.raft.HeartbeatTimeout, cs.raft.ElectionTimeout, cs.raft.LeaderLeaseTimeout = timings.HeartbeatTimeout, timings.ElectionTimeout, timings.LeaderLeaseTimeout
 	cs.cfg.BootstrapExpect, cs.cfg.Join = expect, join
 	return cs, nil
 }
