@@ -82,6 +82,15 @@ func TestDispatcher_TellsWhyAnExecutionWaits(t *testing.T) {
 	report1 := store.ReportExecution{ExecutionID: "r1-0-1", NodeID: "gpu", Epoch: 1, Waiting: "pulling image busybox", Time: time.Now().UTC()}
 	apply(report1)
 	apply(report1) // the same word again: nothing new
+	// The dispatcher reads the assignment as it is when it gets to the
+	// change: let it see the waiting report before the start is applied
+	// (under load it could otherwise read both at once, and only the start).
+	c.Eventually("the worker's waiting reason", func() error {
+		if evs := events(); len(evs) < 2 || evs[1].Reason != "pulling image busybox" {
+			return fmt.Errorf("events %+v", evs)
+		}
+		return nil
+	})
 	apply(store.ReportExecution{ExecutionID: "r1-0-1", NodeID: "gpu", Epoch: 1, Started: true, Time: time.Now().UTC()})
 	c.Eventually("the worker's waiting reason, then the start", func() error {
 		evs := events()
