@@ -3,6 +3,7 @@ package spec
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -99,6 +100,11 @@ func (l errList) err() error {
 
 // key renders a map key as a path element: `.name` for plain names,
 // `["odd key"]` otherwise.
+// index is path's element i: tasks[3].
+func index(path string, i int) string {
+	return path + "[" + strconv.Itoa(i) + "]"
+}
+
 func key(path, k string) string {
 	if k != "" && plainKey(k) {
 		if path == "" {

@@ -120,7 +120,7 @@ func (f *finalizer) check() {
 	}
 	for i := range p.Tasks {
 		t := &p.Tasks[i]
-		path := fmt.Sprintf("tasks[%d]", i)
+		path := index("tasks", i)
 		switch {
 		case !validName(t.Name):
 			if t.Name == "" {
@@ -242,7 +242,7 @@ const (
 
 func (f *finalizer) checkTask(i int) {
 	t := &f.p.Tasks[i]
-	path := fmt.Sprintf("tasks[%d]", i)
+	path := index("tasks", i)
 	switch {
 	case t.IsGroup():
 		f.checkGroupFields(path, t)
@@ -294,13 +294,12 @@ func (f *finalizer) checkTask(i int) {
 	}
 	slices.SortStableFunc(f.inputs[i], func(a, b Input) int { return strings.Compare(a.Name, b.Name) })
 	for j, a := range t.After {
-		ap := fmt.Sprintf("%s.after[%d]", path, j)
 		k, ok := f.index[a]
 		switch {
 		case a == t.Name:
-			f.add(ap, "a task cannot run after itself")
+			f.add(index(path+".after", j), "a task cannot run after itself")
 		case !ok:
-			f.add(ap, "unknown task "+quote(a))
+			f.add(index(path+".after", j), "unknown task "+quote(a))
 		default:
 			deps = append(deps, k)
 		}
@@ -476,21 +475,22 @@ func (f *finalizer) checkEnv(path string, t *Task) {
 }
 
 func (f *finalizer) checkTemplates(path string, t *Task) {
-	check := func(p, s string) {
+	// Paths are made only for an error: most templates are fine.
+	check := func(p func() string, s string) {
 		if err := checkTemplate(s, t); err != nil {
-			f.add(p, err.Error())
+			f.add(p(), err.Error())
 		}
 	}
 	for j, s := range t.Command {
-		check(fmt.Sprintf("%s.command[%d]", path, j), s)
+		check(func() string { return index(path+".command", j) }, s)
 	}
 	for j, s := range t.Args {
-		check(fmt.Sprintf("%s.args[%d]", path, j), s)
+		check(func() string { return index(path+".args", j) }, s)
 	}
 	for _, e := range t.Env {
-		check(key(path+".env", e.Name), e.Value)
+		check(func() string { return key(path+".env", e.Name) }, e.Value)
 	}
-	check(path+".workingDir", t.WorkingDir)
+	check(func() string { return path + ".workingDir" }, t.WorkingDir)
 }
 
 func (f *finalizer) checkPolicies(path string, t *Task) {

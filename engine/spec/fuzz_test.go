@@ -2,6 +2,7 @@ package spec
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -80,6 +81,35 @@ func FuzzResolveParams(f *testing.F) {
 			if !json.Valid(vals[prm.Name]) {
 				t.Fatalf("invalid JSON %q", vals[prm.Name])
 			}
+		}
+	})
+}
+
+// FuzzYAMLValue: what yamlValue makes of a document is exactly what a JSON
+// decoder (UseNumber) makes of its JSON, the form the pipeline decoders
+// were written against (they once read that JSON).
+func FuzzYAMLValue(f *testing.F) {
+	f.Add(readExample(f, "iris"))
+	f.Add([]byte(base))
+	f.Add([]byte("a: &x {b: [1, 2.50, -0x1F, 1_000, .5e3, null, ~, true, 'no', y]}\nc: *x\nd: !!binary aGk=\ne: 2001-12-14\n"))
+	f.Add([]byte("[\"\\u00e9\", {\"k\": 1e400}]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v, err := yamlValue(data)
+		if err != nil {
+			return
+		}
+		j, err := json.Marshal(v)
+		if err != nil {
+			t.Fatalf("yamlValue made %#v, which JSON cannot encode: %v", v, err)
+		}
+		dec := json.NewDecoder(strings.NewReader(string(j)))
+		dec.UseNumber()
+		var back any
+		if err := dec.Decode(&back); err != nil {
+			t.Fatalf("decode %s: %v", j, err)
+		}
+		if !reflect.DeepEqual(v, back) {
+			t.Fatalf("yamlValue made\n%#v\nbut its JSON %s decodes to\n%#v", v, j, back)
 		}
 	})
 }

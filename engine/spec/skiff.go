@@ -1,7 +1,6 @@
 package spec
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -31,15 +30,9 @@ func parseSkiff(data []byte, d *skiffDecoder) (*Plan, error) {
 
 // decodeSkiff decodes a document into a plan, not yet lifted or finalized.
 func decodeSkiff(data []byte, d *skiffDecoder) (*Plan, error) {
-	j, err := yamlToJSON(data)
+	doc, err := yamlValue(data)
 	if err != nil {
 		return nil, YAMLError(err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(j))
-	dec.UseNumber()
-	var doc any
-	if err := dec.Decode(&doc); err != nil {
-		return nil, &ValidationError{Errors: []FieldError{{Msg: "invalid YAML: " + err.Error()}}}
 	}
 	if doc == nil {
 		return nil, &ValidationError{Errors: []FieldError{{Msg: "the document is empty"}}}
@@ -98,7 +91,7 @@ func (d *skiffDecoder) plan(doc any) *Plan {
 	} else {
 		p.Tasks = make([]Task, len(ts))
 		for i, tv := range ts {
-			p.Tasks[i] = d.task(fmt.Sprintf("tasks[%d]", i), tv)
+			p.Tasks[i] = d.task(index("tasks", i), tv)
 		}
 	}
 	om := d.object("outputs", m["outputs"], nil)
@@ -337,11 +330,15 @@ func (d *skiffDecoder) strList(path string, v any) []string {
 	}
 	out := make([]string, len(l))
 	for i, e := range l {
-		if e == nil {
-			d.errs.add(fmt.Sprintf("%s[%d]", path, i), "expected a string, got null")
+		if s, ok := e.(string); ok {
+			out[i] = s
 			continue
 		}
-		out[i] = d.str(fmt.Sprintf("%s[%d]", path, i), e)
+		if e == nil {
+			d.errs.add(index(path, i), "expected a string, got null")
+			continue
+		}
+		out[i] = d.str(index(path, i), e)
 	}
 	return out
 }

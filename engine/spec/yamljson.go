@@ -27,16 +27,29 @@ const (
 	MaxYAMLNodes = 1 << 21
 )
 
-// yamlToJSON converts one YAML document to JSON with YAML 1.2 scalar rules:
-// only true/false are booleans, so a key or value such as `n`, `y`, `no`
-// or `on` stays a string (YAML 1.1 would make it a bool). Duplicate keys,
-// merge keys and several documents in one file are errors.
+// yamlToJSON converts one YAML document to JSON with the rules of
+// yamlValue.
 func yamlToJSON(data []byte) ([]byte, error) {
+	v, err := yamlValue(data)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(v)
+}
+
+// yamlValue reads one YAML document as generic values (maps, lists,
+// strings, bools, json.Number and nil: what a JSON decoder with UseNumber
+// makes of the same document as JSON) with YAML 1.2 scalar rules: only
+// true/false are booleans, so a key or value such as `n`, `y`, `no` or
+// `on` stays a string (YAML 1.1 would make it a bool). Duplicate keys,
+// merge keys and several documents in one file are errors; an empty
+// document is nil.
+func yamlValue(data []byte) (any, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return []byte("null"), nil
+			return nil, nil
 		}
 		return nil, errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
 	}
@@ -47,12 +60,7 @@ func yamlToJSON(data []byte) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("line %d: a second YAML document; a file holds one pipeline", extra.Line)
 	}
-	c := newYAMLConv(defaultYAMLLimits)
-	v, err := c.value(&doc)
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(v)
+	return newYAMLConv(defaultYAMLLimits).value(&doc)
 }
 
 // YAMLError makes an error of YAMLDocuments a *ValidationError (one that
