@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
+
 	"github.com/skiffml/skiff/engine/spec"
 )
 
@@ -96,6 +98,33 @@ func BenchmarkEncodeBatch(b *testing.B) {
 	for b.Loop() {
 		if _, err := encodeBatch([]Command{tt}); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkWAL_GetLog reads back 4,096 entries of 300 bytes, as raft does
+// when it replays a log at a restart.
+func BenchmarkWAL_GetLog(b *testing.B) {
+	l, err := openRaftLog(b.TempDir(), LogStoreWAL, logOptions{noSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	const n = 4096
+	var logs []*raft.Log
+	for i := 1; i <= n; i++ {
+		logs = append(logs, &raft.Log{Index: uint64(i), Term: 1, Type: raft.LogCommand, Data: make([]byte, 300)})
+	}
+	if err := l.StoreLogs(logs); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		for i := uint64(1); i <= n; i++ {
+			var got raft.Log
+			if err := l.GetLog(i, &got); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 }

@@ -35,6 +35,10 @@ type openOptions struct {
 
 type option func(*openOptions)
 
+// logCacheEntries is how many of the latest raft entries are kept in
+// memory for raft's reads (raft.LogCache).
+const logCacheEntries = 512
+
 // withWALSegmentSize makes raft-wal segments of n bytes.
 func withWALSegmentSize(n int) option {
 	return func(o *openOptions) { o.walSegmentSize = n }

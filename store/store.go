@@ -191,7 +191,13 @@ func open(ctx context.Context, cfg Config, opts ...option) (*Store, error) {
 			return nil, fmt.Errorf("store: bootstrap: %w", err)
 		}
 	}
-	if s.raft, err = raft.NewRaft(rc, s.fsm, logs, logs, snaps, s.transport); err != nil {
+	// raft reads back each entry it applies on a follower, and each it
+	// sends to a follower on the leader: recent entries come from memory.
+	cached, err := raft.NewLogCache(logCacheEntries, logs)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if s.raft, err = raft.NewRaft(rc, s.fsm, cached, logs, snaps, s.transport); err != nil {
 		return nil, fmt.Errorf("store: start raft: %w", err)
 	}
 	cleanup = append(cleanup, func() { _ = s.raft.Shutdown().Error() })

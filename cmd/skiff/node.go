@@ -129,6 +129,9 @@ func openNode(c *cli.Context, opts nodeOptions) (*node, error) {
 		st.Close()
 		return nil, fmt.Errorf("local executor: %w", err)
 	}
+	// The last steps' work dirs are removed just after their reports:
+	// wait for that before the process ends.
+	n.closers = append(n.closers, n.local.Wait)
 	execs := []executors.Executor{n.local, sim.New(sim.Config{})}
 	if n.docker, err = openDocker(c.Context, dir, n.blobs, log, c.Bool("keep-work-dirs")); err == nil {
 		execs = append(execs, n.docker)

@@ -32,6 +32,11 @@ type Executor struct {
 	// (work dir, fork, exec): hundreds of them at a time only starve the
 	// engine's goroutines of the CPU they need to commit results.
 	starting chan struct{}
+
+	// removing holds the executions whose work dirs are being removed
+	// after their report (closed when done): a Start of the same ID waits
+	// for it, and Wait for all.
+	removing map[string]chan struct{}
 }
 
 // New checks cfg, fills its defaults (capacity, GPUs, grace period) and
@@ -82,11 +87,12 @@ func New(cfg Config) (*Executor, error) {
 		return nil, fmt.Errorf("local: work dir: %w", err)
 	}
 	return &Executor{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		slots: newSlots(cfg.MilliCPU, cfg.MemoryBytes, cfg.GPUs),
-		cap:   spec.Resources{MilliCPU: cfg.MilliCPU, MemoryBytes: cfg.MemoryBytes, GPU: len(cfg.GPUs)},
-		live:  map[string]*execution{},
+		cfg:      cfg,
+		log:      cfg.Logger,
+		slots:    newSlots(cfg.MilliCPU, cfg.MemoryBytes, cfg.GPUs),
+		cap:      spec.Resources{MilliCPU: cfg.MilliCPU, MemoryBytes: cfg.MemoryBytes, GPU: len(cfg.GPUs)},
+		live:     map[string]*execution{},
+		removing: map[string]chan struct{}{},
 
 		starting: make(chan struct{}, cfg.MaxStarting),
 	}, nil
@@ -124,11 +130,35 @@ func (e *Executor) Start(ctx context.Context, s *executors.Spec, report func(exe
 		e.mu.Unlock()
 		return fmt.Errorf("local: start %q: %w", s.ID, ErrAlreadyRunning)
 	}
+	for done := e.removing[s.ID]; done != nil; done = e.removing[s.ID] {
+		e.mu.Unlock()
+		<-done // the same ID's last work dir is still being removed
+		e.mu.Lock()
+	}
 	e.live[s.ID] = x
 	x.waiter = e.slots.enqueue(s.Resources) // under e.mu: FIFO in Start order
 	e.mu.Unlock()
 	go x.run()
 	return nil
+}
+
+// Wait waits for the removal of the work dirs of the executions that have
+// reported their exit (each happens just after its report); running ones
+// are not waited for.
+func (e *Executor) Wait() {
+	for {
+		e.mu.Lock()
+		var done chan struct{}
+		for _, d := range e.removing {
+			done = d
+			break
+		}
+		e.mu.Unlock()
+		if done == nil {
+			return
+		}
+		<-done
+	}
 }
 
 func specID(s *executors.Spec) string {
@@ -196,6 +226,17 @@ func (e *Executor) forget(x *execution) {
 	e.mu.Lock()
 	if e.live[x.spec.ID] == x {
 		delete(e.live, x.spec.ID)
+		e.removing[x.spec.ID] = make(chan struct{})
+	}
+	e.mu.Unlock()
+}
+
+// removed ends x's removal (see removing).
+func (e *Executor) removed(x *execution) {
+	e.mu.Lock()
+	if done := e.removing[x.spec.ID]; done != nil {
+		close(done)
+		delete(e.removing, x.spec.ID)
 	}
 	e.mu.Unlock()
 }

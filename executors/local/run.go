@@ -73,6 +73,7 @@ func (x *execution) run() {
 		if x.e.slots.cancel(x.waiter) {
 			close(x.exited)
 			x.finish(outcome{state: spec.TaskCanceled, exitCode: -1, reason: "canceled"}, false)
+			x.remove()
 			return
 		}
 		// Granted at the same moment: run the cancel path below, which
@@ -80,9 +81,11 @@ func (x *execution) run() {
 	}
 	out, started := x.runGranted()
 	// Resources go back after Exited is reported, so the events of steps
-	// sharing them never overlap.
-	defer x.e.slots.release(x.waiter)
+	// sharing them never overlap; the work dir goes after both, while the
+	// engine records the exit and starts what comes next.
 	x.finish(out, started)
+	x.e.slots.release(x.waiter)
+	x.remove()
 }
 
 // runGranted prepares the root, runs the process and collects outputs,
@@ -251,8 +254,7 @@ func exitOutcome(ps *os.ProcessState, waitErr error) outcome {
 	return outcome{state: spec.TaskSucceeded, exitCode: 0}
 }
 
-// finish stores the log, forgets the execution, reports Exited and
-// removes the execution's root and log (unless Config.KeepWorkDirs).
+// finish stores the log, forgets the execution and reports Exited.
 func (x *execution) finish(out outcome, started bool) {
 	ev := executors.Event{
 		ID: x.spec.ID, Kind: executors.EventExited,
@@ -269,15 +271,23 @@ func (x *execution) finish(out outcome, started bool) {
 	x.e.forget(x)
 	ev.Time = x.e.cfg.Clock()
 	x.e.log.Debug("local executor: exited", "id", x.spec.ID, "state", out.state, "reason", out.reason)
-	// The work dir goes before the report: its outputs and log are stored,
-	// and a process that ends once its run does (skiff run) must not leave
-	// it behind.
-	if !x.e.cfg.KeepWorkDirs {
-		if err := executors.RemoveExecution(x.e.cfg.WorkDir, x.spec.ID); err != nil {
-			x.e.log.Warn("local executor: removing the execution's work dir", "id", x.spec.ID, "err", err)
-		}
-	}
 	x.report(ev)
+}
+
+// remove deletes the execution's root and log (unless
+// Config.KeepWorkDirs), after its report: its outputs and log are stored
+// by then. It is off the report's path (a chain's next step need not wait
+// for the metadata writes of a removal); Executor.Wait waits for it, so
+// that a process ending once its run does (skiff run) leaves nothing
+// behind.
+func (x *execution) remove() {
+	defer x.e.removed(x)
+	if x.e.cfg.KeepWorkDirs {
+		return
+	}
+	if err := executors.RemoveExecution(x.e.cfg.WorkDir, x.spec.ID); err != nil {
+		x.e.log.Warn("local executor: removing the execution's work dir", "id", x.spec.ID, "err", err)
+	}
 }
 
 func (x *execution) workingDir() string {

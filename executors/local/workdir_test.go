@@ -1,10 +1,12 @@
 package local
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -64,5 +66,31 @@ func TestLocal_MaxOutputBytes(t *testing.T) {
 	ev := f.run(t, s)
 	if ev.State != spec.TaskFailed || !strings.Contains(ev.Reason, `output "model"`) || !strings.Contains(ev.Reason, "limit of 100 bytes") {
 		t.Fatalf("state %s reason %q; want FAILED naming the output and the limit", ev.State, ev.Reason)
+	}
+}
+
+// TestLocal_WaitWaitsForRemovals: the work dir is removed just after the
+// report, off its path; Wait returns once it is gone (skiff run calls it
+// before it exits). A Start of the same ID right after the report gets a
+// root of its own, not one the previous removal deletes under it.
+func TestLocal_WaitWaitsForRemovals(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	for i := range 20 {
+		s := shSpec("again", "echo x > tmp/f && sleep 0.01 && test -f tmp/f && echo "+strconv.Itoa(i)+" > outputs/n")
+		s.Outputs = []executors.OutputSpec{{Name: "n", Type: spec.TypeInt}}
+		rec := newRecorder()
+		if err := f.ex.Start(context.Background(), s, rec.report); err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+		ev := rec.wait(t, "again", executors.EventExited)
+		if ev.State != spec.TaskSucceeded || string(ev.Outputs["n"].Param) != strconv.Itoa(i) {
+			t.Fatalf("run %d: %s %s %v", i, ev.State, ev.Reason, ev.Outputs)
+		}
+	}
+	f.ex.Wait()
+	root, log := f.ex.Root("again"), executors.LogPath(f.ex.cfg.WorkDir, "again")
+	if exists(root) || exists(log) {
+		t.Fatalf("after Wait: root there %v, log there %v", exists(root), exists(log))
 	}
 }
