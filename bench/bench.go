@@ -160,7 +160,7 @@ func SkiffDurability(noSync bool, logStores []string) string {
 	if noSync {
 		return "none (--no-sync): the Raft log is not fsynced; a crash may lose acknowledged entries"
 	}
-	return "fsync per Raft log append (" + strings.Join(logStoresOrDefault(logStores), ", ") + "): every committed entry is on disk before it is applied; state.db is rebuilt from the log after a crash"
+	return "fsync per Raft log append (" + strings.Join(logStoresOrDefault(logStores), ", ") + "): every committed entry is on disk before it is applied; state.db is not synced: kept after a kill -9, rebuilt from the log after a machine restart"
 }
 
 func logStoresOrDefault(kinds []string) []string {

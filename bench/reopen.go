@@ -50,9 +50,10 @@ type ReopenResult struct {
 	Snapshots  int    `json:"snapshots"`
 	Killed     bool   `json:"killed"` // SIGKILL, not a clean close
 	// Kept: reopening the data dir as the kill left it. state.db keeps
-	// what the child wrote (a kill does not lose the page cache), so
-	// raft hands every entry to the state machine, which skips those
-	// state.db already holds.
+	// what the child wrote (a kill does not lose the page cache, and the
+	// store keeps the state.db of a process that died on the machine's
+	// running boot), so raft hands every entry to the state machine,
+	// which skips those state.db already holds.
 	Kept ReopenTiming `json:"state_kept"`
 	// Lost: the same data dir with state.db removed (as after a power
 	// loss that took its unsynced pages): every entry is applied again.

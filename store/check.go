@@ -189,7 +189,7 @@ func checkStateFile(r *CheckReport, dir string, blobs BlobChecker) (logPosition,
 	var at logPosition
 	var id []byte
 	if _, err := os.Stat(path + ".clean"); err != nil {
-		r.add("state.db", nil, "was not closed cleanly: the next open rebuilds it from snapshots/ and raft.db")
+		r.add("state.db", nil, "was not closed cleanly: the next open keeps it if this machine has not restarted since (state.db.boot) and it opens whole, else rebuilds it from snapshots/ and the raft log")
 		return at, nil
 	}
 	if err := checkBoltFile(path, time.Nanosecond); err != nil {

@@ -9,8 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -269,5 +271,65 @@ func TestStore_WALTornTail(t *testing.T) {
 				fill(t, s, "after", 1)
 			})
 		}
+	}
+}
+
+// TestStore_StateOfAKilledProcessIsKept: state.db is written without
+// fsyncs, and kept after a kill -9 when the machine did not restart since
+// (its boot id is the one state.db.boot holds): the reopened store uses
+// the same state.db file, not one rebuilt by replaying the log. The same
+// data dir marked as opened on another boot rebuilds it, to the same
+// state.
+func TestStore_StateOfAKilledProcessIsKept(t *testing.T) {
+	if bootID() == "" {
+		t.Skip("no boot id on this machine: state.db is always rebuilt")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 19))
+	var acked []string
+	for len(acked) < 20 {
+		acked = append(acked, crashRound(t, dir, LogStoreWAL, fmt.Sprintf("r%d", len(acked)), rng)...)
+	}
+	other := t.TempDir()
+	if err := os.CopyFS(other, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(other, "state.db.boot"), []byte("another-boot\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inode := func(d string) uint64 {
+		fi, err := os.Stat(filepath.Join(d, "state.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	open := func(d string) (*Store, uint64) {
+		before := inode(d)
+		cfg := DefaultConfig(d)
+		cfg.LogStore = LogStoreWAL
+		s, err := openCrashed(t, cfg)
+		if err != nil {
+			t.Fatalf("open after kill -9: %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s, before
+	}
+	kept, before := open(dir)
+	if after := inode(dir); after != before {
+		t.Errorf("state.db of a killed process on this boot was replaced (inode %d → %d), not kept", before, after)
+	}
+	rebuilt, before := open(other)
+	if after := inode(other); after == before {
+		t.Errorf("state.db marked as opened on another boot was kept (inode %d)", after)
+	}
+	for _, id := range acked {
+		if _, err := kept.GetRun(id); err != nil {
+			t.Fatalf("acknowledged run %s lost: %v", id, err)
+		}
+	}
+	if a, b := stateDump(t, kept), stateDump(t, rebuilt); !reflect.DeepEqual(a, b) {
+		t.Fatal("the kept state.db differs from the one rebuilt from the log")
 	}
 }
