@@ -140,10 +140,13 @@ func main() {
 // sqliteSettings reads the database's journal mode (kept in the file) and
 // the synchronous setting a connection of the same driver gets by
 // default: go-workflows' backend sets journal_mode=WAL and busy_timeout
-// on its connection, never synchronous, so its connection has this one.
+// on its connection, never synchronous, so its connection has this one
+// (busy_timeout, set here too, does not change it).
 // synchronous: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA.
 func sqliteSettings(path string) (mode, sync string, err error) {
-	db, err := sql.Open("sqlite", "file:"+path)
+	// The backend's connections may still hold a lock just after the run
+	// (its workers stop, the WAL is checkpointed): wait for it.
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		return "", "", err
 	}
