@@ -623,6 +623,12 @@ func (s *Store) Assignments(nodeID string) ([]Assignment, error) {
 func (s *Store) AssignmentSpec(execID string) (json.RawMessage, error) {
 	var spec json.RawMessage
 	err := s.fsm.view(func(tx *bolt.Tx) error {
+		// A spec is there only with its assignment (dropAssignmentTx
+		// deletes both): one lookup, without decoding the assignment.
+		if v := tx.Bucket(bucketAssignmentSpecs).Get([]byte(execID)); v != nil {
+			spec = bytes.Clone(v)
+			return nil
+		}
 		a, found, err := getAssignmentTx(tx, execID)
 		if err == nil && !found {
 			err = fmt.Errorf("assignment %q: %w", execID, ErrNotFound)
