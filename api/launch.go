@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"path"
 	"strings"
 	"sync"
 
@@ -32,6 +33,24 @@ func init() {
 		s.launchRoute("GET "+launch.PathBlobs+"/{digest}", s.launchBlob)
 		s.launchRoute("POST "+launch.PathBlobs, s.launchUpload)
 		s.launchRoute("POST "+launch.PathReport, s.launchReport)
+	})
+}
+
+// LaunchHandler serves the launcher routes of s (launch.PathPrefix), each
+// guarded as ServeHTTP guards it, and nothing else: every other path,
+// /healthz included, is not found. A workstation serves it on a port of
+// its own for the kube executor's pods (skiff run --kube-launcher-listen),
+// apart from its user API (the launcher routes take launcher tokens only,
+// whatever s's auth); s's AllowedHosts must hold the host pods reach it
+// by.
+func (s *Server) LaunchHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if !strings.HasPrefix(p, launch.PathPrefix) || path.Clean(p) != p {
+			writeError(w, apiErr(codeNotFound, "no route for %s %s: this port serves only the kube launchers' routes (%s...)", r.Method, p, launch.PathPrefix))
+			return
+		}
+		s.ServeHTTP(w, r)
 	})
 }
 

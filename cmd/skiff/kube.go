@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -14,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/skiffml/skiff/api"
 	"github.com/skiffml/skiff/executors"
 	"github.com/skiffml/skiff/executors/kube"
 	"github.com/skiffml/skiff/executors/launch"
@@ -47,9 +51,11 @@ func kubeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "kube-default-image", EnvVars: []string{"SKIFF_KUBE_DEFAULT_IMAGE"},
 			Usage: "`IMAGE` of steps that name none"},
 		&cli.StringFlag{Name: "kube-launcher-image", EnvVars: []string{"SKIFF_KUBE_LAUNCHER_IMAGE"},
-			Usage: "Skiff `IMAGE` (make image) whose /bin/skiff an init container copies into pods of steps that move artifacts; skiff server only (without it such steps are refused)"},
+			Usage: "Skiff `IMAGE` (make image) whose /bin/skiff an init container copies into pods of steps that move artifacts; the launcher in the pod talks to this process's API (a server: --kube-launcher-api; skiff run: --kube-launcher-listen). Without it such steps are refused"},
+		&cli.StringFlag{Name: "kube-launcher-listen", EnvVars: []string{"SKIFF_KUBE_LAUNCHER_LISTEN"},
+			Usage: "not for skiff server: `HOST:PORT` this process serves the launchers on, with their routes only (/apis/skiff/v1/launch/...; they take per-execution tokens, no user's); required with --kube-launcher-image"},
 		&cli.StringFlag{Name: "kube-launcher-api", EnvVars: []string{"SKIFF_KUBE_LAUNCHER_API"},
-			Usage: "`URL` of this server's API as pods reach it (required with --kube-launcher-image)"},
+			Usage: "`URL` pods reach this process's API at: a server's (required with --kube-launcher-image), or --kube-launcher-listen's (default http://HOST:PORT of it; required when it listens on every address, 0.0.0.0 or ::)"},
 		&cli.StringFlag{Name: "kube-qps", EnvVars: []string{"SKIFF_KUBE_QPS"}, Value: fmt.Sprint(defaultKubeQPS),
 			Usage: "`N` requests a second the kube executor may make to the API server (bursts of twice that); client-go's own default of 5 throttles a chain of steps to about 400 ms a step"},
 		&cli.StringFlag{Name: "kube-launcher-key-file", EnvVars: []string{"SKIFF_KUBE_LAUNCHER_KEY_FILE"},
@@ -58,8 +64,12 @@ func kubeFlags() []cli.Flag {
 }
 
 // kubeLauncher is the launcher of a server's kube executor (nil when no
-// launcher image is set), with the keys of its tokens.
+// launcher image is set), with the keys of its tokens. The server's API
+// serves the launcher routes.
 func kubeLauncher(c *cli.Context, blobs *blob.Store) (*kube.Launcher, *launch.Keys, error) {
+	if kubeOpt(c, "kube-launcher-listen") != "" {
+		return nil, nil, usageError("--kube-launcher-listen is for skiff run: a server serves the launchers on its API (--listen); give --kube-launcher-api, the URL pods reach it at")
+	}
 	img := kubeOpt(c, "kube-launcher-image")
 	if img == "" {
 		return nil, nil, nil
@@ -68,17 +78,96 @@ func kubeLauncher(c *cli.Context, blobs *blob.Store) (*kube.Launcher, *launch.Ke
 	if url == "" {
 		return nil, nil, fmt.Errorf("--kube-launcher-image needs --kube-launcher-api: the URL pods reach this server's API at")
 	}
-	keys := launch.RandomKeys()
-	if f := kubeOpt(c, "kube-launcher-key-file"); f != "" {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			return nil, nil, fmt.Errorf("--kube-launcher-key-file: %w", err)
-		}
-		if keys, err = launch.NewKeys(data); err != nil {
-			return nil, nil, fmt.Errorf("--kube-launcher-key-file %s: %w", f, err)
-		}
+	keys, err := launcherKeys(c)
+	if err != nil {
+		return nil, nil, err
 	}
 	return &kube.Launcher{Image: img, API: url, Keys: keys, Blobs: blobs}, keys, nil
+}
+
+// launcherKeys are the keys of the launchers' tokens: those of
+// --kube-launcher-key-file, else a key of this process's own.
+func launcherKeys(c *cli.Context) (*launch.Keys, error) {
+	f := kubeOpt(c, "kube-launcher-key-file")
+	if f == "" {
+		return launch.RandomKeys(), nil
+	}
+	data, err := os.ReadFile(f)
+	if err != nil {
+		return nil, fmt.Errorf("--kube-launcher-key-file: %w", err)
+	}
+	keys, err := launch.NewKeys(data)
+	if err != nil {
+		return nil, fmt.Errorf("--kube-launcher-key-file %s: %w", f, err)
+	}
+	return keys, nil
+}
+
+// nodeLauncher is the launcher of a workstation node's kube executor
+// (skiff run; skiff runs resume and the like read the SKIFF_KUBE_*
+// variables), whose API is this process's: the launcher routes alone on
+// --kube-launcher-listen. It returns nil when no launcher image is set,
+// and also when there is no kubeconfig (no kube executor: the flags are
+// checked, but no port is opened). ln listens already (a taken port fails
+// here, before any step starts); serveLaunchers serves it.
+func nodeLauncher(c *cli.Context, blobs *blob.Store) (l *kube.Launcher, ln net.Listener, err error) {
+	img, listen, apiURL := kubeOpt(c, "kube-launcher-image"), kubeOpt(c, "kube-launcher-listen"), kubeOpt(c, "kube-launcher-api")
+	if img == "" {
+		if listen != "" {
+			return nil, nil, usageError("--kube-launcher-listen needs --kube-launcher-image: the Skiff image the pods' launcher comes from")
+		}
+		return nil, nil, nil
+	}
+	if listen == "" {
+		return nil, nil, usageError("--kube-launcher-image needs --kube-launcher-listen HOST:PORT: the address this process serves the pods' launchers on (e.g. 10.0.0.5:8090, with --kube-launcher-api if pods reach it by another name)")
+	}
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil, nil, usageError("--kube-launcher-listen %q: want HOST:PORT (%v)", listen, err)
+	}
+	if apiURL != "" {
+		if u, err := url.Parse(apiURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, nil, usageError("--kube-launcher-api %q: want the http(s) URL pods reach this process at (http://HOST:PORT)", apiURL)
+		}
+	} else if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		return nil, nil, usageError("--kube-launcher-listen %s listens on every address: give --kube-launcher-api, the URL pods reach this machine at (http://HOST:PORT)", listen)
+	}
+	keys, err := launcherKeys(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	if kubeOpt(c, "kubeconfig") == "" {
+		return nil, nil, nil
+	}
+	if ln, err = net.Listen("tcp", listen); err != nil {
+		return nil, nil, fmt.Errorf("--kube-launcher-listen %s: %w", listen, err)
+	}
+	if apiURL == "" {
+		_, port, _ := net.SplitHostPort(ln.Addr().String()) // the port chosen for port 0
+		apiURL = "http://" + net.JoinHostPort(host, port)
+	}
+	return &kube.Launcher{Image: img, API: apiURL, Keys: keys, Blobs: blobs}, ln, nil
+}
+
+// serveLaunchers serves the launcher routes of an API over n's store,
+// engine and artifacts on ln, checking tokens with l's keys, and nothing
+// else (api.Server.LaunchHandler); the returned func stops it. The API
+// has no NoAuth (those routes take launcher tokens only); the Host it
+// accepts is l.API's (the one pods send), and loopback names.
+func serveLaunchers(n *node, ln net.Listener, l *kube.Launcher) (func(), error) {
+	u, err := url.Parse(l.API)
+	if err != nil {
+		return nil, fmt.Errorf("--kube-launcher-api %q: %w", l.API, err)
+	}
+	srv, err := api.New(api.Config{Store: n.store, Engine: n.engine, Blobs: n.blobs, LaunchKeys: l.Keys,
+		AllowedHosts: []string{u.Hostname()}, Logger: n.log, Version: serverVersion}, nil)
+	if err != nil {
+		return nil, err
+	}
+	hs := &http.Server{Handler: srv.LaunchHandler(), ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug)}
+	go func() { _ = hs.Serve(ln) }()
+	return func() { _ = hs.Close() }, nil
 }
 
 // openKube makes the kube executor when a kubeconfig is given (nil, nil

@@ -46,8 +46,9 @@ type node struct {
 	// events carries the engine's updates to the API's event stream (the
 	// web UI's live pages) on the data dir's socket.
 	events *api.Events
-	// launchKeys check the kube launchers' tokens (a server with a
-	// launcher image); nil otherwise.
+	// launchKeys check the kube launchers' tokens on a server's API (a
+	// server with a launcher image); nil otherwise (a workstation serves
+	// its launchers on a port of their own: serveLaunchers).
 	launchKeys *launch.Keys
 	// closers run (last first) before the store closes.
 	closers []func()
@@ -141,10 +142,27 @@ func openNode(c *cli.Context, opts nodeOptions) (*node, error) {
 	} else {
 		log.Debug("docker executor not available", "err", err)
 	}
-	execs, closeKube, err := addKube(c, log, execs, nil, st) // the launcher needs a server's API
+	// The kube executor's launchers talk to this process on a port of
+	// their own, listening before any step starts (served once the
+	// engine exists, before it runs).
+	launcher, launchLn, err := nodeLauncher(c, n.blobs)
 	if err != nil {
 		st.Close()
 		return nil, err
+	}
+	fail := func(err error) (*node, error) {
+		if launchLn != nil {
+			launchLn.Close()
+		}
+		for i := len(n.closers) - 1; i >= 0; i-- {
+			n.closers[i]()
+		}
+		st.Close()
+		return nil, err
+	}
+	execs, closeKube, err := addKube(c, log, execs, launcher, st)
+	if err != nil {
+		return fail(err)
 	}
 	n.closers = append(n.closers, closeKube)
 	ecfg := engine.DefaultConfig(st, execs...)
@@ -155,8 +173,14 @@ func openNode(c *cli.Context, opts nodeOptions) (*node, error) {
 		ecfg.OnUpdate = func(us []engine.Update) { opts.onUpdate(us); n.events.Publish(us) }
 	}
 	if n.engine, err = engine.New(ecfg); err != nil {
-		st.Close()
-		return nil, err
+		return fail(err)
+	}
+	if launchLn != nil {
+		stop, err := serveLaunchers(n, launchLn, launcher)
+		if err != nil {
+			return fail(err)
+		}
+		n.closers = append(n.closers, stop)
 	}
 	if !opts.noSocket {
 		n.serveSocket()

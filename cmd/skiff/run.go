@@ -39,12 +39,20 @@ Ctrl-C cancels the run: running steps get SIGTERM, then SIGKILL after a
 grace period, and the run ends CANCELED. A second Ctrl-C leaves at once;
 'skiff runs resume' picks such a run up later.
 
+With --executor kube, steps run as pods; those that move artifacts or
+output parameters need the launcher: --kube-launcher-image (the Skiff
+image) and --kube-launcher-listen HOST:PORT, an address of this machine
+the pods can reach, where this process serves the launchers' routes alone
+(--kube-launcher-api when they reach it by another URL).
+
 Examples:
   skiff run examples/iris/pipeline.yaml
   skiff run examples/iris/pipeline.yaml -p k=7 -p test_fraction=0.25
   skiff run pipeline.yaml -o json > summary.json
   skiff run pipeline.yaml -l team=vision -l stage=dev   # then: skiff runs list -l team=vision
-  skiff run nightly --pipeline-version v2     # a pipeline uploaded with 'skiff pipeline upload'`,
+  skiff run nightly --pipeline-version v2     # a pipeline uploaded with 'skiff pipeline upload'
+  skiff run pipeline.yaml --executor kube --kubeconfig ~/.kube/config \
+    --kube-launcher-image registry.example/skiff:v1 --kube-launcher-listen 10.0.0.5:8090`,
 		Flags: append([]cli.Flag{
 			&cli.StringSliceFlag{Name: "param", Aliases: []string{"p"}, Usage: "pipeline parameter `name=value` (repeatable)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "final summary format: table, wide, json, yaml or name (json and yaml go alone to standard output)"},

@@ -79,7 +79,7 @@ func (b *podBuilder) launcher() error {
 		if len(s.Inputs) == 0 {
 			what = "outputs"
 		}
-		return fmt.Errorf("%s: moving artifacts and output parameters needs the launcher, and this kube executor has none (set its launcher image and API URL: --kube-launcher-image, --kube-launcher-api)", what)
+		return fmt.Errorf("%s: moving artifacts and output parameters needs the launcher, and this kube executor has none (give --kube-launcher-image, with --kube-launcher-listen on skiff run or --kube-launcher-api on skiff server)", what)
 	}
 	if len(s.Command) == 0 {
 		return fmt.Errorf("command: required for a step with inputs or outputs (the launcher runs it in place of the image's entrypoint)")

@@ -3,20 +3,14 @@ package kube_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/skiffml/skiff/api"
@@ -26,23 +20,22 @@ import (
 	"github.com/skiffml/skiff/executors/docker"
 	"github.com/skiffml/skiff/executors/docker/dockertest"
 	"github.com/skiffml/skiff/executors/kube"
+	"github.com/skiffml/skiff/executors/kube/kubelettest"
 	"github.com/skiffml/skiff/executors/launch"
 	"github.com/skiffml/skiff/store"
 	"github.com/skiffml/skiff/store/blob"
 )
 
 // The launcher end to end without a control plane. kwok runs no
-// containers, so this test plays the kubelet with Docker: the kube
-// executor creates its pods in client-go's fake clientset (the one fake:
-// it stands for the API server), and a loop here runs each pod's init
-// container and main container as real Docker containers of locally built
-// images, sharing the pod's two emptyDirs as host directories, on the host
-// network so that the launcher reaches the real Skiff API this test
-// serves on loopback, with the pod's own command and environment. It then
-// writes the containers' end into the pod's status as a kubelet does
-// (exit code, termination message). Docker has no termination-log file:
-// the loop adds SKIFF_LAUNCH_TERMINATION, a file in the launcher's
-// emptyDir, and copies it into the status.
+// containers, so this test plays the kubelet with Docker
+// (kubelettest): the kube executor creates its pods in client-go's fake
+// clientset (the one fake: it stands for the API server), and the
+// kubelet runs each pod's init container and main container as real
+// Docker containers of locally built images, sharing the pod's two
+// emptyDirs as host directories, on the host network so that the
+// launcher reaches the real Skiff API this test serves on loopback, with
+// the pod's own command and environment, and writes their end into the
+// pod's status (exit code, termination message).
 
 const launcherPipeline = `name: hello
 parameters:
@@ -67,172 +60,6 @@ outputs:
   loud: shout.loud
   chars: shout.chars
 `
-
-// launcherImage builds the Skiff image as `make image` does (a static
-// skiff and busybox in a docker-imported root) and returns its name.
-func launcherImage(t *testing.T) string {
-	t.Helper()
-	dockertest.Client(t)
-	if _, err := exec.LookPath("docker"); err != nil {
-		t.Skip("no docker command")
-	}
-	root := t.TempDir()
-	for _, d := range []string{"bin", "tmp", "etc"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	build := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(root, "bin", "skiff"), "../../cmd/skiff")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build skiff: %v\n%s", err, out)
-	}
-	bb, err := os.ReadFile(dockertest.BusyboxPath)
-	if err != nil {
-		t.Skipf("busybox: %v", err)
-	}
-	if err := os.WriteFile(filepath.Join(root, "bin", "busybox"), bb, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range []string{"sh", "cat", "tr", "wc", "printf"} {
-		if err := os.Symlink("busybox", filepath.Join(root, "bin", a)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	img := fmt.Sprintf("skiff-test/launcher:%d", time.Now().UnixNano())
-	tar := exec.Command("tar", "-C", root, "--numeric-owner", "--owner=0", "--group=0", "-cf", "-", ".")
-	imp := exec.Command("docker", "import", "--change", "ENV PATH=/bin", "-", img)
-	pipe, err := tar.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	imp.Stdin = pipe
-	if err := tar.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := imp.CombinedOutput(); err != nil {
-		t.Fatalf("docker import: %v\n%s", err, out)
-	}
-	_ = tar.Wait()
-	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", img).Run() })
-	return img
-}
-
-// dockerKubelet runs the pods of cli's namespace as Docker containers.
-type dockerKubelet struct {
-	t    *testing.T
-	cli  *fake.Clientset
-	ns   string
-	dir  string
-	mu   sync.Mutex
-	seen map[string]bool
-	wg   sync.WaitGroup
-}
-
-func (k *dockerKubelet) loop(ctx context.Context) {
-	for ctx.Err() == nil {
-		pods, err := k.cli.CoreV1().Pods(k.ns).List(ctx, metav1.ListOptions{})
-		if err == nil {
-			for i := range pods.Items {
-				p := pods.Items[i]
-				k.mu.Lock()
-				isNew := !k.seen[p.Name]
-				k.seen[p.Name] = true
-				k.mu.Unlock()
-				if isNew {
-					k.wg.Add(1)
-					go func() { defer k.wg.Done(); k.run(ctx, &p) }()
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-func (k *dockerKubelet) setStatus(ctx context.Context, name string, f func(*corev1.PodStatus)) {
-	p, err := k.cli.CoreV1().Pods(k.ns).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		k.t.Errorf("kubelet: get %s: %v", name, err)
-		return
-	}
-	f(&p.Status)
-	if _, err := k.cli.CoreV1().Pods(k.ns).UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
-		k.t.Errorf("kubelet: status %s: %v", name, err)
-	}
-}
-
-// run runs pod p's init containers, then its main container.
-func (k *dockerKubelet) run(ctx context.Context, p *corev1.Pod) {
-	vols := map[string]string{}
-	for _, v := range p.Spec.Volumes {
-		if v.EmptyDir == nil {
-			k.t.Errorf("pod %s: volume %s is not an emptyDir", p.Name, v.Name)
-			return
-		}
-		vols[v.Name] = filepath.Join(k.dir, p.Name, v.Name)
-		if err := os.MkdirAll(vols[v.Name], 0o777); err != nil {
-			k.t.Error(err)
-			return
-		}
-	}
-	term := filepath.Join(vols["skiff-launcher"], "termination-log")
-	for _, c := range p.Spec.InitContainers {
-		if code, out := k.container(ctx, p, c, vols, ""); code != 0 {
-			k.t.Errorf("pod %s: init container %s: exit %d\n%s", p.Name, c.Name, code, out)
-			return
-		}
-	}
-	k.setStatus(ctx, p.Name, func(s *corev1.PodStatus) { s.Phase = corev1.PodRunning })
-	main := p.Spec.Containers[0]
-	code, out := k.container(ctx, p, main, vols, "/skiff-launcher/termination-log")
-	k.t.Logf("pod %s: exit %d\n%s", p.Name, code, out)
-	msg, _ := os.ReadFile(term)
-	k.setStatus(ctx, p.Name, func(s *corev1.PodStatus) {
-		s.Phase = corev1.PodSucceeded
-		if code != 0 {
-			s.Phase = corev1.PodFailed
-		}
-		s.ContainerStatuses = []corev1.ContainerStatus{{Name: main.Name, State: corev1.ContainerState{
-			Terminated: &corev1.ContainerStateTerminated{ExitCode: int32(code), Message: string(msg)}}}}
-	})
-}
-
-// container runs c as `docker run` with the pod's mounts, working dir,
-// command and environment; its exit code and output.
-func (k *dockerKubelet) container(ctx context.Context, p *corev1.Pod, c corev1.Container, vols map[string]string, term string) (int, string) {
-	args := []string{"run", "--rm", "--network", "host", "--pull", "never"}
-	for _, m := range c.VolumeMounts {
-		args = append(args, "-v", vols[m.Name]+":"+m.MountPath)
-	}
-	if c.WorkingDir != "" {
-		args = append(args, "-w", c.WorkingDir)
-	}
-	for _, e := range c.Env {
-		args = append(args, "-e", e.Name+"="+e.Value)
-	}
-	if term != "" {
-		args = append(args, "-e", launch.EnvTermination+"="+term)
-	}
-	if len(c.Command) > 0 {
-		args = append(args, "--entrypoint", c.Command[0], c.Image)
-		args = append(args, c.Command[1:]...)
-	} else {
-		args = append(args, c.Image)
-	}
-	args = append(args, c.Args...)
-	cmd := exec.CommandContext(ctx, "docker", args...)
-	out, err := cmd.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return ee.ExitCode(), string(out)
-	}
-	if err != nil {
-		return -1, err.Error() + "\n" + string(out)
-	}
-	return 0, string(out)
-}
 
 type node struct {
 	st    *store.Store
@@ -316,10 +143,9 @@ func (n *node) runHello(t *testing.T, image string) (store.Run, []store.Task) {
 }
 
 func TestLauncher_DockerEndToEnd(t *testing.T) {
-	img := launcherImage(t)
+	img := kubelettest.LauncherImage(t)
 	keys := launch.RandomKeys()
 	cli := fake.NewSimpleClientset()
-	kl := &dockerKubelet{t: t, cli: cli, ns: "skiff", dir: t.TempDir(), seen: map[string]bool{}}
 	n := startNode(t, keys, func(url string, blobs *blob.Store) executors.Executor {
 		cfg := kube.DefaultConfig(cli)
 		cfg.Namespace = "skiff"
@@ -333,9 +159,7 @@ func TestLauncher_DockerEndToEnd(t *testing.T) {
 		t.Cleanup(x.Close)
 		return x
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	go kl.loop(ctx)
-	t.Cleanup(func() { cancel(); kl.wg.Wait() })
+	kubelettest.Start(t, kubelettest.Config{Client: cli, Namespace: "skiff"})
 
 	run, tasks := n.runHello(t, dockertest.Image)
 	if run.State != spec.RunSucceeded {

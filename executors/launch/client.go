@@ -14,8 +14,9 @@ import (
 
 // API routes the launcher uses; every one takes only a launcher token.
 const (
-	PathBlobs  = "/apis/skiff/v1/launch/blobs"  // GET /{digest}: an input; POST: an output's bytes
-	PathReport = "/apis/skiff/v1/launch/report" // POST: the Report
+	PathPrefix = "/apis/skiff/v1/launch/" // every launcher route's, and no other's
+	PathBlobs  = PathPrefix + "blobs"     // GET /{digest}: an input; POST: an output's bytes
+	PathReport = PathPrefix + "report"    // POST: the Report
 )
 
 // Client talks to the Skiff API with one launcher token.
