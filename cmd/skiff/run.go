@@ -96,7 +96,7 @@ func runAction(c *cli.Context) error {
 	if c.Bool("lenient") && len(c.StringSlice("label")) > 0 {
 		return usageError("--lenient and --label: a lenient run is compiled and run by this process alone, without labels; give one of them")
 	}
-	plan, params, err := loadPipeline(file, c.StringSlice("param"), kfp.Options{Lenient: c.Bool("lenient")})
+	plan, params, err := loadPipeline(file, c.StringSlice("param"), kfp.Options{Lenient: c.Bool("lenient"), Kube: c.String("executor") == "kube"})
 	if err != nil {
 		return err
 	}

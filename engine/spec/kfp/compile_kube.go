@@ -78,6 +78,9 @@ func (c *compiler) kubeWarning(path string, v any) bool {
 	if len(set) == 0 {
 		return false
 	}
+	if c.opts.Kube {
+		return true
+	}
 	them := "them"
 	if len(set) == 1 {
 		them = "it"

@@ -41,6 +41,25 @@ func TestCompile_KubernetesSettingsAreCarried(t *testing.T) {
 	}
 }
 
+// TestCompile_KubeExecutorGetsNoKeptWarning: compiled for the kube
+// executor (Options.Kube), which applies the settings, the same pipeline
+// carries them as before and no warning says they are only kept.
+func TestCompile_KubeExecutorGetsNoKeptWarning(t *testing.T) {
+	readCorpus(t) // skips without the corpus
+	plan, warns, err := loadCorpusFile(t, "pvc_mount.yaml", Options{Kube: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(findTask(t, plan, "producer").Kubernetes) == 0 {
+		t.Error("producer carries no Kubernetes settings")
+	}
+	for _, w := range warns {
+		if strings.Contains(w.Msg, kubeNotApplied) {
+			t.Errorf("warning %q with Options.Kube", w)
+		}
+	}
+}
+
 // withPlatform is minimalIR with a PlatformSpec.
 func withPlatform(platform string) string { return minimalIR + "---\n" + platform }
 

@@ -15,6 +15,9 @@ type Options struct {
 	// Lenient continues past unknown fields and unsupported features: each
 	// becomes a Warning and is ignored, instead of an error.
 	Lenient bool
+	// Kube: the steps run on the kube executor, which applies the
+	// kubernetes platform's settings; no warning says they are only kept.
+	Kube bool
 }
 
 // Document is a parsed compiled pipeline: its PipelineSpec and optional
