@@ -107,8 +107,8 @@ func (r *Run) param(i int, name string) (spec.Value, bool) {
 		}
 		return spec.Value{Param: raw}, ok
 	}
-	if s.loop && name == s.itemParam && k < len(s.items) {
-		return s.items[k], true
+	if s.loop && name == s.itemParam && k < s.items.len() {
+		return s.items.at(k), true
 	}
 	if v, ok := s.inputs[name]; ok {
 		return v, true

@@ -198,11 +198,11 @@ func (r *Run) begin(ds []Decision) []Decision {
 	for _, s := range r.scopes[1:] {
 		t := r.Task(s.owner)
 		inputs, reason := r.resolve(t, s.owner)
-		var items []spec.Value
+		var items itemList
 		if reason == "" && s.loop {
 			items, reason = r.loopItems(s.owner, t)
-			if reason == "" && len(items) != s.n {
-				reason = fmt.Sprintf("the loop now has %d items, it had %d", len(items), s.n)
+			if reason == "" && items.len() != s.n {
+				reason = fmt.Sprintf("the loop now has %d items, it had %d", items.len(), s.n)
 			}
 		}
 		// When the group's values cannot be had back, its pending tasks

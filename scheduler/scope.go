@@ -3,6 +3,7 @@ package scheduler
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/skiffml/skiff/engine/spec"
@@ -26,7 +27,7 @@ type scope struct {
 	itemParam   string
 	parallelism int
 	inputs      map[string]spec.Value // the group's resolved inputs
-	items       []spec.Value          // a loop's items, one per instance
+	items       itemList              // a loop's items, one per instance
 	broken      string                // why they are not known, after a restart
 
 	hungry   bool    // in Run.hungry: instances wait for Continue
@@ -166,7 +167,7 @@ func (r *Run) RestoreExpansion(task, base, count int) error {
 func (r *Run) expand(ds []Decision, i int, inputs map[string]spec.Value) []Decision {
 	t := r.Task(i)
 	n := 1
-	var items []spec.Value
+	var items itemList
 	if t.ParallelFor != nil {
 		var reason string
 		if items, reason = r.loopItems(i, t); reason != "" {
@@ -174,7 +175,7 @@ func (r *Run) expand(ds []Decision, i int, inputs map[string]spec.Value) []Decis
 			ds = append(ds, Decision{Action: ActFail, Task: i, Reason: reason})
 			return r.cascade(ds, i)
 		}
-		n = len(items)
+		n = items.len()
 	}
 	base := len(r.state)
 	r.set(i, spec.TaskRunning)
@@ -357,19 +358,15 @@ func (r *Run) bodyOutput(s *scope, k int, o spec.PlanOutput) (spec.Value, bool) 
 }
 
 // loopItems resolves the items of loop task i.
-func (r *Run) loopItems(i int, t *spec.Task) ([]spec.Value, string) {
+func (r *Run) loopItems(i int, t *spec.Task) (itemList, string) {
 	in := t.ParallelFor.Items
 	in.Name = "parallelFor.items"
 	v, reason := r.resolveInput(i, &in)
 	if reason != "" {
-		return nil, reason
+		return itemList{}, reason
 	}
 	if v.IsArtifactList() {
-		items := make([]spec.Value, len(v.Artifacts))
-		for k := range v.Artifacts {
-			items[k] = spec.Value{Artifact: &v.Artifacts[k]}
-		}
-		return items, ""
+		return itemList{artifacts: true, arts: v.Artifacts, n: len(v.Artifacts)}, ""
 	}
 	raw := v.Param
 	var s string
@@ -378,13 +375,13 @@ func (r *Run) loopItems(i int, t *spec.Task) ([]spec.Value, string) {
 	}
 	var list []json.RawMessage
 	if err := json.Unmarshal(raw, &list); err != nil {
-		return nil, fmt.Sprintf("parallelFor items: expected a list, got %s", shorten(string(v.Param)))
+		return itemList{}, fmt.Sprintf("parallelFor items: expected a list, got %s", shorten(string(v.Param)))
 	}
 	typ := spec.Type("")
 	if p := t.Body.Param(t.ParallelFor.ItemParam); p != nil {
 		typ = p.Type
 	}
-	items := make([]spec.Value, len(list))
+	items := itemList{n: len(list), ends: make([]uint32, len(list))}
 	for k, it := range list {
 		if typ == spec.TypeString && len(it) > 0 && it[0] != '"' {
 			// A string item parameter takes any item as its JSON text
@@ -393,11 +390,40 @@ func (r *Run) loopItems(i int, t *spec.Task) ([]spec.Value, string) {
 		}
 		norm, err := spec.NormValue(typ, it)
 		if err != nil {
-			return nil, fmt.Sprintf("parallelFor item %d: %v", k, err)
+			return itemList{}, fmt.Sprintf("parallelFor item %d: %v", k, err)
 		}
-		items[k] = spec.Value{Param: norm}
+		items.params = append(items.params, norm...)
+		items.ends[k] = uint32(len(items.params))
 	}
+	items.params = slices.Clip(items.params)
 	return items, ""
+}
+
+// itemList is a loop's items, kept compact (a ParallelFor of 100,000
+// items holds them for its whole run): parameter items' JSON one after
+// another in one buffer, item k ending at ends[k]; or the artifacts of an
+// artifact list.
+type itemList struct {
+	n         int
+	params    []byte
+	ends      []uint32
+	artifacts bool
+	arts      []spec.ArtifactRef
+}
+
+func (l *itemList) len() int { return l.n }
+
+// at is item k as a value (its bytes are shared: read them, never write).
+func (l *itemList) at(k int) spec.Value {
+	if l.artifacts {
+		return spec.Value{Artifact: &l.arts[k]}
+	}
+	var start uint32
+	if k > 0 {
+		start = l.ends[k-1]
+	}
+	end := l.ends[k]
+	return spec.Value{Param: json.RawMessage(l.params[start:end:end])}
 }
 
 func shorten(s string) string {
