@@ -31,9 +31,28 @@ func CreateLog(path string) (*os.File, error) {
 // its outputs and log are stored. Symbolic links in the root are removed,
 // never followed.
 func RemoveExecution(workDir, id string) error {
-	err := os.RemoveAll(filepath.Join(workDir, id))
+	err := removeRoot(filepath.Join(workDir, id))
 	if lerr := os.Remove(LogPath(workDir, id)); lerr != nil && !errors.Is(lerr, fs.ErrNotExist) {
 		err = errors.Join(err, lerr)
 	}
 	return err
+}
+
+// removeRoot removes an execution's root. Most steps leave the layout's
+// directories empty: then each goes with one rmdir (a few system calls in
+// all, where os.RemoveAll opens and lists every directory); anything else
+// (files, links, other directories) is left to os.RemoveAll, which removes
+// links without following them.
+func removeRoot(root string) error {
+	for _, d := range []string{TmpDir, OutputsDir, InputsDir} {
+		if err := syscall.Rmdir(filepath.Join(root, d)); err != nil && err != syscall.ENOENT {
+			return os.RemoveAll(root)
+		}
+	}
+	switch err := syscall.Rmdir(root); err {
+	case nil, syscall.ENOENT:
+		return nil
+	default:
+		return os.RemoveAll(root)
+	}
 }
