@@ -25,9 +25,12 @@ func TestRemoveExecution_EveryLayout(t *testing.T) {
 		}
 	}
 	cases := map[string]func(t *testing.T, root, outside string){
-		"empty layout": func(t *testing.T, root, _ string) { mk(t, filepath.Join(root, TmpDir)); mk(t, filepath.Join(root, OutputsDir)) },
-		"root only":    func(t *testing.T, root, _ string) { mk(t, root) },
-		"no root":      func(t *testing.T, root, _ string) {},
+		"empty layout": func(t *testing.T, root, _ string) {
+			mk(t, filepath.Join(root, TmpDir))
+			mk(t, filepath.Join(root, OutputsDir))
+		},
+		"root only": func(t *testing.T, root, _ string) { mk(t, root) },
+		"no root":   func(t *testing.T, root, _ string) {},
 		"files": func(t *testing.T, root, _ string) {
 			write(t, filepath.Join(root, TmpDir, "scratch"))
 			write(t, filepath.Join(root, OutputsDir, "model", "weights.bin"))
