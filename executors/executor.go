@@ -3,9 +3,9 @@ package executors
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"path"
+	"strconv"
 	"time"
 
 	"github.com/skiffml/skiff/engine/spec"
@@ -144,7 +144,7 @@ type Event struct {
 
 // ExecutionID is the deterministic id of one attempt of one task.
 func ExecutionID(runID string, taskIndex, attempt int) string {
-	return fmt.Sprintf("%s-%d-%d", runID, taskIndex, attempt)
+	return runID + "-" + strconv.Itoa(taskIndex) + "-" + strconv.Itoa(attempt)
 }
 
 // Layout of an execution's root, as the step sees it.

@@ -75,3 +75,11 @@ func TestRemoveExecution_EveryLayout(t *testing.T) {
 		})
 	}
 }
+
+// TestExecutionID_Form: run id, task index and attempt, dash-separated
+// (stored records and pod names are made from it: it must not change).
+func TestExecutionID_Form(t *testing.T) {
+	if got := ExecutionID("0b7e-4f", 12, 3); got != "0b7e-4f-12-3" {
+		t.Fatalf("ExecutionID = %q", got)
+	}
+}
