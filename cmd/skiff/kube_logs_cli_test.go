@@ -185,13 +185,7 @@ func TestCLI_KubeLogsWhileStepRuns(t *testing.T) {
 func TestCLI_KubeQPSRefusesBadValue(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	kc := writeFile(t, dir, "kubeconfig", `apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
-users: [{name: u, user: {}}]
-contexts: [{name: x, context: {cluster: c, user: u}}]
-current-context: x
-`)
+	kc := writeFile(t, dir, "kubeconfig", unreachableKubeconfig)
 	p := writeFile(t, dir, "held.yaml", kfpHeld)
 	for _, v := range []string{"0", "-3", "fast"} {
 		r := skiff(t, filepath.Join(dir, "data"), "run", p, "--executor", "kube", "--kubeconfig", kc, "--kube-qps", v)
@@ -200,3 +194,13 @@ current-context: x
 		}
 	}
 }
+
+// unreachableKubeconfig names an API server nothing answers at: enough for
+// the checks skiff makes before it calls the API.
+const unreachableKubeconfig = `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`

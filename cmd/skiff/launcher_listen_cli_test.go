@@ -215,13 +215,7 @@ func TestCLI_WorkstationLauncherPortServesOnlyLauncherRoutes(t *testing.T) {
 func TestCLI_WorkstationLauncherFlagErrors(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	kc := writeFile(t, dir, "kubeconfig", `apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
-users: [{name: u, user: {}}]
-contexts: [{name: x, context: {cluster: c, user: u}}]
-current-context: x
-`)
+	kc := writeFile(t, dir, "kubeconfig", unreachableKubeconfig)
 	p := writeFile(t, dir, "p.yaml", launcherStep)
 	short := writeFile(t, dir, "short.key", "too short")
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
