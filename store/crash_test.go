@@ -277,26 +277,37 @@ func TestStore_WALTornTail(t *testing.T) {
 
 // TestStore_StateOfAKilledProcessIsKept: state.db is written without
 // fsyncs, and kept after a kill -9 when the machine did not restart since
-// (its boot id is the one state.db.boot holds): the reopened store uses
-// the same state.db file, not one rebuilt by replaying the log. The same
-// data dir marked as opened on another boot rebuilds it, to the same
-// state.
+// and it is the same file (state.db.boot holds boot id, device and
+// inode): the reopened store uses that file, not one rebuilt by
+// replaying the log. A copy of the data dir (another inode), and the same
+// dir marked as opened on another boot, rebuild it, to the same state.
 func TestStore_StateOfAKilledProcessIsKept(t *testing.T) {
 	if bootID() == "" {
 		t.Skip("no boot id on this machine: state.db is always rebuilt")
 	}
 	t.Parallel()
-	dir := t.TempDir()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 19))
-	var acked []string
-	for len(acked) < 20 {
-		acked = append(acked, crashRound(t, dir, LogStoreWAL, fmt.Sprintf("r%d", len(acked)), rng)...)
+	killed := func() (string, []string) {
+		dir := t.TempDir()
+		var acked []string
+		for len(acked) < 20 {
+			acked = append(acked, crashRound(t, dir, LogStoreWAL, fmt.Sprintf("r%d", len(acked)), rng)...)
+		}
+		return dir, acked
 	}
-	other := t.TempDir()
-	if err := os.CopyFS(other, os.DirFS(dir)); err != nil {
+	dir, acked := killed()
+	copied := t.TempDir()
+	if err := os.CopyFS(copied, os.DirFS(dir)); err != nil { // the marker too, as it was
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(other, "state.db.boot"), []byte("another-boot\n"), 0o600); err != nil {
+	rebooted, _ := killed()
+	marker := filepath.Join(rebooted, "state.db.boot")
+	stamp, err := os.ReadFile(marker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, devIno, _ := strings.Cut(string(stamp), " ")
+	if err := os.WriteFile(marker, []byte("another-boot "+devIno), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// A bucket of the test's own in each state.db: kept, it is still there
@@ -331,8 +342,11 @@ func TestStore_StateOfAKilledProcessIsKept(t *testing.T) {
 	if !there {
 		t.Error("state.db of a killed process on this boot was rebuilt, not kept")
 	}
-	rebuilt, there := open(other)
+	rebuilt, there := open(copied)
 	if there {
+		t.Error("a copy of a killed process's data dir kept its state.db")
+	}
+	if _, there := open(rebooted); there {
 		t.Error("state.db marked as opened on another boot was kept")
 	}
 	for _, id := range acked {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -41,9 +42,10 @@ type applyResponse struct {
 // leave it torn. So state.db is trusted only when it was closed cleanly,
 // or when the process that had it open died and the machine did not
 // restart since: Close syncs it and writes state.db.clean; open removes
-// that marker and writes state.db.boot, the machine's boot id, (and syncs
-// the directory) before the first write. A state.db with neither marker,
-// or a boot id of another boot, or that does not open as a whole, is
+// that marker (and syncs the directory) before the first write, and
+// stamps state.db.boot with the machine's boot id and the file's device
+// and inode. A state.db with neither marker, or whose stamp names another
+// boot or another file (a copy), or that does not open as a whole, is
 // discarded, and the store rebuilds it from the latest snapshot and the
 // raft log after it (see Store.catchUpFromSnapshot). Keeping it after a
 // kill -9 spares a restart the replay of every entry since the last
@@ -84,6 +86,10 @@ func openFSM(path string, lockTimeout time.Duration, logger *slog.Logger, m *met
 	if err != nil {
 		return nil, err
 	}
+	if err := f.stampBoot(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
 	f.db = db
 	if err := f.loadApplied(); err != nil {
 		_ = db.Close()
@@ -101,18 +107,17 @@ func (f *fsm) cleanMarker() string { return f.path + ".clean" }
 // writes the boot marker (durably) before anything writes state.db again.
 func (f *fsm) checkClean() (crashed bool, err error) {
 	marker := f.cleanMarker()
-	_, dbErr := os.Stat(f.path)
+	fi, dbErr := os.Stat(f.path)
 	_, markErr := os.Stat(marker)
-	boot := bootID()
 	switch {
 	case dbErr == nil && errors.Is(markErr, os.ErrNotExist):
-		if boot != "" && readBootMarker(f.bootMarker()) == boot {
+		if stamp := bootStamp(fi); stamp != "" && readBootMarker(f.bootMarker()) == stamp {
 			// Every commit of the dead process reached the page cache,
 			// which the machine still has: state.db is as it left it.
 			crashed = true
 			break
 		}
-		f.logger.Warn("store: state.db was not closed cleanly (and the machine restarted since, or its boot is unknown); rebuilding it from the latest snapshot and the raft log")
+		f.logger.Warn("store: state.db was not closed cleanly (and the machine restarted since, or it is a copy, or the boot is unknown); rebuilding it from the latest snapshot and the raft log")
 		if err := os.Remove(f.path); err != nil {
 			return false, fmt.Errorf("discard %s: %w", f.path, err)
 		}
@@ -123,19 +128,46 @@ func (f *fsm) checkClean() (crashed bool, err error) {
 	case !errors.Is(markErr, os.ErrNotExist):
 		return false, fmt.Errorf("check %s: %w", marker, markErr)
 	}
-	if boot == "" {
-		if err := os.Remove(f.bootMarker()); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return false, fmt.Errorf("remove %s: %w", f.bootMarker(), err)
-		}
-	} else if err := writeFileAtomic(f.bootMarker(), []byte(boot+"\n")); err != nil {
-		return false, fmt.Errorf("write %s: %w", f.bootMarker(), err)
-	}
 	return crashed, syncDir(filepath.Dir(f.path))
 }
 
-// bootMarker is the file that holds the boot id of the machine that last
-// opened state.db for writing.
+// stampBoot records which file state.db is, on which boot of the machine
+// (bootStamp), once it is open: a later open after a crash of this
+// process keeps that file, and only it. Until the stamp is written (a
+// crash while opening) the previous one stands: it names this same file
+// on this boot, or the next open rebuilds state.db.
+func (f *fsm) stampBoot() error {
+	fi, err := os.Stat(f.path)
+	if err != nil {
+		return err
+	}
+	stamp := bootStamp(fi)
+	if stamp == "" {
+		if err := os.Remove(f.bootMarker()); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove %s: %w", f.bootMarker(), err)
+		}
+	} else if err := writeFileAtomic(f.bootMarker(), []byte(stamp+"\n")); err != nil {
+		return fmt.Errorf("write %s: %w", f.bootMarker(), err)
+	}
+	return syncDir(filepath.Dir(f.path))
+}
+
+// bootMarker is the file that holds the stamp (bootStamp) of the state.db
+// that was last opened for writing.
 func (f *fsm) bootMarker() string { return f.path + ".boot" }
+
+// bootStamp names the file fi on the machine's running boot: boot id,
+// device and inode ("" where the boot id or the inode is unknown). A copy
+// of state.db (a restored backup, a data dir copied while skiff ran) is
+// another inode, so it is never taken for the file a dead process left.
+func bootStamp(fi os.FileInfo) string {
+	boot := bootID()
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if boot == "" || !ok {
+		return ""
+	}
+	return fmt.Sprintf("%s %d %d", boot, st.Dev, st.Ino)
+}
 
 // bootIDFile is Linux's id of the running boot of the machine (containers
 // see their host's).

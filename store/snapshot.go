@@ -124,6 +124,11 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return fmt.Errorf("restore: reopen: %w", err)
 	}
+	// state.db is another file now: stamp it (see stampBoot). Without the
+	// stamp, a crash later only costs a rebuild.
+	if err := f.stampBoot(); err != nil {
+		f.logger.Warn("store: restore: stamping state.db", "err", err)
+	}
 	f.db = db
 	// The state was replaced wholesale: subscribers rescan it.
 	defer f.feed.lagAll()
