@@ -189,7 +189,7 @@ func checkStateFile(r *CheckReport, dir string, blobs BlobChecker) (logPosition,
 	var at logPosition
 	var id []byte
 	if _, err := os.Stat(path + ".clean"); err != nil {
-		r.add("state.db", nil, "was not closed cleanly: the next open keeps it if this machine has not restarted since (state.db.boot) and it opens whole, else rebuilds it from snapshots/ and the raft log")
+		r.add("state.db", nil, "%s", uncleanState(path))
 		return at, nil
 	}
 	if err := checkBoltFile(path, time.Nanosecond); err != nil {
@@ -217,6 +217,20 @@ func checkStateFile(r *CheckReport, dir string, blobs BlobChecker) (logPosition,
 		checkBlobs(r, refs, blobs)
 	}
 	return at, id
+}
+
+// uncleanState says what the next open does with a state.db that was not
+// closed cleanly (see fsm.checkClean).
+func uncleanState(path string) string {
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return "is missing: the next open rebuilds it from snapshots/ and the raft log"
+	case bootStamp(fi) != "" && readBootMarker(path+".boot") == bootStamp(fi):
+		return "was not closed cleanly (its process died, on this boot of the machine): the next open keeps it if it opens whole, else rebuilds it from snapshots/ and the raft log"
+	default:
+		return "was not closed cleanly, and the machine restarted since (or it is a copy, or the boot is unknown): the next open rebuilds it from snapshots/ and the raft log"
+	}
 }
 
 // checkBlobs reports each referenced blob that is missing or damaged, and

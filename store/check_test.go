@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -94,5 +95,35 @@ func TestCheck_RefusesAnOpenDataDir(t *testing.T) {
 	defer s.Close()
 	if _, err := Check(dir, nil); !errors.Is(err, ErrLocked) {
 		t.Fatalf("check of an open dir: %v", err)
+	}
+}
+
+// TestCheck_SaysWhatOpenDoesWithAnUncleanState: for a state.db not closed
+// cleanly, store check says whether the next open keeps it (stamped on
+// this boot, this file) or rebuilds it.
+func TestCheck_SaysWhatOpenDoesWithAnUncleanState(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "state.db")
+	if got := uncleanState(path); !strings.Contains(got, "is missing") {
+		t.Errorf("missing: %q", got)
+	}
+	if err := os.WriteFile(path, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := uncleanState(path); !strings.Contains(got, "rebuilds it") || strings.Contains(got, "keeps it") {
+		t.Errorf("no stamp: %q", got)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bootStamp(fi) == "" {
+		t.Skip("no boot id here: never kept")
+	}
+	if err := os.WriteFile(path+".boot", []byte(bootStamp(fi)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := uncleanState(path); !strings.Contains(got, "keeps it if it opens whole") {
+		t.Errorf("stamped on this boot: %q", got)
 	}
 }
