@@ -261,9 +261,11 @@ func TestEngine_BatchesTransitions(t *testing.T) {
 	}
 	entries := h.store.AppliedIndex() - before
 	// 2*(width+1) task transitions plus run states: unbatched that would be
-	// over 2000 entries. A quiet machine takes about 10; one at load 17
-	// with the race detector took 68.
-	if entries > 200 {
+	// over 2000 entries. A quiet machine takes about 10; with the race
+	// detector under make test's load, 68 and 203 were seen (the batches
+	// are what commits while the last one syncs). The bound asks for at
+	// least four transitions an entry on average.
+	if entries > 2*(width+1)/4 {
 		t.Errorf("fan-out of %d took %d store entries; transitions are not batched", width, entries)
 	}
 }
