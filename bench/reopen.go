@@ -258,6 +258,10 @@ func reopenOnce(ctx context.Context, cfg ReopenConfig, dir, runID string) (Reope
 	}
 	if s := n.rec.firstStart.Load(); s != 0 {
 		t.FirstDispatchMs = ms(time.Unix(0, s).Sub(start))
+		// The engine starts an execution only after its decision is
+		// committed; the update that tells of the commit can reach the
+		// recorder a little after the start. The commit was no later.
+		t.FirstDecisionMs = min(t.FirstDecisionMs, t.FirstDispatchMs)
 	}
 	return t, t.Applied
 }
