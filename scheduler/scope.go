@@ -3,7 +3,6 @@ package scheduler
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
 	"sort"
 
 	"github.com/skiffml/skiff/engine/spec"
@@ -366,7 +365,7 @@ func (r *Run) loopItems(i int, t *spec.Task) (itemList, string) {
 		return itemList{}, reason
 	}
 	if v.IsArtifactList() {
-		return itemList{artifacts: true, arts: v.Artifacts, n: len(v.Artifacts)}, ""
+		return itemList{artifacts: true, arts: v.Artifacts}, ""
 	}
 	raw := v.Param
 	var s string
@@ -381,7 +380,7 @@ func (r *Run) loopItems(i int, t *spec.Task) (itemList, string) {
 	if p := t.Body.Param(t.ParallelFor.ItemParam); p != nil {
 		typ = p.Type
 	}
-	items := itemList{n: len(list), ends: make([]uint32, len(list))}
+	items := itemList{ends: make([]uint32, len(list))}
 	for k, it := range list {
 		if typ == spec.TypeString && len(it) > 0 && it[0] != '"' {
 			// A string item parameter takes any item as its JSON text
@@ -395,7 +394,6 @@ func (r *Run) loopItems(i int, t *spec.Task) (itemList, string) {
 		items.params = append(items.params, norm...)
 		items.ends[k] = uint32(len(items.params))
 	}
-	items.params = slices.Clip(items.params)
 	return items, ""
 }
 
@@ -404,14 +402,18 @@ func (r *Run) loopItems(i int, t *spec.Task) (itemList, string) {
 // another in one buffer, item k ending at ends[k]; or the artifacts of an
 // artifact list.
 type itemList struct {
-	n         int
 	params    []byte
 	ends      []uint32
 	artifacts bool
 	arts      []spec.ArtifactRef
 }
 
-func (l *itemList) len() int { return l.n }
+func (l *itemList) len() int {
+	if l.artifacts {
+		return len(l.arts)
+	}
+	return len(l.ends)
+}
 
 // at is item k as a value (its bytes are shared: read them, never write).
 func (l *itemList) at(k int) spec.Value {

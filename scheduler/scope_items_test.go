@@ -12,7 +12,6 @@ import (
 func TestItemList_ValuesAreTheItems(t *testing.T) {
 	raw := []string{`1`, `"two"`, `{"a":[3]}`, `""`, `null`}
 	var l itemList
-	l.n = len(raw)
 	for _, r := range raw {
 		l.params = append(l.params, r...)
 		l.ends = append(l.ends, uint32(len(l.params)))
@@ -29,7 +28,7 @@ func TestItemList_ValuesAreTheItems(t *testing.T) {
 			t.Fatalf("after appends, item %d = %s, want %s", k, got, r)
 		}
 	}
-	arts := itemList{n: 2, artifacts: true, arts: []spec.ArtifactRef{{Digest: "d1"}, {Digest: "d2"}}}
+	arts := itemList{artifacts: true, arts: []spec.ArtifactRef{{Digest: "d1"}, {Digest: "d2"}}}
 	if v := arts.at(1); v.Artifact == nil || v.Artifact.Digest != "d2" || v.Param != nil {
 		t.Fatalf("artifact item = %+v", v)
 	}

@@ -223,10 +223,11 @@ func checkStateFile(r *CheckReport, dir string, blobs BlobChecker) (logPosition,
 // closed cleanly (see fsm.checkClean).
 func uncleanState(path string) string {
 	fi, err := os.Stat(path)
-	switch {
-	case err != nil:
+	if err != nil {
 		return "is missing: the next open rebuilds it from snapshots/ and the raft log"
-	case bootStamp(fi) != "" && readBootMarker(path+".boot") == bootStamp(fi):
+	}
+	switch stamp := bootStamp(fi); {
+	case stamp != "" && readBootMarker(path+".boot") == stamp:
 		return "was not closed cleanly (its process died, on this boot of the machine): the next open keeps it if it opens whole, else rebuilds it from snapshots/ and the raft log"
 	default:
 		return "was not closed cleanly, and the machine restarted since (or it is a copy, or the boot is unknown): the next open rebuilds it from snapshots/ and the raft log"

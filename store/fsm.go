@@ -103,8 +103,8 @@ func (f *fsm) cleanMarker() string { return f.path + ".clean" }
 
 // checkClean discards state.db unless it was closed cleanly or left by a
 // process that died on this boot of the machine (crashed: then it is kept,
-// and must still open as a whole), then removes the clean marker and
-// writes the boot marker (durably) before anything writes state.db again.
+// and must still open as a whole), then removes the clean marker (durably)
+// before anything writes state.db again. stampBoot stamps it once open.
 func (f *fsm) checkClean() (crashed bool, err error) {
 	marker := f.cleanMarker()
 	fi, dbErr := os.Stat(f.path)
@@ -142,6 +142,9 @@ func (f *fsm) stampBoot() error {
 		return err
 	}
 	stamp := bootStamp(fi)
+	if stamp != "" && readBootMarker(f.bootMarker()) == stamp {
+		return nil // kept: the stamp names it already
+	}
 	if stamp == "" {
 		if err := os.Remove(f.bootMarker()); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("remove %s: %w", f.bootMarker(), err)
@@ -174,18 +177,13 @@ func bootStamp(fi os.FileInfo) string {
 var bootIDFile = "/proc/sys/kernel/random/boot_id"
 
 // bootID is the machine's boot id, or "" where there is none.
-func bootID() string {
-	b, err := os.ReadFile(bootIDFile)
-	if err != nil || len(b) > 128 {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
-}
+func bootID() string { return readBootMarker(bootIDFile) }
 
-// readBootMarker is the boot id the marker at path holds ("" if none).
+// readBootMarker is the one short line the file at path holds ("" if it
+// cannot be read or is not short): a boot marker's stamp, or a boot id.
 func readBootMarker(path string) string {
 	b, err := os.ReadFile(path)
-	if err != nil || len(b) > 128 {
+	if err != nil || len(b) > 256 {
 		return ""
 	}
 	return strings.TrimSpace(string(b))

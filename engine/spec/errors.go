@@ -98,13 +98,13 @@ func (l errList) err() error {
 	return &ValidationError{Errors: l}
 }
 
-// key renders a map key as a path element: `.name` for plain names,
-// `["odd key"]` otherwise.
 // index is path's element i: tasks[3].
 func index(path string, i int) string {
 	return path + "[" + strconv.Itoa(i) + "]"
 }
 
+// key renders a map key as a path element: `.name` for plain names,
+// `["odd key"]` otherwise.
 func key(path, k string) string {
 	if k != "" && plainKey(k) {
 		if path == "" {

@@ -27,16 +27,6 @@ const (
 	MaxYAMLNodes = 1 << 21
 )
 
-// yamlToJSON converts one YAML document to JSON with the rules of
-// yamlValue.
-func yamlToJSON(data []byte) ([]byte, error) {
-	v, err := yamlValue(data)
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(v)
-}
-
 // yamlValue reads one YAML document as generic values (maps, lists,
 // strings, bools, json.Number and nil: what a JSON decoder with UseNumber
 // makes of the same document as JSON) with YAML 1.2 scalar rules: only
@@ -75,7 +65,7 @@ func YAMLError(err error) *ValidationError {
 
 // YAMLDocuments reads every document of a YAML (or JSON) stream as generic
 // values — maps, lists, strings, bools, json.Number and nil — with the
-// rules of yamlToJSON (YAML 1.2 scalars; duplicate and merge keys are
+// rules of yamlValue (YAML 1.2 scalars; duplicate and merge keys are
 // errors). Empty documents are left out. A stream over one of the
 // bounds above is a *LimitError.
 func YAMLDocuments(data []byte) ([]any, error) {

@@ -126,11 +126,15 @@ func (e *Executor) Start(ctx context.Context, s *executors.Spec, report func(exe
 		exited: make(chan struct{}),
 	}
 	e.mu.Lock()
-	if _, ok := e.live[s.ID]; ok {
-		e.mu.Unlock()
-		return fmt.Errorf("local: start %q: %w", s.ID, ErrAlreadyRunning)
-	}
-	for done := e.removing[s.ID]; done != nil; done = e.removing[s.ID] {
+	for {
+		if _, ok := e.live[s.ID]; ok {
+			e.mu.Unlock()
+			return fmt.Errorf("local: start %q: %w", s.ID, ErrAlreadyRunning)
+		}
+		done := e.removing[s.ID]
+		if done == nil {
+			break
+		}
 		e.mu.Unlock()
 		<-done // the same ID's last work dir is still being removed
 		e.mu.Lock()
