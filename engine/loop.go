@@ -189,6 +189,8 @@ func (e *Engine) handle(ctx context.Context, m any, b *batch) {
 		e.onCancel(m.runID, b)
 	case executors.Event:
 		e.onEvent(m, b)
+	case bareExit:
+		e.onEvent(m.event(), b)
 	case retryDue:
 		e.onRetryDue(m, b)
 	case continueRun:
