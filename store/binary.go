@@ -1,11 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/skiffml/skiff/engine/spec"
@@ -52,7 +54,8 @@ func (w *binWriter) time(t time.Time) error {
 		w.uvarint(0)
 		return nil
 	}
-	b, err := t.MarshalBinary()
+	var buf [16]byte // MarshalBinary's form, without its allocation
+	b, err := t.AppendBinary(buf[:0])
 	if err != nil {
 		return err
 	}
@@ -180,9 +183,23 @@ func (r *binReader) json(v any, field string) {
 	}
 }
 
+// taskScratch holds encodeTask's scratch buffers.
+var taskScratch = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
 // encodeTask returns t's binary record.
 func encodeTask(t *Task) ([]byte, error) {
-	w := binWriter{b: make([]byte, 0, 96+len(t.Name)+len(t.RunID)+64*len(t.Attempts))}
+	// Encoded in a scratch buffer, returned in one of its exact size:
+	// bbolt holds every record a commit writes until it ends (a loop's
+	// expansion writes 100,000 at once), and an estimated capacity would
+	// be twice the record.
+	sp := taskScratch.Get().(*[]byte)
+	w := binWriter{b: (*sp)[:0]}
+	defer func() {
+		if cap(w.b) <= 4096 {
+			*sp = w.b
+			taskScratch.Put(sp)
+		}
+	}()
 	w.byte1(taskRecordMagic)
 	w.byte1(taskRecordVersion)
 	w.str(t.RunID)
@@ -220,7 +237,7 @@ func encodeTask(t *Task) ([]byte, error) {
 	}
 	w.str(t.CacheKey)
 	w.str(t.CachedFrom)
-	return w.b, nil
+	return bytes.Clone(w.b), nil
 }
 
 // decodeTask reads a task record: binary, or JSON from before it.

@@ -137,6 +137,44 @@ func TestBinaryTask_RoundTrips(t *testing.T) {
 	})
 }
 
+// TestBinaryTask_RecordIsItsOwnAndTight: a record shares no bytes with
+// the next one encoded (the scratch buffer is reused), and takes one
+// allocation of about its own size: bbolt holds every record of a commit
+// until it ends, 100,000 of them for a large loop's expansion.
+func TestBinaryTask_RecordIsItsOwnAndTight(t *testing.T) {
+	pending := Task{RunID: "0f8e0a5c-6b4c-4d2e-9a51-3c1f7e2b9d40", Index: 70000, Name: "loop[69999].step", State: spec.TaskPending}
+	a, err := encodeTask(&pending)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := bytes.Clone(a)
+	other := Task{RunID: "ffffffff-ffff-4fff-bfff-ffffffffffff", Index: 1, Name: "other", State: spec.TaskSucceeded,
+		Attempts: []Attempt{{N: 1, ExecutionID: "x-1-1", Executor: "sim", State: spec.TaskSucceeded, StartedAt: t0, FinishedAt: t0}}}
+	if _, err := encodeTask(&other); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, kept) {
+		t.Fatal("encoding another task changed the first record's bytes")
+	}
+	if cap(a) > len(a)+16 {
+		t.Errorf("a %d-byte record holds %d bytes of capacity", len(a), cap(a))
+	}
+	running := pending
+	running.State = spec.TaskRunning
+	running.Attempts = []Attempt{{N: 1, ExecutionID: executionIDForTest(pending.RunID, pending.Index), Executor: "sim", State: spec.TaskRunning, StartedAt: t0}}
+	running.StartedAt = t0
+	if raceEnabled {
+		return
+	}
+	for _, tk := range []*Task{&pending, &running} {
+		if n := testing.AllocsPerRun(100, func() { _, _ = encodeTask(tk) }); n > 1 {
+			t.Errorf("encoding a %s task: %.0f allocations, want 1", tk.State, n)
+		}
+	}
+}
+
+func executionIDForTest(runID string, task int) string { return fmt.Sprintf("%s-%d-1", runID, task) }
+
 // TestBinaryTransitions_RoundTrip: transition_tasks version 2 reads back
 // as written, through the log's batch codec.
 func TestBinaryTransitions_RoundTrip(t *testing.T) {

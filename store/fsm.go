@@ -213,6 +213,13 @@ func writeFileAtomic(path string, data []byte) error {
 	return err
 }
 
+// stateMmapSize is the address space state.db is mapped with from the
+// start (bbolt's InitialMmapSize; only what the file holds is ever
+// touched). A smaller map is remapped as the file grows: each remap waits
+// for every read transaction to end, blocking the FSM meanwhile, and
+// copies out every node the commit holds (a 100,000-task expansion).
+const stateMmapSize = 1 << 30
+
 func openStateDB(path string, lockTimeout time.Duration) (*bolt.DB, error) {
 	if lockTimeout <= 0 {
 		lockTimeout = time.Nanosecond // bbolt's 0 means wait forever
@@ -220,7 +227,7 @@ func openStateDB(path string, lockTimeout time.Duration) (*bolt.DB, error) {
 	var db *bolt.DB
 	err := guard(filepath.Base(path), func() error {
 		var err error
-		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout, NoSync: true, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout, NoSync: true, NoFreelistSync: true, FreelistType: bolt.FreelistMapType, InitialMmapSize: stateMmapSize})
 		if errors.Is(err, berrors.ErrTimeout) {
 			return fmt.Errorf("open %s: %w", path, ErrLocked)
 		}

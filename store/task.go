@@ -378,8 +378,16 @@ func putTaskTx(tx *bolt.Tx, t *Task) error {
 	if err != nil {
 		return fmt.Errorf("encode task %q/%d: %w", t.RunID, t.Index, err)
 	}
-	return tx.Bucket(bucketTasks).Put(taskKey(t.RunID, t.Index), b)
+	bk := tx.Bucket(bucketTasks)
+	bk.FillPercent = tasksFill
+	return bk.Put(taskKey(t.RunID, t.Index), b)
 }
+
+// tasksFill is how full bbolt fills the pages it splits in the tasks
+// bucket. A run's tasks are written in key order, in bulk (its creation,
+// a loop's expansion, a wave of transitions): bbolt's default of half
+// full would write, and hold in memory while committing, twice the pages.
+const tasksFill = 0.9
 
 func getTaskTx(tx *bolt.Tx, runID string, index int) (Task, error) {
 	if index < 0 || index > 1<<31 {

@@ -2,9 +2,12 @@ package store
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/skiffml/skiff/engine/spec"
 )
@@ -195,5 +198,34 @@ func TestTransitionTasks_BatchRejectsItemsAlone(t *testing.T) {
 	}
 	if tk := f.task(t, "r1", 2); tk.State != runn || len(tk.Attempts) != 1 {
 		t.Errorf("task 2 %+v", tk)
+	}
+}
+
+// TestFSM_TaskPagesAreFilled: a run's task records, written in key order
+// in one commit (its creation) and rewritten in waves (its transitions),
+// fill their pages to about tasksFill, not to bbolt's default of half:
+// half-full pages would double what a large run writes and holds in
+// memory while committing.
+func TestFSM_TaskPagesAreFilled(t *testing.T) {
+	f := newTestFSM(t)
+	const n = 20000
+	f.mustAccept(t, newRun("r1", n))
+	fill := func() float64 {
+		var st bolt.BucketStats
+		if err := f.db.View(func(tx *bolt.Tx) error { st = tx.Bucket(bucketTasks).Stats(); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return float64(st.LeafInuse) / float64(st.LeafAlloc)
+	}
+	if got := fill(); got < 0.8 {
+		t.Errorf("after the run's creation its task pages are %.0f%% full, want at least 80%%", 100*got)
+	}
+	items := make([]Transition, 0, n/2)
+	for i := 0; i < n/2; i++ {
+		items = append(items, Transition{Task: i, Attempt: 1, From: spec.TaskPending, To: spec.TaskRunning, Time: t0, ExecutionID: fmt.Sprintf("r1-%d-1", i), Executor: "sim"})
+	}
+	f.mustAccept(t, TransitionTasks{RunID: "r1", Items: items})
+	if got := fill(); got < 0.7 {
+		t.Errorf("after a wave of transitions the task pages are %.0f%% full, want at least 70%%", 100*got)
 	}
 }
