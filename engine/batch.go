@@ -137,18 +137,34 @@ func (b *batch) update(at pos, u Update) { b.updates = append(b.updates, pending
 // changes allow. A rejected change does nothing (no effect, no update) and
 // marks its run stale.
 func (e *Engine) flush(ctx context.Context, b *batch) error {
-	rejected, err := e.commit(ctx, b)
+	pl := e.place(b)
+	rejected, err := e.commit(ctx, b, pl)
 	if err != nil {
+		for _, p := range pl.all() {
+			p.placer.Placed(b.effects[p.effect].id, false, "")
+		}
 		return err
 	}
-	for _, ef := range b.effects {
+	for i, ef := range b.effects {
 		switch {
 		case ef.start != nil:
+			p, placed := pl.of(i)
 			if rejected[ef.at] {
-				// The attempt was not recorded: it does not exist.
+				// The attempt was not recorded: it does not exist (nor
+				// does its placement, refused with it).
+				if placed {
+					p.placer.Placed(ef.id, false, "")
+				}
 				if e.inflight[ef.id] == ef.start {
 					delete(e.inflight, ef.id)
 				}
+				continue
+			}
+			if placed {
+				// Committed with its attempt: the executor follows it
+				// (or, refused, places it again or ends it).
+				reason, refused := pl.refused[p.cmd]
+				p.placer.Placed(ef.id, !refused, reason)
 				continue
 			}
 			e.startExecution(ef)
@@ -187,7 +203,7 @@ func (e *Engine) flush(ctx context.Context, b *batch) error {
 // entry, proposed only for runs none of whose other changes was
 // rejected: a run never ends in the store with a task the store does not
 // hold as final.
-func (e *Engine) commit(ctx context.Context, b *batch) (map[pos]bool, error) {
+func (e *Engine) commit(ctx context.Context, b *batch, pl *placements) (map[pos]bool, error) {
 	var changes, ends []int
 	for i, c := range b.cmds {
 		if rs, ok := c.(store.SetRunState); ok && rs.To.Final() {
@@ -197,7 +213,7 @@ func (e *Engine) commit(ctx context.Context, b *batch) (map[pos]bool, error) {
 		}
 	}
 	rejected := map[pos]bool{}
-	if err := e.propose(ctx, b, changes, rejected); err != nil {
+	if err := e.propose(ctx, b, changes, pl, rejected); err != nil {
 		return nil, err
 	}
 	kept := ends[:0]
@@ -208,7 +224,7 @@ func (e *Engine) commit(ctx context.Context, b *batch) (map[pos]bool, error) {
 		}
 		kept = append(kept, i)
 	}
-	if err := e.propose(ctx, b, kept, rejected); err != nil {
+	if err := e.propose(ctx, b, kept, nil, rejected); err != nil {
 		return nil, err
 	}
 	for _, id := range b.runs {
@@ -219,13 +235,14 @@ func (e *Engine) commit(ctx context.Context, b *batch) (map[pos]bool, error) {
 	return rejected, nil
 }
 
-// propose commits the commands of b at indices idx as one store entry and
-// adds what the store rejected to rejected.
-func (e *Engine) propose(ctx context.Context, b *batch, idx []int, rejected map[pos]bool) error {
+// propose commits the commands of b at indices idx, then pl's (when not
+// nil), as one store entry, and adds what the store rejected to rejected
+// (pl's to pl.refused).
+func (e *Engine) propose(ctx context.Context, b *batch, idx []int, pl *placements, rejected map[pos]bool) error {
 	if len(idx) == 0 {
 		return nil
 	}
-	cmds := make([]store.Command, len(idx))
+	cmds := make([]store.Command, len(idx), len(idx)+len(pl.commands()))
 	n := 0
 	for k, i := range idx {
 		c := b.cmds[i]
@@ -235,6 +252,7 @@ func (e *Engine) propose(ctx context.Context, b *batch, idx []int, rejected map[
 		}
 		cmds[k] = c
 	}
+	cmds = append(cmds, pl.commands()...)
 	start := time.Now()
 	res, err := e.cfg.Store.Apply(context.WithoutCancel(ctx), cmds...)
 	if err != nil {
@@ -243,6 +261,12 @@ func (e *Engine) propose(ctx context.Context, b *batch, idx []int, rejected map[
 	e.m.commitSeconds.Observe(time.Since(start).Seconds())
 	e.m.transitions.Add(float64(n))
 	for _, rj := range res.Rejected {
+		if k := rj.Cmd - len(idx); k >= 0 && k < len(pl.commands()) {
+			// A placement refused (its node went down, its run was
+			// cancelled): the executor takes it from there.
+			pl.refused[k] = rj.Reason
+			continue
+		}
 		run := ""
 		if rj.Cmd >= 0 && rj.Cmd < len(idx) {
 			i := idx[rj.Cmd]

@@ -86,6 +86,9 @@ type followed struct {
 	started, done bool
 	waiting       string // the last waiting reason delivered
 	cancel        bool   // Cancel came while its assignment was being committed
+	// placing: Place made its assignment, which the engine is committing
+	// with its attempt (Placed says how that went).
+	placing *waitingStart
 }
 
 type waitingStart struct {
@@ -349,12 +352,7 @@ func (d *Dispatcher) place(ctx context.Context) {
 		}
 	}
 	d.mu.Lock()
-	used := map[string]usage{}
-	for _, p := range d.load {
-		u := used[p.node]
-		u.add(p.res)
-		used[p.node] = u
-	}
+	used := d.usage()
 	d.mu.Unlock()
 	var cmds []store.Command
 	var starts, later []*waitingStart
@@ -396,6 +394,17 @@ func (d *Dispatcher) place(ctx context.Context) {
 		go func() { defer wg.Done(); d.commitAssignments(ctx, cmds[i:j], starts[i:j], now) }()
 	}
 	wg.Wait()
+}
+
+// usage sums the load by node; d.mu held.
+func (d *Dispatcher) usage() map[string]usage {
+	used := map[string]usage{}
+	for _, p := range d.load {
+		u := used[p.node]
+		u.add(p.res)
+		used[p.node] = u
+	}
+	return used
 }
 
 type usage struct {
@@ -654,6 +663,111 @@ func (r *Remote) Start(_ context.Context, s *executors.Spec, report func(executo
 	d.mu.Unlock()
 	d.poke()
 	return nil
+}
+
+// Place places specs at once, on the nodes that have room now, for the
+// engine to commit with their attempts (engine.Placer): nil for a spec it
+// leaves to Start, and for all while executions wait for room (they go
+// first). The placements count in the load from now on.
+func (r *Remote) Place(specs []*executors.Spec, report func(executors.Event)) []store.Command {
+	d := r.d
+	d.mu.Lock()
+	queued := len(d.waiting) > 0
+	d.mu.Unlock()
+	if queued || report == nil {
+		return nil
+	}
+	nodes, err := d.cfg.Store.Nodes()
+	if err != nil {
+		return nil
+	}
+	now := d.now()
+	var live []store.Node
+	for _, n := range nodes {
+		if d.alive(n, now) {
+			live = append(live, n)
+		}
+	}
+	if len(live) == 0 {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	used := d.usage()
+	out := make([]store.Command, len(specs))
+	for i, s := range specs {
+		if s == nil || s.ID == "" {
+			continue
+		}
+		if _, dup := d.followed[s.ID]; dup {
+			continue // Start says so
+		}
+		w := &waitingStart{s: s, kind: r.kind, since: now}
+		n, _ := choose(live, used, w, d.cfg.Store.ID())
+		if n == nil {
+			continue // Start queues it, and says why it waits
+		}
+		a, err := assignment(w, n, now)
+		if err != nil {
+			continue // Start fails it
+		}
+		u := used[n.ID]
+		u.add(s.Resources)
+		used[n.ID] = u
+		d.load[s.ID] = placed{node: n.ID, res: s.Resources}
+		d.followed[s.ID] = &followed{report: report, placing: w}
+		out[i] = store.AssignExecution{Assignment: a}
+	}
+	return out
+}
+
+// Placed takes the outcome of a placement Place made (engine.Placer):
+// committed, the execution is followed as any assigned one; refused
+// because its node lost its lease meanwhile, it waits for another; its
+// run cancelled, it ends CANCELED; otherwise FAILED; never committed
+// (reason ""), it is forgotten.
+func (r *Remote) Placed(id string, committed bool, reason string) {
+	d := r.d
+	d.mu.Lock()
+	f := d.followed[id]
+	var w *waitingStart
+	if f != nil {
+		w, f.placing = f.placing, nil
+	}
+	if f == nil || w == nil {
+		d.mu.Unlock()
+		return
+	}
+	now := d.now()
+	switch {
+	case committed:
+		cancel := f.cancel
+		d.mu.Unlock()
+		if cancel {
+			if _, err := d.cfg.Store.Apply(context.Background(), store.CancelAssignment{ExecutionID: id, Time: now.UTC()}); err != nil {
+				d.log.Warn("dispatch: cancel assignment", "execution", id, "err", err)
+			}
+		}
+		d.onAssignment(id) // it may have ended already
+		return
+	case reason == "":
+		delete(d.followed, id)
+		delete(d.load, id)
+		d.mu.Unlock()
+		return
+	}
+	delete(d.load, id)
+	d.mu.Unlock()
+	switch {
+	case strings.Contains(reason, "stale epoch") || strings.Contains(reason, "is down") || strings.Contains(reason, "not registered"):
+		d.requeue([]*waitingStart{w})
+		d.poke()
+	case strings.Contains(reason, "cancelled or final"):
+		d.deliver(executors.Event{ID: id, Kind: executors.EventExited, Time: now, State: spec.TaskCanceled, ExitCode: -1,
+			Reason: "canceled before it started"})
+	default:
+		d.deliver(failed(id, "not assigned: "+reason, now))
+	}
 }
 
 // Cancel stops an execution: one still waiting for a node ends at once;

@@ -1,0 +1,169 @@
+package engine_test
+
+import (
+	"context"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/skiffml/skiff/engine"
+	"github.com/skiffml/skiff/engine/spec"
+	"github.com/skiffml/skiff/executors"
+	"github.com/skiffml/skiff/store"
+)
+
+// placingExec is an engine.Placer: it assigns each execution to node
+// (which may not exist), and, as a worker would, ends each committed one
+// at once; a refused one it ends FAILED with the store's reason.
+type placingExec struct {
+	node string
+
+	mu      sync.Mutex
+	report  func(executors.Event)
+	placed  map[string]bool   // committed
+	refused map[string]string // the store's reasons
+	starts  int
+}
+
+var _ engine.Placer = (*placingExec)(nil)
+
+func (x *placingExec) Name() string { return "placing" }
+
+func (x *placingExec) Root(id string) string { return "/nowhere/" + id }
+
+func (x *placingExec) Start(_ context.Context, s *executors.Spec, report func(executors.Event)) error {
+	x.mu.Lock()
+	x.starts++
+	x.mu.Unlock()
+	go report(executors.Event{ID: s.ID, Kind: executors.EventExited, State: spec.TaskSucceeded, Time: time.Now()})
+	return nil
+}
+
+func (x *placingExec) Cancel(context.Context, string) error { return nil }
+
+func (x *placingExec) Running(context.Context) ([]string, error) { return nil, nil }
+
+func (x *placingExec) Logs(context.Context, string, bool) (io.ReadCloser, error) { return nil, nil }
+
+func (x *placingExec) Place(specs []*executors.Spec, report func(executors.Event)) []store.Command {
+	x.mu.Lock()
+	x.report = report
+	x.mu.Unlock()
+	out := make([]store.Command, len(specs))
+	for i, s := range specs {
+		out[i] = store.AssignExecution{Assignment: store.Assignment{ExecutionID: s.ID, RunID: s.RunID, Task: s.TaskIndex, Attempt: s.Attempt,
+			NodeID: x.node, Epoch: 1, Executor: x.Name(), AssignedAt: time.Now().UTC()}}
+	}
+	return out
+}
+
+func (x *placingExec) Placed(id string, committed bool, reason string) {
+	x.mu.Lock()
+	report := x.report
+	if committed {
+		x.placed[id] = true
+	} else {
+		x.refused[id] = reason
+	}
+	x.mu.Unlock()
+	ev := executors.Event{ID: id, Kind: executors.EventExited, State: spec.TaskSucceeded, Time: time.Now()}
+	if !committed {
+		ev.State, ev.ExitCode, ev.Reason = spec.TaskFailed, -1, "not assigned: "+reason
+	}
+	go report(ev)
+}
+
+// TestEngine_PlacerCommitsPlacementsWithTheirAttempts: an executor that
+// places its executions (the cluster's dispatcher) gets them placed in
+// the entry that records their attempts, one entry a step of a chain, and
+// is never asked to Start them; a placement the store refuses is told
+// with the store's reason.
+func TestEngine_PlacerCommitsPlacementsWithTheirAttempts(t *testing.T) {
+	st := placerStore(t)
+	x := &placingExec{node: "n1", placed: map[string]bool{}, refused: map[string]string{}}
+	sub := st.Subscribe(0)
+	defer sub.Close()
+	e := startEngine(t, st, nil, x)
+	p := mustPlan(t, "name: chain\nexecutor: placing\ntasks:\n  - {name: a, command: [x]}\n  - {name: b, command: [x], after: [a]}\n  - {name: c, command: [x], after: [b]}\n")
+	before := st.AppliedIndex()
+	id, err := e.Submit(context.Background(), p, nil, engine.SubmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := e.Wait(ctx, id)
+	if err != nil || r.State != spec.RunSucceeded {
+		t.Fatalf("run: %s (%s), %v", r.State, r.Error, err)
+	}
+	x.mu.Lock()
+	if x.starts != 0 || len(x.placed) != 3 || len(x.refused) != 0 {
+		t.Errorf("starts %d, placed %v, refused %v; want 0 starts and 3 placed", x.starts, x.placed, x.refused)
+	}
+	x.mu.Unlock()
+	// Each assignment first shows in the entry that records its attempt.
+	first := map[string]bool{}
+	for len(first) < 3 {
+		select {
+		case <-sub.Ready():
+		case <-ctx.Done():
+			t.Fatalf("the feed told of %d assignments", len(first))
+		}
+		changes, _ := sub.Next()
+		for _, ch := range changes {
+			for _, aid := range ch.Assignments {
+				if _, seen := first[aid]; seen {
+					continue
+				}
+				task, _ := strconv.Atoi(strings.Split(strings.TrimPrefix(aid, id+"-"), "-")[0])
+				first[aid] = slices.Contains(ch.Tasks, store.TaskRef{RunID: id, Task: task})
+				if !first[aid] {
+					t.Errorf("assignment %s first shows at index %d, without its task's transition (%v)", aid, ch.Index, ch.Tasks)
+				}
+			}
+		}
+	}
+	// Create, then per step one entry (its attempt and placement, with
+	// the previous step's end), the last step's end, the run's end.
+	if n := st.AppliedIndex() - before; n > 6 {
+		t.Errorf("%d entries for a 3-step chain, want at most 6", n)
+	}
+
+	// A placement on a node that is not registered is refused: the
+	// executor is told why.
+	x2 := &placingExec{node: "ghost", placed: map[string]bool{}, refused: map[string]string{}}
+	e2 := startEngine(t, placerStore(t), nil, x2)
+	id2, err := e2.Submit(context.Background(), mustPlan(t, "name: one\nexecutor: placing\ntasks:\n  - {name: a, command: [x]}\n"), nil, engine.SubmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err = e2.Wait(ctx, id2)
+	if err != nil || r.State != spec.RunFailed {
+		t.Fatalf("run on a ghost node: %s, %v; want FAILED", r.State, err)
+	}
+	x2.mu.Lock()
+	defer x2.mu.Unlock()
+	if len(x2.refused) != 1 || x2.starts != 0 {
+		t.Fatalf("refused %v, starts %d; want one refusal", x2.refused, x2.starts)
+	}
+	for _, why := range x2.refused {
+		if !strings.Contains(why, "ghost") {
+			t.Errorf("refusal reason %q does not name the node", why)
+		}
+	}
+}
+
+// placerStore opens a store with node n1 registered, offering "placing".
+func placerStore(t *testing.T) *store.Store {
+	t.Helper()
+	st := openStore(t, t.TempDir())
+	t.Cleanup(func() { st.Close() })
+	if _, err := st.Apply(context.Background(), store.RegisterNode{Node: store.Node{ID: "n1", Executors: []string{"placing"}}, Epoch: 1, Time: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
