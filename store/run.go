@@ -114,6 +114,7 @@ func applyCreateRun(tx *bolt.Tx, c CreateRun) ([]Rejection, error) {
 	if err := putRunTx(tx, &r); err != nil {
 		return nil, err
 	}
+	bulkTasks(tx)
 	for i, name := range c.TaskNames {
 		t := Task{RunID: r.ID, Index: i, Name: name, State: spec.TaskPending}
 		if err := putTaskTx(tx, &t); err != nil {

@@ -235,6 +235,9 @@ func applyTransitionTasks(tx *bolt.Tx, c TransitionTasks, ch *Change) ([]Rejecti
 			return nil, err
 		}
 	}
+	if len(fresh) > 0 {
+		bulkTasks(tx)
+	}
 	for _, f := range fresh {
 		for i := f.x.Base; i < f.x.Base+f.x.Count*len(f.x.Names); i++ {
 			t := tasks[i]
@@ -378,15 +381,20 @@ func putTaskTx(tx *bolt.Tx, t *Task) error {
 	if err != nil {
 		return fmt.Errorf("encode task %q/%d: %w", t.RunID, t.Index, err)
 	}
-	bk := tx.Bucket(bucketTasks)
-	bk.FillPercent = tasksFill
-	return bk.Put(taskKey(t.RunID, t.Index), b)
+	return tx.Bucket(bucketTasks).Put(taskKey(t.RunID, t.Index), b)
 }
 
+// bulkTasks makes the pages bbolt splits in the tasks bucket, for the
+// rest of tx, tasksFill full instead of half: for a commit that writes a
+// run's new tasks in key order (its creation, a loop's expansion).
+func bulkTasks(tx *bolt.Tx) { tx.Bucket(bucketTasks).FillPercent = tasksFill }
+
 // tasksFill is how full bbolt fills the pages it splits in the tasks
-// bucket. A run's tasks are written in key order, in bulk (its creation,
-// a loop's expansion, a wave of transitions): bbolt's default of half
-// full would write, and hold in memory while committing, twice the pages.
+// bucket in a commit that creates a run's tasks (its creation, a loop's
+// expansion): they are written in key order, all at once, and bbolt's
+// default of half full would write, and hold in memory while committing,
+// twice the pages. Other commits keep the default, which leaves room for
+// the records that grow as their tasks run.
 const tasksFill = 0.9
 
 func getTaskTx(tx *bolt.Tx, runID string, index int) (Task, error) {

@@ -202,10 +202,11 @@ func TestTransitionTasks_BatchRejectsItemsAlone(t *testing.T) {
 }
 
 // TestFSM_TaskPagesAreFilled: a run's task records, written in key order
-// in one commit (its creation) and rewritten in waves (its transitions),
-// fill their pages to about tasksFill, not to bbolt's default of half:
-// half-full pages would double what a large run writes and holds in
-// memory while committing.
+// in one commit (its creation), fill their pages to about tasksFill, not
+// to bbolt's default of half: half-full pages would double what a large
+// run writes and holds in memory while committing. A wave of
+// transitions rewriting half of them (at bbolt's default, which leaves
+// room for records that grow) keeps most of that.
 func TestFSM_TaskPagesAreFilled(t *testing.T) {
 	f := newTestFSM(t)
 	const n = 20000
@@ -225,7 +226,7 @@ func TestFSM_TaskPagesAreFilled(t *testing.T) {
 		items = append(items, Transition{Task: i, Attempt: 1, From: spec.TaskPending, To: spec.TaskRunning, Time: t0, ExecutionID: fmt.Sprintf("r1-%d-1", i), Executor: "sim"})
 	}
 	f.mustAccept(t, TransitionTasks{RunID: "r1", Items: items})
-	if got := fill(); got < 0.7 {
-		t.Errorf("after a wave of transitions the task pages are %.0f%% full, want at least 70%%", 100*got)
+	if got := fill(); got < 0.6 {
+		t.Errorf("after a wave of transitions the task pages are %.0f%% full, want at least 60%%", 100*got)
 	}
 }
