@@ -201,6 +201,11 @@ func (d *Dispatcher) rescan() {
 		}
 	}
 	d.mu.Lock()
+	for id, f := range d.followed {
+		if p, ok := d.load[id]; ok && f.placing != nil {
+			load[id] = p // being committed with its attempt: not in the store yet
+		}
+	}
 	d.load = load
 	ids := make([]string, 0, len(d.followed))
 	for id := range d.followed {
@@ -222,12 +227,15 @@ func (d *Dispatcher) onAssignment(id string) {
 	}
 	found := err == nil
 	d.mu.Lock()
-	if found && a.Live() {
+	f := d.followed[id]
+	switch {
+	case found && a.Live():
 		d.load[id] = placed{node: a.NodeID, res: a.Resources}
-	} else {
+	case !found && f != nil && f.placing != nil:
+		// Placed, and being committed with its attempt: it counts.
+	default:
 		delete(d.load, id)
 	}
-	f := d.followed[id]
 	var evs []executors.Event
 	if f != nil && found {
 		if !f.started && a.Exit == nil && a.StartedAt.IsZero() && a.Waiting != "" && a.Waiting != f.waiting {

@@ -80,6 +80,15 @@ func TestRemote_PlacedRefusalsArePlacedAgainOrEnded(t *testing.T) {
 	if a := cmds[0].(store.AssignExecution).Assignment; a.NodeID != "n1" || a.Epoch != 1 {
 		t.Fatalf("placed on %s at epoch %d, want n1 at 1", a.NodeID, a.Epoch)
 	}
+	// A rescan (after the feed lagged) while they are being committed
+	// keeps them in the load: they are not in the store yet.
+	d.rescan()
+	d.mu.Lock()
+	inLoad := len(d.load)
+	d.mu.Unlock()
+	if inLoad != 2 {
+		t.Errorf("after a rescan the load holds %d executions, want the 2 being placed", inLoad)
+	}
 	// n1 registers again before the placements commit.
 	if _, err := st.Apply(context.Background(), store.RegisterNode{Node: store.Node{ID: "n1", Executors: []string{"sim"}}, Epoch: 2, Time: time.Now().UTC()}); err != nil {
 		t.Fatal(err)
