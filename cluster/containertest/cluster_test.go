@@ -49,6 +49,10 @@ func TestContainers_ThreeNodeCluster(t *testing.T) {
 	ctx := context.Background()
 	lost := map[string]bool{} // nodes that went away while they led, or were cut off past their lease
 	var runs []string
+	// The rolling restart stops every node in turn: a step of one of its
+	// runs that a stopped node was running ends lost (its worker comes
+	// back at a new epoch) and runs again as a new attempt.
+	rolling, stopped := map[string]bool{}, map[string]bool{}
 
 	leaderNow := func(skip ...int) int {
 		t.Helper()
@@ -183,14 +187,17 @@ func TestContainers_ThreeNodeCluster(t *testing.T) {
 		ch := Submit(t, c.Client(0), "chain-rolling", Chain(24, "0.3"))
 		fan := Submit(t, c.Client(0), "fanout-rolling", Fanout(24, "0.5"))
 		runs = append(runs, ch, fan)
+		rolling[ch], rolling[fan] = true, true
 		for i := range c.Nodes {
 			if leaderNow() == i {
 				lost[c.Nodes[i].ID] = true
 			}
+			stopped[c.Nodes[i].ID] = true
 			c.Stop(i)
 			other := (i + 1) % 3
 			id := Submit(t, c.Client(other), fmt.Sprintf("while-%s-down", c.Nodes[i].ID), Fanout(2, "0"))
 			runs = append(runs, id)
+			rolling[id] = true
 			c.Restart(i)
 			c.WaitHealthy(3)
 		}
@@ -227,7 +234,7 @@ func TestContainers_ThreeNodeCluster(t *testing.T) {
 					t.Errorf("run %s task %s: attempt %s started twice: %v", k[0], k[1], s.Attempt, ss)
 				}
 				seen[s.Attempt] = true
-				if i < len(ss)-1 && !lost[s.Node] {
+				if i < len(ss)-1 && !lost[s.Node] && !(rolling[k[0]] && stopped[s.Node]) {
 					t.Errorf("run %s task %s started again although its node %s stayed: %v", k[0], k[1], s.Node, ss)
 				}
 			}
