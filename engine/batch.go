@@ -140,15 +140,15 @@ func (e *Engine) flush(ctx context.Context, b *batch) error {
 	pl := e.place(b)
 	rejected, err := e.commit(ctx, b, pl)
 	if err != nil {
-		for _, p := range pl.all() {
-			p.placer.Placed(b.effects[p.effect].id, false, "")
+		for i, p := range pl.at {
+			p.placer.Placed(b.effects[i].id, false, "")
 		}
 		return err
 	}
 	for i, ef := range b.effects {
 		switch {
 		case ef.start != nil:
-			p, placed := pl.of(i)
+			p, placed := pl.at[i]
 			if rejected[ef.at] {
 				// The attempt was not recorded: it does not exist (nor
 				// does its placement, refused with it).
@@ -203,7 +203,7 @@ func (e *Engine) flush(ctx context.Context, b *batch) error {
 // entry, proposed only for runs none of whose other changes was
 // rejected: a run never ends in the store with a task the store does not
 // hold as final.
-func (e *Engine) commit(ctx context.Context, b *batch, pl *placements) (map[pos]bool, error) {
+func (e *Engine) commit(ctx context.Context, b *batch, pl placements) (map[pos]bool, error) {
 	var changes, ends []int
 	for i, c := range b.cmds {
 		if rs, ok := c.(store.SetRunState); ok && rs.To.Final() {
@@ -224,7 +224,7 @@ func (e *Engine) commit(ctx context.Context, b *batch, pl *placements) (map[pos]
 		}
 		kept = append(kept, i)
 	}
-	if err := e.propose(ctx, b, kept, nil, rejected); err != nil {
+	if err := e.propose(ctx, b, kept, placements{}, rejected); err != nil {
 		return nil, err
 	}
 	for _, id := range b.runs {
@@ -235,14 +235,14 @@ func (e *Engine) commit(ctx context.Context, b *batch, pl *placements) (map[pos]
 	return rejected, nil
 }
 
-// propose commits the commands of b at indices idx, then pl's (when not
-// nil), as one store entry, and adds what the store rejected to rejected
-// (pl's to pl.refused).
-func (e *Engine) propose(ctx context.Context, b *batch, idx []int, pl *placements, rejected map[pos]bool) error {
+// propose commits the commands of b at indices idx, then pl's, as one
+// store entry, and adds what the store rejected to rejected (pl's to
+// pl.refused).
+func (e *Engine) propose(ctx context.Context, b *batch, idx []int, pl placements, rejected map[pos]bool) error {
 	if len(idx) == 0 {
 		return nil
 	}
-	cmds := make([]store.Command, len(idx), len(idx)+len(pl.commands()))
+	cmds := make([]store.Command, len(idx), len(idx)+len(pl.cmds))
 	n := 0
 	for k, i := range idx {
 		c := b.cmds[i]
@@ -252,7 +252,7 @@ func (e *Engine) propose(ctx context.Context, b *batch, idx []int, pl *placement
 		}
 		cmds[k] = c
 	}
-	cmds = append(cmds, pl.commands()...)
+	cmds = append(cmds, pl.cmds...)
 	start := time.Now()
 	res, err := e.cfg.Store.Apply(context.WithoutCancel(ctx), cmds...)
 	if err != nil {
@@ -261,7 +261,7 @@ func (e *Engine) propose(ctx context.Context, b *batch, idx []int, pl *placement
 	e.m.commitSeconds.Observe(time.Since(start).Seconds())
 	e.m.transitions.Add(float64(n))
 	for _, rj := range res.Rejected {
-		if k := rj.Cmd - len(idx); k >= 0 && k < len(pl.commands()) {
+		if k := rj.Cmd - len(idx); k >= 0 && k < len(pl.cmds) {
 			// A placement refused (its node went down, its run was
 			// cancelled): the executor takes it from there.
 			pl.refused[k] = rj.Reason

@@ -28,7 +28,7 @@ type Placer interface {
 // attempts (the rest go through Start): each carries its spec.
 const maxPlaced = 1024
 
-// placements are the placements of one batch's starts.
+// placements are the placements of one batch's starts (none: empty).
 type placements struct {
 	cmds []store.Command
 	// at maps an effect (index in batch.effects) to its placement.
@@ -39,37 +39,11 @@ type placements struct {
 
 type placement struct {
 	placer Placer
-	effect int // index in batch.effects
 	cmd    int // index in cmds
 }
 
-// commands returns the placement commands (none for nil).
-func (pl *placements) commands() []store.Command {
-	if pl == nil {
-		return nil
-	}
-	return pl.cmds
-}
-
-// of returns the placement of effect i, if it has one.
-func (pl *placements) of(i int) (placement, bool) {
-	if pl == nil {
-		return placement{}, false
-	}
-	p, ok := pl.at[i]
-	return p, ok
-}
-
-// all returns every placement (none for nil).
-func (pl *placements) all() map[int]placement {
-	if pl == nil {
-		return nil
-	}
-	return pl.at
-}
-
 // place asks the placers among the executors of b's starts to place them.
-func (e *Engine) place(b *batch) *placements {
+func (e *Engine) place(b *batch) placements {
 	type group struct {
 		specs   []*executors.Spec
 		effects []int
@@ -99,9 +73,9 @@ func (e *Engine) place(b *batch) *placements {
 		n++
 	}
 	if len(order) == 0 {
-		return nil
+		return placements{}
 	}
-	pl := &placements{at: map[int]placement{}, refused: map[int]string{}}
+	pl := placements{at: map[int]placement{}, refused: map[int]string{}}
 	for _, p := range order {
 		g := groups[p]
 		cmds := p.Place(g.specs, e.report)
@@ -109,7 +83,7 @@ func (e *Engine) place(b *batch) *placements {
 			if c == nil || k >= len(g.effects) {
 				continue
 			}
-			pl.at[g.effects[k]] = placement{placer: p, effect: g.effects[k], cmd: len(pl.cmds)}
+			pl.at[g.effects[k]] = placement{placer: p, cmd: len(pl.cmds)}
 			pl.cmds = append(pl.cmds, c)
 		}
 	}

@@ -384,9 +384,10 @@ func putTaskTx(tx *bolt.Tx, t *Task) error {
 	return tx.Bucket(bucketTasks).Put(taskKey(t.RunID, t.Index), b)
 }
 
-// bulkTasks makes the pages bbolt splits in the tasks bucket, for the
-// rest of tx, tasksFill full instead of half: for a commit that writes a
-// run's new tasks in key order (its creation, a loop's expansion).
+// bulkTasks makes the pages bbolt splits in the tasks bucket when tx
+// commits tasksFill full instead of half (the fill is the bucket's, read
+// at commit): for a commit that writes a run's new tasks in key order
+// (its creation, a loop's expansion).
 func bulkTasks(tx *bolt.Tx) { tx.Bucket(bucketTasks).FillPercent = tasksFill }
 
 // tasksFill is how full bbolt fills the pages it splits in the tasks

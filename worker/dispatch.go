@@ -346,18 +346,12 @@ func (d *Dispatcher) place(ctx context.Context) {
 	if len(waiting) == 0 {
 		return
 	}
-	nodes, err := d.cfg.Store.Nodes()
+	now := d.now()
+	live, err := d.liveNodes(now)
 	if err != nil {
 		d.log.Error("dispatch: read nodes", "err", err)
 		d.requeue(waiting)
 		return
-	}
-	now := d.now()
-	var live []store.Node
-	for _, n := range nodes {
-		if d.alive(n, now) {
-			live = append(live, n)
-		}
 	}
 	d.mu.Lock()
 	used := d.usage()
@@ -402,6 +396,21 @@ func (d *Dispatcher) place(ctx context.Context) {
 		go func() { defer wg.Done(); d.commitAssignments(ctx, cmds[i:j], starts[i:j], now) }()
 	}
 	wg.Wait()
+}
+
+// liveNodes returns the nodes holding a valid lease at now.
+func (d *Dispatcher) liveNodes(now time.Time) ([]store.Node, error) {
+	nodes, err := d.cfg.Store.Nodes()
+	if err != nil {
+		return nil, err
+	}
+	var live []store.Node
+	for _, n := range nodes {
+		if d.alive(n, now) {
+			live = append(live, n)
+		}
+	}
+	return live, nil
 }
 
 // usage sums the load by node; d.mu held.
@@ -577,24 +586,22 @@ func (d *Dispatcher) commitAssignments(ctx context.Context, cmds []store.Command
 	var cancels []store.Command
 	for i, w := range starts {
 		reason, refused := why[i]
-		switch {
-		case !refused:
-			d.mu.Lock()
-			a := cmds[i].(store.AssignExecution).Assignment
-			d.load[a.ExecutionID] = placed{node: a.NodeID, res: a.Resources}
-			if f := d.followed[w.s.ID]; f != nil && f.cancel {
-				cancels = append(cancels, store.CancelAssignment{ExecutionID: w.s.ID, Time: now.UTC()})
+		if refused {
+			if ev, end := refusedEnd(w.s.ID, reason, now); end {
+				evs = append(evs, ev)
+			} else {
+				again = append(again, w)
 			}
-			d.mu.Unlock()
-			d.onAssignment(w.s.ID) // it may have ended already (its node went down)
-		case strings.Contains(reason, "stale epoch") || strings.Contains(reason, "is down") || strings.Contains(reason, "not registered"):
-			again = append(again, w)
-		case strings.Contains(reason, "cancelled or final"):
-			evs = append(evs, executors.Event{ID: w.s.ID, Kind: executors.EventExited, Time: now, State: spec.TaskCanceled, ExitCode: -1,
-				Reason: "canceled before it started"})
-		default:
-			evs = append(evs, failed(w.s.ID, "not assigned: "+reason, now))
+			continue
 		}
+		d.mu.Lock()
+		a := cmds[i].(store.AssignExecution).Assignment
+		d.load[a.ExecutionID] = placed{node: a.NodeID, res: a.Resources}
+		if f := d.followed[w.s.ID]; f != nil && f.cancel {
+			cancels = append(cancels, store.CancelAssignment{ExecutionID: w.s.ID, Time: now.UTC()})
+		}
+		d.mu.Unlock()
+		d.onAssignment(w.s.ID) // it may have ended already (its node went down)
 	}
 	d.requeue(again)
 	d.deliver(evs...)
@@ -603,6 +610,21 @@ func (d *Dispatcher) commitAssignments(ctx context.Context, cmds []store.Command
 			d.log.Warn("dispatch: cancel assignments", "err", err)
 		}
 	}
+}
+
+// refusedEnd says what becomes of execution id whose assignment the store
+// refused for reason: placed again (end false) when its node lost its
+// lease or registered again meanwhile; else it ends, CANCELED when its
+// run was cancelled, FAILED otherwise, with ev.
+func refusedEnd(id, reason string, now time.Time) (ev executors.Event, end bool) {
+	switch {
+	case strings.Contains(reason, "stale epoch") || strings.Contains(reason, "is down") || strings.Contains(reason, "not registered"):
+		return executors.Event{}, false
+	case strings.Contains(reason, "cancelled or final"):
+		return executors.Event{ID: id, Kind: executors.EventExited, Time: now, State: spec.TaskCanceled, ExitCode: -1,
+			Reason: "canceled before it started"}, true
+	}
+	return failed(id, "not assigned: "+reason, now), true
 }
 
 func (d *Dispatcher) requeue(ws []*waitingStart) {
@@ -685,18 +707,9 @@ func (r *Remote) Place(specs []*executors.Spec, report func(executors.Event)) []
 	if queued || report == nil {
 		return nil
 	}
-	nodes, err := d.cfg.Store.Nodes()
-	if err != nil {
-		return nil
-	}
 	now := d.now()
-	var live []store.Node
-	for _, n := range nodes {
-		if d.alive(n, now) {
-			live = append(live, n)
-		}
-	}
-	if len(live) == 0 {
+	live, err := d.liveNodes(now)
+	if err != nil || len(live) == 0 {
 		return nil
 	}
 	d.mu.Lock()
@@ -766,16 +779,12 @@ func (r *Remote) Placed(id string, committed bool, reason string) {
 	}
 	delete(d.load, id)
 	d.mu.Unlock()
-	switch {
-	case strings.Contains(reason, "stale epoch") || strings.Contains(reason, "is down") || strings.Contains(reason, "not registered"):
-		d.requeue([]*waitingStart{w})
-		d.poke()
-	case strings.Contains(reason, "cancelled or final"):
-		d.deliver(executors.Event{ID: id, Kind: executors.EventExited, Time: now, State: spec.TaskCanceled, ExitCode: -1,
-			Reason: "canceled before it started"})
-	default:
-		d.deliver(failed(id, "not assigned: "+reason, now))
+	if ev, end := refusedEnd(id, reason, now); end {
+		d.deliver(ev)
+		return
 	}
+	d.requeue([]*waitingStart{w})
+	d.poke()
 }
 
 // Cancel stops an execution: one still waiting for a node ends at once;
