@@ -76,6 +76,9 @@ type execRef struct {
 	// recovering: the attempt was found RUNNING when its run was
 	// activated, and is being adopted or cleaned up off the loop.
 	recovering bool
+	// exited: its Exited event is being handled; there is nothing to
+	// stop.
+	exited bool
 }
 
 // Run is the reconcile loop. It returns when ctx ends (executions keep
@@ -556,7 +559,7 @@ func (e *Engine) stop(r *activeRun, task int, b *batch) {
 	}
 	id := executors.ExecutionID(r.id, task, r.attempts[task])
 	if ref := e.inflight[id]; ref != nil {
-		if !ref.recovering { // else onRecovered stops or ends it
+		if !ref.recovering && !ref.exited { // else onRecovered stops or ends it, or it has ended
 			b.effects = append(b.effects, effect{stop: ref, id: id})
 		}
 		return
@@ -666,6 +669,9 @@ func (e *Engine) onEvent(ev executors.Event, b *batch) {
 				Attempt: ref.attempt, Reason: "waiting: " + ev.Reason, Time: e.now().UTC()})
 		}
 	case executors.EventExited:
+		if ev.State == spec.TaskCanceled && !ref.run.canceled && !ref.run.gone() {
+			e.cancelCommitted(ref, b)
+		}
 		delete(e.inflight, ev.ID)
 		if ref.run.gone() {
 			return
@@ -698,6 +704,22 @@ func (e *Engine) onEvent(ev executors.Event, b *batch) {
 		}
 		e.finishAttempt(ref.run, ref.task, ref.attempt, st, ev.Reason, ev.Outputs, ev.Logs, b)
 	}
+}
+
+// cancelCommitted cancels ref's run when its cancellation is committed
+// though the feed has not told the loop yet: an executor that found it
+// committed as it was about to start (or a worker whose assignment the
+// store refused for it) ends the execution CANCELED, and that end can
+// reach the loop first. Cancelling the run before the end is recorded
+// makes the steps after it end CANCELED, not SKIPPED below a cancelled
+// upstream. The execution has exited: the cancel does not stop it.
+func (e *Engine) cancelCommitted(ref *execRef, b *batch) {
+	canceled, err := e.cfg.Store.CancelRequested(ref.run.id)
+	if err != nil || !canceled {
+		return
+	}
+	ref.exited = true
+	e.onCancel(ref.run.id, b)
 }
 
 // missingOutputs names the outputs t declares that outs lacks ("" when

@@ -167,3 +167,54 @@ func placerStore(t *testing.T) *store.Store {
 	}
 	return st
 }
+
+// cancelingPlacer is a placingExec that, as a worker finding the run's
+// cancel committed before it starts the first placed execution, ends it
+// CANCELED; its report reaches the engine before the feed's news of the
+// cancel.
+type cancelingPlacer struct {
+	*placingExec
+	st *store.Store
+}
+
+func (x cancelingPlacer) Placed(id string, committed bool, reason string) {
+	x.mu.Lock()
+	report := x.report
+	x.mu.Unlock()
+	report(executors.Event{ID: id, Kind: executors.EventExited, State: spec.TaskCanceled, ExitCode: -1,
+		Reason: "canceled before it started", Time: time.Now()})
+	runID := strings.Join(strings.Split(id, "-")[:5], "-")
+	if _, err := x.st.Apply(context.Background(), store.RequestCancel{RunID: runID, Time: time.Now().UTC()}); err != nil {
+		panic(err)
+	}
+}
+
+// TestEngine_CanceledExitBeforeTheFeedsCancelCancelsTheRun: an execution
+// that ends CANCELED because its run's cancel is committed (the executor
+// saw it before the engine's feed told the loop) cancels the run: the
+// steps after it end CANCELED, not SKIPPED below a cancelled upstream.
+func TestEngine_CanceledExitBeforeTheFeedsCancelCancelsTheRun(t *testing.T) {
+	st := placerStore(t)
+	x := cancelingPlacer{placingExec: &placingExec{node: "n1", placed: map[string]bool{}, refused: map[string]string{}}, st: st}
+	e := startEngine(t, st, nil, x)
+	p := mustPlan(t, "name: chain\nexecutor: placing\ntasks:\n  - {name: a, command: [x]}\n  - {name: b, command: [x], after: [a]}\n  - {name: c, command: [x], after: [b]}\n")
+	id, err := e.Submit(context.Background(), p, nil, engine.SubmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := e.Wait(ctx, id)
+	if err != nil || r.State != spec.RunCanceled {
+		t.Fatalf("run: %s (%s), %v; want CANCELED", r.State, r.Error, err)
+	}
+	tasks, err := st.Tasks(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range tasks {
+		if tk.State != spec.TaskCanceled {
+			t.Errorf("task %s = %s (%s), want CANCELED", tk.Name, tk.State, tk.Error)
+		}
+	}
+}
