@@ -36,7 +36,7 @@ type openOptions struct {
 type option func(*openOptions)
 
 // logCacheEntries is how many of the latest raft entries are kept in
-// memory for raft's reads (raft.LogCache).
+// memory for raft's reads (logCache; at most logCacheBytes of them).
 const logCacheEntries = 512
 
 // withWALSegmentSize makes raft-wal segments of n bytes.

@@ -193,7 +193,7 @@ func open(ctx context.Context, cfg Config, opts ...option) (*Store, error) {
 	}
 	// raft reads back each entry it applies on a follower, and each it
 	// sends to a follower on the leader: recent entries come from memory.
-	cached, err := raft.NewLogCache(logCacheEntries, logs)
+	cached, err := newLogCache(logs, logCacheEntries, logCacheBytes)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
