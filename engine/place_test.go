@@ -88,18 +88,13 @@ func TestEngine_PlacerCommitsPlacementsWithTheirAttempts(t *testing.T) {
 	sub := st.Subscribe(0)
 	defer sub.Close()
 	e := startEngine(t, st, nil, x)
-	p := mustPlan(t, "name: chain\nexecutor: placing\ntasks:\n  - {name: a, command: [x]}\n  - {name: b, command: [x], after: [a]}\n  - {name: c, command: [x], after: [b]}\n")
 	before := st.AppliedIndex()
-	id, err := e.Submit(context.Background(), p, nil, engine.SubmitOptions{})
-	if err != nil {
-		t.Fatal(err)
+	id, r := submitAndWait(t, e, mustPlan(t, placerChainYAML))
+	if r.State != spec.RunSucceeded {
+		t.Fatalf("run: %s (%s)", r.State, r.Error)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	r, err := e.Wait(ctx, id)
-	if err != nil || r.State != spec.RunSucceeded {
-		t.Fatalf("run: %s (%s), %v", r.State, r.Error, err)
-	}
 	x.mu.Lock()
 	if x.starts != 0 || len(x.placed) != 3 || len(x.refused) != 0 {
 		t.Errorf("starts %d, placed %v, refused %v; want 0 starts and 3 placed", x.starts, x.placed, x.refused)
@@ -137,13 +132,8 @@ func TestEngine_PlacerCommitsPlacementsWithTheirAttempts(t *testing.T) {
 	// executor is told why.
 	x2 := &placingExec{node: "ghost", placed: map[string]bool{}, refused: map[string]string{}}
 	e2 := startEngine(t, placerStore(t), nil, x2)
-	id2, err := e2.Submit(context.Background(), mustPlan(t, "name: one\nexecutor: placing\ntasks:\n  - {name: a, command: [x]}\n"), nil, engine.SubmitOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err = e2.Wait(ctx, id2)
-	if err != nil || r.State != spec.RunFailed {
-		t.Fatalf("run on a ghost node: %s, %v; want FAILED", r.State, err)
+	if _, r := submitAndWait(t, e2, mustPlan(t, "name: one\nexecutor: placing\ntasks:\n  - {name: a, command: [x]}\n")); r.State != spec.RunFailed {
+		t.Fatalf("run on a ghost node: %s; want FAILED", r.State)
 	}
 	x2.mu.Lock()
 	defer x2.mu.Unlock()
@@ -155,6 +145,25 @@ func TestEngine_PlacerCommitsPlacementsWithTheirAttempts(t *testing.T) {
 			t.Errorf("refusal reason %q does not name the node", why)
 		}
 	}
+}
+
+// placerChainYAML is a chain of three steps on the placing executor.
+const placerChainYAML = "name: chain\nexecutor: placing\ntasks:\n  - {name: a, command: [x]}\n  - {name: b, command: [x], after: [a]}\n  - {name: c, command: [x], after: [b]}\n"
+
+// submitAndWait submits p to e and waits for the run's end (30 s at most).
+func submitAndWait(t *testing.T, e *engine.Engine, p *spec.Plan) (string, store.Run) {
+	t.Helper()
+	id, err := e.Submit(context.Background(), p, nil, engine.SubmitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := e.Wait(ctx, id)
+	if err != nil {
+		t.Fatalf("wait for run %s: %v", id, err)
+	}
+	return id, r
 }
 
 // placerStore opens a store with node n1 registered, offering "placing".
@@ -197,16 +206,9 @@ func TestEngine_CanceledExitBeforeTheFeedsCancelCancelsTheRun(t *testing.T) {
 	st := placerStore(t)
 	x := cancelingPlacer{placingExec: &placingExec{node: "n1", placed: map[string]bool{}, refused: map[string]string{}}, st: st}
 	e := startEngine(t, st, nil, x)
-	p := mustPlan(t, "name: chain\nexecutor: placing\ntasks:\n  - {name: a, command: [x]}\n  - {name: b, command: [x], after: [a]}\n  - {name: c, command: [x], after: [b]}\n")
-	id, err := e.Submit(context.Background(), p, nil, engine.SubmitOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	r, err := e.Wait(ctx, id)
-	if err != nil || r.State != spec.RunCanceled {
-		t.Fatalf("run: %s (%s), %v; want CANCELED", r.State, r.Error, err)
+	id, r := submitAndWait(t, e, mustPlan(t, placerChainYAML))
+	if r.State != spec.RunCanceled {
+		t.Fatalf("run: %s (%s); want CANCELED", r.State, r.Error)
 	}
 	tasks, err := st.Tasks(id)
 	if err != nil {
