@@ -161,7 +161,7 @@ func TestBinaryTask_RecordIsItsOwnAndTight(t *testing.T) {
 	}
 	running := pending
 	running.State = spec.TaskRunning
-	running.Attempts = []Attempt{{N: 1, ExecutionID: executionIDForTest(pending.RunID, pending.Index), Executor: "sim", State: spec.TaskRunning, StartedAt: t0}}
+	running.Attempts = []Attempt{{N: 1, ExecutionID: fmt.Sprintf("%s-%d-1", pending.RunID, pending.Index), Executor: "sim", State: spec.TaskRunning, StartedAt: t0}}
 	running.StartedAt = t0
 	if raceEnabled {
 		return
@@ -172,8 +172,6 @@ func TestBinaryTask_RecordIsItsOwnAndTight(t *testing.T) {
 		}
 	}
 }
-
-func executionIDForTest(runID string, task int) string { return fmt.Sprintf("%s-%d-1", runID, task) }
 
 // TestBinaryTransitions_RoundTrip: transition_tasks version 2 reads back
 // as written, through the log's batch codec.
