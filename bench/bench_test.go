@@ -229,3 +229,31 @@ func BenchmarkLocalExecutorAlone(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkClusterFanout10000 runs fanout-10000 on a durable cluster of
+// three nodes in this process (as skiff bench --cluster 3 does), for
+// profiling the cluster's per-task cost.
+func BenchmarkClusterFanout10000(b *testing.B) {
+	w, err := ParseWorkload("fanout-10000")
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := OpenCluster(context.Background(), b.TempDir(), 3, Options{}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	var wall time.Duration
+	var tasks int
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		res, _, err := c.Run(context.Background(), w)
+		if err != nil {
+			b.Fatal(err)
+		}
+		wall += res.Wall
+		tasks += res.Tasks
+	}
+	b.ReportMetric(float64(tasks)/wall.Seconds(), "tasks/s")
+	b.ReportMetric(wall.Seconds()/float64(b.N), "wall-s/run")
+}

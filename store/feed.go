@@ -24,6 +24,13 @@ type Change struct {
 	// order (a worker skips other nodes' executions without reading
 	// them); a Change made elsewhere may leave it empty.
 	AssignmentNodes []string
+	// AssignmentStates holds each of Assignments as this entry left it,
+	// in the same order, so that a subscriber need not read it back: nil
+	// where the entry dropped it (its attempt ended). Spec is set only
+	// where the entry made the assignment. Shared by every subscriber:
+	// read-only. A Change made elsewhere may leave it empty (read the
+	// store then).
+	AssignmentStates []*Assignment
 	// Nodes are the worker nodes registered, heartbeating or marked down.
 	Nodes []string
 
@@ -32,9 +39,21 @@ type Change struct {
 	memo *runMemo
 }
 
-func (ch *Change) addAssignment(execID, node string) {
+// addAssignment notes a's new state; a nil a notes that the assignment
+// of execID (on node) was dropped.
+func (ch *Change) addAssignment(execID, node string, a *Assignment) {
 	ch.Assignments = append(ch.Assignments, execID)
 	ch.AssignmentNodes = append(ch.AssignmentNodes, node)
+	ch.AssignmentStates = append(ch.AssignmentStates, a)
+}
+
+// AssignmentState returns the state of Assignments[i] as the entry left
+// it (nil, true: dropped); false when the change does not hold it.
+func (ch *Change) AssignmentState(i int) (*Assignment, bool) {
+	if len(ch.AssignmentStates) != len(ch.Assignments) {
+		return nil, false
+	}
+	return ch.AssignmentStates[i], true
 }
 
 // TaskRef names one task of one run.

@@ -315,7 +315,7 @@ func loseAssignmentsTx(tx *bolt.Tx, nodeID, reason string, at time.Time, ch *Cha
 		if err := putAssignmentTx(tx, a); err != nil {
 			return err
 		}
-		ch.addAssignment(a.ExecutionID, a.NodeID)
+		ch.addAssignment(a.ExecutionID, a.NodeID, a)
 	}
 	return nil
 }
@@ -357,7 +357,7 @@ func applyAssignExecution(tx *bolt.Tx, c AssignExecution, ch *Change) ([]Rejecti
 		return reject("assign execution %s: not the current running attempt of task %d (task is %s, attempt %d)", a.ExecutionID, a.Task, t.State, cur), nil
 	}
 	a.StartedAt, a.CancelRequested, a.Exit = time.Time{}, false, nil
-	ch.addAssignment(a.ExecutionID, a.NodeID)
+	ch.addAssignment(a.ExecutionID, a.NodeID, &a)
 	return nil, putAssignmentTx(tx, &a)
 }
 
@@ -412,7 +412,7 @@ func applyReportExecution(tx *bolt.Tx, c ReportExecution, ch *Change) ([]Rejecti
 			return nil, err
 		}
 	}
-	ch.addAssignment(a.ExecutionID, a.NodeID)
+	ch.addAssignment(a.ExecutionID, a.NodeID, &a)
 	return nil, putAssignmentTx(tx, &a)
 }
 
@@ -450,7 +450,7 @@ func applyCancelAssignment(tx *bolt.Tx, c CancelAssignment, ch *Change) ([]Rejec
 		return nil, nil
 	}
 	a.CancelRequested = true
-	ch.addAssignment(a.ExecutionID, a.NodeID)
+	ch.addAssignment(a.ExecutionID, a.NodeID, &a)
 	return nil, putAssignmentTx(tx, &a)
 }
 
@@ -469,7 +469,7 @@ func dropAssignmentTx(tx *bolt.Tx, execID string, ch *Change) error {
 		if err := decodeAssignmentRecord(v, &a); err != nil {
 			return fmt.Errorf("assignment %s: %w", execID, err)
 		}
-		ch.addAssignment(execID, a.NodeID)
+		ch.addAssignment(execID, a.NodeID, nil)
 	}
 	if err := tx.Bucket(bucketAssignmentSpecs).Delete([]byte(execID)); err != nil {
 		return err

@@ -172,12 +172,78 @@ func TestFSM_EndedAttemptDropsItsAssignment(t *testing.T) {
 		t.Fatal("the assignment of an ended attempt is still there")
 	}
 	got, _ := sub.Next()
+	canceled := f.mustAssignmentAt(t, "r1-0-1", got, 0)
 	want := []Change{
-		{Index: 4, Assignments: []string{"r1-0-1"}, AssignmentNodes: []string{"n1"}},
-		{Index: 5, Tasks: []TaskRef{{RunID: "r1", Task: 0}}, Assignments: []string{"r1-0-1"}, AssignmentNodes: []string{"n1"}},
+		{Index: 4, Assignments: []string{"r1-0-1"}, AssignmentNodes: []string{"n1"}, AssignmentStates: []*Assignment{canceled}},
+		{Index: 5, Tasks: []TaskRef{{RunID: "r1", Task: 0}}, Assignments: []string{"r1-0-1"}, AssignmentNodes: []string{"n1"}, AssignmentStates: []*Assignment{nil}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("feed:\n got %+v\nwant %+v", got, want)
+	}
+	if !canceled.CancelRequested {
+		t.Fatalf("the change of the cancel carries %+v", canceled)
+	}
+}
+
+// mustAssignmentAt returns the assignment state of id that change i of
+// changes carries.
+func (f *testFSM) mustAssignmentAt(t *testing.T, id string, changes []Change, i int) *Assignment {
+	t.Helper()
+	if i >= len(changes) {
+		t.Fatalf("%d changes, want at least %d", len(changes), i+1)
+	}
+	ch := &changes[i]
+	for j, aid := range ch.Assignments {
+		if aid != id {
+			continue
+		}
+		a, ok := ch.AssignmentState(j)
+		if !ok || a == nil {
+			t.Fatalf("change %d does not carry the state of %s: %+v", i, id, ch)
+		}
+		return a
+	}
+	t.Fatalf("change %d does not name %s: %+v", i, id, ch)
+	return nil
+}
+
+// TestFSM_ChangesCarryTheAssignmentsState: each change to an assignment
+// carries its state as the entry left it, equal to what the store then
+// holds (the spec only on the change that made it), and nil once dropped:
+// workers and the dispatcher act on it without reading it back.
+func TestFSM_ChangesCarryTheAssignmentsState(t *testing.T) {
+	f := newTestFSM(t)
+	f.mustAccept(t, RegisterNode{Node: testNode("n1"), Epoch: 1, Time: t0}, newRun("r1", 1))
+	f.mustAccept(t, TransitionTasks{RunID: "r1", Items: []Transition{{Task: 0, Attempt: 1, From: spec.TaskPending, To: spec.TaskRunning, Time: t0, ExecutionID: "r1-0-1"}}})
+	sub := subscribeFSM(f, 10)
+	specJSON := []byte(`{"id":"r1-0-1","command":["true"]}`)
+	steps := []Command{
+		AssignExecution{Assignment: Assignment{ExecutionID: "r1-0-1", RunID: "r1", Task: 0, Attempt: 1, NodeID: "n1", Epoch: 1, Executor: "sim", AssignedAt: t0, Spec: specJSON}},
+		ReportExecution{ExecutionID: "r1-0-1", NodeID: "n1", Epoch: 1, Started: true, Time: t0.Add(time.Second)},
+		ReportExecution{ExecutionID: "r1-0-1", NodeID: "n1", Epoch: 1, Exit: &Exit{Outcome: OutcomeSucceeded, Time: t0.Add(2 * time.Second)}, Time: t0.Add(2 * time.Second)},
+	}
+	for i, c := range steps {
+		f.mustAccept(t, c)
+		got, _ := sub.Next()
+		a := f.mustAssignmentAt(t, "r1-0-1", got, 0)
+		stored := f.mustAssignment(t, "r1-0-1")
+		if i == 0 {
+			if string(a.Spec) != string(specJSON) {
+				t.Errorf("the assigning change carries spec %q, want %q", a.Spec, specJSON)
+			}
+			stored.Spec = a.Spec
+		}
+		if !reflect.DeepEqual(*a, stored) {
+			t.Errorf("step %d: the change carries\n %+v\nthe store holds\n %+v", i, *a, stored)
+		}
+	}
+	f.mustAccept(t, TransitionTasks{RunID: "r1", Items: []Transition{{Task: 0, Attempt: 1, From: spec.TaskRunning, To: spec.TaskSucceeded, Time: t0.Add(3 * time.Second)}}})
+	got, _ := sub.Next()
+	if len(got) != 1 || len(got[0].Assignments) != 1 {
+		t.Fatalf("the end's changes: %+v", got)
+	}
+	if a, ok := got[0].AssignmentState(0); !ok || a != nil {
+		t.Fatalf("the dropping change carries %+v (%v), want nil", a, ok)
 	}
 }
 

@@ -169,10 +169,14 @@ func (d *Dispatcher) loop(ctx context.Context, sub *store.Subscription) {
 			}
 			nodes := false
 			for _, ch := range changes {
-				for _, id := range ch.Assignments {
-					d.onAssignment(id)
-				}
 				nodes = nodes || len(ch.Nodes) > 0
+			}
+			for _, u := range latestAssignments(changes, nil) {
+				if u.known {
+					d.onAssignmentState(u.id, u.a)
+				} else {
+					d.onAssignment(u.id)
+				}
 			}
 			if nodes {
 				d.place(ctx)
@@ -225,7 +229,22 @@ func (d *Dispatcher) onAssignment(id string) {
 		d.log.Error("dispatch: read assignment", "execution", id, "err", err)
 		return
 	}
-	found := err == nil
+	d.update(id, a, err == nil)
+}
+
+// onAssignmentState is onAssignment with the assignment as a change left
+// it (nil: dropped).
+func (d *Dispatcher) onAssignmentState(id string, a *store.Assignment) {
+	if a == nil {
+		d.update(id, store.Assignment{}, false)
+		return
+	}
+	d.update(id, *a, true)
+}
+
+// update is onAssignment's work on assignment a of execution id (found:
+// there is one).
+func (d *Dispatcher) update(id string, a store.Assignment, found bool) {
 	d.mu.Lock()
 	f := d.followed[id]
 	switch {

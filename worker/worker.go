@@ -204,11 +204,14 @@ func (w *Worker) Run(ctx context.Context) error {
 						w.checkSelf(ctx)
 					}
 				}
-				for i, id := range ch.Assignments {
-					if len(ch.AssignmentNodes) == len(ch.Assignments) && ch.AssignmentNodes[i] != w.cfg.NodeID && !w.runs(id) {
-						continue // another node's, and nothing this node runs
-					}
-					w.onAssignment(ctx, id)
+			}
+			for _, u := range latestAssignments(changes, func(id, node string) bool {
+				return node != w.cfg.NodeID && !w.runs(id) // another node's, and nothing this node runs
+			}) {
+				if u.known {
+					w.onAssignmentState(ctx, u.id, u.a)
+				} else {
+					w.onAssignment(ctx, u.id)
 				}
 			}
 		}
@@ -389,8 +392,25 @@ func (w *Worker) runs(id string) bool {
 	return ok
 }
 
+// onAssignment acts on the stored assignment of execution id.
 func (w *Worker) onAssignment(ctx context.Context, id string) {
 	a, err := w.cfg.State.Assignment(id)
+	w.act(ctx, id, a, err)
+}
+
+// onAssignmentState acts on the assignment of execution id as a change
+// left it (nil: dropped).
+func (w *Worker) onAssignmentState(ctx context.Context, id string, a *store.Assignment) {
+	if a == nil {
+		w.act(ctx, id, store.Assignment{}, store.ErrNotFound)
+		return
+	}
+	w.act(ctx, id, *a, nil)
+}
+
+// act starts, cancels or kills execution id by its assignment a (err:
+// why it could not be had; store.ErrNotFound: there is none).
+func (w *Worker) act(ctx context.Context, id string, a store.Assignment, err error) {
 	w.mu.Lock()
 	cur, runs := w.running[id]
 	epoch := w.epoch
@@ -457,10 +477,13 @@ func (w *Worker) start(ctx context.Context, a store.Assignment, epoch uint64) {
 		fail(fmt.Sprintf("node %s has no executor %q", w.cfg.NodeID, a.Executor))
 		return
 	}
-	raw, err := w.cfg.State.AssignmentSpec(a.ExecutionID)
-	if err != nil {
-		fail(fmt.Sprintf("read the execution spec: %v", err))
-		return
+	raw := a.Spec // set when the assignment comes from the change that made it
+	if len(raw) == 0 {
+		var err error
+		if raw, err = w.cfg.State.AssignmentSpec(a.ExecutionID); err != nil {
+			fail(fmt.Sprintf("read the execution spec: %v", err))
+			return
+		}
 	}
 	var s executors.Spec
 	if err := json.Unmarshal(raw, &s); err != nil {
