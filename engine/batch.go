@@ -19,9 +19,12 @@ type batch struct {
 	runs        []string       // the run of each command
 	byRun       map[string]int // run id -> index of its TransitionTasks in cmds
 	transitions int
-	effects     []effect
-	updates     []pendingUpdate
-	finals      []pendingFinal
+	// placeable counts the starts a Placer may place with their attempts
+	// (see flushFull).
+	placeable int
+	effects   []effect
+	updates   []pendingUpdate
+	finals    []pendingFinal
 	// stale holds the runs the store contradicted (it rejected one of
 	// their changes): the loop refreshes them before anything else. Kept
 	// across the parts of a batch committed in parts.
@@ -70,13 +73,16 @@ func newBatch(ctx context.Context) *batch {
 
 // reset empties b after its commit.
 func (b *batch) reset() {
-	b.cmds, b.runs, b.transitions, b.effects, b.updates, b.finals = nil, nil, 0, nil, nil, nil
+	b.cmds, b.runs, b.transitions, b.placeable, b.effects, b.updates, b.finals = nil, nil, 0, 0, nil, nil, nil
 	clear(b.byRun)
 }
 
-// flushFull commits b now when it holds MaxBatch transitions: the store
-// entry stays bounded, and the first of a big loop's executions start
-// while the engine is still deciding the rest. Each part is a consistent
+// flushFull commits b now when it holds MaxBatch transitions, or as many
+// starts as one entry places with their attempts (maxPlaced): the store
+// entry stays bounded, the first of a big loop's executions start while
+// the engine is still deciding the rest, and on a cluster every start of
+// a fan-out is placed in its attempt's entry (past maxPlaced, the rest
+// would wait for the dispatcher's own entries). Each part is a consistent
 // state: the scheduler resumes from any of them. The first part is small
 // (firstPart transitions), so that the first executions start early.
 func (e *Engine) flushFull(b *batch) {
@@ -84,7 +90,7 @@ func (e *Engine) flushFull(b *batch) {
 	if !b.flushed {
 		limit = min(limit, firstPart)
 	}
-	if b.transitions < limit {
+	if b.transitions < limit && b.placeable < maxPlaced {
 		return
 	}
 	e.flushPart(b)

@@ -622,6 +622,9 @@ func (e *Engine) startAttempt(r *activeRun, task int, from spec.TaskState, input
 	ref := &execRef{run: r, task: task, attempt: attempt, exec: x}
 	e.inflight[id] = ref
 	b.effects = append(b.effects, effect{start: ref, id: id, spec: s, workspace: ws, at: at})
+	if _, ok := x.(Placer); ok && ws == "" {
+		b.placeable++
+	}
 }
 
 // failBeforeStart records one attempt, failed before it ran, for a

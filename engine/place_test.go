@@ -220,3 +220,26 @@ func TestEngine_CanceledExitBeforeTheFeedsCancelCancelsTheRun(t *testing.T) {
 		}
 	}
 }
+
+// TestEngine_PlacerPlacesEveryStartOfAWideFanOut: the starts of a fan-out
+// wider than one entry's placements are committed in entries of at most
+// that many, each placed with its attempts: none is left to Start (on a
+// cluster, to the dispatcher's later entries of its own).
+func TestEngine_PlacerPlacesEveryStartOfAWideFanOut(t *testing.T) {
+	const n = 2600 // more than twice maxPlaced, past the first part
+	var y strings.Builder
+	y.WriteString("name: wide\nexecutor: placing\ntasks:\n  - {name: root, command: [x]}\n")
+	for i := range n {
+		y.WriteString("  - {name: t" + strconv.Itoa(i) + ", command: [x], after: [root]}\n")
+	}
+	x := &placingExec{node: "n1", placed: map[string]bool{}, refused: map[string]string{}}
+	e := startEngine(t, placerStore(t), nil, x)
+	if _, r := submitAndWait(t, e, mustPlan(t, y.String())); r.State != spec.RunSucceeded {
+		t.Fatalf("run: %s (%s)", r.State, r.Error)
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.starts != 0 || len(x.placed) != n+1 || len(x.refused) != 0 {
+		t.Errorf("starts %d, placed %d, refused %d; want 0 starts and %d placed", x.starts, len(x.placed), len(x.refused), n+1)
+	}
+}
