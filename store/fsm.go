@@ -483,6 +483,17 @@ func (f *fsm) view(fn func(tx *bolt.Tx) error) error {
 	return f.db.View(fn)
 }
 
+// stateIndex returns the index of the last entry state.db holds, as a
+// read made now sees it.
+func (f *fsm) stateIndex() (uint64, error) {
+	var idx uint64
+	err := f.view(func(tx *bolt.Tx) error {
+		idx = appliedTx(tx).Index
+		return nil
+	})
+	return idx, err
+}
+
 // close syncs state.db, closes it and marks it clean.
 func (f *fsm) close() error {
 	f.mu.Lock()

@@ -420,6 +420,14 @@ func (s *Store) LogSyncs() (n uint64, counted bool) {
 // AppliedIndex is the raft index of the last entry applied to state.db.
 func (s *Store) AppliedIndex() uint64 { return s.fsm.applied.Load() }
 
+// StateIndex returns the index of the last raft entry the state holds, as
+// a read made now sees it (AppliedIndex can trail a commit by a moment).
+// A subscriber that has just read the store (a rescan) knows that the
+// changes of entries at or below it are no newer than what it read.
+func (s *Store) StateIndex() (uint64, error) {
+	return s.fsm.stateIndex()
+}
+
 // Snapshot forces a raft snapshot now (it also compacts the raft log).
 func (s *Store) Snapshot() error {
 	return s.raft.Snapshot().Error()

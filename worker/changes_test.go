@@ -1,8 +1,16 @@
 package worker
 
 import (
+	"context"
+	"io"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/skiffml/skiff/engine/spec"
+	"github.com/skiffml/skiff/executors"
 
 	"github.com/skiffml/skiff/store"
 )
@@ -48,5 +56,152 @@ func TestLatestAssignments(t *testing.T) {
 	}
 	if a := got[0].a; a == nil || a.Exit == nil || string(a.Spec) != `{"id":"a"}` {
 		t.Errorf("a: %+v, want its exit", a)
+	}
+}
+
+// countingState counts the assignment reads a worker makes.
+type countingState struct {
+	*store.Store
+	reads atomic.Int64
+}
+
+func (s *countingState) Assignment(id string) (store.Assignment, error) {
+	s.reads.Add(1)
+	return s.Store.Assignment(id)
+}
+
+// startCounter is a "sim" executor that counts its starts and runs
+// nothing.
+type startCounter struct {
+	mu     sync.Mutex
+	starts []string
+}
+
+func (x *startCounter) Name() string          { return "sim" }
+func (x *startCounter) Root(id string) string { return "/nowhere/" + id }
+func (x *startCounter) Start(_ context.Context, s *executors.Spec, _ func(executors.Event)) error {
+	x.mu.Lock()
+	x.starts = append(x.starts, s.ID)
+	x.mu.Unlock()
+	return nil
+}
+func (x *startCounter) Cancel(context.Context, string) error                      { return nil }
+func (x *startCounter) Logs(context.Context, string, bool) (io.ReadCloser, error) { return nil, nil }
+func (x *startCounter) Running(context.Context) ([]string, error)                 { return nil, nil }
+
+func (x *startCounter) started() []string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return slices.Clone(x.starts)
+}
+
+// TestWorker_ActsOnChangesStatesNeverBehindARead: the worker starts an
+// assignment from the state its change carries, without reading it back;
+// a change no newer than a rescan's read is read again instead, so an
+// assignment made and dropped before the rescan is not started from its
+// old state (its attempt has ended).
+func TestWorker_ActsOnChangesStatesNeverBehindARead(t *testing.T) {
+	st, _, _ := placeFixture(t)
+	state := &countingState{Store: st}
+	x := &startCounter{}
+	w, err := New(Config{NodeID: "n1", Capacity: spec.Resources{MilliCPU: 4000}, Executors: []executors.Executor{x}, Proposer: st, State: state, Heartbeat: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.epoch = 1 // registered (placeFixture registers n1 at epoch 1)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	apply := func(cmds ...store.Command) {
+		t.Helper()
+		if res, err := st.Apply(ctx, cmds...); err != nil || len(res.Rejected) > 0 {
+			t.Fatalf("apply: %v %+v", err, res.Rejected)
+		}
+	}
+	assign := func(id string, task int) store.Command {
+		return store.AssignExecution{Assignment: store.Assignment{ExecutionID: id, RunID: "r1", Task: task, Attempt: 1, NodeID: "n1", Epoch: 1,
+			Executor: "sim", AssignedAt: now, Spec: []byte(`{"id":"` + id + `","run_id":"r1","command":["x"]}`)}}
+	}
+	next := func(sub *store.Subscription) []store.Change {
+		t.Helper()
+		select {
+		case <-sub.Ready():
+		case <-time.After(10 * time.Second):
+			t.Fatal("no change")
+		}
+		chs, lagged := sub.Next()
+		if lagged {
+			t.Fatal("lagged")
+		}
+		return chs
+	}
+
+	// Made and dropped before the rescan; its making is told after it.
+	sub := st.Subscribe(0)
+	defer sub.Close()
+	apply(assign("r1-0-1", 0))
+	made := next(sub)
+	apply(store.TransitionTasks{RunID: "r1", Items: []store.Transition{{Task: 0, Attempt: 1, From: spec.TaskRunning, To: spec.TaskCanceled, Time: now}}})
+	next(sub)
+	w.rescan(ctx)
+	w.onChanges(ctx, made)
+	if got := x.started(); len(got) != 0 {
+		t.Fatalf("started %v from a state older than the rescan's read", got)
+	}
+
+	// Made after the rescan: started from its change, not read back.
+	reads := state.reads.Load()
+	apply(assign("r1-1-1", 1))
+	w.onChanges(ctx, next(sub))
+	if got := x.started(); !slices.Equal(got, []string{"r1-1-1"}) {
+		t.Fatalf("started %v, want r1-1-1", got)
+	}
+	if n := state.reads.Load() - reads; n != 0 {
+		t.Errorf("%d assignment reads for a change that carries the assignment, want 0", n)
+	}
+}
+
+// TestDispatcher_LoadNeverBehindARead: the dispatcher's load follows the
+// states the changes carry, but not one no newer than its rescan's read:
+// an assignment made and dropped before the rescan does not count again
+// when its making is told after it.
+func TestDispatcher_LoadNeverBehindARead(t *testing.T) {
+	st, d, _ := placeFixture(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	sub := st.Subscribe(0)
+	defer sub.Close()
+	next := func() []store.Change {
+		t.Helper()
+		select {
+		case <-sub.Ready():
+		case <-time.After(10 * time.Second):
+			t.Fatal("no change")
+		}
+		chs, _ := sub.Next()
+		return chs
+	}
+	for _, id := range []string{"r1-0-1", "r1-1-1"} {
+		task := 0
+		if id == "r1-1-1" {
+			task = 1
+		}
+		if _, err := st.Apply(ctx, store.AssignExecution{Assignment: store.Assignment{ExecutionID: id, RunID: "r1", Task: task, Attempt: 1, NodeID: "n1", Epoch: 1,
+			Executor: "sim", AssignedAt: now, Resources: spec.Resources{MilliCPU: 1000}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	made := next()
+	if _, err := st.Apply(ctx, store.TransitionTasks{RunID: "r1", Items: []store.Transition{{Task: 0, Attempt: 1, From: spec.TaskRunning, To: spec.TaskCanceled, Time: now}}}); err != nil {
+		t.Fatal(err)
+	}
+	next()
+	d.rescan()
+	d.onChanges(made)
+	d.mu.Lock()
+	_, stale := d.load["r1-0-1"]
+	_, live := d.load["r1-1-1"]
+	d.mu.Unlock()
+	if stale || !live {
+		t.Fatalf("load holds r1-0-1 %v (dropped before the rescan; want false), r1-1-1 %v (want true)", stale, live)
 	}
 }

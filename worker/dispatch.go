@@ -74,10 +74,13 @@ type Dispatcher struct {
 	kinds map[string]*Remote
 	wake  chan struct{}
 
-	mu        sync.Mutex
-	followed  map[string]*followed // by execution id: the engine waits for its events
-	waiting   []*waitingStart      // not assigned yet, in Start order
-	load      map[string]placed    // live assignments, by execution id
+	mu       sync.Mutex
+	followed map[string]*followed // by execution id: the engine waits for its events
+	waiting  []*waitingStart      // not assigned yet, in Start order
+	load     map[string]placed    // live assignments, by execution id
+	// readUpTo: no read of an assignment the dispatcher acted on saw
+	// past this index (see latestAssignments).
+	readUpTo  uint64
 	termStart time.Time
 }
 
@@ -167,18 +170,7 @@ func (d *Dispatcher) loop(ctx context.Context, sub *store.Subscription) {
 			if lagged {
 				d.rescan()
 			}
-			nodes := false
-			for _, ch := range changes {
-				nodes = nodes || len(ch.Nodes) > 0
-			}
-			for _, u := range latestAssignments(changes, nil) {
-				if u.known {
-					d.onAssignmentState(u.id, u.a)
-				} else {
-					d.onAssignment(u.id)
-				}
-			}
-			if nodes {
+			if d.onChanges(changes) {
 				d.place(ctx)
 			}
 		case <-d.wake:
@@ -190,6 +182,22 @@ func (d *Dispatcher) loop(ctx context.Context, sub *store.Subscription) {
 	}
 }
 
+// onChanges acts on a batch of the feed's changes; true if a node
+// changed (the placements may then be made anew).
+func (d *Dispatcher) onChanges(changes []store.Change) (nodes bool) {
+	for _, ch := range changes {
+		nodes = nodes || len(ch.Nodes) > 0
+	}
+	for _, u := range latestAssignments(changes, nil) {
+		if u.known {
+			d.onAssignmentState(u.id, u.a, u.at)
+		} else {
+			d.onAssignment(u.id)
+		}
+	}
+	return nodes
+}
+
 // rescan rebuilds the load from the store and delivers what the followed
 // executions' assignments say.
 func (d *Dispatcher) rescan() {
@@ -198,6 +206,7 @@ func (d *Dispatcher) rescan() {
 		d.log.Error("dispatch: read assignments", "err", err)
 		return
 	}
+	read := readIndex(d.cfg.Store)
 	load := map[string]placed{}
 	for _, a := range as {
 		if a.Live() {
@@ -211,6 +220,7 @@ func (d *Dispatcher) rescan() {
 		}
 	}
 	d.load = load
+	d.readUpTo = max(d.readUpTo, read)
 	ids := make([]string, 0, len(d.followed))
 	for id := range d.followed {
 		ids = append(ids, id)
@@ -229,23 +239,32 @@ func (d *Dispatcher) onAssignment(id string) {
 		d.log.Error("dispatch: read assignment", "execution", id, "err", err)
 		return
 	}
-	d.update(id, a, err == nil)
+	d.update(id, a, err == nil, readIndex(d.cfg.Store), true)
 }
 
-// onAssignmentState is onAssignment with the assignment as a change left
-// it (nil: dropped).
-func (d *Dispatcher) onAssignmentState(id string, a *store.Assignment) {
+// onAssignmentState is onAssignment with the assignment as the change at
+// index at left it (nil: dropped); read again when a read acted on may
+// be as new (see latestAssignments).
+func (d *Dispatcher) onAssignmentState(id string, a *store.Assignment, at uint64) {
 	if a == nil {
-		d.update(id, store.Assignment{}, false)
+		d.update(id, store.Assignment{}, false, at, false)
 		return
 	}
-	d.update(id, *a, true)
+	d.update(id, *a, true, at, false)
 }
 
 // update is onAssignment's work on assignment a of execution id (found:
-// there is one).
-func (d *Dispatcher) update(id string, a store.Assignment, found bool) {
+// there is one), read from the store (read: seen at no index past at) or
+// carried by the change at index at.
+func (d *Dispatcher) update(id string, a store.Assignment, found bool, at uint64, read bool) {
 	d.mu.Lock()
+	if read {
+		d.readUpTo = max(d.readUpTo, at)
+	} else if at <= d.readUpTo {
+		d.mu.Unlock()
+		d.onAssignment(id)
+		return
+	}
 	f := d.followed[id]
 	switch {
 	case found && a.Live():

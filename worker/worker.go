@@ -130,7 +130,10 @@ type Worker struct {
 	tried   uint64                // highest epoch proposed
 	running map[string]*execution // by execution id, at the current epoch
 	seen    map[string]bool       // execution ids taken at this epoch (never started twice)
-	reports []store.ReportExecution
+	// readUpTo: no read of an assignment this worker acted on saw past
+	// this index (see latestAssignments). Run's goroutine only.
+	readUpTo uint64
+	reports  []store.ReportExecution
 	// inflight: the first inflight reports are being committed.
 	inflight int
 	wake     chan struct{}
@@ -198,22 +201,27 @@ func (w *Worker) Run(ctx context.Context) error {
 				w.rescan(ctx)
 				continue
 			}
-			for _, ch := range changes {
-				for _, id := range ch.Nodes {
-					if id == w.cfg.NodeID {
-						w.checkSelf(ctx)
-					}
-				}
+			w.onChanges(ctx, changes)
+		}
+	}
+}
+
+// onChanges acts on a batch of the feed's changes.
+func (w *Worker) onChanges(ctx context.Context, changes []store.Change) {
+	for _, ch := range changes {
+		for _, id := range ch.Nodes {
+			if id == w.cfg.NodeID {
+				w.checkSelf(ctx)
 			}
-			for _, u := range latestAssignments(changes, func(id, node string) bool {
-				return node != w.cfg.NodeID && !w.runs(id) // another node's, and nothing this node runs
-			}) {
-				if u.known {
-					w.onAssignmentState(ctx, u.id, u.a)
-				} else {
-					w.onAssignment(ctx, u.id)
-				}
-			}
+		}
+	}
+	for _, u := range latestAssignments(changes, func(id, node string) bool {
+		return node != w.cfg.NodeID && !w.runs(id) // another node's, and nothing this node runs
+	}) {
+		if u.known && u.at > w.readUpTo {
+			w.onAssignmentState(ctx, u.id, u.a)
+		} else {
+			w.onAssignment(ctx, u.id)
 		}
 	}
 }
@@ -363,6 +371,8 @@ func (w *Worker) rescan(ctx context.Context) {
 		w.log.Error("worker: read assignments", "err", err)
 		return
 	}
+	// What is not listed is not this node's to run, up to this index.
+	w.readUpTo = max(w.readUpTo, readIndex(w.cfg.State))
 	live := map[string]bool{}
 	for _, a := range as {
 		live[a.ExecutionID] = true
@@ -395,6 +405,7 @@ func (w *Worker) runs(id string) bool {
 // onAssignment acts on the stored assignment of execution id.
 func (w *Worker) onAssignment(ctx context.Context, id string) {
 	a, err := w.cfg.State.Assignment(id)
+	w.readUpTo = max(w.readUpTo, readIndex(w.cfg.State))
 	w.act(ctx, id, a, err)
 }
 
