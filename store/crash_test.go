@@ -360,3 +360,40 @@ func TestStore_StateOfAKilledProcessIsKept(t *testing.T) {
 		t.Fatal("the kept state.db differs from the one rebuilt from the log")
 	}
 }
+
+// TestStore_OpensAfterAKillInsideTheBootstrap: raft bootstraps a new data
+// dir by writing its term, then the configuration entry. A kill -9
+// between the two leaves a term with an empty log and no snapshot, which
+// raft counts as existing state (it will not bootstrap again) though it
+// holds no configuration (the node would never lead): the dir must still
+// open, as a new one.
+func TestStore_OpensAfterAKillInsideTheBootstrap(t *testing.T) {
+	for _, kind := range LogStores {
+		t.Run(kind, func(t *testing.T) {
+			dir := t.TempDir()
+			l, err := openRaftLog(dir, kind, logOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.SetUint64(raftKeyCurrentTerm, 1); err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			cfg := DefaultConfig(dir)
+			cfg.LogStore = kind
+			cfg.NoSync = true
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			s, err := Open(ctx, cfg)
+			if err != nil {
+				t.Fatalf("open after a kill between the bootstrap's writes: %v", err)
+			}
+			defer s.Close()
+			if _, err := s.Apply(ctx, newRun("r1", 1)); err != nil {
+				t.Fatalf("apply: %v", err)
+			}
+		})
+	}
+}

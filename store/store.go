@@ -181,6 +181,11 @@ func open(ctx context.Context, cfg Config, opts ...option) (*Store, error) {
 	cleanup = append(cleanup, func() { closeTransport(s.transport) })
 
 	logs := s.log.backend()
+	if !clustered {
+		if err := s.redoInterruptedBootstrap(snaps); err != nil {
+			return nil, fmt.Errorf("store: data dir %s: %w", cfg.Dir, err)
+		}
+	}
 	existing, err := raft.HasExistingState(logs, logs, snaps)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -208,6 +213,31 @@ func open(ctx context.Context, cfg Config, opts ...option) (*Store, error) {
 	}
 	ok = true
 	return s, nil
+}
+
+// redoInterruptedBootstrap undoes what a kill -9 inside raft's bootstrap
+// of a one-node cluster leaves: raft writes the term first and the
+// configuration entry second, and a term with an empty log and no
+// snapshot is existing state to raft (it will not bootstrap again) that
+// holds no configuration (the node would never lead). Nothing was ever
+// written through such a log: its term is cleared, and the bootstrap runs
+// again. A clustered node is left alone: an empty log with a term is
+// also a member that has voted and not yet been sent an entry.
+func (s *Store) redoInterruptedBootstrap(snaps raft.SnapshotStore) error {
+	last, err := s.log.LastIndex()
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.log.file, err)
+	}
+	term, err := getUint64(s.log, raftKeyCurrentTerm)
+	if err != nil || last > 0 || term == 0 {
+		return err
+	}
+	metas, err := snaps.List()
+	if err != nil || len(metas) > 0 {
+		return err
+	}
+	s.logger.Warn("store: the raft log holds a term and no entry: a bootstrap was interrupted; bootstrapping again", "log", s.log.file, "term", term)
+	return s.log.SetUint64(raftKeyCurrentTerm, 0)
 }
 
 // openLog opens the data dir's raft log with the configured backend,
