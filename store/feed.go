@@ -37,6 +37,9 @@ type Change struct {
 	// memo is the run record the entry's commands last decoded (see
 	// assignedRun); cleared before the change is published.
 	memo *runMemo
+	// nodeMemo is the node record the entry's commands last decoded (see
+	// fencedNode); cleared with memo.
+	nodeMemo *nodeMemo
 }
 
 // addAssignment notes a's new state; a nil a notes that the assignment

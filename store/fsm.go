@@ -443,7 +443,7 @@ func (f *fsm) applyTx(logs []*raft.Log, decoded [][]decodedCmd, applied uint64, 
 				noteChange(dc, rej, &ch)
 			}
 			st.rejections += len(r.rejected)
-			ch.memo = nil
+			ch.memo, ch.nodeMemo = nil, nil
 			if !ch.empty() {
 				changes = append(changes, ch)
 			}

@@ -328,7 +328,7 @@ func applyAssignExecution(tx *bolt.Tx, c AssignExecution, ch *Change) ([]Rejecti
 	if b := tx.Bucket(bucketAssignments).Get([]byte(a.ExecutionID)); b != nil {
 		return reject("assign execution %s: already assigned", a.ExecutionID), nil
 	}
-	n, found, err := getNodeTx(tx, a.NodeID)
+	n, found, err := ch.node(tx, a.NodeID)
 	if err != nil {
 		return nil, err
 	}
@@ -362,7 +362,7 @@ func applyAssignExecution(tx *bolt.Tx, c AssignExecution, ch *Change) ([]Rejecti
 }
 
 func applyReportExecution(tx *bolt.Tx, c ReportExecution, ch *Change) ([]Rejection, error) {
-	n, found, err := getNodeTx(tx, c.NodeID)
+	n, found, err := ch.node(tx, c.NodeID)
 	if err != nil {
 		return nil, err
 	}
@@ -483,6 +483,34 @@ func putNodeTx(tx *bolt.Tx, n *Node) error {
 		return fmt.Errorf("encode node %q: %w", n.ID, err)
 	}
 	return tx.Bucket(bucketNodes).Put([]byte(n.ID), b)
+}
+
+// nodeMemo is a node record decoded while applying one entry, with the
+// stored bytes it came from.
+type nodeMemo struct {
+	id   string
+	raw  []byte
+	node Node
+}
+
+// node reads node id for a command that only looks at it (fencing, the
+// executors it offers): an entry of many assignments or reports of one
+// node decodes its record once. As with the run memo, the memo holds
+// while the record's stored bytes are the very same, inside one entry.
+func (ch *Change) node(tx *bolt.Tx, id string) (Node, bool, error) {
+	v := tx.Bucket(bucketNodes).Get([]byte(id))
+	if v == nil {
+		return Node{}, false, nil
+	}
+	if m := ch.nodeMemo; m != nil && m.id == id && len(m.raw) == len(v) && len(v) > 0 && &m.raw[0] == &v[0] {
+		return m.node, true, nil
+	}
+	var n Node
+	if err := decodeNodeRecord(v, &n); err != nil {
+		return Node{}, false, fmt.Errorf("decode node %q: %w", id, err)
+	}
+	ch.nodeMemo = &nodeMemo{id: id, raw: v, node: n}
+	return n, true, nil
 }
 
 func getNodeTx(tx *bolt.Tx, id string) (Node, bool, error) {

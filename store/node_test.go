@@ -79,6 +79,17 @@ func TestFSM_ReportFencing(t *testing.T) {
 		wantRejected(t, f.apply(t, ReportExecution{ExecutionID: "r1-0-1", NodeID: "n1", Epoch: 1, Exit: exit, Time: t0}), "already ended")
 		wantRejected(t, f.apply(t, ReportExecution{ExecutionID: "r1-0-1", NodeID: "n1", Epoch: 1, Exit: &Exit{Outcome: "weird"}, Time: t0}), "already ended")
 	})
+	t.Run("a registration in the same entry fences the reports after it", func(t *testing.T) {
+		// The entry's reports share one decoded node record while it is
+		// unchanged; the registration between them changes it.
+		f := workerFixture(t)
+		r := f.apply(t, ReportExecution{ExecutionID: "r1-0-1", NodeID: "n1", Epoch: 1, Started: true, Time: t0},
+			RegisterNode{Node: testNode("n1"), Epoch: 2, Time: t0},
+			ReportExecution{ExecutionID: "r1-0-1", NodeID: "n1", Epoch: 1, Exit: exit, Time: t0})
+		if r.err != nil || len(r.rejected) != 1 || r.rejected[0].Cmd != 2 || !strings.Contains(r.rejected[0].Reason, "stale epoch") {
+			t.Fatalf("want the report after the registration rejected as stale, got %v %+v", r.err, r.rejected)
+		}
+	})
 	t.Run("unknown outcome rejected", func(t *testing.T) {
 		f := workerFixture(t)
 		wantRejected(t, f.apply(t, ReportExecution{ExecutionID: "r1-0-1", NodeID: "n1", Epoch: 1, Exit: &Exit{Outcome: "lost"}, Time: t0}), "exit.outcome")
