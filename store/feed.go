@@ -65,6 +65,26 @@ type TaskRef struct {
 	Task  int
 }
 
+// size estimates the memory c holds, for the feed's bound: a little for
+// each id, and each assignment state with its spec and its exit's
+// parameter values.
+func (c *Change) size() int {
+	n := 64 * (len(c.RunsCreated) + len(c.RunsCanceled) + len(c.RunsRetried) + len(c.Tasks) + len(c.Assignments) + len(c.Nodes))
+	for _, a := range c.AssignmentStates {
+		if a == nil {
+			continue
+		}
+		n += 256 + len(a.Spec)
+		if a.Exit != nil {
+			n += len(a.Exit.Reason)
+			for k, v := range a.Exit.Outputs {
+				n += 64 + len(k) + len(v.Param) + 128*len(v.Artifacts)
+			}
+		}
+	}
+	return n
+}
+
 func (c *Change) empty() bool {
 	return len(c.RunsCreated)+len(c.RunsCanceled)+len(c.RunsRetried)+len(c.Tasks)+len(c.Assignments)+len(c.Nodes) == 0
 }
@@ -72,6 +92,12 @@ func (c *Change) empty() bool {
 // DefaultFeedLimit is the number of changes a subscription holds before it
 // falls behind.
 const DefaultFeedLimit = 16384
+
+// feedBytes bounds, in the changes' estimated size (Change.size), what a
+// subscription holds before it falls behind: a change carries the states
+// of its entry's assignments (specs, exits), and a subscriber that stalls
+// (an agent's long poll, a busy worker) must not keep gigabytes of them.
+const feedBytes = 64 << 20
 
 // Subscription receives the changes applied on this node, in log order.
 // Publishing never blocks the FSM: a subscriber that lets more than its
@@ -84,6 +110,7 @@ type Subscription struct {
 
 	mu     sync.Mutex
 	queue  []Change
+	bytes  int // the queue's estimated size
 	lagged bool
 	closed bool
 }
@@ -99,14 +126,14 @@ func (s *Subscription) Next() (changes []Change, lagged bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	changes, lagged = s.queue, s.lagged
-	s.queue, s.lagged = nil, false
+	s.queue, s.bytes, s.lagged = nil, 0, false
 	return changes, lagged
 }
 
 // Close ends the subscription. It is safe to call twice.
 func (s *Subscription) Close() {
 	s.mu.Lock()
-	s.closed, s.queue = true, nil
+	s.closed, s.queue, s.bytes = true, nil, 0
 	s.mu.Unlock()
 	s.f.remove(s)
 }
@@ -117,10 +144,15 @@ func (s *Subscription) push(cs []Change) {
 		s.mu.Unlock()
 		return
 	}
-	if s.lagged || len(s.queue)+len(cs) > s.limit {
-		s.queue, s.lagged = nil, true
+	n := 0
+	for i := range cs {
+		n += cs[i].size()
+	}
+	if s.lagged || len(s.queue)+len(cs) > s.limit || s.bytes+n > feedBytes {
+		s.queue, s.bytes, s.lagged = nil, 0, true
 	} else {
 		s.queue = append(s.queue, cs...)
+		s.bytes += n
 	}
 	s.mu.Unlock()
 	select {
@@ -132,7 +164,7 @@ func (s *Subscription) push(cs []Change) {
 func (s *Subscription) markLagged() {
 	s.mu.Lock()
 	if !s.closed {
-		s.queue, s.lagged = nil, true
+		s.queue, s.bytes, s.lagged = nil, 0, true
 	}
 	s.mu.Unlock()
 	select {

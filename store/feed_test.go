@@ -132,3 +132,32 @@ func TestFeed_PublishedFromOutside(t *testing.T) {
 		t.Fatal("Lag did not mark the subscription lagged")
 	}
 }
+
+// TestFeed_BoundedInBytes: a subscription that lets more than feedBytes
+// of changes pile up (the states of big assignments) lags, however few
+// the changes; after Next it holds them again.
+func TestFeed_BoundedInBytes(t *testing.T) {
+	var f Feed
+	sub := f.Subscribe(0)
+	defer sub.Close()
+	big := &Assignment{ExecutionID: "x", Spec: make([]byte, 1<<20)}
+	change := func(i int) Change {
+		return Change{Index: uint64(i), Assignments: []string{"x"}, AssignmentNodes: []string{"n1"}, AssignmentStates: []*Assignment{big}}
+	}
+	for i := 1; i <= feedBytes>>20-1; i++ {
+		f.Publish(change(i))
+	}
+	if got, lagged := sub.Next(); lagged || len(got) != feedBytes>>20-1 {
+		t.Fatalf("under the bound: lagged=%v, %d changes", lagged, len(got))
+	}
+	for i := 1; i <= feedBytes>>20+1; i++ {
+		f.Publish(change(i))
+	}
+	if got, lagged := sub.Next(); !lagged || len(got) != 0 {
+		t.Fatalf("over the bound: lagged=%v, %d changes; want lagged, none held", lagged, len(got))
+	}
+	f.Publish(change(1))
+	if got, lagged := sub.Next(); lagged || len(got) != 1 {
+		t.Fatalf("after Next: lagged=%v, %d changes", lagged, len(got))
+	}
+}
