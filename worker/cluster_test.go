@@ -327,6 +327,27 @@ func (cl *cluster) submit(id string, p *spec.Plan) {
 		State: spec.RunPending, CreatedAt: time.Now().UTC(), TaskCount: len(p.Tasks)}, TaskNames: names})
 }
 
+// waitNodesUp waits until the leader holds every node as up.
+func (cl *cluster) waitNodesUp() {
+	cl.t.Helper()
+	cl.c.Eventually("every node up", func() error {
+		ns, err := cl.c.Nodes[cl.c.Leader()].Store.Nodes()
+		if err != nil {
+			return err
+		}
+		up := 0
+		for _, n := range ns {
+			if n.State == store.NodeUp {
+				up++
+			}
+		}
+		if up < len(cl.nodes) {
+			return fmt.Errorf("%d of %d nodes up", up, len(cl.nodes))
+		}
+		return nil
+	})
+}
+
 // waitFinal waits until every run is final on the leader and returns them.
 func (cl *cluster) waitFinal(ids ...string) map[string]store.Run {
 	cl.t.Helper()
@@ -386,6 +407,7 @@ func fanOut(t testing.TB, width int, retries int) *spec.Plan {
 // three nodes, each execution once; the state machines agree.
 func TestCluster_WorkersRunWhatTheLeaderAssigns(t *testing.T) {
 	cl := newCluster(t, 3, sim.Config{Default: sim.Behavior{Duration: 20 * time.Millisecond}})
+	cl.waitNodesUp() // all three are to be used
 	cl.submit("run-a", fanOut(t, 30, 0))
 	cl.submit("run-b", fanOut(t, 30, 0))
 	for id, r := range cl.waitFinal("run-a", "run-b") {
@@ -429,6 +451,7 @@ func TestCluster_WorkersRunWhatTheLeaderAssigns(t *testing.T) {
 // the run succeeds with no execution started twice.
 func TestCluster_DeadWorkersExecutionsAreRetriedElsewhere(t *testing.T) {
 	cl := newCluster(t, 3, sim.Config{Default: sim.Behavior{Duration: 300 * time.Millisecond}})
+	cl.waitNodesUp() // else a fan-out placed before the victim registered leaves it nothing
 	cl.submit("run", fanOut(t, 12, 0))
 	victim := (cl.c.Leader() + 1) % 3
 	victimID := cl.c.Nodes[victim].ID
@@ -709,10 +732,15 @@ func TestCluster_CancelledRunWhoseWorkerDiesEndsCanceled(t *testing.T) {
 	cl := newCluster(t, 3, sim.Config{Default: sim.Behavior{Duration: time.Hour}})
 	cl.submit("run", mustPlan(t, "name: long\nexecutor: sim\ntasks:\n  - {name: a, command: [x]}\n  - {name: b, command: [x], after: [a]}\n"))
 	var victim int
-	cl.c.Eventually("the step assigned", func() error {
+	cl.c.Eventually("the step started", func() error {
 		as, _ := cl.c.Nodes[cl.c.Leader()].Store.Assignments("")
 		if len(as) == 0 {
 			return fmt.Errorf("nothing assigned yet")
+		}
+		// Its worker learns of it from its own replica, which may lag the
+		// leader's: it must have started it before it dies.
+		if cl.l.total() == 0 {
+			return fmt.Errorf("%s assigned, not started yet", as[0].ExecutionID)
 		}
 		for i := range cl.c.Nodes {
 			if cl.c.Nodes[i].ID == as[0].NodeID {
