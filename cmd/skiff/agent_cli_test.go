@@ -181,6 +181,7 @@ func TestAgent_RunsGPUStepWithArtifacts(t *testing.T) {
 	dead := "http://" + freeAddrs(t, 1)[0]
 	ag := ac.startAgent(t, agentDir, "gpu-1", wt, dead, ac.url)
 	ac.waitWorkerUp(t, "gpu-1")
+	ac.waitWorkerUp(t, "s1") // the server's own worker registers on its own time
 	if r := skiff(t, filepath.Join(dir, "agent-x"), "agent", "--join", ac.url, "--token", wt, "--node-id", "gpu-9"); r.code != 2 || !strings.Contains(r.stderr, `the token acts as node "gpu-1"`) {
 		t.Errorf("an agent with another --node-id than its token's: exit %d: %s", r.code, r.stderr)
 	}
