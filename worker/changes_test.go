@@ -205,3 +205,39 @@ func TestDispatcher_LoadNeverBehindARead(t *testing.T) {
 		t.Fatalf("load holds r1-0-1 %v (dropped before the rescan; want false), r1-1-1 %v (want true)", stale, live)
 	}
 }
+
+// ctxExecutor is a "sim" executor whose Start fails once ctx is done, as
+// the sim and local executors do.
+type ctxExecutor struct{ startCounter }
+
+func (x *ctxExecutor) Start(ctx context.Context, s *executors.Spec, report func(executors.Event)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return x.startCounter.Start(ctx, s, report)
+}
+
+// TestWorker_StoppingReportsNoFailure: an assignment a stopping worker
+// (its context done) can no longer start is not reported FAILED with the
+// stop's "context canceled" (its run would fail for good): it is left to
+// end lost and run again.
+func TestWorker_StoppingReportsNoFailure(t *testing.T) {
+	st, _, _ := placeFixture(t)
+	w, err := New(Config{NodeID: "n1", Capacity: spec.Resources{MilliCPU: 4000}, Executors: []executors.Executor{&ctxExecutor{}}, Proposer: st, State: st, Heartbeat: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.epoch = 1
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	w.start(ctx, store.Assignment{ExecutionID: "r1-0-1", RunID: "r1", Task: 0, Attempt: 1, NodeID: "n1", Epoch: 1, Executor: "sim",
+		Spec: []byte(`{"id":"r1-0-1","run_id":"r1","command":["x"]}`)}, 1)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.reports) != 0 {
+		t.Fatalf("a stopping worker queued %+v", w.reports)
+	}
+	if _, ok := w.running["r1-0-1"]; ok {
+		t.Fatal("an execution that did not start is held as running")
+	}
+}

@@ -67,6 +67,12 @@ func TestCluster_PropertyEveryRunEndsNoDoubleStarts(t *testing.T) {
 		}
 		for id, r := range cl.waitFinal(ids...) {
 			if r.State != spec.RunSucceeded && r.State != spec.RunCanceled {
+				ts, _ := cl.c.Nodes[cl.c.Leader()].Store.Tasks(id)
+				for _, tk := range ts {
+					if tk.State == spec.TaskFailed {
+						t.Logf("run %s, %s: %+v", id, tk.Name, tk.Attempts)
+					}
+				}
 				rt.Fatalf("run %s is %s (%s)", id, r.State, r.Error)
 			}
 		}

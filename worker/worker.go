@@ -480,6 +480,13 @@ func (w *Worker) forget(id string) {
 // start runs an assignment with the local executor it names.
 func (w *Worker) start(ctx context.Context, a store.Assignment, epoch uint64) {
 	fail := func(reason string) {
+		if ctx.Err() != nil {
+			// The worker is stopping: that is no failure of the step's.
+			// Its assignment ends lost once the node's lease lapses (or
+			// at the node's next epoch), and runs again per its policy.
+			w.log.Debug("worker: not started: stopping", "execution", a.ExecutionID, "reason", reason)
+			return
+		}
 		w.queueReport(store.ReportExecution{ExecutionID: a.ExecutionID, NodeID: w.cfg.NodeID, Epoch: epoch, Time: w.now().UTC(),
 			Exit: &store.Exit{Outcome: store.OutcomeFailed, ExitCode: -1, Reason: reason, Time: w.now().UTC()}})
 	}
