@@ -38,7 +38,7 @@ type Change struct {
 	// assignedRun); cleared before the change is published.
 	memo *runMemo
 	// nodeMemo is the node record the entry's commands last decoded (see
-	// fencedNode); cleared with memo.
+	// Change.node); cleared with memo.
 	nodeMemo *nodeMemo
 }
 
@@ -138,15 +138,12 @@ func (s *Subscription) Close() {
 	s.f.remove(s)
 }
 
-func (s *Subscription) push(cs []Change) {
+// push queues cs, of estimated size n (see Change.size).
+func (s *Subscription) push(cs []Change, n int) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return
-	}
-	n := 0
-	for i := range cs {
-		n += cs[i].size()
 	}
 	if s.lagged || len(s.queue)+len(cs) > s.limit || s.bytes+n > feedBytes {
 		s.queue, s.bytes, s.lagged = nil, 0, true
@@ -198,10 +195,14 @@ func (f *feed) publish(cs []Change) {
 	if len(cs) == 0 {
 		return
 	}
+	n := 0
+	for i := range cs {
+		n += cs[i].size()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for s := range f.subs {
-		s.push(cs)
+		s.push(cs, n)
 	}
 }
 

@@ -40,12 +40,6 @@ func latestAssignments(changes []store.Change, skip func(id, node string) bool) 
 			a, known := ch.AssignmentState(i)
 			u := assignmentUpdate{id: id, a: a, known: known, at: ch.Index}
 			if j, ok := at[id]; ok {
-				if prev := out[j].a; known && a != nil && prev != nil && len(a.Spec) == 0 && len(prev.Spec) > 0 {
-					// keep the spec the assignment was made with
-					c := *a
-					c.Spec = prev.Spec
-					u.a = &c
-				}
 				out[j] = u
 				continue
 			}

@@ -206,7 +206,6 @@ func (d *Dispatcher) rescan() {
 		d.log.Error("dispatch: read assignments", "err", err)
 		return
 	}
-	read := readIndex(d.cfg.Store)
 	load := map[string]placed{}
 	for _, a := range as {
 		if a.Live() {
@@ -220,26 +219,40 @@ func (d *Dispatcher) rescan() {
 		}
 	}
 	d.load = load
-	d.readUpTo = max(d.readUpTo, read)
 	ids := make([]string, 0, len(d.followed))
 	for id := range d.followed {
 		ids = append(ids, id)
 	}
 	d.mu.Unlock()
 	for _, id := range ids {
-		d.onAssignment(id)
+		d.readAssignment(id, false)
 	}
+	// Nothing acts on changes meanwhile (this is the loop's goroutine;
+	// an adoption raises readUpTo itself): once, after every read.
+	idx := readIndex(d.cfg.Store)
+	d.mu.Lock()
+	d.readUpTo = max(d.readUpTo, idx)
+	d.mu.Unlock()
 }
 
 // onAssignment updates the load and tells the engine what became of a
 // followed execution.
-func (d *Dispatcher) onAssignment(id string) {
+func (d *Dispatcher) onAssignment(id string) { d.readAssignment(id, true) }
+
+// readAssignment reads the assignment of execution id and acts on it;
+// with raise, it raises readUpTo past the read (a caller that reads many
+// raises it once, after them).
+func (d *Dispatcher) readAssignment(id string, raise bool) {
 	a, err := d.cfg.Store.Assignment(id)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		d.log.Error("dispatch: read assignment", "execution", id, "err", err)
 		return
 	}
-	d.update(id, a, err == nil, readIndex(d.cfg.Store), true)
+	var at uint64
+	if raise {
+		at = readIndex(d.cfg.Store)
+	}
+	d.update(id, a, err == nil, at, true)
 }
 
 // onAssignmentState is onAssignment with the assignment as the change at

@@ -218,8 +218,8 @@ func (w *Worker) onChanges(ctx context.Context, changes []store.Change) {
 	for _, u := range latestAssignments(changes, func(id, node string) bool {
 		return node != w.cfg.NodeID && !w.runs(id) // another node's, and nothing this node runs
 	}) {
-		if u.known && u.at > w.readUpTo {
-			w.onAssignmentState(ctx, u.id, u.a)
+		if u.known {
+			w.onAssignmentState(ctx, u.id, u.a, u.at)
 		} else {
 			w.onAssignment(ctx, u.id)
 		}
@@ -371,12 +371,10 @@ func (w *Worker) rescan(ctx context.Context) {
 		w.log.Error("worker: read assignments", "err", err)
 		return
 	}
-	// What is not listed is not this node's to run, up to this index.
-	w.readUpTo = max(w.readUpTo, readIndex(w.cfg.State))
 	live := map[string]bool{}
 	for _, a := range as {
 		live[a.ExecutionID] = true
-		w.onAssignment(ctx, a.ExecutionID)
+		w.readAndAct(ctx, a.ExecutionID)
 	}
 	w.mu.Lock()
 	var gone []string
@@ -387,8 +385,10 @@ func (w *Worker) rescan(ctx context.Context) {
 	}
 	w.mu.Unlock()
 	for _, id := range gone {
-		w.onAssignment(ctx, id)
+		w.readAndAct(ctx, id)
 	}
+	// What was not listed is not this node's to run, up to this index.
+	w.readUpTo = max(w.readUpTo, readIndex(w.cfg.State))
 }
 
 // onAssignment acts on the stored state of one assignment: start what is
@@ -404,14 +404,25 @@ func (w *Worker) runs(id string) bool {
 
 // onAssignment acts on the stored assignment of execution id.
 func (w *Worker) onAssignment(ctx context.Context, id string) {
-	a, err := w.cfg.State.Assignment(id)
+	w.readAndAct(ctx, id)
 	w.readUpTo = max(w.readUpTo, readIndex(w.cfg.State))
+}
+
+// readAndAct is onAssignment without raising readUpTo (a caller that
+// reads many raises it once, after them).
+func (w *Worker) readAndAct(ctx context.Context, id string) {
+	a, err := w.cfg.State.Assignment(id)
 	w.act(ctx, id, a, err)
 }
 
-// onAssignmentState acts on the assignment of execution id as a change
-// left it (nil: dropped).
-func (w *Worker) onAssignmentState(ctx context.Context, id string, a *store.Assignment) {
+// onAssignmentState acts on the assignment of execution id as the change
+// at index at left it (nil: dropped); read again when a read acted on
+// may be as new (see latestAssignments).
+func (w *Worker) onAssignmentState(ctx context.Context, id string, a *store.Assignment, at uint64) {
+	if at <= w.readUpTo {
+		w.onAssignment(ctx, id)
+		return
+	}
 	if a == nil {
 		w.act(ctx, id, store.Assignment{}, store.ErrNotFound)
 		return
