@@ -47,26 +47,26 @@ type Spec struct {
 	// Namespace is the Skiff namespace of the run ("" = the default):
 	// the kube executor maps it to a Kubernetes namespace (its policy's
 	// kube_namespace).
-	Namespace string
+	Namespace string `json:",omitempty"`
 
-	Image      string
-	Command    []string
-	Args       []string
-	Env        []spec.EnvVar
-	WorkingDir string // "" = the execution's root
+	Image      string        `json:",omitempty"`
+	Command    []string      `json:",omitempty"`
+	Args       []string      `json:",omitempty"`
+	Env        []spec.EnvVar `json:",omitempty"`
+	WorkingDir string        `json:",omitempty"` // "" = the execution's root
 
-	Inputs  []ArtifactInput // artifacts to materialise before start
-	Outputs []OutputSpec    // what to collect after a zero exit
+	Inputs  []ArtifactInput `json:",omitempty"` // artifacts to materialise before start
+	Outputs []OutputSpec    `json:",omitempty"` // what to collect after a zero exit
 
-	Resources spec.Resources
+	Resources spec.Resources `json:",omitzero"`
 	// NodeSelector: the worker must carry these labels (the dispatcher
 	// places by it; executors ignore it).
-	NodeSelector map[string]string
-	Timeout      time.Duration // 0 = none
+	NodeSelector map[string]string `json:",omitempty"`
+	Timeout      time.Duration     `json:",omitempty"` // 0 = none
 
 	// Kubernetes is the step's KFP kubernetes platform settings
 	// (spec.Task.Kubernetes), applied by the kube executor only.
-	Kubernetes json.RawMessage
+	Kubernetes json.RawMessage `json:",omitempty"`
 
 	// PipelineFiles, when set, is the workspace root (store.WorkspaceRoot)
 	// that {{pipeline.dir}} was resolved to: the run's pipeline files are
