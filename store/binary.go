@@ -561,6 +561,30 @@ func decodeAssignmentRecord(b []byte, a *Assignment) error {
 	return r.done("assignment record")
 }
 
+// assignmentNodeID reads the node of a stored assignment record without
+// decoding the rest (its exit's outputs, mostly): what dropping it needs.
+func assignmentNodeID(b []byte) (string, error) {
+	rest, isJSON, err := recordHeader(b, "assignment")
+	if err != nil {
+		return "", err
+	}
+	if isJSON {
+		var a Assignment
+		err := json.Unmarshal(b, &a)
+		return a.NodeID, err
+	}
+	r := binReader{b: rest}
+	r.raw() // execution id
+	r.raw() // run id
+	r.int() // task
+	r.int() // attempt
+	node := r.str()
+	if r.err != nil {
+		return "", fmt.Errorf("assignment record: %w", r.err)
+	}
+	return node, nil
+}
+
 func encodeNodeRecord(n *Node) ([]byte, error) {
 	w := binWriter{b: make([]byte, 0, 128)}
 	w.byte1(workerRecordMagic)

@@ -40,6 +40,11 @@ type Change struct {
 	// nodeMemo is the node record the entry's commands last decoded (see
 	// Change.node); cleared with memo.
 	nodeMemo *nodeMemo
+	// tasks holds the task records the entry's transitions wrote, by
+	// key, with the bytes stored (see Change.task); kept only when
+	// memoTasks (the entry assigns executions). Cleared with memo.
+	tasks     map[string]taskMemo
+	memoTasks bool
 }
 
 // addAssignment notes a's new state; a nil a notes that the assignment

@@ -423,6 +423,7 @@ func (f *fsm) applyTx(logs []*raft.Log, decoded [][]decodedCmd, applied uint64, 
 			}
 			st.entries++
 			ch := Change{Index: l.Index}
+			ch.memoTasks = assignsIn(decoded[i])
 			for ci, dc := range decoded[i] {
 				if dc.cmd == nil {
 					continue // unknown but ignorable
@@ -443,7 +444,7 @@ func (f *fsm) applyTx(logs []*raft.Log, decoded [][]decodedCmd, applied uint64, 
 				noteChange(dc, rej, &ch)
 			}
 			st.rejections += len(r.rejected)
-			ch.memo, ch.nodeMemo = nil, nil
+			ch.memo, ch.nodeMemo, ch.tasks = nil, nil, nil
 			if !ch.empty() {
 				changes = append(changes, ch)
 			}
@@ -451,6 +452,17 @@ func (f *fsm) applyTx(logs []*raft.Log, decoded [][]decodedCmd, applied uint64, 
 		return putAppliedTx(tx, logPosition{logs[len(logs)-1].Index, logs[len(logs)-1].Term})
 	})
 	return st, changes, err
+}
+
+// assignsIn reports whether an entry's commands hold an assignment: its
+// tasks' records are then worth keeping decoded (Change.task).
+func assignsIn(cmds []decodedCmd) bool {
+	for _, dc := range cmds {
+		if dc.typ == TypeAssignExecution {
+			return true
+		}
+	}
+	return false
 }
 
 // noteChange adds what an applied command changed to ch, by its noteFunc.

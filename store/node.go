@@ -348,7 +348,7 @@ func applyAssignExecution(tx *bolt.Tx, c AssignExecution, ch *Change) ([]Rejecti
 	if a.Task < 0 || a.Task >= r.TaskCount {
 		return reject("assign execution %s: run %s has no task %d", a.ExecutionID, r.ID, a.Task), nil
 	}
-	t, err := getTaskTx(tx, a.RunID, a.Task)
+	t, err := ch.task(tx, a.RunID, a.Task)
 	if err != nil {
 		return nil, err
 	}
@@ -459,22 +459,23 @@ func dropAssignmentTx(tx *bolt.Tx, execID string, ch *Change) error {
 	if execID == "" {
 		return nil
 	}
-	b := tx.Bucket(bucketAssignments)
-	v := b.Get([]byte(execID))
-	if v == nil {
+	// One seek: the cursor that finds the record deletes it.
+	c := tx.Bucket(bucketAssignments).Cursor()
+	k, v := c.Seek([]byte(execID))
+	if k == nil || string(k) != execID {
 		return nil
 	}
 	if ch != nil {
-		var a Assignment
-		if err := decodeAssignmentRecord(v, &a); err != nil {
+		node, err := assignmentNodeID(v)
+		if err != nil {
 			return fmt.Errorf("assignment %s: %w", execID, err)
 		}
-		ch.addAssignment(execID, a.NodeID, nil)
+		ch.addAssignment(execID, node, nil)
 	}
-	if err := tx.Bucket(bucketAssignmentSpecs).Delete([]byte(execID)); err != nil {
+	if err := c.Delete(); err != nil {
 		return err
 	}
-	return b.Delete([]byte(execID))
+	return tx.Bucket(bucketAssignmentSpecs).Delete([]byte(execID))
 }
 
 func putNodeTx(tx *bolt.Tx, n *Node) error {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"strings"
@@ -255,6 +256,41 @@ func TestFSM_ChangesCarryTheAssignmentsState(t *testing.T) {
 	}
 	if a, ok := got[0].AssignmentState(0); !ok || a != nil {
 		t.Fatalf("the dropping change carries %+v (%v), want nil", a, ok)
+	}
+	if n := got[0].AssignmentNodes; len(n) != 1 || n[0] != "n1" {
+		t.Errorf("the dropping change names nodes %q, want [n1]", n)
+	}
+	if err := f.view(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketAssignmentSpecs).Get([]byte("r1-0-1")); v != nil {
+			return fmt.Errorf("the dropped assignment's spec is still stored: %q", v)
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestAssignmentNodeID: the node of a stored assignment, read without
+// decoding the rest, from a binary record and from a JSON one (a data dir
+// from before the binary form); a damaged record is an error.
+func TestAssignmentNodeID(t *testing.T) {
+	a := Assignment{ExecutionID: "r1-0-1", RunID: "r1", Task: 0, Attempt: 1, NodeID: "n2", Epoch: 3, Executor: "sim",
+		AssignedAt: t0, Exit: &Exit{Outcome: OutcomeSucceeded, Outputs: map[string]spec.Value{"x": {Param: []byte(`"y"`)}}}}
+	bin, err := encodeAssignmentRecord(&a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := json.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, rec := range map[string][]byte{"binary": bin, "json": js} {
+		if got, err := assignmentNodeID(rec); err != nil || got != "n2" {
+			t.Errorf("%s: node %q, %v; want n2", name, got, err)
+		}
+	}
+	if got, err := assignmentNodeID(bin[:12]); err == nil {
+		t.Errorf("a truncated record read as node %q", got)
 	}
 }
 

@@ -231,7 +231,7 @@ func applyTransitionTasks(tx *bolt.Tx, c TransitionTasks, ch *Change) ([]Rejecti
 	}
 	slices.Sort(idx)
 	for _, i := range idx {
-		if err := putTaskTx(tx, tasks[i]); err != nil {
+		if err := ch.putTask(tx, tasks[i]); err != nil {
 			return nil, err
 		}
 	}
@@ -397,6 +397,57 @@ func bulkTasks(tx *bolt.Tx) { tx.Bucket(bucketTasks).FillPercent = tasksFill }
 // twice the pages. Other commits keep the default, which leaves room for
 // the records that grow as their tasks run.
 const tasksFill = 0.9
+
+// taskMemo is a task record an entry wrote, with the bytes stored.
+type taskMemo struct {
+	raw []byte
+	t   *Task
+}
+
+// putTask writes t, and keeps it decoded for the entry's later commands
+// when ch.memoTasks: an entry that starts attempts and assigns their
+// executions reads back each task its transitions just wrote.
+func (ch *Change) putTask(tx *bolt.Tx, t *Task) error {
+	if ch == nil || !ch.memoTasks {
+		return putTaskTx(tx, t)
+	}
+	b, err := encodeTask(t)
+	if err != nil {
+		return fmt.Errorf("encode task %q/%d: %w", t.RunID, t.Index, err)
+	}
+	k := taskKey(t.RunID, t.Index)
+	if err := tx.Bucket(bucketTasks).Put(k, b); err != nil {
+		return err
+	}
+	if ch.tasks == nil {
+		ch.tasks = make(map[string]taskMemo)
+	}
+	ch.tasks[string(k)] = taskMemo{raw: b, t: t}
+	return nil
+}
+
+// task reads a task for a command that only looks at it. As with the run
+// memo, a record the entry wrote is used as written while the stored
+// bytes are the very same ones (bbolt keeps the slice it was given until
+// the transaction ends; a later write stores new bytes).
+func (ch *Change) task(tx *bolt.Tx, runID string, index int) (Task, error) {
+	if ch == nil || ch.tasks == nil || index < 0 || index > 1<<31 {
+		return getTaskTx(tx, runID, index)
+	}
+	k := taskKey(runID, index)
+	v := tx.Bucket(bucketTasks).Get(k)
+	if m, ok := ch.tasks[string(k)]; ok && len(v) > 0 && len(m.raw) == len(v) && &m.raw[0] == &v[0] {
+		return *m.t, nil
+	}
+	if v == nil {
+		return Task{}, fmt.Errorf("task %q/%d: %w", runID, index, ErrNotFound)
+	}
+	var t Task
+	if err := decodeTask(v, &t); err != nil {
+		return Task{}, fmt.Errorf("decode task %q/%d: %w", runID, index, err)
+	}
+	return t, nil
+}
 
 func getTaskTx(tx *bolt.Tx, runID string, index int) (Task, error) {
 	if index < 0 || index > 1<<31 {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -228,5 +229,63 @@ func TestFSM_TaskPagesAreFilled(t *testing.T) {
 	f.mustAccept(t, TransitionTasks{RunID: "r1", Items: items})
 	if got := fill(); got < 0.6 {
 		t.Errorf("after a wave of transitions the task pages are %.0f%% full, want at least 60%%", 100*got)
+	}
+}
+
+// TestChange_TaskMemo: an entry that assigns executions reads back the
+// tasks its transitions wrote without decoding them again, and never a
+// stale one: a record written since (by any path) is read from the store.
+func TestChange_TaskMemo(t *testing.T) {
+	f := newTestFSM(t)
+	f.mustAccept(t, newRun("r1", 2))
+	err := f.db.Update(func(tx *bolt.Tx) error {
+		ch := &Change{memoTasks: true}
+		tk, err := getTaskTx(tx, "r1", 0)
+		if err != nil {
+			return err
+		}
+		tk.Name = "as the entry wrote it"
+		if err := ch.putTask(tx, &tk); err != nil {
+			return err
+		}
+		got, err := ch.task(tx, "r1", 0)
+		if err != nil {
+			return err
+		}
+		if got.Name != tk.Name {
+			return fmt.Errorf("read back %q, want %q", got.Name, tk.Name)
+		}
+		if m := ch.tasks[string(taskKey("r1", 0))]; m.t != &tk {
+			return fmt.Errorf("the memo does not hold the written task")
+		}
+		// Written again, not through the memo: the memo is stale.
+		tk.Name = "the memo's"
+		fresh := tk
+		fresh.Name = "written since"
+		if err := putTaskTx(tx, &fresh); err != nil {
+			return err
+		}
+		if got, err = ch.task(tx, "r1", 0); err != nil || got.Name != "written since" {
+			return fmt.Errorf("after a later write read %q (%v), want %q", got.Name, err, "written since")
+		}
+		// A task the entry did not write is read from the store.
+		if got, err = ch.task(tx, "r1", 1); err != nil || got.Index != 1 {
+			return fmt.Errorf("task 1: %+v, %v", got, err)
+		}
+		if _, err = ch.task(tx, "r1", 5); !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("task 5: %v, want ErrNotFound", err)
+		}
+		// Without memoTasks (an entry with no assignment) nothing is kept.
+		plain := &Change{}
+		if err := plain.putTask(tx, &fresh); err != nil {
+			return err
+		}
+		if plain.tasks != nil {
+			return fmt.Errorf("an entry without assignments kept %d tasks", len(plain.tasks))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
