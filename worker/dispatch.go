@@ -92,6 +92,10 @@ type followed struct {
 	// placing: Place made its assignment, which the engine is committing
 	// with its attempt (Placed says how that went).
 	placing *waitingStart
+	// missed: while placing, a read or change found no assignment (a
+	// rescan before the commit, or an end after it): Placed reads it
+	// again. Otherwise the placement's own change settles its load.
+	missed bool
 }
 
 type waitingStart struct {
@@ -284,6 +288,7 @@ func (d *Dispatcher) update(id string, a store.Assignment, found bool, at uint64
 		d.load[id] = placed{node: a.NodeID, res: a.Resources}
 	case !found && f != nil && f.placing != nil:
 		// Placed, and being committed with its attempt: it counts.
+		f.missed = true
 	default:
 		delete(d.load, id)
 	}
@@ -813,14 +818,18 @@ func (r *Remote) Placed(id string, committed bool, reason string) {
 	now := d.now()
 	switch {
 	case committed:
-		cancel := f.cancel
+		cancel, missed := f.cancel, f.missed
+		f.missed = false
 		d.mu.Unlock()
 		if cancel {
 			if _, err := d.cfg.Store.Apply(context.Background(), store.CancelAssignment{ExecutionID: id, Time: now.UTC()}); err != nil {
 				d.log.Warn("dispatch: cancel assignment", "execution", id, "err", err)
 			}
 		}
-		d.onAssignment(id) // it may have ended already
+		if missed {
+			d.onAssignment(id) // it may have ended already
+		}
+		// Else its change is yet to come (or came, and counted it).
 		return
 	case reason == "":
 		delete(d.followed, id)

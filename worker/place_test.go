@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"maps"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -145,5 +146,74 @@ func TestRemote_PlacedRefusalsArePlacedAgainOrEnded(t *testing.T) {
 	}
 	if end == nil || end.State != spec.TaskCanceled {
 		t.Fatalf("events %+v: want r1-1-1 ended CANCELED", got.list())
+	}
+}
+
+// countingStore counts the dispatcher's reads of single assignments.
+type countingStore struct {
+	DispatchStore
+	mu    sync.Mutex
+	reads map[string]int
+}
+
+func (c *countingStore) Assignment(id string) (store.Assignment, error) {
+	c.mu.Lock()
+	c.reads[id]++
+	c.mu.Unlock()
+	return c.DispatchStore.Assignment(id)
+}
+
+// TestRemote_PlacedReadsOnlyWhatItMissed: a committed placement is not
+// read back (its own change settles its load: a read per placement was
+// 3 % of a cluster fan-out's CPU), except one that a rescan while it was
+// being committed did not find: it may have ended since, and its load
+// must not stay counted.
+func TestRemote_PlacedReadsOnlyWhatItMissed(t *testing.T) {
+	st, d, r := placeFixture(t)
+	cs := &countingStore{DispatchStore: st, reads: map[string]int{}}
+	d.cfg.Store = cs
+	// No Start: the test delivers what the dispatcher sees itself.
+	d.mu.Lock()
+	d.termStart = d.now()
+	d.mu.Unlock()
+	var got events
+	specs := []*executors.Spec{
+		{ID: "r1-0-1", RunID: "r1", TaskIndex: 0, Attempt: 1, Command: []string{"x"}},
+		{ID: "r1-1-1", RunID: "r1", TaskIndex: 1, Attempt: 1, Command: []string{"x"}},
+	}
+	missed := r.Place(specs[1:], got.report)
+	d.rescan() // before r1-1-1 commits: it finds nothing
+	seen := r.Place(specs[:1], got.report)
+	if len(missed) != 1 || missed[0] == nil || len(seen) != 1 || seen[0] == nil {
+		t.Fatalf("Place: %v %v", seen, missed)
+	}
+	must := func(cmds ...store.Command) {
+		t.Helper()
+		res, err := st.Apply(context.Background(), cmds...)
+		if err != nil || len(res.Rejected) > 0 {
+			t.Fatalf("apply: %v %+v", err, res.Rejected)
+		}
+	}
+	must(seen[0], missed[0])
+	// r1-1-1 ends (its assignment is dropped) before Placed is told.
+	must(store.TransitionTasks{RunID: "r1", Items: []store.Transition{
+		{Task: 1, Attempt: 1, From: spec.TaskRunning, To: spec.TaskSucceeded, Time: time.Now().UTC()}}})
+	cs.mu.Lock()
+	clear(cs.reads) // the rescan's
+	cs.mu.Unlock()
+	r.Placed("r1-0-1", true, "")
+	r.Placed("r1-1-1", true, "")
+	cs.mu.Lock()
+	reads := maps.Clone(cs.reads)
+	cs.mu.Unlock()
+	if reads["r1-0-1"] != 0 || reads["r1-1-1"] != 1 {
+		t.Errorf("Placed read the assignments %v times; want r1-1-1 (missed) once and r1-0-1 never", reads)
+	}
+	d.mu.Lock()
+	_, seenLoad := d.load["r1-0-1"]
+	_, missedLoad := d.load["r1-1-1"]
+	d.mu.Unlock()
+	if !seenLoad || missedLoad {
+		t.Errorf("load holds r1-0-1 %v (want true) and r1-1-1 %v (want false: it ended)", seenLoad, missedLoad)
 	}
 }
