@@ -107,18 +107,25 @@ func commandName(t CommandType) string {
 // encodeBatch encodes cmds as one raft entry: the format byte, then for each
 // command its type byte, version byte, uvarint payload length and payload.
 func encodeBatch(cmds []Command) ([]byte, error) {
+	buf, _, err := encodeBatchDecoded(cmds)
+	return buf, err
+}
+
+// encodeBatchDecoded is encodeBatch, also returning the entry as the
+// FSM decodes it (the check's work, kept for the leader's own apply).
+func encodeBatchDecoded(cmds []Command) ([]byte, []decodedCmd, error) {
 	buf := []byte{batchFormat}
 	for i, c := range cmds {
 		if c == nil {
-			return nil, fmt.Errorf("store: command %d is nil", i)
+			return nil, nil, fmt.Errorf("store: command %d is nil", i)
 		}
 		def, ok := registry[c.Type()]
 		if !ok {
-			return nil, fmt.Errorf("store: command %d (%T): %w %d", i, c, ErrUnknownCommand, c.Type())
+			return nil, nil, fmt.Errorf("store: command %d (%T): %w %d", i, c, ErrUnknownCommand, c.Type())
 		}
 		payload, err := def.encode(c)
 		if err != nil {
-			return nil, fmt.Errorf("store: command %d (%s): %w", i, def.name, err)
+			return nil, nil, fmt.Errorf("store: command %d (%s): %w", i, def.name, err)
 		}
 		buf = append(buf, byte(c.Type()), def.version)
 		buf = binary.AppendUvarint(buf, uint64(len(payload)))
@@ -126,10 +133,11 @@ func encodeBatch(cmds []Command) ([]byte, error) {
 	}
 	// An entry that cannot be decoded would halt every node's FSM at it:
 	// check before it is proposed.
-	if _, err := decodeBatch(buf); err != nil {
-		return nil, fmt.Errorf("store: the encoded commands do not decode, not proposing them: %w", err)
+	decoded, err := decodeBatch(buf)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: the encoded commands do not decode, not proposing them: %w", err)
 	}
-	return buf, nil
+	return buf, decoded, nil
 }
 
 // decodedCmd is a command read from the log; cmd is nil for an unknown

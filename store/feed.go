@@ -37,9 +37,10 @@ type Change struct {
 	// memo is the run record the entry's commands last decoded (see
 	// assignedRun); cleared before the change is published.
 	memo *runMemo
-	// nodeMemo is the node record the entry's commands last decoded (see
-	// Change.node); cleared with memo.
-	nodeMemo *nodeMemo
+	// nodes are the node records the entry's commands decoded, by id
+	// (see Change.node): an entry's assignments and reports alternate
+	// between the nodes. Cleared with memo.
+	nodes map[string]nodeMemo
 	// tasks holds the task records the entry's transitions wrote, by
 	// key, with the bytes stored (see Change.task); kept only when
 	// memoTasks (the entry assigns executions). Cleared with memo.

@@ -63,6 +63,57 @@ type fsm struct {
 	halted      atomic.Pointer[error] // set once on an unrecoverable error
 
 	feed feed // applied changes, published after each commit
+
+	proposed proposedEntries // entries this node proposed, decoded
+}
+
+// proposedEntries holds the commands of the entries Store.Apply is
+// proposing, as encodeBatch's check decoded them, by the address of the
+// entry's bytes: on the leader raft hands the FSM the slice it was given,
+// and the FSM takes them instead of decoding the entry again. The key
+// keeps the bytes alive, so no other entry can have that address while
+// they are held; a follower, or a log read back, finds nothing and
+// decodes.
+type proposedEntries struct {
+	mu   sync.Mutex
+	m    map[*byte][]decodedCmd
+	hits atomic.Uint64 // entries applied from here (tests)
+}
+
+func (p *proposedEntries) put(data []byte, cmds []decodedCmd) {
+	if len(data) == 0 {
+		return
+	}
+	p.mu.Lock()
+	if p.m == nil {
+		p.m = make(map[*byte][]decodedCmd)
+	}
+	p.m[&data[0]] = cmds
+	p.mu.Unlock()
+}
+
+func (p *proposedEntries) drop(data []byte) {
+	if len(data) == 0 {
+		return
+	}
+	p.mu.Lock()
+	delete(p.m, &data[0])
+	p.mu.Unlock()
+}
+
+// take returns the commands of data if this node proposed these very
+// bytes and they are still held.
+func (p *proposedEntries) take(data []byte) ([]decodedCmd, bool) {
+	if len(data) == 0 {
+		return nil, false
+	}
+	p.mu.Lock()
+	cmds, ok := p.m[&data[0]]
+	p.mu.Unlock()
+	if ok {
+		p.hits.Add(1)
+	}
+	return cmds, ok
 }
 
 var _ raft.BatchingFSM = (*fsm)(nil)
@@ -337,7 +388,11 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		if l.Index <= applied || l.Type != raft.LogCommand {
 			continue
 		}
-		cmds, err := decodeBatch(l.Data)
+		cmds, ok := f.proposed.take(l.Data)
+		var err error
+		if !ok {
+			cmds, err = decodeBatch(l.Data)
+		}
 		if err != nil {
 			haltErr = f.halt(fmt.Errorf("raft entry %d cannot be decoded: %w; "+
 				"if a newer skiff wrote it, run that one; otherwise stop skiff and run `skiff store skip-entry %d` to drop it (the change it carries is lost)",
@@ -444,7 +499,7 @@ func (f *fsm) applyTx(logs []*raft.Log, decoded [][]decodedCmd, applied uint64, 
 				noteChange(dc, rej, &ch)
 			}
 			st.rejections += len(r.rejected)
-			ch.memo, ch.nodeMemo, ch.tasks = nil, nil, nil
+			ch.memo, ch.nodes, ch.tasks = nil, nil, nil
 			if !ch.empty() {
 				changes = append(changes, ch)
 			}

@@ -489,28 +489,30 @@ func putNodeTx(tx *bolt.Tx, n *Node) error {
 // nodeMemo is a node record decoded while applying one entry, with the
 // stored bytes it came from.
 type nodeMemo struct {
-	id   string
 	raw  []byte
 	node Node
 }
 
 // node reads node id for a command that only looks at it (fencing, the
-// executors it offers): an entry of many assignments or reports of one
-// node decodes its record once. As with the run memo, the memo holds
-// while the record's stored bytes are the very same, inside one entry.
+// executors it offers): an entry of many assignments or reports decodes
+// each node's record once. As with the run memo, a node's memo holds
+// while its record's stored bytes are the very same, inside one entry.
 func (ch *Change) node(tx *bolt.Tx, id string) (Node, bool, error) {
 	v := tx.Bucket(bucketNodes).Get([]byte(id))
 	if v == nil {
 		return Node{}, false, nil
 	}
-	if m := ch.nodeMemo; m != nil && m.id == id && len(m.raw) == len(v) && len(v) > 0 && &m.raw[0] == &v[0] {
+	if m, ok := ch.nodes[id]; ok && len(m.raw) == len(v) && len(v) > 0 && &m.raw[0] == &v[0] {
 		return m.node, true, nil
 	}
 	var n Node
 	if err := decodeNodeRecord(v, &n); err != nil {
 		return Node{}, false, fmt.Errorf("decode node %q: %w", id, err)
 	}
-	ch.nodeMemo = &nodeMemo{id: id, raw: v, node: n}
+	if ch.nodes == nil {
+		ch.nodes = make(map[string]nodeMemo)
+	}
+	ch.nodes[id] = nodeMemo{raw: v, node: n}
 	return n, true, nil
 }
 

@@ -414,3 +414,36 @@ func TestFSM_WaitingReasonOnAttempt(t *testing.T) {
 		t.Fatalf("attempt waiting after start = %q, want none", got)
 	}
 }
+
+// TestChange_NodeMemo: an entry whose commands alternate between nodes
+// keeps each node's record decoded, and never a stale one.
+func TestChange_NodeMemo(t *testing.T) {
+	f := newTestFSM(t)
+	f.mustAccept(t, RegisterNode{Node: testNode("n1"), Epoch: 1, Time: t0}, RegisterNode{Node: testNode("n2"), Epoch: 1, Time: t0})
+	err := f.db.Update(func(tx *bolt.Tx) error {
+		ch := &Change{}
+		for _, id := range []string{"n1", "n2", "n1", "n2"} {
+			if n, found, err := ch.node(tx, id); err != nil || !found || n.ID != id {
+				return fmt.Errorf("node %s: %+v %v %v", id, n, found, err)
+			}
+		}
+		if len(ch.nodes) != 2 {
+			return fmt.Errorf("the entry keeps %d nodes decoded, want 2", len(ch.nodes))
+		}
+		n1 := ch.nodes["n1"].node
+		n1.Epoch = 7
+		if err := putNodeTx(tx, &n1); err != nil {
+			return err
+		}
+		if n, _, err := ch.node(tx, "n1"); err != nil || n.Epoch != 7 {
+			return fmt.Errorf("after a write n1 reads at epoch %d (%v), want 7", n.Epoch, err)
+		}
+		if n, found, err := ch.node(tx, "n3"); err != nil || found {
+			return fmt.Errorf("n3: %+v %v %v, want not found", n, found, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -387,10 +387,14 @@ func (s *Store) Apply(ctx context.Context, cmds ...Command) (ApplyResult, error)
 		// the FSM and apply after a repair, long after this call failed.
 		return ApplyResult{}, fmt.Errorf("store: apply: %w", err)
 	}
-	data, err := encodeBatch(cmds)
+	data, decoded, err := encodeBatchDecoded(cmds)
 	if err != nil {
 		return ApplyResult{}, err
 	}
+	// The leader applies the very bytes proposed: its FSM takes the
+	// commands as the check above decoded them, not decoding them again.
+	s.fsm.proposed.put(data, decoded)
+	defer s.fsm.proposed.drop(data)
 	start := time.Now()
 	var timeout time.Duration
 	if dl, ok := ctx.Deadline(); ok {

@@ -370,3 +370,33 @@ func TestStore_UncleanStateIsRebuiltFromSnapshotAndLog(t *testing.T) {
 		})
 	}
 }
+
+// TestStore_LeaderAppliesWhatItsCheckDecoded: the leader's FSM takes the
+// commands of the entries it proposed as Apply's check decoded them (it
+// does not decode them twice), with the same effect, and keeps none once
+// Apply returns.
+func TestStore_LeaderAppliesWhatItsCheckDecoded(t *testing.T) {
+	s := openTestStore(t, t.TempDir())
+	defer s.Close()
+	before := s.fsm.proposed.hits.Load()
+	ctx := context.Background()
+	if _, err := s.Apply(ctx, newRun("r1", 2)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Apply(ctx, TransitionTasks{RunID: "r1", Items: []Transition{tr(0, 1, pend, runn)}})
+	if err != nil || len(res.Rejected) > 0 {
+		t.Fatalf("apply: %v %+v", err, res.Rejected)
+	}
+	if got := s.fsm.proposed.hits.Load() - before; got != 2 {
+		t.Errorf("%d of 2 proposed entries applied without decoding them again", got)
+	}
+	if task, err := s.Task("r1", 0); err != nil || task.State != spec.TaskRunning {
+		t.Errorf("task 0: %+v, %v; want RUNNING", task, err)
+	}
+	s.fsm.proposed.mu.Lock()
+	held := len(s.fsm.proposed.m)
+	s.fsm.proposed.mu.Unlock()
+	if held != 0 {
+		t.Errorf("%d proposed entries still held after Apply returned", held)
+	}
+}
