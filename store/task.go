@@ -439,21 +439,19 @@ func (ch *Change) task(tx *bolt.Tx, runID string, index int) (Task, error) {
 	if m, ok := ch.tasks[string(k)]; ok && len(v) > 0 && len(m.raw) == len(v) && &m.raw[0] == &v[0] {
 		return *m.t, nil
 	}
-	if v == nil {
-		return Task{}, fmt.Errorf("task %q/%d: %w", runID, index, ErrNotFound)
-	}
-	var t Task
-	if err := decodeTask(v, &t); err != nil {
-		return Task{}, fmt.Errorf("decode task %q/%d: %w", runID, index, err)
-	}
-	return t, nil
+	return taskOf(v, runID, index)
 }
 
 func getTaskTx(tx *bolt.Tx, runID string, index int) (Task, error) {
 	if index < 0 || index > 1<<31 {
 		return Task{}, fmt.Errorf("task %q/%d: %w", runID, index, ErrNotFound)
 	}
-	v := tx.Bucket(bucketTasks).Get(taskKey(runID, index))
+	return taskOf(tx.Bucket(bucketTasks).Get(taskKey(runID, index)), runID, index)
+}
+
+// taskOf decodes the stored record v of task runID/index (nil: there is
+// none).
+func taskOf(v []byte, runID string, index int) (Task, error) {
 	if v == nil {
 		return Task{}, fmt.Errorf("task %q/%d: %w", runID, index, ErrNotFound)
 	}
