@@ -126,34 +126,48 @@ func (d *skiffDecoder) task(path string, v any) Task {
 	if m == nil {
 		return t
 	}
-	t.Name = d.str(path+".name", m["name"])
-	t.Description = d.str(path+".description", m["description"])
-	t.Executor = d.str(path+".executor", m["executor"])
-	t.Image = d.str(path+".image", m["image"])
-	t.Command = d.strList(path+".command", m["command"])
-	t.Args = d.strList(path+".args", m["args"])
-	t.WorkingDir = d.str(path+".workingDir", m["workingDir"])
-	t.After = d.strList(path+".after", m["after"])
-	env := d.object(path+".env", m["env"], nil)
+	// at is a field's path and value; a field the task leaves out is
+	// (no path, nil), which every decoder below takes as absent: the
+	// path, only for error messages, is not built for it (most of a
+	// task's fields, in a 10,000-task pipeline).
+	at := func(name string) (string, any) {
+		v := m[name]
+		if v == nil {
+			return "", nil
+		}
+		return path + "." + name, v
+	}
+	t.Name = d.str(at("name"))
+	t.Description = d.str(at("description"))
+	t.Executor = d.str(at("executor"))
+	t.Image = d.str(at("image"))
+	t.Command = d.strList(at("command"))
+	t.Args = d.strList(at("args"))
+	t.WorkingDir = d.str(at("workingDir"))
+	t.After = d.strList(at("after"))
+	envPath, envV := at("env")
+	env := d.object(envPath, envV, nil)
 	for _, k := range sortedKeys(env) {
 		t.Env = append(t.Env, EnvVar{Name: k, Value: d.str(key(path+".env", k), env[k])})
 	}
-	ins := d.object(path+".inputs", m["inputs"], nil)
+	insPath, insV := at("inputs")
+	ins := d.object(insPath, insV, nil)
 	for _, k := range sortedKeys(ins) {
 		t.Inputs = append(t.Inputs, d.input(key(path+".inputs", k), k, ins[k]))
 	}
 	// Decoded for groups too, so that Finalize refuses them there rather
 	// than the decoder dropping them unread.
-	t.Resources = d.resources(path+".resources", m["resources"])
-	t.NodeSelector = d.labels(path+".nodeSelector", m["nodeSelector"])
-	t.Retry = d.retry(path+".retry", m["retry"])
-	t.Cache = d.cache(path+".cache", m["cache"])
-	t.Timeout = d.duration(path+".timeout", m["timeout"])
+	t.Resources = d.resources(at("resources"))
+	t.NodeSelector = d.labels(at("nodeSelector"))
+	t.Retry = d.retry(at("retry"))
+	t.Cache = d.cache(at("cache"))
+	t.Timeout = d.duration(at("timeout"))
 	if d.isGroup(m) {
 		d.group(path, m, &t)
 		return t
 	}
-	outs := d.object(path+".outputs", m["outputs"], nil)
+	outPath, outV := at("outputs")
+	outs := d.object(outPath, outV, nil)
 	for _, k := range sortedKeys(outs) {
 		op := key(path+".outputs", k)
 		o := Output{Name: k}
@@ -164,7 +178,7 @@ func (d *skiffDecoder) task(path string, v any) Task {
 		}
 		t.Outputs = append(t.Outputs, o)
 	}
-	t.When = d.str(path+".when", m["when"])
+	t.When = d.str(at("when"))
 	if v, ok := m["ignoreUpstreamFailure"]; ok {
 		t.IgnoreUpstreamFailure = d.bool(path+".ignoreUpstreamFailure", v)
 	}
