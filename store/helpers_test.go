@@ -119,6 +119,11 @@ func openTestStoreOf(tb testing.TB, dir, kind string) *Store {
 	cfg := DefaultConfig(dir)
 	cfg.NoSync = true
 	cfg.LogStore = kind
+	// A store closed a moment ago may still look held: a child another
+	// test forks meanwhile holds a copy of its LOCK descriptor until its
+	// exec (see toolLockWait). It failed TestCheck_ReportsWhatItFinds once,
+	// with the machine loaded.
+	cfg.LockTimeout = 5 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	s, err := Open(ctx, cfg)
