@@ -114,7 +114,8 @@ func encodeBatch(cmds []Command) ([]byte, error) {
 // encodeBatchDecoded is encodeBatch, also returning the entry as the
 // FSM decodes it (the check's work, kept for the leader's own apply).
 func encodeBatchDecoded(cmds []Command) ([]byte, []decodedCmd, error) {
-	buf := []byte{batchFormat}
+	payloads := make([][]byte, len(cmds))
+	size := 1
 	for i, c := range cmds {
 		if c == nil {
 			return nil, nil, fmt.Errorf("store: command %d is nil", i)
@@ -127,9 +128,17 @@ func encodeBatchDecoded(cmds []Command) ([]byte, []decodedCmd, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("store: command %d (%s): %w", i, def.name, err)
 		}
-		buf = append(buf, byte(c.Type()), def.version)
-		buf = binary.AppendUvarint(buf, uint64(len(payload)))
-		buf = append(buf, payload...)
+		payloads[i] = payload
+		size += 2 + binary.MaxVarintLen64 + len(payload)
+	}
+	// One allocation: an engine's entry is a command of up to thousands
+	// of transitions, which appending would copy several times over.
+	buf := make([]byte, 1, size)
+	buf[0] = batchFormat
+	for i, c := range cmds {
+		buf = append(buf, byte(c.Type()), registry[c.Type()].version)
+		buf = binary.AppendUvarint(buf, uint64(len(payloads[i])))
+		buf = append(buf, payloads[i]...)
 	}
 	// An entry that cannot be decoded would halt every node's FSM at it:
 	// check before it is proposed.

@@ -1,7 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"sync"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // Change is what one applied raft entry changed that the engine or a
@@ -46,6 +49,31 @@ type Change struct {
 	// memoTasks (the entry assigns executions). Cleared with memo.
 	tasks     map[string]taskMemo
 	memoTasks bool
+	// cursors read the entry's keys, one per bucket (see Change.get).
+	cursors map[string]*bolt.Cursor
+}
+
+// get is bucket.Get through a cursor kept for the entry: bbolt makes a
+// new cursor, and grows its stack, for every Get, and an entry of a
+// thousand assignments reads several keys for each. A cursor repositions
+// from the root on every Seek, so writes between reads do not stale it.
+func (ch *Change) get(tx *bolt.Tx, bucket, key []byte) []byte {
+	if ch == nil {
+		return tx.Bucket(bucket).Get(key)
+	}
+	c := ch.cursors[string(bucket)]
+	if c == nil {
+		if ch.cursors == nil {
+			ch.cursors = make(map[string]*bolt.Cursor, 4)
+		}
+		c = tx.Bucket(bucket).Cursor()
+		ch.cursors[string(bucket)] = c
+	}
+	k, v := c.Seek(key)
+	if k == nil || !bytes.Equal(k, key) {
+		return nil
+	}
+	return v
 }
 
 // addAssignment notes a's new state; a nil a notes that the assignment

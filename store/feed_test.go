@@ -1,8 +1,11 @@
 package store
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/skiffml/skiff/engine/spec"
 )
@@ -159,5 +162,61 @@ func TestFeed_BoundedInBytes(t *testing.T) {
 	f.Publish(change(1))
 	if got, lagged := sub.Next(); lagged || len(got) != 1 {
 		t.Fatalf("after Next: lagged=%v, %d changes", lagged, len(got))
+	}
+}
+
+// TestChange_GetThroughOneCursor: an entry's reads through its kept
+// cursor see what the entry wrote between them (new, changed and
+// deleted keys), find nothing for a key that is not there (not the next
+// key), and read as bucket.Get does without a change.
+func TestChange_GetThroughOneCursor(t *testing.T) {
+	f := newTestFSM(t)
+	err := f.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketNodes)
+		ch := &Change{}
+		for _, k := range []string{"a", "c"} {
+			if err := b.Put([]byte(k), []byte("v"+k)); err != nil {
+				return err
+			}
+		}
+		check := func(step, key, want string) error {
+			got := ch.get(tx, bucketNodes, []byte(key))
+			if (got == nil) != (want == "") || string(got) != want {
+				return fmt.Errorf("%s: get %q = %q, want %q", step, key, got, want)
+			}
+			var none *Change
+			if plain := none.get(tx, bucketNodes, []byte(key)); string(plain) != string(got) {
+				return fmt.Errorf("%s: get %q = %q through the cursor, %q without", step, key, got, plain)
+			}
+			return nil
+		}
+		steps := []struct {
+			step, key, want string
+			write           func() error
+		}{
+			{"first read", "a", "va", nil},
+			{"absent key between two", "b", "", nil},
+			{"absent key after the last", "d", "", nil},
+			{"a key written since", "b", "vb", func() error { return b.Put([]byte("b"), []byte("vb")) }},
+			{"a key changed since", "a", "va2", func() error { return b.Put([]byte("a"), []byte("va2")) }},
+			{"a key deleted since", "c", "", func() error { return b.Delete([]byte("c")) }},
+		}
+		for _, s := range steps {
+			if s.write != nil {
+				if err := s.write(); err != nil {
+					return err
+				}
+			}
+			if err := check(s.step, s.key, s.want); err != nil {
+				return err
+			}
+		}
+		if len(ch.cursors) != 1 {
+			return fmt.Errorf("%d cursors kept for one bucket", len(ch.cursors))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

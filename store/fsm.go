@@ -499,7 +499,7 @@ func (f *fsm) applyTx(logs []*raft.Log, decoded [][]decodedCmd, applied uint64, 
 				noteChange(dc, rej, &ch)
 			}
 			st.rejections += len(r.rejected)
-			ch.memo, ch.nodes, ch.tasks = nil, nil, nil
+			ch.memo, ch.nodes, ch.tasks, ch.cursors = nil, nil, nil, nil
 			if !ch.empty() {
 				changes = append(changes, ch)
 			}

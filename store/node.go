@@ -325,7 +325,7 @@ func applyAssignExecution(tx *bolt.Tx, c AssignExecution, ch *Change) ([]Rejecti
 	if !validID(a.ExecutionID) {
 		return reject("assign execution: execution_id %q is not a valid id", a.ExecutionID), nil
 	}
-	if b := tx.Bucket(bucketAssignments).Get([]byte(a.ExecutionID)); b != nil {
+	if b := ch.get(tx, bucketAssignments, []byte(a.ExecutionID)); b != nil {
 		return reject("assign execution %s: already assigned", a.ExecutionID), nil
 	}
 	n, found, err := ch.node(tx, a.NodeID)
@@ -369,7 +369,7 @@ func applyReportExecution(tx *bolt.Tx, c ReportExecution, ch *Change) ([]Rejecti
 	if why := fenceNode(n, found, c.NodeID, c.Epoch); why != "" {
 		return reject("report execution %s: %s", c.ExecutionID, why), nil
 	}
-	a, found, err := getAssignmentTx(tx, c.ExecutionID)
+	a, found, err := ch.assignment(tx, c.ExecutionID)
 	if err != nil {
 		return nil, err
 	}
@@ -498,7 +498,7 @@ type nodeMemo struct {
 // each node's record once. As with the run memo, a node's memo holds
 // while its record's stored bytes are the very same, inside one entry.
 func (ch *Change) node(tx *bolt.Tx, id string) (Node, bool, error) {
-	v := tx.Bucket(bucketNodes).Get([]byte(id))
+	v := ch.get(tx, bucketNodes, []byte(id))
 	if v == nil {
 		return Node{}, false, nil
 	}
@@ -549,7 +549,17 @@ func putAssignmentTx(tx *bolt.Tx, a *Assignment) error {
 // getAssignmentTx reads an assignment without its spec (unless a data dir
 // from before bucketAssignmentSpecs holds it inline).
 func getAssignmentTx(tx *bolt.Tx, id string) (Assignment, bool, error) {
-	v := tx.Bucket(bucketAssignments).Get([]byte(id))
+	return assignmentOf(tx.Bucket(bucketAssignments).Get([]byte(id)), id)
+}
+
+// assignment is getAssignmentTx for an entry's command.
+func (ch *Change) assignment(tx *bolt.Tx, id string) (Assignment, bool, error) {
+	return assignmentOf(ch.get(tx, bucketAssignments, []byte(id)), id)
+}
+
+// assignmentOf decodes the stored record v of execution id's assignment
+// (nil: there is none).
+func assignmentOf(v []byte, id string) (Assignment, bool, error) {
 	if v == nil {
 		return Assignment{}, false, nil
 	}

@@ -215,7 +215,7 @@ type runMemo struct {
 // write of the record stores new ones); it lives no longer than the entry,
 // inside one transaction.
 func (ch *Change) run(tx *bolt.Tx, id string) (Run, error) {
-	v := tx.Bucket(bucketRuns).Get([]byte(id))
+	v := ch.get(tx, bucketRuns, []byte(id))
 	if v == nil {
 		return Run{}, fmt.Errorf("run %q: %w", id, ErrNotFound)
 	}

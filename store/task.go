@@ -171,7 +171,7 @@ func applyTransitionTasks(tx *bolt.Tx, c TransitionTasks, ch *Change) ([]Rejecti
 			}
 		}
 		if t == nil && it.Task >= 0 && it.Task < run.TaskCount {
-			loaded, err := getTaskTx(tx, c.RunID, it.Task)
+			loaded, err := taskOf(ch.get(tx, bucketTasks, taskKey(c.RunID, it.Task)), c.RunID, it.Task)
 			if err != nil {
 				return nil, err // the record must exist: a corrupt store
 			}
@@ -435,7 +435,7 @@ func (ch *Change) task(tx *bolt.Tx, runID string, index int) (Task, error) {
 		return getTaskTx(tx, runID, index)
 	}
 	k := taskKey(runID, index)
-	v := tx.Bucket(bucketTasks).Get(k)
+	v := ch.get(tx, bucketTasks, k)
 	if m, ok := ch.tasks[string(k)]; ok && len(v) > 0 && len(m.raw) == len(v) && &m.raw[0] == &v[0] {
 		return *m.t, nil
 	}
