@@ -75,9 +75,8 @@ type fsm struct {
 // they are held; a follower, or a log read back, finds nothing and
 // decodes.
 type proposedEntries struct {
-	mu   sync.Mutex
-	m    map[*byte][]decodedCmd
-	hits atomic.Uint64 // entries applied from here (tests)
+	mu sync.Mutex
+	m  map[*byte][]decodedCmd
 }
 
 func (p *proposedEntries) put(data []byte, cmds []decodedCmd) {
@@ -110,9 +109,6 @@ func (p *proposedEntries) take(data []byte) ([]decodedCmd, bool) {
 	p.mu.Lock()
 	cmds, ok := p.m[&data[0]]
 	p.mu.Unlock()
-	if ok {
-		p.hits.Add(1)
-	}
 	return cmds, ok
 }
 

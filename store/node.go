@@ -502,7 +502,7 @@ func (ch *Change) node(tx *bolt.Tx, id string) (Node, bool, error) {
 	if v == nil {
 		return Node{}, false, nil
 	}
-	if m, ok := ch.nodes[id]; ok && len(m.raw) == len(v) && len(v) > 0 && &m.raw[0] == &v[0] {
+	if m, ok := ch.nodes[id]; ok && sameBytes(m.raw, v) {
 		return m.node, true, nil
 	}
 	var n Node

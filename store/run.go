@@ -230,11 +230,18 @@ func (ch *Change) run(tx *bolt.Tx, id string) (Run, error) {
 }
 
 func (ch *Change) memoOf(id string, v []byte) *runMemo {
-	if ch == nil || ch.memo == nil || ch.memo.id != id || len(ch.memo.raw) != len(v) || len(v) == 0 || &ch.memo.raw[0] != &v[0] {
+	if ch == nil || ch.memo == nil || ch.memo.id != id || !sameBytes(ch.memo.raw, v) {
 		return nil
 	}
 	return ch.memo
 }
+
+// sameBytes reports whether a and b are the very same stored bytes (not
+// equal ones): what an entry's memos hold by. bbolt keeps the slice a
+// write gave it until the transaction ends, and a later write stores new
+// bytes, so a memo of a record is good while its read returns the bytes
+// the memo was made from.
+func sameBytes(a, b []byte) bool { return len(a) == len(b) && len(a) > 0 && &a[0] == &b[0] }
 
 func decodeRun(tx *bolt.Tx, v []byte, withPlan bool) (Run, error) {
 	var r Run

@@ -371,32 +371,48 @@ func TestStore_UncleanStateIsRebuiltFromSnapshotAndLog(t *testing.T) {
 	}
 }
 
-// TestStore_LeaderAppliesWhatItsCheckDecoded: the leader's FSM takes the
-// commands of the entries it proposed as Apply's check decoded them (it
-// does not decode them twice), with the same effect, and keeps none once
-// Apply returns.
+// TestStore_LeaderAppliesWhatItsCheckDecoded: the FSM takes the commands
+// of an entry whose very bytes this node is proposing as Apply's check
+// decoded them (it does not decode them twice), other bytes it decodes,
+// and Apply holds none once it returns.
 func TestStore_LeaderAppliesWhatItsCheckDecoded(t *testing.T) {
-	s := openTestStore(t, t.TempDir())
-	defer s.Close()
-	before := s.fsm.proposed.hits.Load()
-	ctx := context.Background()
-	if _, err := s.Apply(ctx, newRun("r1", 2)); err != nil {
+	f := newTestFSM(t)
+	proposed, _, err := encodeBatchDecoded([]Command{newRun("r1", 1)})
+	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := s.Apply(ctx, TransitionTasks{RunID: "r1", Items: []Transition{tr(0, 1, pend, runn)}})
+	// Held with other commands than its bytes say: what the FSM applies
+	// shows which it took.
+	_, held, err := encodeBatchDecoded([]Command{newRun("r2", 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.proposed.put(proposed, held)
+	f.Apply(&raft.Log{Index: f.next, Term: 1, Type: raft.LogCommand, Data: proposed})
+	f.next++
+	f.proposed.drop(proposed)
+	f.run(t, "r2")
+	// The same content in other bytes (a follower's copy) is decoded.
+	f.Apply(&raft.Log{Index: f.next, Term: 1, Type: raft.LogCommand, Data: bytes.Clone(proposed)})
+	f.next++
+	f.run(t, "r1")
+
+	s := openTestStore(t, t.TempDir())
+	defer s.Close()
+	if _, err := s.Apply(context.Background(), newRun("r3", 2)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Apply(context.Background(), TransitionTasks{RunID: "r3", Items: []Transition{tr(0, 1, pend, runn)}})
 	if err != nil || len(res.Rejected) > 0 {
 		t.Fatalf("apply: %v %+v", err, res.Rejected)
 	}
-	if got := s.fsm.proposed.hits.Load() - before; got != 2 {
-		t.Errorf("%d of 2 proposed entries applied without decoding them again", got)
-	}
-	if task, err := s.Task("r1", 0); err != nil || task.State != spec.TaskRunning {
+	if task, err := s.Task("r3", 0); err != nil || task.State != spec.TaskRunning {
 		t.Errorf("task 0: %+v, %v; want RUNNING", task, err)
 	}
 	s.fsm.proposed.mu.Lock()
-	held := len(s.fsm.proposed.m)
+	held2 := len(s.fsm.proposed.m)
 	s.fsm.proposed.mu.Unlock()
-	if held != 0 {
-		t.Errorf("%d proposed entries still held after Apply returned", held)
+	if held2 != 0 {
+		t.Errorf("%d proposed entries still held after Apply returned", held2)
 	}
 }

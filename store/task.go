@@ -377,11 +377,18 @@ func newAttempt(it Transition) Attempt {
 }
 
 func putTaskTx(tx *bolt.Tx, t *Task) error {
+	_, _, err := writeTaskTx(tx, t)
+	return err
+}
+
+// writeTaskTx writes t and returns its key and the bytes stored.
+func writeTaskTx(tx *bolt.Tx, t *Task) (key, stored []byte, err error) {
 	b, err := encodeTask(t)
 	if err != nil {
-		return fmt.Errorf("encode task %q/%d: %w", t.RunID, t.Index, err)
+		return nil, nil, fmt.Errorf("encode task %q/%d: %w", t.RunID, t.Index, err)
 	}
-	return tx.Bucket(bucketTasks).Put(taskKey(t.RunID, t.Index), b)
+	k := taskKey(t.RunID, t.Index)
+	return k, b, tx.Bucket(bucketTasks).Put(k, b)
 }
 
 // bulkTasks makes the pages bbolt splits in the tasks bucket when tx
@@ -411,12 +418,8 @@ func (ch *Change) putTask(tx *bolt.Tx, t *Task) error {
 	if ch == nil || !ch.memoTasks {
 		return putTaskTx(tx, t)
 	}
-	b, err := encodeTask(t)
+	k, b, err := writeTaskTx(tx, t)
 	if err != nil {
-		return fmt.Errorf("encode task %q/%d: %w", t.RunID, t.Index, err)
-	}
-	k := taskKey(t.RunID, t.Index)
-	if err := tx.Bucket(bucketTasks).Put(k, b); err != nil {
 		return err
 	}
 	if ch.tasks == nil {
@@ -428,15 +431,14 @@ func (ch *Change) putTask(tx *bolt.Tx, t *Task) error {
 
 // task reads a task for a command that only looks at it. As with the run
 // memo, a record the entry wrote is used as written while the stored
-// bytes are the very same ones (bbolt keeps the slice it was given until
-// the transaction ends; a later write stores new bytes).
+// bytes are the very same ones (sameBytes).
 func (ch *Change) task(tx *bolt.Tx, runID string, index int) (Task, error) {
 	if ch == nil || ch.tasks == nil || index < 0 || index > 1<<31 {
 		return getTaskTx(tx, runID, index)
 	}
 	k := taskKey(runID, index)
 	v := ch.get(tx, bucketTasks, k)
-	if m, ok := ch.tasks[string(k)]; ok && len(v) > 0 && len(m.raw) == len(v) && &m.raw[0] == &v[0] {
+	if m, ok := ch.tasks[string(k)]; ok && sameBytes(m.raw, v) {
 		return *m.t, nil
 	}
 	return taskOf(v, runID, index)
