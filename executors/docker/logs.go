@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
@@ -46,7 +47,10 @@ func (e *Executor) Logs(ctx context.Context, id string, follow bool) (io.ReadClo
 		return nil, fmt.Errorf("docker: logs %q: %w", id, err)
 	}
 	rc, err := e.containerLogs(ctx, ContainerName(id), false)
-	if client.IsErrNotFound(err) {
+	if client.IsErrNotFound(err) || cerrdefs.IsConflict(err) {
+		// Conflict: the container is being removed ("dead or marked for
+		// removal"), after the execution ended and its log went to the
+		// blob store: as gone as a container not found.
 		return nil, fmt.Errorf("docker: logs %q: %w", id, executors.ErrUnknownExecution)
 	}
 	return rc, err
