@@ -4,7 +4,9 @@
 // An execution lives in WorkDir/<execution id>/ (its root, laid out as
 // executors.PrepareRootFor makes it); its log is WorkDir/.logs/<id>.log
 // (executors.LogPath), outside the root. Both are removed once the
-// outputs and log are stored, unless Config.KeepWorkDirs. The
+// outputs and log are stored, unless Config.KeepWorkDirs; a root left
+// holding only an empty tmp/ is kept in WorkDir/.free/ for the next
+// execution instead (pool.go). The
 // executor hands out the node's CPU, memory and GPU slots: a step that asks
 // for more than is free waits in a queue (first come, first served; a
 // waiting step reserves what it asked for, so later small steps cannot

@@ -37,6 +37,8 @@ type Executor struct {
 	// after their report (closed when done): a Start of the same ID waits
 	// for it, and Wait for all.
 	removing map[string]chan struct{}
+
+	roots *rootPool // empty roots to reuse
 }
 
 // New checks cfg, fills its defaults (capacity, GPUs, grace period) and
@@ -86,6 +88,10 @@ func New(cfg Config) (*Executor, error) {
 	if err := executors.PrepareWorkDir(abs); err != nil {
 		return nil, fmt.Errorf("local: work dir: %w", err)
 	}
+	roots, err := newRootPool(abs)
+	if err != nil {
+		return nil, fmt.Errorf("local: work dir: %w", err)
+	}
 	return &Executor{
 		cfg:      cfg,
 		log:      cfg.Logger,
@@ -93,6 +99,7 @@ func New(cfg Config) (*Executor, error) {
 		cap:      spec.Resources{MilliCPU: cfg.MilliCPU, MemoryBytes: cfg.MemoryBytes, GPU: len(cfg.GPUs)},
 		live:     map[string]*execution{},
 		removing: map[string]chan struct{}{},
+		roots:    roots,
 
 		starting: make(chan struct{}, cfg.MaxStarting),
 	}, nil

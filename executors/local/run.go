@@ -156,6 +156,9 @@ func (x *execution) prepare(ctx context.Context) error {
 			return fmt.Errorf("preparing root: %w", err)
 		}
 	}
+	// A root another execution gave back (only its tmp/), or a new one;
+	// PrepareRootFor then adds what this spec's layout needs.
+	x.e.roots.take(x.root)
 	if err := executors.PrepareRootFor(x.root, x.spec); err != nil {
 		return err
 	}
@@ -283,6 +286,13 @@ func (x *execution) finish(out outcome, started bool) {
 func (x *execution) remove() {
 	defer x.e.removed(x)
 	if x.e.cfg.KeepWorkDirs {
+		return
+	}
+	if x.e.roots.give(x.root) {
+		// The root is kept for another execution; the log still goes.
+		if err := os.Remove(x.logPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			x.e.log.Warn("local executor: removing the execution's log", "id", x.spec.ID, "err", err)
+		}
 		return
 	}
 	if err := executors.RemoveExecution(x.e.cfg.WorkDir, x.spec.ID); err != nil {
