@@ -3,7 +3,8 @@
 //
 // An execution lives in WorkDir/<execution id>/ (its root, laid out as
 // executors.PrepareRootFor makes it); its log is WorkDir/.logs/<id>.log
-// (executors.LogPath), outside the root. Both are removed once the
+// (executors.LogPath), outside the root, made at the step's first byte of
+// output (sink.go). Both are removed once the
 // outputs and log are stored, unless Config.KeepWorkDirs; a root left
 // holding only an empty tmp/ is kept in WorkDir/.free/ for the next
 // execution instead (pool.go). The

@@ -16,6 +16,7 @@ import (
 
 	"github.com/skiffml/skiff/engine/spec"
 	"github.com/skiffml/skiff/executors"
+	"github.com/skiffml/skiff/store/blob"
 )
 
 var timeNow = time.Now
@@ -44,6 +45,8 @@ type execution struct {
 	exited     chan struct{} // closed once the process is gone and the log closed
 
 	startOnce sync.Once // gives back the executor's starting slot
+
+	logged bool // the log file exists (the step printed something, or KeepWorkDirs)
 }
 
 // started gives back the starting slot taken in runGranted, once.
@@ -172,28 +175,32 @@ func (x *execution) prepare(ctx context.Context) error {
 // timeout and cancellation. An error means the process never started.
 func (x *execution) exec() (outcome, error) {
 	s := x.spec
-	logf, err := executors.CreateLog(x.logPath())
-	if err != nil {
-		return outcome{}, fmt.Errorf("opening log: %w", err)
-	}
-	defer logf.Close()
 	env := x.environ()
 	bin, err := lookPath(s.Command[0], env)
 	if err != nil {
 		return outcome{}, fmt.Errorf("starting %q: %w", s.Command[0], err)
+	}
+	sink, out, err := newLogSink(x.logPath(), s.ID, x.e.log, x.e.cfg.KeepWorkDirs)
+	if err != nil {
+		return outcome{}, fmt.Errorf("opening log: %w", err)
 	}
 	cmd := &exec.Cmd{
 		Path:        bin,
 		Args:        append(append([]string{s.Command[0]}, s.Command[1:]...), s.Args...),
 		Env:         env,
 		Dir:         x.workingDir(),
-		Stdout:      logf, // one *os.File for both: the child writes it directly
-		Stderr:      logf,
+		Stdout:      out, // one pipe for both: their order is kept
+		Stderr:      out,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	out.Close() // the child has its copy
+	sink.start()
+	if err != nil {
+		sink.finish()
 		return outcome{}, fmt.Errorf("starting %q: %w", s.Command[0], err)
 	}
+	defer func() { x.logged = sink.finish() }()
 	pid := cmd.Process.Pid
 	x.e.log.Debug("local executor: started", "id", s.ID, "pid", pid)
 	x.report(executors.Event{ID: s.ID, Kind: executors.EventStarted, Time: x.e.cfg.Clock()})
@@ -263,7 +270,11 @@ func (x *execution) finish(out outcome, started bool) {
 		ID: x.spec.ID, Kind: executors.EventExited,
 		State: out.state, ExitCode: out.exitCode, Reason: out.reason, Outputs: out.outputs,
 	}
-	if started {
+	switch {
+	case started && !x.logged:
+		// Nothing printed: no log file was made.
+		ev.Logs = &spec.ArtifactRef{Digest: blob.EmptyDigest}
+	case started:
 		ref, err := x.e.cfg.Blobs.PutPath(context.Background(), x.logPath())
 		if err != nil {
 			x.e.log.Warn("local executor: storing log", "id", x.spec.ID, "err", err)
