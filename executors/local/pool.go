@@ -2,6 +2,7 @@ package local
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -60,32 +61,37 @@ func newRootPool(workDir string) (*rootPool, error) {
 }
 
 // take moves a free root to root (which must not exist) and reports
-// whether it did; false leaves root absent, to be made afresh.
-func (p *rootPool) take(root string) bool {
+// whether it did; false leaves root absent, to be made afresh. An error
+// means root exists and is not a checked layout (something made it, or a
+// root that failed its check could not be removed): the execution must
+// not run in it.
+func (p *rootPool) take(root string) (bool, error) {
 	for {
 		p.mu.Lock()
 		n := len(p.free)
 		if n == 0 {
 			p.mu.Unlock()
-			return false
+			return false, nil
 		}
-		name := p.free[n-1]
+		from := filepath.Join(p.dir, p.free[n-1])
 		p.free = p.free[:n-1]
 		p.mu.Unlock()
-		if err := os.Rename(filepath.Join(p.dir, name), root); err != nil {
-			// Gone from the pool (or root appeared): drop it and try the next.
-			_ = os.RemoveAll(filepath.Join(p.dir, name))
-			if _, err := os.Lstat(root); err == nil {
-				return false
+		if err := os.Rename(from, root); err != nil {
+			// Gone from the pool, or root appeared: drop it.
+			_ = os.RemoveAll(from)
+			if _, serr := os.Lstat(root); serr == nil {
+				return false, fmt.Errorf("root appeared while it was being made: %w", err)
 			}
 			continue
 		}
 		if p.emptyRoot(root) {
-			return true
+			return true, nil
 		}
 		// Changed while it waited: a process the step left behind. It
-		// goes; the execution gets a new root.
-		_ = os.RemoveAll(root)
+		// goes; the execution gets another root.
+		if err := os.RemoveAll(root); err != nil {
+			return false, err
+		}
 	}
 }
 

@@ -40,16 +40,16 @@ func TestRootPool_ReusesAnEmptyRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, b := filepath.Join(work, "a"), filepath.Join(work, "b")
-	if p.take(a) {
-		t.Fatal("an empty pool gave a root")
+	if ok, err := p.take(a); ok || err != nil {
+		t.Fatalf("an empty pool gave a root (%v)", err)
 	}
 	newLayout(t, a)
 	ino := inode(t, a)
 	if !p.give(a) || exists(a) || p.len() != 1 {
 		t.Fatalf("give: root still there %v, pool %d; want it moved into the pool", exists(a), p.len())
 	}
-	if !p.take(b) || p.len() != 0 {
-		t.Fatalf("take: pool %d", p.len())
+	if ok, err := p.take(b); !ok || err != nil || p.len() != 0 {
+		t.Fatalf("take: %v, pool %d", err, p.len())
 	}
 	if inode(t, b) != ino || !exists(filepath.Join(b, executors.TmpDir)) {
 		t.Fatal("the root taken is not the one given, or lost its tmp/")
@@ -115,7 +115,7 @@ func TestRootPool_TakeChecksAgain(t *testing.T) {
 		t.Fatal("not kept")
 	}
 	write(t, filepath.Join(p.dir, p.free[0], "tmp", "late"))
-	if p.take(b) || exists(b) || p.len() != 0 {
+	if ok, err := p.take(b); ok || err != nil || exists(b) || p.len() != 0 {
 		t.Fatalf("take gave a root written to after its give (root there %v, pool %d)", exists(b), p.len())
 	}
 	if names, _ := os.ReadDir(p.dir); len(names) != 0 {
@@ -206,5 +206,27 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRootPool_TakeRefusesARootThatAppeared: when root exists by the time
+// a free one is renamed there (something made it), take fails rather than
+// let the execution run in what it did not check.
+func TestRootPool_TakeRefusesARootThatAppeared(t *testing.T) {
+	t.Parallel()
+	work := t.TempDir()
+	p, err := newRootPool(work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := filepath.Join(work, "a"), filepath.Join(work, "b")
+	newLayout(t, a)
+	if !p.give(a) {
+		t.Fatal("not kept")
+	}
+	newLayout(t, b)
+	write(t, filepath.Join(b, "planted"))
+	if ok, err := p.take(b); ok || err == nil {
+		t.Fatalf("take = %v, %v; want an error", ok, err)
 	}
 }

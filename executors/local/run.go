@@ -161,7 +161,9 @@ func (x *execution) prepare(ctx context.Context) error {
 	}
 	// A root another execution gave back (only its tmp/), or a new one;
 	// PrepareRootFor then adds what this spec's layout needs.
-	x.e.roots.take(x.root)
+	if _, err := x.e.roots.take(x.root); err != nil {
+		return fmt.Errorf("preparing root: %w", err)
+	}
 	if err := executors.PrepareRootFor(x.root, x.spec); err != nil {
 		return err
 	}
