@@ -76,7 +76,10 @@ func (p *rootPool) take(root string) (bool, error) {
 		from := filepath.Join(p.dir, p.free[n-1])
 		p.free = p.free[:n-1]
 		p.mu.Unlock()
-		if err := os.Rename(from, root); err != nil {
+		// syscall.Rename: os.Rename stats the target first, a lookup more
+		// on every step; root is absent (prepare checked), and a root made
+		// meanwhile as an empty directory is replaced, then checked below.
+		if err := syscall.Rename(from, root); err != nil {
 			// Gone from the pool, or root appeared: drop it.
 			_ = os.RemoveAll(from)
 			if _, serr := os.Lstat(root); serr == nil {
@@ -110,7 +113,7 @@ func (p *rootPool) give(root string) bool {
 	name := "r" + strconv.Itoa(p.next)
 	p.next++
 	p.mu.Unlock()
-	if err := os.Rename(root, filepath.Join(p.dir, name)); err != nil {
+	if err := syscall.Rename(root, filepath.Join(p.dir, name)); err != nil { // a fresh name
 		return false
 	}
 	p.mu.Lock()

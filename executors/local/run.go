@@ -159,13 +159,16 @@ func (x *execution) prepare(ctx context.Context) error {
 			return fmt.Errorf("preparing root: %w", err)
 		}
 	}
-	// A root another execution gave back (only its tmp/), or a new one;
-	// PrepareRootFor then adds what this spec's layout needs.
-	if _, err := x.e.roots.take(x.root); err != nil {
+	// A root another execution gave back (only its tmp/: all a step
+	// without outputs needs), or a new one made by PrepareRootFor.
+	taken, err := x.e.roots.take(x.root)
+	if err != nil {
 		return fmt.Errorf("preparing root: %w", err)
 	}
-	if err := executors.PrepareRootFor(x.root, x.spec); err != nil {
-		return err
+	if !taken || len(x.spec.Outputs) > 0 {
+		if err := executors.PrepareRootFor(x.root, x.spec); err != nil {
+			return err
+		}
 	}
 	if err := executors.MaterializeInputs(ctx, x.root, x.spec.Inputs, x.e.cfg.Blobs); err != nil {
 		return fmt.Errorf("materialising inputs: %w", err)
@@ -302,7 +305,11 @@ func (x *execution) remove() {
 		return
 	}
 	if x.e.roots.give(x.root) {
-		// The root is kept for another execution; the log still goes.
+		// The root is kept for another execution; the log, if the step
+		// printed anything, still goes.
+		if !x.logged {
+			return
+		}
 		if err := os.Remove(x.logPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			x.e.log.Warn("local executor: removing the execution's log", "id", x.spec.ID, "err", err)
 		}
