@@ -20,6 +20,30 @@ func inode(t *testing.T, path string) uint64 {
 	return fi.Sys().(*syscall.Stat_t).Ino
 }
 
+// newTestPool is a pool in a new work dir.
+func newTestPool(t *testing.T) (*rootPool, string) {
+	t.Helper()
+	work := t.TempDir()
+	p, err := newRootPool(work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, work
+}
+
+// poolHoldingOne is a pool holding one root given back, and the path of
+// a root to take.
+func poolHoldingOne(t *testing.T) (*rootPool, string) {
+	t.Helper()
+	p, work := newTestPool(t)
+	a := filepath.Join(work, "a")
+	newLayout(t, a)
+	if !p.give(a) {
+		t.Fatal("not kept")
+	}
+	return p, filepath.Join(work, "b")
+}
+
 // newLayout makes root as PrepareRootFor does for a step without inputs
 // or outputs.
 func newLayout(t *testing.T, root string) {
@@ -34,11 +58,7 @@ func newLayout(t *testing.T, root string) {
 // same directory, not a new one), and the pool is then empty.
 func TestRootPool_ReusesAnEmptyRoot(t *testing.T) {
 	t.Parallel()
-	work := t.TempDir()
-	p, err := newRootPool(work)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, work := newTestPool(t)
 	a, b := filepath.Join(work, "a"), filepath.Join(work, "b")
 	if ok, err := p.take(a); ok || err != nil {
 		t.Fatalf("an empty pool gave a root (%v)", err)
@@ -84,11 +104,7 @@ func TestRootPool_RefusesWhatIsNotAnEmptyLayout(t *testing.T) {
 	for name, spoil := range cases {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			work := t.TempDir()
-			p, err := newRootPool(work)
-			if err != nil {
-				t.Fatal(err)
-			}
+			p, work := newTestPool(t)
 			root := filepath.Join(work, "x")
 			newLayout(t, root)
 			spoil(t, root)
@@ -104,16 +120,7 @@ func TestRootPool_RefusesWhatIsNotAnEmptyLayout(t *testing.T) {
 // and the execution gets none from the pool.
 func TestRootPool_TakeChecksAgain(t *testing.T) {
 	t.Parallel()
-	work := t.TempDir()
-	p, err := newRootPool(work)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, b := filepath.Join(work, "a"), filepath.Join(work, "b")
-	newLayout(t, a)
-	if !p.give(a) {
-		t.Fatal("not kept")
-	}
+	p, b := poolHoldingOne(t)
 	write(t, filepath.Join(p.dir, p.free[0], "tmp", "late"))
 	if ok, err := p.take(b); ok || err != nil || exists(b) || p.len() != 0 {
 		t.Fatalf("take gave a root written to after its give (root there %v, pool %d)", exists(b), p.len())
@@ -214,16 +221,7 @@ func must(t *testing.T, err error) {
 // let the execution run in what it did not check.
 func TestRootPool_TakeRefusesARootThatAppeared(t *testing.T) {
 	t.Parallel()
-	work := t.TempDir()
-	p, err := newRootPool(work)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, b := filepath.Join(work, "a"), filepath.Join(work, "b")
-	newLayout(t, a)
-	if !p.give(a) {
-		t.Fatal("not kept")
-	}
+	p, b := poolHoldingOne(t)
 	newLayout(t, b)
 	write(t, filepath.Join(b, "planted"))
 	if ok, err := p.take(b); ok || err == nil {
