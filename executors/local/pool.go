@@ -132,25 +132,35 @@ func (p *rootPool) len() int {
 // emptyRoot reports whether root is a directory (not a link) with a new
 // directory's mode whose only entry is tmp/, an empty directory (not a
 // link) with that mode: a root as PrepareRootFor makes it for a step
-// without inputs or outputs. It reads, never writes, and follows no link.
+// without inputs or outputs. It reads, never writes, and follows no link:
+// tmp/ is opened from the root's own descriptor.
 func (p *rootPool) emptyRoot(root string) bool {
-	return plainEmptyDir(root, p.mode, executors.TmpDir) && plainEmptyDir(filepath.Join(root, executors.TmpDir), p.mode, "")
-}
-
-// plainEmptyDir reports whether path is a directory of mode perm, not a
-// link, whose entries are exactly only ("" for none).
-func plainEmptyDir(path string, perm fs.FileMode, only string) bool {
-	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	fd, err := syscall.Open(root, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return false
 	}
-	f := os.NewFile(uintptr(fd), path)
-	defer f.Close()
-	fi, err := f.Stat()
+	d := os.NewFile(uintptr(fd), root)
+	defer d.Close()
+	if !plainDirHolding(d, p.mode, executors.TmpDir) {
+		return false
+	}
+	tfd, err := syscall.Openat(fd, executors.TmpDir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	t := os.NewFile(uintptr(tfd), filepath.Join(root, executors.TmpDir))
+	defer t.Close()
+	return plainDirHolding(t, p.mode, "")
+}
+
+// plainDirHolding reports whether the open directory d has mode perm and
+// its entries are exactly only ("" for none).
+func plainDirHolding(d *os.File, perm fs.FileMode, only string) bool {
+	fi, err := d.Stat()
 	if err != nil || !fi.IsDir() || fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != perm {
 		return false
 	}
-	names, err := f.Readdirnames(2)
+	names, err := d.Readdirnames(2)
 	if errors.Is(err, io.EOF) {
 		return only == ""
 	}
