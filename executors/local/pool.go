@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -43,21 +44,79 @@ type rootPool struct {
 	next int      // the next name to give a root put in dir
 }
 
-// newRootPool prepares workDir's pool. Roots a previous process left there
-// are removed: their state is unknown, and a fresh pool fills itself.
+// newRootPool prepares workDir's pool. Roots a previous process left
+// there are kept: each is checked when taken, like any other.
 func newRootPool(workDir string) (*rootPool, error) {
 	dir := filepath.Join(workDir, FreeRootsDir)
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, err
-	}
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		return nil, err
-	}
 	fi, err := os.Lstat(dir)
+	adopt := err == nil && fi.IsDir() // not a link, nor anything else
+	if !adopt {
+		if err := os.RemoveAll(dir); err != nil {
+			return nil, err
+		}
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	mode, err := newDirMode(dir, !adopt)
 	if err != nil {
 		return nil, err
 	}
-	return &rootPool{dir: dir, mode: fi.Mode().Perm()}, nil
+	p := &rootPool{dir: dir, mode: mode}
+	if adopt {
+		names, err := readDirNames(dir)
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range names {
+			n, ok := poolIndex(name)
+			if !ok || len(p.free) >= maxFreeRoots {
+				if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			p.free = append(p.free, name)
+			p.next = max(p.next, n+1)
+		}
+	}
+	return p, nil
+}
+
+// poolIndex is N for a pool's name rN (as give names them), ok false for
+// any other name.
+func poolIndex(name string) (int, bool) {
+	digits, ok := strings.CutPrefix(name, "r")
+	n, err := strconv.Atoi(digits)
+	return n, ok && err == nil && n >= 0 && strconv.Itoa(n) == digits
+}
+
+// newDirMode is the permissions a directory made with 0755 gets (less the
+// umask): dir's own when it was just made, else a probe's.
+func newDirMode(dir string, fresh bool) (fs.FileMode, error) {
+	if !fresh {
+		probe := filepath.Join(dir, ".probe")
+		_ = os.Remove(probe)
+		if err := os.Mkdir(probe, 0o755); err != nil {
+			return 0, err
+		}
+		defer os.Remove(probe)
+		dir = probe
+	}
+	fi, err := os.Lstat(dir)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Mode().Perm(), nil
+}
+
+func readDirNames(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
 }
 
 // take moves a free root to root (which must not exist) and reports

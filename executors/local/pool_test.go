@@ -3,6 +3,7 @@ package local
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -130,20 +131,63 @@ func TestRootPool_TakeChecksAgain(t *testing.T) {
 	}
 }
 
-// TestRootPool_NewClearsLeftovers: the pool a previous process left is
-// emptied: its roots' state is unknown.
-func TestRootPool_NewClearsLeftovers(t *testing.T) {
+// TestRootPool_NewAdoptsWhatWasLeft: the roots a previous process left in
+// the pool are kept (a new process need not remove them at its start) and
+// checked when taken: a clean one is reused, one written to meanwhile is
+// removed; what is not a pool's name goes at once, and new names do not
+// collide with the adopted ones.
+func TestRootPool_NewAdoptsWhatWasLeft(t *testing.T) {
 	t.Parallel()
 	work := t.TempDir()
-	left := filepath.Join(work, FreeRootsDir, "r0")
-	newLayout(t, left)
-	write(t, filepath.Join(left, "tmp", "secret"))
+	free := filepath.Join(work, FreeRootsDir)
+	clean, dirty, odd := filepath.Join(free, "r3"), filepath.Join(free, "r7"), filepath.Join(free, "x1")
+	for _, r := range []string{clean, dirty, odd} {
+		newLayout(t, r)
+	}
+	write(t, filepath.Join(dirty, "tmp", "secret"))
+	ino := inode(t, clean)
 	p, err := newRootPool(work)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if exists(left) || p.len() != 0 {
-		t.Fatal("a leftover pooled root survived")
+	if exists(odd) || p.len() != 2 {
+		t.Fatalf("pool %d, %s there %v; want r3 and r7 adopted, x1 removed", p.len(), odd, exists(odd))
+	}
+	got := map[uint64]bool{}
+	for i := range 2 {
+		root := filepath.Join(work, "e"+strconv.Itoa(i))
+		if ok, err := p.take(root); err != nil {
+			t.Fatal(err)
+		} else if ok {
+			got[inode(t, root)] = true
+		}
+	}
+	if len(got) != 1 || !got[ino] || exists(dirty) || p.len() != 0 {
+		t.Fatalf("taken %v (want only r3's inode %d); r7 there %v", got, ino, exists(dirty))
+	}
+	a := filepath.Join(work, "a")
+	newLayout(t, a)
+	if !p.give(a) || !exists(filepath.Join(free, "r8")) {
+		t.Fatal("a root given back is not r8, past the adopted names")
+	}
+}
+
+// TestRootPool_NewReplacesAPoolThatIsNotADirectory: a link (or a file) where
+// the pool belongs is removed, not followed, and a directory made.
+func TestRootPool_NewReplacesAPoolThatIsNotADirectory(t *testing.T) {
+	t.Parallel()
+	work, elsewhere := t.TempDir(), t.TempDir()
+	newLayout(t, filepath.Join(elsewhere, "r0"))
+	must(t, os.Symlink(elsewhere, filepath.Join(work, FreeRootsDir)))
+	p, err := newRootPool(work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.len() != 0 || !exists(filepath.Join(elsewhere, "r0")) {
+		t.Fatalf("pool %d; the link's target touched: %v", p.len(), !exists(filepath.Join(elsewhere, "r0")))
+	}
+	if fi, err := os.Lstat(filepath.Join(work, FreeRootsDir)); err != nil || !fi.IsDir() {
+		t.Fatalf("pool dir %v, %v", fi, err)
 	}
 }
 
