@@ -132,6 +132,7 @@ func (e *Executor) Start(ctx context.Context, s *executors.Spec, report func(exe
 		cancel: make(chan struct{}),
 		exited: make(chan struct{}),
 	}
+	x.ctx, x.stopCtx = context.WithCancel(context.Background())
 	e.mu.Lock()
 	for {
 		if _, ok := e.live[s.ID]; ok {
@@ -210,7 +211,10 @@ func (e *Executor) Cancel(ctx context.Context, id string) error {
 	x := e.live[id]
 	e.mu.Unlock()
 	if x != nil {
-		x.cancelOnce.Do(func() { close(x.cancel) })
+		x.cancelOnce.Do(func() {
+			close(x.cancel)
+			x.stopCtx()
+		})
 	}
 	return nil
 }

@@ -42,7 +42,9 @@ type execution struct {
 
 	cancelOnce sync.Once
 	cancel     chan struct{} // closed by Cancel
-	exited     chan struct{} // closed once the process is gone and the log closed
+	ctx        context.Context
+	stopCtx    context.CancelFunc // called by Cancel, and once the execution ends
+	exited     chan struct{}      // closed once the process is gone and the log closed
 
 	startOnce sync.Once // gives back the executor's starting slot
 
@@ -112,15 +114,10 @@ func (x *execution) runGranted() (outcome, bool) {
 	case <-x.cancel:
 		return outcome{state: spec.TaskCanceled, exitCode: -1, reason: "canceled"}, false
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	go func() {
-		select {
-		case <-x.cancel:
-			stop() // abort input materialisation or output collection
-		case <-ctx.Done():
-		}
-	}()
+	// Cancel ends ctx too (aborting input materialisation or output
+	// collection): no goroutine waits on x.cancel for it.
+	ctx := x.ctx
+	defer x.stopCtx()
 	if err := x.prepare(ctx); err != nil {
 		if ctx.Err() != nil {
 			return outcome{state: spec.TaskCanceled, exitCode: -1, reason: "canceled"}, false
