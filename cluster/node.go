@@ -287,8 +287,23 @@ func (n *Node) Members(ctx context.Context) ([]MemberStatus, error) {
 	return out, nil
 }
 
-// Remove takes member id out of the cluster (through the leader).
+// Remove takes member id out of the cluster (through the leader). The
+// leader checks that id is a member: a follower's configuration can lag a
+// join it has not received yet, and its "no such member" would be stale.
 func (n *Node) Remove(ctx context.Context, id string) error {
+	if n.st.IsLeader() {
+		return n.removeMember(ctx, id)
+	}
+	_, addr := n.st.Leader()
+	if addr == "" {
+		return ErrNoLeader
+	}
+	return n.call(ctx, addr, rpcRequest{Op: opRemove, ID: id}, nil)
+}
+
+// removeMember removes id, a member in this (the leader's) configuration;
+// ErrUnknownNode if it is none.
+func (n *Node) removeMember(ctx context.Context, id string) error {
 	ms, err := n.st.Members()
 	if err != nil {
 		return err
@@ -296,14 +311,8 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 	if !slices.ContainsFunc(ms, func(m store.Member) bool { return m.ID == id }) {
 		return fmt.Errorf("%w: %q", ErrUnknownNode, id)
 	}
-	if n.st.IsLeader() {
-		return n.st.RemoveServer(ctx, id)
-	}
-	_, addr := n.st.Leader()
-	if addr == "" {
-		return ErrNoLeader
-	}
-	return n.call(ctx, addr, rpcRequest{Op: opRemove, ID: id}, nil)
+	n.log.Info("cluster: removing member", "id", id)
+	return n.st.RemoveServer(ctx, id)
 }
 
 // Leave takes this node out of the cluster: a leader first hands
@@ -359,9 +368,15 @@ type rpcRequest struct {
 }
 
 type rpcResponse struct {
-	Error string          `json:"error,omitempty"`
-	Body  json.RawMessage `json:"body,omitempty"`
+	Error string `json:"error,omitempty"`
+	// Code names a sentinel Error stands for (codeUnknownNode), so that
+	// the caller's error matches it too; "" for any other.
+	Code string          `json:"code,omitempty"`
+	Body json.RawMessage `json:"body,omitempty"`
 }
+
+// codeUnknownNode: the error is ErrUnknownNode.
+const codeUnknownNode = "unknown_node"
 
 // maxRPCBytes bounds one RPC message.
 const maxRPCBytes = 1 << 20
@@ -393,6 +408,9 @@ func (n *Node) call(ctx context.Context, addr string, req rpcRequest, out any) e
 		return fmt.Errorf("cluster: %s %s: %w", addr, req.Op, err)
 	}
 	if resp.Error != "" {
+		if resp.Code == codeUnknownNode {
+			return fmt.Errorf("%w: %w: %s %s: %s", ErrRPC, ErrUnknownNode, addr, req.Op, resp.Error)
+		}
 		return fmt.Errorf("%w: %s %s: %s", ErrRPC, addr, req.Op, resp.Error)
 	}
 	if out != nil {
@@ -442,6 +460,9 @@ func (n *Node) serveConn(conn net.Conn) {
 	resp := rpcResponse{}
 	if err != nil {
 		resp.Error = err.Error()
+		if errors.Is(err, ErrUnknownNode) {
+			resp.Code = codeUnknownNode
+		}
 	} else if body != nil {
 		resp.Body, _ = json.Marshal(body)
 	}
@@ -468,8 +489,7 @@ func (n *Node) handle(ctx context.Context, req rpcRequest) (any, error) {
 			n.log.Info("cluster: adding voter", "id", req.ID, "addr", req.RaftAddr)
 			return nil, n.st.AddVoter(ctx, req.ID, req.RaftAddr)
 		}
-		n.log.Info("cluster: removing member", "id", req.ID)
-		return nil, n.st.RemoveServer(ctx, req.ID)
+		return nil, n.removeMember(ctx, req.ID)
 	case opPropose:
 		cmds, err := store.DecodeCommands(req.Commands)
 		if err != nil {

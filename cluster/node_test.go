@@ -114,9 +114,13 @@ func TestNode_BootstrapExpectJoinRemoveLeave(t *testing.T) {
 		return nil
 	})
 
-	// Removed through a follower; an unknown id is refused.
+	// Removed through a follower; an unknown id is refused, by the leader
+	// (a follower's configuration can lag: its word would be stale).
 	if err := follower.Remove(ctx, "nope"); !errors.Is(err, ErrUnknownNode) {
 		t.Errorf("remove unknown: %v", err)
+	}
+	if _, err := leader.handle(ctx, rpcRequest{Op: opRemove, ID: "nope", Forwarded: true}); !errors.Is(err, ErrUnknownNode) {
+		t.Errorf("the leader took a forwarded remove of an unknown id: %v", err)
 	}
 	// Retried: on a loaded machine leadership may move while the change
 	// commits (then the first try may have removed it already).
