@@ -410,9 +410,9 @@ func TestStore_LeaderAppliesWhatItsCheckDecoded(t *testing.T) {
 		t.Errorf("task 0: %+v, %v; want RUNNING", task, err)
 	}
 	s.fsm.proposed.mu.Lock()
-	held2 := len(s.fsm.proposed.m)
+	left := len(s.fsm.proposed.m)
 	s.fsm.proposed.mu.Unlock()
-	if held2 != 0 {
-		t.Errorf("%d proposed entries still held after Apply returned", held2)
+	if left != 0 {
+		t.Errorf("%d proposed entries still held after Apply returned", left)
 	}
 }

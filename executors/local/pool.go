@@ -67,11 +67,12 @@ func newRootPool(workDir string) (*rootPool, error) {
 	}
 	p := &rootPool{dir: dir, mode: mode}
 	if adopt {
-		names, err := readDirNames(dir)
+		entries, err := os.ReadDir(dir)
 		if err != nil {
 			return nil, err
 		}
-		for _, name := range names {
+		for _, e := range entries {
+			name := e.Name()
 			n, ok := poolIndex(name)
 			if !ok || len(p.free) >= maxFreeRoots {
 				if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
@@ -111,15 +112,6 @@ func newDirMode(dir string, fresh bool) (fs.FileMode, error) {
 		return 0, err
 	}
 	return fi.Mode().Perm(), nil
-}
-
-func readDirNames(dir string) ([]string, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return f.Readdirnames(-1)
 }
 
 // take moves a free root to root (which must not exist) and reports

@@ -27,8 +27,7 @@ type logSink struct {
 	log  *slog.Logger
 	id   string
 
-	f    *os.File // the log, once made (written only by copy)
-	made bool     // the log exists (read after done)
+	f    *os.File // the log, once made (at once when eager, else by copy; read after done)
 	done chan struct{}
 }
 
@@ -47,7 +46,6 @@ func newLogSink(path, id string, log *slog.Logger, eager bool) (*logSink, *os.Fi
 			w.Close()
 			return nil, nil, err
 		}
-		s.made = true
 	}
 	return s, w, nil
 }
@@ -69,7 +67,7 @@ func (s *logSink) copy() {
 					s.log.Warn("local executor: creating the log; the step's output is dropped", "id", s.id, "err", cerr)
 					failed = true
 				} else {
-					s.f, s.made = f, true
+					s.f = f
 				}
 			}
 			if s.f != nil {
@@ -107,5 +105,5 @@ func (s *logSink) finish() bool {
 		_ = s.r.SetReadDeadline(time.Now())
 		<-s.done
 	}
-	return s.made
+	return s.f != nil
 }
