@@ -91,7 +91,7 @@ func (d *skiffDecoder) plan(doc any) *Plan {
 	} else {
 		p.Tasks = make([]Task, len(ts))
 		for i, tv := range ts {
-			p.Tasks[i] = d.task(index("tasks", i), tv)
+			d.task(&p.Tasks[i], index("tasks", i), tv)
 		}
 	}
 	om := d.object("outputs", m["outputs"], nil)
@@ -120,11 +120,12 @@ func (d *skiffDecoder) param(path, name string, v any) Param {
 	return prm
 }
 
-func (d *skiffDecoder) task(path string, v any) Task {
-	var t Task
+// task decodes v into *t (a zero Task): in place, as a Task is large and
+// a pipeline may hold tens of thousands.
+func (d *skiffDecoder) task(t *Task, path string, v any) {
 	m := d.object(path, v, taskFields)
 	if m == nil {
-		return t
+		return
 	}
 	// at is a field's path and value; a field the task leaves out is
 	// (no path, nil), which every decoder below takes as absent: the
@@ -163,8 +164,8 @@ func (d *skiffDecoder) task(path string, v any) Task {
 	t.Cache = d.cache(at("cache"))
 	t.Timeout = d.duration(at("timeout"))
 	if d.isGroup(m) {
-		d.group(path, m, &t)
-		return t
+		d.group(path, m, t)
+		return
 	}
 	outPath, outV := at("outputs")
 	outs := d.object(outPath, outV, nil)
@@ -182,7 +183,6 @@ func (d *skiffDecoder) task(path string, v any) Task {
 	if v, ok := m["ignoreUpstreamFailure"]; ok {
 		t.IgnoreUpstreamFailure = d.bool(path+".ignoreUpstreamFailure", v)
 	}
-	return t
 }
 
 func (d *skiffDecoder) input(path, name string, v any) Input {
@@ -304,7 +304,9 @@ func (d *skiffDecoder) object(path string, v any, fields []string) map[string]an
 		d.errs.add(path, "expected a mapping, got "+describe(v))
 		return nil
 	}
-	if fields != nil {
+	if fields != nil && hasUnknownKey(m, fields) {
+		// Sorted only when one is reported, so the errors come in a
+		// stable order: most mappings have none.
 		for _, k := range sortedKeys(m) {
 			if !slices.Contains(fields, k) {
 				d.errs.add(key(path, k), "unknown field; known fields: "+strings.Join(fields, ", "))
@@ -312,6 +314,16 @@ func (d *skiffDecoder) object(path string, v any, fields []string) map[string]an
 		}
 	}
 	return m
+}
+
+// hasUnknownKey reports whether m has a key not in fields.
+func hasUnknownKey(m map[string]any, fields []string) bool {
+	for k := range m {
+		if !slices.Contains(fields, k) {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *skiffDecoder) str(path string, v any) string {

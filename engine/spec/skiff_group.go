@@ -144,7 +144,7 @@ func (d *skiffDecoder) tasks(path string, v any) []Task {
 	}
 	out := make([]Task, len(ts))
 	for i, tv := range ts {
-		out[i] = d.task(fmt.Sprintf("%s[%d]", path, i), tv)
+		d.task(&out[i], fmt.Sprintf("%s[%d]", path, i), tv)
 	}
 	return out
 }

@@ -421,3 +421,26 @@ func TestParseSkiff_NodeSelector(t *testing.T) {
 		}
 	}
 }
+
+// Several unknown fields of one mapping are reported each, in key order,
+// whatever order the document or the map gives them.
+func TestParseSkiff_UnknownFieldsInKeyOrder(t *testing.T) {
+	t.Parallel()
+	src := strings.Replace(base, "  - name: b\n", "  - name: b\n    zeta: 1\n    alpha: 2\n    image2: x\n", 1)
+	_, err := ParseSkiff([]byte(src))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	var at []int
+	for _, f := range []string{"tasks[1].alpha: unknown field", "tasks[1].image2: unknown field", "tasks[1].zeta: unknown field"} {
+		i := strings.Index(msg, f)
+		if i < 0 {
+			t.Fatalf("%q not in %q", f, msg)
+		}
+		at = append(at, i)
+	}
+	if !(at[0] < at[1] && at[1] < at[2]) {
+		t.Errorf("not in key order: %q", msg)
+	}
+}
