@@ -1,9 +1,7 @@
 package local
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -189,37 +187,59 @@ func (p *rootPool) len() int {
 // without inputs or outputs. It reads, never writes, and follows no link:
 // tmp/ is opened from the root's own descriptor.
 func (p *rootPool) emptyRoot(root string) bool {
-	fd, err := syscall.Open(root, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	const flags = syscall.O_RDONLY | syscall.O_DIRECTORY | syscall.O_NOFOLLOW | syscall.O_CLOEXEC
+	fd, err := syscall.Open(root, flags, 0)
 	if err != nil {
 		return false
 	}
-	d := os.NewFile(uintptr(fd), root)
-	defer d.Close()
-	if !plainDirHolding(d, p.mode, executors.TmpDir) {
+	defer syscall.Close(fd)
+	var buf [dirBufSize]byte
+	if !plainDirHolding(fd, buf[:], p.mode, executors.TmpDir) {
 		return false
 	}
-	tfd, err := syscall.Openat(fd, executors.TmpDir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	tfd, err := syscall.Openat(fd, executors.TmpDir, flags, 0)
 	if err != nil {
 		return false
 	}
-	t := os.NewFile(uintptr(tfd), filepath.Join(root, executors.TmpDir))
-	defer t.Close()
-	return plainDirHolding(t, p.mode, "")
+	defer syscall.Close(tfd)
+	return plainDirHolding(tfd, buf[:], p.mode, "")
 }
 
-// plainDirHolding reports whether the open directory d has mode perm and
-// its entries are exactly only ("" for none).
-func plainDirHolding(d *os.File, perm fs.FileMode, only string) bool {
-	fi, err := d.Stat()
-	if err != nil || !fi.IsDir() || fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky) != perm {
+// dirBufSize is the buffer a check reads directory entries into: the
+// entries of an empty root (., .. and tmp) take under 100 bytes.
+const dirBufSize = 512
+
+// plainDirHolding reports whether the directory open as fd has mode perm
+// (no setuid, setgid or sticky bit) and its entries are exactly only (""
+// for none). It works on the descriptor with plain system calls: an
+// os.File would cost a descriptor-flags call, an allocation and a cleanup
+// per directory, twice a step. It stops reading at the second entry, so a
+// directory filled by a step costs no more to refuse.
+func plainDirHolding(fd int, buf []byte, perm fs.FileMode, only string) bool {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
 		return false
 	}
-	names, err := d.Readdirnames(2)
-	if errors.Is(err, io.EOF) {
-		return only == ""
-	}
-	if err != nil {
+	const special = syscall.S_ISUID | syscall.S_ISGID | syscall.S_ISVTX
+	if st.Mode&syscall.S_IFMT != syscall.S_IFDIR || st.Mode&special != 0 || fs.FileMode(st.Mode&0o777) != perm {
 		return false
 	}
-	return len(names) == 1 && names[0] == only && only != ""
+	var names []string
+	for {
+		n, err := syscall.ReadDirent(fd, buf)
+		if err != nil {
+			return false
+		}
+		if n == 0 {
+			break
+		}
+		_, _, names = syscall.ParseDirent(buf[:n], -1, names) // . and .. left out
+		if len(names) > 1 {
+			return false
+		}
+	}
+	if only == "" {
+		return len(names) == 0
+	}
+	return len(names) == 1 && names[0] == only
 }

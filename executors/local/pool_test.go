@@ -101,6 +101,12 @@ func TestRootPool_RefusesWhatIsNotAnEmptyLayout(t *testing.T) {
 			linkRoot(t, root, other)
 		},
 		"tmp holds a link": func(t *testing.T, root string) { must(t, os.Symlink("/", filepath.Join(root, "tmp", "l"))) },
+		"root setgid":      func(t *testing.T, root string) { chmod(t, root, 0o755|os.ModeSetgid) },
+		"many in root": func(t *testing.T, root string) {
+			for i := range 300 { // more entries than one read of the check takes
+				write(t, filepath.Join(root, "f"+strconv.Itoa(i)+strings.Repeat("x", 40)))
+			}
+		},
 	}
 	for name, spoil := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -270,5 +276,25 @@ func TestRootPool_TakeRefusesARootThatAppeared(t *testing.T) {
 	write(t, filepath.Join(b, "planted"))
 	if ok, err := p.take(b); ok || err == nil {
 		t.Fatalf("take = %v, %v; want an error", ok, err)
+	}
+}
+
+// BenchmarkRootPool_Check is the check a root passes when given back and
+// again when taken.
+func BenchmarkRootPool_Check(b *testing.B) {
+	work := b.TempDir()
+	p, err := newRootPool(work)
+	if err != nil {
+		b.Fatal(err)
+	}
+	root := filepath.Join(work, "r")
+	if err := executors.PrepareRootFor(root, &executors.Spec{}); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if !p.emptyRoot(root) {
+			b.Fatal("refused")
+		}
 	}
 }
