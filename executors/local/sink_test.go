@@ -1,6 +1,14 @@
 package local
 
 import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -53,5 +61,120 @@ func TestLocal_EscapedWriterDoesNotHoldTheEnd(t *testing.T) {
 	}
 	if got := string(f.blobBytes(t, ev.Logs)); got != "before\nafter\n" {
 		t.Fatalf("log %q", got)
+	}
+}
+
+// TestLocal_StepOutputIsBlocking: the step's stdout and stderr (the pipe's
+// write end) are blocking, as a process expects; only Skiff's read end is
+// non-blocking. A non-blocking stdout makes a step's write fail with
+// EAGAIN once the pipe is full.
+func TestLocal_StepOutputIsBlocking(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	ev := f.run(t, shSpec("flags-1", `grep '^flags:' /proc/self/fdinfo/1; grep '^flags:' /proc/self/fdinfo/2 >&2`))
+	if ev.State != spec.TaskSucceeded {
+		t.Fatalf("exited %s (%s)", ev.State, ev.Reason)
+	}
+	lines := strings.Fields(string(f.blobBytes(t, ev.Logs)))
+	if len(lines) != 4 {
+		t.Fatalf("log %q; want two flags lines", lines)
+	}
+	for _, v := range []string{lines[1], lines[3]} {
+		flags, err := strconv.ParseUint(v, 8, 64)
+		if err != nil {
+			t.Fatalf("flags %q: %v", v, err)
+		}
+		if flags&syscall.O_NONBLOCK != 0 {
+			t.Errorf("the step's output has O_NONBLOCK (flags %s)", v)
+		}
+	}
+}
+
+// lockedBuf is a log destination safe for the sink's goroutine and the test.
+type lockedBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// lateSink is a sink whose copy starts reading only once gate is closed,
+// as when its goroutine waits to run on a loaded machine, with a short
+// drain wait; w is the step's end of the pipe.
+func lateSink(t *testing.T) (s *logSink, w *os.File, gate chan struct{}, logged *lockedBuf, path string) {
+	t.Helper()
+	logged = &lockedBuf{}
+	path = filepath.Join(t.TempDir(), "x.log")
+	s, w, err := newLogSink(path, "x", slog.New(slog.NewTextHandler(logged, nil)), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate = make(chan struct{})
+	s.drainWait = 10 * time.Millisecond
+	s.beforeRead = func() { <-gate }
+	s.start()
+	return s, w, gate, logged, path
+}
+
+// TestLogSink_LateCopyKeepsTheOutput: when the copy has not run by the end
+// of the drain wait, finish reads what the step wrote (and the pipe's end)
+// itself: the log is whole, and no writer is reported as escaped.
+func TestLogSink_LateCopyKeepsTheOutput(t *testing.T) {
+	t.Parallel()
+	s, w, gate, logged, path := lateSink(t)
+	if _, err := w.WriteString("last words\n"); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	time.AfterFunc(100*time.Millisecond, func() { close(gate) })
+	if !s.finish() {
+		t.Fatal("no log made")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || string(b) != "last words\n" {
+		t.Fatalf("log %q (%v); want the step's output", b, err)
+	}
+	if strings.Contains(logged.String(), "outside the step's group") {
+		t.Fatalf("warned of an escaped writer: %s", logged)
+	}
+}
+
+// TestLogSink_OpenPipeIsCutAfterTheDrain: a writer that still holds the
+// pipe after the drain wait is reported, and the log keeps what it wrote
+// until then.
+func TestLogSink_OpenPipeIsCutAfterTheDrain(t *testing.T) {
+	t.Parallel()
+	s, w, gate, logged, path := lateSink(t)
+	defer w.Close()
+	if _, err := w.WriteString("before\n"); err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(50*time.Millisecond, func() { close(gate) })
+	done := make(chan bool)
+	go func() { done <- s.finish() }()
+	select {
+	case made := <-done:
+		if !made {
+			t.Fatal("no log made")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("finish waits for a writer that never closes")
+	}
+	b, _ := os.ReadFile(path)
+	if string(b) != "before\n" {
+		t.Fatalf("log %q", b)
+	}
+	if !strings.Contains(logged.String(), "outside the step's group") {
+		t.Fatalf("no warning: %q", logged)
 	}
 }
