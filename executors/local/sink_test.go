@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -90,30 +89,13 @@ func TestLocal_StepOutputIsBlocking(t *testing.T) {
 	}
 }
 
-// lockedBuf is a log destination safe for the sink's goroutine and the test.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // lateSink is a sink whose copy starts reading only once gate is closed,
 // as when its goroutine waits to run on a loaded machine, with a short
-// drain wait; w is the step's end of the pipe.
-func lateSink(t *testing.T) (s *logSink, w *os.File, gate chan struct{}, logged *lockedBuf, path string) {
+// drain wait; w is the step's end of the pipe. What the sink logs is in
+// logged, to be read once finish has returned (the copy has ended then).
+func lateSink(t *testing.T) (s *logSink, w *os.File, gate chan struct{}, logged *bytes.Buffer, path string) {
 	t.Helper()
-	logged = &lockedBuf{}
+	logged = &bytes.Buffer{}
 	path = filepath.Join(t.TempDir(), "x.log")
 	s, w, err := newLogSink(path, "x", slog.New(slog.NewTextHandler(logged, nil)), false)
 	if err != nil {
