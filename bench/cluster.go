@@ -270,6 +270,7 @@ func (c *Cluster) run(ctx context.Context, w Workload, p *spec.Plan) (Result, in
 		return Result{}, 0, err
 	}
 	before := c.nodes[i].st.AppliedIndex()
+	cpu0 := processCPU()
 	start := time.Now()
 	var id string
 	for try := 0; ; try++ {
@@ -290,6 +291,7 @@ func (c *Cluster) run(ctx context.Context, w Workload, p *spec.Plan) (Result, in
 	c.rec.submitted.Store(time.Now().UnixNano())
 	r, err := c.wait(ctx, id)
 	wall := time.Since(start)
+	cpu := processCPU() - cpu0
 	peak := heap.stop()
 	if err != nil {
 		return Result{}, 0, err
@@ -305,7 +307,7 @@ func (c *Cluster) run(ctx context.Context, w Workload, p *spec.Plan) (Result, in
 		return Result{}, 0, err
 	}
 	return Result{
-		Workload: w.Name(), Tasks: w.Tasks(p), Wall: wall,
+		Workload: w.Name(), Tasks: w.Tasks(p), Wall: wall, Sched: wall, CPU: cpu,
 		Entries: c.nodes[i].st.AppliedIndex() - before, Cached: int(c.rec.cached.Load()),
 		Latency: c.rec.latency(p), FirstDispatch: c.rec.firstDispatch(),
 		HeapBase: heap.base, HeapPeak: peak, LiveBase: heap.liveBase, LivePeak: heap.livePeak.Load(),
@@ -398,11 +400,36 @@ type ClusterResult struct {
 	// OfSingle is the cluster's tasks/s over the single node's, both from
 	// submission (the single node's sched time: the cluster's wall has no parse).
 	OfSingle float64 `json:"of_single,omitempty"`
+	// CPUS is the process's CPU time over the cluster's run, every node's
+	// work together (the median of the runs); CPUOfSingle sets it against
+	// the single node's CPU over its sched time.
+	CPUS        float64 `json:"cpu_s,omitempty"`
+	CPUOfSingle float64 `json:"cpu_of_single,omitempty"`
+	// CPUBoundOfSingle is the highest OfSingle this machine's Cores (the
+	// Go scheduler's, GOMAXPROCS) allow the cluster's CPU time: the
+	// single node's sched time over CPUS / Cores, the cluster's wall if
+	// its work kept every core busy from start to end.
+	CPUBoundOfSingle float64 `json:"cpu_bound_of_single,omitempty"`
+	Cores            int     `json:"cores,omitempty"`
 	// LeaderChanges: leaders elected while the workload ran (on a loaded
 	// machine heartbeats can time out); the run carried on through them.
 	LeaderChanges int    `json:"leader_changes,omitempty"`
 	Skipped       string `json:"skipped,omitempty"`
 	Error         string `json:"error,omitempty"`
+}
+
+// against sets the cluster's figures against the single node's, on a
+// machine of cores cores. The cluster's wall runs from submission (no
+// parse): it is set against the single node's sched time.
+func (cr *ClusterResult) against(single *WorkloadResult, cores int) {
+	if single.SchedS > 0 && cr.WallS > 0 {
+		cr.OfSingle = single.SchedS / cr.WallS
+	}
+	if single.CPUS > 0 && cr.CPUS > 0 && cores > 0 {
+		cr.Cores = cores
+		cr.CPUOfSingle = cr.CPUS / single.CPUS
+		cr.CPUBoundOfSingle = single.SchedS / (cr.CPUS / float64(cores))
+	}
 }
 
 // runCluster measures every workload on a fresh cluster of cfg.Cluster
@@ -438,11 +465,8 @@ func runCluster(ctx context.Context, cfg Config, ws []Workload, runs int, dir st
 			m := NewResult(rs)
 			cr.Tasks, cr.WallS, cr.TasksPerSec = m.Tasks, m.WallS, m.TasksPerSec
 			cr.LatencyP50Ms, cr.LatencyP99Ms, cr.EntriesPerTask = m.LatencyP50Ms, m.LatencyP99Ms, m.EntriesPerTask
-			// The cluster's wall runs from submission (no parse): it is
-			// set against the single node's sched time.
-			if res.SchedS > 0 && cr.WallS > 0 {
-				cr.OfSingle = res.SchedS / cr.WallS
-			}
+			cr.CPUS = m.CPUS
+			cr.against(res, runtime.GOMAXPROCS(0))
 		}
 		res.Cluster = &cr
 	}

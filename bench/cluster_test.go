@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 )
@@ -48,7 +49,7 @@ func TestCluster_RunsWorkloadsOnTheLeader(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if r.Tasks < w.N || r.Entries == 0 {
+		if r.Tasks < w.N || r.Entries == 0 || r.CPU <= 0 || r.Sched != r.Wall {
 			t.Errorf("%s: %+v", name, r)
 		}
 	}
@@ -92,16 +93,38 @@ func TestCluster_FailoverKillsTheLeaderAndRunsSucceed(t *testing.T) {
 	digestsAgree(t, c)
 }
 
+// TestClusterResult_AgainstSingle: the cluster's share of the single
+// node's speed, its CPU over the single node's, and the share its CPU
+// allows on the machine's cores.
+func TestClusterResult_AgainstSingle(t *testing.T) {
+	single := &WorkloadResult{SchedS: 0.2, CPUS: 0.3}
+	cr := ClusterResult{WallS: 0.5, CPUS: 1.2}
+	cr.against(single, 2)
+	// 0.2 / 0.5; 1.2 / 0.3; 0.2 / (1.2 / 2)
+	if !near(cr.OfSingle, 0.4) || !near(cr.CPUOfSingle, 4) || !near(cr.CPUBoundOfSingle, 1.0/3) || cr.Cores != 2 {
+		t.Errorf("against: %+v", cr)
+	}
+	// unmeasured CPU (an old report, a platform without it): no CPU figures
+	cr = ClusterResult{WallS: 0.5}
+	cr.against(single, 2)
+	if !near(cr.OfSingle, 0.4) || cr.CPUOfSingle != 0 || cr.CPUBoundOfSingle != 0 || cr.Cores != 0 {
+		t.Errorf("against without CPU: %+v", cr)
+	}
+}
+
+func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+
 func TestReport_ClusterAndFailoverInTableAndJSON(t *testing.T) {
 	rep := &Report{Runs: 1, ClusterNodes: 3, Results: []WorkloadResult{
-		{Workload: "fanout-10", Tasks: 11, WallS: 1, TasksPerSec: 11, Cluster: &ClusterResult{Nodes: 3, Tasks: 11, WallS: 2, TasksPerSec: 5.5, OfSingle: 0.5}},
+		{Workload: "fanout-10", Tasks: 11, WallS: 1, SchedS: 0.9, CPUS: 1.25, TasksPerSec: 11, Cluster: &ClusterResult{Nodes: 3, Tasks: 11, WallS: 2, TasksPerSec: 5.5, OfSingle: 0.5,
+			CPUS: 4, CPUOfSingle: 3.2, CPUBoundOfSingle: 0.45, Cores: 2}},
 		{Workload: "proc-chain-2", Tasks: 2, WallS: 1, TasksPerSec: 2, Cluster: &ClusterResult{Nodes: 3, Skipped: "sim only"}},
 	}, Failover: &FailoverResult{Nodes: 3, Kills: 20, Workload: "fanout-2000", Runs: 4, Succeeded: 4, KillToDecisionP50Ms: 600, KillToDecisionP99Ms: 950, Executions: 8000, StartedTwice: 7, TasksRerun: 5}}
 	var out strings.Builder
 	if err := rep.WriteTable(&out); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"cluster-3", "50% of single", "skipped: sim only", "killed 20 times", "p99 950 ms", "the same execution started twice: 7", "after their worker died with the leader: 5"} {
+	for _, s := range []string{"cluster-3", "50% of single", "CPU 3.2x single's: at most 45% on 2 cores", "1.250", "4.000", "skipped: sim only", "killed 20 times", "p99 950 ms", "the same execution started twice: 7", "after their worker died with the leader: 5"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("table lacks %q:\n%s", s, out.String())
 		}
@@ -110,7 +133,7 @@ func TestReport_ClusterAndFailoverInTableAndJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{`"cluster_nodes":3`, `"of_single":0.5`, `"kill_to_decision_p99_ms":950`, `"executions_started_twice":7`} {
+	for _, s := range []string{`"cluster_nodes":3`, `"of_single":0.5`, `"cpu_s":1.25`, `"cpu_s":4`, `"cpu_of_single":3.2`, `"cpu_bound_of_single":0.45`, `"kill_to_decision_p99_ms":950`, `"executions_started_twice":7`} {
 		if !strings.Contains(string(b), s) {
 			t.Errorf("JSON lacks %s: %s", s, b)
 		}

@@ -123,6 +123,9 @@ type Result struct {
 	Wall  time.Duration
 	Parse time.Duration // YAML text to finalized plan
 	Sched time.Duration // submission to the run's final state durable
+	// CPU is the process's CPU time over Sched (processCPU): above Sched,
+	// the run kept more than one core busy.
+	CPU time.Duration
 	// Breakdown splits the run's time by where it went (see Breakdown).
 	Breakdown Breakdown
 	Entries   uint64 // store entries committed for the run
@@ -224,6 +227,7 @@ func (n *Node) run(ctx context.Context, w Workload, text []byte, p *spec.Plan, m
 	n.rec.reset(w.Tasks(p))
 	stopProgress := n.progress(w.Name(), w.Tasks(p), start, measured)
 	defer stopProgress()
+	cpu0 := processCPU()
 	id, err := n.Engine.Submit(ctx, p, map[string]json.RawMessage{}, engine.SubmitOptions{})
 	if err != nil {
 		heap.stop()
@@ -232,6 +236,7 @@ func (n *Node) run(ctx context.Context, w Workload, text []byte, p *spec.Plan, m
 	n.rec.submitted.Store(time.Now().UnixNano())
 	r, err := n.Engine.Wait(ctx, id)
 	wall := time.Since(start)
+	cpu := processCPU() - cpu0
 	peak := heap.stop()
 	if err != nil {
 		return Result{}, err
@@ -245,6 +250,7 @@ func (n *Node) run(ctx context.Context, w Workload, text []byte, p *spec.Plan, m
 		Wall:          wall,
 		Parse:         parsed.Sub(start),
 		Sched:         wall - parsed.Sub(start),
+		CPU:           cpu,
 		Breakdown:     n.rec.breakdown(w.Tasks(p), n.commitSeconds().minus(commitBefore)),
 		Entries:       n.Store.AppliedIndex() - before,
 		LogStore:      n.Store.LogStore(),

@@ -57,27 +57,30 @@ type WorkloadResult struct {
 	Tasks    int    `json:"tasks"`
 	// WallS runs from the pipeline's YAML text to the run's final state
 	// durable (ParseMs, then SchedS); each of the three is its own median.
-	WallS            float64   `json:"wall_s"`
-	WallMinS         float64   `json:"wall_min_s"`
-	WallMaxS         float64   `json:"wall_max_s"`
-	WallRunsS        []float64 `json:"wall_runs_s,omitempty"` // every measured run, when more than one
-	ParseMs          float64   `json:"parse_ms"`              // YAML text to finalized plan
-	SchedS           float64   `json:"sched_s"`               // submission to the final state durable
-	SchedMinS        float64   `json:"sched_min_s"`
-	SchedMaxS        float64   `json:"sched_max_s"`
-	TasksPerSec      float64   `json:"tasks_per_sec"`
-	LatencyP50Ms     float64   `json:"latency_p50_ms"`
-	LatencyP99Ms     float64   `json:"latency_p99_ms"`
-	LatencyMaxMs     float64   `json:"latency_max_ms"`
-	FirstDispatchMs  float64   `json:"first_dispatch_ms"`
-	HeapPeakBytes    uint64    `json:"heap_peak_bytes"`
-	HeapBytesPerTask float64   `json:"heap_bytes_per_task"`
-	LiveBytesPerTask float64   `json:"heap_live_bytes_per_task"`
-	Entries          uint64    `json:"entries"`
-	EntriesPerTask   float64   `json:"entries_per_task"`
-	FsyncsPerTask    float64   `json:"fsyncs_per_task"`
-	FsyncsCounted    bool      `json:"fsyncs_counted"` // counted in the log store, not estimated
-	Cached           int       `json:"cached_tasks,omitempty"`
+	WallS     float64   `json:"wall_s"`
+	WallMinS  float64   `json:"wall_min_s"`
+	WallMaxS  float64   `json:"wall_max_s"`
+	WallRunsS []float64 `json:"wall_runs_s,omitempty"` // every measured run, when more than one
+	ParseMs   float64   `json:"parse_ms"`              // YAML text to finalized plan
+	SchedS    float64   `json:"sched_s"`               // submission to the final state durable
+	SchedMinS float64   `json:"sched_min_s"`
+	SchedMaxS float64   `json:"sched_max_s"`
+	// CPUS is the process's CPU time over the sched time (user and
+	// system, its steps' processes included; the median of the runs).
+	CPUS             float64 `json:"cpu_s"`
+	TasksPerSec      float64 `json:"tasks_per_sec"`
+	LatencyP50Ms     float64 `json:"latency_p50_ms"`
+	LatencyP99Ms     float64 `json:"latency_p99_ms"`
+	LatencyMaxMs     float64 `json:"latency_max_ms"`
+	FirstDispatchMs  float64 `json:"first_dispatch_ms"`
+	HeapPeakBytes    uint64  `json:"heap_peak_bytes"`
+	HeapBytesPerTask float64 `json:"heap_bytes_per_task"`
+	LiveBytesPerTask float64 `json:"heap_live_bytes_per_task"`
+	Entries          uint64  `json:"entries"`
+	EntriesPerTask   float64 `json:"entries_per_task"`
+	FsyncsPerTask    float64 `json:"fsyncs_per_task"`
+	FsyncsCounted    bool    `json:"fsyncs_counted"` // counted in the log store, not estimated
+	Cached           int     `json:"cached_tasks,omitempty"`
 	// Breakdown: where the median run's time went, per task (Breakdown).
 	Breakdown *Breakdown   `json:"breakdown,omitempty"`
 	Error     string       `json:"error,omitempty"`
@@ -126,9 +129,9 @@ func NewResult(runs []Result) WorkloadResult {
 	sorted := slices.Clone(runs)
 	slices.SortFunc(sorted, func(a, b Result) int { return int(a.Wall - b.Wall) })
 	r := sorted[len(sorted)/2]
-	walls, parses, scheds := make([]time.Duration, len(runs)), make([]time.Duration, len(runs)), make([]time.Duration, len(runs))
+	walls, parses, scheds, cpus := make([]time.Duration, len(runs)), make([]time.Duration, len(runs)), make([]time.Duration, len(runs)), make([]time.Duration, len(runs))
 	for i, x := range runs {
-		walls[i], parses[i], scheds[i] = x.Wall, x.Parse, x.Sched
+		walls[i], parses[i], scheds[i], cpus[i] = x.Wall, x.Parse, x.Sched, x.CPU
 	}
 	wall, sched := spread(walls), spread(scheds)
 	bd := r.Breakdown
@@ -143,6 +146,7 @@ func NewResult(runs []Result) WorkloadResult {
 		SchedS:           sched.median.Seconds(),
 		SchedMinS:        sched.min.Seconds(),
 		SchedMaxS:        sched.max.Seconds(),
+		CPUS:             spread(cpus).median.Seconds(),
 		TasksPerSec:      r.TasksPerSec(),
 		LatencyP50Ms:     ms(r.Latency.P50),
 		LatencyP99Ms:     ms(r.Latency.P99),
@@ -300,6 +304,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	r.writeReopen(w)
 	_, err := fmt.Fprintln(w, "\nWALL: from the pipeline's text to its final state durable, parse and plan included (Skiff: its YAML; go-task: the whole `task` process;\n"+
 		"go-workflows: the whole harness process, opening its database included). SCHED: submission to the final state (go-workflows: its own timer).\n"+
+		"CPU: Skiff's process CPU time (user and system, its steps' processes included) over SCHED; a cluster row's is every node's.\n"+
 		"vs SKIFF: the peer's wall time over Skiff's (above 1x, Skiff is faster).\n[wal] [bolt]: the raft log's backend. FSYNCS/task: counted in the log store (wal); ~N: entries × 2, an estimate (bolt: bbolt syncs by itself).\n"+
 		"HEAP: heap in use, garbage included; LIVE: the live heap as of each GC cycle.")
 	return err
@@ -310,8 +315,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 func (r *Report) writeResults(w io.Writer) error {
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	const blank = "\t\t\t\t\t\t\t\t\t\t\t\t\t\t"
-	fmt.Fprintln(tw, "WORKLOAD\tTASKS\tWALL s\t(min-max)\tSCHED s\tTASKS/s\tP50 ms\tP99 ms\tENTRIES/task\tFSYNCS/task\tHEAP peak MiB\tHEAP B/task\tLIVE B/task\tvs SKIFF\t")
+	const blank = "\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t"
+	fmt.Fprintln(tw, "WORKLOAD\tTASKS\tWALL s\t(min-max)\tSCHED s\tCPU s\tTASKS/s\tP50 ms\tP99 ms\tENTRIES/task\tFSYNCS/task\tHEAP peak MiB\tHEAP B/task\tLIVE B/task\tvs SKIFF\t")
 	for _, x := range r.Results {
 		if x.Error != "" {
 			fmt.Fprintf(tw, "%s%s  error: %s\n", x.Workload, blank, x.Error)
@@ -324,8 +329,8 @@ func (r *Report) writeResults(w io.Writer) error {
 		if !x.FsyncsCounted {
 			fsyncs = "~" + fsyncs
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%s\t%.3f\t%.0f\t%.2f\t%.2f\t%.2f\t%s\t%.1f\t%.0f\t%.0f\t\t\n", label, x.Tasks, x.WallS, minMax(x.WallMinS, x.WallMaxS, r.Runs),
-			x.SchedS, x.TasksPerSec, x.LatencyP50Ms, x.LatencyP99Ms, x.EntriesPerTask, fsyncs, float64(x.HeapPeakBytes)/(1<<20), x.HeapBytesPerTask, x.LiveBytesPerTask)
+		fmt.Fprintf(tw, "%s\t%d\t%.3f\t%s\t%.3f\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t%s\t%.1f\t%.0f\t%.0f\t\t\n", label, x.Tasks, x.WallS, minMax(x.WallMinS, x.WallMaxS, r.Runs),
+			x.SchedS, cpuCell(x.CPUS), x.TasksPerSec, x.LatencyP50Ms, x.LatencyP99Ms, x.EntriesPerTask, fsyncs, float64(x.HeapPeakBytes)/(1<<20), x.HeapBytesPerTask, x.LiveBytesPerTask)
 		for _, p := range x.Peers {
 			label := "  " + p.Peer
 			switch {
@@ -338,7 +343,7 @@ func (r *Report) writeResults(w io.Writer) error {
 				if p.SchedS > 0 {
 					sched = fmt.Sprintf("%.3f", p.SchedS)
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%.3f\t%s\t%s\t%.0f\t\t\t\t\t\t\t\t%s\t\n", label, p.Tasks, p.WallS, minMax(p.WallMinS, p.WallMaxS, r.Runs), sched, p.TasksPerSec, speedup(p.SkiffSpeedup))
+				fmt.Fprintf(tw, "%s\t%d\t%.3f\t%s\t%s\t\t%.0f\t\t\t\t\t\t\t\t%s\t\n", label, p.Tasks, p.WallS, minMax(p.WallMinS, p.WallMaxS, r.Runs), sched, p.TasksPerSec, speedup(p.SkiffSpeedup))
 			}
 		}
 		if cr := x.Cluster; cr != nil {
@@ -353,7 +358,10 @@ func (r *Report) writeResults(w io.Writer) error {
 				if cr.LeaderChanges > 0 {
 					note = fmt.Sprintf(" (%d leader change(s))", cr.LeaderChanges)
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%.3f\t\t\t%.0f\t%.2f\t%.2f\t%.2f\t\t\t\t\t%.0f%% of single%s\t\n", label, cr.Tasks, cr.WallS, cr.TasksPerSec,
+				if cr.CPUOfSingle > 0 {
+					note += fmt.Sprintf("; CPU %.1fx single's: at most %.0f%% on %d cores", cr.CPUOfSingle, 100*cr.CPUBoundOfSingle, cr.Cores)
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%.3f\t\t\t%s\t%.0f\t%.2f\t%.2f\t%.2f\t\t\t\t\t%.0f%% of single%s\t\n", label, cr.Tasks, cr.WallS, cpuCell(cr.CPUS), cr.TasksPerSec,
 					cr.LatencyP50Ms, cr.LatencyP99Ms, cr.EntriesPerTask, 100*cr.OfSingle, note)
 			}
 		}
@@ -362,6 +370,14 @@ func (r *Report) writeResults(w io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// cpuCell is a CPU time for the table ("" when not measured).
+func cpuCell(s float64) string {
+	if s <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.3f", s)
 }
 
 // writeBreakdowns prints, for each proc- workload, where a task's time

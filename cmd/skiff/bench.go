@@ -31,8 +31,9 @@ then each peer's run r; every side reports its median of --runs and the
 spread (min-max). For each workload it reports the wall time from the
 pipeline's YAML text (parse and plan included, as a peer's wall time
 includes reading its own file) to the run's final state being durable, the
-scheduling time alone (SCHED: submission to the final state), tasks/s, the scheduling latency from ready to dispatched
-(p50/p99), store entries and fsyncs per task, and the peak heap. Fsyncs are
+scheduling time alone (SCHED: submission to the final state), the process's
+CPU time over it (CPU: user and system, steps' processes included), tasks/s,
+the scheduling latency from ready to dispatched (p50/p99), store entries and fsyncs per task, and the peak heap. Fsyncs are
 counted in the Raft log store with the wal backend; with bolt (bbolt syncs by
 itself) they are estimated as entries × 2 and marked ~. --raft-log-store
 wal,bolt measures both backends in one invocation, interleaved.
