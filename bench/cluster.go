@@ -291,7 +291,7 @@ func (c *Cluster) run(ctx context.Context, w Workload, p *spec.Plan) (Result, in
 	c.rec.submitted.Store(time.Now().UnixNano())
 	r, err := c.wait(ctx, id)
 	wall := time.Since(start)
-	cpu := processCPU() - cpu0
+	cpu := processCPU().since(cpu0).total()
 	peak := heap.stop()
 	if err != nil {
 		return Result{}, 0, err
@@ -401,7 +401,7 @@ type ClusterResult struct {
 	// submission (the single node's sched time: the cluster's wall has no parse).
 	OfSingle float64 `json:"of_single,omitempty"`
 	// CPUS is the process's CPU time over the cluster's run, every node's
-	// work together (the median of the runs); CPUOfSingle sets it against
+	// work together (in the median run); CPUOfSingle sets it against
 	// the single node's CPU over its sched time.
 	CPUS        float64 `json:"cpu_s,omitempty"`
 	CPUOfSingle float64 `json:"cpu_of_single,omitempty"`

@@ -123,9 +123,10 @@ type Result struct {
 	Wall  time.Duration
 	Parse time.Duration // YAML text to finalized plan
 	Sched time.Duration // submission to the run's final state durable
-	// CPU is the process's CPU time over Sched (processCPU): above Sched,
-	// the run kept more than one core busy.
-	CPU time.Duration
+	// CPU is the process's CPU time over Sched, its steps' processes
+	// included (processCPU): above Sched, the run kept more than one core
+	// busy. StepsCPU is the steps' processes' part.
+	CPU, StepsCPU time.Duration
 	// Breakdown splits the run's time by where it went (see Breakdown).
 	Breakdown Breakdown
 	Entries   uint64 // store entries committed for the run
@@ -236,7 +237,7 @@ func (n *Node) run(ctx context.Context, w Workload, text []byte, p *spec.Plan, m
 	n.rec.submitted.Store(time.Now().UnixNano())
 	r, err := n.Engine.Wait(ctx, id)
 	wall := time.Since(start)
-	cpu := processCPU() - cpu0
+	cpu := processCPU().since(cpu0)
 	peak := heap.stop()
 	if err != nil {
 		return Result{}, err
@@ -250,7 +251,8 @@ func (n *Node) run(ctx context.Context, w Workload, text []byte, p *spec.Plan, m
 		Wall:          wall,
 		Parse:         parsed.Sub(start),
 		Sched:         wall - parsed.Sub(start),
-		CPU:           cpu,
+		CPU:           cpu.total(),
+		StepsCPU:      cpu.children,
 		Breakdown:     n.rec.breakdown(w.Tasks(p), n.commitSeconds().minus(commitBefore)),
 		Entries:       n.Store.AppliedIndex() - before,
 		LogStore:      n.Store.LogStore(),
@@ -263,6 +265,10 @@ func (n *Node) run(ctx context.Context, w Workload, text []byte, p *spec.Plan, m
 		HeapPeak:      peak,
 		LiveBase:      heap.liveBase,
 		LivePeak:      heap.livePeak.Load(),
+	}
+	if t := float64(res.Tasks); t > 0 {
+		res.Breakdown.SkiffCPUMsPerTask = ms(cpu.self) / t
+		res.Breakdown.StepsCPUMsPerTask = ms(cpu.children) / t
 	}
 	if w.Shape == ShapeChain {
 		b := &res.Breakdown
@@ -557,6 +563,11 @@ type Breakdown struct {
 	Commits         int     `json:"commits"`
 	CommitMsPerTask float64 `json:"commit_ms_per_task"`
 	EngineMsPerTask float64 `json:"engine_ms_per_task,omitempty"`
+	// SkiffCPUMsPerTask and StepsCPUMsPerTask split the run's CPU time
+	// per task: Skiff's process (every goroutine, the garbage collector's
+	// too) and the steps' processes (from the time a step is waited for).
+	SkiffCPUMsPerTask float64 `json:"skiff_cpu_ms_per_task"`
+	StepsCPUMsPerTask float64 `json:"steps_cpu_ms_per_task"`
 }
 
 type histSum struct {

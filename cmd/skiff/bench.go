@@ -41,7 +41,8 @@ With --peers, go-task and go-workflows run the same shapes on this machine in
 the same invocation (installed with go install into a cache dir on first use);
 each side's durability is stated. proc- workloads also get a per-task
 breakdown (JSON "breakdown"): the executor's process time, the engine's
-commits (store entry and fsync) and the rest of the engine.
+commits (store entry and fsync), the rest of the engine, and the CPU time
+of Skiff's process and of the steps' processes.
 With --reopen, a child skiff process fills a Raft log of --reopen-entries
 entries without a snapshot, mid-run, and is killed with SIGKILL; the report
 gives the time from opening its data dir to the first scheduling decision on

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 )
@@ -167,11 +168,14 @@ func TestBench_JSONHasSpreadSchedAndDurability(t *testing.T) {
 			WallMaxS  float64 `json:"wall_max_s"`
 			ParseMs   float64 `json:"parse_ms"`
 			SchedS    float64 `json:"sched_s"`
+			CPUS      float64 `json:"cpu_s"`
 			Breakdown *struct {
 				Executions int     `json:"executions"`
 				ProcessMs  float64 `json:"process_ms_per_task"`
 				Commits    int     `json:"commits"`
 				CommitMs   float64 `json:"commit_ms_per_task"`
+				SkiffCPUMs float64 `json:"skiff_cpu_ms_per_task"`
+				StepsCPUMs float64 `json:"steps_cpu_ms_per_task"`
 			} `json:"breakdown"`
 		} `json:"results"`
 	}
@@ -187,5 +191,10 @@ func TestBench_JSONHasSpreadSchedAndDurability(t *testing.T) {
 	}
 	if b := x.Breakdown; b == nil || b.Executions != 3 || b.ProcessMs <= 0 || b.Commits == 0 || b.CommitMs <= 0 {
 		t.Errorf("breakdown: %+v", x.Breakdown)
+	}
+	// the CPU time: Skiff's and its three /bin/true steps', which it waited for
+	if b := x.Breakdown; b == nil || b.SkiffCPUMs <= 0 || b.StepsCPUMs <= 0 || x.CPUS <= 0 ||
+		math.Abs(x.CPUS*1000/3-(b.SkiffCPUMs+b.StepsCPUMs)) > 1 {
+		t.Errorf("CPU: %v s; breakdown: %+v", x.CPUS, x.Breakdown)
 	}
 }
