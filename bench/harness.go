@@ -125,8 +125,8 @@ type Result struct {
 	Sched time.Duration // submission to the run's final state durable
 	// CPU is the process's CPU time over Sched, its steps' processes
 	// included (processCPU): above Sched, the run kept more than one core
-	// busy. StepsCPU is the steps' processes' part.
-	CPU, StepsCPU time.Duration
+	// busy. Breakdown splits it per task.
+	CPU time.Duration
 	// Breakdown splits the run's time by where it went (see Breakdown).
 	Breakdown Breakdown
 	Entries   uint64 // store entries committed for the run
@@ -252,7 +252,6 @@ func (n *Node) run(ctx context.Context, w Workload, text []byte, p *spec.Plan, m
 		Parse:         parsed.Sub(start),
 		Sched:         wall - parsed.Sub(start),
 		CPU:           cpu.total(),
-		StepsCPU:      cpu.children,
 		Breakdown:     n.rec.breakdown(w.Tasks(p), n.commitSeconds().minus(commitBefore)),
 		Entries:       n.Store.AppliedIndex() - before,
 		LogStore:      n.Store.LogStore(),
