@@ -59,6 +59,59 @@ func TestCluster_RunsWorkloadsOnTheLeader(t *testing.T) {
 	digestsAgree(t, c)
 }
 
+// TestCluster_OtherWork: the failover's gate before a kill sees no work
+// on an idle cluster, and sees a fan-out's leaves live on the other
+// nodes' workers while it runs.
+func TestCluster_OtherWork(t *testing.T) {
+	c, err := OpenCluster(context.Background(), t.TempDir(), 3, Options{NoSync: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, leader, err := c.engine(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.otherWork(leader) {
+		t.Fatal("an idle cluster has live executions on other nodes")
+	}
+	// A leaf is live from its placement to its worker's report: a few
+	// milliseconds for an instant sim step, which a loaded machine can
+	// keep the poll from seeing; each try is a new fan-out.
+	w, _ := ParseWorkload("fanout-300")
+	seen := false
+	for try := 0; try < 10 && !seen; try++ {
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := c.Run(context.Background(), w)
+			done <- err
+		}()
+	poll:
+		for !seen {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatal(err)
+				}
+				break poll
+			default:
+			}
+			seen = c.otherWork(leader)
+		}
+		if seen {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if !seen {
+		t.Fatal("no leaf of ten fan-outs of 300 was seen live on another node's worker")
+	}
+	if c.otherWork(leader) {
+		t.Error("live executions on other nodes after the run ended")
+	}
+}
+
 // TestCluster_FailoverKillsTheLeaderAndRunsSucceed: two leader kills
 // during a running fan-out; each is followed by a decision of a new
 // leader, the fan-outs succeed, the killed nodes come back, and the
@@ -84,6 +137,9 @@ func TestCluster_FailoverKillsTheLeaderAndRunsSucceed(t *testing.T) {
 	}
 	if f.StartedTwice != 0 {
 		t.Errorf("%d executions started twice (the same attempt) across failovers, want 0", f.StartedTwice)
+	}
+	if f.KilledWithoutOtherWork != 0 {
+		t.Errorf("%d kills made with no live execution on another node's worker, want 0 (a fan-out of 300 spreads its leaves)", f.KilledWithoutOtherWork)
 	}
 	for _, nd := range c.nodes {
 		if nd.st == nil {
@@ -119,12 +175,12 @@ func TestReport_ClusterAndFailoverInTableAndJSON(t *testing.T) {
 		{Workload: "fanout-10", Tasks: 11, WallS: 1, SchedS: 0.9, CPUS: 1.25, TasksPerSec: 11, Cluster: &ClusterResult{Nodes: 3, Tasks: 11, WallS: 2, TasksPerSec: 5.5, OfSingle: 0.5,
 			CPUS: 4, CPUOfSingle: 3.2, CPUBoundOfSingle: 0.45, Cores: 2}},
 		{Workload: "proc-chain-2", Tasks: 2, WallS: 1, TasksPerSec: 2, Cluster: &ClusterResult{Nodes: 3, Skipped: "sim only"}},
-	}, Failover: &FailoverResult{Nodes: 3, Kills: 20, Workload: "fanout-2000", Runs: 4, Succeeded: 4, KillToDecisionP50Ms: 600, KillToDecisionP99Ms: 950, Executions: 8000, StartedTwice: 7, TasksRerun: 5}}
+	}, Failover: &FailoverResult{Nodes: 3, Kills: 20, Workload: "fanout-2000", Runs: 4, Succeeded: 4, KillToDecisionP50Ms: 600, KillToDecisionP99Ms: 950, Executions: 8000, StartedTwice: 7, TasksRerun: 5, KilledWithoutOtherWork: 2}}
 	var out strings.Builder
 	if err := rep.WriteTable(&out); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"cluster-3", "50% of single", "CPU 3.2x single's: at most 45% on 2 cores", "1.250", "4.000", "skipped: sim only", "killed 20 times", "p99 950 ms", "the same execution started twice: 7", "after their worker died with the leader: 5"} {
+	for _, s := range []string{"cluster-3", "50% of single", "CPU 3.2x single's: at most 45% on 2 cores", "1.250", "4.000", "skipped: sim only", "killed 20 times", "p99 950 ms", "the same execution started twice: 7", "after their worker died with the leader: 5", "with no live execution on another node's worker (after waiting 5s for one): 2"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("table lacks %q:\n%s", s, out.String())
 		}
@@ -133,7 +189,7 @@ func TestReport_ClusterAndFailoverInTableAndJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{`"cluster_nodes":3`, `"of_single":0.5`, `"cpu_s":1.25`, `"cpu_s":4`, `"cpu_of_single":3.2`, `"cpu_bound_of_single":0.45`, `"kill_to_decision_p99_ms":950`, `"executions_started_twice":7`} {
+	for _, s := range []string{`"cluster_nodes":3`, `"of_single":0.5`, `"cpu_s":1.25`, `"cpu_s":4`, `"cpu_of_single":3.2`, `"cpu_bound_of_single":0.45`, `"kill_to_decision_p99_ms":950`, `"executions_started_twice":7`, `"killed_without_other_work":2`} {
 		if !strings.Contains(string(b), s) {
 			t.Errorf("JSON lacks %s: %s", s, b)
 		}

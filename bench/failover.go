@@ -37,10 +37,15 @@ type FailoverResult struct {
 	// keep at 0; TasksRerun: tasks started again under a new attempt
 	// because the worker running them died with the leader (each kill
 	// takes a worker with it: a server is both).
-	Executions   int    `json:"executions_started"`
-	StartedTwice int    `json:"executions_started_twice"`
-	TasksRerun   int    `json:"tasks_rerun_after_loss"`
-	Error        string `json:"error,omitempty"`
+	// KilledWithoutOtherWork counts the kills made when no other node's
+	// worker held a live execution after waiting for one (see
+	// awaitOtherWork): the next decision may then wait for the killed
+	// node's lease.
+	KilledWithoutOtherWork int    `json:"killed_without_other_work"`
+	Executions             int    `json:"executions_started"`
+	StartedTwice           int    `json:"executions_started_twice"`
+	TasksRerun             int    `json:"tasks_rerun_after_loss"`
+	Error                  string `json:"error,omitempty"`
 }
 
 // FailoverFanout is the default width of each fan-out kept running.
@@ -94,14 +99,13 @@ func (c *Cluster) RunFailover(ctx context.Context, kills, width int) FailoverRes
 	}
 	var lat, elect []time.Duration
 	for k := 0; k < kills; k++ {
-		if err := c.ensureRunning(ctx, runs, func() error { return submit() }); err != nil {
+		leader, other, err := c.readyToKill(ctx, &runs, submit)
+		if err != nil {
 			res.Error = fmt.Sprintf("kill %d: %v", k+1, err)
 			break
 		}
-		_, leader, err := c.engine(ctx)
-		if err != nil {
-			res.Error = err.Error()
-			break
+		if !other {
+			res.KilledWithoutOtherWork++
 		}
 		c.mu.Lock()
 		term := c.term
@@ -186,6 +190,52 @@ func (c *Cluster) ensureRunning(ctx context.Context, runs []string, submit func(
 		time.Sleep(5 * time.Millisecond) // polling interval
 	}
 	return fmt.Errorf("the leader's engine committed nothing within a minute")
+}
+
+// otherWorkWait bounds the wait for work on another node before a kill.
+const otherWorkWait = 5 * time.Second
+
+// readyToKill keeps two fan-outs unfinished (ensureRunning) until a
+// worker other than the leader's holds a live execution, for up to
+// otherWorkWait, and returns the leader and whether one did. A kill then
+// leaves the next leader a decision to make as soon as that execution's
+// report comes. Work held only by the leader's own worker dies with it,
+// and by design is taken back only when the node's lease lapses
+// (store.RaftConfig.NodeTTL, 10 s by default): a kill at such a moment
+// (at a fan-out's start, its root placed on the leader's own worker)
+// would measure that lease, not the failover.
+func (c *Cluster) readyToKill(ctx context.Context, runs *[]string, submit func() error) (leader int, other bool, err error) {
+	deadline := time.Now().Add(otherWorkWait)
+	for {
+		if err := c.ensureRunning(ctx, *runs, submit); err != nil {
+			return 0, false, err
+		}
+		if _, leader, err = c.engine(ctx); err != nil {
+			return 0, false, err
+		}
+		if c.otherWork(leader) {
+			return leader, true, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return leader, false, nil
+		}
+		time.Sleep(time.Millisecond) // polling interval
+	}
+}
+
+// otherWork reports whether, in node leader's store, a worker other than
+// leader's holds a live execution.
+func (c *Cluster) otherWork(leader int) bool {
+	as, err := c.nodes[leader].st.Assignments("")
+	if err != nil {
+		return false
+	}
+	for _, a := range as {
+		if a.Live() && a.NodeID != c.nodes[leader].id {
+			return true
+		}
+	}
+	return false
 }
 
 func drain(ch chan int) {

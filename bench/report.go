@@ -297,6 +297,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(w, "  kill to next committed decision: p50 %.0f ms, p99 %.0f ms, max %.0f ms (kill to new leader: p50 %.0f ms, p99 %.0f ms)\n",
 			f.KillToDecisionP50Ms, f.KillToDecisionP99Ms, f.KillToDecisionMaxMs, f.KillToLeaderP50Ms, f.KillToLeaderP99Ms)
 		fmt.Fprintf(w, "  executions started: %d; the same execution started twice: %d; tasks run again after their worker died with the leader: %d\n", f.Executions, f.StartedTwice, f.TasksRerun)
+		if f.KilledWithoutOtherWork > 0 {
+			fmt.Fprintf(w, "  kills made with no live execution on another node's worker (after waiting %s for one): %d; after such a kill the next decision may wait for the killed node's lease\n", otherWorkWait, f.KilledWithoutOtherWork)
+		}
 		if f.Error != "" {
 			fmt.Fprintf(w, "  error: %s\n", f.Error)
 		}
