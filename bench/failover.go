@@ -37,14 +37,13 @@ type FailoverResult struct {
 	// keep at 0; TasksRerun: tasks started again under a new attempt
 	// because the worker running them died with the leader (each kill
 	// takes a worker with it: a server is both).
+	Executions   int `json:"executions_started"`
+	StartedTwice int `json:"executions_started_twice"`
+	TasksRerun   int `json:"tasks_rerun_after_loss"`
 	// KilledWithoutOtherWork counts the kills made when no other node's
-	// worker held a live execution after waiting for one (see
-	// awaitOtherWork): the next decision may then wait for the killed
-	// node's lease.
+	// worker held a live execution after waiting for one (readyToKill):
+	// the next decision may then wait for the killed node's lease.
 	KilledWithoutOtherWork int    `json:"killed_without_other_work"`
-	Executions             int    `json:"executions_started"`
-	StartedTwice           int    `json:"executions_started_twice"`
-	TasksRerun             int    `json:"tasks_rerun_after_loss"`
 	Error                  string `json:"error,omitempty"`
 }
 
