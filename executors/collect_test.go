@@ -181,3 +181,17 @@ func TestCollectOutputs(t *testing.T) {
 		t.Fatal("absolute input name accepted")
 	}
 }
+
+// TestCollectOutputs_NoneOpensNothing: a step without outputs has nothing
+// read from its root, so the root is not even opened (a root gone by then
+// changes nothing).
+func TestCollectOutputs_NoneOpensNothing(t *testing.T) {
+	blobs, err := blob.Open(filepath.Join(t.TempDir(), "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals, err := CollectOutputs(context.Background(), filepath.Join(t.TempDir(), "gone"), nil, blobs, 0)
+	if err != nil || vals == nil || len(vals) != 0 {
+		t.Fatalf("no outputs: got %v, %v; want an empty map and no error", vals, err)
+	}
+}

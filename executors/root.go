@@ -91,6 +91,11 @@ func materializeInput(ctx context.Context, root *os.Root, in ArtifactInput, blob
 // ExecutorOutput file takes what that file says of it first; an
 // artifact's metadata there is recorded in its ref's Metadata.
 func CollectOutputs(ctx context.Context, hostRoot string, outs []OutputSpec, blobs *blob.Store, maxBytes int64) (map[string]spec.Value, error) {
+	if len(outs) == 0 {
+		// Nothing to read: no need to open the root (an open, a stat and
+		// a close for every step without outputs).
+		return map[string]spec.Value{}, nil
+	}
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxOutputBytes
 	}

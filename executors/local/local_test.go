@@ -541,3 +541,20 @@ func TestConfig_Validate(t *testing.T) {
 		}
 	}
 }
+
+// TestLocal_StdinIsTheNullDevice: a step's standard input is the null
+// device, read to its end at once, step after step (the executor gives
+// every step the same open descriptor of it).
+func TestLocal_StdinIsTheNullDevice(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	for i := range 3 {
+		id := "stdin" + strconv.Itoa(i)
+		s := shSpec(id, `test -c /dev/stdin && test "$(stat -L -c %t:%T /dev/stdin)" = "$(stat -c %t:%T /dev/null)" && printf '%s' "$(wc -c)" > outputs/n`)
+		s.Outputs = []executors.OutputSpec{{Name: "n", Type: spec.TypeString}}
+		ev := f.run(t, s)
+		if ev.State != spec.TaskSucceeded || string(ev.Outputs["n"].Param) != strconv.Quote("0") {
+			t.Fatalf("step %d: stdin is not the null device read to its end: %+v", i, ev)
+		}
+	}
+}
