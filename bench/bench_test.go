@@ -118,9 +118,13 @@ func TestReport_JSONAndTable(t *testing.T) {
 	if r.WallS != 2 || r.TasksPerSec != 1 || r.EntriesPerTask != 2 || r.FsyncsPerTask != 4 || len(r.WallRunsS) != 3 {
 		t.Errorf("median result %+v", r)
 	}
-	r.Peers = []PeerResult{NewPeerResult("go-task", 2, []PeerRun{{Wall: 4 * time.Second}}, r.WallS), {Peer: "go-workflows", Error: "boom"}}
+	peerRuns := []PeerRun{{Wall: 5 * time.Second, CPU: 9 * time.Second}, {Wall: 4 * time.Second, CPU: 7250 * time.Millisecond}, {Wall: 3 * time.Second, CPU: time.Second}}
+	r.Peers = []PeerResult{NewPeerResult("go-task", 2, peerRuns, r.WallS), {Peer: "go-workflows", Error: "boom"}}
 	if r.Peers[0].SkiffSpeedup != 2 {
 		t.Errorf("speedup %v, want 2", r.Peers[0].SkiffSpeedup)
+	}
+	if r.Peers[0].CPUS != 7.25 {
+		t.Errorf("peer CPU %v s, want 7.25 (the median run's)", r.Peers[0].CPUS)
 	}
 	rep.Results = []WorkloadResult{r, {Workload: "fanout-1", Error: "failed"}}
 	b, err := json.Marshal(rep)
@@ -144,7 +148,7 @@ func TestReport_JSONAndTable(t *testing.T) {
 	if err := rep.WriteTable(&out); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"chain-2", "2.00x", "error: boom", "fanout-1", "error: failed"} {
+	for _, s := range []string{"chain-2", "2.00x", "7.250", "error: boom", "fanout-1", "error: failed"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("table lacks %q:\n%s", s, out.String())
 		}
@@ -256,4 +260,21 @@ func BenchmarkClusterFanout10000(b *testing.B) {
 	}
 	b.ReportMetric(float64(tasks)/wall.Seconds(), "tasks/s")
 	b.ReportMetric(wall.Seconds()/float64(b.N), "wall-s/run")
+}
+
+// TestRunPeerProcess_CountsItsStepsCPU: a peer's CPU time holds the
+// processes it ran and waited for (a shell's child that spins), not only
+// its own.
+func TestRunPeerProcess_CountsItsStepsCPU(t *testing.T) {
+	cmd := exec.Command("sh", "-c", `sh -c 'i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done'; true`)
+	wall, cpu, err := runPeerProcess(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cpu < 20*time.Millisecond || wall <= 0 {
+		t.Fatalf("wall %v, CPU %v: want the spinning child's CPU (tens of ms) counted", wall, cpu)
+	}
+	if _, cpu, err := runPeerProcess(exec.Command("/nonexistent/peer")); err == nil || cpu != 0 {
+		t.Fatalf("a peer that does not start: CPU %v, err %v; want 0 and an error", cpu, err)
+	}
 }

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"os"
 	"syscall"
 	"time"
 )
@@ -31,4 +32,15 @@ func (t cpuTimes) total() time.Duration { return t.self + t.children }
 
 func tv(t syscall.Timeval) time.Duration {
 	return time.Duration(t.Sec)*time.Second + time.Duration(t.Usec)*time.Microsecond
+}
+
+// exitedCPU is the user and system CPU time of a process that has been
+// waited for, as wait4 reports it: the process's own and that of the
+// processes it waited for in turn (a peer's steps). 0 when ps is nil (it
+// did not start).
+func exitedCPU(ps *os.ProcessState) time.Duration {
+	if ps == nil {
+		return 0
+	}
+	return ps.UserTime() + ps.SystemTime()
 }

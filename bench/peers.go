@@ -39,9 +39,21 @@ type Peer interface {
 // PeerRun is one run's times. Wall is the whole process, its start-up
 // and its reading of the shape included, as Skiff's wall time starts from
 // the pipeline's text. Sched, when the peer reports it, is its own
-// measure of the run alone (0: not measured apart).
+// measure of the run alone (0: not measured apart). CPU is the user and
+// system CPU time of the peer's process over its whole run, start-up,
+// parse and the processes it waited for (its steps) included (0: not
+// measured).
 type PeerRun struct {
-	Wall, Sched time.Duration
+	Wall, Sched, CPU time.Duration
+}
+
+// runPeerProcess runs cmd to its end and returns its wall time and its
+// CPU time (exitedCPU).
+func runPeerProcess(cmd *exec.Cmd) (wall, cpu time.Duration, err error) {
+	start := time.Now()
+	err = cmd.Run()
+	wall = time.Since(start)
+	return wall, exitedCPU(cmd.ProcessState), err
 }
 
 // Peer versions, pinned so that figures can be reproduced. See
@@ -164,13 +176,11 @@ func (g *goTask) Run(ctx context.Context, w Workload, dir string) (PeerRun, erro
 	cmd.Dir = dir
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	start := time.Now()
-	err := cmd.Run()
-	wall := time.Since(start)
+	wall, cpu, err := runPeerProcess(cmd)
 	if err != nil {
 		return PeerRun{}, fmt.Errorf("task: %w: %s", err, lastLine(out.String()))
 	}
-	return PeerRun{Wall: wall}, nil
+	return PeerRun{Wall: wall, CPU: cpu}, nil
 }
 
 // GoTaskfile writes w as a Taskfile whose task "main" runs the whole DAG.
@@ -334,9 +344,7 @@ func (g *goWorkflows) Run(ctx context.Context, w Workload, dir string) (PeerRun,
 	cmd := exec.CommandContext(ctx, g.bin, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	start := time.Now()
-	err := cmd.Run()
-	wall := time.Since(start)
+	wall, cpu, err := runPeerProcess(cmd)
 	if err != nil {
 		return PeerRun{}, fmt.Errorf("%w: %s", err, lastLine(errb.String()))
 	}
@@ -349,7 +357,7 @@ func (g *goWorkflows) Run(ctx context.Context, w Workload, dir string) (PeerRun,
 		return PeerRun{}, fmt.Errorf("harness output %q: %w", out.String(), err)
 	}
 	g.sqlite = fmt.Sprintf("journal_mode=%s, synchronous=%s", res.JournalMode, res.Synchronous)
-	return PeerRun{Wall: wall, Sched: time.Duration(res.WallS * float64(time.Second))}, nil
+	return PeerRun{Wall: wall, Sched: time.Duration(res.WallS * float64(time.Second)), CPU: cpu}, nil
 }
 
 // SQLiteSettings is what the harness last read back from its database:

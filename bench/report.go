@@ -96,12 +96,16 @@ type PeerResult struct {
 	// WallS is the whole process, start-up and reading the shape included
 	// (PeerRun); SchedS the peer's own measure of the run alone, when it
 	// has one (go-workflows: creating the instance to reading its result).
-	WallS       float64   `json:"wall_s,omitempty"`
-	WallMinS    float64   `json:"wall_min_s,omitempty"`
-	WallMaxS    float64   `json:"wall_max_s,omitempty"`
-	WallRunsS   []float64 `json:"wall_runs_s,omitempty"`
-	SchedS      float64   `json:"sched_s,omitempty"`
-	TasksPerSec float64   `json:"tasks_per_sec,omitempty"`
+	WallS     float64   `json:"wall_s,omitempty"`
+	WallMinS  float64   `json:"wall_min_s,omitempty"`
+	WallMaxS  float64   `json:"wall_max_s,omitempty"`
+	WallRunsS []float64 `json:"wall_runs_s,omitempty"`
+	SchedS    float64   `json:"sched_s,omitempty"`
+	// CPUS is the CPU time of the peer's process in the run of the median
+	// wall time: the whole process, start-up and parse included, and the
+	// processes it waited for (its steps) (PeerRun.CPU).
+	CPUS        float64 `json:"cpu_s,omitempty"`
+	TasksPerSec float64 `json:"tasks_per_sec,omitempty"`
 	// SkiffSpeedup is the peer's wall time over Skiff's: above 1, Skiff
 	// is faster.
 	SkiffSpeedup float64 `json:"skiff_speedup,omitempty"`
@@ -182,6 +186,12 @@ func NewPeerResult(peer string, tasks int, runs []PeerRun, skiffWallS float64) P
 	w := spread(walls)
 	wall := w.median.Seconds()
 	p := PeerResult{Peer: peer, Tasks: tasks, WallS: wall, WallMinS: w.min.Seconds(), WallMaxS: w.max.Seconds(), TasksPerSec: float64(tasks) / wall}
+	for _, r := range runs {
+		if r.Wall == w.median {
+			p.CPUS = r.CPU.Seconds()
+			break
+		}
+	}
 	if len(scheds) > 0 {
 		p.SchedS = spread(scheds).median.Seconds()
 	}
@@ -307,7 +317,8 @@ func (r *Report) WriteTable(w io.Writer) error {
 	r.writeReopen(w)
 	_, err := fmt.Fprintln(w, "\nWALL: from the pipeline's text to its final state durable, parse and plan included (Skiff: its YAML; go-task: the whole `task` process;\n"+
 		"go-workflows: the whole harness process, opening its database included). SCHED: submission to the final state (go-workflows: its own timer).\n"+
-		"CPU: Skiff's process CPU time (user and system, its steps' processes included) over SCHED; a cluster row's is every node's.\n"+
+		"CPU: Skiff's process CPU time (user and system, its steps' processes included) over SCHED; a cluster row's is every node's;\n"+
+		"a peer's is its whole process over WALL (start-up and parse included) and the processes it waited for (its steps).\n"+
 		"vs SKIFF: the peer's wall time over Skiff's (above 1x, Skiff is faster).\n[wal] [bolt]: the raft log's backend. FSYNCS/task: counted in the log store (wal); ~N: entries × 2, an estimate (bolt: bbolt syncs by itself).\n"+
 		"HEAP: heap in use, garbage included; LIVE: the live heap as of each GC cycle.")
 	return err
@@ -346,7 +357,7 @@ func (r *Report) writeResults(w io.Writer) error {
 				if p.SchedS > 0 {
 					sched = fmt.Sprintf("%.3f", p.SchedS)
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%.3f\t%s\t%s\t\t%.0f\t\t\t\t\t\t\t\t%s\t\n", label, p.Tasks, p.WallS, minMax(p.WallMinS, p.WallMaxS, r.Runs), sched, p.TasksPerSec, speedup(p.SkiffSpeedup))
+				fmt.Fprintf(tw, "%s\t%d\t%.3f\t%s\t%s\t%s\t%.0f\t\t\t\t\t\t\t\t%s\t\n", label, p.Tasks, p.WallS, minMax(p.WallMinS, p.WallMaxS, r.Runs), sched, cpuCell(p.CPUS), p.TasksPerSec, speedup(p.SkiffSpeedup))
 			}
 		}
 		if cr := x.Cluster; cr != nil {

@@ -39,7 +39,8 @@ itself) they are estimated as entries × 2 and marked ~. --raft-log-store
 wal,bolt measures both backends in one invocation, interleaved.
 With --peers, go-task and go-workflows run the same shapes on this machine in
 the same invocation (installed with go install into a cache dir on first use);
-each side's durability is stated. proc- workloads also get a per-task
+each side's durability is stated, and a peer's CPU time is that of its whole
+process and the processes it waited for (its steps). proc- workloads also get a per-task
 breakdown (JSON "breakdown"): the executor's process time, the engine's
 commits (store entry and fsync), the rest of the engine, and the CPU time
 of Skiff's process and of the steps' processes.
