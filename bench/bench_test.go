@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -191,13 +192,45 @@ func BenchmarkProcChain1000(b *testing.B)  { benchWorkload(b, "proc-chain-1000")
 func BenchmarkProcFanout1000(b *testing.B) { benchWorkload(b, "proc-fanout-1000") }
 
 // BenchmarkProcessStart is the baseline for the engine's per-step
-// overhead: starting and waiting for /bin/true directly, in this process.
-func BenchmarkProcessStart(b *testing.B) {
+// overhead: starting and waiting for /bin/true directly, in this process,
+// one after another. It reports the CPU time per start of this process
+// (parent-ms/op) and of the started one (child-ms/op).
+func BenchmarkProcessStart(b *testing.B) { benchProcessStarts(b, 1) }
+
+// BenchmarkProcessStart8 starts them as a fan-out does, eight at a time
+// (the local executor's limit of starts at once on two cores).
+func BenchmarkProcessStart8(b *testing.B) { benchProcessStarts(b, 8) }
+
+func benchProcessStarts(b *testing.B, atOnce int) {
+	sem := make(chan struct{}, atOnce)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	t0 := processCPU()
+	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if err := exec.Command("/bin/true").Run(); err != nil {
-			b.Fatal(err)
-		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := exec.Command("/bin/true").Run(); err != nil {
+				select {
+				case errs <- err:
+				default:
+				}
+			}
+		}()
 	}
+	wg.Wait()
+	b.StopTimer()
+	select {
+	case err := <-errs:
+		b.Fatal(err)
+	default:
+	}
+	cpu := processCPU().since(t0)
+	b.ReportMetric(float64(cpu.self.Microseconds())/1000/float64(b.N), "parent-ms/op")
+	b.ReportMetric(float64(cpu.children.Microseconds())/1000/float64(b.N), "child-ms/op")
 }
 
 // BenchmarkLocalExecutorAlone starts /bin/true through the local executor,

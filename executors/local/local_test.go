@@ -543,8 +543,10 @@ func TestConfig_Validate(t *testing.T) {
 }
 
 // TestLocal_StdinIsTheNullDevice: a step's standard input is the null
-// device, read to its end at once, step after step (the executor gives
-// every step the same open descriptor of it).
+// device, read to its end at once, step after step: the executor gives
+// every step the same open descriptor of it, and a later step could not
+// start (or would read something else) if an earlier one's end closed or
+// consumed it.
 func TestLocal_StdinIsTheNullDevice(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, nil)
