@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 // Leftovers: every process of an execution carries SKIFF_EXECUTION_ID=<id>
@@ -29,22 +31,48 @@ func (e *Executor) KillLeftover(id string) error {
 	return e.killLeftover(id)
 }
 
+// killRounds bounds how often killLeftover scans /proc again after a kill:
+// a process forked between a scan and the kill (a step's loop starting
+// children in new sessions), or one in the middle of execve when /proc
+// was read (its environment reads empty for that moment), is found by a
+// later scan. Processes already killed but not yet gone match again
+// harmlessly; zombies have no environment and never match.
+const (
+	killRounds    = 10
+	killRoundWait = 5 * time.Millisecond
+)
+
 func (e *Executor) killLeftover(id string) error {
-	pids, err := leftoverPIDs(id)
-	if err != nil {
-		return fmt.Errorf("local: kill leftover %q: %w", id, err)
+	killed := map[int]bool{}
+	for round := 0; round < killRounds; round++ {
+		pids, err := leftoverPIDs(id)
+		if err != nil {
+			return fmt.Errorf("local: kill leftover %q: %w", id, err)
+		}
+		if len(pids) == 0 {
+			break
+		}
+		for _, pid := range pids {
+			if pgid, err := syscall.Getpgid(pid); err == nil && pgid > 1 {
+				_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			}
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+				return fmt.Errorf("local: kill leftover %q: process %d: %w", id, pid, err)
+			}
+		}
+		for _, pid := range pids {
+			killed[pid] = true
+		}
+		time.Sleep(killRoundWait)
 	}
-	if len(pids) == 0 {
+	if len(killed) == 0 {
 		return fmt.Errorf("local: kill leftover %q: %w", id, ErrNoLeftover)
 	}
-	for _, pid := range pids {
-		if pgid, err := syscall.Getpgid(pid); err == nil && pgid > 1 {
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		}
-		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-			return fmt.Errorf("local: kill leftover %q: process %d: %w", id, pid, err)
-		}
+	pids := make([]int, 0, len(killed))
+	for pid := range killed {
+		pids = append(pids, pid)
 	}
+	slices.Sort(pids)
 	e.log.Info("local executor: killed leftover processes", "id", id, "pids", pids)
 	return nil
 }

@@ -498,6 +498,19 @@ func TestLocal_KillLeftover(t *testing.T) {
 		n, _ := fmt.Sscan(string(b), &child, &escaped)
 		return err == nil && n == 2
 	})
+	// The shell writes the pids as soon as it has forked; wait until the
+	// grandchild has left the group (its own session) and runs sleep, so
+	// that the kill meets the state the test means, not a fork or exec
+	// half done.
+	waitFor(t, func() bool {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(escaped) + "/stat")
+		i := bytes.LastIndexByte(b, ')')
+		if err != nil || i < 0 || !bytes.Contains(b[:i], []byte("(sleep")) {
+			return false
+		}
+		f := strings.Fields(string(b[i+1:])) // state ppid pgrp session ...
+		return len(f) > 3 && f[3] == strconv.Itoa(escaped)
+	})
 	// Another execution's process is left alone.
 	other := exec.Command("sleep", "60")
 	other.Env = append(os.Environ(), executionEnv+"="+id+"-other")
@@ -516,6 +529,52 @@ func TestLocal_KillLeftover(t *testing.T) {
 	}
 	if err := f.ex.KillLeftover(id); !errors.Is(err, ErrNoLeftover) {
 		t.Fatalf("after the kill: err = %v", err)
+	}
+}
+
+// TestLocal_KillLeftover_ForkingLoop: a leftover that keeps starting
+// children in new sessions is killed whole: children forked between the
+// scan of /proc and the kill (or caught mid-exec by the scan) are found
+// by the scans after it.
+func TestLocal_KillLeftover_ForkingLoop(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	id := "forking-" + strconv.Itoa(os.Getpid())
+	cmd := exec.Command("/bin/sh", "-c", `while :; do setsid sleep 60 & done`)
+	cmd.Env = append(os.Environ(), executionEnv+"="+id)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go cmd.Wait()
+	t.Cleanup(func() {
+		pids, _ := leftoverPIDs(id)
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	waitFor(t, func() bool {
+		pids, err := leftoverPIDs(id)
+		return err == nil && len(pids) >= 20
+	})
+	if err := f.ex.KillLeftover(id); err != nil {
+		t.Fatal(err)
+	}
+	processGone(t, cmd.Process.Pid)
+	// What was killed may take a moment to go; nothing may be left after.
+	deadline := time.Now().Add(testDeadline)
+	for {
+		pids, err := leftoverPIDs(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pids) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d processes of the execution left after the kill: %v", len(pids), pids)
+		}
+		time.Sleep(pollInterval)
 	}
 }
 
