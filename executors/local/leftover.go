@@ -59,8 +59,6 @@ func (e *Executor) killLeftover(id string) error {
 			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 				return fmt.Errorf("local: kill leftover %q: process %d: %w", id, pid, err)
 			}
-		}
-		for _, pid := range pids {
 			killed[pid] = true
 		}
 		time.Sleep(killRoundWait)

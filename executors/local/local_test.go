@@ -160,14 +160,23 @@ func processGone(t testing.TB, pid int) {
 		if errors.Is(err, syscall.ESRCH) {
 			return
 		}
-		if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil {
-			if i := bytes.LastIndexByte(b, ')'); i > 0 && bytes.HasPrefix(b[i+1:], []byte(" Z")) {
-				return
-			}
+		if _, f := procStat(pid); len(f) > 0 && f[0] == "Z" {
+			return
 		}
 		time.Sleep(pollInterval) // polling with a deadline, not waiting blindly
 	}
 	t.Fatalf("process %d still alive after %s", pid, testDeadline)
+}
+
+// procStat reads /proc/<pid>/stat: the command's name and the fields
+// after it (state, ppid, pgrp, session, ...); none when pid is gone.
+func procStat(pid int) (comm string, fields []string) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	i, j := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+	if err != nil || i < 0 || j < i {
+		return "", nil
+	}
+	return string(b[i+1 : j]), strings.Fields(string(b[j+1:]))
 }
 
 // readPID polls for a pid written by a step into path.
@@ -503,13 +512,8 @@ func TestLocal_KillLeftover(t *testing.T) {
 	// that the kill meets the state the test means, not a fork or exec
 	// half done.
 	waitFor(t, func() bool {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(escaped) + "/stat")
-		i := bytes.LastIndexByte(b, ')')
-		if err != nil || i < 0 || !bytes.Contains(b[:i], []byte("(sleep")) {
-			return false
-		}
-		f := strings.Fields(string(b[i+1:])) // state ppid pgrp session ...
-		return len(f) > 3 && f[3] == strconv.Itoa(escaped)
+		comm, f := procStat(escaped)
+		return comm == "sleep" && len(f) > 3 && f[3] == strconv.Itoa(escaped)
 	})
 	// Another execution's process is left alone.
 	other := exec.Command("sleep", "60")
@@ -562,20 +566,17 @@ func TestLocal_KillLeftover_ForkingLoop(t *testing.T) {
 	}
 	processGone(t, cmd.Process.Pid)
 	// What was killed may take a moment to go; nothing may be left after.
-	deadline := time.Now().Add(testDeadline)
-	for {
-		pids, err := leftoverPIDs(id)
-		if err != nil {
-			t.Fatal(err)
+	var left []int
+	defer func() {
+		if t.Failed() {
+			t.Logf("processes of the execution left after the kill: %v", left)
 		}
-		if len(pids) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d processes of the execution left after the kill: %v", len(pids), pids)
-		}
-		time.Sleep(pollInterval)
-	}
+	}()
+	waitFor(t, func() bool {
+		var err error
+		left, err = leftoverPIDs(id)
+		return err == nil && len(left) == 0
+	})
 }
 
 func TestConfig_Validate(t *testing.T) {
